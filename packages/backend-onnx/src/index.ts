@@ -1,0 +1,5 @@
+/**
+ * @lowrank/backend-onnx — not implemented yet: this package is a shell so that the workspace builds.
+ * Its work is tracked in the project's issues.
+ */
+export const packageStatus = { name: "@lowrank/backend-onnx", implemented: false } as const;

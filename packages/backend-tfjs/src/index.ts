@@ -1,0 +1,5 @@
+/**
+ * @lowrank/backend-tfjs — not implemented yet: this package is a shell so that the workspace builds.
+ * Its work is tracked in the project's issues.
+ */
+export const packageStatus = { name: "@lowrank/backend-tfjs", implemented: false } as const;

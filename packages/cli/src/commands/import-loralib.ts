@@ -1,0 +1,52 @@
+import { Checkpoint, describeModel, importLoralib, LowrankError, readTorchStateDict, writeAdapter } from "@lowrank/core";
+import type { CliContext } from "../cli-context.js";
+
+export interface ImportLoralibOptions {
+  base: string;
+  rank: string;
+  alpha: string;
+  targetModules: string;
+  enableLora?: string;
+  fanInFanOut?: boolean;
+  out: string;
+}
+
+function parseFlags(text: string): boolean[] {
+  return text.split(",").map((s) => {
+    const t = s.trim().toLowerCase();
+    if (t === "1" || t === "true") return true;
+    if (t === "0" || t === "false") return false;
+    throw new LowrankError("USAGE", `--enable-lora must be a comma-separated list of 1/0 or true/false, got ${JSON.stringify(text)}`);
+  });
+}
+
+function parseNumber(flag: string, text: string): number {
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isFinite(n)) throw new LowrankError("USAGE", `${flag} must be a number, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+/** `lowrank import loralib`: a microsoft/LoRA checkpoint turned into a PEFT adapter folder. */
+export async function importLoralibCommand(ctx: CliContext, file: string, options: ImportLoralibOptions): Promise<void> {
+  const stateDict = await readTorchStateDict(file);
+  const checkpoint = await Checkpoint.open(options.base);
+  let model;
+  try {
+    model = describeModel(checkpoint.config, checkpoint.tensorInfo());
+  } finally {
+    await checkpoint.close();
+  }
+  const adapter = importLoralib({
+    stateDict,
+    model,
+    rank: parseNumber("--rank", options.rank),
+    alpha: parseNumber("--alpha", options.alpha),
+    targetModules: options.targetModules.split(",").map((s) => s.trim()).filter(Boolean),
+    enableLora: options.enableLora === undefined ? undefined : parseFlags(options.enableLora),
+    fanInFanOut: options.fanInFanOut,
+    baseModelName: options.base,
+    logger: ctx.logger,
+  });
+  await writeAdapter(options.out, adapter);
+  ctx.out(`imported ${adapter.tensors.size / 2} LoRA module(s) (r=${adapter.config.r}, lora_alpha=${adapter.config.lora_alpha}) into ${options.out}`);
+}

@@ -1,0 +1,87 @@
+import { mkdir, open, rename, rm, readdir, stat } from "node:fs/promises";
+import path from "node:path";
+import { randomBytes } from "node:crypto";
+
+function tempSibling(target: string, kind: string): string {
+  const dir = path.dirname(target);
+  return path.join(dir, `.${path.basename(target)}.${kind}-${process.pid}-${randomBytes(4).toString("hex")}`);
+}
+
+/**
+ * A file written under a temporary name in the target's folder and renamed into place on `commit`,
+ * so readers see either the old complete file or the new complete one, never a torn one.
+ */
+export class AtomicFile {
+  private constructor(
+    readonly target: string,
+    readonly tempPath: string,
+    private readonly handle: import("node:fs/promises").FileHandle,
+  ) {}
+
+  static async create(target: string): Promise<AtomicFile> {
+    const tempPath = tempSibling(target, "tmp");
+    const handle = await open(tempPath, "wx");
+    return new AtomicFile(target, tempPath, handle);
+  }
+
+  /** Writes bytes at an absolute position (or appends when position is omitted). */
+  async write(bytes: Uint8Array, position?: number): Promise<void> {
+    let done = 0;
+    while (done < bytes.byteLength) {
+      const { bytesWritten } = await this.handle.write(
+        bytes, done, bytes.byteLength - done, position === undefined ? null : position + done,
+      );
+      done += bytesWritten;
+    }
+  }
+
+  /** fsyncs, closes and renames the file into place. */
+  async commit(): Promise<void> {
+    await this.handle.sync();
+    await this.handle.close();
+    await rename(this.tempPath, this.target);
+  }
+
+  /** Closes and deletes the temporary file; the target is left as it was. */
+  async abort(): Promise<void> {
+    await this.handle.close().catch(() => undefined);
+    await rm(this.tempPath, { force: true });
+  }
+}
+
+/** Writes a whole file atomically (temporary file, fsync, rename). */
+export async function writeFileAtomic(target: string, data: Uint8Array | string): Promise<void> {
+  const file = await AtomicFile.create(target);
+  try {
+    await file.write(typeof data === "string" ? Buffer.from(data, "utf8") : data);
+    await file.commit();
+  } catch (error) {
+    await file.abort();
+    throw error;
+  }
+}
+
+/**
+ * Fills a temporary sibling folder with `fill`, then moves it into place as `target`: renamed whole
+ * when `target` does not exist, else file by file (each rename atomic). On failure the temporary
+ * folder is removed and `target` is untouched.
+ */
+export async function writeDirectoryAtomic<T>(target: string, fill: (tempDir: string) => Promise<T>): Promise<T> {
+  await mkdir(path.dirname(path.resolve(target)), { recursive: true });
+  const tempDir = tempSibling(path.resolve(target), "partial");
+  await mkdir(tempDir);
+  try {
+    const result = await fill(tempDir);
+    const existing = await stat(target).catch(() => undefined);
+    if (!existing) {
+      await rename(tempDir, target);
+    } else {
+      for (const name of await readdir(tempDir)) await rename(path.join(tempDir, name), path.join(target, name));
+      await rm(tempDir, { recursive: true, force: true });
+    }
+    return result;
+  } catch (error) {
+    await rm(tempDir, { recursive: true, force: true });
+    throw error;
+  }
+}

@@ -1,0 +1,48 @@
+import "reflect-metadata";
+
+// Errors and logging
+export { LowrankError, ensure, type LowrankErrorCode } from "./errors/lowrank-error.js";
+export { stderrLogger, silentLogger, memoryLogger, type Logger } from "./logger.js";
+
+// Config (PEFT adapter_config.json)
+export { createLoraConfig, loraConfigSchema, TASK_TYPES, type LoraConfig, type LoraConfigInput } from "./config/lora-config.js";
+export { parseLoraConfig, parseLoraConfigJson, readLoraConfig } from "./config/read-lora-config.js";
+export { serializeLoraConfig, writeLoraConfig } from "./config/write-lora-config.js";
+
+// Model description and targeting
+export type { ModelDescription, ModuleInfo, ModuleKind, TensorInfo, WeightLayout } from "./model/model-description.js";
+export { describeModel } from "./model/describe-model.js";
+export { checkTargetModule, patternKeyFor, type TargetVerdict } from "./targeting/check-target-module.js";
+export { resolveTargets, expandTargetModules, type LoraModulePlan, type TargetReport } from "./targeting/resolve-targets.js";
+export { DEFAULT_TARGET_MODULES } from "./targeting/default-target-modules.js";
+
+// Math
+export { loraScaling } from "./math/scaling.js";
+export type { LoraFactors } from "./math/lora-factors.js";
+export { loraDelta, mergeLora, unmergeLora, mergeLoraBias, outputNorms, storedShape, type MergeRecord, type MergeOptions } from "./math/merge.js";
+export { addLowRankProduct, transpose } from "./math/low-rank-update.js";
+export { initLoraFactors, type InitParams, type InitResult } from "./math/init.js";
+export { qrDecomposition, svdDecomposition } from "./math/linalg.js";
+export { SeededRandom } from "./math/random.js";
+
+// Formats
+export { DTYPES, DTYPE_BYTES, toFloat32, fromFloat32, float32Tensor, int64Tensor, toIntegers, elementCount, type DType, type Tensor } from "./formats/safetensors/dtype.js";
+export { SafetensorsFile, readSafetensors } from "./formats/safetensors/safetensors-file.js";
+export { SafetensorsWriter, writeSafetensors, serializeSafetensors, type TensorSpec } from "./formats/safetensors/write-safetensors.js";
+export { Checkpoint } from "./formats/checkpoint.js";
+export { AtomicFile, writeFileAtomic, writeDirectoryAtomic } from "./formats/atomic-write.js";
+export { readTorchStateDict, parseTorchStateDict, type TorchTensor } from "./formats/torch/read-torch-state-dict.js";
+
+// Adapters
+export type { LoraAdapter } from "./adapter/lora-adapter.js";
+export { readAdapter, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from "./adapter/read-adapter.js";
+export { writeAdapter } from "./adapter/write-adapter.js";
+export { parseAdapterKey, adapterKey, PEFT_PREFIX, type AdapterKey } from "./adapter/adapter-keys.js";
+export { bindAdapter, type BoundAdapter, type BoundModule } from "./adapter/bind-adapter.js";
+export { mergeCheckpoint, type MergeCheckpointParams, type MergeCheckpointResult } from "./merge/merge-checkpoint.js";
+export { importLoralib, type ImportLoralibParams } from "./import/import-loralib.js";
+
+// Backends
+export type { LowrankBackend, BackendCapability, BackendFactory, BackendInitResult, PredictParams, PredictResult, MergeParams, FloatArray } from "./backend/backend.js";
+export { BackendRegistry, type ResolvedBackend } from "./backend/backend-registry.js";
+export { loadBackendPlugin, type RegisterPlugin } from "./backend/load-plugin.js";

@@ -1,0 +1,6 @@
+/**
+ * `@lowrank/core/testing`: the conformance checks every backend must pass, as plain async
+ * functions (no test framework inside), plus fixture helpers.
+ */
+export { backendConformanceChecks, type ConformanceCheck } from "./testing/conformance.js";
+export { fixturesDir, sharedDir, requireFixture, maxAbsDiff } from "./testing/fixtures.js";
