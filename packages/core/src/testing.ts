@@ -4,3 +4,4 @@
  */
 export { backendConformanceChecks, type ConformanceCheck } from "./testing/conformance.js";
 export { fixturesDir, sharedDir, requireFixture, maxAbsDiff } from "./testing/fixtures.js";
+export { FIXTURE_PAIRS } from "./testing/fixture-pairs.js";

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { readAdapter } from "../adapter/read-adapter.js";
-import type { LowrankBackend } from "../backend/backend.js";
+import type { BackendCapability, LowrankBackend } from "../backend/backend.js";
 import { Checkpoint } from "../formats/checkpoint.js";
 import { readSafetensors } from "../formats/safetensors/safetensors-file.js";
 import { toFloat32, toIntegers } from "../formats/safetensors/dtype.js";
@@ -11,6 +11,8 @@ import { maxAbsDiff, requireFixture } from "./fixtures.js";
 
 export interface ConformanceCheck {
   name: string;
+  /** The capability the check is about; undefined for checks every backend must pass. */
+  capability?: BackendCapability;
   run: () => Promise<void>;
 }
 
@@ -26,11 +28,12 @@ function assertClose(what: string, got: ArrayLike<number>, want: ArrayLike<numbe
 }
 
 /**
- * The checks a backend must pass for each capability it claims, against the PEFT fixtures:
+ * The checks a backend must pass for the capabilities it claims, against the PEFT fixtures:
  * `merge` reproduces every merged tensor within 1e-5; `infer` reproduces base, adapted and merged
- * logits within 1e-4. Run each with your test framework (e.g. `test.each`).
+ * logits within 1e-4. Only checks for the given capabilities are returned, so none passes vacuously.
+ * Run each with your test framework (e.g. `test.each`).
  */
-export function backendConformanceChecks(create: () => LowrankBackend | Promise<LowrankBackend>): ConformanceCheck[] {
+export function backendConformanceChecks(create: () => LowrankBackend | Promise<LowrankBackend>, capabilities: readonly BackendCapability[]): ConformanceCheck[] {
   const checks: ConformanceCheck[] = [
     {
       name: "declares a name, capabilities and devices, and initialises",
@@ -39,15 +42,17 @@ export function backendConformanceChecks(create: () => LowrankBackend | Promise<
         if (!backend.name || backend.capabilities.length === 0 || backend.devices.length === 0) throw new Error("backend must declare name, capabilities and devices");
         const init = await backend.init({ logger: silentLogger });
         if (!init.device) throw new Error("init must report the device it uses");
+        const missing = capabilities.filter((c) => !backend.capabilities.includes(c));
+        if (missing.length > 0) throw new Error(`backend does not declare ${missing.join(", ")}`);
       },
     },
   ];
   for (const pair of PAIRS) {
     checks.push({
       name: `merge: ${pair.adapter} reproduces PEFT's merged weights`,
+      capability: "merge",
       run: async () => {
         const backend = await create();
-        if (!backend.capabilities.includes("merge")) return;
         await backend.init({ logger: silentLogger });
         const out = await mkdtemp(path.join(os.tmpdir(), "lowrank-conformance-"));
         try {
@@ -70,9 +75,9 @@ export function backendConformanceChecks(create: () => LowrankBackend | Promise<
     });
     checks.push({
       name: `infer: ${pair.adapter} reproduces PEFT's logits`,
+      capability: "infer",
       run: async () => {
         const backend = await create();
-        if (!backend.capabilities.includes("infer")) return;
         await backend.init({ logger: silentLogger });
         const { tensors } = await readSafetensors(requireFixture("cases", `${pair.cases}.safetensors`));
         const ids = tensors.get("input_ids")!;
@@ -94,5 +99,5 @@ export function backendConformanceChecks(create: () => LowrankBackend | Promise<
       },
     });
   }
-  return checks;
+  return checks.filter((c) => c.capability === undefined || capabilities.includes(c.capability));
 }
