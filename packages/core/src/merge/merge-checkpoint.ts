@@ -93,14 +93,17 @@ export async function mergeCheckpoint(params: MergeCheckpointParams): Promise<Me
       const biasOwner = byBiasKey.get(name);
       if (!replacement && !mods && !biasOwner) return original.data;
       const label = `merging into "${name}"`;
-      let values = toFloat32(replacement ?? original, label);
-      if (replacement && mods) values = values.slice();
+      const source = replacement ?? original;
+      // A float32 tensor read from the file is merged in place (its buffer is fresh and aligned).
+      const inPlace = source === original && original.dtype === "F32" && original.data.byteOffset % 4 === 0;
+      const values = inPlace
+        ? new Float32Array(original.data.buffer, original.data.byteOffset, original.data.byteLength / 4)
+        : toFloat32(source, label);
       for (const m of mods ?? []) mergeLora(values, { ...m.factors, loraBias: undefined }, { safe: params.safe, label: `${label} (module ${m.plan.name})` });
       if (biasOwner) {
-        values = values.slice();
         mergeLoraBias(values, biasOwner.factors.loraBias!, biasOwner.factors.scaling, { safe: params.safe, label });
       }
-      return fromFloat32(values, original.dtype, label);
+      return inPlace ? original.data : fromFloat32(values, original.dtype, label);
     }
   } finally {
     await base.close();
