@@ -63,12 +63,19 @@ export async function mergeCheckpoint(params: MergeCheckpointParams): Promise<Me
         const specs = file.header.entries.map((e) => ({ name: e.name, dtype: e.dtype, shape: e.shape }));
         const writer = await SafetensorsWriter.create(path.join(temp, fileName), specs, file.header.metadata ?? { format: "pt" });
         try {
-          for (const spec of specs) {
-            const tensor = await produceTensor(spec.name, await file.read(spec.name));
-            await writer.write(spec.name, tensor);
-            bytesWritten += tensor.byteLength;
+          // Pipelined: the next tensor is read and the previous one written while this one merges.
+          let reading = specs.length > 0 ? file.read(specs[0].name) : undefined;
+          let writing: Promise<void> = Promise.resolve();
+          for (let i = 0; i < specs.length; i++) {
+            const original = await reading!;
+            reading = i + 1 < specs.length ? file.read(specs[i + 1].name) : undefined;
+            const bytes = await produceTensor(specs[i].name, original);
+            await writing;
+            writing = writer.write(specs[i].name, bytes);
+            bytesWritten += bytes.byteLength;
             params.onTensor?.(++done, total);
           }
+          await writing;
           await writer.commit();
         } catch (error) {
           await writer.abort();

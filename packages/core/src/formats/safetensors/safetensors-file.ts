@@ -5,7 +5,9 @@ import { toFloat32, type Tensor } from "./dtype.js";
 import { parseHeader, readHeaderLength, type SafetensorsHeader, type TensorEntry } from "./parse-header.js";
 
 async function readExactly(handle: FileHandle, length: number, position: number, label: string): Promise<Uint8Array> {
-  const out = new Uint8Array(length);
+  // Not zero-filled (every byte is read into), and not from Node's pool, so it starts at offset 0
+  // and can be viewed as any typed array.
+  const out = new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length);
   let done = 0;
   while (done < length) {
     const { bytesRead } = await handle.read(out, done, length - done, position + done);
