@@ -78,6 +78,8 @@ export class BackendRegistry {
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       this.failures.set(registration.name, reason);
+      // A malformed backend is the plugin's fault, not the machine's: keep its own code.
+      if (error instanceof LowrankError && error.code === "BACKEND_INVALID") throw error;
       throw new LowrankError("BACKEND_UNAVAILABLE", `backend "${registration.name}" cannot run here: ${reason}`, { cause: error });
     }
   }

@@ -10,16 +10,17 @@ export function qrDecomposition(a: ArrayLike<number>, m: number, n: number): { q
   const vs: Float64Array[] = [];
   const taus: number[] = [];
   for (let j = 0; j < k; j++) {
-    let norm = 0;
-    for (let i = j; i < m; i++) norm += work[i * n + j] ** 2;
-    norm = Math.sqrt(norm);
+    // LAPACK's dlarfg: no reflection when the column is already zero below the diagonal.
+    let below = 0;
+    for (let i = j + 1; i < m; i++) below += work[i * n + j] ** 2;
     const alpha = work[j * n + j];
     const v = new Float64Array(m - j);
-    if (norm === 0) {
+    if (below === 0) {
       vs.push(v);
       taus.push(0);
       continue;
     }
+    const norm = Math.sqrt(alpha * alpha + below);
     const beta = alpha >= 0 ? -norm : norm;
     v[0] = 1;
     for (let i = j + 1; i < m; i++) v[i - j] = work[i * n + j] / (alpha - beta);
@@ -118,5 +119,40 @@ export function svdDecomposition(a: ArrayLike<number>, m: number, n: number): { 
     for (let i = 0; i < m; i++) u[i * k + dst] = sigma[src] > 0 ? w[src * m + i] / sigma[src] : 0;
     for (let i = 0; i < n; i++) vOut[i * k + dst] = v[src * n + i];
   });
+  completeOrthonormalColumns(u, m, k, s);
   return { u, s, v: vOut, k };
+}
+
+/**
+ * Replaces the columns of a row-major [m, k] matrix whose singular value is negligible (left zero by
+ * Jacobi) with unit vectors orthogonal to all other columns, so U is orthonormal as LAPACK's is.
+ */
+function completeOrthonormalColumns(u: Float64Array, m: number, k: number, s: Float64Array): void {
+  const tolerance = (s[0] || 0) * 1e-13 * Math.max(m, k);
+  const column = (j: number): Float64Array => Float64Array.from({ length: m }, (_, i) => u[i * k + j]);
+  let candidate = 0;
+  for (let j = 0; j < k; j++) {
+    if (s[j] > tolerance && s[j] > 0) continue;
+    s[j] = s[j] > 0 ? s[j] : 0;
+    for (; candidate < m; candidate++) {
+      const x = new Float64Array(m);
+      x[candidate] = 1;
+      // Two passes of Gram–Schmidt against every other column.
+      for (let pass = 0; pass < 2; pass++) {
+        for (let c = 0; c < k; c++) {
+          if (c === j || (c > j && !(s[c] > tolerance))) continue;
+          const q = column(c);
+          let dot = 0;
+          for (let i = 0; i < m; i++) dot += q[i] * x[i];
+          for (let i = 0; i < m; i++) x[i] -= dot * q[i];
+        }
+      }
+      const norm = Math.sqrt(x.reduce((acc, xi) => acc + xi * xi, 0));
+      if (norm > 1e-8) {
+        for (let i = 0; i < m; i++) u[i * k + j] = x[i] / norm;
+        candidate++;
+        break;
+      }
+    }
+  }
 }

@@ -48,6 +48,34 @@ describe("addLowRankProduct", () => {
     );
   });
 
+  // rows × cols ≥ 16384 takes the WebAssembly SIMD kernel (float32 multiply-adds); forceJs the float64 loop.
+  const LARGE = RANKS.flatMap((rank) => [[130, 129], [9, 2000], [2000, 9], [16384, 1], [1, 16384]].map(([rows, cols]) => [rank, rows, cols] as const));
+  test.each(LARGE)("rank %i, large [%i × %i] target: both kernels match a float64 triple loop", (rank, rows, cols) => {
+    const rng = new SeededRandom(rank * 7919 + rows);
+    const base = randomMatrix(rng, rows * cols);
+    const left = randomMatrix(rng, rows * rank);
+    const right = randomMatrix(rng, rank * cols);
+    const want = naive(base, rows, cols, rank, left, right, -1.7);
+    for (const forceJs of [false, true]) {
+      const target = base.slice();
+      addLowRankProduct({ target, rows, cols, rank, left, right, scale: -1.7, forceJs });
+      expect(maxRelError(target, want)).toBeLessThan(forceJs ? 1e-6 : rank * 4e-7);
+    }
+  });
+
+  test("a large update reads factor subarrays at non-zero offsets correctly", () => {
+    const rng = new SeededRandom(99);
+    const rows = 200, cols = 100, rank = 3;
+    const leftBuf = randomMatrix(rng, rows * rank + 5);
+    const rightBuf = randomMatrix(rng, rank * cols + 7);
+    const left = leftBuf.subarray(5);
+    const right = rightBuf.subarray(7);
+    const base = randomMatrix(rng, rows * cols);
+    const target = base.slice();
+    addLowRankProduct({ target, rows, cols, rank, left, right, scale: 0.5 });
+    expect(maxRelError(target, naive(base, rows, cols, rank, left, right, 0.5))).toBeLessThan(2e-6);
+  });
+
   test.each(RANKS)("rank %i with a reused scratch buffer gives the same result", (rank) => {
     const rng = new SeededRandom(rank);
     const rows = 7, cols = 9;

@@ -33,12 +33,8 @@ export function addLowRankProduct(params: {
   }
   const c = params.coefficients ?? new Float64Array(rank);
   for (let i = 0; i < rows; i++) {
-    let any = false;
-    for (let k = 0; k < rank; k++) {
-      c[k] = scale * left[i * rank + k];
-      if (c[k] !== 0) any = true;
-    }
-    if (!any) continue;
+    // No shortcut for zero coefficients: 0 · NaN must still poison the row, as in PyTorch.
+    for (let k = 0; k < rank; k++) c[k] = scale * left[i * rank + k];
     const base = i * cols;
     if (rank === 1) {
       const c0 = c[0];

@@ -14,10 +14,10 @@ function randomMatrix(rng: SeededRandom, length: number, scale = 1): Float32Arra
   return Float32Array.from({ length }, () => rng.uniform(-scale, scale));
 }
 
-function makeFactors(seed: number, r: number, layout: WeightLayout, extra: { dora?: boolean; bias?: boolean } = {}): LoraFactors {
+function makeFactors(seed: number, r: number, layout: WeightLayout, extra: { dora?: boolean; bias?: boolean; size?: [number, number] } = {}): LoraFactors {
   const rng = new SeededRandom(seed);
-  const inFeatures = 1 + Math.floor(rng.next() * 20);
-  const outFeatures = 1 + Math.floor(rng.next() * 20);
+  const inFeatures = extra.size ? extra.size[1] : 1 + Math.floor(rng.next() * 20);
+  const outFeatures = extra.size ? extra.size[0] : 1 + Math.floor(rng.next() * 20);
   return {
     A: randomMatrix(rng, r * inFeatures),
     B: randomMatrix(rng, outFeatures * r),
@@ -191,7 +191,7 @@ describe("safe merge", () => {
     ["NaN in lora_A", (f) => { f.A[0] = NaN; }],
     ["Infinity in lora_B", (f) => { f.B[f.B.length - 1] = Infinity; }],
     ["a product that overflows float32", (f) => { f.A.fill(1e30); f.B.fill(1e30); }],
-    ["-Infinity scaling-free overflow", (f) => { f.A[0] = -3e38; f.B.fill(3e38); }],
+    ["a product that overflows to -Infinity", (f) => { f.A[0] = -3e38; f.B.fill(3e38); }],
   ];
   test.each(LAYOUTS.flatMap((l) => poison.map(([what, p]) => [l, what, p] as const)))("%s, %s: throws MERGE_NOT_FINITE and leaves the weight byte-identical", (layout, _what, apply) => {
     const f = makeFactors(7, 4, layout, { bias: true });
@@ -322,5 +322,38 @@ describe("lora_bias", () => {
     expect(thrown(() => mergeLoraBias(bias, Float32Array.of(Infinity, 0), 1, { safe: true })).code).toBe("MERGE_NOT_FINITE");
     expect(Array.from(bias)).toEqual([1, 2]);
     expect(thrown(() => mergeLoraBias(bias, Float32Array.of(1), 1, { label: "q" })).message).toBe("q: lora_B.bias has 1 values but the layer's bias has 2");
+  });
+});
+
+describe("large weights (the WebAssembly kernel path, ≥ 16384 elements)", () => {
+  const size: [number, number] = [160, 136];
+  test.each(CASES)("rank %i, %s: merge, DoRA merge and unmerge match the reference", (r, layout) => {
+    const f = makeFactors(1000 + r, r, layout, { size });
+    const base = randomWeight(1000 + r, f);
+    const w = base.slice();
+    const record = mergeLora(w, f, { safe: true });
+    const delta = toStored(f, naiveDeltaOutIn(f));
+    expect(maxAbs(w, Float64Array.from(base, (x, k) => x + delta[k]))).toBeLessThan(1e-5);
+    unmergeLora(w, f, record);
+    expect(maxAbs(w, base)).toBeLessThan(1e-5);
+    expect(maxAbs(loraDelta(f), delta)).toBeLessThan(1e-5);
+
+    const d = { ...f, magnitude: Float32Array.from({ length: f.outFeatures }, (_, o) => 1 + o / f.outFeatures) };
+    const wd = base.slice();
+    const dr = mergeLora(wd, d);
+    expect(maxAbs(outputNorms(wd, d), d.magnitude)).toBeLessThan(1e-5);
+    unmergeLora(wd, d, dr);
+    expect(maxAbs(wd, base)).toBeLessThan(1e-5);
+  });
+
+  test.each(LAYOUTS)("%s: a NaN factor under safe throws and leaves the large weight byte-identical", (layout) => {
+    const f = makeFactors(2000, 8, layout, { size });
+    f.B[17] = NaN;
+    const w = randomWeight(2000, f);
+    const before = bytesOf(w);
+    expect(thrown(() => mergeLora(w, f, { safe: true })).code).toBe("MERGE_NOT_FINITE");
+    expect(bytesOf(w)).toEqual(before);
+    expect(() => mergeLora(w, f)).not.toThrow();
+    expect(w.some(Number.isNaN)).toBe(true);
   });
 });

@@ -133,7 +133,6 @@ export function parseJson(text: string): ParsedJson {
       return arr;
     }
     if (c === '"') return parseString();
-    if (c === "-" || (c !== undefined && c >= "0" && c <= "9")) return parseNumber(pointer);
     for (const [word, val] of [["true", true], ["false", false], ["null", null], ["NaN", NaN], ["Infinity", Infinity], ["-Infinity", -Infinity]] as const) {
       if (text.startsWith(word, pos)) {
         pos += word.length;
@@ -141,6 +140,7 @@ export function parseJson(text: string): ParsedJson {
         return val;
       }
     }
+    if (c === "-" || (c !== undefined && c >= "0" && c <= "9")) return parseNumber(pointer);
     return fail(pos >= text.length ? "unexpected end of input" : `unexpected character '${c}'`);
   };
 

@@ -40,6 +40,17 @@ export function pythonJsonString(value: string): string {
   return `${out}"`;
 }
 
+/** Orders strings by Unicode code point, as Python's sorted() does (JavaScript compares UTF-16 units). */
+function compareCodePoints(a: string, b: string): number {
+  const x = Array.from(a);
+  const y = Array.from(b);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = x[i].codePointAt(0)! - y[i].codePointAt(0)!;
+    if (d !== 0) return d;
+  }
+  return x.length - y.length;
+}
+
 export interface PythonJsonOptions {
   /** JSON Pointers of numbers to write as floats even when integral (from parseJson). */
   floatPaths?: ReadonlySet<string>;
@@ -62,7 +73,8 @@ export function stringifyPythonJson(value: unknown, options: PythonJsonOptions =
     if (v === null || v === undefined) return "null";
     if (typeof v === "boolean") return v ? "true" : "false";
     if (typeof v === "number") {
-      return floats.has(pointer) || !Number.isInteger(v) ? pythonFloatRepr(v) : String(v);
+      if (floats.has(pointer) || !Number.isInteger(v)) return pythonFloatRepr(v);
+      return Math.abs(v) >= 1e21 ? BigInt(v).toString() : String(v);
     }
     if (typeof v === "string") return pythonJsonString(v);
     const pad = " ".repeat(indent * (level + 1));
@@ -75,7 +87,7 @@ export function stringifyPythonJson(value: unknown, options: PythonJsonOptions =
     if (v instanceof Set) return write([...v], pointer, level);
     const record = v as Record<string, unknown>;
     const keys = Object.keys(record).filter((k) => record[k] !== undefined);
-    if (sortKeys) keys.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    if (sortKeys) keys.sort(compareCodePoints);
     if (keys.length === 0) return "{}";
     const items = keys.map((k) => `${pad}${pythonJsonString(k)}: ${write(record[k], `${pointer}/${escapePointer(k)}`, level + 1)}`);
     return `{\n${items.join(",\n")}\n${close}}`;

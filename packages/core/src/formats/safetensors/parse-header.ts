@@ -84,8 +84,9 @@ export function parseHeader(headerBytes: Uint8Array, dataBytes: number, label: s
     const [begin, end] = offsets as number[];
     if (end < begin) bad(`tensor "${name}" has data_offsets [${begin}, ${end}] that end before they begin`);
     if (end > dataBytes) bad(`tensor "${name}" has data_offsets [${begin}, ${end}] beyond the ${dataBytes}-byte data section`);
-    let expected = DTYPE_BYTES[dtype as DType];
+    let expected = (shape as number[]).includes(0) ? 0 : DTYPE_BYTES[dtype as DType];
     for (const d of shape as number[]) {
+      if (expected === 0) break;
       expected *= d;
       if (expected > dataBytes) bad(`tensor "${name}" of shape [${(shape as number[]).join(", ")}] needs more bytes than the file holds`);
     }

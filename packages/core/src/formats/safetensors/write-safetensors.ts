@@ -24,17 +24,23 @@ export interface SafetensorsLayout {
 export function planSafetensorsLayout(specs: readonly TensorSpec[], metadata?: Record<string, string>): SafetensorsLayout {
   const sorted = [...specs].sort(compareForLayout);
   const offsets = new Map<string, { begin: number; end: number }>();
-  const header: Record<string, unknown> = {};
-  if (metadata) header.__metadata__ = metadata;
+  // Built as text, not as an object: JavaScript would move integer-like names first and drop "__proto__".
+  const entries: string[] = [];
+  if (metadata) {
+    const fields = Object.entries(metadata).map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`);
+    entries.push(`"__metadata__":{${fields.join(",")}}`);
+  }
   let cursor = 0;
   for (const spec of sorted) {
-    if (offsets.has(spec.name)) throw new LowrankError("SAFETENSORS_INVALID", `duplicate tensor name "${spec.name}"`);
+    if (spec.name === "__metadata__" || offsets.has(spec.name)) {
+      throw new LowrankError("SAFETENSORS_INVALID", `${spec.name === "__metadata__" ? "reserved" : "duplicate"} tensor name "${spec.name}"`);
+    }
     const size = elementCount(spec.shape) * DTYPE_BYTES[spec.dtype];
     offsets.set(spec.name, { begin: cursor, end: cursor + size });
-    header[spec.name] = { dtype: spec.dtype, shape: spec.shape, data_offsets: [cursor, cursor + size] };
+    entries.push(`${JSON.stringify(spec.name)}:${JSON.stringify({ dtype: spec.dtype, shape: spec.shape, data_offsets: [cursor, cursor + size] })}`);
     cursor += size;
   }
-  let json = JSON.stringify(header);
+  let json = `{${entries.join(",")}}`;
   const byteLength = Buffer.byteLength(json, "utf8");
   json += " ".repeat((8 - (byteLength % 8)) % 8);
   const jsonBytes = Buffer.from(json, "utf8");
