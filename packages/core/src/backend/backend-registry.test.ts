@@ -1,5 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { LowrankError } from "../errors/lowrank-error.js";
+import { captureLowrankError, captureLowrankRejection } from "../testing/capture-error.js";
 import { memoryLogger } from "../logger.js";
 import type { BackendCapability, BackendInitResult, LowrankBackend } from "./backend.js";
 import { BackendRegistry } from "./backend-registry.js";
@@ -30,28 +31,6 @@ function fake(name: string, options: FakeOptions = {}) {
     };
   };
   return { factory, calls };
-}
-
-async function rejection(p: Promise<unknown>): Promise<LowrankError> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(LowrankError);
-  return caught as LowrankError;
-}
-
-function syncError(fn: () => unknown): LowrankError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(LowrankError);
-  return caught as LowrankError;
 }
 
 describe("register and resolve by name", () => {
@@ -103,10 +82,10 @@ describe("register and resolve by name", () => {
 
   test("an unregistered name is BACKEND_UNAVAILABLE listing what is registered", async () => {
     const registry = new BackendRegistry();
-    expect((await rejection(registry.resolve("tfjs"))).message).toBe('backend "tfjs" is not registered (registered: none)');
+    expect((await captureLowrankRejection(registry.resolve("tfjs"))).message).toBe('backend "tfjs" is not registered (registered: none)');
     registry.register("onnx", fake("onnx").factory, { priority: 1 });
     registry.register("tfjs-node", fake("tfjs-node").factory, { priority: 2 });
-    const e = await rejection(registry.resolve("tfjs"));
+    const e = await captureLowrankRejection(registry.resolve("tfjs"));
     expect(e.code).toBe("BACKEND_UNAVAILABLE");
     expect(e.usage).toBe(true);
     expect(e.message).toBe('backend "tfjs" is not registered (registered: tfjs-node, onnx)');
@@ -150,7 +129,7 @@ describe("resolveFor", () => {
     expect(logger.warnings).toHaveLength(2);
     expect(logger.warnings[0]).toBe('backend "gpu" unavailable, trying the next: no CUDA device');
     // resolving the broken one by name gives the remembered reason without retrying
-    const e = await rejection(registry.resolve("gpu"));
+    const e = await captureLowrankRejection(registry.resolve("gpu"));
     expect(e.code).toBe("BACKEND_UNAVAILABLE");
     expect(e.message).toBe('backend "gpu" cannot run here: no CUDA device');
     expect(broken.calls.factory).toBe(1);
@@ -165,7 +144,7 @@ describe("resolveFor", () => {
     }, { priority: 5 });
     registry.register("wasm", fake("wasm").factory);
     expect((await registry.resolveFor("infer")).backend.name).toBe("wasm");
-    await rejection(registry.resolve("native"));
+    await captureLowrankRejection(registry.resolve("native"));
     expect(calls).toBe(1);
   });
 
@@ -183,7 +162,7 @@ describe("resolveFor", () => {
     registry.register("b", fake("b", { capabilities: ["train"] }).factory, { priority: 2 });
     registry.register("c", () => { throw new Error("missing dependency"); }, { priority: 1 });
     registry.register("d", () => ({ name: "wrong", capabilities: [], devices: [], init: async () => ({ device: "cpu" }) }));
-    const e = await rejection(registry.resolveFor("merge"));
+    const e = await captureLowrankRejection(registry.resolveFor("merge"));
     expect(e.code).toBe("BACKEND_UNAVAILABLE");
     expect(e.message).toBe(
       'no backend can merge here (a: boom; b: cannot merge; c: missing dependency; d: backend "d" is invalid: its name is "wrong", registered as "d")',
@@ -192,7 +171,7 @@ describe("resolveFor", () => {
   });
 
   test("with no backends the error says none are registered", async () => {
-    const e = await rejection(new BackendRegistry().resolveFor("infer"));
+    const e = await captureLowrankRejection(new BackendRegistry().resolveFor("infer"));
     expect(e.message).toBe("no backend can infer here (none registered)");
   });
 
@@ -201,17 +180,17 @@ describe("resolveFor", () => {
     registry.register("best", fake("best").factory, { priority: 100 });
     registry.register("trainer", fake("trainer", { capabilities: ["train"] }).factory);
     expect((await registry.resolveFor("train", "trainer")).backend.name).toBe("trainer");
-    const e = await rejection(registry.resolveFor("infer", "trainer"));
+    const e = await captureLowrankRejection(registry.resolveFor("infer", "trainer"));
     expect(e.code).toBe("BACKEND_UNAVAILABLE");
     expect(e.usage).toBe(true);
     expect(e.message).toBe('backend "trainer" cannot infer (it can: train)');
-    expect((await rejection(registry.resolveFor("infer", "nope"))).message).toMatch(/^backend "nope" is not registered/);
+    expect((await captureLowrankRejection(registry.resolveFor("infer", "nope"))).message).toMatch(/^backend "nope" is not registered/);
   });
 });
 
 describe("invalid registrations", () => {
   test.each(["", "Tfjs", "1onnx", "my_backend", "a b", "-x", "tfjs.node", "ü"])("name %j → BACKEND_INVALID", (name) => {
-    const e = syncError(() => new BackendRegistry().register(name, fake(name).factory));
+    const e = captureLowrankError(() => new BackendRegistry().register(name, fake(name).factory));
     expect(e.code).toBe("BACKEND_INVALID");
     expect(e.message).toBe(`backend name ${JSON.stringify(name)} must be lowercase letters, digits and '-'`);
   });
@@ -226,7 +205,7 @@ describe("invalid registrations", () => {
     const registry = new BackendRegistry();
     const first = fake("onnx", { device: "first" });
     registry.register("onnx", first.factory);
-    const e = syncError(() => registry.register("onnx", fake("onnx", { device: "second" }).factory, { priority: 5 }));
+    const e = captureLowrankError(() => registry.register("onnx", fake("onnx", { device: "second" }).factory, { priority: 5 }));
     expect(e.code).toBe("BACKEND_INVALID");
     expect(e.message).toBe('backend "onnx" is already registered');
     expect((await registry.resolve("onnx")).init.device).toBe("first");
@@ -234,12 +213,12 @@ describe("invalid registrations", () => {
 
   test.each([NaN, Infinity, -Infinity])("priority %s → BACKEND_INVALID", (priority) => {
     const registry = new BackendRegistry();
-    expect(syncError(() => registry.register("x", fake("x").factory, { priority })).code).toBe("BACKEND_INVALID");
+    expect(captureLowrankError(() => registry.register("x", fake("x").factory, { priority })).code).toBe("BACKEND_INVALID");
     expect(registry.names()).toEqual([]);
   });
 
   test("a factory that is not a function → BACKEND_INVALID", () => {
-    const e = syncError(() => new BackendRegistry().register("x", {} as never));
+    const e = captureLowrankError(() => new BackendRegistry().register("x", {} as never));
     expect(e.code).toBe("BACKEND_INVALID");
     expect(e.message).toBe('backend "x": the factory is not a function');
   });
@@ -260,11 +239,11 @@ describe("invalid registrations", () => {
       inits++;
       return backend as never;
     });
-    const e = await rejection(registry.resolve("x"));
+    const e = await captureLowrankRejection(registry.resolve("x"));
     expect(e).toBeInstanceOf(LowrankError);
     expect(e.code).toBe("BACKEND_INVALID");
     expect(e.message).toBe(`backend "x" is invalid: ${problem}`);
-    await rejection(registry.resolve("x"));
+    await captureLowrankRejection(registry.resolve("x"));
     expect(inits).toBe(1);
   });
 
@@ -290,7 +269,7 @@ describe("no global state", () => {
     expect(a2.calls.factory).toBe(0);
     expect((await two.resolve("shared")).init.device).toBe("two");
     expect(a1.calls.factory).toBe(1);
-    await rejection(two.resolve("only-one"));
+    await captureLowrankRejection(two.resolve("only-one"));
   });
 
   test("a failure in one registry is not remembered by another", async () => {
@@ -298,7 +277,7 @@ describe("no global state", () => {
     const two = new BackendRegistry();
     one.register("x", fake("x", { initError: "down" }).factory);
     two.register("x", fake("x").factory);
-    await rejection(one.resolve("x"));
+    await captureLowrankRejection(one.resolve("x"));
     expect((await two.resolve("x")).backend.name).toBe("x");
   });
 

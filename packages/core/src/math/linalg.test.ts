@@ -1,5 +1,6 @@
 import { describe, expect, test } from "vitest";
 import fc from "fast-check";
+import { maxAbsDiff } from "../testing/fixtures.js";
 import { qrDecomposition, svdDecomposition } from "./linalg.js";
 import { SeededRandom } from "./random.js";
 
@@ -28,16 +29,6 @@ function matmul(x: ArrayLike<number>, y: ArrayLike<number>, m: number, k: number
     out[i * n + j] = s;
   }
   return out;
-}
-
-function maxAbsDiff(x: ArrayLike<number>, y: ArrayLike<number>): number {
-  expect(x.length).toBe(y.length);
-  let max = 0;
-  for (let i = 0; i < x.length; i++) {
-    const d = Math.abs(x[i] - y[i]);
-    if (!(d <= max)) max = Number.isNaN(d) ? Infinity : d;
-  }
-  return max;
 }
 
 /** Largest deviation of XᵀX from the identity for the listed columns of a row-major [rows, cols] X. */

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import fc from "fast-check";
-import { LowrankError } from "../errors/lowrank-error.js";
+import { captureLowrankError } from "../testing/capture-error.js";
 import type { WeightLayout } from "../model/model-description.js";
 import type { LoraFactors } from "./lora-factors.js";
 import { loraDelta, mergeLora, mergeLoraBias, outputNorms, storedShape, unmergeLora } from "./merge.js";
@@ -72,17 +72,6 @@ function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 function bytesOf(a: Float32Array): Uint8Array {
   return new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
-}
-
-function thrown(fn: () => unknown): LowrankError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(LowrankError);
-  return caught as LowrankError;
 }
 
 describe("loraDelta", () => {
@@ -180,7 +169,7 @@ describe("DoRA", () => {
     const f = makeFactors(5, 2, "out_in", { dora: true });
     const w = randomWeight(5, f);
     mergeLora(w, f);
-    const e = thrown(() => unmergeLora(w, f, {}, { label: "h.0.attn" }));
+    const e = captureLowrankError(() => unmergeLora(w, f, {}, { label: "h.0.attn" }));
     expect(e.code).toBe("ADAPTER_INVALID");
     expect(e.message).toMatch(/^h\.0\.attn: /);
   });
@@ -200,7 +189,7 @@ describe("safe merge", () => {
     const before = bytesOf(w);
     const bias = randomMatrix(new SeededRandom(8), f.outFeatures);
     const biasBefore = bytesOf(bias);
-    const e = thrown(() => mergeLora(w, f, { safe: true, label: "layer.7", bias }));
+    const e = captureLowrankError(() => mergeLora(w, f, { safe: true, label: "layer.7", bias }));
     expect(e.code).toBe("MERGE_NOT_FINITE");
     expect(e.message).toMatch(/^layer\.7: merging gives a non-finite value/);
     expect(bytesOf(w)).toEqual(before);
@@ -212,7 +201,7 @@ describe("safe merge", () => {
     f.A.fill(0);
     const w = new Float32Array(f.inFeatures * f.outFeatures); // V = 0 → m / 0 = Infinity, 0·Infinity = NaN
     const before = bytesOf(w);
-    expect(thrown(() => mergeLora(w, f, { safe: true })).code).toBe("MERGE_NOT_FINITE");
+    expect(captureLowrankError(() => mergeLora(w, f, { safe: true })).code).toBe("MERGE_NOT_FINITE");
     expect(bytesOf(w)).toEqual(before);
   });
 
@@ -222,7 +211,7 @@ describe("safe merge", () => {
     const w = randomWeight(10, f);
     const before = bytesOf(w);
     const bias = new Float32Array(f.outFeatures).fill(0.5);
-    expect(thrown(() => mergeLora(w, f, { safe: true, bias })).code).toBe("MERGE_NOT_FINITE");
+    expect(captureLowrankError(() => mergeLora(w, f, { safe: true, bias })).code).toBe("MERGE_NOT_FINITE");
     expect(bytesOf(w)).toEqual(before);
     expect(Array.from(bias).every((b) => b === 0.5)).toBe(true);
   });
@@ -260,12 +249,12 @@ describe("shape checks", () => {
     breakIt(x);
     const before = bytesOf(w);
     for (const run of [() => mergeLora(w, x, { label: "L" }), () => unmergeLora(w, x, { weightNorm: new Float32Array(x.outFeatures) }, { label: "L" })]) {
-      const e = thrown(run);
+      const e = captureLowrankError(run);
       expect(e.code).toBe("SHAPE_MISMATCH");
       expect(e.message).toMatch(/^L: /);
       expect(e.message).toMatch(pattern);
     }
-    expect(thrown(() => loraDelta(x)).code).toBe("SHAPE_MISMATCH");
+    expect(captureLowrankError(() => loraDelta(x)).code).toBe("SHAPE_MISMATCH");
     expect(bytesOf(w)).toEqual(before);
   });
 
@@ -274,7 +263,7 @@ describe("shape checks", () => {
     const w = new Float32Array(x.inFeatures * x.outFeatures + 1);
     const [a, b] = storedShape(x);
     for (const run of [() => mergeLora(w, x, { label: "blk" }), () => unmergeLora(w, x, {}, { label: "blk" })]) {
-      const e = thrown(run);
+      const e = captureLowrankError(run);
       expect(e.code).toBe("SHAPE_MISMATCH");
       expect(e.message).toBe(`blk: base weight has ${w.length} values, but the adapter expects [${a}, ${b}]`);
     }
@@ -284,7 +273,7 @@ describe("shape checks", () => {
     const x = makeFactors(6, 2, "out_in", { bias: true });
     const w = randomWeight(6, x);
     const before = bytesOf(w);
-    const e = thrown(() => mergeLora(w, x, { bias: new Float32Array(x.outFeatures + 1), safe: true }));
+    const e = captureLowrankError(() => mergeLora(w, x, { bias: new Float32Array(x.outFeatures + 1), safe: true }));
     expect(e.code).toBe("SHAPE_MISMATCH");
     expect(bytesOf(w)).toEqual(before);
   });
@@ -319,9 +308,9 @@ describe("lora_bias", () => {
     expect(Array.from(bias)).toEqual([2, 0]);
     mergeLoraBias(bias, Float32Array.of(0.5, -1), 2, { sign: -1 });
     expect(Array.from(bias)).toEqual([1, 2]);
-    expect(thrown(() => mergeLoraBias(bias, Float32Array.of(Infinity, 0), 1, { safe: true })).code).toBe("MERGE_NOT_FINITE");
+    expect(captureLowrankError(() => mergeLoraBias(bias, Float32Array.of(Infinity, 0), 1, { safe: true })).code).toBe("MERGE_NOT_FINITE");
     expect(Array.from(bias)).toEqual([1, 2]);
-    expect(thrown(() => mergeLoraBias(bias, Float32Array.of(1), 1, { label: "q" })).message).toBe("q: lora_B.bias has 1 values but the layer's bias has 2");
+    expect(captureLowrankError(() => mergeLoraBias(bias, Float32Array.of(1), 1, { label: "q" })).message).toBe("q: lora_B.bias has 1 values but the layer's bias has 2");
   });
 });
 
@@ -351,7 +340,7 @@ describe("large weights (the WebAssembly kernel path, ≥ 16384 elements)", () =
     f.B[17] = NaN;
     const w = randomWeight(2000, f);
     const before = bytesOf(w);
-    expect(thrown(() => mergeLora(w, f, { safe: true })).code).toBe("MERGE_NOT_FINITE");
+    expect(captureLowrankError(() => mergeLora(w, f, { safe: true })).code).toBe("MERGE_NOT_FINITE");
     expect(bytesOf(w)).toEqual(before);
     expect(() => mergeLora(w, f)).not.toThrow();
     expect(w.some(Number.isNaN)).toBe(true);

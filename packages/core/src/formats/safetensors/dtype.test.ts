@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import fc from "fast-check";
-import { LowrankError } from "../../errors/lowrank-error.js";
+import { captureLowrankError } from "../../testing/capture-error.js";
 import {
   compareForLayout,
   DTYPE_BYTES,
@@ -42,15 +42,9 @@ function f32Bits(value: number): number {
 }
 
 function expectLowrankError(fn: () => unknown, code: string, pattern?: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(LowrankError);
-  expect((caught as LowrankError).code).toBe(code);
-  if (pattern) expect((caught as LowrankError).message).toMatch(pattern);
+  const e = captureLowrankError(fn);
+  expect(e.code).toBe(code);
+  if (pattern) expect(e.message).toMatch(pattern);
 }
 
 describe("F16 widening", () => {

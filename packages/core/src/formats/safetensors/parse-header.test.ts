@@ -1,6 +1,7 @@
 import { describe, expect, test } from "vitest";
 import fc from "fast-check";
 import { LowrankError } from "../../errors/lowrank-error.js";
+import { captureLowrankError } from "../../testing/capture-error.js";
 import { MAX_HEADER_BYTES, parseHeader, readHeaderLength } from "./parse-header.js";
 
 const LABEL = "dir/model.safetensors";
@@ -17,14 +18,7 @@ function prefix(n: bigint | number): Uint8Array {
 
 /** Runs fn and returns the LowrankError it throws, failing when it throws anything else or nothing. */
 function invalid(fn: () => unknown): LowrankError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(LowrankError);
-  const e = caught as LowrankError;
+  const e = captureLowrankError(fn);
   expect(e.code).toBe("SAFETENSORS_INVALID");
   expect(e.usage).toBe(true);
   expect(e.message.startsWith(`${LABEL}: not a valid safetensors file: `)).toBe(true);

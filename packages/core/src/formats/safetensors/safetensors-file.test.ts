@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { LowrankError } from "../../errors/lowrank-error.js";
+import { captureLowrankRejection } from "../../testing/capture-error.js";
 import { requireFixture } from "../../testing/fixtures.js";
 import { fromFloat32, int64Tensor, toIntegers, type Tensor } from "./dtype.js";
 import { readSafetensors, SafetensorsFile } from "./safetensors-file.js";
@@ -34,15 +35,7 @@ function rawFile(header: string, dataBytes = 0, forgedLength?: bigint): Uint8Arr
 }
 
 async function openError(p: string): Promise<LowrankError> {
-  let caught: unknown;
-  try {
-    const f = await SafetensorsFile.open(p);
-    await f.close();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(LowrankError);
-  return caught as LowrankError;
+  return captureLowrankRejection(SafetensorsFile.open(p).then((f) => f.close()));
 }
 
 function f32(values: number[], shape: number[]): Tensor {

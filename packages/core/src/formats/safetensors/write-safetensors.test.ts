@@ -4,6 +4,7 @@ import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promis
 import os from "node:os";
 import path from "node:path";
 import { LowrankError } from "../../errors/lowrank-error.js";
+import { captureLowrankRejection } from "../../testing/capture-error.js";
 import { requireFixture } from "../../testing/fixtures.js";
 import { compareForLayout, DTYPE_BYTES, elementCount, type DType, type Tensor } from "./dtype.js";
 import { readSafetensors, SafetensorsFile } from "./safetensors-file.js";
@@ -40,16 +41,10 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 async function expectRejects(p: Promise<unknown>, code: string, pattern?: RegExp): Promise<LowrankError> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(LowrankError);
-  expect((caught as LowrankError).code).toBe(code);
-  if (pattern) expect((caught as LowrankError).message).toMatch(pattern);
-  return caught as LowrankError;
+  const e = await captureLowrankRejection(p);
+  expect(e.code).toBe(code);
+  if (pattern) expect(e.message).toMatch(pattern);
+  return e;
 }
 
 describe("planSafetensorsLayout", () => {

@@ -1,34 +1,20 @@
 import { describe, it, expect } from "vitest";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { deflateRawSync } from "node:zlib";
 import { LowrankError } from "../../errors/lowrank-error.js";
+import { captureLowrankError } from "../../testing/capture-error.js";
+import { requireFixture } from "../../testing/fixtures.js";
 import { parseTorchStateDict, readTorchStateDict, type TorchTensor } from "./read-torch-state-dict.js";
 import { openZipArchive } from "./zip-reader.js";
 
 // ---------- fixtures ----------
 
-function findRepoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, "pnpm-workspace.yaml"))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error("repo root (pnpm-workspace.yaml) not found above the test file");
-    dir = parent;
-  }
-  return dir;
-}
-
-const SHARED_DIR = process.env.LOWRANK_SHARED ?? path.resolve(findRepoRoot(), "../shared");
-const FIXTURES = path.join(SHARED_DIR, "fixtures");
-
 /** Reads a fixture; a missing fixture fails the test (never skips). */
 function fixture(relative: string): Uint8Array {
-  const file = path.join(FIXTURES, relative);
-  expect(existsSync(file), `fixture missing: ${file}`).toBe(true);
-  return new Uint8Array(readFileSync(file)); // a copy at byteOffset 0
+  return new Uint8Array(readFileSync(requireFixture(relative))); // a copy at byteOffset 0
 }
 
 interface ManifestTensorRecord {
@@ -199,14 +185,7 @@ function torchZip(pickle: Uint8Array, storages: Record<string, Uint8Array>, opti
 }
 
 function expectPickleError(run: () => unknown, pattern: RegExp, label = "test.pt"): LowrankError {
-  let caught: unknown;
-  try {
-    run();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(LowrankError);
-  const error = caught as LowrankError;
+  const error = captureLowrankError(run);
   expect(error.code).toBe("PICKLE_INVALID");
   expect(error.message.startsWith(`${label}: `)).toBe(true);
   expect(error.message).not.toMatch(/[\n\r]/);
@@ -243,8 +222,7 @@ describe("readTorchStateDict on the fixtures", () => {
   });
 
   it("reads loralib-gpt2/lora_state_dict.pt from disk with the manifest's keys, shapes and tensor records", async () => {
-    const file = path.join(FIXTURES, "loralib-gpt2/lora_state_dict.pt");
-    expect(existsSync(file), `fixture missing: ${file}`).toBe(true);
+    const file = requireFixture("loralib-gpt2/lora_state_dict.pt");
     const tensors = await readTorchStateDict(file);
     const info = manifestFixture("loralib_gpt2");
     const expected = info.lora_keys_in_pickle_order ?? {};
