@@ -123,3 +123,26 @@ describe("enable_lora with disabled blocks, and separate projections", () => {
     expect(() => importLoralib({ stateDict, model: gptLike, rank: r, alpha: 4, targetModules: ["q", "k", "v"], enableLora: [true, false, true] })).toThrow(/"blk.9.attn.qkv" is not in the base model/);
   });
 });
+
+describe("loralib embeddings and hints", () => {
+  const infos = new Map([
+    ["model.embed_tokens.weight", { dtype: "F32" as const, shape: [10, 4] }],
+    ["model.layers.0.self_attn.q_proj.weight", { dtype: "F32" as const, shape: [4, 4] }],
+  ]);
+  const model = describeModel({ model_type: "llama" }, infos);
+  const A = Float32Array.from({ length: 2 * 10 }, (_, i) => i / 7);
+  const B = Float32Array.from({ length: 4 * 2 }, (_, i) => 1 - i / 5);
+
+  test("a loralib.Embedding becomes PEFT's lora_embedding_A / lora_embedding_B", () => {
+    const stateDict = new Map([["model.embed_tokens.lora_A", float32Tensor(A, [2, 10])], ["model.embed_tokens.lora_B", float32Tensor(B, [4, 2])]]);
+    const adapter = importLoralib({ stateDict, model, rank: 2, alpha: 4, targetModules: ["embed_tokens"] });
+    expect([...adapter.tensors.keys()].sort()).toEqual(["base_model.model.model.embed_tokens.lora_embedding_A", "base_model.model.model.embed_tokens.lora_embedding_B"]);
+    expect(adapter.config).toMatchObject({ r: 2, lora_alpha: 4, target_modules: ["embed_tokens"] });
+  });
+
+  test("a MergedLinear imported without --enable-lora says so", () => {
+    const stateDict = new Map([["model.layers.0.self_attn.q_proj.lora_A", float32Tensor(new Float32Array(8 * 4), [8, 4])], ["model.layers.0.self_attn.q_proj.lora_B", float32Tensor(new Float32Array(4 * 2), [4, 2])]]);
+    expect(() => importLoralib({ stateDict, model, rank: 2, alpha: 4, targetModules: ["q_proj"] })).toThrow(/looks like a MergedLinear with 4 enabled blocks: pass --enable-lora/);
+  });
+});
+

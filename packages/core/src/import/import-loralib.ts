@@ -78,14 +78,22 @@ export function importLoralib(p: ImportLoralibParams): LoraAdapter {
     const m = outFeatures / enable.length;
     const r = p.rank;
     if (shapeText(A.shape) !== shapeText([groups * r, inFeatures])) {
-      throw new LowrankError("SHAPE_MISMATCH", `loralib checkpoint: "${name}.lora_A" is ${shapeText(A.shape)}, expected [k·r, in] = [${groups * r}, ${inFeatures}] for --rank ${r} and ${groups} enabled block(s)`);
+      const looksMerged = A.shape.length === 2 && A.shape[1] === inFeatures && A.shape[0] % r === 0 && A.shape[0] / r !== groups;
+      const hint = looksMerged ? ` (it looks like a MergedLinear with ${A.shape[0] / r} enabled blocks: pass --enable-lora)` : "";
+      throw new LowrankError("SHAPE_MISMATCH", `loralib checkpoint: "${name}.lora_A" is ${shapeText(A.shape)}, expected [k·r, in] = [${groups * r}, ${inFeatures}] for --rank ${r} and ${groups} enabled block(s)${hint}`);
     }
     if (shapeText(B.shape) !== shapeText([groups * m, r])) {
       throw new LowrankError("SHAPE_MISMATCH", `loralib checkpoint: "${name}.lora_B" is ${shapeText(B.shape)}, expected [k·m, r] = [${groups * m}, ${r}] for --rank ${r} and --enable-lora ${enable.map(Number).join(",")}`);
     }
     const a = toFloat32(A, `${name}.lora_A`);
     const b = toFloat32(B, `${name}.lora_B`);
-    if (module) {
+    if (module?.kind === "embedding") {
+      // loralib.Embedding: ΔW = (lora_B·lora_A)ᵀ·scaling, exactly PEFT's embedding LoRA.
+      if (enable.length !== 1) throw new LowrankError("USAGE", `loralib checkpoint: "${name}" is an embedding; --enable-lora applies only to MergedLinear layers`);
+      tensors.set(adapterKey(name, "lora_embedding_A"), float32Tensor(a, [r, inFeatures]));
+      tensors.set(adapterKey(name, "lora_embedding_B"), float32Tensor(b, [outFeatures, r]));
+      fused += 1;
+    } else if (module) {
       checkKind(module, name);
       layoutIsConv1d = module.kind === "conv1d";
       const kr = groups * r;
@@ -118,6 +126,7 @@ export function importLoralib(p: ImportLoralibParams): LoraAdapter {
   }
   if (fused > 0 && split > 0) throw new LowrankError("ADAPTER_INVALID", "loralib checkpoint: mixes fused and separate projections; import them separately");
   if (p.fanInFanOut !== undefined && layoutIsConv1d !== undefined && p.fanInFanOut !== layoutIsConv1d) {
+    // loralib's flag only says how its own base weight is stored; the base checkpoint decides here.
     p.logger?.warn(`--fan-in-fan-out is ${p.fanInFanOut} but the base layers are ${layoutIsConv1d ? "Conv1D (input by output)" : "Linear (output by input)"}; using the base's layout`);
   }
   const factor = fused > 0 ? groups : 1;
