@@ -1,0 +1,110 @@
+import * as tf from "@tensorflow/tfjs";
+import { mergeLora, type LoraFactors, type WeightLayout } from "@lowrank/core";
+import { stopGradient } from "./functional.js";
+import { seededDropout, type ForwardContext, type LoraBranch } from "./lora-branch.js";
+import type { ParamStore } from "./param-store.js";
+
+/**
+ * A linear map y = x·Wᵀ + b whose weight lives in the ParamStore in its checkpoint layout (`out_in`
+ * for nn.Linear, `in_out` for GPT-2's Conv1D), with an optional LoRA branch — PEFT's unmerged
+ * forward: y = base(x) + scaling · B·A·dropout(x), or DoRA's form when the branch has a magnitude.
+ * `merge()` folds the branch into the stored weight with core's math; `unmerge()` puts the exact
+ * original back.
+ */
+export class LinearLayer {
+  lora?: LoraBranch;
+  private original?: { weight: tf.Tensor; bias?: tf.Tensor };
+
+  constructor(
+    readonly name: string,
+    private readonly store: ParamStore,
+    readonly weightKey: string,
+    readonly biasKey: string | undefined,
+    readonly layout: WeightLayout,
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+  ) {}
+
+  get weight(): tf.Tensor2D {
+    return this.store.get<tf.Tensor2D>(this.weightKey);
+  }
+
+  get bias(): tf.Tensor1D | undefined {
+    return this.biasKey ? this.store.get<tf.Tensor1D>(this.biasKey) : undefined;
+  }
+
+  get merged(): boolean {
+    return this.original !== undefined;
+  }
+
+  private project(x: tf.Tensor2D): tf.Tensor2D {
+    return this.layout === "in_out" ? tf.matMul(x, this.weight) : tf.matMul(x, this.weight, false, true);
+  }
+
+  /** x [..., in] → [..., out]. */
+  apply(x: tf.Tensor, ctx: ForwardContext): tf.Tensor {
+    const shape = x.shape;
+    const x2 = x.reshape([-1, this.inFeatures]) as tf.Tensor2D;
+    let y = this.project(x2);
+    const branch = this.merged ? undefined : this.lora;
+    if (branch) {
+      const dropped = seededDropout(x2, branch.dropout, ctx) as tf.Tensor2D;
+      let delta: tf.Tensor2D = tf.matMul(tf.matMul(dropped, branch.A, false, true), branch.B, false, true);
+      if (branch.bias) delta = tf.add(delta, branch.bias);
+      if (branch.magnitude) {
+        // DoRA (PEFT 0.12): (m/‖W+ΔW‖ − 1)·(x·Wᵀ) + (m/‖W+ΔW‖)·scaling·(B·A·x), the norm held constant.
+        const factor = tf.div(branch.magnitude, stopGradient(this.weightNorm(branch)));
+        y = tf.add(y, tf.add(tf.mul(tf.sub(factor, 1), this.project(dropped)), tf.mul(factor, tf.mul(delta, branch.scaling))));
+      } else {
+        y = tf.add(y, tf.mul(delta, branch.scaling));
+      }
+    }
+    const bias = this.bias;
+    if (bias) y = tf.add(y, bias);
+    return y.reshape([...shape.slice(0, -1), this.outFeatures]);
+  }
+
+  /** ‖W + scaling·B·A‖ per output feature. */
+  private weightNorm(branch: LoraBranch): tf.Tensor1D {
+    const deltaOutIn = tf.mul(tf.matMul(branch.B, branch.A), branch.scaling);
+    const w = this.layout === "in_out" ? tf.transpose(this.weight) : this.weight;
+    return tf.norm(tf.add(w, deltaOutIn), "euclidean", 1) as tf.Tensor1D;
+  }
+
+  /** The branch as core's LoraFactors (current variable values). */
+  factors(): LoraFactors | undefined {
+    const l = this.lora;
+    if (!l) return undefined;
+    return {
+      A: l.A.dataSync() as Float32Array,
+      B: l.B.dataSync() as Float32Array,
+      r: l.A.shape[0],
+      inFeatures: this.inFeatures,
+      outFeatures: this.outFeatures,
+      scaling: l.scaling,
+      layout: this.layout,
+      ...(l.magnitude ? { magnitude: l.magnitude.dataSync() as Float32Array } : {}),
+      ...(l.bias ? { loraBias: l.bias.dataSync() as Float32Array } : {}),
+    };
+  }
+
+  /** Folds the LoRA branch into the stored weight (and bias) with core's merge. */
+  merge(options: { safe?: boolean } = {}): void {
+    const f = this.factors();
+    if (!f || this.merged) return;
+    const weight = this.weight.dataSync().slice() as Float32Array;
+    const bias = this.bias ? (this.bias.dataSync().slice() as Float32Array) : undefined;
+    mergeLora(weight, f, { safe: options.safe, label: this.name, bias });
+    const previousWeight = this.store.set(this.weightKey, tf.tensor(weight, this.weight.shape))!;
+    const previousBias = bias && this.biasKey ? this.store.set(this.biasKey, tf.tensor1d(bias)) : undefined;
+    this.original = { weight: previousWeight, bias: previousBias };
+  }
+
+  /** Restores the exact pre-merge weight and bias. */
+  unmerge(): void {
+    if (!this.original) return;
+    this.store.set(this.weightKey, this.original.weight)?.dispose();
+    if (this.original.bias && this.biasKey) this.store.set(this.biasKey, this.original.bias)?.dispose();
+    this.original = undefined;
+  }
+}

@@ -1,0 +1,33 @@
+import * as tf from "@tensorflow/tfjs";
+
+/**
+ * One module's LoRA factors as tfjs variables (trainable) or tensors (frozen):
+ * A [r, in], B [out, r], and DoRA's magnitude [out] when present.
+ */
+export interface LoraBranch {
+  A: tf.Variable | tf.Tensor2D;
+  B: tf.Variable | tf.Tensor2D;
+  scaling: number;
+  dropout: number;
+  magnitude?: tf.Variable | tf.Tensor1D;
+  /** lora_B.bias (PEFT's lora_bias). */
+  bias?: tf.Variable | tf.Tensor1D;
+}
+
+/** Run-time switches shared by every layer of a model. */
+export interface ForwardContext {
+  training: boolean;
+  /** Seed for this forward pass's dropout masks (deterministic training). */
+  seed: number;
+  /** Counter making each dropout call's seed distinct within a pass. */
+  dropoutCalls: number;
+}
+
+export const inferenceContext = (): ForwardContext => ({ training: false, seed: 0, dropoutCalls: 0 });
+
+/** Dropout that is the identity outside training and deterministic per (seed, call) inside it. */
+export function seededDropout(x: tf.Tensor, rate: number, ctx: ForwardContext): tf.Tensor {
+  if (!ctx.training || rate <= 0) return x;
+  ctx.dropoutCalls += 1;
+  return tf.dropout(x, rate, undefined, (ctx.seed * 1_000_003 + ctx.dropoutCalls) % 2_147_483_647);
+}

@@ -1,0 +1,33 @@
+import { LowrankError } from "@lowrank/core";
+
+/** Typed reads of config.json fields with clear errors. */
+export class ConfigValues {
+  constructor(private readonly config: Record<string, unknown>, private readonly label: string) {}
+
+  number(key: string, fallback?: number): number {
+    const v = this.config[key];
+    if (typeof v === "number" && Number.isFinite(v)) return v;
+    if (v === undefined || v === null) {
+      if (fallback !== undefined) return fallback;
+      throw new LowrankError("CHECKPOINT_INVALID", `${this.label}: config.json has no \`${key}\``);
+    }
+    throw new LowrankError("CHECKPOINT_INVALID", `${this.label}: config.json \`${key}\` must be a number, got ${JSON.stringify(v)}`);
+  }
+
+  string(key: string, fallback: string): string {
+    const v = this.config[key];
+    return typeof v === "string" ? v : fallback;
+  }
+
+  boolean(key: string, fallback: boolean): boolean {
+    const v = this.config[key];
+    return typeof v === "boolean" ? v : fallback;
+  }
+
+  /** A token id, which configs sometimes write as a list. */
+  tokenId(key: string): number | undefined {
+    const v = this.config[key];
+    if (Array.isArray(v) && typeof v[0] === "number") return v[0];
+    return typeof v === "number" ? v : undefined;
+  }
+}
