@@ -26,6 +26,8 @@ export function createContext(globals: () => GlobalOptions): CliContext {
     registry: () => {
       registry ??= (async () => {
         const r = new BackendRegistry({ logger });
+        // Built-in backends, loaded only when first resolved.
+        r.register("tfjs", async () => new (await import("@lowrank/backend-tfjs")).TfjsBackend(), { priority: 10 });
         const plugins = [
           ...(process.env.LOWRANK_PLUGINS ?? "").split(",").map((s) => s.trim()).filter(Boolean),
           ...(globals().plugin ?? []),

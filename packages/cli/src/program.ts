@@ -5,6 +5,7 @@ import { backendsCommand } from "./commands/backends.js";
 import { importLoralibCommand } from "./commands/import-loralib.js";
 import { inspectCommand } from "./commands/inspect.js";
 import { mergeCommand } from "./commands/merge.js";
+import { predictCommand } from "./commands/predict.js";
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -36,6 +37,18 @@ export function buildProgram(): Command {
     .option("--safe", "refuse to write non-finite weights (PEFT's safe_merge)")
     .option("--backend <name>", "merge with a registered backend instead of core")
     .action((options) => mergeCommand(ctx, options));
+
+  program
+    .command("predict")
+    .description("run a model (with an adapter, unmerged or merged) and write its logits as safetensors")
+    .requiredOption("--model <model>", "model folder")
+    .option("--adapter <adapter>", "PEFT adapter folder")
+    .option("--merge", "merge the adapter into the weights before running")
+    .option("--backend <name>", "tfjs or onnx (default: the best available)")
+    .requiredOption("--input-ids <ids.json>", "JSON array of equal-length integer arrays")
+    .option("--attention-mask <mask.json>", "JSON array of 0/1 arrays, same shape as the ids")
+    .requiredOption("--output <out.safetensors>", "where to write logits (and last_hidden_state for encoders)")
+    .action((options) => predictCommand(ctx, options));
 
   const imports = program.command("import").description("turn other LoRA formats into PEFT adapters");
   imports

@@ -1,0 +1,90 @@
+import * as tf from "@tensorflow/tfjs";
+import { LowrankError, mergeCheckpoint, silentLogger, type BackendRegistry, type Logger, type LowrankBackend, type MergeParams, type PredictParams, type PredictResult } from "@lowrank/core";
+import { selectEngine, type EngineChoice } from "./engine/select-engine.js";
+import { inferenceContext } from "./layers/lora-branch.js";
+import { attachAdapter, detachAdapter, setMerged } from "./lora/attach-adapter.js";
+import { loadModel } from "./models/load-model.js";
+import type { TfjsModel } from "./models/model.js";
+
+/** Checks token ids against the vocabulary and the mask against the ids. @throws LowrankError USAGE */
+export function checkPredictInput(model: TfjsModel, inputIds: number[][], attentionMask?: number[][]): void {
+  if (inputIds.length === 0 || inputIds[0].length === 0) throw new LowrankError("USAGE", "input ids are empty");
+  const width = inputIds[0].length;
+  inputIds.forEach((row, i) => {
+    if (row.length !== width) throw new LowrankError("USAGE", `input ids row ${i} has ${row.length} ids, row 0 has ${width}: rows must be equally long`);
+    row.forEach((id, j) => {
+      if (!Number.isInteger(id) || id < 0 || id >= model.vocabSize) throw new LowrankError("USAGE", `input id ${JSON.stringify(id)} at [${i}][${j}] is outside the vocabulary (0–${model.vocabSize - 1})`);
+    });
+  });
+  if (attentionMask) {
+    if (attentionMask.length !== inputIds.length || attentionMask.some((r) => r.length !== width)) {
+      throw new LowrankError("USAGE", `attention mask must have the input ids' shape [${inputIds.length}, ${width}]`);
+    }
+    if (attentionMask.some((r) => r.some((m) => m !== 0 && m !== 1))) throw new LowrankError("USAGE", "attention mask values must be 0 or 1");
+  }
+}
+
+/**
+ * The TensorFlow.js backend: inference and training on tfjs-node-gpu, tfjs-node, wasm or cpu (best
+ * available), merging through core.
+ */
+export class TfjsBackend implements LowrankBackend {
+  readonly name = "tfjs";
+  readonly capabilities = ["infer", "train", "merge"] as const;
+  readonly devices = ["gpu", "cpu"] as const;
+  private engine?: EngineChoice;
+  private readonly models = new Map<string, Promise<TfjsModel>>();
+  private logger: Logger = silentLogger;
+
+  constructor(private readonly options: { engine?: string } = {}) {}
+
+  async init(options: { logger: Logger }): Promise<{ device: string; note: string }> {
+    this.logger = options.logger;
+    this.engine = await selectEngine({ force: this.options.engine, logger: options.logger });
+    const device = this.engine.engine === "tfjs-node-gpu" ? "gpu" : "cpu";
+    return { device, note: `TensorFlow.js ${this.engine.engine} (${this.engine.reason})` };
+  }
+
+  /** The model at `dir`, loaded once. */
+  model(dir: string): Promise<TfjsModel> {
+    let pending = this.models.get(dir);
+    if (!pending) {
+      pending = loadModel(dir);
+      pending.catch(() => this.models.delete(dir));
+      this.models.set(dir, pending);
+    }
+    return pending;
+  }
+
+  async predict(params: PredictParams): Promise<PredictResult> {
+    const model = await this.model(params.model);
+    checkPredictInput(model, params.inputIds, params.attentionMask);
+    const attached = params.adapter ? attachAdapter(model, params.adapter, { logger: this.logger }) : undefined;
+    try {
+      if (attached && params.merge) setMerged(model, true);
+      let result: PredictResult | undefined;
+      tf.tidy(() => {
+        const out = model.forward({ inputIds: tf.tensor2d(params.inputIds, undefined, "int32"), attentionMask: params.attentionMask }, inferenceContext());
+        result = { logits: { data: out.logits.dataSync() as Float32Array, shape: out.logits.shape } };
+        if (model.task === "seq-cls") result.lastHiddenState = { data: out.lastHiddenState.dataSync() as Float32Array, shape: out.lastHiddenState.shape };
+      });
+      return result!;
+    } finally {
+      if (attached) detachAdapter(model, attached);
+    }
+  }
+
+  merge(params: MergeParams) {
+    return mergeCheckpoint({ ...params, logger: this.logger });
+  }
+
+  async dispose(): Promise<void> {
+    for (const pending of this.models.values()) (await pending.catch(() => undefined))?.store.dispose();
+    this.models.clear();
+  }
+}
+
+/** Registers the tfjs backend (priority 10). */
+export function register(registry: BackendRegistry, options: { engine?: string } = {}): void {
+  registry.register("tfjs", () => new TfjsBackend(options), { priority: 10 });
+}
