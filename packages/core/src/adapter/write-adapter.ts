@@ -8,9 +8,10 @@ import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from "./read-adapter.js";
 /**
  * Writes a PEFT adapter folder as PEFT's save_pretrained does: adapter_config.json (sorted keys,
  * indent 2) and adapter_model.safetensors (metadata {"format": "pt"}). The folder appears complete
- * or not at all; files already in it are replaced one by one, each atomically.
+ * or not at all; files already in it are replaced one by one, each atomically. `extraFiles` (a model
+ * card, training state) are written into the same folder in the same way.
  */
-export async function writeAdapter(dir: string, adapter: LoraAdapter, extraFiles: Record<string, string> = {}): Promise<void> {
+export async function writeAdapter(dir: string, adapter: LoraAdapter, extraFiles: Record<string, string | Uint8Array> = {}): Promise<void> {
   await writeDirectoryAtomic(dir, async (temp) => {
     await writeSafetensors(path.join(temp, ADAPTER_WEIGHTS_FILE), adapter.tensors, { format: "pt" });
     await writeFileAtomic(path.join(temp, ADAPTER_CONFIG_FILE), serializeLoraConfig(adapter.config));

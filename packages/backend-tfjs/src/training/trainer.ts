@@ -1,0 +1,183 @@
+import * as tf from "@tensorflow/tfjs";
+import { LowrankError } from "@lowrank/core";
+import type { Example } from "../data/read-examples.js";
+import type { ForwardContext } from "../layers/lora-branch.js";
+import type { TfjsModel } from "../models/model.js";
+import { AdamW, type AdamWState } from "./adamw.js";
+import { BatchOrder, makeBatch, type Batch } from "./batches.js";
+import { causalLmLoss, classificationLoss } from "./loss.js";
+import { learningRateAt, type ScheduleName } from "./schedule.js";
+import type { TrainableSet } from "./trainable.js";
+
+export interface TrainerOptions {
+  task: "causal-lm" | "seq-cls";
+  /** Optimizer steps; when absent, `epochs` (default 1) over the data. */
+  steps?: number;
+  epochs?: number;
+  learningRate: number;
+  batchSize: number;
+  gradientAccumulation?: number;
+  weightDecay?: number;
+  warmupSteps?: number;
+  schedule?: ScheduleName;
+  /** Clip the global gradient norm to this (0 or undefined: no clipping). */
+  maxGradNorm?: number;
+  seed: number;
+  padTokenId: number;
+}
+
+/** What one optimizer step did. */
+export interface StepLog {
+  step: number;
+  epoch: number;
+  loss: number;
+  learningRate: number;
+  gradNorm: number;
+  tokens: number;
+  tokensPerSecond: number;
+  seconds: number;
+}
+
+export interface EvalResult {
+  loss: number;
+  perplexity: number;
+  /** Sequence classification only. */
+  accuracy?: number;
+  examples: number;
+}
+
+/** Everything needed to continue a run exactly where it stopped. */
+export interface TrainerState {
+  step: number;
+  optimizer: AdamWState;
+}
+
+/**
+ * Trains a TrainableSet (LoRA or full) on examples: seeded batch order and dropout, AdamW with
+ * decoupled weight decay, warm-up + linear/cosine schedule, gradient accumulation and global-norm
+ * clipping. A step's result depends only on the seed, the step number and the state, so a run
+ * resumed from a checkpoint gives the same losses as an uninterrupted one.
+ */
+export class Trainer {
+  readonly totalSteps: number;
+  private readonly optimizer: AdamW;
+  private readonly order: BatchOrder;
+  private readonly accumulation: number;
+  private step = 0;
+
+  constructor(
+    private readonly model: TfjsModel,
+    private readonly trainable: TrainableSet,
+    private readonly examples: readonly Example[],
+    private readonly options: TrainerOptions,
+  ) {
+    if (trainable.variables.size === 0) throw new LowrankError("USAGE", "nothing to train: the adapter has no trainable parameters");
+    if (!(options.batchSize >= 1)) throw new LowrankError("USAGE", `--batch-size must be at least 1, got ${options.batchSize}`);
+    this.accumulation = Math.max(1, options.gradientAccumulation ?? 1);
+    this.order = new BatchOrder(examples.length, options.batchSize, options.seed);
+    this.totalSteps = options.steps ?? Math.max(1, Math.ceil(((options.epochs ?? 1) * this.order.batchesPerEpoch) / this.accumulation));
+    this.optimizer = new AdamW(trainable.variables, { weightDecay: options.weightDecay ?? 0 });
+  }
+
+  get currentStep(): number {
+    return this.step;
+  }
+
+  private lossOf(batch: Batch, ctx: ForwardContext): tf.Scalar {
+    const out = this.model.forward({ inputIds: tf.tensor2d(batch.ids, undefined, "int32"), attentionMask: batch.mask }, ctx);
+    return this.options.task === "causal-lm" ? causalLmLoss(out.logits, batch.labels) : classificationLoss(out.logits, batch.classes);
+  }
+
+  /** Runs one optimizer step (all its micro-batches) and returns its log. */
+  trainStep(): StepLog {
+    const started = performance.now();
+    const names = [...this.trainable.variables.keys()];
+    const byVariableName = new Map(names.map((n) => [this.trainable.variables.get(n)!.name, n]));
+    const varList = [...this.trainable.variables.values()];
+    let sums: Map<string, tf.Tensor> | undefined;
+    let lossTotal = 0;
+    let tokens = 0;
+    let epoch = 0;
+    for (let micro = 0; micro < this.accumulation; micro++) {
+      const index = this.step * this.accumulation + micro;
+      const { epoch: e, items } = this.order.indexes(index);
+      epoch = e;
+      const batch = makeBatch(items.map((i) => this.examples[i]), this.options.padTokenId);
+      tokens += batch.tokens;
+      const ctx: ForwardContext = { training: true, seed: this.options.seed * 100_003 + index, dropoutCalls: 0 };
+      const { value, grads } = tf.variableGrads(() => tf.div(this.lossOf(batch, ctx), this.accumulation) as tf.Scalar, varList);
+      lossTotal += value.dataSync()[0];
+      value.dispose();
+      if (!sums) {
+        sums = new Map(Object.entries(grads).map(([k, g]) => [byVariableName.get(k)!, g]));
+      } else {
+        for (const [k, g] of Object.entries(grads)) {
+          const name = byVariableName.get(k)!;
+          const previous = sums.get(name)!;
+          sums.set(name, tf.add(previous, g));
+          previous.dispose();
+          g.dispose();
+        }
+      }
+    }
+    const grads = sums!;
+    const gradNorm = tf.tidy(() => Math.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))).dataSync()[0]));
+    const limit = this.options.maxGradNorm ?? 0;
+    if (limit > 0 && gradNorm > limit) {
+      const factor = limit / (gradNorm + 1e-6);
+      for (const [name, g] of grads) {
+        grads.set(name, tf.mul(g, factor));
+        g.dispose();
+      }
+    }
+    const learningRate = learningRateAt({
+      step: this.step, total: this.totalSteps, warmup: this.options.warmupSteps ?? 0,
+      base: this.options.learningRate, schedule: this.options.schedule ?? "linear",
+    });
+    this.optimizer.apply(grads, learningRate);
+    for (const g of grads.values()) g.dispose();
+    this.step += 1;
+    const seconds = (performance.now() - started) / 1000;
+    return { step: this.step, epoch, loss: lossTotal, learningRate, gradNorm, tokens, tokensPerSecond: tokens / seconds, seconds };
+  }
+
+  /** Mean loss (per token or per example), perplexity and, for classification, accuracy. */
+  evaluate(examples: readonly Example[], batchSize = this.options.batchSize): EvalResult {
+    let weighted = 0;
+    let weight = 0;
+    let correct = 0;
+    for (let start = 0; start < examples.length; start += batchSize) {
+      const batch = makeBatch(examples.slice(start, start + batchSize), this.options.padTokenId);
+      tf.tidy(() => {
+        const ctx: ForwardContext = { training: false, seed: 0, dropoutCalls: 0 };
+        const out = this.model.forward({ inputIds: tf.tensor2d(batch.ids, undefined, "int32"), attentionMask: batch.mask }, ctx);
+        if (this.options.task === "causal-lm") {
+          const predicted = batch.labels.reduce((n, row) => n + row.slice(1).filter((l) => l >= 0).length, 0);
+          weighted += causalLmLoss(out.logits, batch.labels).dataSync()[0] * predicted;
+          weight += predicted;
+        } else {
+          weighted += classificationLoss(out.logits, batch.classes).dataSync()[0] * batch.classes.length;
+          weight += batch.classes.length;
+          const argmax = tf.argMax(out.logits, 1).dataSync();
+          batch.classes.forEach((c, i) => (correct += argmax[i] === c ? 1 : 0));
+        }
+      });
+    }
+    const loss = weight > 0 ? weighted / weight : NaN;
+    return { loss, perplexity: Math.exp(loss), examples: examples.length, ...(this.options.task === "seq-cls" ? { accuracy: correct / Math.max(1, examples.length) } : {}) };
+  }
+
+  getState(): TrainerState {
+    return { step: this.step, optimizer: this.optimizer.getState() };
+  }
+
+  /** Continues from a saved state; the trainable variables must already hold the saved values. */
+  setState(state: TrainerState): void {
+    this.step = state.step;
+    this.optimizer.setState(state.optimizer);
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
