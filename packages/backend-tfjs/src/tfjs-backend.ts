@@ -1,10 +1,13 @@
 import * as tf from "@tensorflow/tfjs";
-import { LowrankError, mergeCheckpoint, silentLogger, type BackendRegistry, type Logger, type LowrankBackend, type MergeParams, type PredictParams, type PredictResult } from "@lowrank/core";
+import { LowrankError, mergeCheckpoint, silentLogger, type BackendRegistry, type Logger, type LowrankBackend, type MergeParams, type PredictParams, type PredictResult, type TrainEvent, type TrainParams, type GenerateParams, type GenerateResult } from "@lowrank/core";
 import { selectEngine, type EngineChoice } from "./engine/select-engine.js";
 import { inferenceContext } from "./layers/lora-branch.js";
 import { attachAdapter, detachAdapter, setMerged } from "./lora/attach-adapter.js";
 import { loadModel } from "./models/load-model.js";
 import type { TfjsModel } from "./models/model.js";
+import { runTraining } from "./training/run-training.js";
+import { generate } from "./generate/generate.js";
+import { loadTokenizer } from "./data/tokenizer.js";
 
 /** Checks token ids against the vocabulary and the mask against the ids. @throws LowrankError USAGE */
 export function checkPredictInput(model: TfjsModel, inputIds: number[][], attentionMask?: number[][]): void {
@@ -72,6 +75,35 @@ export class TfjsBackend implements LowrankBackend {
     } finally {
       if (attached) detachAdapter(model, attached);
     }
+  }
+
+  async generate(params: GenerateParams): Promise<GenerateResult> {
+    const model = await this.model(params.model);
+    const tokenizer = await loadTokenizer(params.model, model.config);
+    let prompt = params.promptIds;
+    if (!prompt) {
+      if (params.prompt === undefined) throw new LowrankError("USAGE", "give a prompt (text) or prompt ids");
+      if (!tokenizer) throw new LowrankError("USAGE", `${params.model} has no tokenizer.json; give the prompt as token ids`);
+      prompt = tokenizer.encode(params.prompt);
+    }
+    checkPredictInput(model, [prompt]);
+    const attached = params.adapter ? attachAdapter(model, params.adapter, { logger: this.logger }) : undefined;
+    try {
+      if (attached && params.merge) setMerged(model, true);
+      const ids = generate(model, prompt, {
+        maxNewTokens: params.maxNewTokens, temperature: params.temperature, topK: params.topK, topP: params.topP,
+        seed: params.seed, useCache: params.useCache, eosTokenId: tokenizer?.eosTokenId ?? model.eosTokenId,
+      });
+      return { ids, ...(tokenizer ? { text: tokenizer.decode(ids) } : {}) };
+    } finally {
+      if (attached) detachAdapter(model, attached);
+    }
+  }
+
+  /** Trains on a fresh copy of the model (the inference cache is left alone). */
+  train(params: TrainParams): AsyncGenerator<TrainEvent> {
+    const device = this.engine ? `${this.engine.engine}` : "tfjs";
+    return runTraining(params, { logger: this.logger, device });
   }
 
   merge(params: MergeParams) {

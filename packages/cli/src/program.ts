@@ -6,6 +6,8 @@ import { importLoralibCommand } from "./commands/import-loralib.js";
 import { inspectCommand } from "./commands/inspect.js";
 import { mergeCommand } from "./commands/merge.js";
 import { predictCommand } from "./commands/predict.js";
+import { trainCommand } from "./commands/train.js";
+import { generateCommand } from "./commands/generate.js";
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -49,6 +51,59 @@ export function buildProgram(): Command {
     .option("--attention-mask <mask.json>", "JSON array of 0/1 arrays, same shape as the ids")
     .requiredOption("--output <out.safetensors>", "where to write logits (and last_hidden_state for encoders)")
     .action((options) => predictCommand(ctx, options));
+
+  program
+    .command("train")
+    .description("fine-tune with LoRA (or every parameter with --full) and write a PEFT adapter folder")
+    .requiredOption("--model <model>", "base model folder")
+    .requiredOption("--data <file>", "text (one example a line) or JSONL with text or input_ids (and label for seq-cls)")
+    .requiredOption("--out <dir>", "output folder (adapter, or full checkpoint with --full; checkpoints go in out/checkpoint-N)")
+    .option("--task <task>", "causal-lm or seq-cls (default: from the model)")
+    .option("--rank <n>", "LoRA rank r (default 8)")
+    .option("--alpha <n>", "lora_alpha (default 8)")
+    .option("--target-modules <names>", "comma-separated module names, or all-linear (default: PEFT's for the model type)")
+    .option("--dropout <p>", "lora_dropout (default 0)")
+    .option("--use-dora", "train DoRA (weight-decomposed LoRA)")
+    .option("--use-rslora", "scale by alpha/sqrt(r)")
+    .option("--init <how>", "init_lora_weights: true, false, gaussian, pissa, olora")
+    .option("--steps <n>", "optimizer steps")
+    .option("--epochs <n>", "passes over the data (default 1)")
+    .option("--lr <x>", "peak learning rate (default 2e-4; 5e-5 with --full)")
+    .option("--batch-size <n>", "examples per micro-batch (default 8)")
+    .option("--grad-accum <n>", "micro-batches per optimizer step (default 1)")
+    .option("--seq-len <n>", "longest example in tokens (default 128)")
+    .option("--warmup <n>", "warm-up steps (default 0)")
+    .option("--schedule <s>", "constant, linear or cosine (default linear)")
+    .option("--weight-decay <x>", "AdamW's decoupled weight decay (default 0)")
+    .option("--max-grad-norm <x>", "clip the global gradient norm (default 1; 0 = off)")
+    .option("--seed <n>", "seed for initialisation, batch order and dropout (default 42)")
+    .option("--eval-data <file>", "held-out examples for eval loss / perplexity / accuracy")
+    .option("--eval-every <n>", "evaluate every N steps")
+    .option("--save-every <n>", "write a resumable checkpoint every N steps")
+    .option("--resume <checkpoint>", "continue from out/checkpoint-N (same settings)")
+    .option("--log <file.jsonl>", "one JSON line per step (step, loss, lr, …) and per evaluation")
+    .option("--full", "full fine-tuning of every parameter, for comparison")
+    .option("--backend <name>", "training backend (default: the best available)")
+    .option("--json", "print the summary as JSON")
+    .action((options) => trainCommand(ctx, options));
+
+  program
+    .command("generate")
+    .description("continue a prompt with a causal language model (optionally with an adapter)")
+    .requiredOption("--model <model>", "model folder")
+    .option("--adapter <adapter>", "PEFT adapter folder")
+    .option("--merge", "merge the adapter before generating")
+    .option("--prompt <text>", "prompt text (needs tokenizer.json in the model folder)")
+    .option("--prompt-ids <ids>", "prompt as comma-separated token ids")
+    .option("--max-new-tokens <n>", "tokens to add (default 32)")
+    .option("--temperature <x>", "0 = greedy (default); higher = more random")
+    .option("--top-k <n>", "sample from the k most likely tokens")
+    .option("--top-p <x>", "sample from the smallest set with this probability mass")
+    .option("--seed <n>", "sampling seed")
+    .option("--no-cache", "recompute every step instead of using the key/value cache")
+    .option("--backend <name>", "inference backend")
+    .option("--json", "print ids (and text) as JSON")
+    .action((options) => generateCommand(ctx, options));
 
   const imports = program.command("import").description("turn other LoRA formats into PEFT adapters");
   imports

@@ -43,6 +43,6 @@ export { mergeCheckpoint, type MergeCheckpointParams, type MergeCheckpointResult
 export { importLoralib, type ImportLoralibParams } from "./import/import-loralib.js";
 
 // Backends
-export type { LowrankBackend, BackendCapability, BackendFactory, BackendInitResult, PredictParams, PredictResult, MergeParams, FloatArray } from "./backend/backend.js";
+export type { LowrankBackend, BackendCapability, BackendFactory, BackendInitResult, PredictParams, PredictResult, MergeParams, FloatArray, TrainParams, TrainEvent, GenerateParams, GenerateResult } from "./backend/backend.js";
 export { BackendRegistry, type ResolvedBackend } from "./backend/backend-registry.js";
 export { loadBackendPlugin, type RegisterPlugin } from "./backend/load-plugin.js";

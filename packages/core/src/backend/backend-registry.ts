@@ -121,6 +121,7 @@ function checkBackendShape(backend: unknown, name: string): asserts backend is L
           : typeof b.init !== "function" ? "`init` is not a function"
             : b.capabilities.includes("infer") && typeof b.predict !== "function" ? "it claims `infer` but has no `predict`"
               : b.capabilities.includes("merge") && typeof b.merge !== "function" ? "it claims `merge` but has no `merge`"
+                : b.capabilities.includes("train") && typeof b.train !== "function" ? "it claims `train` but has no `train`"
                 : undefined;
   if (problem) throw new LowrankError("BACKEND_INVALID", `backend "${name}" is invalid: ${problem}`);
 }

@@ -1,6 +1,7 @@
 import type { LoraAdapter } from "../adapter/lora-adapter.js";
 import type { Logger } from "../logger.js";
 import type { MergeCheckpointResult } from "../merge/merge-checkpoint.js";
+import type { LoraConfigInput } from "../config/lora-config.js";
 
 /** What a backend can do. */
 export type BackendCapability = "train" | "infer" | "merge";
@@ -31,6 +32,67 @@ export interface PredictResult {
   lastHiddenState?: FloatArray;
 }
 
+/** A training run: LoRA (the `lora` config) or, with `full`, every parameter. */
+export interface TrainParams {
+  model: string;
+  /** Text (one example a line) or JSONL with `text` or `input_ids` (and `label` for seq-cls). */
+  data: string;
+  out: string;
+  task?: "causal-lm" | "seq-cls";
+  /** The adapter to create (PEFT's fields); ignored with `full`. */
+  lora?: LoraConfigInput;
+  full?: boolean;
+  steps?: number;
+  epochs?: number;
+  learningRate?: number;
+  batchSize?: number;
+  gradientAccumulation?: number;
+  seqLen?: number;
+  warmupSteps?: number;
+  schedule?: "constant" | "linear" | "cosine";
+  weightDecay?: number;
+  maxGradNorm?: number;
+  seed?: number;
+  evalData?: string;
+  /** Evaluate every N steps (and at the end) when eval data is given. */
+  evalEvery?: number;
+  /** Write a resumable checkpoint to `out/checkpoint-N` every N steps. */
+  saveEvery?: number;
+  /** A checkpoint folder to continue from. */
+  resume?: string;
+}
+
+/** Progress of a training run, in order: start, steps (with evals and checkpoints between), done. */
+export type TrainEvent =
+  | { type: "start"; totalSteps: number; startStep: number; trainableParameters: number; totalParameters: number; examples: number; device: string }
+  | { type: "step"; step: number; epoch: number; loss: number; learningRate: number; gradNorm: number; tokens: number; tokensPerSecond: number; seconds: number }
+  | { type: "eval"; step: number; loss: number; perplexity: number; accuracy?: number }
+  | { type: "checkpoint"; step: number; dir: string }
+  | { type: "done"; out: string; steps: number; seconds: number; finalLoss: number };
+
+export interface GenerateParams {
+  model: string;
+  adapter?: LoraAdapter;
+  merge?: boolean;
+  /** Text, tokenised with the model's tokenizer, or token ids. */
+  prompt?: string;
+  promptIds?: number[];
+  maxNewTokens: number;
+  /** 0 or undefined: greedy. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  /** Reuse keys/values between steps (default true). */
+  useCache?: boolean;
+}
+
+export interface GenerateResult {
+  ids: number[];
+  /** The new tokens decoded, when the model has a tokenizer. */
+  text?: string;
+}
+
 export interface MergeParams {
   baseDir: string;
   adapter: LoraAdapter;
@@ -52,6 +114,9 @@ export interface LowrankBackend {
   init(options: { logger: Logger }): Promise<BackendInitResult>;
   predict?(params: PredictParams): Promise<PredictResult>;
   merge?(params: MergeParams): Promise<MergeCheckpointResult>;
+  generate?(params: GenerateParams): Promise<GenerateResult>;
+  /** Trains and saves; progress is an async stream of events that the caller drains. */
+  train?(params: TrainParams): AsyncGenerator<TrainEvent>;
   dispose?(): Promise<void>;
 }
 
