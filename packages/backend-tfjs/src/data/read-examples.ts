@@ -57,6 +57,8 @@ export async function readExamples(file: string, options: ReadExamplesOptions): 
       if (!options.tokenizer) throw new LowrankError("USAGE", `${where}: has text but the model folder has no tokenizer.json; give \`input_ids\` instead`);
       ids = options.tokenizer.encode(record.text);
       if (options.task === "causal-lm" && options.eosTokenId !== undefined) ids.push(options.eosTokenId);
+      const outside = ids.find((id) => id >= options.vocabSize);
+      if (outside !== undefined) throw new LowrankError("USAGE", `${where}: the tokenizer gives id ${outside}, outside the model's vocabulary of ${options.vocabSize}; the tokenizer does not belong to this model`);
     } else {
       throw new LowrankError("USAGE", `${where}: needs a \`text\` string or an \`input_ids\` array`);
     }
