@@ -168,6 +168,7 @@ try {
   console.log(`  file    copyFile ${f(fileCopy)}  ${result.file.copyfile_gb_per_s.toFixed(2)} GB/s  (kernel copy, no fsync)`);
   console.log(`  file    merge ${f(fileMerge)}  ${result.file.merge_gb_per_s.toFixed(2)} GB/s  (${result.file.merge_over_copy.toFixed(2)}× the copy)`);
   if (jsonOut) {
+    await mkdir(path.dirname(path.resolve(jsonOut)), { recursive: true });
     await writeFile(jsonOut, `${JSON.stringify(result, null, 2)}\n`);
     console.log(`wrote ${jsonOut}`);
   }

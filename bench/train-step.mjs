@@ -106,6 +106,7 @@ async function main() {
     console.log(`  LoRA/full: step time ${summary.ratios.lora_over_full_step_time.toFixed(2)}×, peak RSS ${summary.ratios.lora_over_full_peak_rss.toFixed(2)}×, peak tensor bytes ${summary.ratios.lora_over_full_peak_tensor_bytes.toFixed(2)}×; ${Math.round(summary.ratios.full_over_lora_trainable_parameters)}× fewer trainable parameters`);
     const jsonOut = flag("--json", undefined);
     if (jsonOut) {
+      await mkdir(path.dirname(path.resolve(jsonOut)), { recursive: true });
       await writeFile(jsonOut, `${JSON.stringify(summary, null, 2)}\n`);
       console.log(`wrote ${jsonOut}`);
     }

@@ -28,6 +28,7 @@ function fake(name: string, options: FakeOptions = {}) {
       },
       predict: capabilities.includes("infer") ? async () => ({ logits: { data: new Float32Array(0), shape: [0] } }) : undefined,
       merge: capabilities.includes("merge") ? async () => ({}) as never : undefined,
+      train: capabilities.includes("train") ? async function* () {} : undefined,
     };
   };
   return { factory, calls };
