@@ -33,15 +33,18 @@ async function child(mode, modelDir, dataFile) {
   const out = await mkdtemp(path.join(os.tmpdir(), `bench-${mode}-`));
   // tf.profile tracks the peak of live tensor bytes inside the steps (a sampler would only see the
   // quiet moments between them); the kernel's high-water mark VmHWM gives the peak RSS.
-  const profile = await tf.profile(async () => {
+  const profiling = !args.includes("--no-profile");
+  const body = async () => {
     for await (const event of backend.train({
       model: modelDir, data: dataFile, out, steps: warmup + steps, batchSize: batch, seqLen, learningRate: 1e-4, full: mode === "full",
       lora: { r: 8, lora_alpha: 16, target_modules: ["c_attn"] }, seed: 1,
     })) {
       if (event.type === "start") start = event;
       if (event.type === "step" && event.step > warmup) times.push(event);
+      if (event.type === "step" && process.env.LOWRANK_BENCH_VERBOSE) process.stderr.write(`${mode} step ${event.step}: ${event.seconds.toFixed(2)} s\n`);
     }
-  });
+  };
+  const profile = profiling ? await tf.profile(body) : (await body(), { peakBytes: NaN });
   const peakTensorBytes = profile.peakBytes;
   const hwm = /VmHWM:\s+(\d+) kB/.exec(await readFile("/proc/self/status", "utf8").catch(() => ""));
   const peakRss = hwm ? Number(hwm[1]) * 1024 : process.memoryUsage().rss;
@@ -83,7 +86,7 @@ async function main() {
     const self = fileURLToPath(import.meta.url);
     const results = {};
     for (const mode of ["lora", "full"]) {
-      const run = spawnSync(process.execPath, [self, "--child", mode, modelDir, dataFile, ...(quick ? ["--quick"] : []), "--steps", String(steps)], { encoding: "utf8" });
+      const run = spawnSync(process.execPath, [self, "--child", mode, modelDir, dataFile, ...(quick ? ["--quick"] : []), ...(args.includes("--no-profile") ? ["--no-profile"] : []), "--steps", String(steps)], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
       if (run.status !== 0) throw new Error(`${mode} run failed: ${run.stderr}`);
       results[mode] = JSON.parse(run.stdout.trim().split("\n").at(-1));
     }

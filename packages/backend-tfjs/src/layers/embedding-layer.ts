@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { mergeLora, type LoraFactors } from "@lowrank/core";
 import type { ForwardContext, LoraBranch } from "./lora-branch.js";
+import { matMul } from "./mat-mul.js";
 import type { ParamStore } from "./param-store.js";
 
 /**
@@ -42,11 +43,11 @@ export class EmbeddingLayer {
     const weight = this.weight;
     const tableTrains = ctx.training && weight instanceof tf.Variable && weight.trainable;
     const branch = this.merged ? undefined : this.lora;
-    const oneHot = ctx.training && (tableTrains || branch) ? tf.oneHot(flat, this.numEmbeddings).toFloat() : undefined;
-    let out = (tableTrains ? tf.matMul(oneHot!, weight) : tf.gather(weight, flat)) as tf.Tensor2D;
+    const oneHot = ctx.training && (tableTrains || branch) ? (tf.oneHot(flat, this.numEmbeddings).toFloat() as tf.Tensor2D) : undefined;
+    let out = (tableTrains ? matMul(oneHot!, weight as tf.Tensor2D) : tf.gather(weight, flat)) as tf.Tensor2D;
     if (branch) {
-      const picked = (oneHot ? tf.matMul(oneHot, branch.A, false, true) : tf.gather(tf.transpose(branch.A), flat)) as tf.Tensor2D;
-      out = tf.add(out, tf.mul(tf.matMul(picked, branch.B, false, true), branch.scaling));
+      const picked = (oneHot ? matMul(oneHot, tf.transpose(branch.A) as tf.Tensor2D) : tf.gather(tf.transpose(branch.A), flat)) as tf.Tensor2D;
+      out = tf.add(out, tf.mul(matMul(picked, tf.transpose(branch.B) as tf.Tensor2D), branch.scaling));
     }
     return out.reshape([b, s, this.dim]);
   }

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { mergeLora, type LoraFactors, type WeightLayout } from "@lowrank/core";
 import { stopGradient } from "./functional.js";
+import { frozenMatMul, matMul } from "./mat-mul.js";
 import { seededDropout, type ForwardContext, type LoraBranch } from "./lora-branch.js";
 import type { ParamStore } from "./param-store.js";
 
@@ -37,8 +38,15 @@ export class LinearLayer {
     return this.original !== undefined;
   }
 
+  /** x·Wᵀ in LoRA's sense ([n, in] → [n, out]) on the fast kernels (see mat-mul.ts). */
   private project(x: tf.Tensor2D): tf.Tensor2D {
-    return this.layout === "in_out" ? tf.matMul(x, this.weight) : tf.matMul(x, this.weight, false, true);
+    const weight = this.weight;
+    if (weight instanceof tf.Variable && weight.trainable) {
+      return matMul(x, (this.layout === "in_out" ? weight : tf.transpose(weight)) as tf.Tensor2D);
+    }
+    const stored = weight;
+    const flipped = this.store.transposed(this.weightKey);
+    return this.layout === "in_out" ? frozenMatMul(x, stored, flipped) : frozenMatMul(x, flipped, stored);
   }
 
   /** x [..., in] → [..., out]. */
@@ -49,7 +57,7 @@ export class LinearLayer {
     const branch = this.merged ? undefined : this.lora;
     if (branch) {
       const dropped = seededDropout(x2, branch.dropout, ctx) as tf.Tensor2D;
-      let delta: tf.Tensor2D = tf.matMul(tf.matMul(dropped, branch.A, false, true), branch.B, false, true);
+      let delta: tf.Tensor2D = matMul(matMul(dropped, tf.transpose(branch.A) as tf.Tensor2D), tf.transpose(branch.B) as tf.Tensor2D);
       if (branch.bias) delta = tf.add(delta, branch.bias);
       if (branch.magnitude) {
         // DoRA (PEFT 0.12): (m/‖W+ΔW‖ − 1)·(x·Wᵀ) + (m/‖W+ΔW‖)·scaling·(B·A·x), the norm held constant.

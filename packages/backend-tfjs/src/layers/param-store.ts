@@ -8,6 +8,8 @@ import { LowrankError } from "@lowrank/core";
  */
 export class ParamStore {
   private readonly tensors = new Map<string, tf.Tensor>();
+  /** Transposed copies of frozen 2-D entries, by the tensor they were made from. */
+  private readonly transposes = new Map<string, { of: tf.Tensor; value: tf.Tensor2D }>();
 
   constructor(private readonly label: string) {}
 
@@ -29,7 +31,27 @@ export class ParamStore {
   set(key: string, tensor: tf.Tensor): tf.Tensor | undefined {
     const previous = this.tensors.get(key);
     this.tensors.set(key, tensor);
+    this.dropTranspose(key);
     return previous;
+  }
+
+  /**
+   * The entry transposed, made once and kept while the entry stays the same tensor (frozen
+   * weights: the fast matMul kernels need both orientations).
+   */
+  transposed(key: string): tf.Tensor2D {
+    const current = this.get<tf.Tensor2D>(key);
+    const cached = this.transposes.get(key);
+    if (cached && cached.of === current) return cached.value;
+    this.dropTranspose(key);
+    const value = tf.keep(tf.transpose(current));
+    this.transposes.set(key, { of: current, value });
+    return value;
+  }
+
+  private dropTranspose(key: string): void {
+    this.transposes.get(key)?.value.dispose();
+    this.transposes.delete(key);
   }
 
   /** Turns an entry into a trainable variable (same value) and returns it. */
@@ -38,11 +60,14 @@ export class ParamStore {
     if (current instanceof tf.Variable && current.trainable) return current;
     const variable = tf.variable(current, true, `${name}#${Math.random().toString(36).slice(2)}`);
     this.tensors.set(key, variable);
+    this.dropTranspose(key);
     return variable;
   }
 
   dispose(): void {
     for (const t of this.tensors.values()) t.dispose();
+    for (const t of this.transposes.values()) t.value.dispose();
     this.tensors.clear();
+    this.transposes.clear();
   }
 }
