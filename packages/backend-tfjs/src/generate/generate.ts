@@ -17,7 +17,10 @@ export interface GenerateOptions extends SamplingOptions {
 
 function lastRow(logits: tf.Tensor): Float32Array {
   const [, s, v] = logits.shape;
-  return tf.tidy(() => tf.slice(logits, [0, s - 1, 0], [1, 1, v]).dataSync() as Float32Array);
+  const row = tf.slice(logits, [0, s - 1, 0], [1, 1, v]);
+  const values = row.dataSync() as Float32Array;
+  row.dispose();
+  return values;
 }
 
 function disposeCache(cache: KvCache | undefined): void {

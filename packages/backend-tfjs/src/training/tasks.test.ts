@@ -78,3 +78,50 @@ describe("training tasks", () => {
     expect(Math.abs(losses(events)[0] - Math.log(50257))).toBeLessThan(0.5);
   });
 });
+
+describe("a trained adapter reloads with identical outputs", () => {
+  test.each([
+    ["LoRA with bias all", { r: 4, lora_alpha: 8, bias: "all" as const, target_modules: ["c_attn", "c_fc"] }],
+    ["DoRA", { r: 4, lora_alpha: 8, use_dora: true, target_modules: ["c_attn"] }],
+    ["rsLoRA with rank_pattern", { r: 4, lora_alpha: 8, use_rslora: true, target_modules: ["c_attn", "c_proj"], rank_pattern: { "h.1.attn.c_proj": 2 } }],
+  ])("%s", async (_name, lora) => {
+    const { loadModel } = await import("../models/load-model.js");
+    const { attachAdapter } = await import("../lora/attach-adapter.js");
+    const { createLoraTraining } = await import("./trainable.js");
+    const { Trainer } = await import("./trainer.js");
+    const { createLoraConfig } = await import("@lowrank/core");
+    const { inferenceContext } = await import("../layers/lora-branch.js");
+    const tf = await import("@tensorflow/tfjs");
+    const examples = Array.from({ length: 8 }, (_, i) => ({ ids: Array.from({ length: 12 }, (_, j) => (i * 31 + j * 7) % 500) }));
+    const model = await loadModel(requireFixture("gpt2-tiny"));
+    const training = createLoraTraining(model, createLoraConfig({ fan_in_fan_out: true, init_lora_weights: false, ...lora }), { seed: 2 });
+    const trainer = new Trainer(model, training, examples, { task: "causal-lm", steps: 3, learningRate: 1e-2, batchSize: 4, seed: 1, padTokenId: 0 });
+    for (let i = 0; i < 3; i++) trainer.trainStep();
+    const ids = [[1, 2, 3, 4, 5, 6]];
+    const run = (m: typeof model) => {
+      const out = m.forward({ inputIds: tf.tensor2d(ids, undefined, "int32") }, inferenceContext());
+      const values = out.logits.dataSync() as Float32Array;
+      out.logits.dispose();
+      return values;
+    };
+    const trained = run(model);
+    const dir = path.join(tmp, `reload-${Math.random().toString(36).slice(2)}`);
+    const { writeAdapter } = await import("@lowrank/core");
+    await writeAdapter(dir, training.exportAdapter());
+    const saved = await readAdapter(dir);
+    if (lora.bias === "all") expect([...saved.tensors.keys()].some((k) => k.endsWith("c_attn.base_layer.bias"))).toBe(true);
+    if (lora.use_dora) expect([...saved.tensors.keys()].some((k) => k.endsWith("lora_magnitude_vector"))).toBe(true);
+    const fresh = await loadModel(requireFixture("gpt2-tiny"));
+    const before = run(fresh);
+    attachAdapter(fresh, saved);
+    const reloaded = run(fresh);
+    let diff = 0;
+    let moved = 0;
+    for (let i = 0; i < trained.length; i++) {
+      diff = Math.max(diff, Math.abs(trained[i] - reloaded[i]));
+      moved = Math.max(moved, Math.abs(trained[i] - before[i]));
+    }
+    expect(diff).toBeLessThan(1e-5);
+    expect(moved).toBeGreaterThan(1e-3);
+  });
+});
