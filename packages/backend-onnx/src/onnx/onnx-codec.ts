@@ -1,0 +1,123 @@
+import protobuf from "protobufjs";
+import { LowrankError } from "@lowrank/core";
+import { ONNX_PROTO } from "./onnx-proto.js";
+
+const root = protobuf.parse(ONNX_PROTO, { keepCase: true }).root;
+const ModelProtoType = root.lookupType("onnx.ModelProto");
+const TensorProtoType = root.lookupType("onnx.TensorProto");
+const NodeProtoType = root.lookupType("onnx.NodeProto");
+const ValueInfoProtoType = root.lookupType("onnx.ValueInfoProto");
+
+/** protobufjs's int64 (a Long when long.js is present, else a number). */
+export type Int64 = number | { toNumber(): number };
+
+export interface StringStringEntry {
+  key: string;
+  value: string;
+}
+
+/** onnx.TensorProto, as decoded (snake_case field names, as in onnx.proto). */
+export interface TensorProto {
+  name: string;
+  dims: Int64[];
+  data_type: number;
+  raw_data?: Uint8Array;
+  float_data?: number[];
+  data_location?: number;
+  external_data?: StringStringEntry[];
+}
+
+export interface AttributeProto {
+  name: string;
+  type?: number;
+  i?: Int64;
+  ints?: Int64[];
+  f?: number;
+  s?: Uint8Array;
+}
+
+export interface NodeProto {
+  name: string;
+  op_type: string;
+  domain?: string;
+  input: string[];
+  output: string[];
+  attribute: AttributeProto[];
+}
+
+export interface ValueInfoProto {
+  name: string;
+  type?: unknown;
+}
+
+export interface GraphProto {
+  name: string;
+  node: NodeProto[];
+  initializer: TensorProto[];
+  input: ValueInfoProto[];
+  output: ValueInfoProto[];
+  value_info: ValueInfoProto[];
+}
+
+export interface ModelProto {
+  ir_version?: Int64;
+  opset_import: { domain?: string; version: Int64 }[];
+  graph: GraphProto;
+}
+
+/** TensorProto.DataType values lowrank handles. */
+export const ONNX_FLOAT = 1;
+export const ONNX_INT64 = 7;
+export const ONNX_FLOAT16 = 10;
+export const EXTERNAL_LOCATION = 1;
+
+export function toNumber(value: Int64 | undefined): number {
+  if (value === undefined) return 0;
+  return typeof value === "number" ? value : value.toNumber();
+}
+
+/**
+ * Decodes an ONNX model with the official schema. Fields the schema lacks (newer ONNX versions)
+ * would be dropped on re-encoding, so a model that does not re-encode to its own bytes is refused
+ * before anything is edited.
+ * @throws LowrankError CHECKPOINT_INVALID naming the file.
+ */
+export function decodeModel(bytes: Uint8Array, label: string, options: { checkRoundTrip?: boolean } = {}): ModelProto {
+  let model: ModelProto;
+  try {
+    model = ModelProtoType.decode(bytes) as unknown as ModelProto;
+  } catch (error) {
+    throw new LowrankError("CHECKPOINT_INVALID", `${label}: not an ONNX model (${(error as Error).message.split("\n")[0]})`);
+  }
+  if (!model.graph || !Array.isArray(model.graph.node) || model.graph.node.length === 0) {
+    throw new LowrankError("CHECKPOINT_INVALID", `${label}: not an ONNX model (no graph nodes)`);
+  }
+  if (options.checkRoundTrip ?? true) {
+    const again = encodeModel(model);
+    if (again.byteLength !== bytes.byteLength || Buffer.compare(Buffer.from(again), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) !== 0) {
+      throw new LowrankError("CHECKPOINT_INVALID", `${label}: uses ONNX fields newer than the vendored onnx.proto (1.12); re-encoding would lose them`);
+    }
+  }
+  return model;
+}
+
+export function encodeModel(model: ModelProto): Uint8Array {
+  return ModelProtoType.encode(model as unknown as protobuf.Message).finish();
+}
+
+/** A new TensorProto message (so it encodes like decoded ones). */
+export function newTensor(fields: Partial<TensorProto> & { name: string }): TensorProto {
+  return TensorProtoType.create(fields) as unknown as TensorProto;
+}
+
+export function newNode(fields: Partial<NodeProto> & { name: string; op_type: string }): NodeProto {
+  return NodeProtoType.create({ input: [], output: [], attribute: [], ...fields }) as unknown as NodeProto;
+}
+
+/** A float tensor graph input/output with named (symbolic) or fixed dims. */
+export function floatValueInfo(name: string, dims: (number | string)[]): ValueInfoProto {
+  return ValueInfoProtoType.fromObject({
+    name,
+    type: { tensor_type: { elem_type: ONNX_FLOAT, shape: { dim: dims.map((d) => (typeof d === "number" ? { dim_value: d } : { dim_param: d })) } } },
+  }) as unknown as ValueInfoProto;
+}

@@ -1,0 +1,49 @@
+import { parseAdapterKey, type LoraAdapter, type ModelDescription, type ModuleInfo, type TensorInfo } from "@lowrank/core";
+import type { GraphProto } from "./onnx-codec.js";
+import { locateWeights, type WeightLocation } from "./locate-weights.js";
+import { tensorDims } from "./tensor-data.js";
+
+/** The modules an adapter adapts, with in/out features read from its factors' shapes. */
+export function adapterModules(adapter: LoraAdapter): { name: string; inFeatures: number; outFeatures: number }[] {
+  const modules = new Map<string, { name: string; inFeatures: number; outFeatures: number }>();
+  for (const [key, t] of adapter.tensors) {
+    const parsed = parseAdapterKey(key);
+    if (!parsed || parsed.role === "replacement" || parsed.role === "magnitude" || parsed.role === "lora_B_bias") continue;
+    const m = modules.get(parsed.module) ?? { name: parsed.module, inFeatures: 0, outFeatures: 0 };
+    if (parsed.role === "lora_A" || parsed.role === "lora_embedding_A") m.inFeatures = t.shape[1];
+    else m.outFeatures = t.shape[0];
+    modules.set(parsed.module, m);
+  }
+  return [...modules.values()];
+}
+
+/**
+ * A core ModelDescription of an ONNX graph, as far as an adapter needs it: its modules where the
+ * graph holds their weights (kind from the stored orientation: `in_out` weights are merged the way
+ * Conv1D's are), and every initializer by name (for modules_to_save tensors).
+ */
+export function describeOnnxForAdapter(graph: GraphProto, adapter: LoraAdapter, label: string): { description: ModelDescription; locations: Map<string, WeightLocation> } {
+  const locations = locateWeights(graph, adapterModules(adapter), label);
+  const tensors = new Map<string, TensorInfo>();
+  for (const t of graph.initializer) tensors.set(t.name, { dtype: "F32", shape: tensorDims(t) });
+  const modules: ModuleInfo[] = [];
+  const seen = new Set<string>();
+  for (const loc of locations.values()) {
+    const dims = tensorDims(loc.initializer);
+    const [inFeatures, outFeatures] = loc.layout === "in_out" ? dims : [dims[1], dims[0]];
+    const parts = loc.module.split(".");
+    for (let i = 1; i < parts.length; i++) {
+      const parent = parts.slice(0, i).join(".");
+      if (!seen.has(parent)) modules.push({ name: parent, kind: "container" });
+      seen.add(parent);
+    }
+    const kind = loc.kind === "embedding" ? "embedding" : loc.layout === "in_out" ? "conv1d" : "linear";
+    modules.push({ name: loc.module, kind, inFeatures, outFeatures, weightKey: loc.initializer.name, layout: loc.layout });
+    seen.add(loc.module);
+    tensors.set(`${loc.module}.weight`, { dtype: "F32", shape: dims });
+  }
+  const description: ModelDescription = {
+    modelType: undefined, architectures: [], modules, byName: new Map(modules.map((m) => [m.name, m])), tensors, outputHead: undefined, config: {},
+  };
+  return { description, locations };
+}
