@@ -1,5 +1,10 @@
-/**
- * @lowrank/backend-onnx — not implemented yet: this package is a shell so that the workspace builds.
- * Its work is tracked in the project's issues.
- */
-export const packageStatus = { name: "@lowrank/backend-onnx", implemented: false } as const;
+import "reflect-metadata";
+
+export { OnnxBackend, register, onnxFileOf } from "./onnx-backend.js";
+export { OnnxLoraSession, type OnnxLoraSessionOptions } from "./session/onnx-lora-session.js";
+export { createOrtSession, idsTensor, type ExecutionProvider, type SessionOptions } from "./session/ort-session.js";
+export { mergeOnnxFile, mergeIntoOnnxModel, type MergedOnnx } from "./onnx/merge-onnx.js";
+export { decodeModel, encodeModel, type ModelProto, type GraphProto, type NodeProto, type TensorProto } from "./onnx/onnx-codec.js";
+export { locateWeights, moduleScope, type WeightLocation } from "./onnx/locate-weights.js";
+export { addLoraSlots, type LoraSlot } from "./onnx/add-lora-slots.js";
+export { writeOnnx } from "./onnx/write-onnx.js";

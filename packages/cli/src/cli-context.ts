@@ -28,6 +28,7 @@ export function createContext(globals: () => GlobalOptions): CliContext {
         const r = new BackendRegistry({ logger });
         // Built-in backends, loaded only when first resolved.
         r.register("tfjs", async () => new (await import("@lowrank/backend-tfjs")).TfjsBackend(), { priority: 10 });
+        r.register("onnx", async () => new (await import("@lowrank/backend-onnx")).OnnxBackend(), { priority: 5 });
         const plugins = [
           ...(process.env.LOWRANK_PLUGINS ?? "").split(",").map((s) => s.trim()).filter(Boolean),
           ...(globals().plugin ?? []),

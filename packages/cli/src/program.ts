@@ -8,6 +8,7 @@ import { mergeCommand } from "./commands/merge.js";
 import { predictCommand } from "./commands/predict.js";
 import { trainCommand } from "./commands/train.js";
 import { generateCommand } from "./commands/generate.js";
+import { onnxMergeCommand } from "./commands/onnx-merge.js";
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -104,6 +105,16 @@ export function buildProgram(): Command {
     .option("--backend <name>", "inference backend")
     .option("--json", "print ids (and text) as JSON")
     .action((options) => generateCommand(ctx, options));
+
+  const onnx = program.command("onnx").description("ONNX models: merge adapters into them");
+  onnx
+    .command("merge")
+    .description("add an adapter's update to an ONNX model's weights (found by name or through the graph)")
+    .requiredOption("--model <model.onnx>", "the ONNX model")
+    .requiredOption("--adapter <adapter>", "PEFT adapter folder")
+    .requiredOption("--out <merged.onnx>", "where to write the merged model")
+    .option("--safe", "refuse to write non-finite weights")
+    .action((options) => onnxMergeCommand(ctx, options));
 
   const imports = program.command("import").description("turn other LoRA formats into PEFT adapters");
   imports

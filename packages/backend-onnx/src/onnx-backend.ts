@@ -1,0 +1,98 @@
+import { readFile, stat } from "node:fs/promises";
+import path from "node:path";
+import {
+  LowrankError, mergeCheckpoint, silentLogger, type BackendRegistry, type Logger, type LowrankBackend,
+  type MergeParams, type PredictParams, type PredictResult,
+} from "@lowrank/core";
+import { decodeModel, encodeModel } from "./onnx/onnx-codec.js";
+import { mergeIntoOnnxModel, mergeOnnxFile } from "./onnx/merge-onnx.js";
+import { idsTensor, createOrtSession, type ExecutionProvider } from "./session/ort-session.js";
+import { OnnxLoraSession } from "./session/onnx-lora-session.js";
+import * as ort from "onnxruntime-node";
+
+/** The .onnx file for a model argument: the file itself, or model.onnx inside a folder. */
+export async function onnxFileOf(model: string): Promise<string> {
+  const info = await stat(model).catch(() => undefined);
+  if (info?.isDirectory()) {
+    const inside = path.join(model, "model.onnx");
+    if (await stat(inside).catch(() => undefined)) return inside;
+    throw new LowrankError("CHECKPOINT_INVALID", `${model}: has no model.onnx (the onnx backend runs ONNX files)`);
+  }
+  if (!info) throw new LowrankError("CHECKPOINT_INVALID", `${model}: no such ONNX file or folder`);
+  return model;
+}
+
+/**
+ * The ONNX Runtime backend: inference with adapters merged offline or fed per run, on the CUDA
+ * execution provider when asked and available, else the CPU.
+ */
+export class OnnxBackend implements LowrankBackend {
+  readonly name = "onnx";
+  readonly capabilities = ["infer", "merge"] as const;
+  readonly devices = ["cuda", "cpu"] as const;
+  private logger: Logger = silentLogger;
+  private provider: ExecutionProvider;
+  private readonly threads: number | undefined;
+
+  constructor(options: { executionProvider?: ExecutionProvider; threads?: number } = {}) {
+    this.provider = options.executionProvider ?? (process.env.LOWRANK_ORT_PROVIDER === "cuda" ? "cuda" : "cpu");
+    this.threads = options.threads ?? (process.env.LOWRANK_ORT_THREADS ? Number(process.env.LOWRANK_ORT_THREADS) : undefined);
+  }
+
+  async init(options: { logger: Logger }): Promise<{ device: string; note: string }> {
+    this.logger = options.logger;
+    if (typeof ort.InferenceSession?.create !== "function") throw new Error("onnxruntime-node did not load");
+    return { device: this.provider, note: `ONNX Runtime ${ort.env.versions?.common ?? ""} (${this.provider === "cuda" ? "CUDA requested; falls back to CPU per session" : "CPU"})`.replace("  ", " ") };
+  }
+
+  async predict(params: PredictParams): Promise<PredictResult> {
+    const file = await onnxFileOf(params.model);
+    const options = { executionProvider: this.provider, threads: this.threads, logger: this.logger };
+    let run: (feeds: Record<string, ort.Tensor>) => Promise<ort.InferenceSession.OnnxValueMapType>;
+    let release: () => Promise<void>;
+    let inputs: readonly string[];
+    if (params.adapter && !params.merge) {
+      const session = await OnnxLoraSession.create(file, { ...options, adapters: { adapter: params.adapter } });
+      run = (feeds) => session.run(feeds, { adapter: "adapter" });
+      release = () => session.release();
+      inputs = session.modelInputs();
+    } else {
+      let model: string | Uint8Array = file;
+      if (params.adapter) {
+        const decoded = decodeModel(await readFile(file), file);
+        model = encodeModel(mergeIntoOnnxModel(decoded, params.adapter, { modelDir: path.dirname(file), logger: this.logger, label: file }).model);
+      }
+      const { session } = await createOrtSession(model, options);
+      run = (feeds) => session.run(feeds);
+      release = () => session.release();
+      inputs = session.inputNames;
+    }
+    try {
+      const feeds: Record<string, ort.Tensor> = { input_ids: idsTensor(params.inputIds) };
+      if (inputs.includes("attention_mask")) feeds.attention_mask = idsTensor(params.attentionMask ?? params.inputIds.map((r) => r.map(() => 1)));
+      const unknown = inputs.filter((n) => !(n in feeds));
+      if (unknown.length > 0) throw new LowrankError("USAGE", `${file}: needs inputs lowrank does not provide (${unknown.join(", ")})`);
+      const out = await run(feeds);
+      const logits = out.logits ?? out[Object.keys(out)[0]];
+      const result: PredictResult = { logits: { data: logits.data as Float32Array, shape: logits.dims.map(Number) } };
+      if (out.last_hidden_state) result.lastHiddenState = { data: out.last_hidden_state.data as Float32Array, shape: out.last_hidden_state.dims.map(Number) };
+      return result;
+    } finally {
+      await release();
+    }
+  }
+
+  /** Merges into an ONNX file (`baseDir` is a .onnx path) or, for a Hugging Face folder, through core. */
+  async merge(params: MergeParams) {
+    if (params.baseDir.endsWith(".onnx")) {
+      const merged = await mergeOnnxFile({ model: params.baseDir, adapter: params.adapter, out: params.outDir, safe: params.safe, logger: this.logger });
+      return { mergedModules: merged.mergedModules, replacedTensors: merged.replacedTensors, tensorCount: merged.model.graph.initializer.length, bytesWritten: merged.bytes };
+    }
+    return mergeCheckpoint({ ...params, logger: this.logger });
+  }
+}
+
+/** Registers the onnx backend (priority 5: after tfjs for "best available", chosen with --backend onnx). */
+export function register(registry: BackendRegistry, options: { executionProvider?: ExecutionProvider; threads?: number } = {}): void {
+  registry.register("onnx", () => new OnnxBackend(options), { priority: 5 });
+}

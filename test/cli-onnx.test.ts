@@ -1,0 +1,85 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, test } from "vitest";
+import { readSafetensors, toFloat32, toIntegers, type Tensor } from "@lowrank/core";
+import { maxAbsDiff, requireFixture } from "@lowrank/core/testing";
+import { lowrank } from "./cli-helpers.js";
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), "lowrank-cli-onnx-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function rows(t: Tensor): number[][] {
+  const flat = toIntegers(t);
+  const [b, s] = t.shape;
+  return Array.from({ length: b }, (_, i) => flat.slice(i * s, (i + 1) * s));
+}
+
+async function idsFile(cases: string): Promise<{ file: string; tensors: Map<string, Tensor> }> {
+  const { tensors } = await readSafetensors(requireFixture("cases", `${cases}.safetensors`));
+  const file = path.join(tmp, `${cases}-ids.json`);
+  writeFileSync(file, JSON.stringify(rows(tensors.get("input_ids")!)));
+  return { file, tensors };
+}
+
+async function logits(out: string): Promise<Float32Array> {
+  return toFloat32((await readSafetensors(out)).tensors.get("logits")!);
+}
+
+describe.each([
+  ["gpt2-tiny", "model.onnx"], ["gpt2-tiny", "model.folded.onnx"],
+  ["llama-tiny", "model.onnx"], ["llama-tiny", "model.folded.onnx"],
+])("lowrank predict --backend onnx on %s/%s", (base, file) => {
+  test.each([
+    ["base", [] as string[], "base_logits"],
+    ["runtime adapter", ["--adapter"], "adapted_logits"],
+    ["merged adapter", ["--adapter", "--merge"], "merged_logits"],
+  ])("%s matches PEFT within 1e-4", async (name, flags, expected) => {
+    const { file: ids, tensors } = await idsFile(`${base}-lora`);
+    const out = path.join(tmp, `${base}-${file}-${name.replace(/ /g, "-")}.safetensors`);
+    const args = ["predict", "--backend", "onnx", "--model", requireFixture(base, file), "--input-ids", ids, "--output", out];
+    for (const f of flags) args.push(f, ...(f === "--adapter" ? [requireFixture(`${base}-lora`)] : []));
+    const run = lowrank(args);
+    expect(run.status, run.stderr).toBe(0);
+    expect(maxAbsDiff(await logits(out), toFloat32(tensors.get(expected)!))).toBeLessThanOrEqual(1e-4);
+  });
+});
+
+describe("lowrank onnx merge", () => {
+  test.each([["gpt2-tiny", "model.folded.onnx"], ["llama-tiny", "model.folded.onnx"]])("%s/%s: the merged file gives PEFT's adapted logits", async (base, file) => {
+    const merged = path.join(tmp, `${base}-merged.onnx`);
+    const run = lowrank(["onnx", "merge", "--model", requireFixture(base, file), "--adapter", requireFixture(`${base}-lora`), "--out", merged]);
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^merged (6|14) module\(s\) into /);
+    const { file: ids, tensors } = await idsFile(`${base}-lora`);
+    const out = path.join(tmp, `${base}-merged-out.safetensors`);
+    expect(lowrank(["predict", "--backend", "onnx", "--model", merged, "--input-ids", ids, "--output", out]).status).toBe(0);
+    expect(maxAbsDiff(await logits(out), toFloat32(tensors.get("adapted_logits")!))).toBeLessThanOrEqual(1e-4);
+  });
+
+  test("bad input is a one-line usage error and writes nothing", () => {
+    const notOnnx = path.join(tmp, "not.onnx");
+    writeFileSync(notOnnx, "hello, I am not a protobuf");
+    const out = path.join(tmp, "never.onnx");
+    for (const [args, message] of [
+      [["--model", notOnnx, "--adapter", requireFixture("gpt2-tiny-lora")], /not\.onnx: not an ONNX model/],
+      [["--model", requireFixture("gpt2-tiny", "model.onnx"), "--adapter", requireFixture("llama-tiny-lora")], /cannot find the weight of module "model\.layers\.0\.(self_attn|mlp)\.\w+_proj"/],
+      [["--model", requireFixture("gpt2-tiny", "model.onnx"), "--adapter", path.join(tmp, "missing")], /missing: not an adapter folder/],
+    ] as const) {
+      const run = lowrank(["onnx", "merge", ...args, "--out", out]);
+      expect(run.status, run.stderr).toBe(2);
+      expect(run.stderr).toMatch(/^lowrank: error: [^\n]+\n$/);
+      expect(run.stderr).toMatch(message);
+      expect(existsSync(out)).toBe(false);
+    }
+  });
+});
+
+test("asking for CUDA falls back to the CPU with the reason, and still answers", async () => {
+  const { file: ids, tensors } = await idsFile("gpt2-tiny-lora");
+  const out = path.join(tmp, "cuda.safetensors");
+  const run = lowrank(["predict", "--backend", "onnx", "--model", requireFixture("gpt2-tiny", "model.onnx"), "--input-ids", ids, "--output", out], { LOWRANK_ORT_PROVIDER: "cuda" });
+  expect(run.status, run.stderr).toBe(0);
+  expect(run.stderr).toMatch(/ONNX Runtime: CUDA unavailable \(.+\); using the CPU/);
+  expect(maxAbsDiff(await logits(out), toFloat32(tensors.get("base_logits")!))).toBeLessThanOrEqual(1e-4);
+});
