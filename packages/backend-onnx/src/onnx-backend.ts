@@ -42,7 +42,8 @@ export class OnnxBackend implements LowrankBackend {
   async init(options: { logger: Logger }): Promise<{ device: string; note: string }> {
     this.logger = options.logger;
     if (typeof ort.InferenceSession?.create !== "function") throw new Error("onnxruntime-node did not load");
-    return { device: this.provider, note: `ONNX Runtime ${ort.env.versions?.common ?? ""} (${this.provider === "cuda" ? "CUDA requested; falls back to CPU per session" : "CPU"})`.replace("  ", " ") };
+    const version = ort.env.versions?.common;
+    return { device: this.provider, note: `ONNX Runtime${version ? ` ${version}` : ""} (${this.provider === "cuda" ? "CUDA requested; falls back to CPU per session" : "CPU"})` };
   }
 
   async predict(params: PredictParams): Promise<PredictResult> {
