@@ -41,6 +41,6 @@ describe("registered as a plugin, it is found through the registry", () => {
   test("a backend name that is not registered is a usage error", () => {
     const run = spawnSync(process.execPath, [cli, "--plugin", plugin, "merge", "--backend", "nope", "--base", "a", "--adapter", requireFixture("gpt2-tiny-lora"), "--out", "b"], { encoding: "utf8" });
     expect(run.status).toBe(2);
-    expect(run.stderr).toBe('lowrank: error: backend "nope" is not registered (registered: tfjs, example-cpu)\n');
+    expect(run.stderr).toBe('lowrank: error: backend "nope" is not registered (registered: tfjs, onnx, example-cpu)\n');
   });
 });
