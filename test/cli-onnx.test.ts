@@ -2,23 +2,18 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
-import { readSafetensors, toFloat32, toIntegers, type Tensor } from "@lowrank/core";
-import { maxAbsDiff, requireFixture } from "@lowrank/core/testing";
+import { readSafetensors, toFloat32, type Tensor } from "@lowrank/core";
+import { maxAbsDiff, requireFixture, idRows } from "@lowrank/core/testing";
 import { lowrank } from "./cli-helpers.js";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "lowrank-cli-onnx-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function rows(t: Tensor): number[][] {
-  const flat = toIntegers(t);
-  const [b, s] = t.shape;
-  return Array.from({ length: b }, (_, i) => flat.slice(i * s, (i + 1) * s));
-}
 
 async function idsFile(cases: string): Promise<{ file: string; tensors: Map<string, Tensor> }> {
   const { tensors } = await readSafetensors(requireFixture("cases", `${cases}.safetensors`));
   const file = path.join(tmp, `${cases}-ids.json`);
-  writeFileSync(file, JSON.stringify(rows(tensors.get("input_ids")!)));
+  writeFileSync(file, JSON.stringify(idRows(tensors.get("input_ids")!)));
   return { file, tensors };
 }
 

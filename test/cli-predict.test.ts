@@ -2,18 +2,13 @@ import { mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
-import { readSafetensors, toFloat32, toIntegers, type Tensor } from "@lowrank/core";
-import { maxAbsDiff, requireFixture } from "@lowrank/core/testing";
+import { readSafetensors, toFloat32 } from "@lowrank/core";
+import { maxAbsDiff, requireFixture, idRows } from "@lowrank/core/testing";
 import { lowrank } from "./cli-helpers.js";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "lowrank-predict-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function rows(t: Tensor): number[][] {
-  const flat = toIntegers(t);
-  const [b, s] = t.shape;
-  return Array.from({ length: b }, (_, i) => flat.slice(i * s, (i + 1) * s));
-}
 
 const PAIRS = [
   { base: "gpt2-tiny", adapter: "gpt2-tiny-lora", cases: "gpt2-tiny-lora" },
@@ -30,8 +25,8 @@ describe.each(PAIRS)("lowrank predict --backend tfjs on $adapter", (pair) => {
     const cases = (await readSafetensors(requireFixture("cases", `${pair.cases}.safetensors`))).tensors;
     const ids = path.join(tmp, `${pair.cases}-ids.json`);
     const mask = path.join(tmp, `${pair.cases}-mask.json`);
-    writeFileSync(ids, JSON.stringify(rows(cases.get("input_ids")!)));
-    writeFileSync(mask, JSON.stringify(rows(cases.get("attention_mask")!)));
+    writeFileSync(ids, JSON.stringify(idRows(cases.get("input_ids")!)));
+    writeFileSync(mask, JSON.stringify(idRows(cases.get("attention_mask")!)));
     const out = path.join(tmp, `${pair.cases}-${name}.safetensors`);
     const args = ["predict", "--backend", "tfjs", "--model", requireFixture(pair.base), "--input-ids", ids, "--attention-mask", mask, "--output", out];
     for (const f of flags) args.push(f, ...(f === "--adapter" ? [requireFixture(pair.adapter)] : []));
@@ -43,7 +38,7 @@ describe.each(PAIRS)("lowrank predict --backend tfjs on $adapter", (pair) => {
     expect(maxAbsDiff(toFloat32(got.get("logits")!), toFloat32(want))).toBeLessThanOrEqual(1e-4);
     if (cases.has(`${expected}_last_hidden_state`)) {
       // Compare real tokens only: padded positions hold whatever transformers computes there.
-      const m = rows(cases.get("attention_mask")!);
+      const m = idRows(cases.get("attention_mask")!);
       const g = toFloat32(got.get("last_hidden_state")!);
       const w = toFloat32(cases.get(`${expected}_last_hidden_state`)!);
       const hidden = w.length / (m.length * m[0].length);

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, test } from "vitest";
-import { readAdapter, readSafetensors, toFloat32, toIntegers } from "@lowrank/core";
-import { maxAbsDiff, requireFixture } from "@lowrank/core/testing";
+import { readAdapter, readSafetensors, toFloat32 } from "@lowrank/core";
+import { maxAbsDiff, requireFixture, idRows } from "@lowrank/core/testing";
 import { selectEngine } from "./engine/select-engine.js";
 import { inferenceContext } from "./layers/lora-branch.js";
 import { attachAdapter, detachAdapter, setMerged } from "./lora/attach-adapter.js";
@@ -20,17 +20,12 @@ const PAIRS = [
   { base: "gpt2-tiny", adapter: "gpt2-tiny-lora-bin", cases: "gpt2-tiny-lora" },
 ];
 
-function rows(t: { shape: number[] } & Parameters<typeof toIntegers>[0]): number[][] {
-  const flat = toIntegers(t);
-  const [b, s] = t.shape;
-  return Array.from({ length: b }, (_, i) => flat.slice(i * s, (i + 1) * s));
-}
 
 describe.each(PAIRS)("$adapter on tfjs", (pair) => {
   test("base, adapted and merged logits match PEFT within 1e-4; unmerge gives the base again", async () => {
     const cases = (await readSafetensors(requireFixture("cases", `${pair.cases}.safetensors`))).tensors;
-    const ids = rows(cases.get("input_ids")!);
-    const mask = rows(cases.get("attention_mask")!);
+    const ids = idRows(cases.get("input_ids")!);
+    const mask = idRows(cases.get("attention_mask")!);
     const model = await loadModel(requireFixture(pair.base));
     const run = () => tf.tidy(() => {
       const out = model.forward({ inputIds: tf.tensor2d(ids, undefined, "int32"), attentionMask: mask }, inferenceContext());

@@ -3,5 +3,5 @@
  * functions (no test framework inside), plus fixture helpers.
  */
 export { backendConformanceChecks, type ConformanceCheck } from "./testing/conformance.js";
-export { fixturesDir, sharedDir, requireFixture, maxAbsDiff } from "./testing/fixtures.js";
+export { fixturesDir, sharedDir, requireFixture, maxAbsDiff, idRows } from "./testing/fixtures.js";
 export { FIXTURE_PAIRS } from "./testing/fixture-pairs.js";

@@ -2,17 +2,12 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { describe, expect, test } from "vitest";
-import { readAdapter, readSafetensors, toFloat32, toIntegers, type Tensor } from "@lowrank/core";
-import { maxAbsDiff, requireFixture } from "@lowrank/core/testing";
+import { readAdapter, readSafetensors, toFloat32 } from "@lowrank/core";
+import { maxAbsDiff, requireFixture, idRows } from "@lowrank/core/testing";
 import { createOrtSession, idsTensor } from "../session/ort-session.js";
 import { decodeModel, encodeModel } from "./onnx-codec.js";
 import { mergeIntoOnnxModel } from "./merge-onnx.js";
 
-function rows(t: Tensor): number[][] {
-  const flat = toIntegers(t);
-  const [b, s] = t.shape;
-  return Array.from({ length: b }, (_, i) => flat.slice(i * s, (i + 1) * s));
-}
 
 async function logitsOf(model: string | Uint8Array, ids: number[][]): Promise<Float32Array> {
   const { session } = await createOrtSession(model);
@@ -31,7 +26,7 @@ describe.each([
     const bytes = await readFile(requireFixture(base, file));
     expect(Buffer.compare(Buffer.from(encodeModel(decodeModel(bytes, file))), bytes)).toBe(0);
     const cases = (await readSafetensors(requireFixture("cases", `${base}-onnx.safetensors`))).tensors;
-    expect(maxAbsDiff(await logitsOf(requireFixture(base, file), rows(cases.get("input_ids")!)), toFloat32(cases.get("logits")!))).toBeLessThanOrEqual(1e-4);
+    expect(maxAbsDiff(await logitsOf(requireFixture(base, file), idRows(cases.get("input_ids")!)), toFloat32(cases.get("logits")!))).toBeLessThanOrEqual(1e-4);
   });
 
   test("offline merge gives PEFT's adapted logits; only the adapted weights change", async () => {
@@ -47,7 +42,7 @@ describe.each([
     if (file === "model.onnx") expect(new Set(changed)).toEqual(new Set(merged.mergedModules.map((m) => `${m}.weight`)));
     expect(model.graph.node.map((n) => `${n.op_type}:${n.input.join(",")}`)).toEqual(nodesBefore);
     const cases = (await readSafetensors(requireFixture("cases", `${adapterName}.safetensors`))).tensors;
-    const got = await logitsOf(encodeModel(model), rows(cases.get("input_ids")!));
+    const got = await logitsOf(encodeModel(model), idRows(cases.get("input_ids")!));
     expect(maxAbsDiff(got, toFloat32(cases.get("adapted_logits")!))).toBeLessThanOrEqual(1e-4);
     expect(maxAbsDiff(got, toFloat32(cases.get("merged_logits")!))).toBeLessThanOrEqual(1e-4);
   });

@@ -1,14 +1,9 @@
 import { describe, expect, test } from "vitest";
-import { readAdapter, readSafetensors, toFloat32, toIntegers, type Tensor, type LoraAdapter } from "@lowrank/core";
-import { maxAbsDiff, requireFixture } from "@lowrank/core/testing";
+import { readAdapter, readSafetensors, toFloat32, type LoraAdapter } from "@lowrank/core";
+import { maxAbsDiff, requireFixture, idRows } from "@lowrank/core/testing";
 import { idsTensor } from "./ort-session.js";
 import { OnnxLoraSession } from "./onnx-lora-session.js";
 
-function rows(t: Tensor): number[][] {
-  const flat = toIntegers(t);
-  const [b, s] = t.shape;
-  return Array.from({ length: b }, (_, i) => flat.slice(i * s, (i + 1) * s));
-}
 
 describe.each([
   ["gpt2-tiny", "model.onnx"], ["gpt2-tiny", "model.folded.onnx"],
@@ -42,8 +37,8 @@ describe.each([
     const session = await OnnxLoraSession.create(requireFixture(base, file), { adapters });
     const casesMain = (await readSafetensors(requireFixture("cases", `${base}-lora.safetensors`))).tensors;
     const casesSecond = second ? (await readSafetensors(requireFixture("cases", `${second}.safetensors`))).tensors : casesMain;
-    const idsMain = rows(casesMain.get("input_ids")!);
-    const idsSecond = rows(casesSecond.get("input_ids")!);
+    const idsMain = idRows(casesMain.get("input_ids")!);
+    const idsSecond = idRows(casesSecond.get("input_ids")!);
     const sessionObject = session.session;
     for (let round = 0; round < 2; round++) {
       const a = await session.run({ input_ids: idsTensor(idsMain) }, { adapter: "main" });

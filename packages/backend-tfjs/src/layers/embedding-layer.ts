@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { mergeLora, type LoraFactors } from "@lowrank/core";
-import type { ForwardContext, LoraBranch } from "./lora-branch.js";
+import { branchFactors, type ForwardContext, type LoraBranch } from "./lora-branch.js";
 import { matMul } from "./mat-mul.js";
 import type { ParamStore } from "./param-store.js";
 
@@ -53,17 +53,7 @@ export class EmbeddingLayer {
   }
 
   factors(): LoraFactors | undefined {
-    const l = this.lora;
-    if (!l) return undefined;
-    return {
-      A: l.A.dataSync() as Float32Array,
-      B: l.B.dataSync() as Float32Array,
-      r: l.A.shape[0],
-      inFeatures: this.numEmbeddings,
-      outFeatures: this.dim,
-      scaling: l.scaling,
-      layout: "in_out",
-    };
+    return this.lora && branchFactors(this.lora, this.numEmbeddings, this.dim, "in_out");
   }
 
   merge(_options: { safe?: boolean } = {}): void {

@@ -2,7 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { mergeLora, type LoraFactors, type WeightLayout } from "@lowrank/core";
 import { stopGradient } from "./functional.js";
 import { frozenMatMul, matMul } from "./mat-mul.js";
-import { seededDropout, type ForwardContext, type LoraBranch } from "./lora-branch.js";
+import { branchFactors, seededDropout, type ForwardContext, type LoraBranch } from "./lora-branch.js";
 import type { ParamStore } from "./param-store.js";
 
 /**
@@ -81,19 +81,7 @@ export class LinearLayer {
 
   /** The branch as core's LoraFactors (current variable values). */
   factors(): LoraFactors | undefined {
-    const l = this.lora;
-    if (!l) return undefined;
-    return {
-      A: l.A.dataSync() as Float32Array,
-      B: l.B.dataSync() as Float32Array,
-      r: l.A.shape[0],
-      inFeatures: this.inFeatures,
-      outFeatures: this.outFeatures,
-      scaling: l.scaling,
-      layout: this.layout,
-      ...(l.magnitude ? { magnitude: l.magnitude.dataSync() as Float32Array } : {}),
-      ...(l.bias ? { loraBias: l.bias.dataSync() as Float32Array } : {}),
-    };
+    return this.lora && branchFactors(this.lora, this.inFeatures, this.outFeatures, this.layout);
   }
 
   /** Folds the LoRA branch into the stored weight (and bias) with core's merge. */

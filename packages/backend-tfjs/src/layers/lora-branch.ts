@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import type { LoraFactors, WeightLayout } from "@lowrank/core";
 
 /**
  * One module's LoRA factors as tfjs variables (trainable) or tensors (frozen):
@@ -30,4 +31,19 @@ export function seededDropout(x: tf.Tensor, rate: number, ctx: ForwardContext): 
   if (!ctx.training || rate <= 0) return x;
   ctx.dropoutCalls += 1;
   return tf.dropout(x, rate, undefined, (ctx.seed * 1_000_003 + ctx.dropoutCalls) % 2_147_483_647);
+}
+
+/** A branch's current values as core's LoraFactors, for a base weight of the given shape and layout. */
+export function branchFactors(branch: LoraBranch, inFeatures: number, outFeatures: number, layout: WeightLayout): LoraFactors {
+  return {
+    A: branch.A.dataSync() as Float32Array,
+    B: branch.B.dataSync() as Float32Array,
+    r: branch.A.shape[0],
+    inFeatures,
+    outFeatures,
+    scaling: branch.scaling,
+    layout,
+    ...(branch.magnitude ? { magnitude: branch.magnitude.dataSync() as Float32Array } : {}),
+    ...(branch.bias ? { loraBias: branch.bias.dataSync() as Float32Array } : {}),
+  };
 }

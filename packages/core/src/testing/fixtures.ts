@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
+import { toIntegers, type Tensor } from "../formats/safetensors/dtype.js";
 
 /** The shared folder beside the checkout (`../shared` from the workspace root above the cwd), or `$LOWRANK_SHARED`. */
 export function sharedDir(): string {
@@ -33,4 +34,11 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
     if (!(d <= max)) max = Number.isNaN(d) ? Infinity : d;
   }
   return max;
+}
+
+/** An integer tensor [b, s] (token ids, a mask) as rows of plain numbers. */
+export function idRows(t: Tensor): number[][] {
+  const flat = toIntegers(t);
+  const [b, s] = t.shape;
+  return Array.from({ length: b }, (_, i) => flat.slice(i * s, (i + 1) * s));
 }
