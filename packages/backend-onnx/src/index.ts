@@ -8,3 +8,4 @@ export { decodeModel, encodeModel, type ModelProto, type GraphProto, type NodePr
 export { locateWeights, moduleScope, type WeightLocation } from "./onnx/locate-weights.js";
 export { addLoraSlots, type LoraSlot } from "./onnx/add-lora-slots.js";
 export { writeOnnx } from "./onnx/write-onnx.js";
+export { exportGpt2Onnx } from "./export/export-gpt2.js";

@@ -6,7 +6,6 @@ const root = protobuf.parse(ONNX_PROTO, { keepCase: true }).root;
 const ModelProtoType = root.lookupType("onnx.ModelProto");
 const TensorProtoType = root.lookupType("onnx.TensorProto");
 const NodeProtoType = root.lookupType("onnx.NodeProto");
-const ValueInfoProtoType = root.lookupType("onnx.ValueInfoProto");
 
 /** protobufjs's int64 (a Long when long.js is present, else a number). */
 export type Int64 = number | { toNumber(): number };
@@ -115,9 +114,9 @@ export function newNode(fields: Partial<NodeProto> & { name: string; op_type: st
 }
 
 /** A float tensor graph input/output with named (symbolic) or fixed dims. */
-export function floatValueInfo(name: string, dims: (number | string)[]): ValueInfoProto {
-  return ValueInfoProtoType.fromObject({
-    name,
-    type: { tensor_type: { elem_type: ONNX_FLOAT, shape: { dim: dims.map((d) => (typeof d === "number" ? { dim_value: d } : { dim_param: d })) } } },
-  }) as unknown as ValueInfoProto;
+export function floatValueInfo(name: string, dims: (number | string)[], elemType = ONNX_FLOAT): ValueInfoProto {
+  // A plain object: protobufjs encodes exactly the fields present (fromObject would fill both
+  // members of the dim_value / dim_param oneof).
+  const dim = dims.map((d) => (typeof d === "number" ? { dim_value: d } : { dim_param: d }));
+  return { name, type: { tensor_type: { elem_type: elemType, shape: { dim } } } } as ValueInfoProto;
 }
