@@ -78,3 +78,13 @@ test("asking for CUDA falls back to the CPU with the reason, and still answers",
   expect(run.stderr).toMatch(/ONNX Runtime: CUDA unavailable \(.+\); using the CPU/);
   expect(maxAbsDiff(await logits(out), toFloat32(tensors.get("base_logits")!))).toBeLessThanOrEqual(1e-4);
 });
+
+test("lowrank onnx export: a GPT-2 checkpoint (with an adapter merged in) runs on ONNX Runtime with PEFT's logits", async () => {
+  const out = path.join(tmp, "exported.onnx");
+  const run = lowrank(["onnx", "export", "--model", requireFixture("gpt2-tiny"), "--adapter", requireFixture("gpt2-tiny-lora"), "--out", out]);
+  expect(run.status, run.stderr).toBe(0);
+  const { file: ids, tensors } = await idsFile("gpt2-tiny-lora");
+  const logitsFile = path.join(tmp, "exported-out.safetensors");
+  expect(lowrank(["predict", "--backend", "onnx", "--model", out, "--input-ids", ids, "--output", logitsFile]).status).toBe(0);
+  expect(maxAbsDiff(await logits(logitsFile), toFloat32(tensors.get("merged_logits")!))).toBeLessThanOrEqual(1e-4);
+});

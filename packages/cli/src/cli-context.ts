@@ -4,6 +4,9 @@ import { BackendRegistry, loadBackendPlugin, stderrLogger, type Logger } from "@
 export interface GlobalOptions {
   debug?: boolean;
   plugin?: string[];
+  hubUrl?: string;
+  /** Repeatable: client commands use the last; `hub serve` accepts all. */
+  token?: string[];
 }
 
 /** What a command needs from the outside world: a logger, stdout, and the backend registry. */
@@ -11,6 +14,10 @@ export interface CliContext {
   logger: Logger;
   out: (text: string) => void;
   registry(): Promise<BackendRegistry>;
+  /** The Hub settings from --hub-url / HF_ENDPOINT, --token / HF_TOKEN and the HF cache variables. */
+  hub(): Promise<import("@lowrank/hub").HubConfig>;
+  /** A model or adapter argument as a local folder: a path as it is, a Hub id pulled into the cache. */
+  local(arg: string): Promise<string>;
 }
 
 /**
@@ -20,8 +27,14 @@ export interface CliContext {
 export function createContext(globals: () => GlobalOptions): CliContext {
   let registry: Promise<BackendRegistry> | undefined;
   const logger = stderrLogger;
+  const hub = async () => {
+    const { resolveHubConfig } = await import("@lowrank/hub");
+    return resolveHubConfig({ hubUrl: globals().hubUrl, token: globals().token?.at(-1) });
+  };
   return {
     logger,
+    hub,
+    local: async (arg) => (await import("@lowrank/hub")).resolveLocation(arg, await hub()),
     out: (text) => void process.stdout.write(text.endsWith("\n") ? text : `${text}\n`),
     registry: () => {
       registry ??= (async () => {

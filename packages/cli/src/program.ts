@@ -8,7 +8,8 @@ import { mergeCommand } from "./commands/merge.js";
 import { predictCommand } from "./commands/predict.js";
 import { trainCommand } from "./commands/train.js";
 import { generateCommand } from "./commands/generate.js";
-import { onnxMergeCommand } from "./commands/onnx-merge.js";
+import { onnxExportCommand, onnxMergeCommand } from "./commands/onnx-merge.js";
+import { hubServeCommand, pullCommand, pushCommand } from "./commands/hub-commands.js";
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -18,6 +19,8 @@ export function buildProgram(): Command {
     .description("LoRA for TypeScript: inspect, merge and import PEFT-compatible adapters")
     .option("--debug", "print stack traces on errors")
     .option("--plugin <module>", "load a backend plugin module (repeatable)", collect)
+    .option("--hub-url <url>", "the Hub's address (default HF_ENDPOINT or https://huggingface.co)")
+    .option("--token <token>", "Hub token (default HF_TOKEN); for `hub serve`, an accepted token (repeatable)", collect)
     .showHelpAfterError(false)
     .exitOverride()
     .configureOutput({ writeErr: () => undefined, outputError: () => undefined });
@@ -106,7 +109,7 @@ export function buildProgram(): Command {
     .option("--json", "print ids (and text) as JSON")
     .action((options) => generateCommand(ctx, options));
 
-  const onnx = program.command("onnx").description("ONNX models: merge adapters into them");
+  const onnx = program.command("onnx").description("ONNX models: merge adapters into them, export checkpoints");
   onnx
     .command("merge")
     .description("add an adapter's update to an ONNX model's weights (found by name or through the graph)")
@@ -115,6 +118,42 @@ export function buildProgram(): Command {
     .requiredOption("--out <merged.onnx>", "where to write the merged model")
     .option("--safe", "refuse to write non-finite weights")
     .action((options) => onnxMergeCommand(ctx, options));
+  onnx
+    .command("export")
+    .description("export a GPT-2 checkpoint to ONNX (optionally with an adapter merged in)")
+    .requiredOption("--model <model>", "GPT-2 model folder")
+    .option("--adapter <adapter>", "PEFT adapter to merge in")
+    .requiredOption("--out <model.onnx>", "where to write the ONNX model")
+    .action((options) => onnxExportCommand(ctx, options));
+
+  program
+    .command("pull")
+    .description("download a Hub repo into the Python-compatible cache and print its snapshot folder")
+    .argument("<repo-id>", "org/name")
+    .option("--revision <rev>", "branch or commit (default main)")
+    .option("--include <globs>", "comma-separated patterns, e.g. '*.json,*.safetensors'")
+    .option("--json", "print the result as JSON")
+    .action((repo: string, options) => pullCommand(ctx, repo, options));
+
+  program
+    .command("push")
+    .description("publish an adapter folder to the Hub with a PEFT model card; prints the commit URL")
+    .argument("<adapter-dir>", "PEFT adapter folder")
+    .requiredOption("--repo <id>", "org/name (created when missing)")
+    .option("--private", "create the repo private")
+    .option("--revision <branch>", "branch to commit to (default main)")
+    .option("--message <text>", "commit message")
+    .action((dir: string, options) => pushCommand(ctx, dir, options));
+
+  program
+    .command("hub")
+    .description("the self-hosted Hub-compatible registry")
+    .command("serve")
+    .description("serve a Hub-compatible registry from a folder (HF_ENDPOINT=<url> for clients)")
+    .requiredOption("--dir <storage>", "storage folder (created when missing)")
+    .option("--port <port>", "port (default 8080; 0 = any free port)")
+    .option("--host <host>", "address to listen on (default 127.0.0.1)")
+    .action((options) => hubServeCommand(ctx, { ...options, token: program.opts<GlobalOptions>().token }));
 
   const imports = program.command("import").description("turn other LoRA formats into PEFT adapters");
   imports

@@ -1,5 +1,13 @@
-/**
- * @lowrank/hub — not implemented yet: this package is a shell so that the workspace builds.
- * Its work is tracked in the project's issues.
- */
-export const packageStatus = { name: "@lowrank/hub", implemented: false } as const;
+import "reflect-metadata";
+
+// Client: configuration, the Python-compatible cache, pull and push.
+export { resolveHubConfig, checkRepoId, DEFAULT_HUB_URL, type HubConfig } from "./client/hub-config.js";
+export { RepoCache } from "./client/hf-cache.js";
+export { pullRepo, fnmatch, type PullParams, type PullResult } from "./client/pull-repo.js";
+export { pushAdapter, type PushParams } from "./client/push-adapter.js";
+export { modelCard, type TrainingSummary } from "./client/model-card.js";
+export { resolveLocation } from "./client/resolve-location.js";
+export { downloadBlob } from "./client/download-blob.js";
+
+// Server: the self-hosted Hub-compatible registry.
+export { startHubServer, type HubServer, type HubServerOptions } from "./server/start-hub-server.js";

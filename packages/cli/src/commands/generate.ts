@@ -22,11 +22,12 @@ export interface GenerateOptions {
 export async function generateCommand(ctx: CliContext, o: GenerateOptions): Promise<void> {
   if ((o.prompt === undefined) === (o.promptIds === undefined)) throw new LowrankError("USAGE", "give exactly one of --prompt <text> and --prompt-ids <ids>");
   const promptIds = listFlag(o.promptIds)?.map((id) => numberFlag("--prompt-ids", id, { integer: true, min: 0 })!);
-  const adapter = o.adapter ? await readAdapter(o.adapter, { logger: ctx.logger }) : undefined;
+  const adapter = o.adapter ? await readAdapter(await ctx.local(o.adapter), { logger: ctx.logger }) : undefined;
+  const model = await ctx.local(o.model);
   const { backend } = await (await ctx.registry()).resolveFor("infer", o.backend);
   if (!backend.generate) throw new LowrankError("USAGE", `backend "${backend.name}" cannot generate`);
   const result = await backend.generate({
-    model: o.model, adapter, merge: o.merge, prompt: o.prompt, promptIds,
+    model, adapter, merge: o.merge, prompt: o.prompt, promptIds,
     maxNewTokens: numberFlag("--max-new-tokens", o.maxNewTokens, { integer: true, min: 1 }) ?? 32,
     temperature: numberFlag("--temperature", o.temperature, { min: 0 }),
     topK: numberFlag("--top-k", o.topK, { integer: true, min: 1 }),

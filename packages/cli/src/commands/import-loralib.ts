@@ -29,7 +29,7 @@ function parseNumber(flag: string, text: string): number {
 /** `lowrank import loralib`: a microsoft/LoRA checkpoint turned into a PEFT adapter folder. */
 export async function importLoralibCommand(ctx: CliContext, file: string, options: ImportLoralibOptions): Promise<void> {
   const stateDict = await readTorchStateDict(file);
-  const checkpoint = await Checkpoint.open(options.base);
+  const checkpoint = await Checkpoint.open(await ctx.local(options.base));
   let model;
   try {
     model = describeModel(checkpoint.config, checkpoint.tensorInfo());

@@ -15,16 +15,17 @@ export async function mergeCommand(ctx: CliContext, options: MergeCommandOptions
   if (path.resolve(options.out) === path.resolve(options.base)) {
     throw new LowrankError("USAGE", "--out must differ from --base (the base checkpoint is never overwritten)");
   }
-  const adapter = await readAdapter(options.adapter, { logger: ctx.logger });
+  const adapter = await readAdapter(await ctx.local(options.adapter), { logger: ctx.logger });
+  const base = await ctx.local(options.base);
   const started = performance.now();
   let result;
   if (options.backend) {
     const { backend } = await (await ctx.registry()).resolveFor("merge", options.backend);
-    result = await backend.merge!({ baseDir: options.base, adapter, outDir: options.out, safe: options.safe });
+    result = await backend.merge!({ baseDir: base, adapter, outDir: options.out, safe: options.safe });
   } else {
     const showProgress = process.stderr.isTTY;
     result = await mergeCheckpoint({
-      baseDir: options.base, adapter, outDir: options.out, safe: options.safe, logger: ctx.logger,
+      baseDir: base, adapter, outDir: options.out, safe: options.safe, logger: ctx.logger,
       onTensor: showProgress ? (done, total) => process.stderr.write(`\rmerging ${done}/${total} tensors`) : undefined,
     });
     if (showProgress) process.stderr.write("\n");

@@ -17,9 +17,10 @@ export async function predictCommand(ctx: CliContext, options: PredictOptions): 
   if (options.merge && !options.adapter) throw new LowrankError("USAGE", "--merge needs --adapter");
   const inputIds = await readIdRows(options.inputIds, "--input-ids");
   const attentionMask = options.attentionMask ? await readIdRows(options.attentionMask, "--attention-mask") : undefined;
-  const adapter = options.adapter ? await readAdapter(options.adapter, { logger: ctx.logger }) : undefined;
+  const adapter = options.adapter ? await readAdapter(await ctx.local(options.adapter), { logger: ctx.logger }) : undefined;
+  const model = await ctx.local(options.model);
   const { backend } = await (await ctx.registry()).resolveFor("infer", options.backend);
-  const result = await backend.predict!({ model: options.model, adapter, merge: options.merge, inputIds, attentionMask });
+  const result = await backend.predict!({ model, adapter, merge: options.merge, inputIds, attentionMask });
   const tensors = new Map<string, Tensor>([["logits", float32Tensor(result.logits.data, result.logits.shape)]]);
   if (result.lastHiddenState) tensors.set("last_hidden_state", float32Tensor(result.lastHiddenState.data, result.lastHiddenState.shape));
   await writeSafetensors(options.output, tensors, { format: "pt" });

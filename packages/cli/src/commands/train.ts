@@ -96,7 +96,9 @@ function logLine(event: TrainEvent): Record<string, unknown> | undefined {
 
 /** `lowrank train`: trains LoRA (or, with --full, every parameter) and writes a PEFT adapter folder. */
 export async function trainCommand(ctx: CliContext, options: TrainOptions): Promise<void> {
-  const params = trainParams(options);
+  const parsed = trainParams(options);
+  // The adapter records the model as the user named it (a Hub id stays a Hub id), as PEFT does.
+  const params = { ...parsed, model: await ctx.local(options.model), lora: { base_model_name_or_path: options.model, ...parsed.lora } };
   const { backend } = await (await ctx.registry()).resolveFor("train", options.backend);
   const partialLog = options.log ? `${options.log}.partial` : undefined;
   let logStream: WriteStream | undefined = partialLog ? createWriteStream(partialLog, { flags: params.resume ? "w" : "w" }) : undefined;

@@ -1,0 +1,46 @@
+import { LowrankError } from "@lowrank/core";
+import { redact } from "./hub-config.js";
+
+/**
+ * One clear error for a failed Hub answer: 401/403 say a token is missing or lacks access, 404 says
+ * what was not found (the Hub's X-Error-Code), others give the status and the server's message. The
+ * token never appears.
+ */
+export async function hubResponseError(response: Response, what: string, token: string | undefined): Promise<LowrankError> {
+  let message = response.headers.get("x-error-message") ?? "";
+  if (!message) {
+    try {
+      const body = await response.text();
+      try {
+        message = (JSON.parse(body) as { error?: string }).error ?? body;
+      } catch {
+        message = body;
+      }
+    } catch {
+      message = "";
+    }
+  }
+  message = redact(message.split("\n")[0].slice(0, 200), token);
+  const code = response.headers.get("x-error-code");
+  if (response.status === 401 || response.status === 403) {
+    const hint = token ? "the token (--token / HF_TOKEN) has no access" : "it needs a token (--token / HF_TOKEN)";
+    return new LowrankError("USAGE", `${what}: ${response.status} ${response.status === 401 ? "unauthorized" : "forbidden"}: ${hint}${message ? ` (${message})` : ""}`);
+  }
+  if (response.status === 404) {
+    const kind = code === "RevisionNotFound" ? "revision not found" : code === "EntryNotFound" ? "file not found" : code === "RepoNotFound" ? "repository not found" : "not found";
+    return new LowrankError("USAGE", `${what}: 404 ${kind}${message ? ` (${message})` : ""}`);
+  }
+  return new LowrankError("IO_ERROR", `${what}: the Hub answered ${response.status}${message ? ` (${message})` : ""}`);
+}
+
+/** fetch with the token as a bearer header; network failures become one-line errors without the token. */
+export async function hubFetch(url: string, init: RequestInit & { token?: string }, what: string): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (init.token) headers.set("Authorization", `Bearer ${init.token}`);
+  try {
+    return await fetch(url, { ...init, headers });
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    throw new LowrankError("IO_ERROR", `${what}: cannot reach ${new URL(url).origin} (${cause?.code ?? cause?.message ?? (error as Error).message})`);
+  }
+}
