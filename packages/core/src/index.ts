@@ -42,6 +42,9 @@ export { bindAdapter, type BoundAdapter, type BoundModule } from "./adapter/bind
 export { mergeCheckpoint, type MergeCheckpointParams, type MergeCheckpointResult } from "./merge/merge-checkpoint.js";
 export { importLoralib, type ImportLoralibParams } from "./import/import-loralib.js";
 
+// Metrics
+export { corpusBleu } from "./metrics/bleu.js";
+
 // Backends
 export type { LowrankBackend, BackendCapability, BackendFactory, BackendInitResult, PredictParams, PredictResult, MergeParams, FloatArray, TrainParams, TrainEvent, GenerateParams, GenerateResult } from "./backend/backend.js";
 export { BackendRegistry, type ResolvedBackend } from "./backend/backend-registry.js";

@@ -43,7 +43,7 @@ export async function loadTokenizer(modelDir: string, modelConfig: Record<string
   const pad = tokenIdOf(tokenizer, config, "pad_token") ?? configId("pad_token_id") ?? eos;
   return {
     encode: (text) => tokenizer.encode(text, { add_special_tokens: false } as never).ids.map(Number),
-    decode: (ids) => tokenizer.decode(ids, { skip_special_tokens: true } as never),
+    decode: (ids) => tokenizer.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false } as never),
     eosTokenId: eos,
     padTokenId: pad,
   };
