@@ -1,4 +1,4 @@
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError } from "commander";
 import { LowrankError } from "@lowrank/core";
 import { createContext, type GlobalOptions } from "./cli-context.js";
 import { backendsCommand } from "./commands/backends.js";
@@ -13,6 +13,9 @@ import { hubServeCommand, pullCommand, pushCommand } from "./commands/hub-comman
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
+/** The CLI package's version (kept in step with package.json by the release). */
+export const LOWRANK_VERSION = "0.1.0";
+
 /** The `lowrank` command tree. */
 export function buildProgram(): Command {
   const program = new Command("lowrank")
@@ -21,6 +24,7 @@ export function buildProgram(): Command {
     .option("--plugin <module>", "load a backend plugin module (repeatable)", collect)
     .option("--hub-url <url>", "the Hub's address (default HF_ENDPOINT or https://huggingface.co)")
     .option("--token <token>", "Hub token (default HF_TOKEN); for `hub serve`, an accepted token (repeatable)", collect)
+    .version(LOWRANK_VERSION, "--version", "print the version")
     .showHelpAfterError(false)
     .exitOverride()
     .configureOutput({ writeErr: () => undefined, outputError: () => undefined });
@@ -175,13 +179,16 @@ export function buildProgram(): Command {
     .option("--json", "machine-readable output")
     .action((options) => backendsCommand(ctx, options));
 
-  program.addOption(new Option("--version", "print the version").hideHelp());
   return program;
 }
 
 /** Runs the CLI; returns the exit code (0 ok, 2 bad input or usage, 1 other failure). */
 export async function runCli(argv: string[]): Promise<number> {
   const program = buildProgram();
+  if (argv.length === 0) {
+    process.stdout.write(program.helpInformation());
+    return 0;
+  }
   try {
     await program.parseAsync(argv, { from: "user" });
     return 0;

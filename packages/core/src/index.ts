@@ -13,7 +13,7 @@ export { serializeLoraConfig, writeLoraConfig } from "./config/write-lora-config
 export type { ModelDescription, ModuleInfo, ModuleKind, TensorInfo, WeightLayout } from "./model/model-description.js";
 export { describeModel } from "./model/describe-model.js";
 export { checkTargetModule, patternKeyFor, type TargetVerdict } from "./targeting/check-target-module.js";
-export { resolveTargets, expandTargetModules, type LoraModulePlan, type TargetReport } from "./targeting/resolve-targets.js";
+export { resolveTargets, expandTargetModules, moduleHyperparameters, type LoraModulePlan, type TargetReport } from "./targeting/resolve-targets.js";
 export { DEFAULT_TARGET_MODULES } from "./targeting/default-target-modules.js";
 
 // Math
@@ -39,7 +39,7 @@ export { readAdapter, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from "./adapte
 export { writeAdapter } from "./adapter/write-adapter.js";
 export { parseAdapterKey, adapterKey, PEFT_PREFIX, type AdapterKey } from "./adapter/adapter-keys.js";
 export { bindAdapter, type BoundAdapter, type BoundModule } from "./adapter/bind-adapter.js";
-export { mergeCheckpoint, type MergeCheckpointParams, type MergeCheckpointResult } from "./merge/merge-checkpoint.js";
+export { mergeCheckpoint, copyModelFiles, WEIGHT_FILE, type MergeCheckpointParams, type MergeCheckpointResult } from "./merge/merge-checkpoint.js";
 export { importLoralib, type ImportLoralibParams } from "./import/import-loralib.js";
 
 // Metrics

@@ -6,11 +6,6 @@ import { describeOnnxForAdapter } from "./onnx-model-description.js";
 import { readFloatTensor, writeFloatTensor } from "./tensor-data.js";
 import { writeOnnx } from "./write-onnx.js";
 
-/** A logger that drops fan_in_fan_out notes: in ONNX the stored orientation is an export detail. */
-function withoutLayoutNotes(logger: Logger | undefined): Logger | undefined {
-  return logger && { info: (m) => logger.info(m), warn: (m) => (m.includes("fan_in_fan_out") ? undefined : logger.warn(m)) };
-}
-
 export interface MergedOnnx {
   model: ModelProto;
   mergedModules: string[];
@@ -26,7 +21,7 @@ export interface MergedOnnx {
 export function mergeIntoOnnxModel(model: ModelProto, adapter: LoraAdapter, options: { modelDir: string; safe?: boolean; logger?: Logger; label?: string }): MergedOnnx {
   const label = options.label ?? "model.onnx";
   const { description } = describeOnnxForAdapter(model.graph, adapter, label);
-  const bound = bindAdapter(adapter, description, { logger: withoutLayoutNotes(options.logger), label: "adapter" });
+  const bound = bindAdapter(adapter, description, { logger: options.logger, label: "adapter", layoutFromStorage: true });
   const byName = new Map(model.graph.initializer.map((t) => [t.name, t]));
   // Replacements first (a saved base_layer copy of an embedding is replaced, then its LoRA merged on top).
   for (const [key, tensor] of bound.replacements) {

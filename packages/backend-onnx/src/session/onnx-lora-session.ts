@@ -81,7 +81,12 @@ export class OnnxLoraSession {
       const graph = pristine().graph;
       return { ...describeOnnxForAdapter(graph, adapter, label), graph, modelDir };
     });
-    for (const [name, adapter] of Object.entries(options.adapters ?? {})) session.loadAdapter(name, adapter);
+    try {
+      for (const [name, adapter] of Object.entries(options.adapters ?? {})) session.loadAdapter(name, adapter);
+    } catch (error) {
+      await session.release();
+      throw error;
+    }
     return session;
   }
 
@@ -97,7 +102,7 @@ export class OnnxLoraSession {
    */
   loadAdapter(name: string, adapter: LoraAdapter): void {
     const { description, graph, modelDir } = this.describeFor(adapter);
-    const bound = bindAdapter(adapter, description, { logger: { info: (m) => this.logger.info(m), warn: (m) => (m.includes("fan_in_fan_out") ? undefined : this.logger.warn(m)) }, label: `adapter "${name}"` });
+    const bound = bindAdapter(adapter, description, { logger: this.logger, label: `adapter "${name}"`, layoutFromStorage: true });
     // A saved copy of a base tensor (PEFT's save_embedding_layers) changes nothing; anything else would.
     const differing = [...bound.replacements].filter(([key, tensor]) => {
       const init = graph.initializer.find((t) => t.name === key);

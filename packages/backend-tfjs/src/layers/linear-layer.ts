@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { mergeLora, type LoraFactors, type WeightLayout } from "@lowrank/core";
+import { LowrankError, mergeLora, type LoraFactors, type WeightLayout } from "@lowrank/core";
 import { stopGradient } from "./functional.js";
 import { frozenMatMul, matMul } from "./mat-mul.js";
 import { branchFactors, seededDropout, type ForwardContext, type LoraBranch } from "./lora-branch.js";
@@ -88,6 +88,9 @@ export class LinearLayer {
   merge(options: { safe?: boolean } = {}): void {
     const f = this.factors();
     if (!f || this.merged) return;
+    if (f.loraBias && !this.bias) {
+      throw new LowrankError("ADAPTER_INVALID", `${this.name}: cannot merge lora_bias because the base layer has no bias (PEFT refuses this too); run the adapter unmerged`);
+    }
     const weight = this.weight.dataSync().slice() as Float32Array;
     const bias = this.bias ? (this.bias.dataSync().slice() as Float32Array) : undefined;
     mergeLora(weight, f, { safe: options.safe, label: this.name, bias });

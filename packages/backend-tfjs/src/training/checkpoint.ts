@@ -1,8 +1,8 @@
-import { readFile, copyFile, readdir } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import {
-  float32Tensor, LowrankError, readSafetensors, serializeSafetensors, toFloat32, writeAdapter, writeDirectoryAtomic,
+  copyModelFiles, float32Tensor, LowrankError, readSafetensors, serializeSafetensors, toFloat32, writeAdapter, writeDirectoryAtomic,
   writeFileAtomic, writeSafetensors, type Tensor,
 } from "@lowrank/core";
 import type { StepLog, Trainer } from "./trainer.js";
@@ -53,15 +53,6 @@ export async function saveCheckpoint(params: {
     await writeFileAtomic(path.join(temp, OPTIMIZER_FILE), optimizerBytes(trainer));
     await copyModelFiles(params.baseDir, temp);
   });
-}
-
-/** Copies config.json, tokenizer and generation files (not weights) from a model folder. */
-export async function copyModelFiles(from: string, to: string): Promise<void> {
-  for (const entry of await readdir(from, { withFileTypes: true })) {
-    if (entry.isFile() && /\.(json|txt|model)$/.test(entry.name) && !entry.name.endsWith(".index.json")) {
-      await copyFile(path.join(from, entry.name), path.join(to, entry.name));
-    }
-  }
 }
 
 /**

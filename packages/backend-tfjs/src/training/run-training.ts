@@ -1,10 +1,10 @@
 import path from "node:path";
-import { createLoraConfig, LowrankError, writeAdapter, writeDirectoryAtomic, writeFileAtomic, writeSafetensors, type Logger, type TrainEvent, type TrainParams } from "@lowrank/core";
+import { copyModelFiles, createLoraConfig, LowrankError, WEIGHT_FILE, writeAdapter, writeDirectoryAtomic, writeFileAtomic, writeSafetensors, type Logger, type TrainEvent, type TrainParams } from "@lowrank/core";
 import { readExamples, type Example } from "../data/read-examples.js";
 import { loadTokenizer } from "../data/tokenizer.js";
 import { loadModel } from "../models/load-model.js";
 import type { TfjsModel } from "../models/model.js";
-import { copyModelFiles, restoreCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import { restoreCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { createFullTraining, createLoraTraining, type FullTraining, type LoraTraining } from "./trainable.js";
 import { Trainer, type StepLog } from "./trainer.js";
 
@@ -116,7 +116,7 @@ export async function* runTraining(params: TrainParams, options: { logger: Logge
         await writeSafetensors(path.join(temp, "model.safetensors"), tensors, { format: "pt" });
         await copyModelFiles(params.model, temp);
         await writeFileAtomic(path.join(temp, "training_summary.json"), summaryText);
-      });
+      }, { removeStale: WEIGHT_FILE });
     }
     yield { type: "done", out: params.out, steps: trainer.currentStep, seconds: (performance.now() - started) / 1000, finalLoss: log.at(-1)?.loss ?? NaN };
   } finally {

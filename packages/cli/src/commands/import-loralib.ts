@@ -1,5 +1,6 @@
 import { Checkpoint, describeModel, importLoralib, LowrankError, readTorchStateDict, writeAdapter } from "@lowrank/core";
 import type { CliContext } from "../cli-context.js";
+import { listFlag, numberFlag } from "./parse-flags.js";
 
 export interface ImportLoralibOptions {
   base: string;
@@ -12,18 +13,12 @@ export interface ImportLoralibOptions {
 }
 
 function parseFlags(text: string): boolean[] {
-  return text.split(",").map((s) => {
-    const t = s.trim().toLowerCase();
-    if (t === "1" || t === "true") return true;
-    if (t === "0" || t === "false") return false;
+  return listFlag(text)!.map((t) => {
+    const v = t.toLowerCase();
+    if (v === "1" || v === "true") return true;
+    if (v === "0" || v === "false") return false;
     throw new LowrankError("USAGE", `--enable-lora must be a comma-separated list of 1/0 or true/false, got ${JSON.stringify(text)}`);
   });
-}
-
-function parseNumber(flag: string, text: string): number {
-  const n = Number(text);
-  if (text.trim() === "" || !Number.isFinite(n)) throw new LowrankError("USAGE", `${flag} must be a number, got ${JSON.stringify(text)}`);
-  return n;
 }
 
 /** `lowrank import loralib`: a microsoft/LoRA checkpoint turned into a PEFT adapter folder. */
@@ -39,9 +34,9 @@ export async function importLoralibCommand(ctx: CliContext, file: string, option
   const adapter = importLoralib({
     stateDict,
     model,
-    rank: parseNumber("--rank", options.rank),
-    alpha: parseNumber("--alpha", options.alpha),
-    targetModules: options.targetModules.split(",").map((s) => s.trim()).filter(Boolean),
+    rank: numberFlag("--rank", options.rank)!,
+    alpha: numberFlag("--alpha", options.alpha)!,
+    targetModules: listFlag(options.targetModules)!,
     enableLora: options.enableLora === undefined ? undefined : parseFlags(options.enableLora),
     fanInFanOut: options.fanInFanOut,
     baseModelName: options.base,

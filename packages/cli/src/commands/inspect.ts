@@ -1,4 +1,4 @@
-import { Checkpoint, describeModel, patternKeyFor, loraScaling, parseAdapterKey, readAdapter, resolveTargets, elementCount, type LoraAdapter } from "@lowrank/core";
+import { Checkpoint, describeModel, loraScaling, moduleHyperparameters, parseAdapterKey, readAdapter, resolveTargets, elementCount, type LoraAdapter } from "@lowrank/core";
 import type { CliContext } from "../cli-context.js";
 
 interface ModuleRow {
@@ -30,11 +30,9 @@ export function summarizeAdapter(adapter: LoraAdapter): { modules: ModuleRow[]; 
     }
     let row = rows.get(parsed.module);
     if (!row) {
-      const patternKey = patternKeyFor(config, parsed.module);
-      const r = Object.hasOwn(config.rank_pattern, patternKey) ? config.rank_pattern[patternKey] : config.r;
-      const alpha = Object.hasOwn(config.alpha_pattern, patternKey) ? config.alpha_pattern[patternKey] : config.lora_alpha;
+      const { r, alpha, scaling } = moduleHyperparameters(config, parsed.module);
       row = {
-        name: parsed.module, kind: "lora", r, alpha, scaling: loraScaling({ alpha, r, useRslora: config.use_rslora }),
+        name: parsed.module, kind: "lora", r, alpha, scaling,
         inFeatures: 0, outFeatures: 0, dora: false, loraBias: false, parameters: 0,
       };
       rows.set(parsed.module, row);

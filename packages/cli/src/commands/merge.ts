@@ -24,11 +24,14 @@ export async function mergeCommand(ctx: CliContext, options: MergeCommandOptions
     result = await backend.merge!({ baseDir: base, adapter, outDir: options.out, safe: options.safe });
   } else {
     const showProgress = process.stderr.isTTY;
-    result = await mergeCheckpoint({
-      baseDir: base, adapter, outDir: options.out, safe: options.safe, logger: ctx.logger,
-      onTensor: showProgress ? (done, total) => process.stderr.write(`\rmerging ${done}/${total} tensors`) : undefined,
-    });
-    if (showProgress) process.stderr.write("\n");
+    try {
+      result = await mergeCheckpoint({
+        baseDir: base, adapter, outDir: options.out, safe: options.safe, logger: ctx.logger,
+        onTensor: showProgress ? (done, total) => process.stderr.write(`\rmerging ${done}/${total} tensors`) : undefined,
+      });
+    } finally {
+      if (showProgress) process.stderr.write("\n");
+    }
   }
   const seconds = (performance.now() - started) / 1000;
   ctx.out(

@@ -1,9 +1,9 @@
 import { readAdapter } from "@lowrank/core";
-import { mergeOnnxFile } from "@lowrank/backend-onnx";
 import type { CliContext } from "../cli-context.js";
 
 /** `lowrank onnx merge`: the adapter's ΔW added to the ONNX model's weights; the graph is otherwise unchanged. */
 export async function onnxMergeCommand(ctx: CliContext, options: { model: string; adapter: string; out: string; safe?: boolean }): Promise<void> {
+  const { mergeOnnxFile } = await import("@lowrank/backend-onnx");
   const adapter = await readAdapter(await ctx.local(options.adapter), { logger: ctx.logger });
   const started = performance.now();
   const merged = await mergeOnnxFile({ model: options.model, adapter, out: options.out, safe: options.safe, logger: ctx.logger });

@@ -1,5 +1,5 @@
 import { createWriteStream, type WriteStream } from "node:fs";
-import { rename, rm } from "node:fs/promises";
+import { open, rename, rm } from "node:fs/promises";
 import cliProgress from "cli-progress";
 import { LowrankError, type LoraConfigInput, type TrainEvent, type TrainParams } from "@lowrank/core";
 import type { CliContext } from "../cli-context.js";
@@ -101,7 +101,14 @@ export async function trainCommand(ctx: CliContext, options: TrainOptions): Prom
   const params = { ...parsed, model: await ctx.local(options.model), lora: { base_model_name_or_path: options.model, ...parsed.lora } };
   const { backend } = await (await ctx.registry()).resolveFor("train", options.backend);
   const partialLog = options.log ? `${options.log}.partial` : undefined;
-  let logStream: WriteStream | undefined = partialLog ? createWriteStream(partialLog, { flags: params.resume ? "w" : "w" }) : undefined;
+  let logStream: WriteStream | undefined;
+  if (partialLog) {
+    // Open first, so a bad path is a usage error before any training starts.
+    const handle = await open(partialLog, "w").catch((error: NodeJS.ErrnoException) => {
+      throw new LowrankError("USAGE", `--log ${options.log}: cannot write (${error.code ?? error.message})`);
+    });
+    logStream = createWriteStream("", { fd: handle.fd, autoClose: true });
+  }
   const tty = process.stderr.isTTY && !options.json;
   const bar = tty ? new cliProgress.SingleBar({ format: "train |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta_formatted}", hideCursor: true }, cliProgress.Presets.shades_classic) : undefined;
   let lastPrinted = 0;

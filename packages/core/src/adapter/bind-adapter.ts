@@ -4,7 +4,7 @@ import type { Logger } from "../logger.js";
 import type { LoraFactors } from "../math/lora-factors.js";
 import type { ModelDescription } from "../model/model-description.js";
 import { resolveTargets, type LoraModulePlan, type TargetReport } from "../targeting/resolve-targets.js";
-import { parseAdapterKey } from "./adapter-keys.js";
+import { parseAdapterKey, type AdapterKey } from "./adapter-keys.js";
 import type { LoraAdapter } from "./lora-adapter.js";
 
 /** One adapted module: where it sits in the base and its factors, ready to merge or run. */
@@ -38,15 +38,16 @@ const shapeText = (shape: readonly number[]): string => `[${shape.join(", ")}]`;
  * @throws LowrankError ADAPTER_INVALID (unknown keys or modules), SHAPE_MISMATCH (does not fit the base),
  *   TARGET_NOT_FOUND (config targets nothing in this base).
  */
-export function bindAdapter(adapter: LoraAdapter, model: ModelDescription, options: { logger?: Logger; label?: string } = {}): BoundAdapter {
+export function bindAdapter(adapter: LoraAdapter, model: ModelDescription, options: { logger?: Logger; label?: string; layoutFromStorage?: boolean } = {}): BoundAdapter {
   const label = options.label ?? "adapter";
   const report = resolveTargets(adapter.config, model, options);
   const plans = new Map(report.targets.map((p) => [p.name, p]));
   const grouped = new Map<string, ModuleTensors>();
   const replacements = new Map<string, Tensor>();
 
+  const rename = basePrefixMapping(model);
   for (const [key, tensor] of adapter.tensors) {
-    const parsed = parseAdapterKey(key);
+    const parsed = rename(parseAdapterKey(key));
     if (!parsed) throw new LowrankError("ADAPTER_INVALID", `${label}: tensor "${key}" does not start with PEFT's "base_model.model." prefix`);
     if (parsed.role === "replacement") {
       const base = model.tensors.get(parsed.baseKey);
@@ -128,4 +129,27 @@ export function bindAdapter(adapter: LoraAdapter, model: ModelDescription, optio
   const order = new Map(model.modules.map((m, i) => [m.name, i]));
   modules.sort((a, b) => order.get(a.plan.name)! - order.get(b.plan.name)!);
   return { modules, replacements, report };
+}
+
+/** Base-model prefixes transformers adds in front of the bare model's modules. */
+const BASE_MODEL_PREFIXES = ["transformer.", "model.", "roberta.", "bert.", "deberta.", "gpt_neox.", "encoder."];
+
+/**
+ * Adapter module names as the base checkpoint spells them. A checkpoint of the bare model
+ * ("h.0.attn.c_attn") and an adapter made on the model with a head ("transformer.h.0.attn.c_attn")
+ * differ by transformers' base-model prefix; like transformers, the prefix is added or dropped.
+ */
+function basePrefixMapping(model: ModelDescription): (key: AdapterKey | undefined) => AdapterKey | undefined {
+  const fix = (name: string): string => {
+    if (model.byName.has(name) || model.tensors.has(name)) return name;
+    for (const prefix of BASE_MODEL_PREFIXES) {
+      if (name.startsWith(prefix) && (model.byName.has(name.slice(prefix.length)) || model.tensors.has(name.slice(prefix.length)))) return name.slice(prefix.length);
+      if (model.byName.has(prefix + name) || model.tensors.has(prefix + name)) return prefix + name;
+    }
+    return name;
+  };
+  return (key) => {
+    if (!key) return key;
+    return key.role === "replacement" ? { ...key, baseKey: fix(key.baseKey) } : { ...key, module: fix(key.module) };
+  };
 }

@@ -64,9 +64,10 @@ export async function writeFileAtomic(target: string, data: Uint8Array | string)
 /**
  * Fills a temporary sibling folder with `fill`, then moves it into place as `target`: renamed whole
  * when `target` does not exist, else file by file (each rename atomic). On failure the temporary
- * folder is removed and `target` is untouched.
+ * folder is removed and `target` is untouched. `removeStale` names files of the kind the new content
+ * consists of (weights): those in `target` that the new content does not replace are removed.
  */
-export async function writeDirectoryAtomic<T>(target: string, fill: (tempDir: string) => Promise<T>): Promise<T> {
+export async function writeDirectoryAtomic<T>(target: string, fill: (tempDir: string) => Promise<T>, options: { removeStale?: RegExp } = {}): Promise<T> {
   await mkdir(path.dirname(path.resolve(target)), { recursive: true });
   const tempDir = tempSibling(path.resolve(target), "partial");
   await mkdir(tempDir);
@@ -76,8 +77,16 @@ export async function writeDirectoryAtomic<T>(target: string, fill: (tempDir: st
     if (!existing) {
       await rename(tempDir, target);
     } else {
-      for (const name of await readdir(tempDir)) await rename(path.join(tempDir, name), path.join(target, name));
+      const written = await readdir(tempDir);
+      for (const name of written) await rename(path.join(tempDir, name), path.join(target, name));
       await rm(tempDir, { recursive: true, force: true });
+      // Files of the same kind the new content does not replace would be read instead of it
+      // (an old model.safetensors beside new shards): they go.
+      if (options.removeStale) {
+        for (const name of await readdir(target)) {
+          if (options.removeStale.test(name) && !written.includes(name)) await rm(path.join(target, name), { force: true });
+        }
+      }
     }
     return result;
   } catch (error) {

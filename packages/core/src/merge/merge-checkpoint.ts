@@ -10,8 +10,15 @@ import type { Logger } from "../logger.js";
 import { mergeLora, mergeLoraBias } from "../math/merge.js";
 import { describeModel } from "../model/describe-model.js";
 
-/** Files of a model folder that are weights (re-written by the merge, never copied). */
-const WEIGHT_FILE = /\.(safetensors|bin|pt|pth|onnx|onnx_data|msgpack|h5|gguf)$|^model\.safetensors\.index\.json$/;
+/** Files of a model folder that are weights (re-written, never copied). */
+export const WEIGHT_FILE = /\.(safetensors|bin|pt|pth|onnx|onnx_data|msgpack|h5|gguf)$|^model\.safetensors\.index\.json$/;
+
+/** Copies a model folder's other files (config, tokenizer, generation config, card) — not its weights. */
+export async function copyModelFiles(from: string, to: string): Promise<void> {
+  for (const entry of await readdir(from, { withFileTypes: true })) {
+    if (entry.isFile() && !WEIGHT_FILE.test(entry.name)) await copyFile(path.join(from, entry.name), path.join(to, entry.name));
+  }
+}
 
 export interface MergeCheckpointParams {
   baseDir: string;
@@ -64,18 +71,28 @@ export async function mergeCheckpoint(params: MergeCheckpointParams): Promise<Me
         const writer = await SafetensorsWriter.create(path.join(temp, fileName), specs, file.header.metadata ?? { format: "pt" });
         try {
           // Pipelined: the next tensor is read and the previous one written while this one merges.
-          let reading = specs.length > 0 ? file.read(specs[0].name) : undefined;
+          // A promise that is not awaited yet must not reject unhandled: each gets a no-op catch, and
+          // the real await below still sees its error.
+          const track = <T>(p: Promise<T>): Promise<T> => {
+            p.catch(() => undefined);
+            return p;
+          };
+          let reading = specs.length > 0 ? track(file.read(specs[0].name)) : undefined;
           let writing: Promise<void> = Promise.resolve();
-          for (let i = 0; i < specs.length; i++) {
-            const original = await reading!;
-            reading = i + 1 < specs.length ? file.read(specs[i + 1].name) : undefined;
-            const bytes = await produceTensor(specs[i].name, original);
+          try {
+            for (let i = 0; i < specs.length; i++) {
+              const original = await reading!;
+              reading = i + 1 < specs.length ? track(file.read(specs[i + 1].name)) : undefined;
+              const bytes = await produceTensor(specs[i].name, original);
+              await writing;
+              writing = track(writer.write(specs[i].name, bytes));
+              bytesWritten += bytes.byteLength;
+              params.onTensor?.(++done, total);
+            }
             await writing;
-            writing = writer.write(specs[i].name, bytes);
-            bytesWritten += bytes.byteLength;
-            params.onTensor?.(++done, total);
+          } finally {
+            await Promise.allSettled([reading, writing]);
           }
-          await writing;
           await writer.commit();
         } catch (error) {
           await writer.abort();
@@ -83,10 +100,8 @@ export async function mergeCheckpoint(params: MergeCheckpointParams): Promise<Me
         }
       }
       if (base.index) await writeFileAtomic(path.join(temp, INDEX_FILE), `${JSON.stringify(base.index, null, 2)}\n`);
-      for (const entry of await readdir(params.baseDir, { withFileTypes: true })) {
-        if (entry.isFile() && !WEIGHT_FILE.test(entry.name)) await copyFile(path.join(params.baseDir, entry.name), path.join(temp, entry.name));
-      }
-    });
+      await copyModelFiles(params.baseDir, temp);
+    }, { removeStale: WEIGHT_FILE });
     return {
       mergedModules: bound.modules.map((m) => m.plan.name),
       replacedTensors: [...bound.replacements.keys()],

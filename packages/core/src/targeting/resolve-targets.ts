@@ -36,6 +36,14 @@ const ALL_LINEAR = "all-linear";
 const SEQ_CLS_HEAD_NAMES = ["score", "classifier"];
 const SUPPORTED = new Set(["linear", "conv1d", "embedding"]);
 
+/** A module's r, alpha and scaling: rank/alpha patterns (PEFT 0.12's lookup), then α/r or α/√r. */
+export function moduleHyperparameters(config: Pick<LoraConfig, "r" | "lora_alpha" | "rank_pattern" | "alpha_pattern" | "use_rslora">, name: string): { r: number; alpha: number; scaling: number } {
+  const key = patternKeyFor(config, name);
+  const r = Object.hasOwn(config.rank_pattern, key) ? config.rank_pattern[key] : config.r;
+  const alpha = Object.hasOwn(config.alpha_pattern, key) ? config.alpha_pattern[key] : config.lora_alpha;
+  return { r, alpha, scaling: loraScaling({ alpha, r, useRslora: config.use_rslora }) };
+}
+
 /** Expands target_modules: PEFT's per-architecture defaults when null, every linear layer for "all-linear". */
 export function expandTargetModules(config: LoraConfig, model: ModelDescription): string[] | string {
   const targets = config.target_modules;
@@ -71,10 +79,12 @@ function sampleNames(model: ModelDescription): string {
  * Decides, with PEFT's rules and in PEFT's order, which modules of `model` an adapter with `config`
  * adapts, and each one's r, alpha and scaling. Modules inside a modules_to_save module are never
  * targeted. Mirrors PEFT's BaseTuner.inject_adapter + LoraModel._create_and_replace.
+ * `layoutFromStorage`: the description's layouts come from how weights are stored (an ONNX graph),
+ * not from the layer type, so fan_in_fan_out is not compared with them.
  * @throws LowrankError TARGET_NOT_FOUND when nothing matched (or all was excluded),
  *   TARGET_UNSUPPORTED when a match is not a linear, Conv1D or embedding layer.
  */
-export function resolveTargets(config: LoraConfig, model: ModelDescription, options: { logger?: Logger } = {}): TargetReport {
+export function resolveTargets(config: LoraConfig, model: ModelDescription, options: { logger?: Logger; layoutFromStorage?: boolean } = {}): TargetReport {
   const targetModules = expandTargetModules(config, model);
   const effective = { ...config, target_modules: targetModules };
   const saveNames = config.modules_to_save ?? [];
@@ -99,11 +109,9 @@ export function resolveTargets(config: LoraConfig, model: ModelDescription, opti
     if (!SUPPORTED.has(module.kind)) {
       throw new LowrankError("TARGET_UNSUPPORTED", `\`target_modules\` matched "${module.name}", which is ${module.kind === "container" ? "a container module" : `a ${module.kind} layer`}; LoRA adapts only linear, Conv1D and embedding layers — name the layers inside it`);
     }
-    const key = patternKeyFor(config, module.name);
-    const r = Object.hasOwn(config.rank_pattern, key) ? config.rank_pattern[key] : config.r;
-    const alpha = Object.hasOwn(config.alpha_pattern, key) ? config.alpha_pattern[key] : config.lora_alpha;
+    const { r, alpha, scaling } = moduleHyperparameters(config, module.name);
     const fanInFanOut = module.kind === "conv1d";
-    if (module.kind !== "embedding" && fanInFanOut !== config.fan_in_fan_out && !fanInFanOutWarned) {
+    if (module.kind !== "embedding" && fanInFanOut !== config.fan_in_fan_out && !fanInFanOutWarned && !options.layoutFromStorage) {
       options.logger?.warn(`\`fan_in_fan_out\` is ${config.fan_in_fan_out} but "${module.name}" is a ${module.kind === "conv1d" ? "Conv1D" : "Linear"} layer; using ${fanInFanOut} for it, as PEFT does`);
       fanInFanOutWarned = true;
     }
@@ -117,7 +125,7 @@ export function resolveTargets(config: LoraConfig, model: ModelDescription, opti
       outFeatures: module.outFeatures!,
       r,
       alpha,
-      scaling: loraScaling({ alpha, r, useRslora: config.use_rslora }),
+      scaling,
       fanInFanOut,
       useDora: config.use_dora,
       module,

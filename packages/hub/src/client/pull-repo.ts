@@ -78,8 +78,11 @@ export async function pullRepo(params: PullParams): Promise<PullResult> {
   }
   for (const name of names) {
     const url = `${config.hubUrl}/${repo}/resolve/${commit}/${name.split("/").map(encodeURIComponent).join("/")}`;
-    const head = await hubFetch(url, { method: "HEAD", token: config.token, headers: { "Accept-Encoding": "identity" } }, `${what}: ${name}`);
-    if (!head.ok) throw await hubResponseError(head, `${what}: ${name}`, config.token);
+    // As huggingface_hub: no redirect is followed, so an LFS file's X-Linked-Etag / X-Linked-Size
+    // (on the Hub's redirect to its CDN) are read, not the CDN's own ETag.
+    const head = await hubFetch(url, { method: "HEAD", redirect: "manual", token: config.token, headers: { "Accept-Encoding": "identity" } }, `${what}: ${name}`);
+    const redirected = head.status >= 300 && head.status < 400;
+    if (!head.ok && !redirected) throw await hubResponseError(head, `${what}: ${name}`, config.token);
     const linked = unquote(head.headers.get("x-linked-etag"));
     const etag = linked ?? unquote(head.headers.get("etag"));
     const size = Number(head.headers.get("x-linked-size") ?? head.headers.get("content-length"));
