@@ -149,3 +149,21 @@ describe("usage", () => {
     expect(run.stdout).toContain("merge");
   });
 });
+
+describe("help and version", () => {
+  test("no arguments prints the help; --version prints the version", () => {
+    const help = lowrank([]);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain("Usage: lowrank");
+    expect(help.stdout).toContain("merge");
+    const version = lowrank(["--version"]);
+    expect(version.status).toBe(0);
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  test("an unwritable --log path is a usage error before training starts", () => {
+    const run = lowrank(["train", "--model", requireFixture("gpt2-tiny"), "--data", requireFixture("gpt2-tiny", "config.json"), "--out", path.join(tmp, "never-train"), "--log", path.join(tmp, "no-such-dir", "log.jsonl")]);
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/^lowrank: error: --log .*log\.jsonl: cannot write \(ENOENT\)\n$/);
+  });
+});

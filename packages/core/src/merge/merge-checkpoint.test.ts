@@ -169,3 +169,31 @@ describe("sharded and half-precision checkpoints", () => {
 test("LowrankError is what bad input raises", () => {
   expect(new LowrankError("USAGE", "x").usage).toBe(true);
 });
+
+describe("review regressions", () => {
+  test("a bare-model checkpoint (no `transformer.` prefix) takes an adapter made on the LM-head model", async () => {
+    const dir = path.join(tmp, "bare-gpt2");
+    await mkdir(dir);
+    const { tensors } = await readSafetensors(requireFixture("gpt2-tiny", "model.safetensors"));
+    await writeSafetensors(path.join(dir, "model.safetensors"), new Map([...tensors].map(([k, t]) => [k.replace(/^transformer\./, ""), t])), { format: "pt" });
+    await writeFile(path.join(dir, "config.json"), JSON.stringify({ ...JSON.parse(await readFile(requireFixture("gpt2-tiny", "config.json"), "utf8")), architectures: ["GPT2Model"] }));
+    const out = path.join(tmp, "bare-merged");
+    await mergeCheckpoint({ baseDir: dir, adapter: await readAdapter(requireFixture("gpt2-tiny-lora")), outDir: out });
+    const cases = (await readSafetensors(requireFixture("cases", "gpt2-tiny-lora.safetensors"))).tensors;
+    const merged = await Checkpoint.open(out);
+    try {
+      expect(maxAbsDiff(await merged.readFloat32("h.0.attn.c_attn.weight"), toFloat32(cases.get("merged.transformer.h.0.attn.c_attn.weight")!))).toBeLessThanOrEqual(1e-5);
+    } finally {
+      await merged.close();
+    }
+  });
+
+  test("merging into a folder that holds other weights leaves no stale weight file beside the new ones", async () => {
+    const out = path.join(tmp, "stale");
+    await mkdir(out);
+    await copyFile(requireFixture("gpt2-tiny", "model.safetensors"), path.join(out, "model-old.safetensors"));
+    await writeFile(path.join(out, "keep.txt"), "x");
+    await mergeCheckpoint({ baseDir: requireFixture("gpt2-tiny"), adapter: await readAdapter(requireFixture("gpt2-tiny-lora")), outDir: out });
+    expect((await readdir(out)).sort()).toEqual(["config.json", "generation_config.json", "keep.txt", "model.safetensors"]);
+  });
+});
