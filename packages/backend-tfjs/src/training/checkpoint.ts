@@ -44,7 +44,7 @@ export async function saveCheckpoint(params: {
   const state: SavedState = { step: trainer.currentStep, total_steps: trainer.totalSteps, seed: params.seed, kind: trainable.kind, log: params.log };
   const stateText = `${JSON.stringify(state, null, 2)}\n`;
   if (trainable.kind === "lora") {
-    await writeAdapter(dir, trainable.exportAdapter(), { [TRAINER_STATE_FILE]: stateText, [OPTIMIZER_FILE]: optimizerBytes(trainer) });
+    await writeAdapter(dir, trainable.exportAdapter({ raw: true }), { [TRAINER_STATE_FILE]: stateText, [OPTIMIZER_FILE]: optimizerBytes(trainer) });
     return;
   }
   await writeDirectoryAtomic(dir, async (temp) => {

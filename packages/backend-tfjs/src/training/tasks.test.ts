@@ -84,6 +84,9 @@ describe("a trained adapter reloads with identical outputs", () => {
     ["LoRA with bias all", { r: 4, lora_alpha: 8, bias: "all" as const, target_modules: ["c_attn", "c_fc"] }],
     ["DoRA", { r: 4, lora_alpha: 8, use_dora: true, target_modules: ["c_attn"] }],
     ["rsLoRA with rank_pattern", { r: 4, lora_alpha: 8, use_rslora: true, target_modules: ["c_attn", "c_proj"], rank_pattern: { "h.1.attn.c_proj": 2 } }],
+    // Trained against the residual base, saved (as PEFT converts them) to fit the original one.
+    ["PiSSA", { r: 4, lora_alpha: 8, init_lora_weights: "pissa", target_modules: ["c_attn"] }],
+    ["OLoRA with rsLoRA", { r: 4, lora_alpha: 8, init_lora_weights: "olora", use_rslora: true, target_modules: ["c_fc"] }],
   ])("%s", async (_name, lora) => {
     const { loadModel } = await import("../models/load-model.js");
     const { attachAdapter } = await import("../lora/attach-adapter.js");

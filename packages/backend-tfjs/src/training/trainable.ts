@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import {
-  adapterKey, float32Tensor, initLoraFactors, mergeLora, outputNorms, parseAdapterKey, PEFT_PREFIX, resolveTargets,
+  adapterKey, float32Tensor, initLoraFactors, mergeLora, outputNorms, parseAdapterKey, PEFT_PREFIX, resolveTargets, toFloat32,
   type LoraAdapter, type LoraConfig, type Logger, type Tensor,
 } from "@lowrank/core";
 import { attachAdapter, type AttachedAdapter } from "../lora/attach-adapter.js";
@@ -18,8 +18,11 @@ export interface LoraTraining extends TrainableSet {
   kind: "lora";
   config: LoraConfig;
   attached: AttachedAdapter;
-  /** The adapter with the variables' current values, ready for writeAdapter. */
-  exportAdapter(): LoraAdapter;
+  /**
+   * The adapter with the variables' current values, ready for writeAdapter. PiSSA / OLoRA adapters
+   * are converted to fit the original base unless `raw` (training checkpoints keep them as trained).
+   */
+  exportAdapter(options?: { raw?: boolean }): LoraAdapter;
 }
 
 export interface FullTraining extends TrainableSet {
@@ -43,6 +46,7 @@ function count(variables: Map<string, tf.Variable>): number {
 export function createLoraTraining(model: TfjsModel, config: LoraConfig, options: { seed: number; logger?: Logger }): LoraTraining {
   const report = resolveTargets(config, model.description, { logger: options.logger });
   const tensors = new Map<string, Tensor>();
+  const initial = new Map<string, { A: Float32Array; B: Float32Array }>();
   report.targets.forEach((plan, index) => {
     const layer = model.linears.get(plan.name) ?? model.embeddings.get(plan.name);
     const weight = layer ? (layer.weight.dataSync() as Float32Array) : undefined;
@@ -52,8 +56,8 @@ export function createLoraTraining(model: TfjsModel, config: LoraConfig, options
       scaling: plan.scaling, seed: options.seed * 7919 + index, baseWeight: weight, layout, label: plan.name,
     });
     if (init.residualWeight && layer) {
+      initial.set(plan.name, { A: init.A.slice(), B: init.B.slice() });
       model.store.set(layer.weightKey, tf.tensor(init.residualWeight, layer.weight.shape))?.dispose();
-      options.logger?.warn(`${plan.name}: ${String(config.init_lora_weights)} initialisation moved the top singular directions into the adapter; the base weight in memory is the residual`);
     }
     const embedding = plan.kind === "embedding";
     tensors.set(adapterKey(plan.name, embedding ? "lora_embedding_A" : "lora_A"), float32Tensor(init.A, [plan.r, plan.inFeatures]));
@@ -85,11 +89,49 @@ export function createLoraTraining(model: TfjsModel, config: LoraConfig, options
   }
   const adapter: LoraAdapter = { config, tensors };
   const attached = attachAdapter(model, adapter, { trainable: true, logger: options.logger });
-  return loraTrainingFrom(model, attached);
+  return loraTrainingFrom(model, attached, initial);
+}
+
+/**
+ * PiSSA / OLoRA start from the base weight's own directions and train against the residual base.
+ * Saved like that, the adapter would only fit the residual; like PEFT's
+ * path_initial_model_for_weight_conversion, it is rewritten to fit the original base:
+ * A′ = [A; A₀], B′ = [B, −B₀] (rank doubled, alpha doubled — ×√2 with rsLoRA — so the scaling holds).
+ */
+function convertToPlainLora(adapter: LoraAdapter, initial: ReadonlyMap<string, { A: Float32Array; B: Float32Array }>): LoraAdapter {
+  if (initial.size === 0) return adapter;
+  const tensors = new Map(adapter.tensors);
+  for (const [module, start] of initial) {
+    const aKey = adapterKey(module, "lora_A");
+    const bKey = adapterKey(module, "lora_B");
+    const A = toFloat32(tensors.get(aKey)!);
+    const B = toFloat32(tensors.get(bKey)!);
+    const [r, inn] = tensors.get(aKey)!.shape;
+    const out = tensors.get(bKey)!.shape[0];
+    const a2 = new Float32Array(2 * r * inn);
+    a2.set(A);
+    a2.set(start.A, r * inn);
+    const b2 = new Float32Array(out * 2 * r);
+    for (let o = 0; o < out; o++) {
+      for (let k = 0; k < r; k++) {
+        b2[o * 2 * r + k] = B[o * r + k];
+        b2[o * 2 * r + r + k] = -start.B[o * r + k];
+      }
+    }
+    tensors.set(aKey, float32Tensor(a2, [2 * r, inn]));
+    tensors.set(bKey, float32Tensor(b2, [out, 2 * r]));
+  }
+  const c = adapter.config;
+  const alphaFactor = c.use_rslora ? Math.SQRT2 : 2;
+  const double = (p: Record<string, number>, f: number) => Object.fromEntries(Object.entries(p).map(([k, v]) => [k, v * f]));
+  return {
+    config: { ...c, r: 2 * c.r, lora_alpha: c.lora_alpha * alphaFactor, rank_pattern: double(c.rank_pattern, 2), alpha_pattern: double(c.alpha_pattern, alphaFactor), init_lora_weights: true },
+    tensors,
+  };
 }
 
 /** Training state over an adapter already attached with `trainable: true` (e.g. a resumed one). */
-export function loraTrainingFrom(_model: TfjsModel, attached: AttachedAdapter): LoraTraining {
+export function loraTrainingFrom(_model: TfjsModel, attached: AttachedAdapter, initial: ReadonlyMap<string, { A: Float32Array; B: Float32Array }> = new Map()): LoraTraining {
   const variables = new Map<string, tf.Variable>();
   const roles = new Map<string, () => tf.Tensor>();
   for (const [name, branch] of attached.branches) {
@@ -118,13 +160,14 @@ export function loraTrainingFrom(_model: TfjsModel, attached: AttachedAdapter): 
     attached,
     variables,
     parameterCount: count(variables),
-    exportAdapter() {
+    exportAdapter(options = {}) {
       const tensors = new Map<string, Tensor>();
       for (const [key, original] of attached.adapter.tensors) {
         const t = roles.get(key)?.();
         tensors.set(key, t ? float32Tensor(t.dataSync() as Float32Array, t.shape) : original);
       }
-      return { config: { ...attached.adapter.config, inference_mode: true }, tensors };
+      const adapter = { config: { ...attached.adapter.config, inference_mode: true }, tensors };
+      return options.raw ? adapter : convertToPlainLora(adapter, initial);
     },
   };
 }
