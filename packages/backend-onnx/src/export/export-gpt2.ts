@@ -55,10 +55,12 @@ export async function exportGpt2Onnx(dir: string): Promise<ModelProto> {
     const causal = g.floatInit("lowrank::causal_mask", maskValues, [positions, positions]);
     const half = g.scalar("lowrank::half", 0.5);
     const oneF = g.scalar("lowrank::one_f", 1);
-    const three = g.scalar("lowrank::three", 3);
-    const geluC = g.scalar("lowrank::gelu_c", 0.044715);
-    const sqrt2pi = g.scalar("lowrank::sqrt_2_over_pi", Math.sqrt(2 / Math.PI));
-    const invSqrt2 = g.scalar("lowrank::inv_sqrt_2", Math.SQRT1_2);
+    // Only the constants the chosen gelu uses (ONNX Runtime warns about unused initializers).
+    const exact = act === "gelu";
+    const invSqrt2 = exact ? g.scalar("lowrank::inv_sqrt_2", Math.SQRT1_2) : "";
+    const three = exact ? "" : g.scalar("lowrank::three", 3);
+    const geluC = exact ? "" : g.scalar("lowrank::gelu_c", 0.044715);
+    const sqrt2pi = exact ? "" : g.scalar("lowrank::sqrt_2_over_pi", Math.sqrt(2 / Math.PI));
 
     const ids = "input_ids";
     let h = g.one(`${scope}/wte`, "Gather", [wte, ids]);

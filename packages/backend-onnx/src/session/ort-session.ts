@@ -29,6 +29,8 @@ export async function createOrtSession(model: string | Uint8Array, options: Sess
     intraOpNumThreads: options.threads ?? 2,
     interOpNumThreads: 1,
     graphOptimizationLevel: "all",
+    // Errors only: ONNX Runtime's warnings (unused initializers, …) are not the user's business.
+    logSeverityLevel: 3,
   };
   const open = (providers: string[]) =>
     typeof model === "string" ? ort.InferenceSession.create(model, { ...base, executionProviders: providers }) : ort.InferenceSession.create(model, { ...base, executionProviders: providers });
