@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import path from "node:path";
 import { LowrankError } from "@lowrank/core";
 import { EXTERNAL_LOCATION, ONNX_FLOAT, toNumber, type TensorProto } from "./onnx-codec.js";
@@ -11,39 +11,64 @@ function externalEntry(t: TensorProto, key: string): string | undefined {
   return t.external_data?.find((e) => e.key === key)?.value;
 }
 
+/** Bytes per element of the ONNX data types stored as raw little-endian data. */
+const ELEMENT_BYTES: Readonly<Record<number, number>> = { 1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2 };
+
 /**
- * A float32 initializer's values, from raw_data, float_data or an external data file (models over
- * 2 GB keep weights beside the .onnx file).
+ * An initializer's raw little-endian bytes, from raw_data or an external data file (models over
+ * 2 GB keep weights beside the .onnx file; only the tensor's own range is read).
+ * @throws LowrankError CHECKPOINT_INVALID for unreadable external data or an inconsistent size.
+ */
+export function readTensorBytes(t: TensorProto, modelDir: string): Uint8Array {
+  const count = tensorDims(t).reduce((a, b) => a * b, 1);
+  const size = ELEMENT_BYTES[t.data_type];
+  if (t.data_location !== EXTERNAL_LOCATION) {
+    if (t.raw_data && t.raw_data.byteLength > 0) return t.raw_data;
+    throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}" has no raw data`);
+  }
+  const location = externalEntry(t, "location");
+  if (!location || path.isAbsolute(location) || location.split(/[\\/]/).includes("..")) {
+    throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}": external data location ${JSON.stringify(location)} must be a file beside the model`);
+  }
+  const offset = Number(externalEntry(t, "offset") ?? 0);
+  const length = Number(externalEntry(t, "length") ?? (size ? count * size : NaN));
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || (size !== undefined && length !== count * size)) {
+    throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}": external data offset ${offset} / length ${length} do not fit its shape`);
+  }
+  const file = path.join(modelDir, location);
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, "r");
+    if (offset + length > fstatSync(fd).size) throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}": external data range [${offset}, ${offset + length}) is beyond the end of ${file}`);
+    const bytes = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const n = readSync(fd, bytes, done, length - done, offset + done);
+      if (n === 0) throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}": ${file} ended early`);
+      done += n;
+    }
+    return bytes;
+  } catch (error) {
+    if (error instanceof LowrankError) throw error;
+    throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}": cannot read external data ${file} (${(error as NodeJS.ErrnoException).code})`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * A float32 initializer's values, from raw_data, float_data or an external data file.
  * @throws LowrankError CHECKPOINT_INVALID for other dtypes or unreadable external data.
  */
 export function readFloatTensor(t: TensorProto, modelDir: string): Float32Array {
   if (t.data_type !== ONNX_FLOAT) throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}" has ONNX data type ${t.data_type}; only float32 (1) weights can be adapted`);
   const count = tensorDims(t).reduce((a, b) => a * b, 1);
-  let bytes: Uint8Array | undefined;
-  if (t.data_location === EXTERNAL_LOCATION) {
-    const location = externalEntry(t, "location");
-    if (!location || path.isAbsolute(location) || location.split(/[\\/]/).includes("..")) {
-      throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}": external data location ${JSON.stringify(location)} must be a file beside the model`);
-    }
-    const offset = Number(externalEntry(t, "offset") ?? 0);
-    const length = Number(externalEntry(t, "length") ?? count * 4);
-    const file = path.join(modelDir, location);
-    let all: Buffer;
-    try {
-      all = readFileSync(file);
-    } catch (error) {
-      throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}": cannot read external data ${file} (${(error as NodeJS.ErrnoException).code})`);
-    }
-    if (offset + length > all.byteLength || length !== count * 4) throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}": external data range [${offset}, ${offset + length}) does not fit ${file} or the shape`);
-    bytes = all.subarray(offset, offset + length);
-  } else if (t.raw_data && t.raw_data.byteLength > 0) {
-    bytes = t.raw_data;
-  } else if (t.float_data && t.float_data.length > 0) {
-    return Float32Array.from(t.float_data);
-  } else if (count === 0) {
-    return new Float32Array(0);
+  if (t.data_location !== EXTERNAL_LOCATION && !(t.raw_data && t.raw_data.byteLength > 0)) {
+    if (t.float_data && t.float_data.length > 0) return Float32Array.from(t.float_data);
+    if (count === 0) return new Float32Array(0);
   }
-  if (!bytes || bytes.byteLength !== count * 4) throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}" holds ${bytes?.byteLength ?? 0} bytes for ${count} float32 values`);
+  const bytes = readTensorBytes(t, modelDir);
+  if (bytes.byteLength !== count * 4) throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}" holds ${bytes.byteLength} bytes for ${count} float32 values`);
   const out = new Float32Array(count);
   new Uint8Array(out.buffer).set(bytes);
   return out;

@@ -1,7 +1,7 @@
 import path from "node:path";
 import { AtomicFile, writeFileAtomic } from "@lowrank/core";
 import { encodeModel, EXTERNAL_LOCATION, newTensor, type ModelProto } from "./onnx-codec.js";
-import { readFloatTensor } from "./tensor-data.js";
+import { readTensorBytes } from "./tensor-data.js";
 
 /** Protocol buffers cannot exceed 2 GB: above this, weights go to an external data file. */
 export const EXTERNAL_DATA_THRESHOLD = 1_800_000_000;
@@ -29,7 +29,7 @@ export async function writeOnnx(target: string, model: ModelProto, options: { so
       const isExternal = t.data_location === EXTERNAL_LOCATION;
       const size = isExternal ? 0 : t.raw_data?.byteLength ?? 0;
       if (!isExternal && (!external || size < 1024)) return t;
-      const data = isExternal ? new Uint8Array(readFloatTensor(t, options.sourceDir).buffer) : t.raw_data!;
+      const data = isExternal ? readTensorBytes(t, options.sourceDir) : t.raw_data!;
       return { t, data };
     });
     const rewritten = [];
