@@ -4,9 +4,9 @@ import {
   LowrankError, mergeCheckpoint, silentLogger, type BackendRegistry, type Logger, type LowrankBackend,
   type MergeParams, type PredictParams, type PredictResult,
 } from "@lowrank/core";
-import { decodeModel, encodeModel } from "./onnx/onnx-codec.js";
+import { decodeModel } from "./onnx/onnx-codec.js";
 import { mergeIntoOnnxModel, mergeOnnxFile } from "./onnx/merge-onnx.js";
-import { idsTensor, createOrtSession, type ExecutionProvider } from "./session/ort-session.js";
+import { idsTensor, createOrtSession, createSessionForModel, type ExecutionProvider } from "./session/ort-session.js";
 import { OnnxLoraSession } from "./session/onnx-lora-session.js";
 import * as ort from "onnxruntime-node";
 
@@ -58,12 +58,14 @@ export class OnnxBackend implements LowrankBackend {
       release = () => session.release();
       inputs = session.modelInputs();
     } else {
-      let model: string | Uint8Array = file;
+      let session: ort.InferenceSession;
       if (params.adapter) {
         const decoded = decodeModel(await readFile(file), file);
-        model = encodeModel(mergeIntoOnnxModel(decoded, params.adapter, { modelDir: path.dirname(file), logger: this.logger, label: file }).model);
+        const merged = mergeIntoOnnxModel(decoded, params.adapter, { modelDir: path.dirname(file), logger: this.logger, label: file }).model;
+        ({ session } = await createSessionForModel(merged, path.dirname(file), options));
+      } else {
+        ({ session } = await createOrtSession(file, options));
       }
-      const { session } = await createOrtSession(model, options);
       run = (feeds) => session.run(feeds);
       release = () => session.release();
       inputs = session.inputNames;

@@ -1,16 +1,16 @@
-import { readFile, rm, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { bindAdapter, LowrankError, silentLogger, toFloat32, type LoraAdapter, type Logger } from "@lowrank/core";
 import { addLoraSlots, type LoraSlot } from "../onnx/add-lora-slots.js";
-import { decodeModel, encodeModel, EXTERNAL_LOCATION, type GraphProto } from "../onnx/onnx-codec.js";
+import { decodeModel, type GraphProto } from "../onnx/onnx-codec.js";
 import { readFloatTensor } from "../onnx/tensor-data.js";
 
 function sameValues(a: Float32Array, b: Float32Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 import { adapterModules, describeOnnxForAdapter } from "../onnx/onnx-model-description.js";
-import { createOrtSession, type ExecutionProvider, type SessionOptions } from "./ort-session.js";
+import { createSessionForModel, type ExecutionProvider, type SessionOptions } from "./ort-session.js";
 
 type Feeds = Record<string, ort.Tensor>;
 
@@ -76,7 +76,7 @@ export class OnnxLoraSession {
     const rewritten = decodeModel(bytes, label);
     const slots = addLoraSlots(rewritten, [...wanted.values()], label);
     const modelDir = typeof model === "string" ? path.dirname(model) : process.cwd();
-    const created = await sessionFor(rewritten, modelDir, options);
+    const created = await createSessionForModel(rewritten, modelDir, options);
     const session = new OnnxLoraSession(created.session, created.provider, created.reason, slots, label, options.logger ?? silentLogger, (adapter) => {
       const graph = pristine().graph;
       return { ...describeOnnxForAdapter(graph, adapter, label), graph, modelDir };
@@ -150,19 +150,3 @@ export class OnnxLoraSession {
   }
 }
 
-/**
- * An ORT session for an edited graph. A graph whose weights live in external data files is written
- * to a temporary file beside the original, so the relative data paths resolve; it is removed once
- * the session has loaded.
- */
-async function sessionFor(model: ReturnType<typeof decodeModel>, modelDir: string, options: SessionOptions) {
-  const bytes = encodeModel(model);
-  if (!model.graph.initializer.some((t) => t.data_location === EXTERNAL_LOCATION)) return createOrtSession(bytes, options);
-  const temp = path.join(modelDir, `.lowrank-session-${process.pid}-${Date.now()}.onnx`);
-  await writeFile(temp, bytes);
-  try {
-    return await createOrtSession(temp, options);
-  } finally {
-    await rm(temp, { force: true });
-  }
-}

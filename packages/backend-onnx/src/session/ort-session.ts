@@ -1,5 +1,8 @@
+import { rm, writeFile } from "node:fs/promises";
+import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { LowrankError, silentLogger, type Logger } from "@lowrank/core";
+import { encodeModel, EXTERNAL_LOCATION, type ModelProto } from "../onnx/onnx-codec.js";
 
 /** Execution providers lowrank asks ONNX Runtime for, best first. */
 export type ExecutionProvider = "cuda" | "cpu";
@@ -58,4 +61,21 @@ export async function createOrtSession(model: string | Uint8Array, options: Sess
 export function idsTensor(rows: number[][]): ort.Tensor {
   const flat = BigInt64Array.from(rows.flat().map((x) => BigInt(x)));
   return new ort.Tensor("int64", flat, [rows.length, rows[0].length]);
+}
+
+/**
+ * An ORT session for an edited graph. A graph whose weights live in external data files is written
+ * to a temporary file beside the original, so the relative data paths resolve; it is removed once
+ * the session has loaded.
+ */
+export async function createSessionForModel(model: ModelProto, modelDir: string, options: SessionOptions = {}): Promise<CreatedSession> {
+  const bytes = encodeModel(model);
+  if (!model.graph.initializer.some((t) => t.data_location === EXTERNAL_LOCATION)) return createOrtSession(bytes, options);
+  const temp = path.join(modelDir, `.lowrank-session-${process.pid}-${Date.now()}.onnx`);
+  await writeFile(temp, bytes);
+  try {
+    return await createOrtSession(temp, options);
+  } finally {
+    await rm(temp, { force: true });
+  }
 }
