@@ -17,7 +17,7 @@ import { TfjsBackend } from "@lowrank/backend-tfjs";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
 const flag = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
-const epochs = Number(flag("--epochs", "3"));
+const epochs = Number(flag("--epochs", "1"));
 const out = path.resolve(flag("--out", path.join(root, "models", "gpt2-mini")));
 
 const CONFIG = {
