@@ -167,3 +167,13 @@ describe("help and version", () => {
     expect(run.stderr).toMatch(/^lowrank: error: --log .*log\.jsonl: cannot write \(ENOENT\)\n$/);
   });
 });
+
+test.each([
+  ["inspect"], ["merge"], ["predict"], ["train"], ["generate"], ["pull"], ["push"], ["backends"],
+  ["onnx", "merge"], ["onnx", "export"], ["import", "loralib"], ["hub", "serve"],
+])("`lowrank %s --help` shows examples", (...command) => {
+  const run = lowrank([...command.filter(Boolean), "--help"]);
+  expect(run.status).toBe(0);
+  expect(run.stdout).toContain("\nExamples:\n");
+  expect(run.stdout).toMatch(new RegExp(`\\n  \\$ .*lowrank .*${command.at(-1)}`));
+});

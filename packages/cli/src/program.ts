@@ -36,6 +36,7 @@ export function buildProgram(): Command {
     .argument("<adapter>", "PEFT adapter folder")
     .option("--json", "machine-readable output")
     .option("--base <model>", "also check the adapter against this base model and report the trainable fraction")
+    .addHelpText("after", "\nExamples:\n  $ lowrank inspect ./my-adapter\n  $ lowrank inspect ./my-adapter --base ./base-model --json\n  $ lowrank inspect org/adapter@main")
     .action((adapter: string, options) => inspectCommand(ctx, adapter, options));
 
   program
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
     .requiredOption("--out <dir>", "output folder")
     .option("--safe", "refuse to write non-finite weights (PEFT's safe_merge)")
     .option("--backend <name>", "merge with a registered backend instead of core")
+    .addHelpText("after", "\nExamples:\n  $ lowrank merge --base ./base-model --adapter ./my-adapter --out ./merged\n  $ lowrank merge --base ./base-model --adapter org/adapter --out ./merged --safe")
     .action((options) => mergeCommand(ctx, options));
 
   program
@@ -58,6 +60,7 @@ export function buildProgram(): Command {
     .requiredOption("--input-ids <ids.json>", "JSON array of equal-length integer arrays")
     .option("--attention-mask <mask.json>", "JSON array of 0/1 arrays, same shape as the ids")
     .requiredOption("--output <out.safetensors>", "where to write logits (and last_hidden_state for encoders)")
+    .addHelpText("after", "\nExamples:\n  $ echo '[[1, 2, 3]]' > ids.json\n  $ lowrank predict --model ./base-model --adapter ./my-adapter --input-ids ids.json --output logits.safetensors\n  $ lowrank predict --backend onnx --model model.onnx --adapter ./my-adapter --merge --input-ids ids.json --output logits.safetensors")
     .action((options) => predictCommand(ctx, options));
 
   program
@@ -93,6 +96,7 @@ export function buildProgram(): Command {
     .option("--full", "full fine-tuning of every parameter, for comparison")
     .option("--backend <name>", "training backend (default: the best available)")
     .option("--json", "print the summary as JSON")
+    .addHelpText("after", "\nExamples:\n  $ lowrank train --model models/gpt2-mini --data data.txt --rank 8 --alpha 16 --steps 200 --out ./my-adapter\n  $ lowrank train --model ./roberta --data labelled.jsonl --task seq-cls --epochs 3 --eval-data held-out.jsonl --out ./cls-adapter\n  $ lowrank train --model models/gpt2-mini --data data.txt --steps 200 --save-every 50 --out run/\n  $ lowrank train --model models/gpt2-mini --data data.txt --steps 200 --resume run/checkpoint-100 --out run/")
     .action((options) => trainCommand(ctx, options));
 
   program
@@ -111,6 +115,7 @@ export function buildProgram(): Command {
     .option("--no-cache", "recompute every step instead of using the key/value cache")
     .option("--backend <name>", "inference backend")
     .option("--json", "print ids (and text) as JSON")
+    .addHelpText("after", "\nExamples:\n  $ lowrank generate --model models/gpt2-mini --adapter demo-output/adapter --prompt 'name : Aromi | food : Chinese ||'\n  $ lowrank generate --model ./base --prompt-ids 1,2,3 --temperature 0.8 --top-p 0.9 --seed 1 --json")
     .action((options) => generateCommand(ctx, options));
 
   const onnx = program.command("onnx").description("ONNX models: merge adapters into them, export checkpoints");
@@ -121,6 +126,7 @@ export function buildProgram(): Command {
     .requiredOption("--adapter <adapter>", "PEFT adapter folder")
     .requiredOption("--out <merged.onnx>", "where to write the merged model")
     .option("--safe", "refuse to write non-finite weights")
+    .addHelpText("after", "\nExamples:\n  $ lowrank onnx merge --model model.onnx --adapter ./my-adapter --out merged.onnx")
     .action((options) => onnxMergeCommand(ctx, options));
   onnx
     .command("export")
@@ -128,6 +134,7 @@ export function buildProgram(): Command {
     .requiredOption("--model <model>", "GPT-2 model folder")
     .option("--adapter <adapter>", "PEFT adapter to merge in")
     .requiredOption("--out <model.onnx>", "where to write the ONNX model")
+    .addHelpText("after", "\nExamples:\n  $ lowrank onnx export --model models/gpt2-mini --adapter demo-output/adapter --out merged.onnx")
     .action((options) => onnxExportCommand(ctx, options));
 
   program
@@ -137,6 +144,7 @@ export function buildProgram(): Command {
     .option("--revision <rev>", "branch or commit (default main)")
     .option("--include <globs>", "comma-separated patterns, e.g. '*.json,*.safetensors'")
     .option("--json", "print the result as JSON")
+    .addHelpText("after", "\nExamples:\n  $ lowrank pull org/model\n  $ HF_ENDPOINT=http://127.0.0.1:8080 lowrank pull team/adapter --revision main --include '*.json,*.safetensors'")
     .action((repo: string, options) => pullCommand(ctx, repo, options));
 
   program
@@ -147,6 +155,7 @@ export function buildProgram(): Command {
     .option("--private", "create the repo private")
     .option("--revision <branch>", "branch to commit to (default main)")
     .option("--message <text>", "commit message")
+    .addHelpText("after", "\nExamples:\n  $ HF_TOKEN=hf_... lowrank push ./my-adapter --repo you/my-adapter\n  $ lowrank --hub-url http://127.0.0.1:8080 --token t push ./my-adapter --repo team/adapter --private")
     .action((dir: string, options) => pushCommand(ctx, dir, options));
 
   program
@@ -157,6 +166,7 @@ export function buildProgram(): Command {
     .requiredOption("--dir <storage>", "storage folder (created when missing)")
     .option("--port <port>", "port (default 8080; 0 = any free port)")
     .option("--host <host>", "address to listen on (default 127.0.0.1)")
+    .addHelpText("after", "\nExamples:\n  $ lowrank hub serve --dir ./hub-data --port 8080\n  $ lowrank --token secret hub serve --dir ./hub-data --port 8080 --host 0.0.0.0")
     .action((options) => hubServeCommand(ctx, { ...options, token: program.opts<GlobalOptions>().token }));
 
   const imports = program.command("import").description("turn other LoRA formats into PEFT adapters");
@@ -171,12 +181,14 @@ export function buildProgram(): Command {
     .option("--enable-lora <flags>", "MergedLinear's enable_lora, e.g. 1,0,1")
     .option("--fan-in-fan-out", "loralib's fan_in_fan_out (checked against the base layout)")
     .requiredOption("--out <dir>", "output adapter folder")
+    .addHelpText("after", "\nExamples:\n  $ lowrank import loralib lora_state_dict.pt --base ./gpt2 --rank 4 --alpha 32 --target-modules c_attn --enable-lora 1,0,1 --out ./imported")
     .action((file: string, options) => importLoralibCommand(ctx, file, options));
 
   program
     .command("backends")
     .description("list registered backends and whether they run here")
     .option("--json", "machine-readable output")
+    .addHelpText("after", "\nExamples:\n  $ lowrank backends\n  $ lowrank --plugin ./my-backend.mjs backends --json")
     .action((options) => backendsCommand(ctx, options));
 
   return program;
