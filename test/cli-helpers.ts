@@ -15,3 +15,25 @@ export function lowrank(args: string[], env: Record<string, string> = {}): CliRu
   const run = spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", env: { ...process.env, ...env }, cwd: repoRoot });
   return { status: run.status, stdout: run.stdout, stderr: run.stderr };
 }
+
+/** `lowrank hub serve` on a free port in a process of its own; resolves once it listens. */
+export async function startHubServeProcess(dir: string, token: string): Promise<{ url: string; stop: () => Promise<void> }> {
+  const { spawn } = await import("node:child_process");
+  const child = spawn(process.execPath, [bin, "--token", token, "hub", "serve", "--dir", dir, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = /at (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      if (m) resolve(m[1]);
+    });
+    child.on("exit", (code) => reject(new Error(`hub serve exited with ${code}`)));
+  });
+  return {
+    url,
+    stop: () => new Promise<void>((resolve) => {
+      child.once("exit", () => resolve());
+      child.kill("SIGTERM");
+    }),
+  };
+}

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, existsSync } from "node:fs";
 import http from "node:http";
@@ -7,29 +7,18 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createRepo, downloadFile, snapshotDownload, uploadFiles } from "@huggingface/hub";
 import { requireFixture } from "@lowrank/core/testing";
-import { lowrank, repoRoot } from "./cli-helpers.js";
+import { lowrank, repoRoot, startHubServeProcess } from "./cli-helpers.js";
 
 const TOKEN = "hf_lowrank_test_token_5f2c";
 const tmp = mkdtempSync(path.join(os.tmpdir(), "lowrank-hub-"));
 // The registry runs as `lowrank hub serve` in a process of its own (the CLI runs synchronously in
 // these tests, so an in-process server could not answer it).
-let server: { url: string; process: ChildProcess };
+let server: { url: string; stop: () => Promise<void> };
 beforeAll(async () => {
-  const child = spawn(process.execPath, [path.join(repoRoot, "packages/cli/dist/bin.js"), "--token", TOKEN, "hub", "serve", "--dir", path.join(tmp, "storage"), "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout!.on("data", (d) => {
-      out += d;
-      const m = /at (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    child.on("exit", (code) => reject(new Error(`hub serve exited with ${code}`)));
-  });
-  server = { url, process: child };
+  server = await startHubServeProcess(path.join(tmp, "storage"), TOKEN);
 });
 afterAll(async () => {
-  server?.process.kill("SIGTERM");
-  await new Promise((resolve) => server?.process.once("exit", resolve));
+  await server?.stop();
   rmSync(tmp, { recursive: true, force: true });
 });
 

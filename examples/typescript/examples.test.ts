@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -9,28 +8,19 @@ import { selectEngine } from "@lowrank/backend-tfjs";
 import { fineTuneAndPush } from "./fine-tune-and-push.js";
 import { hubAdapterToOnnx } from "./hub-adapter-to-onnx.js";
 import { serveSeveralAdapters } from "./multi-adapter-onnx.js";
+import { startHubServeProcess } from "../../test/cli-helpers.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const tmp = mkdtempSync(path.join(os.tmpdir(), "lowrank-examples-"));
 const TOKEN = "hf_examples_token";
-let hub: { url: string; child: ChildProcess };
+let hub: { url: string; stop: () => Promise<void> };
 
 beforeAll(async () => {
   await selectEngine();
-  const child = spawn(process.execPath, [path.join(root, "packages/cli/dist/bin.js"), "--token", TOKEN, "hub", "serve", "--dir", path.join(tmp, "hub"), "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout!.on("data", (d) => {
-      out += d;
-      const m = /at (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    child.on("exit", (code) => reject(new Error(`hub serve exited with ${code}`)));
-  });
-  hub = { url, child };
+  hub = await startHubServeProcess(path.join(tmp, "hub"), TOKEN);
 });
 afterAll(async () => {
-  hub?.child.kill("SIGTERM");
+  await hub?.stop();
   rmSync(tmp, { recursive: true, force: true });
 });
 
