@@ -125,8 +125,8 @@ describe('init_lora_weights = "gaussian"', () => {
     expect(Math.abs(s.std * r - 1)).toBeLessThan(0.03);
   });
 
-  test("embedding: A = 0, B ~ N(0, 1) (PEFT ignores gaussian for embeddings)", () => {
-    const { A, B } = initLoraFactors(params({ init: "gaussian", kind: "embedding", r: 4, outFeatures: 4096 }));
+  test.each(["gaussian", "pissa", "olora"])("embedding with %s: A = 0, B ~ N(0, 1) (PEFT's embedding init ignores the value)", (init) => {
+    const { A, B } = initLoraFactors(params({ init, kind: "embedding", r: 4, outFeatures: 4096 }));
     expect(allZero(A)).toBe(true);
     expect(Math.abs(stats(B).std - 1)).toBeLessThan(0.04);
   });
@@ -254,7 +254,7 @@ describe("unsupported initialisations", () => {
     expect(e.message).toBe(`h.0.q: \`init_lora_weights\` ${JSON.stringify(init)} is not supported; use true, false, "gaussian", "pissa" or "olora"`);
   });
 
-  test.each(["pissa", "olora", "loftq"])("embedding %j → INIT_UNSUPPORTED", (init) => {
+  test.each(["loftq"])("embedding %j → INIT_UNSUPPORTED (PEFT runs LoftQ there, which lowrank does not)", (init) => {
     const e = initError(params({ init, kind: "embedding", label: "wte" }));
     expect(e.code).toBe("INIT_UNSUPPORTED");
     expect(e.message).toMatch(/^wte: .* is not supported for an embedding layer$/);

@@ -50,7 +50,8 @@ function residual(base: Float32Array, layout: WeightLayout, out: number, inn: nu
 
 /**
  * Initial LoRA factors, as PEFT's `reset_lora_parameters` / `pissa_init` / `olora_init` make them:
- * - true: A ~ kaiming-uniform(a=√5), i.e. U(−1/√in, 1/√in); B = 0. Embeddings: A = 0, B ~ N(0, 1).
+ * - true: A ~ kaiming-uniform(a=√5), i.e. U(−1/√in, 1/√in); B = 0. Embeddings: A = 0, B ~ N(0, 1) for
+ *   any value but false, as in PEFT.
  * - "gaussian": A ~ N(0, (1/r)²); B = 0.
  * - false: both random like PyTorch's default Linear init (A and B kaiming-uniform), for tests.
  * - "pissa": A = √S_r·V_rᵀ, B = U_r·√S_r from the top-r SVD of W (S divided by scaling); W −= scaling·B·A.
@@ -68,8 +69,10 @@ export function initLoraFactors(p: InitParams): InitResult {
       for (let i = 0; i < A.length; i++) A[i] = rng.normal();
     }
     for (let i = 0; i < B.length; i++) B[i] = rng.normal();
-    if (init === true || init === false || init === "gaussian") return { A, B };
-    throw new LowrankError("INIT_UNSUPPORTED", `${label}: \`init_lora_weights\` ${JSON.stringify(init)} is not supported for an embedding layer`);
+    // PEFT's embedding layers run LoftQ for "loftq" and otherwise take A = 0, B ~ N(0, 1) for every
+    // truthy value ("gaussian", "pissa", …).
+    if (init !== "loftq") return { A, B };
+    throw new LowrankError("INIT_UNSUPPORTED", `${label}: \`init_lora_weights\` "loftq" is not supported for an embedding layer`);
   }
   if (init === true || init === false) {
     const boundA = 1 / Math.sqrt(p.inFeatures);
