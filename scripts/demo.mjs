@@ -13,8 +13,7 @@ import * as tf from "@tensorflow/tfjs";
 import { corpusBleu, createLoraConfig, mergeCheckpoint, writeAdapter } from "@lowrank/core";
 import { Trainer, createLoraTraining, generate, inferenceContext, loadModel, loadTokenizer, selectEngine } from "@lowrank/backend-tfjs";
 import { createOrtSession, encodeModel, exportGpt2Onnx, idsTensor } from "@lowrank/backend-onnx";
-import { example, loadE2e, prompt, splitE2e } from "./demo/e2e-data.mjs";
-import { lineChartSvg } from "./demo/svg-chart.mjs";
+import { e2eExample as example, e2ePrompt as prompt, lineChartSvg, loadE2e, splitE2e } from "@lowrank/cli";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);

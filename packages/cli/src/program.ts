@@ -1,20 +1,23 @@
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { LowrankError } from "@lowrank/core";
 import { createContext, type GlobalOptions } from "./cli-context.js";
+import { LOWRANK_VERSION } from "./version.js";
 import { backendsCommand } from "./commands/backends.js";
 import { importLoralibCommand } from "./commands/import-loralib.js";
 import { inspectCommand } from "./commands/inspect.js";
 import { mergeCommand } from "./commands/merge.js";
+import { combineCommand } from "./commands/combine.js";
+import { analyzeCommand } from "./commands/analyze.js";
 import { predictCommand } from "./commands/predict.js";
 import { trainCommand } from "./commands/train.js";
 import { generateCommand } from "./commands/generate.js";
 import { onnxExportCommand, onnxMergeCommand } from "./commands/onnx-merge.js";
 import { hubServeCommand, pullCommand, pushCommand } from "./commands/hub-commands.js";
+import { benchCommand } from "./commands/bench.js";
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
-/** The CLI package's version (kept in step with package.json by the release). */
-export const LOWRANK_VERSION = "0.1.0";
+export { LOWRANK_VERSION };
 
 /** The `lowrank` command tree. */
 export function buildProgram(): Command {
@@ -41,14 +44,32 @@ export function buildProgram(): Command {
 
   program
     .command("merge")
-    .description("merge an adapter into its base and write a Hugging Face checkpoint")
-    .requiredOption("--base <model>", "base model folder (config.json + safetensors)")
-    .requiredOption("--adapter <adapter>", "PEFT adapter folder")
-    .requiredOption("--out <dir>", "output folder")
+    .description("merge an adapter into its base (a Hugging Face checkpoint), or combine adapters into a new one")
+    .option("--base <model>", "base model folder (config.json + safetensors)")
+    .requiredOption("--adapter <adapter>", "PEFT adapter folder (repeat it, with --combination, to combine adapters)", collect)
+    .requiredOption("--out <dir>", "output folder: the merged checkpoint, or the combined adapter")
     .option("--safe", "refuse to write non-finite weights (PEFT's safe_merge)")
     .option("--backend <name>", "merge with a registered backend instead of core")
-    .addHelpText("after", "\nExamples:\n  $ lowrank merge --base ./base-model --adapter ./my-adapter --out ./merged\n  $ lowrank merge --base ./base-model --adapter org/adapter --out ./merged --safe")
-    .action((options) => mergeCommand(ctx, options));
+    .option("--combination <type>", "combine the adapters as PEFT's add_weighted_adapter: linear, cat, svd (default), ties, ties_svd, dare_linear, dare_ties, dare_linear_svd, dare_ties_svd, magnitude_prune, magnitude_prune_svd")
+    .option("--weights <w1,w2,…>", "one weight per --adapter (default 1 each)")
+    .option("--svd-rank <n>", "rank of the svd combinations (default the largest input rank)")
+    .option("--svd-clamp <q>", "clamp the svd factors at this quantile (0–1)")
+    .option("--density <d>", "fraction of values kept by ties, dare_* and magnitude_prune (0–1]")
+    .option("--majority-sign-method <m>", "ties / dare_ties sign election: total (default) or frequency")
+    .option("--seed <n>", "seed of DARE's random pruning (default 0)")
+    .addHelpText("after", "\nExamples:\n  $ lowrank merge --base ./base-model --adapter ./my-adapter --out ./merged\n  $ lowrank merge --base ./base-model --adapter org/adapter --out ./merged --safe\n  $ lowrank merge --adapter ./a --adapter ./b --weights 0.7,0.3 --combination cat --out ./a-plus-b\n  $ lowrank merge --adapter ./a --adapter ./b --combination ties_svd --density 0.5 --svd-rank 8 --out ./ties")
+    .action((options) => {
+      const combining = options.combination !== undefined || options.adapter.length > 1;
+      if (combining) {
+        if (options.base) throw new LowrankError("USAGE", "--base merges into a model; with --combination the output is a new adapter (merge it into the base afterwards)");
+        return combineCommand(ctx, options);
+      }
+      for (const flag of ["weights", "svdRank", "svdClamp", "density", "majoritySignMethod", "seed"]) {
+        if (options[flag] !== undefined) throw new LowrankError("USAGE", `--${flag.replace(/[A-Z]/g, (c: string) => `-${c.toLowerCase()}`)} only applies with --combination`);
+      }
+      if (!options.base) throw new LowrankError("USAGE", "required option '--base <model>' not specified");
+      return mergeCommand(ctx, { ...options, adapter: options.adapter[0] });
+    });
 
   program
     .command("predict")
@@ -183,6 +204,29 @@ export function buildProgram(): Command {
     .requiredOption("--out <dir>", "output adapter folder")
     .addHelpText("after", "\nExamples:\n  $ lowrank import loralib lora_state_dict.pt --base ./gpt2 --rank 4 --alpha 32 --target-modules c_attn --enable-lora 1,0,1 --out ./imported")
     .action((file: string, options) => importLoralibCommand(ctx, file, options));
+
+  program
+    .command("analyze")
+    .description("the LoRA paper's rank analysis of an adapter: singular values of each ΔW, effective rank, similarity to another adapter")
+    .argument("<adapter>", "PEFT adapter folder")
+    .option("--against <adapter>", "also the subspace similarity φ(i, j) with this adapter's top directions (the paper's Eq. 4)")
+    .option("--base <model>", "the base model, for ‖ΔW‖ / ‖W‖ per module")
+    .option("--json", "machine-readable output (modules[].name, singular_values, effective_rank, …)")
+    .option("--plot <file.svg>", "an SVG heatmap: φ per module with --against, else the spectra")
+    .addHelpText("after", "\nExamples:\n  $ lowrank analyze ./my-adapter\n  $ lowrank analyze ./my-adapter --base ./base-model --json\n  $ lowrank analyze ./run-seed1 --against ./run-seed2 --plot similarity.svg")
+    .action((adapter: string, options) => analyzeCommand(ctx, adapter, options));
+
+  program
+    .command("bench")
+    .description("measure the paper's claims on this machine: parameters, training, latency, merge, size, quality")
+    .option("--quick", "small sizes and few repeats (under 3 minutes; for CI)")
+    .option("--json <file>", "write every figure and the ratios as JSON")
+    .option("--report <file.md>", "write a Markdown page with tables, and SVG charts in a folder beside it")
+    .option("--model <model>", "the GPT-2 base for the quality table (default: the embedded models/gpt2-mini)")
+    .option("--data <e2e.txt>", "E2E data for the quality table (default: data/e2e/valid.txt)")
+    .addOption(new Option("--worker <job>").hideHelp())
+    .addHelpText("after", "\nExamples:\n  $ lowrank bench --quick\n  $ lowrank bench --json bench/out/bench.json --report docs/benchmarks.md")
+    .action((options) => benchCommand(ctx, options));
 
   program
     .command("backends")

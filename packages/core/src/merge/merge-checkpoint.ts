@@ -63,6 +63,9 @@ export async function mergeCheckpoint(params: MergeCheckpointParams): Promise<Me
       if (m.plan.module.tiedTo) params.logger?.warn(`adapter: "${m.plan.name}" shares its weight with "${m.plan.module.tiedTo}"; merging changes both, as in PEFT`);
     }
     const total = model.tensors.size;
+    const touched = new Set([...bound.replacements.keys(), ...byWeightKey.keys(), ...byBiasKey.keys()]);
+    const copyBuffer = new Uint8Array(Buffer.allocUnsafeSlow(8 << 20).buffer);
+    let scratch = new Uint8Array(0);
     let done = 0;
     let bytesWritten = 0;
     await writeDirectoryAtomic(params.outDir, async (temp) => {
@@ -70,28 +73,20 @@ export async function mergeCheckpoint(params: MergeCheckpointParams): Promise<Me
         const specs = file.header.entries.map((e) => ({ name: e.name, dtype: e.dtype, shape: e.shape }));
         const writer = await SafetensorsWriter.create(path.join(temp, fileName), specs, file.header.metadata ?? { format: "pt" });
         try {
-          // Pipelined: the next tensor is read and the previous one written while this one merges.
-          // A promise that is not awaited yet must not reject unhandled: each gets a no-op catch, and
-          // the real await below still sees its error.
-          const track = <T>(p: Promise<T>): Promise<T> => {
-            p.catch(() => undefined);
-            return p;
-          };
-          let reading = specs.length > 0 ? track(file.read(specs[0].name)) : undefined;
-          let writing: Promise<void> = Promise.resolve();
-          try {
-            for (let i = 0; i < specs.length; i++) {
-              const original = await reading!;
-              reading = i + 1 < specs.length ? track(file.read(specs[i + 1].name)) : undefined;
-              const bytes = await produceTensor(specs[i].name, original);
-              await writing;
-              writing = track(writer.write(specs[i].name, bytes));
+          // Tensors the adapter leaves alone are copied in pieces through one buffer; the others are
+          // read whole into a reused buffer, merged in place and written. Reusing buffers matters:
+          // fresh allocations cost more than the reads themselves (page faults).
+          for (const { name, begin, end } of file.header.entries) {
+            if (!touched.has(name)) {
+              await writer.writeChunks(name, file.readChunks(name, copyBuffer));
+              bytesWritten += end - begin;
+            } else {
+              if (scratch.byteLength < end - begin) scratch = new Uint8Array(Buffer.allocUnsafeSlow(end - begin).buffer);
+              const bytes = await produceTensor(name, await file.read(name, scratch));
+              await writer.write(name, bytes);
               bytesWritten += bytes.byteLength;
-              params.onTensor?.(++done, total);
             }
-            await writing;
-          } finally {
-            await Promise.allSettled([reading, writing]);
+            params.onTensor?.(++done, total);
           }
           await writer.commit();
         } catch (error) {

@@ -4,10 +4,10 @@ import { LowrankError } from "../../errors/lowrank-error.js";
 import { toFloat32, type Tensor } from "./dtype.js";
 import { parseHeader, readHeaderLength, type SafetensorsHeader, type TensorEntry } from "./parse-header.js";
 
-async function readExactly(handle: FileHandle, length: number, position: number, label: string): Promise<Uint8Array> {
+async function readExactly(handle: FileHandle, length: number, position: number, label: string, into?: Uint8Array): Promise<Uint8Array> {
   // Not zero-filled (every byte is read into), and not from Node's pool, so it starts at offset 0
-  // and can be viewed as any typed array.
-  const out = new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length);
+  // and can be viewed as any typed array. A caller's buffer saves the allocation (and its page faults).
+  const out = into ? into.subarray(0, length) : new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length);
   let done = 0;
   while (done < length) {
     const { bytesRead } = await handle.read(out, done, length - done, position + done);
@@ -73,11 +73,24 @@ export class SafetensorsFile {
     return e;
   }
 
-  /** Reads one tensor's raw bytes. */
-  async read(name: string): Promise<Tensor> {
+  /**
+   * Reads one tensor's raw bytes, into `into` (a view of its first bytes) when given and large
+   * enough, else into a fresh buffer.
+   */
+  async read(name: string, into?: Uint8Array): Promise<Tensor> {
     const e = this.entry(name);
-    const data = await readExactly(this.handle, e.end - e.begin, this.header.dataStart + e.begin, this.path);
+    const length = e.end - e.begin;
+    const data = await readExactly(this.handle, length, this.header.dataStart + e.begin, this.path, into && into.byteLength >= length ? into : undefined);
     return { dtype: e.dtype, shape: [...e.shape], data };
+  }
+
+  /** A tensor's raw bytes in pieces of at most `buffer`'s size; each piece is valid until the next. */
+  async *readChunks(name: string, buffer: Uint8Array): AsyncGenerator<Uint8Array> {
+    const e = this.entry(name);
+    for (let at = e.begin; at < e.end; at += buffer.byteLength) {
+      const length = Math.min(buffer.byteLength, e.end - at);
+      yield await readExactly(this.handle, length, this.header.dataStart + at, this.path, buffer);
+    }
   }
 
   /** Reads a floating-point tensor widened to float32 (F16/BF16 exactly). */

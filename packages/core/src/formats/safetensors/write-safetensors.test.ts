@@ -313,3 +313,44 @@ describe("SafetensorsWriter", () => {
     expect(sameBytes(new Uint8Array(await readFile(target)), serializeSafetensors(data))).toBe(true);
   });
 });
+
+describe("streaming a tensor through a small buffer", () => {
+  test("readChunks + writeChunks copy a file byte for byte; read(name, into) reuses the buffer", async () => {
+    const tensors = new Map<string, Tensor>([["big", tensorOf("F32", [1000, 3])], ["small", tensorOf("BF16", [7], 2)], ["empty", tensorOf("F32", [0, 4])]]);
+    const source = path.join(dir, "a.safetensors");
+    await writeSafetensors(source, tensors, { format: "pt" });
+    const file = await SafetensorsFile.open(source);
+    try {
+      const entries = file.header.entries.map((e) => ({ name: e.name, dtype: e.dtype, shape: e.shape }));
+      const writer = await SafetensorsWriter.create(path.join(dir, "b.safetensors"), entries, { format: "pt" });
+      const buffer = new Uint8Array(1000); // smaller than "big" (12,000 bytes) and not a divisor of it
+      for (const e of entries) await writer.writeChunks(e.name, file.readChunks(e.name, buffer));
+      await writer.commit();
+      expect(sameBytes(await readFile(source), await readFile(path.join(dir, "b.safetensors")))).toBe(true);
+
+      const into = new Uint8Array(20_000);
+      const read = await file.read("big", into);
+      expect(read.data.buffer).toBe(into.buffer);
+      expect(read.data.byteLength).toBe(12_000);
+      expect(sameBytes(read.data, tensors.get("big")!.data)).toBe(true);
+      const tooSmall = new Uint8Array(10);
+      expect((await file.read("big", tooSmall)).data.buffer).not.toBe(tooSmall.buffer);
+    } finally {
+      await file.close();
+    }
+  });
+
+  test("writeChunks refuses pieces that do not add up to the tensor's size", async () => {
+    const writer = await SafetensorsWriter.create(path.join(dir, "c.safetensors"), [{ name: "w", dtype: "F32", shape: [4] }]);
+    async function* pieces(sizes: number[]) {
+      for (const n of sizes) yield new Uint8Array(n);
+    }
+    const short = await captureLowrankRejection(writer.writeChunks("w", pieces([8, 4])));
+    expect(short.code).toBe("SHAPE_MISMATCH");
+    expect(short.message).toMatch(/c\.safetensors: tensor "w" got 12 bytes, expected 16/);
+    expect((await captureLowrankRejection(writer.writeChunks("w", pieces([8, 16])))).message).toMatch(/tensor "w" got more than the 16 bytes it holds/);
+    expect((await captureLowrankRejection(writer.writeChunks("nope", pieces([4])))).code).toBe("SAFETENSORS_INVALID");
+    await writer.abort();
+    expect(await readdir(dir)).toEqual([]);
+  });
+});

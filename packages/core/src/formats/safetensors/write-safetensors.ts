@@ -86,6 +86,22 @@ export class SafetensorsWriter {
     this.written.add(name);
   }
 
+  /** Writes a tensor from consecutive pieces (e.g. SafetensorsFile.readChunks) without holding it whole. */
+  async writeChunks(name: string, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    const range = this.layout.offsets.get(name);
+    if (!range) throw new LowrankError("SAFETENSORS_INVALID", `${this.file.target}: tensor "${name}" was not declared`);
+    let at = range.begin;
+    for await (const chunk of chunks) {
+      if (at + chunk.byteLength > range.end) {
+        throw new LowrankError("SHAPE_MISMATCH", `${this.file.target}: tensor "${name}" got more than the ${range.end - range.begin} bytes it holds`);
+      }
+      await this.file.write(chunk, this.layout.headerBytes.byteLength + at);
+      at += chunk.byteLength;
+    }
+    if (at !== range.end) throw new LowrankError("SHAPE_MISMATCH", `${this.file.target}: tensor "${name}" got ${at - range.begin} bytes, expected ${range.end - range.begin}`);
+    this.written.add(name);
+  }
+
   async commit(): Promise<void> {
     const missing = [...this.specs.keys()].filter((n) => !this.written.has(n));
     if (missing.length > 0) {

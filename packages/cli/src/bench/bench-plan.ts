@@ -1,0 +1,38 @@
+import { GPT2_SMALL, type Gpt2Shape } from "./synthetic-model.js";
+
+/** Sizes and repeat counts of one suite run: `--quick` for a CI smoke run, the full run for the docs. */
+export interface BenchPlan {
+  quick: boolean;
+  /** The realistic-size model (random weights); the headline ratios come from it in a full run. */
+  large: { label: string; shape: Gpt2Shape };
+  merge: { repeats: number };
+  training: { model: "embedded" | "large"; batchSize: number; seqLen: number; warmup: number; steps: number }[];
+  latency: { model: "embedded" | "large"; batches: number[]; seqLen: number; rounds: number; warmup: number }[];
+  quality: { steps: number; batchSize: number; evalMrs: number; maxNewTokens: number; loraLearningRate: number; fullLearningRate: number };
+}
+
+export function benchPlan(quick: boolean): BenchPlan {
+  const large = { label: "GPT-2 small shape (12 × 768, vocab 50257, random weights)", shape: GPT2_SMALL };
+  if (quick) {
+    return {
+      quick, large,
+      merge: { repeats: 3 },
+      training: [{ model: "embedded", batchSize: 4, seqLen: 64, warmup: 1, steps: 3 }],
+      latency: [{ model: "embedded", batches: [1, 8], seqLen: 32, rounds: 12, warmup: 3 }],
+      quality: { steps: 12, batchSize: 8, evalMrs: 6, maxNewTokens: 24, loraLearningRate: 2e-3, fullLearningRate: 2e-4 },
+    };
+  }
+  return {
+    quick, large,
+    merge: { repeats: 5 },
+    training: [
+      { model: "embedded", batchSize: 8, seqLen: 128, warmup: 2, steps: 10 },
+      { model: "large", batchSize: 4, seqLen: 128, warmup: 2, steps: 5 },
+    ],
+    latency: [
+      { model: "embedded", batches: [1, 8], seqLen: 32, rounds: 50, warmup: 5 },
+      { model: "large", batches: [1, 8], seqLen: 32, rounds: 12, warmup: 3 },
+    ],
+    quality: { steps: 200, batchSize: 16, evalMrs: 40, maxNewTokens: 48, loraLearningRate: 2e-3, fullLearningRate: 2e-4 },
+  };
+}

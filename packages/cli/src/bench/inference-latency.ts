@@ -1,0 +1,86 @@
+import * as tf from "@tensorflow/tfjs";
+import { SeededRandom, type LoraAdapter } from "@lowrank/core";
+import { attachAdapter, inferenceContext, loadModel, selectEngine, setMerged, type TfjsModel } from "@lowrank/backend-tfjs";
+import { createOrtSession, decodeModel, encodeModel, exportGpt2Onnx, idsTensor, mergeIntoOnnxModel, OnnxLoraSession } from "@lowrank/backend-onnx";
+import { timeInterleaved, type Spread } from "./stats.js";
+
+export interface LatencyRow {
+  model: string;
+  batch: number;
+  seq_len: number;
+  /** ONNX Runtime's execution provider and the tfjs engine. */
+  ort_provider: string;
+  tfjs_engine: string;
+  /** Milliseconds per forward pass (logits read back), per variant. */
+  ort_base: Spread;
+  ort_merged: Spread;
+  ort_unmerged: Spread;
+  tfjs_base: Spread;
+  tfjs_merged: Spread;
+  tfjs_unmerged: Spread;
+}
+
+export interface LatencyParams {
+  /** A GPT-2 folder (exported to ONNX in memory for ONNX Runtime). */
+  modelDir: string;
+  model: string;
+  adapter: LoraAdapter;
+  batches: number[];
+  seqLen: number;
+  rounds: number;
+  warmup: number;
+}
+
+function randomIds(batch: number, seqLen: number, vocab: number, seed: number): number[][] {
+  const rng = new SeededRandom(seed);
+  return Array.from({ length: batch }, () => Array.from({ length: seqLen }, () => Math.floor(rng.next() * vocab)));
+}
+
+function tfjsLogits(model: TfjsModel, ids: number[][]): void {
+  tf.tidy(() => void model.forward({ inputIds: tf.tensor2d(ids, undefined, "int32") }, inferenceContext()).logits.dataSync());
+}
+
+/**
+ * Forward latency of the base model, the adapter merged into the weights, and the adapter unmerged
+ * (ONNX Runtime: LoRA inputs fed per run; tfjs: the LoRA branch beside the frozen weight), on both
+ * runtimes. The three variants of a runtime are timed interleaved, round by round.
+ */
+export async function measureInferenceLatency(params: LatencyParams): Promise<LatencyRow[]> {
+  const engine = await selectEngine();
+  const onnx = encodeModel(await exportGpt2Onnx(params.modelDir));
+  const merged = encodeModel(mergeIntoOnnxModel(decodeModel(onnx, "model.onnx"), params.adapter, { modelDir: params.modelDir }).model);
+  const { session: ortBase, provider } = await createOrtSession(onnx);
+  const ortMerged = (await createOrtSession(merged)).session;
+  const ortUnmerged = await OnnxLoraSession.create(onnx, { adapters: { adapter: params.adapter } });
+  const tfjsBase = await loadModel(params.modelDir);
+  const tfjsUnmerged = await loadModel(params.modelDir);
+  attachAdapter(tfjsUnmerged, params.adapter);
+  const tfjsMerged = await loadModel(params.modelDir);
+  attachAdapter(tfjsMerged, params.adapter);
+  setMerged(tfjsMerged, true);
+  const vocab = Number(tfjsBase.config.vocab_size);
+  const rows: LatencyRow[] = [];
+  try {
+    for (const batch of params.batches) {
+      const ids = randomIds(batch, params.seqLen, vocab, batch);
+      const feeds = { input_ids: idsTensor(ids) };
+      const ort = await timeInterleaved({
+        ort_base: () => ortBase.run(feeds),
+        ort_merged: () => ortMerged.run(feeds),
+        ort_unmerged: () => ortUnmerged.run(feeds, { adapter: "adapter" }),
+      }, params.rounds, params.warmup);
+      const tfjs = await timeInterleaved({
+        tfjs_base: () => tfjsLogits(tfjsBase, ids),
+        tfjs_merged: () => tfjsLogits(tfjsMerged, ids),
+        tfjs_unmerged: () => tfjsLogits(tfjsUnmerged, ids),
+      }, params.rounds, params.warmup);
+      rows.push({ model: params.model, batch, seq_len: params.seqLen, ort_provider: provider, tfjs_engine: engine.engine, ...ort, ...tfjs } as LatencyRow);
+    }
+  } finally {
+    await ortBase.release();
+    await ortMerged.release();
+    await ortUnmerged.release();
+    for (const m of [tfjsBase, tfjsUnmerged, tfjsMerged]) m.store.dispose();
+  }
+  return rows;
+}

@@ -1,0 +1,70 @@
+import type { BenchResults } from "./run-suite.js";
+
+type Measured = Pick<BenchResults, "parameters" | "training" | "latency" | "merge" | "quality">;
+
+/** The paper's claims as ratios of figures measured in the same run (lower is better unless named "over_lora"). */
+export function computeRatios(m: Measured): Record<string, number> {
+  // The headline model is the realistic-size one when the run measured it, else the embedded base.
+  const headline = <T extends { model: string }>(rows: T[]): T[] => {
+    const large = rows.filter((r) => r.model.startsWith("GPT-2 small"));
+    return large.length > 0 ? large : rows;
+  };
+  const latencyAt = (batch: number) => headline(m.latency).find((r) => r.batch === batch);
+  const b1 = latencyAt(1);
+  const b8 = latencyAt(8);
+  const train = headline(m.training)[0];
+  const params = headline(m.parameters);
+  const full = params.find((p) => p.method === "full fine-tuning");
+  const r4 = params.find((p) => p.method.startsWith("LoRA r=4"));
+  const quality = (method: string) => m.quality.results.find((q) => q.method === method);
+  const ratios: Record<string, number> = {};
+  const put = (name: string, value: number | undefined): void => {
+    if (value !== undefined && Number.isFinite(value)) ratios[name] = value;
+  };
+  put("merged_over_base_latency", b1 && b1.ort_merged.median / b1.ort_base.median);
+  put("unmerged_over_base_latency", b1 && b1.ort_unmerged.median / b1.ort_base.median);
+  put("merged_over_base_latency_batch8", b8 && b8.ort_merged.median / b8.ort_base.median);
+  put("unmerged_over_base_latency_batch8", b8 && b8.ort_unmerged.median / b8.ort_base.median);
+  put("tfjs_merged_over_base_latency", b1 && b1.tfjs_merged.median / b1.tfjs_base.median);
+  put("tfjs_unmerged_over_base_latency", b1 && b1.tfjs_unmerged.median / b1.tfjs_base.median);
+  put("tfjs_over_ort_base_latency", b1 && b1.tfjs_base.median / b1.ort_base.median);
+  put("lora_over_full_step_time", train && train.lora.step_seconds.median / train.full.step_seconds.median);
+  put("lora_over_full_peak_memory", train && train.lora.peak_rss_bytes / train.full.peak_rss_bytes);
+  put("lora_over_full_peak_tensor_bytes", train && train.lora.peak_tensor_bytes / train.full.peak_tensor_bytes);
+  put("merge_over_copy_bandwidth", m.merge.file.merge_gb_per_s / m.merge.file.copy_gb_per_s);
+  put("merge_over_copy_bandwidth_in_memory", m.merge.kernel.merge_gb_per_s / m.merge.kernel.copy_gb_per_s);
+  put("full_over_lora_trainable_parameters", full && r4 && full.trainable_parameters / r4.trainable_parameters);
+  put("full_over_lora_file_size", full && r4 && full.file_bytes / r4.file_bytes);
+  const lora = quality("lora");
+  const fullFt = quality("full");
+  put("lora_over_full_eval_loss", lora && fullFt && lora.eval_loss / fullFt.eval_loss);
+  put("lora_over_full_bleu", lora && fullFt && lora.bleu / fullFt.bleu);
+  return ratios;
+}
+
+export interface TargetCheck {
+  ratio: string;
+  claim: string;
+  target: string;
+  value: number | null;
+  met: boolean;
+}
+
+const target = (ratio: string, claim: string, op: "<=" | ">=", bound: number) => ({
+  ratio,
+  check(ratios: Record<string, number>): TargetCheck {
+    const value = ratios[ratio];
+    const known = value !== undefined;
+    return { ratio, claim, target: `${op === "<=" ? "≤" : "≥"} ${bound}`, value: known ? value : null, met: known && (op === "<=" ? value <= bound : value >= bound) };
+  },
+});
+
+/** The issue's targets, one per claim. */
+export const TARGETS = [
+  target("merged_over_base_latency", "no added inference latency once merged (ORT, batch 1)", "<=", 1.01),
+  target("unmerged_over_base_latency", "an unmerged r=8 adapter costs little (ORT, batch 1)", "<=", 1.1),
+  target("lora_over_full_step_time", "faster training", "<=", 0.6),
+  target("lora_over_full_peak_memory", "less training memory (peak RSS)", "<=", 0.4),
+  target("merge_over_copy_bandwidth", "merging runs near copy speed", ">=", 0.5),
+  target("lora_over_full_eval_loss", "quality on par with full fine-tuning (eval loss within 5%)", "<=", 1.05),
+];

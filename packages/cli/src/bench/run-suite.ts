@@ -1,0 +1,130 @@
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { benchPlan, type BenchPlan } from "./bench-plan.js";
+import type { WorkerJob } from "./bench-worker.js";
+import type { QualityMethod, QualityResult } from "./e2e-quality.js";
+import { measureFootprint, ADAPTER_VARIANTS, type FootprintRow } from "./footprint.js";
+import type { LatencyRow } from "./inference-latency.js";
+import type { MergeThroughput } from "./merge-throughput.js";
+import { computeRatios, TARGETS, type TargetCheck } from "./ratios.js";
+import { writeRandomGpt2 } from "./synthetic-model.js";
+import type { TrainingStep } from "./training-step.js";
+import { machineInfo, versionInfo } from "./environment.js";
+
+export interface BenchResults {
+  quick: boolean;
+  date: string;
+  seconds: number;
+  machine: Record<string, unknown>;
+  versions: Record<string, unknown>;
+  models: { embedded: string; large: string };
+  parameters: FootprintRow[];
+  training: { model: string; batch_size: number; seq_len: number; steps_timed: number; lora: TrainingStep; full: TrainingStep }[];
+  latency: LatencyRow[];
+  merge: MergeThroughput;
+  quality: { model: string; data: string; results: QualityResult[] };
+  ratios: Record<string, number>;
+  targets: TargetCheck[];
+}
+
+export interface SuiteOptions {
+  quick: boolean;
+  /** The embedded base (Hugging Face GPT-2 folder with tokenizer.json). */
+  modelDir: string;
+  /** The E2E file for the quality table. */
+  e2eFile: string;
+  /** The command that runs a worker: [node, bin.js, "bench", "--worker"]; the job's JSON is appended. */
+  workerCommand: string[];
+  log: (line: string) => void;
+}
+
+function runWorker<T>(command: string[], job: WorkerJob): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command[0], [...command.slice(1), JSON.stringify(job)], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      const last = out.trim().split("\n").at(-1) ?? "";
+      if (code === 0 && /^[[{]/.test(last)) resolve(JSON.parse(last) as T);
+      else reject(new Error(`bench: the ${job.part} measurement failed (exit ${code}${code === 0 ? ", no result" : ""})`));
+    });
+  });
+}
+
+async function writeTokenData(file: string, vocab: number, rows: number, seqLen: number): Promise<void> {
+  let seed = 12345;
+  const next = (): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  const lines = Array.from({ length: rows }, () => JSON.stringify({ input_ids: Array.from({ length: seqLen }, () => Math.floor(next() * vocab)) }));
+  await writeFile(file, `${lines.join("\n")}\n`);
+}
+
+/** Runs every measurement of the plan and computes the ratios; the caller writes JSON and the report. */
+export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults> {
+  const started = performance.now();
+  const plan: BenchPlan = benchPlan(options.quick);
+  const work = await mkdtemp(path.join(os.tmpdir(), "lowrank-bench-"));
+  const worker = <T>(job: WorkerJob): Promise<T> => runWorker<T>(options.workerCommand, job);
+  const { log } = options;
+  try {
+    const largeDir = path.join(work, "gpt2-small");
+    log(`writing the ${plan.large.label} checkpoint`);
+    await writeRandomGpt2(largeDir, plan.large.shape);
+    const dirs = { embedded: options.modelDir, large: largeDir };
+    const labels = { embedded: "embedded base (models/gpt2-mini)", large: plan.large.label };
+
+    log("1/6 trainable parameters and 5/6 file sizes");
+    const parameters = [
+      ...(await measureFootprint(dirs.embedded, labels.embedded, path.join(work, "footprint-embedded"))),
+      ...(await measureFootprint(dirs.large, labels.large, path.join(work, "footprint-large"))),
+    ];
+
+    const training: BenchResults["training"] = [];
+    for (const t of plan.training) {
+      log(`2/6 training steps, LoRA vs full: ${labels[t.model]}, batch ${t.batchSize} × ${t.seqLen}`);
+      const data = path.join(work, `train-${t.model}.jsonl`);
+      await writeTokenData(data, t.model === "large" ? plan.large.shape.vocab : 4096, t.batchSize * (t.warmup + t.steps), t.seqLen);
+      const params = { model: dirs[t.model], data, lora: ADAPTER_VARIANTS[1].config, batchSize: t.batchSize, seqLen: t.seqLen, warmup: t.warmup, steps: t.steps };
+      const lora = await worker<TrainingStep>({ part: "training-step", params: { ...params, mode: "lora" } });
+      const full = await worker<TrainingStep>({ part: "training-step", params: { ...params, mode: "full" } });
+      training.push({ model: labels[t.model], batch_size: t.batchSize, seq_len: t.seqLen, steps_timed: t.steps, lora, full });
+    }
+
+    const latency: LatencyRow[] = [];
+    for (const l of plan.latency) {
+      log(`3/6 inference latency: ${labels[l.model]}`);
+      latency.push(...(await worker<LatencyRow[]>({ part: "latency", params: { modelDir: dirs[l.model], model: labels[l.model], adapter: ADAPTER_VARIANTS[1].config, batches: l.batches, seqLen: l.seqLen, rounds: l.rounds, warmup: l.warmup } })));
+    }
+
+    log(`4/6 merge throughput: ${labels.large}, ${ADAPTER_VARIANTS[2].label}`);
+    const merge = await worker<MergeThroughput>({ part: "merge", params: { baseDir: dirs.large, workDir: path.join(work, "merge"), repeats: plan.merge.repeats, model: labels.large, adapter: ADAPTER_VARIANTS[2].config, adapterLabel: ADAPTER_VARIANTS[2].label } });
+
+    const quality: QualityResult[] = [];
+    for (const method of ["none", "lora", "full"] as QualityMethod[]) {
+      log(`6/6 quality on E2E: ${method === "none" ? "no adaptation" : method === "lora" ? "LoRA" : "full fine-tuning"}`);
+      const q = plan.quality;
+      quality.push(await worker<QualityResult>({ part: "quality", params: {
+        modelDir: dirs.embedded, e2eFile: options.e2eFile, method, steps: q.steps, batchSize: q.batchSize, evalMrs: q.evalMrs, maxNewTokens: q.maxNewTokens,
+        learningRate: method === "full" ? q.fullLearningRate : q.loraLearningRate, seed: 7,
+      } }));
+    }
+
+    const partial = { parameters, training, latency, merge, quality: { model: labels.embedded, data: path.basename(options.e2eFile), results: quality } };
+    const ratios = computeRatios(partial);
+    return {
+      quick: options.quick, date: new Date().toISOString(), seconds: (performance.now() - started) / 1000,
+      machine: machineInfo(), versions: await versionInfo(), models: labels,
+      ...partial, ratios, targets: TARGETS.map((t) => t.check(ratios)),
+    };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+export async function writeJsonResults(file: string, results: BenchResults): Promise<void> {
+  const { writeFileAtomic } = await import("@lowrank/core");
+  await mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  await writeFileAtomic(file, `${JSON.stringify(results, null, 2)}\n`);
+}

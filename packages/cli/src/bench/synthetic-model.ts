@@ -1,0 +1,80 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import {
+  adapterKey, Checkpoint, createLoraConfig, describeModel, float32Tensor, resolveTargets, SeededRandom, writeSafetensors,
+  type LoraAdapter, type LoraConfigInput, type Tensor,
+} from "@lowrank/core";
+
+/** A GPT-2 shape: layers, width, heads, vocabulary and context. */
+export interface Gpt2Shape {
+  layers: number;
+  hidden: number;
+  heads: number;
+  vocab: number;
+  positions: number;
+}
+
+/** GPT-2 small (124M parameters), the paper's smallest GPT-2. */
+export const GPT2_SMALL: Gpt2Shape = { layers: 12, hidden: 768, heads: 12, vocab: 50257, positions: 1024 };
+
+function randomValues(n: number, rng: SeededRandom, scale: number): Float32Array {
+  const values = new Float32Array(n);
+  for (let i = 0; i < n; i++) values[i] = (rng.next() * 2 - 1) * scale;
+  return values;
+}
+
+/**
+ * Writes a Hugging Face GPT-2 folder (config.json + model.safetensors) with random weights of the
+ * given shape: realistic sizes for timing and memory, no download.
+ */
+export async function writeRandomGpt2(dir: string, shape: Gpt2Shape, seed = 1): Promise<void> {
+  const rng = new SeededRandom(seed);
+  const { layers, hidden: h, heads, vocab, positions } = shape;
+  const tensors = new Map<string, Tensor>();
+  const put = (name: string, dims: number[], scale = 0.02): void => {
+    tensors.set(name, float32Tensor(randomValues(dims.reduce((a, b) => a * b, 1), rng, scale), dims));
+  };
+  const ones = (name: string): void => void tensors.set(name, float32Tensor(new Float32Array(h).fill(1), [h]));
+  put("transformer.wte.weight", [vocab, h]);
+  put("transformer.wpe.weight", [positions, h], 0.01);
+  for (let i = 0; i < layers; i++) {
+    const p = `transformer.h.${i}`;
+    for (const ln of ["ln_1", "ln_2"]) { ones(`${p}.${ln}.weight`); put(`${p}.${ln}.bias`, [h], 0); }
+    for (const [name, inF, outF] of [["attn.c_attn", h, 3 * h], ["attn.c_proj", h, h], ["mlp.c_fc", h, 4 * h], ["mlp.c_proj", 4 * h, h]] as const) {
+      put(`${p}.${name}.weight`, [inF, outF]);
+      put(`${p}.${name}.bias`, [outF], 0);
+    }
+  }
+  ones("transformer.ln_f.weight");
+  put("transformer.ln_f.bias", [h], 0);
+  await mkdir(dir, { recursive: true });
+  const config = {
+    model_type: "gpt2", architectures: ["GPT2LMHeadModel"], n_layer: layers, n_head: heads, n_embd: h,
+    n_positions: positions, n_ctx: positions, vocab_size: vocab, layer_norm_epsilon: 1e-5, activation_function: "gelu_new",
+    bos_token_id: vocab - 1, eos_token_id: vocab - 1, tie_word_embeddings: true,
+  };
+  await writeFile(path.join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
+  await writeSafetensors(path.join(dir, "model.safetensors"), tensors, { format: "pt" });
+}
+
+/**
+ * An adapter for the model in `modelDir` with random (non-zero) A and B, so that an unmerged
+ * adapter does real work and a merge changes every targeted weight.
+ */
+export async function randomAdapter(modelDir: string, input: LoraConfigInput, seed = 2): Promise<LoraAdapter> {
+  const checkpoint = await Checkpoint.open(modelDir);
+  try {
+    const config = createLoraConfig(input);
+    const report = resolveTargets(config, describeModel(checkpoint.config, checkpoint.tensorInfo()));
+    const rng = new SeededRandom(seed);
+    const tensors = new Map<string, Tensor>();
+    for (const plan of report.targets) {
+      const embedding = plan.kind === "embedding";
+      tensors.set(adapterKey(plan.name, embedding ? "lora_embedding_A" : "lora_A"), float32Tensor(randomValues(plan.r * plan.inFeatures, rng, 0.05), [plan.r, plan.inFeatures]));
+      tensors.set(adapterKey(plan.name, embedding ? "lora_embedding_B" : "lora_B"), float32Tensor(randomValues(plan.outFeatures * plan.r, rng, 0.05), [plan.outFeatures, plan.r]));
+    }
+    return { config, tensors };
+  } finally {
+    await checkpoint.close();
+  }
+}

@@ -1,0 +1,84 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { spawnSync } from "node:child_process";
+import { afterAll, expect, test } from "vitest";
+import { lowrank, repoRoot } from "./cli-helpers.js";
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), "lowrank-bench-test-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const REQUIRED_RATIOS = [
+  "merged_over_base_latency", "unmerged_over_base_latency", "lora_over_full_step_time",
+  "lora_over_full_peak_memory", "merge_over_copy_bandwidth", "lora_over_full_eval_loss",
+];
+
+// `pnpm bench --quick` (bench/run.mjs → lowrank bench --quick) as CI runs it. The figures are
+// timings, so the checks are on what must hold whatever the machine: every ratio measured, exact
+// parameter counts, training that lowers the loss, and a report that shows it all.
+test("pnpm bench --quick measures every claim and writes the JSON and the report", () => {
+  const run = spawnSync(process.execPath, [path.join(repoRoot, "bench", "run.mjs"), "--quick", "--out-dir", tmp], { encoding: "utf8", cwd: repoRoot });
+  expect(run.status, run.stderr).toBe(0);
+  const results = JSON.parse(readFileSync(path.join(tmp, "results.json"), "utf8"));
+  expect(results.quick).toBe(true);
+  for (const name of REQUIRED_RATIOS) {
+    expect(typeof results.ratios[name], name).toBe("number");
+    expect(results.ratios[name], name).toBeGreaterThan(0);
+    expect(Number.isFinite(results.ratios[name]), name).toBe(true);
+  }
+  expect(results.machine.cores).toBeGreaterThan(0);
+  expect(results.versions).toMatchObject({ lowrank: expect.any(String), tfjs: "4.22.0", onnxruntime_node: "1.30.0" });
+
+  // GPT-2 small: 124,439,808 parameters (wte 50257×768 and wpe 1024×768 included, lm_head tied).
+  // LoRA r on c_attn (768 → 2304) in 12 layers: 12·r·(768 + 2304); all-linear adds c_proj
+  // (768 → 768), c_fc (768 → 3072) and mlp.c_proj (3072 → 768).
+  const large = results.parameters.filter((p: { model: string }) => p.model.startsWith("GPT-2 small"));
+  const count = (method: string) => large.find((p: { method: string }) => p.method === method).trainable_parameters;
+  expect(count("full fine-tuning")).toBe(124_439_808);
+  expect(count("LoRA r=4, attention (c_attn)")).toBe(12 * 4 * (768 + 2304));
+  expect(count("LoRA r=8, attention (c_attn)")).toBe(12 * 8 * (768 + 2304));
+  expect(count("LoRA r=8, all-linear")).toBe(12 * 8 * (768 + 2304 + 768 + 768 + 768 + 3072 + 3072 + 768));
+  // The adapter file holds its float32 values plus a small header.
+  const r4 = large.find((p: { method: string }) => p.method.startsWith("LoRA r=4"));
+  expect(r4.file_bytes).toBeGreaterThan(4 * r4.trainable_parameters);
+  expect(r4.file_bytes).toBeLessThan(4 * r4.trainable_parameters + 20_000);
+  expect(results.ratios.full_over_lora_trainable_parameters).toBeCloseTo(124_439_808 / (12 * 4 * 3072), 6);
+
+  const [training] = results.training;
+  expect(training.lora.trainable_parameters).toBe(4 * 8 * (192 + 576));
+  expect(training.full.trainable_parameters).toBe(training.full.total_parameters);
+  for (const mode of [training.lora, training.full]) {
+    expect(mode.step_seconds.min).toBeLessThanOrEqual(mode.step_seconds.median);
+    expect(mode.peak_rss_bytes).toBeGreaterThan(mode.peak_tensor_bytes / 10);
+  }
+
+  for (const row of results.latency) for (const k of ["ort_base", "ort_merged", "ort_unmerged", "tfjs_base", "tfjs_merged", "tfjs_unmerged"]) expect(row[k].median, k).toBeGreaterThan(0);
+  expect(results.latency.map((r: { batch: number }) => r.batch)).toEqual([1, 8]);
+  expect(results.merge.file.merge_gb_per_s).toBeGreaterThan(0);
+
+  const quality = Object.fromEntries(results.quality.results.map((q: { method: string }) => [q.method, q]));
+  expect(quality.none.trainable_parameters).toBe(0);
+  expect(quality.lora.trainable_parameters).toBe(4 * 4 * (192 + 576));
+  expect(quality.lora.eval_loss).toBeLessThan(quality.none.eval_loss);
+  expect(quality.full.eval_loss).toBeLessThan(quality.none.eval_loss);
+  expect(results.ratios.lora_over_full_eval_loss).toBeCloseTo(quality.lora.eval_loss / quality.full.eval_loss, 12);
+  for (const q of results.quality.results) expect(q.bleu).toBeGreaterThanOrEqual(0);
+
+  expect(results.targets.map((t: { ratio: string }) => t.ratio)).toEqual(REQUIRED_RATIOS);
+  const report = readFileSync(path.join(tmp, "benchmarks.md"), "utf8");
+  expect(report).toContain("## The paper's claims, measured");
+  expect(report).toContain("| full fine-tuning | 124,439,808 | 100% |");
+  for (const chart of ["latency.svg", "training.svg", "quality.svg"]) {
+    const svg = readFileSync(path.join(tmp, "benchmarks", chart), "utf8");
+    expect(svg.startsWith("<svg"), chart).toBe(true);
+    expect(report).toContain(`(benchmarks/${chart})`);
+  }
+}, 600_000);
+
+test("lowrank bench refuses a model folder that is not there, in one line", () => {
+  const run = lowrank(["bench", "--quick", "--model", path.join(tmp, "missing")]);
+  expect(run.status).toBe(2);
+  expect(run.stderr.trim().split("\n")).toHaveLength(1);
+  expect(run.stderr).toMatch(/^lowrank: error: bench: cannot find the embedded model .*missing/);
+  expect(existsSync(path.join(tmp, "missing"))).toBe(false);
+});
