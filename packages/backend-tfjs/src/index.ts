@@ -5,6 +5,7 @@ export { selectEngine, ENGINES, type EngineChoice, type EngineName } from "./eng
 export { loadModel, SUPPORTED_MODEL_TYPES } from "./models/load-model.js";
 export type { TfjsModel, ForwardInput, ForwardOutput, KvCache, ModelTask } from "./models/model.js";
 export { attachAdapter, detachAdapter, setMerged, type AttachedAdapter } from "./lora/attach-adapter.js";
+export { AdapterHost, BASE_ROWS } from "./lora/adapter-host.js";
 export { inferenceContext, type ForwardContext, type LoraBranch } from "./layers/lora-branch.js";
 export { Trainer, type TrainerOptions, type StepLog, type EvalResult } from "./training/trainer.js";
 export { createLoraTraining, createFullTraining, type LoraTraining, type FullTraining, type TrainableSet } from "./training/trainable.js";

@@ -25,6 +25,14 @@ export { initLoraFactors, type InitParams, type InitResult } from "./math/init.j
 export { qrDecomposition, svdDecomposition } from "./math/linalg.js";
 export { SeededRandom } from "./math/random.js";
 
+// Combination and analysis
+export { combineAdapters, type CombineOptions, type WeightedAdapter } from "./combine/combine-adapters.js";
+export { COMBINATIONS, type CombinationType } from "./combine/combine-plan.js";
+export type { MajoritySignMethod } from "./combine/merge-utils.js";
+export { analyzeAdapter, effectiveRank, type AnalyzeOptions, type BaseWeights, type ModuleAnalysis } from "./analyze/analyze-adapter.js";
+export { subspaceSimilarity } from "./analyze/subspace-similarity.js";
+export { summarizeModule } from "./analyze/summarize-module.js";
+
 // Formats
 export { DTYPES, DTYPE_BYTES, toFloat32, fromFloat32, float32Tensor, int64Tensor, toIntegers, elementCount, type DType, type Tensor } from "./formats/safetensors/dtype.js";
 export { SafetensorsFile, readSafetensors } from "./formats/safetensors/safetensors-file.js";

@@ -10,9 +10,9 @@ function sameValues(a: Float32Array, b: Float32Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 import { adapterModules, describeOnnxForAdapter } from "../onnx/onnx-model-description.js";
+import { mergeIntoOnnxModel } from "../onnx/merge-onnx.js";
+import { concatSlotFeeds, scatterRows, slotTensors, takeRows, type Feeds } from "./adapter-feeds.js";
 import { createSessionForModel, type ExecutionProvider, type SessionOptions } from "./ort-session.js";
-
-type Feeds = Record<string, ort.Tensor>;
 
 export interface OnnxLoraSessionOptions extends SessionOptions {
   /** Adapters to load at once; their modules get runtime slots. */
@@ -21,23 +21,20 @@ export interface OnnxLoraSessionOptions extends SessionOptions {
   slots?: { name: string; inFeatures: number; outFeatures: number }[];
 }
 
-/** Aᵀ ([in, r]) and scaling·Bᵀ ([r, out]) from PEFT's A [r, in] and B [out, r]. */
-function slotTensors(slot: LoraSlot, A: Float32Array, B: Float32Array, r: number, scaling: number): [ort.Tensor, ort.Tensor] {
-  const at = new Float32Array(slot.inFeatures * r);
-  for (let k = 0; k < r; k++) for (let i = 0; i < slot.inFeatures; i++) at[i * r + k] = A[k * slot.inFeatures + i];
-  const bt = new Float32Array(r * slot.outFeatures);
-  for (let o = 0; o < slot.outFeatures; o++) for (let k = 0; k < r; k++) bt[k * slot.outFeatures + o] = scaling * B[o * r + k];
-  return [new ort.Tensor("float32", at, [slot.inFeatures, r]), new ort.Tensor("float32", bt, [r, slot.outFeatures])];
-}
-
 /**
  * One ONNX Runtime session, many adapters: the graph gets a LoRA branch (x·Aᵀ·s·Bᵀ) at each slotted
  * module with the factors as inputs, and each run feeds the chosen adapter's factors — or zeros, for
  * the base model. Adapters of different ranks need no padding: the rank dimension is symbolic.
- * Switching adapters never re-creates the session.
+ * Switching adapters never re-creates the session. Several adapters run summed in one pass (their
+ * ranks concatenated); a mixed batch runs each row with its own adapter; `merge(name)` gives an
+ * adapter a session of its own with the weights merged (no added latency, one more copy of the
+ * weights) until `unmerge(name)`.
  */
 export class OnnxLoraSession {
   private readonly adapters = new Map<string, Feeds>();
+  private readonly loaded = new Map<string, LoraAdapter>();
+  private readonly mergedSessions = new Map<string, ort.InferenceSession>();
+  private activeNames: string[] = [];
   private readonly base: Feeds;
 
   private constructor(
@@ -48,6 +45,7 @@ export class OnnxLoraSession {
     private readonly graphLabel: string,
     private readonly logger: Logger,
     private readonly describeFor: (adapter: LoraAdapter) => ReturnType<typeof describeOnnxForAdapter> & { graph: GraphProto; modelDir: string },
+    private readonly mergedSession: (adapter: LoraAdapter) => Promise<ort.InferenceSession>,
   ) {
     this.base = {};
     for (const slot of slots.values()) {
@@ -80,7 +78,7 @@ export class OnnxLoraSession {
     const session = new OnnxLoraSession(created.session, created.provider, created.reason, slots, label, options.logger ?? silentLogger, (adapter) => {
       const graph = pristine().graph;
       return { ...describeOnnxForAdapter(graph, adapter, label), graph, modelDir };
-    });
+    }, async (adapter) => (await createSessionForModel(mergeIntoOnnxModel(pristine(), adapter, { modelDir, label }).model, modelDir, options)).session);
     try {
       for (const [name, adapter] of Object.entries(options.adapters ?? {})) session.loadAdapter(name, adapter);
     } catch (error) {
@@ -118,21 +116,87 @@ export class OnnxLoraSession {
       [feeds[slot.inputA], feeds[slot.inputB]] = slotTensors(slot, factors.A, factors.B, factors.r, factors.scaling);
     }
     this.adapters.set(name, feeds);
+    this.loaded.set(name, adapter);
   }
 
+  /** Removes an adapter (and its merged session, and its activation). */
   unloadAdapter(name: string): boolean {
+    void this.unmerge(name);
+    this.activeNames = this.activeNames.filter((n) => n !== name);
+    this.loaded.delete(name);
     return this.adapters.delete(name);
   }
 
+  /** The adapters `run` uses when it is not told which: none (the base model) until set. */
+  get active(): string[] {
+    return [...this.activeNames];
+  }
+
+  /** Chooses the default adapters of `run` (several are summed); null or [] runs the base model. */
+  setActive(names: string | string[] | null): void {
+    const list = names === null ? [] : typeof names === "string" ? [names] : [...names];
+    for (const name of list) this.feedsOf(name);
+    this.activeNames = list;
+  }
+
   /**
-   * Runs the model with the named adapter active, or the base model when `adapter` is null/undefined.
+   * Runs the model with the given adapter (or several, summed), the base model for null, or the
+   * active adapters when `adapter` is left out. A merged adapter runs on its merged session.
    * @throws LowrankError USAGE for an adapter that is not loaded.
    */
-  async run(feeds: Feeds, options: { adapter?: string | null } = {}): Promise<ort.InferenceSession.OnnxValueMapType> {
-    const name = options.adapter ?? null;
-    const loras = name === null ? this.base : this.adapters.get(name);
-    if (!loras) throw new LowrankError("USAGE", `adapter "${name}" is not loaded in this session (loaded: ${this.adapterNames().join(", ") || "none"})`);
+  async run(feeds: Feeds, options: { adapter?: string | string[] | null } = {}): Promise<ort.InferenceSession.OnnxValueMapType> {
+    const names = options.adapter === undefined ? this.activeNames : options.adapter === null ? [] : typeof options.adapter === "string" ? [options.adapter] : options.adapter;
+    const merged = names.length === 1 ? this.mergedSessions.get(names[0]) : undefined;
+    if (merged) return merged.run(feeds);
+    const loras = names.length === 0 ? this.base : names.length === 1 ? this.feedsOf(names[0]) : concatSlotFeeds(this.slots.values(), names.map((n) => this.feedsOf(n)));
     return this.session.run({ ...feeds, ...loras });
+  }
+
+  /**
+   * A mixed batch (PEFT's adapter_names): row i runs with adapterNames[i], or the base model for null
+   * or "__base__". Rows are grouped by adapter, each group runs once, and the outputs are put back
+   * in row order — row by row the same as running it alone.
+   */
+  async runMixed(feeds: Feeds, adapterNames: readonly (string | null)[]): Promise<Record<string, ort.Tensor>> {
+    const batch = Object.values(feeds)[0]?.dims[0];
+    if (adapterNames.length !== batch) throw new LowrankError("USAGE", `adapterNames has ${adapterNames.length} entries for a batch of ${batch} rows`);
+    const groups = new Map<string | null, number[]>();
+    adapterNames.forEach((n, row) => {
+      const key = n === "__base__" ? null : n;
+      if (key !== null) this.feedsOf(key);
+      groups.set(key, [...(groups.get(key) ?? []), row]);
+    });
+    const results = [];
+    for (const [name, rows] of groups) {
+      const sub = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, takeRows(t, rows)]));
+      results.push({ rows, outputs: await this.run(sub, { adapter: name }) });
+    }
+    return scatterRows(batch, results);
+  }
+
+  /** Gives an adapter a session with its update merged into the weights; `run` uses it from now on. */
+  async merge(name: string): Promise<void> {
+    const adapter = this.loaded.get(name);
+    if (!adapter) this.feedsOf(name);
+    if (this.mergedSessions.has(name)) return;
+    this.mergedSessions.set(name, await this.mergedSession(adapter!));
+  }
+
+  /** Drops an adapter's merged session: it runs through the runtime slots again. */
+  async unmerge(name: string): Promise<void> {
+    const merged = this.mergedSessions.get(name);
+    this.mergedSessions.delete(name);
+    await merged?.release();
+  }
+
+  isMerged(name: string): boolean {
+    return this.mergedSessions.has(name);
+  }
+
+  private feedsOf(name: string): Feeds {
+    const feeds = this.adapters.get(name);
+    if (!feeds) throw new LowrankError("USAGE", `adapter "${name}" is not loaded in this session (loaded: ${this.adapterNames().join(", ") || "none"})`);
+    return feeds;
   }
 
   /** The session's own input names, without the LoRA slots. */
@@ -141,8 +205,9 @@ export class OnnxLoraSession {
     return this.session.inputNames.filter((n) => !slotInputs.has(n));
   }
 
-  release(): Promise<void> {
-    return this.session.release();
+  async release(): Promise<void> {
+    for (const name of [...this.mergedSessions.keys()]) await this.unmerge(name);
+    await this.session.release();
   }
 
   toString(): string {

@@ -2,18 +2,19 @@ import * as tf from "@tensorflow/tfjs";
 import { LowrankError, mergeLora, type LoraFactors, type WeightLayout } from "@lowrank/core";
 import { stopGradient } from "./functional.js";
 import { frozenMatMul, matMul } from "./mat-mul.js";
+import { LayerAdapters, maskRows } from "./layer-adapters.js";
 import { branchFactors, seededDropout, type ForwardContext, type LoraBranch } from "./lora-branch.js";
 import type { ParamStore } from "./param-store.js";
 
 /**
  * A linear map y = x·Wᵀ + b whose weight lives in the ParamStore in its checkpoint layout (`out_in`
- * for nn.Linear, `in_out` for GPT-2's Conv1D), with an optional LoRA branch — PEFT's unmerged
- * forward: y = base(x) + scaling · B·A·dropout(x), or DoRA's form when the branch has a magnitude.
- * `merge()` folds the branch into the stored weight with core's math; `unmerge()` puts the exact
- * original back.
+ * for nn.Linear, `in_out` for GPT-2's Conv1D), with LoRA branches by adapter name — PEFT's unmerged
+ * forward: y = base(x) + Σ scaling · B·A·dropout(x) over the active branches, DoRA's form for a
+ * branch with a magnitude. `merge()` folds the active branches into the stored weight with core's
+ * math; `unmerge()` puts the exact original back.
  */
 export class LinearLayer {
-  lora?: LoraBranch;
+  readonly adapters: LayerAdapters;
   private original?: { weight: tf.Tensor; bias?: tf.Tensor };
 
   constructor(
@@ -24,7 +25,18 @@ export class LinearLayer {
     readonly layout: WeightLayout,
     readonly inFeatures: number,
     readonly outFeatures: number,
-  ) {}
+  ) {
+    this.adapters = new LayerAdapters(name);
+  }
+
+  /** The single active branch (single-adapter use); setting it replaces every branch. */
+  get lora(): LoraBranch | undefined {
+    return this.adapters.single;
+  }
+
+  set lora(branch: LoraBranch | undefined) {
+    this.adapters.single = branch;
+  }
 
   get weight(): tf.Tensor2D {
     return this.store.get<tf.Tensor2D>(this.weightKey);
@@ -54,17 +66,16 @@ export class LinearLayer {
     const shape = x.shape;
     const x2 = x.reshape([-1, this.inFeatures]) as tf.Tensor2D;
     let y = this.project(x2);
-    const branch = this.merged ? undefined : this.lora;
-    if (branch) {
+    for (const { branch, rows } of this.merged ? [] : this.adapters.forPass(ctx, shape[0])) {
       const dropped = seededDropout(x2, branch.dropout, ctx) as tf.Tensor2D;
       let delta: tf.Tensor2D = matMul(matMul(dropped, tf.transpose(branch.A) as tf.Tensor2D), tf.transpose(branch.B) as tf.Tensor2D);
       if (branch.bias) delta = tf.add(delta, branch.bias);
       if (branch.magnitude) {
         // DoRA (PEFT 0.12): (m/‖W+ΔW‖ − 1)·(x·Wᵀ) + (m/‖W+ΔW‖)·scaling·(B·A·x), the norm held constant.
         const factor = tf.div(branch.magnitude, stopGradient(this.weightNorm(branch)));
-        y = tf.add(y, tf.add(tf.mul(tf.sub(factor, 1), this.project(dropped)), tf.mul(factor, tf.mul(delta, branch.scaling))));
+        y = tf.add(y, maskRows(tf.add(tf.mul(tf.sub(factor, 1), this.project(dropped)), tf.mul(factor, tf.mul(delta, branch.scaling))), rows, shape[0]));
       } else {
-        y = tf.add(y, tf.mul(delta, branch.scaling));
+        y = tf.add(y, maskRows(tf.mul(delta, branch.scaling), rows, shape[0]));
       }
     }
     const bias = this.bias;
@@ -79,21 +90,22 @@ export class LinearLayer {
     return tf.norm(tf.add(w, deltaOutIn), "euclidean", 1) as tf.Tensor1D;
   }
 
-  /** The branch as core's LoraFactors (current variable values). */
-  factors(): LoraFactors | undefined {
-    return this.lora && branchFactors(this.lora, this.inFeatures, this.outFeatures, this.layout);
+  /** A branch as core's LoraFactors (current variable values): the named one, else the single active one. */
+  factors(name?: string): LoraFactors | undefined {
+    const branch = name === undefined ? this.lora : this.adapters.get(name);
+    return branch && branchFactors(branch, this.inFeatures, this.outFeatures, this.layout);
   }
 
-  /** Folds the LoRA branch into the stored weight (and bias) with core's merge. */
+  /** Folds the active branches (in order) into the stored weight (and bias) with core's merge. */
   merge(options: { safe?: boolean } = {}): void {
-    const f = this.factors();
-    if (!f || this.merged) return;
-    if (f.loraBias && !this.bias) {
+    const all = this.adapters.activeBranches().map(({ branch }) => branchFactors(branch, this.inFeatures, this.outFeatures, this.layout));
+    if (all.length === 0 || this.merged) return;
+    if (all.some((f) => f.loraBias) && !this.bias) {
       throw new LowrankError("ADAPTER_INVALID", `${this.name}: cannot merge lora_bias because the base layer has no bias (PEFT refuses this too); run the adapter unmerged`);
     }
     const weight = this.weight.dataSync().slice() as Float32Array;
     const bias = this.bias ? (this.bias.dataSync().slice() as Float32Array) : undefined;
-    mergeLora(weight, f, { safe: options.safe, label: this.name, bias });
+    for (const f of all) mergeLora(weight, f, { safe: options.safe, label: this.name, bias });
     const previousWeight = this.store.set(this.weightKey, tf.tensor(weight, this.weight.shape))!;
     const previousBias = bias && this.biasKey ? this.store.set(this.biasKey, tf.tensor1d(bias)) : undefined;
     this.original = { weight: previousWeight, bias: previousBias };

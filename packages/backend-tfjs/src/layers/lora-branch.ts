@@ -22,6 +22,11 @@ export interface ForwardContext {
   seed: number;
   /** Counter making each dropout call's seed distinct within a pass. */
   dropoutCalls: number;
+  /**
+   * A mixed batch (PEFT's `adapter_names`): adapter name → [batch] mask of the rows it serves.
+   * Rows no adapter names run on the base weights. Overrides the layers' active adapters.
+   */
+  adapterRows?: Map<string, tf.Tensor1D>;
 }
 
 export const inferenceContext = (): ForwardContext => ({ training: false, seed: 0, dropoutCalls: 0 });

@@ -1,5 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { bindAdapter, toFloat32, type BoundAdapter, type LoraAdapter, type Logger } from "@lowrank/core";
+import type { EmbeddingLayer } from "../layers/embedding-layer.js";
+import type { LinearLayer } from "../layers/linear-layer.js";
 import type { LoraBranch } from "../layers/lora-branch.js";
 import type { TfjsModel } from "../models/model.js";
 
@@ -23,6 +25,35 @@ function asTensor(values: Float32Array, shape: number[], trainable: boolean, nam
   return v;
 }
 
+/** The linear or embedding layer of a module. */
+export function layerOf(model: TfjsModel, name: string): LinearLayer | EmbeddingLayer {
+  const layer = model.linears.get(name) ?? model.embeddings.get(name);
+  if (!layer) throw new Error(`tfjs model has no layer "${name}"`);
+  return layer;
+}
+
+/** One LoRA branch per bound module (variables when trainable), by module name. */
+export function createBranches(model: TfjsModel, adapter: LoraAdapter, bound: BoundAdapter, trainable: boolean): Map<string, LoraBranch> {
+  const branches = new Map<string, LoraBranch>();
+  for (const { plan, factors } of bound.modules) {
+    layerOf(model, plan.name);
+    branches.set(plan.name, {
+      A: asTensor(factors.A, [factors.r, factors.inFeatures], trainable, `${plan.name}.lora_A`) as tf.Tensor2D,
+      B: asTensor(factors.B, [factors.outFeatures, factors.r], trainable, `${plan.name}.lora_B`) as tf.Tensor2D,
+      scaling: factors.scaling,
+      dropout: adapter.config.lora_dropout,
+      ...(factors.magnitude ? { magnitude: asTensor(factors.magnitude, [factors.outFeatures], trainable, `${plan.name}.magnitude`) as tf.Tensor1D } : {}),
+      ...(factors.loraBias ? { bias: asTensor(factors.loraBias, [factors.outFeatures], trainable, `${plan.name}.lora_B.bias`) as tf.Tensor1D } : {}),
+    });
+  }
+  return branches;
+}
+
+/** Frees a branch's tensors. */
+export function disposeBranch(branch: LoraBranch): void {
+  for (const t of [branch.A, branch.B, branch.magnitude, branch.bias]) t?.dispose();
+}
+
 /**
  * Puts an adapter onto a model with core's binding (PEFT's targeting, scalings and shape checks):
  * each adapted linear or embedding layer gets a LoRA branch, and modules_to_save / trained biases
@@ -32,21 +63,8 @@ function asTensor(values: Float32Array, shape: number[], trainable: boolean, nam
 export function attachAdapter(model: TfjsModel, adapter: LoraAdapter, options: { trainable?: boolean; logger?: Logger } = {}): AttachedAdapter {
   const trainable = options.trainable ?? false;
   const bound = bindAdapter(adapter, model.description, { logger: options.logger, label: "adapter" });
-  const branches = new Map<string, LoraBranch>();
-  for (const { plan, factors } of bound.modules) {
-    const layer = model.linears.get(plan.name) ?? model.embeddings.get(plan.name);
-    if (!layer) throw new Error(`tfjs model has no layer "${plan.name}"`);
-    const branch: LoraBranch = {
-      A: asTensor(factors.A, [factors.r, factors.inFeatures], trainable, `${plan.name}.lora_A`) as tf.Tensor2D,
-      B: asTensor(factors.B, [factors.outFeatures, factors.r], trainable, `${plan.name}.lora_B`) as tf.Tensor2D,
-      scaling: factors.scaling,
-      dropout: adapter.config.lora_dropout,
-      ...(factors.magnitude ? { magnitude: asTensor(factors.magnitude, [factors.outFeatures], trainable, `${plan.name}.magnitude`) as tf.Tensor1D } : {}),
-      ...(factors.loraBias ? { bias: asTensor(factors.loraBias, [factors.outFeatures], trainable, `${plan.name}.lora_B.bias`) as tf.Tensor1D } : {}),
-    };
-    layer.lora = branch;
-    branches.set(plan.name, branch);
-  }
+  const branches = createBranches(model, adapter, bound, trainable);
+  for (const [name, branch] of branches) layerOf(model, name).lora = branch;
   const replaced = new Map<string, tf.Tensor>();
   const originals = new Map<string, tf.Tensor>();
   for (const [key, tensor] of bound.replacements) {
@@ -66,16 +84,13 @@ export function detachAdapter(model: TfjsModel, attached: AttachedAdapter): void
     if (layer.merged) layer.unmerge();
     layer.lora = undefined;
   }
-  for (const branch of attached.branches.values()) {
-    for (const t of [branch.A, branch.B, branch.magnitude, branch.bias]) t?.dispose();
-  }
+  for (const branch of attached.branches.values()) disposeBranch(branch);
   for (const [key, original] of attached.originals) model.store.set(key, original)?.dispose();
 }
 
-/** Merges (or unmerges) every adapted layer of the model with core's math. */
+/** Merges the active branches of every layer into its weights with core's math (or unmerges). */
 export function setMerged(model: TfjsModel, merged: boolean, options: { safe?: boolean } = {}): void {
   for (const layer of [...model.linears.values(), ...model.embeddings.values()]) {
-    if (!layer.lora) continue;
     if (merged) layer.merge(options);
     else layer.unmerge();
   }

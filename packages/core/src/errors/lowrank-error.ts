@@ -33,7 +33,15 @@ const USAGE_CODES: ReadonlySet<LowrankErrorCode> = new Set<LowrankErrorCode>([
   "USAGE",
 ]);
 
+/** Marks LowrankErrors across copies of this module (ESM and CJS builds, several entry points). */
+const BRAND = Symbol.for("@lowrank/core:LowrankError");
+
 export class LowrankError extends Error {
+  /** `instanceof` holds for a LowrankError made by any copy of @lowrank/core (dual-package safe). */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+  }
+
   readonly code: LowrankErrorCode;
   /** True when the input was at fault (exit code 2), false for other failures (exit code 1). */
   readonly usage: boolean;
@@ -41,6 +49,7 @@ export class LowrankError extends Error {
   constructor(code: LowrankErrorCode, message: string, options: { cause?: unknown; usage?: boolean } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "LowrankError";
+    Object.defineProperty(this, BRAND, { value: true });
     this.code = code;
     this.usage = options.usage ?? USAGE_CODES.has(code);
   }
