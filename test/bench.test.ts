@@ -55,6 +55,10 @@ test("pnpm bench --quick measures every claim and writes the JSON and the report
   for (const row of results.latency) for (const k of ["ort_base", "ort_merged", "ort_unmerged", "tfjs_base", "tfjs_merged", "tfjs_unmerged"]) expect(row[k].median, k).toBeGreaterThan(0);
   expect(results.latency.map((r: { batch: number }) => r.batch)).toEqual([1, 8]);
   expect(results.merge.file.merge_gb_per_s).toBeGreaterThan(0);
+  // Bounded memory (issue 8): merging streams tensor by tensor, so the merging process never holds
+  // the checkpoint — a whole-file merge would need more than the checkpoint's size.
+  expect(results.merge_memory.checkpoint_bytes).toBeGreaterThan(300e6);
+  expect(results.merge_memory.peak_rss_bytes).toBeLessThan(0.5 * results.merge_memory.checkpoint_bytes);
 
   const quality = Object.fromEntries(results.quality.results.map((q: { method: string }) => [q.method, q]));
   expect(quality.none.trainable_parameters).toBe(0);

@@ -17,7 +17,7 @@ export function lowrank(args: string[], env: Record<string, string> = {}): CliRu
 }
 
 /** `lowrank hub serve` on a free port in a process of its own; resolves once it listens. */
-export async function startHubServeProcess(dir: string, token: string): Promise<{ url: string; stop: () => Promise<void> }> {
+export async function startHubServeProcess(dir: string, token: string): Promise<{ url: string; stop: () => Promise<void>; kill: () => Promise<void> }> {
   const { spawn } = await import("node:child_process");
   const child = spawn(process.execPath, [bin, "--token", token, "hub", "serve", "--dir", dir, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
   const url = await new Promise<string>((resolve, reject) => {
@@ -32,8 +32,15 @@ export async function startHubServeProcess(dir: string, token: string): Promise<
   return {
     url,
     stop: () => new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
       child.once("exit", () => resolve());
       child.kill("SIGTERM");
+    }),
+    /** SIGKILL: no handler runs, as in a crash or an OOM kill. */
+    kill: () => new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once("exit", () => resolve());
+      child.kill("SIGKILL");
     }),
   };
 }

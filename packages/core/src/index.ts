@@ -38,7 +38,7 @@ export { DTYPES, DTYPE_BYTES, toFloat32, fromFloat32, float32Tensor, int64Tensor
 export { SafetensorsFile, readSafetensors } from "./formats/safetensors/safetensors-file.js";
 export { SafetensorsWriter, writeSafetensors, serializeSafetensors, type TensorSpec } from "./formats/safetensors/write-safetensors.js";
 export { Checkpoint } from "./formats/checkpoint.js";
-export { AtomicFile, writeFileAtomic, writeDirectoryAtomic } from "./formats/atomic-write.js";
+export { AtomicFile, writeFileAtomic, writeDirectoryAtomic, removeAbandonedTemps } from "./formats/atomic-write.js";
 export { readTorchStateDict, parseTorchStateDict, type TorchTensor } from "./formats/torch/read-torch-state-dict.js";
 
 // Adapters
@@ -52,6 +52,16 @@ export { importLoralib, type ImportLoralibParams } from "./import/import-loralib
 
 // Metrics
 export { corpusBleu } from "./metrics/bleu.js";
+
+// Training (backend-neutral: data, batches, schedule, AdamW on Float32Arrays, checkpoint files)
+export { learningRateAt, type ScheduleName } from "./training/schedule.js";
+export { makeBatch, BatchOrder, causalTargets, type Batch, type TrainingExample } from "./training/batches.js";
+export { readExamples, type ExampleTokenizer, type ReadExamplesOptions } from "./training/read-examples.js";
+export { Float32AdamW, clipGradNorm, ADAMW_DEFAULTS, type AdamWOptions, type AdamWState } from "./training/adamw.js";
+export type { TrainerOptions, StepLog, EvalResult, TrainerState } from "./training/trainer-types.js";
+export {
+  TRAINER_STATE_FILE, OPTIMIZER_FILE, trainerStateText, optimizerStateBytes, readTrainingCheckpoint, type SavedTrainerState,
+} from "./training/training-checkpoint.js";
 
 // Backends
 export type { LowrankBackend, BackendCapability, BackendFactory, BackendInitResult, PredictParams, PredictResult, MergeParams, FloatArray, TrainParams, TrainEvent, GenerateParams, GenerateResult } from "./backend/backend.js";

@@ -77,8 +77,14 @@ export async function* runTraining(params: TrainParams, options: { logger: Logge
       const r = trainer!.evaluate(evalExamples);
       return { type: "eval", step, loss: r.loss, perplexity: r.perplexity, ...(r.accuracy !== undefined ? { accuracy: r.accuracy } : {}) };
     };
+    let lastCheckpoint = params.resume;
     while (trainer.currentStep < trainer.totalSteps) {
       const entry = trainer.trainStep();
+      // A non-finite loss or gradient poisons this step's update: stop before anything is saved, so
+      // the checkpoints on disk (all from earlier, finite steps) stay the last good state.
+      if (!Number.isFinite(entry.loss) || !Number.isFinite(entry.gradNorm)) {
+        throw new LowrankError("TRAINING_DIVERGED", `training diverged at step ${entry.step}: loss ${entry.loss}, gradient norm ${entry.gradNorm} (lower --lr or set --max-grad-norm); ${lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint} (continue with --resume ${lastCheckpoint})` : "no checkpoint was saved before it (use --save-every N)"}; no adapter was written`);
+      }
       log = [...log, entry];
       yield { type: "step", ...entry };
       if (params.evalEvery && entry.step % params.evalEvery === 0 && entry.step < trainer.totalSteps) {
@@ -88,6 +94,7 @@ export async function* runTraining(params: TrainParams, options: { logger: Logge
       if (params.saveEvery && entry.step % params.saveEvery === 0 && entry.step < trainer.totalSteps) {
         const dir = path.join(params.out, `checkpoint-${entry.step}`);
         await saveCheckpoint({ dir, trainable, trainer, seed, log, baseDir: params.model });
+        lastCheckpoint = dir;
         yield { type: "checkpoint", step: entry.step, dir };
       }
       await new Promise((resolve) => setImmediate(resolve));

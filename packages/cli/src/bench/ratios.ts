@@ -1,6 +1,6 @@
 import type { BenchResults } from "./run-suite.js";
 
-type Measured = Pick<BenchResults, "parameters" | "training" | "latency" | "merge" | "quality">;
+type Measured = Pick<BenchResults, "parameters" | "training" | "latency" | "merge" | "quality"> & Partial<Pick<BenchResults, "merge_memory">>;
 
 /** The paper's claims as ratios of figures measured in the same run (lower is better unless named "over_lora"). */
 export function computeRatios(m: Measured): Record<string, number> {
@@ -33,6 +33,7 @@ export function computeRatios(m: Measured): Record<string, number> {
   put("lora_over_full_peak_tensor_bytes", train && train.lora.peak_tensor_bytes / train.full.peak_tensor_bytes);
   put("merge_over_copy_bandwidth", m.merge.file.merge_gb_per_s / m.merge.file.copy_gb_per_s);
   put("merge_over_copy_bandwidth_in_memory", m.merge.kernel.merge_gb_per_s / m.merge.kernel.copy_gb_per_s);
+  put("merge_peak_rss_over_checkpoint_size", m.merge_memory && m.merge_memory.peak_rss_bytes / m.merge_memory.checkpoint_bytes);
   put("full_over_lora_trainable_parameters", full && r4 && full.trainable_parameters / r4.trainable_parameters);
   put("full_over_lora_file_size", full && r4 && full.file_bytes / r4.file_bytes);
   const lora = quality("lora");

@@ -7,6 +7,7 @@ import type { WorkerJob } from "./bench-worker.js";
 import type { QualityMethod, QualityResult } from "./e2e-quality.js";
 import { measureFootprint, ADAPTER_VARIANTS, type FootprintRow } from "./footprint.js";
 import type { LatencyRow } from "./inference-latency.js";
+import type { MergeMemory } from "./merge-memory.js";
 import type { MergeThroughput } from "./merge-throughput.js";
 import { computeRatios, TARGETS, type TargetCheck } from "./ratios.js";
 import { writeRandomGpt2 } from "./synthetic-model.js";
@@ -24,6 +25,7 @@ export interface BenchResults {
   training: { model: string; batch_size: number; seq_len: number; steps_timed: number; lora: TrainingStep; full: TrainingStep }[];
   latency: LatencyRow[];
   merge: MergeThroughput;
+  merge_memory: MergeMemory;
   quality: { model: string; data: string; results: QualityResult[] };
   ratios: Record<string, number>;
   targets: TargetCheck[];
@@ -101,6 +103,13 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
     log(`4/6 merge throughput: ${labels.large}, ${ADAPTER_VARIANTS[2].label}`);
     const merge = await worker<MergeThroughput>({ part: "merge", params: { baseDir: dirs.large, workDir: path.join(work, "merge"), repeats: plan.merge.repeats, model: labels.large, adapter: ADAPTER_VARIANTS[2].config, adapterLabel: ADAPTER_VARIANTS[2].label } });
 
+    log(`4/6 merge memory: ${plan.memory.label}, ${ADAPTER_VARIANTS[2].label}`);
+    const memoryDir = path.join(work, "memory-base");
+    await writeRandomGpt2(memoryDir, plan.memory.shape, 4);
+    const mergeMemory = await worker<MergeMemory>({ part: "merge-memory", params: { baseDir: memoryDir, outDir: path.join(work, "memory-merged"), model: plan.memory.label, adapter: ADAPTER_VARIANTS[2].config, adapterLabel: ADAPTER_VARIANTS[2].label } });
+    await rm(memoryDir, { recursive: true, force: true });
+    await rm(path.join(work, "memory-merged"), { recursive: true, force: true });
+
     const quality: QualityResult[] = [];
     for (const method of ["none", "lora", "full"] as QualityMethod[]) {
       log(`6/6 quality on E2E: ${method === "none" ? "no adaptation" : method === "lora" ? "LoRA" : "full fine-tuning"}`);
@@ -111,7 +120,7 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
       } }));
     }
 
-    const partial = { parameters, training, latency, merge, quality: { model: labels.embedded, data: path.basename(options.e2eFile), results: quality } };
+    const partial = { parameters, training, latency, merge, merge_memory: mergeMemory, quality: { model: labels.embedded, data: path.basename(options.e2eFile), results: quality } };
     const ratios = computeRatios(partial);
     return {
       quick: options.quick, date: new Date().toISOString(), seconds: (performance.now() - started) / 1000,

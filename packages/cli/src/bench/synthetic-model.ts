@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import {
-  adapterKey, Checkpoint, createLoraConfig, describeModel, float32Tensor, resolveTargets, SeededRandom, writeSafetensors,
+  adapterKey, Checkpoint, createLoraConfig, describeModel, float32Tensor, resolveTargets, SafetensorsWriter, SeededRandom,
   type LoraAdapter, type LoraConfigInput, type Tensor,
 } from "@lowrank/core";
 
@@ -25,16 +25,15 @@ function randomValues(n: number, rng: SeededRandom, scale: number): Float32Array
 
 /**
  * Writes a Hugging Face GPT-2 folder (config.json + model.safetensors) with random weights of the
- * given shape: realistic sizes for timing and memory, no download.
+ * given shape: realistic sizes for timing and memory, no download. Tensors are made and written one
+ * at a time, so a checkpoint larger than memory can be written.
  */
 export async function writeRandomGpt2(dir: string, shape: Gpt2Shape, seed = 1): Promise<void> {
   const rng = new SeededRandom(seed);
   const { layers, hidden: h, heads, vocab, positions } = shape;
-  const tensors = new Map<string, Tensor>();
-  const put = (name: string, dims: number[], scale = 0.02): void => {
-    tensors.set(name, float32Tensor(randomValues(dims.reduce((a, b) => a * b, 1), rng, scale), dims));
-  };
-  const ones = (name: string): void => void tensors.set(name, float32Tensor(new Float32Array(h).fill(1), [h]));
+  const specs: { name: string; shape: number[]; make: () => Float32Array }[] = [];
+  const put = (name: string, dims: number[], scale = 0.02): void => void specs.push({ name, shape: dims, make: () => randomValues(dims.reduce((a, b) => a * b, 1), rng, scale) });
+  const ones = (name: string): void => void specs.push({ name, shape: [h], make: () => new Float32Array(h).fill(1) });
   put("transformer.wte.weight", [vocab, h]);
   put("transformer.wpe.weight", [positions, h], 0.01);
   for (let i = 0; i < layers; i++) {
@@ -54,7 +53,17 @@ export async function writeRandomGpt2(dir: string, shape: Gpt2Shape, seed = 1): 
     bos_token_id: vocab - 1, eos_token_id: vocab - 1, tie_word_embeddings: true,
   };
   await writeFile(path.join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
-  await writeSafetensors(path.join(dir, "model.safetensors"), tensors, { format: "pt" });
+  const writer = await SafetensorsWriter.create(path.join(dir, "model.safetensors"), specs.map((s) => ({ name: s.name, dtype: "F32" as const, shape: s.shape })), { format: "pt" });
+  try {
+    for (const spec of specs) {
+      const values = spec.make();
+      await writer.write(spec.name, new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+    }
+    await writer.commit();
+  } catch (error) {
+    await writer.abort();
+    throw error;
+  }
 }
 
 /**

@@ -16,6 +16,7 @@ export type LowrankErrorCode =
   | "BACKEND_UNAVAILABLE"
   | "BACKEND_INVALID"
   | "IO_ERROR"
+  | "TRAINING_DIVERGED"
   | "USAGE";
 
 /** Codes that mean the caller gave bad input (CLI exit code 2). */

@@ -7,6 +7,31 @@ function tempSibling(target: string, kind: string): string {
   return path.join(dir, `.${path.basename(target)}.${kind}-${process.pid}-${randomBytes(4).toString("hex")}`);
 }
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Removes temporary siblings of `target` left by a writer that was killed (its process is gone):
+ * they were never renamed into place, so nothing anyone reads is lost.
+ */
+export async function removeAbandonedTemps(target: string): Promise<void> {
+  const prefix = `.${path.basename(target)}.`;
+  const entries = await readdir(path.dirname(path.resolve(target))).catch(() => [] as string[]);
+  for (const name of entries) {
+    if (!name.startsWith(prefix)) continue;
+    const match = /^(?:tmp|partial)-(\d+)-[0-9a-f]{8}$/.exec(name.slice(prefix.length));
+    if (match && Number(match[1]) !== process.pid && !processAlive(Number(match[1]))) {
+      await rm(path.join(path.dirname(path.resolve(target)), name), { recursive: true, force: true });
+    }
+  }
+}
+
 /**
  * A file written under a temporary name in the target's folder and renamed into place on `commit`,
  * so readers see either the old complete file or the new complete one, never a torn one.
@@ -19,6 +44,7 @@ export class AtomicFile {
   ) {}
 
   static async create(target: string): Promise<AtomicFile> {
+    await removeAbandonedTemps(target);
     const tempPath = tempSibling(target, "tmp");
     const handle = await open(tempPath, "wx");
     return new AtomicFile(target, tempPath, handle);
@@ -63,12 +89,15 @@ export async function writeFileAtomic(target: string, data: Uint8Array | string)
 
 /**
  * Fills a temporary sibling folder with `fill`, then moves it into place as `target`: renamed whole
- * when `target` does not exist, else file by file (each rename atomic). On failure the temporary
- * folder is removed and `target` is untouched. `removeStale` names files of the kind the new content
+ * when `target` does not exist, else file by file (each rename atomic, so each file is the old
+ * complete one or the new complete one; other files in `target`, such as training checkpoints, are
+ * kept). On failure the temporary folder is removed and `target` is untouched; a folder left by a
+ * killed writer is removed by the next write. `removeStale` names files of the kind the new content
  * consists of (weights): those in `target` that the new content does not replace are removed.
  */
 export async function writeDirectoryAtomic<T>(target: string, fill: (tempDir: string) => Promise<T>, options: { removeStale?: RegExp } = {}): Promise<T> {
   await mkdir(path.dirname(path.resolve(target)), { recursive: true });
+  await removeAbandonedTemps(target);
   const tempDir = tempSibling(path.resolve(target), "partial");
   await mkdir(tempDir);
   try {
