@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { Checkpoint, describeModel, LowrankError, type ModelDescription } from "@lowrank/core";
 import { ParamStore } from "../layers/param-store.js";
 import { BertModel } from "./bert.js";
+import { DebertaV2Model } from "./deberta-v2.js";
 import { Gpt2Model } from "./gpt2.js";
 import { LlamaModel } from "./llama.js";
 import type { TfjsModel } from "./model.js";
@@ -17,6 +18,8 @@ const ARCHITECTURES: Readonly<Record<string, Builder>> = {
   bert: (c, d, s, l, t) => new BertModel(c, d, s, l, t),
   roberta: (c, d, s, l, t) => new BertModel(c, d, s, l, t),
   "xlm-roberta": (c, d, s, l, t) => new BertModel(c, d, s, l, t),
+  // DeBERTa-v3 checkpoints use this model_type too.
+  "deberta-v2": (c, d, s, l) => new DebertaV2Model(c, d, s, l),
 };
 
 export const SUPPORTED_MODEL_TYPES = Object.keys(ARCHITECTURES);
