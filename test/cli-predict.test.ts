@@ -14,6 +14,8 @@ const PAIRS = [
   { base: "gpt2-tiny", adapter: "gpt2-tiny-lora", cases: "gpt2-tiny-lora" },
   { base: "llama-tiny", adapter: "llama-tiny-lora", cases: "llama-tiny-lora" },
   { base: "roberta-tiny", adapter: "roberta-tiny-lora", cases: "roberta-tiny-lora" },
+  { base: "gpt2-tiny", adapter: "gpt2-tiny-dora", cases: "gpt2-tiny-dora" },
+  { base: "llama-tiny", adapter: "llama-tiny-embed-lora", cases: "llama-tiny-embed-lora" },
 ];
 
 describe.each(PAIRS)("lowrank predict --backend tfjs on $adapter", (pair) => {

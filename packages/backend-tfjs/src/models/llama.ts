@@ -26,7 +26,8 @@ interface LlamaBlock {
 function repeatKv(x: tf.Tensor4D, rep: number): tf.Tensor4D {
   if (rep === 1) return x;
   const [b, h, t, d] = x.shape;
-  return tf.tile(x.reshape([b, h, 1, t, d]), [1, 1, rep, 1, 1]).reshape([b, h * rep, t, d]) as tf.Tensor4D;
+  // Rank 3, not 5: tfjs has no tile gradient above rank 4, and LoRA on q/k/v trains through this.
+  return tf.tile(x.reshape([b * h, 1, t * d]), [1, rep, 1]).reshape([b, h * rep, t, d]) as tf.Tensor4D;
 }
 
 /**

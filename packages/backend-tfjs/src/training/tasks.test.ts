@@ -87,7 +87,10 @@ describe("a trained adapter reloads with identical outputs", () => {
     // Trained against the residual base, saved (as PEFT converts them) to fit the original one.
     ["PiSSA", { r: 4, lora_alpha: 8, init_lora_weights: "pissa", target_modules: ["c_attn"] }],
     ["OLoRA with rsLoRA", { r: 4, lora_alpha: 8, init_lora_weights: "olora", use_rslora: true, target_modules: ["c_fc"] }],
-  ])("%s", async (_name, lora) => {
+    // LoRA on the input embedding (PEFT: lora_embedding_A zero-initialised, B normal) with q_proj and v_proj.
+    ["embedding LoRA (llama)", { r: 4, lora_alpha: 16, target_modules: ["embed_tokens", "q_proj", "v_proj"], base: "llama-tiny" }],
+  ])("%s: the loss falls, and the saved adapter reloads with identical outputs", async (_name, settings) => {
+    const { base = "gpt2-tiny", ...lora } = settings as typeof settings & { base?: string };
     const { loadModel } = await import("../models/load-model.js");
     const { attachAdapter } = await import("../lora/attach-adapter.js");
     const { createLoraTraining } = await import("./trainable.js");
@@ -96,10 +99,11 @@ describe("a trained adapter reloads with identical outputs", () => {
     const { inferenceContext } = await import("../layers/lora-branch.js");
     const tf = await import("@tensorflow/tfjs");
     const examples = Array.from({ length: 8 }, (_, i) => ({ ids: Array.from({ length: 12 }, (_, j) => (i * 31 + j * 7) % 500) }));
-    const model = await loadModel(requireFixture("gpt2-tiny"));
-    const training = createLoraTraining(model, createLoraConfig({ fan_in_fan_out: true, init_lora_weights: false, ...lora }), { seed: 2 });
-    const trainer = new Trainer(model, training, examples, { task: "causal-lm", steps: 3, learningRate: 1e-2, batchSize: 4, seed: 1, padTokenId: 0 });
-    for (let i = 0; i < 3; i++) trainer.trainStep();
+    const model = await loadModel(requireFixture(base));
+    const training = createLoraTraining(model, createLoraConfig({ fan_in_fan_out: base === "gpt2-tiny", init_lora_weights: false, ...lora }), { seed: 2 });
+    const trainer = new Trainer(model, training, examples, { task: "causal-lm", steps: 6, learningRate: 1e-2, batchSize: 8, seed: 1, padTokenId: 0 });
+    const losses = Array.from({ length: 6 }, () => trainer.trainStep().loss);
+    expect(losses[5]).toBeLessThan(losses[0]);
     const ids = [[1, 2, 3, 4, 5, 6]];
     const run = (m: typeof model) => {
       const out = m.forward({ inputIds: tf.tensor2d(ids, undefined, "int32") }, inferenceContext());
@@ -114,7 +118,8 @@ describe("a trained adapter reloads with identical outputs", () => {
     const saved = await readAdapter(dir);
     if ("bias" in lora && lora.bias === "all") expect([...saved.tensors.keys()].some((k) => k.endsWith("c_attn.base_layer.bias"))).toBe(true);
     if ("use_dora" in lora && lora.use_dora) expect([...saved.tensors.keys()].some((k) => k.endsWith("lora_magnitude_vector"))).toBe(true);
-    const fresh = await loadModel(requireFixture("gpt2-tiny"));
+    if (lora.target_modules.includes("embed_tokens")) expect([...saved.tensors.keys()].some((k) => k.endsWith("embed_tokens.lora_embedding_A"))).toBe(true);
+    const fresh = await loadModel(requireFixture(base));
     const before = run(fresh);
     attachAdapter(fresh, saved);
     const reloaded = run(fresh);
