@@ -48,7 +48,7 @@ describe.each([
 ] as const)("lowrank predict --backend onnx on %s/model.onnx with %s %j", (base, adapter, flags) => {
   test("matches PEFT within 1e-4", async () => {
     const { file: ids, tensors } = await idsFile(adapter);
-    const merged = flags.includes("--merge");
+    const merged = (flags as readonly string[]).includes("--merge");
     const out = path.join(tmp, `${adapter}-${merged ? "merged" : "runtime"}.safetensors`);
     const run = lowrank(["predict", "--backend", "onnx", "--model", requireFixture(base, "model.onnx"), "--input-ids", ids, "--adapter", requireFixture(adapter), ...(merged ? ["--merge"] : []), "--output", out]);
     expect(run.status, run.stderr).toBe(0);

@@ -82,14 +82,20 @@ export function toNumber(value: Int64 | undefined): number {
  * @throws LowrankError CHECKPOINT_INVALID naming the file.
  */
 export function decodeModel(bytes: Uint8Array, label: string, options: { checkRoundTrip?: boolean } = {}): ModelProto {
+  if (bytes.byteLength === 0) throw new LowrankError("CHECKPOINT_INVALID", `${label}: not an ONNX model (the file is empty)`);
+  const other = otherFormat(bytes);
   let model: ModelProto;
   try {
     model = ModelProtoType.decode(bytes) as unknown as ModelProto;
   } catch (error) {
-    throw new LowrankError("CHECKPOINT_INVALID", `${label}: not an ONNX model (${(error as Error).message.split("\n")[0]})`);
+    if (other) throw new LowrankError("CHECKPOINT_INVALID", `${label}: not an ONNX model (it looks like ${other})`);
+    const why = (error as Error).message.split("\n")[0];
+    // protobufjs says "index out of range" when a field runs past the end of the bytes.
+    const shown = /index out of range/.test(why) ? "the file ends inside a protobuf field: truncated?" : why;
+    throw new LowrankError("CHECKPOINT_INVALID", `${label}: not an ONNX model (${shown})`);
   }
   if (!model.graph || !Array.isArray(model.graph.node) || model.graph.node.length === 0) {
-    throw new LowrankError("CHECKPOINT_INVALID", `${label}: not an ONNX model (no graph nodes)`);
+    throw new LowrankError("CHECKPOINT_INVALID", `${label}: not an ONNX model (${other ? `it looks like ${other}` : "no graph nodes"})`);
   }
   if (options.checkRoundTrip ?? true) {
     const again = encodeModel(model);
@@ -98,6 +104,16 @@ export function decodeModel(bytes: Uint8Array, label: string, options: { checkRo
     }
   }
   return model;
+}
+
+/** Names the format of files often mistaken for ONNX models (renamed or misplaced), else undefined. */
+function otherFormat(bytes: Uint8Array): string | undefined {
+  const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 16));
+  if (head.byteLength >= 10 && head[8] === 0x7b && head.readBigUInt64LE(0) <= BigInt(bytes.byteLength - 8)) return "a safetensors file";
+  if (head.subarray(0, 4).equals(Buffer.from("PK\x03\x04", "latin1"))) return "a zip archive (a torch .bin / .pt checkpoint?)";
+  if (head[0] === 0x80 && head[1] >= 2 && head[1] <= 5) return "a Python pickle";
+  if (head.subarray(0, 4).toString("latin1") === "GGUF") return "a GGUF file";
+  return undefined;
 }
 
 export function encodeModel(model: ModelProto): Uint8Array {

@@ -83,13 +83,16 @@ export function parseLoraConfig(raw: unknown, options: { label?: string; logger?
       }
     }
   }
-  for (const field of ["target_modules", "exclude_modules"] as const) {
+  // Regex strings: target/exclude_modules as a whole (re.fullmatch), layers_pattern inside PEFT's
+  // `.*\.{pattern}\.(\d+)\.`. Checked here so that matching never meets a broken pattern.
+  for (const field of ["target_modules", "exclude_modules", "layers_pattern"] as const) {
     const value = config[field];
-    if (typeof value === "string") {
+    const patterns = typeof value === "string" ? [value] : field === "layers_pattern" && Array.isArray(value) ? value : [];
+    for (const pattern of patterns) {
       try {
-        new RegExp(value);
+        new RegExp(pattern);
       } catch {
-        fail(`\`${field}\` ${describeValue(value)} is not a valid regular expression`);
+        fail(`\`${field}\` ${describeValue(pattern)} is not a valid regular expression`);
       }
     }
   }

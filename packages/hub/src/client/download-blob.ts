@@ -62,6 +62,11 @@ export interface BlobDownload {
  * an earlier, interrupted download left (HTTP Range) and retrying a dropped connection, under a lock
  * so two processes never write the same blob; the content is checked (sha256 for LFS files, the git
  * blob sha1 for others) before it is renamed into place.
+ *
+ * Failure leaves no file under the blob's own name. A connection that keeps breaking off (or bodies
+ * that keep ending early) fails after 5 tries and keeps what arrived in `<etag>.incomplete`, so the
+ * next pull resumes from there (huggingface_hub does the same); content that does not match the
+ * ETag, or a body longer than the announced size (never written past it), leaves nothing.
  * @throws LowrankError IO_ERROR when the content does not match or the server keeps failing.
  */
 export async function downloadBlob(d: BlobDownload): Promise<void> {
@@ -90,17 +95,29 @@ export async function downloadBlob(d: BlobDownload): Promise<void> {
       const append = start > 0 && response.status === 206;
       const handle = await open(incomplete, append ? "a" : "w");
       let written = append ? start : 0;
+      let tooLong = false;
       try {
         for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+          // Never write past the announced size: a server streaming without end must not fill the disk.
+          if (written + chunk.byteLength > d.size) {
+            tooLong = true;
+            break;
+          }
           await handle.write(chunk);
           written += chunk.byteLength;
           d.onBytes?.(written, d.size);
         }
         await handle.sync();
+        // A body that ended cleanly but early counts as a break-off too (else it would be retried forever).
+        if (!tooLong && written < d.size) throw new Error(`the body ended after ${written} of ${d.size} bytes`);
       } catch (error) {
         if (++failures > 4) throw new LowrankError("IO_ERROR", `${d.what}: the download broke off ${failures} times (${(error as Error).message.split("\n")[0]})`);
       } finally {
         await handle.close();
+      }
+      if (tooLong) {
+        await rm(incomplete, { force: true });
+        throw new LowrankError("IO_ERROR", `${d.what}: the Hub sent more than the ${d.size} bytes it announced; nothing was kept`);
       }
     }
     const actual = d.lfs ? await hashFile(incomplete, "sha256") : await hashFile(incomplete, "sha1", d.size);

@@ -1,6 +1,25 @@
 import { LowrankError } from "@lowrank/core";
 import { redact } from "./hub-config.js";
 
+/** The first `limit` bytes of a body as text; the rest is not read (an error page may be huge). */
+async function readStart(response: Response, limit: number): Promise<string> {
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    while (total < limit) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      total += value.byteLength;
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+  return Buffer.concat(chunks).subarray(0, limit).toString("utf8");
+}
+
 /**
  * One clear error for a failed Hub answer: 401/403 say a token is missing or lacks access, 404 says
  * what was not found (the Hub's X-Error-Code), others give the status and the server's message. The
@@ -10,7 +29,7 @@ export async function hubResponseError(response: Response, what: string, token: 
   let message = response.headers.get("x-error-message") ?? "";
   if (!message) {
     try {
-      const body = await response.text();
+      const body = await readStart(response, 4096);
       try {
         message = (JSON.parse(body) as { error?: string }).error ?? body;
       } catch {

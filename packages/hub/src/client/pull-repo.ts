@@ -4,6 +4,7 @@ import { RepoCache } from "./hf-cache.js";
 import { checkRepoId, type HubConfig } from "./hub-config.js";
 import { hubFetch, hubResponseError } from "./hub-errors.js";
 import { downloadBlob } from "./download-blob.js";
+import { repoPathProblem } from "../server/validation.js";
 
 export interface PullParams {
   repo: string;
@@ -44,6 +45,69 @@ function unquote(etag: string | null): string | undefined {
   return etag?.replace(/^W\//, "").replace(/^"|"$/g, "") || undefined;
 }
 
+/** Repo-info answers larger than this are refused (a hostile Hub must not exhaust memory). */
+const MAX_INFO_BYTES = 64 * 1024 * 1024;
+
+/** A body as text, refused when it exceeds `limit` bytes (read no further). */
+async function readLimited(response: Response, limit: number, what: string): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of (response.body ?? []) as unknown as AsyncIterable<Uint8Array>) {
+    total += chunk.byteLength;
+    if (total > limit) {
+      await response.body?.cancel().catch(() => undefined);
+      throw new LowrankError("IO_ERROR", `${what}: the Hub's answer is larger than ${limit} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** The commit and file names of a repo-info answer; a one-line IO_ERROR when it is not one. */
+async function readRepoInfo(response: Response, what: string): Promise<{ commit: string; listed: string[] }> {
+  const text = await readLimited(response, MAX_INFO_BYTES, what);
+  let info: unknown;
+  try {
+    info = JSON.parse(text);
+  } catch (error) {
+    throw new LowrankError("IO_ERROR", `${what}: the Hub's answer is not JSON (${(error as Error).message.split("\n")[0].slice(0, 100)})`);
+  }
+  const { sha, siblings } = (typeof info === "object" && info !== null ? info : {}) as { sha?: unknown; siblings?: unknown };
+  if (typeof sha !== "string" || !/^[0-9a-f]{40}$/.test(sha)) throw new LowrankError("IO_ERROR", `${what}: the Hub's answer has no commit sha`);
+  const list = siblings ?? [];
+  if (!Array.isArray(list) || !list.every((s) => typeof (s as { rfilename?: unknown } | null)?.rfilename === "string")) {
+    throw new LowrankError("IO_ERROR", `${what}: the Hub's answer has no list of files (\`siblings\` with \`rfilename\` strings)`);
+  }
+  return { commit: sha, listed: list.map((s) => (s as { rfilename: string }).rfilename) };
+}
+
+/** Refuses unsafe paths, and paths listed twice or both as a file and as a folder. */
+function checkListedPaths(names: readonly string[], what: string): void {
+  const files = new Set<string>();
+  for (const name of names) {
+    if (repoPathProblem(name) !== undefined || /^[A-Za-z]:/.test(name)) {
+      throw new LowrankError("IO_ERROR", `${what}: the Hub lists an unsafe file path ${JSON.stringify(name)}; nothing was written`);
+    }
+    if (files.has(name)) throw new LowrankError("IO_ERROR", `${what}: the Hub lists ${JSON.stringify(name)} twice; nothing was written`);
+    files.add(name);
+  }
+  for (const name of names) {
+    const parts = name.split("/");
+    for (let i = 1; i < parts.length; i++) {
+      const folder = parts.slice(0, i).join("/");
+      if (files.has(folder)) throw new LowrankError("IO_ERROR", `${what}: the Hub lists ${JSON.stringify(folder)} both as a file and as a folder; nothing was written`);
+    }
+  }
+}
+
+/** A revision is a branch, tag or commit name: it names a file under refs/, so it may not climb out. */
+function checkRevision(revision: string): string {
+  if (revision === "" || revision.length > 256 || /[\\\0]/.test(revision) || revision.startsWith("/") || revision.split("/").some((p) => p === "" || p === "." || p === "..")) {
+    throw new LowrankError("USAGE", `revision ${JSON.stringify(revision)} is not a branch, tag or commit name`);
+  }
+  return revision;
+}
+
 /**
  * Pulls a repo (or the files matching `include`) at a revision into the Python-compatible cache
  * and returns its snapshot folder. With HF_HUB_OFFLINE set it answers from the cache alone.
@@ -52,7 +116,7 @@ function unquote(etag: string | null): string | undefined {
  */
 export async function pullRepo(params: PullParams): Promise<PullResult> {
   const repo = checkRepoId(params.repo);
-  const revision = params.revision ?? "main";
+  const revision = checkRevision(params.revision ?? "main");
   const { config } = params;
   const cache = new RepoCache(config.cacheDir, repo);
   if (config.offline) {
@@ -67,15 +131,11 @@ export async function pullRepo(params: PullParams): Promise<PullResult> {
   const infoUrl = `${config.hubUrl}/api/models/${repo}/revision/${encodeURIComponent(revision)}`;
   const infoResponse = await hubFetch(infoUrl, { token: config.token }, what);
   if (!infoResponse.ok) throw await hubResponseError(infoResponse, what, config.token);
-  const info = (await infoResponse.json()) as { sha?: string; siblings?: { rfilename: string }[] };
-  const commit = info.sha;
-  if (!commit || !/^[0-9a-f]{40}$/.test(commit)) throw new LowrankError("IO_ERROR", `${what}: the Hub's answer has no commit sha`);
-  const names = (info.siblings ?? []).map((s) => s.rfilename).filter((name) => !params.include || params.include.some((p) => fnmatch(p, name)));
-  for (const name of names) {
-    if (name.split("/").some((part) => part === ".." || part === "") || name.startsWith("/") || name.includes("\\")) {
-      throw new LowrankError("IO_ERROR", `${what}: the Hub lists an unsafe file path ${JSON.stringify(name)}; nothing was written for it`);
-    }
-  }
+  const { commit, listed } = await readRepoInfo(infoResponse, what);
+  // Every path the Hub lists is checked before anything is written: a hostile Hub must not make
+  // the cache write outside the snapshot folder (`..`, absolute paths, backslashes, drive letters).
+  checkListedPaths(listed, what);
+  const names = listed.filter((name) => !params.include || params.include.some((p) => fnmatch(p, name)));
   for (const name of names) {
     const url = `${config.hubUrl}/${repo}/resolve/${commit}/${name.split("/").map(encodeURIComponent).join("/")}`;
     // As huggingface_hub: no redirect is followed, so an LFS file's X-Linked-Etag / X-Linked-Size

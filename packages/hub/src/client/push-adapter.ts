@@ -16,13 +16,21 @@ export interface PushParams {
   logger?: Logger;
 }
 
-/** Re-throws @huggingface/hub errors as one line, without the token. */
-function hubError(what: string, error: unknown, token: string | undefined): LowrankError {
-  const e = error as { statusCode?: number; message?: string };
+/**
+ * Re-throws @huggingface/hub errors as one line, without the token: 401/403 say what to check, 404
+ * says not found, other statuses give the Hub's message, and a connection that failed or broke off
+ * names the Hub and the network error.
+ */
+function hubError(what: string, error: unknown, config: HubConfig): LowrankError {
+  const { token } = config;
+  const e = error as { statusCode?: number; message?: string; cause?: { code?: string; message?: string } };
   const status = e.statusCode;
-  const message = redact((e.message ?? String(error)).split("\n")[0], token);
+  const message = redact((e.message ?? String(error)).split("\n")[0].slice(0, 300), token);
   if (status === 401 || status === 403) return new LowrankError("USAGE", `${what}: ${status} ${status === 401 ? "unauthorized" : "forbidden"}: ${token ? "the token (--token / HF_TOKEN) has no access" : "it needs a token (--token / HF_TOKEN)"} (${message})`);
-  return new LowrankError("IO_ERROR", `${what}: ${message}`);
+  if (status === 404) return new LowrankError("USAGE", `${what}: 404 not found (${message})`);
+  if (status !== undefined) return new LowrankError("IO_ERROR", `${what}: the Hub answered ${status} (${message})`);
+  const cause = redact(String(e.cause?.message ?? e.cause?.code ?? message).split("\n")[0].slice(0, 200), token);
+  return new LowrankError("IO_ERROR", `${what}: the connection to ${config.hubUrl} failed or broke off (${cause})`);
 }
 
 /**
@@ -54,7 +62,7 @@ export async function pushAdapter(params: PushParams): Promise<{ commitUrl: stri
       created = true;
     }
   } catch (error) {
-    throw hubError(`creating ${repo}`, error, config.token);
+    throw hubError(`creating ${repo}`, error, config);
   }
   const card = modelCard({ repo, config: adapter.config, summary });
   let output;
@@ -72,7 +80,7 @@ export async function pushAdapter(params: PushParams): Promise<{ commitUrl: stri
       ],
     } as Parameters<typeof uploadFiles>[0]);
   } catch (error) {
-    throw hubError(`pushing to ${repo}`, error, config.token);
+    throw hubError(`pushing to ${repo}`, error, config);
   }
   if (!output) throw new LowrankError("IO_ERROR", `pushing to ${repo}: the Hub returned no commit`);
   return { commitUrl: output.commit.url, commitOid: output.commit.oid, created };

@@ -11,9 +11,18 @@ export interface HubLogger {
   warn(message: string): void;
 }
 
+/** Size limits of request bodies, in bytes. */
+export interface HubLimits {
+  /** JSON / NDJSON bodies (commits carry small files inline as base64). */
+  body: number;
+  /** One LFS object uploaded with PUT (streamed to disk, never held in memory). */
+  lfsObject: number;
+}
+
 /** Everything the handlers share for the lifetime of a server. */
 export interface HubContext {
   storage: HubStorage;
+  limits: HubLimits;
   auth: TokenAuth;
   signer: UrlSigner;
   logger: HubLogger;
@@ -21,7 +30,7 @@ export interface HubContext {
   fallbackUrl: string;
 }
 
-/** JSON/NDJSON request bodies are limited to this size. */
+/** Default limit of JSON/NDJSON request bodies. */
 export const MAX_JSON_BODY = 100 * 1024 * 1024;
 
 /** One request being served: parsed URL, caller, body reading and response helpers. */
@@ -77,8 +86,12 @@ export class HubRequest {
     this.sendJson(error.status, { ...error.extra, error: error.message }, headers);
   }
 
-  /** Reads the whole body; 413 above `limit` bytes. */
-  async readBody(limit = MAX_JSON_BODY): Promise<Buffer> {
+  /**
+   * Reads the whole body; 413 (closing the connection) above `limit` bytes or the server's body
+   * limit, whichever is smaller — checked against Content-Length first, then while reading.
+   */
+  async readBody(limit = this.ctx.limits.body): Promise<Buffer> {
+    limit = Math.min(limit, this.ctx.limits.body);
     const declared = Number(this.req.headers["content-length"] ?? NaN);
     if (declared > limit) throw new HubHttpError(413, `Request body too large (limit ${limit} bytes)`, undefined, true);
     const chunks: Buffer[] = [];
@@ -92,7 +105,7 @@ export class HubRequest {
   }
 
   /** Reads and parses a JSON body; 400 when it is not valid JSON. */
-  async readJson(limit = MAX_JSON_BODY): Promise<unknown> {
+  async readJson(limit = this.ctx.limits.body): Promise<unknown> {
     const body = await this.readBody(limit);
     try {
       return JSON.parse(body.toString("utf8"));

@@ -3,7 +3,7 @@ import type { HubRequest } from "./hub-request.js";
 import { sendFile } from "./send-file.js";
 import { isSha256, repoLabel, type RepoRef } from "./validation.js";
 
-/** Largest LFS object accepted (streamed to disk, never held in memory). */
+/** Default largest LFS object accepted (streamed to disk, never held in memory). */
 export const MAX_LFS_OBJECT = 5 * 1024 * 1024 * 1024;
 const LFS_JSON = "application/vnd.git-lfs+json";
 const URL_TTL_SECONDS = 24 * 3600;
@@ -45,8 +45,8 @@ export const lfsHandlers = {
       const n = size as number;
       const have = await storage.lfsObjectSize(repo, oid);
       if (operation === "upload") {
-        if (n > MAX_LFS_OBJECT) {
-          objects.push({ oid, size: n, error: { code: 422, message: `Object too large (max ${MAX_LFS_OBJECT} bytes)` } });
+        if (n > hr.ctx.limits.lfsObject) {
+          objects.push({ oid, size: n, error: { code: 422, message: `Object too large (max ${hr.ctx.limits.lfsObject} bytes)` } });
         } else if (have === n) {
           objects.push({ oid, size: n, authenticated: true });
         } else {
@@ -80,7 +80,7 @@ export const lfsHandlers = {
     if (!isSha256(oid)) throw HubHttpError.badRequest("Object id must be a sha256 (64 lowercase hex characters)");
     const size = Number(hr.url.searchParams.get("size"));
     if (!Number.isSafeInteger(size) || size < 0) throw HubHttpError.badRequest('Missing or invalid "size" query parameter');
-    if (size > MAX_LFS_OBJECT) throw new HubHttpError(413, `Object too large (max ${MAX_LFS_OBJECT} bytes)`, undefined, true);
+    if (size > hr.ctx.limits.lfsObject) throw new HubHttpError(413, `Object too large (max ${hr.ctx.limits.lfsObject} bytes)`, undefined, true);
     const declared = hr.req.headers["content-length"];
     if (declared !== undefined && Number(declared) !== size) {
       throw new HubHttpError(400, `Content-Length ${declared} does not match the object size ${size}`, undefined, Number(declared) > size);

@@ -121,7 +121,13 @@ export const repoHandlers = {
       hr.sendJson(200, {});
       return;
     }
-    const body = hr.req.headers["content-length"] === "0" ? {} : asObject(await hr.readJson().catch(() => ({})));
+    // An empty or non-JSON body means "from main" (clients send none); a too-large one is still a 413.
+    const body = hr.req.headers["content-length"] === "0"
+      ? {}
+      : asObject(await hr.readJson().catch((error: unknown) => {
+        if (error instanceof HubHttpError && error.status === 400) return {};
+        throw error;
+      }));
     if (body.emptyBranch) throw HubHttpError.badRequest("Empty branches are not supported by this server");
     const start = typeof body.startingPoint === "string" ? body.startingPoint : "main";
     const commit = await storage.resolveRevision(repo, start);

@@ -4,7 +4,7 @@ import { HubHttpError } from "./hub-error.js";
 import type { HubRequest } from "./hub-request.js";
 import { resolveRevisionPath } from "./revision-path.js";
 import { sendFile } from "./send-file.js";
-import type { RepoRef } from "./validation.js";
+import { assertRepoPath, type RepoRef } from "./validation.js";
 
 function contentDisposition(filePath: string, attachment: boolean): string {
   const name = path.posix.basename(filePath);
@@ -21,6 +21,7 @@ function contentDisposition(filePath: string, attachment: boolean): string {
 export async function resolveHandler(hr: HubRequest, repo: RepoRef, rest: string[], raw: boolean): Promise<void> {
   await hr.openRepo(repo, "read");
   const { revision, commit, path: filePath } = await resolveRevisionPath(hr.ctx.storage, repo, rest, { pathRequired: true });
+  assertRepoPath(filePath);
   const entry = commit.files[filePath];
   if (!entry) throw HubHttpError.entryNotFound(filePath, revision);
   const headers: Record<string, string> = {

@@ -2,7 +2,8 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { createRequestHandler } from "./handle-request.js";
-import type { HubLogger } from "./hub-request.js";
+import { MAX_JSON_BODY, type HubLogger } from "./hub-request.js";
+import { MAX_LFS_OBJECT } from "./lfs-handlers.js";
 import { HubStorage } from "./hub-storage.js";
 import { TokenAuth } from "./token-auth.js";
 import { UrlSigner } from "./url-signer.js";
@@ -19,6 +20,19 @@ export interface HubServerOptions {
   tokens?: string[];
   /** Receives one line per write (repo created, commit, LFS upload) and warnings. Tokens are never logged. */
   logger?: HubLogger;
+  /**
+   * Largest JSON / NDJSON request body (commits with inline files, LFS batches...) in bytes; larger
+   * ones are answered 413 with a JSON error. Default 100 MB.
+   */
+  maxBodyBytes?: number;
+  /** Largest LFS object accepted, in bytes (413 / a per-object 422 in batches above). Default 5 GB. */
+  maxLfsObjectBytes?: number;
+}
+
+function limit(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value <= 0) throw new RangeError(`startHubServer: \`${name}\` must be a positive integer, got ${value}`);
+  return value;
 }
 
 /** A running hub server. */
@@ -47,7 +61,8 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
   const logger = options.logger ?? silentLogger;
   const storage = await HubStorage.open(options.dir);
   const auth = await TokenAuth.create(options.tokens ?? [], path.join(options.dir, "tokens"));
-  const ctx = { storage, auth, signer: new UrlSigner(), logger, fallbackUrl: "" };
+  const limits = { body: limit(options.maxBodyBytes, MAX_JSON_BODY, "maxBodyBytes"), lfsObject: limit(options.maxLfsObjectBytes, MAX_LFS_OBJECT, "maxLfsObjectBytes") };
+  const ctx = { storage, auth, signer: new UrlSigner(), logger, fallbackUrl: "", limits };
   // requestTimeout 0: multi-GB LFS uploads may take long; idle sockets are reaped by setTimeout below.
   const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 }, createRequestHandler(ctx));
   server.setTimeout(300_000);

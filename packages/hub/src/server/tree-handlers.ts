@@ -3,7 +3,7 @@ import { HubHttpError } from "./hub-error.js";
 import type { HubRequest } from "./hub-request.js";
 import { addLastCommits } from "./last-commits.js";
 import { resolveRevisionPath } from "./revision-path.js";
-import type { RepoRef } from "./validation.js";
+import { assertRepoPath, type RepoRef } from "./validation.js";
 
 const DEFAULT_LIMIT = 1000;
 const MAX_LIMIT = 10_000;
@@ -42,6 +42,7 @@ export const treeHandlers = {
     if (!commit) throw HubHttpError.badRequest("Invalid cursor");
     const tree = FileTree.of(commit);
     const folder = resolved.path;
+    if (folder !== "") assertRepoPath(folder);
     if (!tree.isFolder(folder)) {
       throw commit.files[folder]
         ? new HubHttpError(404, `${folder} is a file, not a folder, at revision ${resolved.revision}`, "EntryNotFound")
@@ -96,6 +97,7 @@ export const treeHandlers = {
     const entries: TreeEntryJson[] = [];
     for (const raw of paths as string[]) {
       const path = raw.replace(/\/+$/, "");
+      if (path !== "") assertRepoPath(path);
       if (seen.has(path)) continue;
       seen.add(path);
       const entry = tree.entry(path);

@@ -127,6 +127,11 @@ describe("parseHeader", () => {
     ["overlapping tensors", obj({ a: entry("F32", [2], [0, 8]), b: entry("F32", [2], [4, 12]) }), 12, /tensors "a" and "b" overlap \(data_offsets \[0, 8\] and \[4, 12\]\)/],
     ["two tensors on the same bytes", obj({ a: entry("U8", [4], [0, 4]), b: entry("I32", [1], [0, 4]) }), 4, /tensors "[ab]" and "[ab]" overlap/],
     ["a tensor inside another", obj({ big: entry("U8", [16], [0, 16]), small: entry("U8", [2], [4, 6]) }), 16, /tensors "big" and "small" overlap/],
+    ["a gap between two tensors", obj({ a: entry("U8", [2], [0, 2]), b: entry("U8", [2], [4, 6]) }), 6, /bytes \[2, 4\) of the data section belong to no tensor \(before tensor "b"\)/],
+    ["a first tensor that does not start at 0", obj({ a: entry("U8", [2], [2, 4]) }), 4, /bytes \[0, 2\) of the data section belong to no tensor \(before tensor "a"\)/],
+    ["trailing bytes after the last tensor", obj({ a: entry("U8", [2], [0, 2]) }), 10, /the data section has 8 trailing bytes after the last tensor/],
+    ["a data section with no tensor at all", obj({}), 3, /the data section has 3 trailing bytes/],
+    ["unordered and overlapping tensors", obj({ b: entry("U8", [4], [2, 6]), a: entry("U8", [4], [0, 4]) }), 6, /tensors "a" and "b" overlap \(data_offsets \[0, 4\] and \[2, 6\]\)/],
     ["__metadata__ with a number value", obj({ __metadata__: { format: "pt", epochs: 3 } }), 0, /`__metadata__\.epochs` is not a string/],
     ["__metadata__ with a null value", obj({ __metadata__: { note: null } }), 0, /`__metadata__\.note` is not a string/],
     ["__metadata__ with a nested object", obj({ __metadata__: { cfg: { r: "8" } } }), 0, /`__metadata__\.cfg` is not a string/],
@@ -144,6 +149,11 @@ describe("parseHeader", () => {
     }
     expect(performance.now() - start).toBeLessThan(1000);
     expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 * 2 ** 20);
+  });
+
+  test("unordered offsets (header order is not data order) are accepted and each tensor keeps its own range", () => {
+    const h = parseHeader(obj({ c: entry("F32", [1], [6, 10]), a: entry("U8", [2], [0, 2]), b: entry("I32", [1], [2, 6]) }), 10, LABEL);
+    expect(h.entries.map((e) => [e.name, e.begin, e.end])).toEqual([["a", 0, 2], ["b", 2, 6], ["c", 6, 10]]);
   });
 
   test("zero-sized tensors at the same offset do not overlap", () => {

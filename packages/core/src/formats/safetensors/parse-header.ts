@@ -40,7 +40,9 @@ export function readHeaderLength(prefix: Uint8Array, fileSize: number, label: st
 
 /**
  * Parses and validates a safetensors JSON header: known dtypes, non-negative integer dims,
- * byte ranges equal to shape × dtype size, inside the data section, not overlapping.
+ * byte ranges equal to shape × dtype size, inside the data section, and (in data order, whatever
+ * the header's order) following one another with no overlap, gap or trailing bytes — the checks of
+ * the reference implementation, so that a file read here is one Python reads too.
  * @throws LowrankError SAFETENSORS_INVALID naming the file and the tensor.
  */
 export function parseHeader(headerBytes: Uint8Array, dataBytes: number, label: string): SafetensorsHeader {
@@ -95,11 +97,17 @@ export function parseHeader(headerBytes: Uint8Array, dataBytes: number, label: s
     }
     entries.push({ name, dtype: dtype as DType, shape: shape as number[], begin, end });
   }
+  // The header may list tensors in any order; in data order they must tile the data section exactly
+  // (as the reference implementation requires): no overlap, no gap, no trailing bytes.
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
-  for (let i = 1; i < entries.length; i++) {
-    const prev = entries[i - 1];
+  let cursor = 0;
+  for (let i = 0; i < entries.length; i++) {
     const cur = entries[i];
-    if (cur.begin < prev.end) bad(`tensors "${prev.name}" and "${cur.name}" overlap (data_offsets [${prev.begin}, ${prev.end}] and [${cur.begin}, ${cur.end}])`);
+    const prev = entries[i - 1];
+    if (prev && cur.begin < prev.end) bad(`tensors "${prev.name}" and "${cur.name}" overlap (data_offsets [${prev.begin}, ${prev.end}] and [${cur.begin}, ${cur.end}])`);
+    if (cur.begin > cursor) bad(`bytes [${cursor}, ${cur.begin}) of the data section belong to no tensor (before tensor "${cur.name}"): data_offsets must follow one another`);
+    cursor = cur.end;
   }
+  if (cursor !== dataBytes) bad(`the data section has ${dataBytes - cursor} trailing bytes after the last tensor (data_offsets end at ${cursor}, the file holds ${dataBytes})`);
   return { entries, metadata, dataStart: 8 + headerBytes.byteLength };
 }

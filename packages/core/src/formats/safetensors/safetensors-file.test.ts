@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test, vi } from "vitest";
 import fc from "fast-check";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -72,6 +72,12 @@ describe("SafetensorsFile.open on hostile files", () => {
     ["negative dims", () => rawFile(`{${t("w", "F32", [-2, -2], [0, 16])}}`, 16), /tensor "w" has an invalid shape \[-2,-2\]/],
     ["huge dims", () => rawFile(`{${t("w", "F32", [1e15, 1e15], [0, 16])}}`, 16), /tensor "w" of shape \[1000000000000000, 1000000000000000\] needs more bytes than the file holds/],
     ["non-string metadata", () => rawFile(`{"__metadata__":{"format":"pt","r":8}}`), /`__metadata__\.r` is not a string/],
+    ["a truncated header", () => rawFile(`{${t("w", "U8", [1], [0, 1])}}`, 1).subarray(0, 20), /header length \d+ is beyond the end of the 20-byte file/],
+    ["a header cut inside its JSON", () => rawFile(`{${t("w", "U8", [1], [0, 1])}}`, 0, 20n), /header is not valid JSON/],
+    ["unordered, overlapping offsets", () => rawFile(`{${t("b", "U8", [4], [2, 6])},${t("a", "U8", [4], [0, 4])}}`, 6), /tensors "a" and "b" overlap/],
+    ["a gap between tensors", () => rawFile(`{${t("b", "U8", [2], [4, 6])},${t("a", "U8", [2], [0, 2])}}`, 6), /bytes \[2, 4\) of the data section belong to no tensor/],
+    ["trailing bytes after the data", () => rawFile(`{${t("w", "U8", [2], [0, 2])}}`, 64), /the data section has 62 trailing bytes/],
+    ["a dim beyond 2^53", () => rawFile(`{"w":{"dtype":"U8","shape":[18446744073709551616],"data_offsets":[0,1]}}`, 1), /tensor "w" has an invalid shape/],
   ])("refuses %s with a one-line SAFETENSORS_INVALID naming the file", async (_what, make, pattern) => {
     const p = await fileWith(make());
     const e = await openError(p);
@@ -107,6 +113,21 @@ describe("SafetensorsFile.open on hostile files", () => {
 });
 
 describe("SafetensorsFile reading", () => {
+  test("a header listing tensors out of data order reads each tensor from its own range", async () => {
+    const header = `{"c":{"dtype":"U8","shape":[2],"data_offsets":[5,7]},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"b":{"dtype":"I32","shape":[1],"data_offsets":[1,5]}}`;
+    const bytes = rawFile(header, 7);
+    bytes.set([9, 1, 0, 0, 0, 7, 8], bytes.length - 7);
+    const file = await SafetensorsFile.open(await fileWith(bytes));
+    try {
+      expect(file.names()).toEqual(["a", "b", "c"]);
+      expect(Array.from((await file.read("a")).data)).toEqual([9]);
+      expect(toIntegers(await file.read("b"))).toEqual([1]);
+      expect(Array.from((await file.read("c")).data)).toEqual([7, 8]);
+    } finally {
+      await file.close();
+    }
+  });
+
   test("lists names in data order and reads each tensor", async () => {
     const file = await SafetensorsFile.open(await fileWith(sampleBytes()));
     try {
@@ -232,5 +253,157 @@ describe("property: corrupted files", () => {
     const { tensors } = await readSafetensors(p);
     expect([...tensors.keys()]).toEqual(["ids", "w", "h", "mask"]);
     expect(new Uint8Array(await readFile(p))).toEqual(valid);
+  });
+});
+
+/**
+ * Records every buffer the reader allocates (it allocates only through Buffer.allocUnsafeSlow) while
+ * `fn` runs, so a property can check that no allocation is larger than the file.
+ */
+async function withAllocations<T>(fn: () => Promise<T>): Promise<{ result: T; sizes: number[] }> {
+  const sizes: number[] = [];
+  const original = Buffer.allocUnsafeSlow;
+  const spy = vi.spyOn(Buffer, "allocUnsafeSlow").mockImplementation((size: number) => {
+    sizes.push(size);
+    return original.call(Buffer, size);
+  });
+  try {
+    return { result: await fn(), sizes };
+  } finally {
+    spy.mockRestore();
+  }
+}
+
+describe("property: hostile headers never allocate more than the file holds", () => {
+  const dims = fc.oneof(
+    fc.nat(6),
+    fc.integer({ min: -5, max: -1 }),
+    fc.constantFrom(2 ** 31, 2 ** 32, 2 ** 40, 2 ** 53 - 1, 2 ** 53 + 2, 1e15, 1e300, 0.5, Number.MAX_VALUE),
+  );
+  const offset = fc.oneof(
+    fc.nat(80),
+    fc.integer({ min: -100, max: -1 }),
+    fc.constantFrom(2 ** 31, 2 ** 32 + 1, 2 ** 53, 1e18, 1.5),
+  );
+  const tensor = fc.record({
+    dtype: fc.constantFrom("F32", "F16", "BF16", "I64", "U8", "BOOL", "F64", "Q4", "f32", ""),
+    shape: fc.array(dims, { maxLength: 4 }),
+    data_offsets: fc.oneof(fc.tuple(offset, offset), fc.array(offset, { maxLength: 3 })),
+  });
+  const randomHeader = fc.dictionary(fc.string({ minLength: 1, maxLength: 6 }), tensor, { maxKeys: 5 });
+  // A valid layout, then (usually) one of its numbers replaced by a hostile one.
+  const validLayout = fc.uniqueArray(
+    fc.record({ name: fc.string({ minLength: 1, maxLength: 4 }), dtype: fc.constantFrom("F32", "F16", "U8", "I64"), shape: fc.array(fc.nat(3), { maxLength: 3 }) }),
+    { selector: (t) => t.name, minLength: 1, maxLength: 4 },
+  );
+  const perturbation = fc.option(fc.record({ index: fc.nat(3), field: fc.constantFrom("dim", "begin", "end"), value: fc.oneof(dims, offset) }), { freq: 3 });
+  const SIZE: Record<string, number> = { F32: 4, F16: 2, U8: 1, I64: 8 };
+  const nearlyValidHeader = fc.tuple(validLayout, perturbation).map(([layout, change]) => {
+    const header: Record<string, { dtype: string; shape: number[]; data_offsets: number[] }> = {};
+    let cursor = 0;
+    for (const t of layout) {
+      const size = t.shape.reduce((a, b) => a * b, 1) * SIZE[t.dtype];
+      header[t.name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [cursor, cursor + size] };
+      cursor += size;
+    }
+    if (change) {
+      const target = header[layout[change.index % layout.length].name];
+      if (change.field === "dim") target.shape[0] = change.value;
+      else target.data_offsets[change.field === "begin" ? 0 : 1] = change.value;
+    }
+    return { header, dataBytes: cursor };
+  });
+  const headerJson = fc.oneof(
+    fc.tuple(randomHeader, fc.nat(96)).map(([header, dataBytes]) => ({ header: header as Record<string, unknown>, dataBytes })),
+    nearlyValidHeader,
+  );
+  const lengthField = fc.oneof(
+    fc.constant("exact" as const),
+    fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+    fc.integer({ min: -8, max: 8 }).map((d) => ({ delta: d })),
+  );
+
+  function build(header: Record<string, unknown>, dataBytes: number, length: bigint | "exact" | { delta: number }): Uint8Array {
+    // JSON.stringify writes big numbers in exponent form; also try them written out in full.
+    const json = Buffer.from(JSON.stringify(header).replace(/(\d)e\+(\d+)/g, (_m, d: string, e: string) => d + "0".repeat(Math.min(Number(e), 400))), "utf8");
+    const out = new Uint8Array(8 + json.byteLength + dataBytes);
+    const n = length === "exact" ? BigInt(json.byteLength) : typeof length === "bigint" ? length : BigInt(Math.max(0, json.byteLength + length.delta));
+    new DataView(out.buffer).setBigUint64(0, n, true);
+    out.set(json, 8);
+    for (let i = 8 + json.byteLength; i < out.length; i++) out[i] = i & 0xff;
+    return out;
+  }
+
+  test("open + read: only SAFETENSORS_INVALID from open, every read of an opened file succeeds, no allocation beyond the file size", async () => {
+    const p = path.join(dir, "forged.safetensors");
+    let accepted = 0;
+    let refused = 0;
+    const before = process.memoryUsage().arrayBuffers;
+    await fc.assert(
+      fc.asyncProperty(headerJson, lengthField, fc.integer({ min: -2, max: 2 }), async ({ header, dataBytes }, length, extra) => {
+        // Usually the data section the header describes, sometimes a few bytes short or long.
+        dataBytes = Math.max(0, dataBytes + (length === "exact" ? 0 : extra));
+        const bytes = build(header, dataBytes, length);
+        await writeFile(p, bytes);
+        const { result, sizes } = await withAllocations(async () => {
+          let file: SafetensorsFile;
+          try {
+            file = await SafetensorsFile.open(p);
+          } catch (error) {
+            return error;
+          }
+          // A header that validates describes byte ranges inside the file: every read must succeed.
+          try {
+            for (const name of file.names()) await file.read(name);
+          } finally {
+            await file.close();
+          }
+          return undefined;
+        });
+        for (const size of sizes) expect(size).toBeLessThanOrEqual(bytes.byteLength);
+        expect(sizes.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(bytes.byteLength);
+        if (result instanceof Error) {
+          refused++;
+          expect(result).toBeInstanceOf(LowrankError);
+          expect((result as LowrankError).code).toBe("SAFETENSORS_INVALID");
+          expect(result.message.startsWith(`${p}: `)).toBe(true);
+          expect(result.message).not.toMatch(/[\r\n]/);
+        } else {
+          accepted++;
+        }
+      }),
+      { numRuns: 400 },
+    );
+    expect(refused).toBeGreaterThan(0);
+    expect(accepted).toBeGreaterThan(0);
+    // A sanity check on the whole run (400 files of at most a few KB): no forged size was ever allocated.
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(32 * 2 ** 20);
+  });
+
+  test("bit flips in a valid file: only SAFETENSORS_INVALID, no allocation beyond the file size", async () => {
+    const valid = sampleBytes();
+    const p = path.join(dir, "flipped.safetensors");
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(fc.nat(valid.length * 8 - 1), fc.boolean()), { minLength: 1, maxLength: 6 }), fc.nat(valid.length), async (flips, keep) => {
+        const bytes = valid.slice();
+        for (const [bit] of flips) bytes[bit >> 3] ^= 1 << (bit & 7);
+        // Half the runs also truncate the file.
+        const file = flips[0][1] ? bytes.subarray(0, keep) : bytes;
+        await writeFile(p, file);
+        const { result, sizes } = await withAllocations(() => readSafetensors(p).catch((error: unknown) => error));
+        for (const size of sizes) expect(size).toBeLessThanOrEqual(file.byteLength);
+        if (result instanceof Error) {
+          expect(result).toBeInstanceOf(LowrankError);
+          expect((result as LowrankError).code).toBe("SAFETENSORS_INVALID");
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("the allocation probe sees the reader's allocations (it is not vacuous)", async () => {
+    const p = await fileWith(sampleBytes());
+    const { sizes } = await withAllocations(() => readSafetensors(p));
+    expect(sizes.length).toBeGreaterThanOrEqual(5); // prefix, header, and one buffer per tensor
   });
 });

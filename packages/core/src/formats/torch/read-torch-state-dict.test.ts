@@ -1,11 +1,11 @@
-import { describe, it, expect } from "vitest";
+import { afterAll, describe, it, expect } from "vitest";
 import { readFileSync } from "node:fs";
-import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { deflateRawSync } from "node:zlib";
 import { LowrankError } from "../../errors/lowrank-error.js";
-import { captureLowrankError } from "../../testing/capture-error.js";
+import { captureLowrankError, captureLowrankRejection } from "../../testing/capture-error.js";
 import { requireFixture } from "../../testing/fixtures.js";
 import { parseTorchStateDict, readTorchStateDict, type TorchTensor } from "./read-torch-state-dict.js";
 import { openZipArchive } from "./zip-reader.js";
@@ -400,5 +400,71 @@ describe("parseTorchStateDict on handmade archives", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+// ---------- hostile pickles: refused, never executed ----------
+
+/**
+ * Pickles with opcodes or globals outside the safe subset. The first five and the INST one run code
+ * when Python's pickle.loads (so torch.load without weights_only) reads them: each creates `marker`
+ * (checked by hand with CPython 3.11). lowrank must refuse all of them without creating it.
+ */
+function evilPickles(marker: string): Array<[string, Uint8Array, RegExp]> {
+  const touch = `touch ${marker}`;
+  const exec = `open(${JSON.stringify(marker)}, "w").close()`;
+  const b = () => new PickleBuilder().proto();
+  const stackGlobal = (p: PickleBuilder, module: string, name: string) => p.str(module).str(name).raw(0x93);
+  return [
+    ["GLOBAL os.system + REDUCE", b().global("os", "system").str(touch).raw(0x85).reduce().stop().bytes(), /0x63 'GLOBAL' at byte 2 refers to os\.system, which is not allowed/],
+    ["GLOBAL posix.system + REDUCE", b().global("posix", "system").str(touch).raw(0x85).reduce().stop().bytes(), /refers to posix\.system, which is not allowed/],
+    ["GLOBAL builtins.eval + REDUCE", b().global("builtins", "eval").str(`__import__("os").system(${JSON.stringify(touch)})`).raw(0x85).reduce().stop().bytes(), /refers to builtins\.eval, which is not allowed/],
+    ["GLOBAL builtins.exec + REDUCE", b().global("builtins", "exec").str(exec).raw(0x85).reduce().stop().bytes(), /refers to builtins\.exec, which is not allowed/],
+    ["STACK_GLOBAL subprocess.call + REDUCE", stackGlobal(b(), "subprocess", "call").mark().str("touch").str(marker).raw(0x6c).raw(0x85).reduce().stop().bytes(), /0x93 'STACK_GLOBAL' .*refers to subprocess\.call, which is not allowed/],
+    ["STACK_GLOBAL builtins.getattr chain", stackGlobal(b(), "builtins", "getattr").stop().bytes(), /refers to builtins\.getattr, which is not allowed/],
+    ["INST os.system (protocol 0 call)", new PickleBuilder().mark().str(touch).raw(0x69, ...utf8.encode("os\nsystem\n")).stop().bytes(), /0x69 'INST' at byte \d+ is not supported by this safe reader/],
+    ["OBJ on a class", b().mark().global("collections", "OrderedDict").raw(0x6f).stop().bytes(), /0x6f 'OBJ' at byte \d+ is not supported/],
+    ["NEWOBJ on a class", b().global("collections", "OrderedDict").emptyTuple().raw(0x81).stop().bytes(), /0x81 'NEWOBJ' at byte \d+ is not supported/],
+    ["NEWOBJ_EX on a class", b().global("collections", "OrderedDict").emptyTuple().emptyDict().raw(0x92).stop().bytes(), /0x92 'NEWOBJ_EX' at byte \d+ is not supported/],
+    ["EXT1 (the copyreg extension registry)", b().raw(0x82, 1).stop().bytes(), /0x82 'EXT1' at byte 2 is not supported/],
+    ["EXT4", b().raw(0x84, 1, 0, 0, 0).stop().bytes(), /0x84 'EXT4' at byte 2 is not supported/],
+    ["text PERSID", b().raw(0x50, ...utf8.encode("x\n")).stop().bytes(), /0x50 'PERSID' at byte 2 is not supported/],
+    ["BUILD with __setstate__-style state", b().global("collections", "OrderedDict").emptyTuple().reduce().str(exec).raw(0x62).stop().bytes(), /'BUILD' .*can only set dict state on a dict/],
+    ["REDUCE of a string", b().str("os.system").str(touch).raw(0x85).reduce().stop().bytes(), /'REDUCE' .*cannot call a/],
+    ["GLOBAL torch.load (nested unpickling)", b().global("torch", "load").stop().bytes(), /refers to torch\.load, which is not allowed/],
+    ["GLOBAL torch.storage._load_from_bytes", b().global("torch.storage", "_load_from_bytes").stop().bytes(), /refers to torch\.storage\._load_from_bytes, which is not allowed/],
+    ["GLOBAL numpy.core.multiarray._reconstruct", b().global("numpy.core.multiarray", "_reconstruct").stop().bytes(), /refers to numpy\.core\.multiarray\._reconstruct, which is not allowed/],
+    ["GLOBAL with a newline-smuggled name", b().raw(0x63, ...utf8.encode("torch._utils\n_rebuild_tensor_v2 os\n")).stop().bytes(), /refers to torch\._utils\._rebuild_tensor_v2 os, which is not allowed/],
+  ];
+}
+
+describe("hostile pickles are refused and never executed", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "lowrank-evil-pickle-"));
+  const marker = path.join(dir, "PWNED");
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it.each(evilPickles(marker))("%s", async (_what, pickle, pattern) => {
+    const file = path.join(dir, "evil.pt");
+    writeFileSync(file, torchZip(pickle, {}));
+    const error = await captureLowrankRejection(readTorchStateDict(file));
+    expect(error.code).toBe("PICKLE_INVALID");
+    expect(error.usage).toBe(true);
+    expect(error.message.startsWith(`${file}: `)).toBe(true);
+    expect(error.message).not.toMatch(/[\r\n]/);
+    expect(error.message).toMatch(pattern);
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it("the payload inside a real torch.save archive is refused too (a fixture with its first GLOBAL swapped)", async () => {
+    const good = Buffer.from(fixture("gpt2-tiny-lora-bin/adapter_model.bin"));
+    const text = good.toString("latin1");
+    const original = "torch._utils\n_rebuild_tensor_v2";
+    expect(text.includes(original)).toBe(true);
+    const file = path.join(dir, "adapter_model.bin");
+    writeFileSync(file, Buffer.from(text.replace(original, "posix\nsystem\n".padEnd(original.length, "_")), "latin1"));
+    const error = await captureLowrankRejection(readTorchStateDict(file));
+    expect(error.code).toBe("PICKLE_INVALID");
+    expect(error.message).toMatch(/refers to posix\.system\b.*which is not allowed/);
+    expect(existsSync(marker)).toBe(false);
   });
 });
