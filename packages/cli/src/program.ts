@@ -187,6 +187,8 @@ export function buildProgram(): Command {
     .requiredOption("--dir <storage>", "storage folder (created when missing)")
     .option("--port <port>", "port (default 8080; 0 = any free port)")
     .option("--host <host>", "address to listen on (default 127.0.0.1)")
+    .option("--max-body-bytes <n>", "largest JSON / NDJSON request body (default 100 MB; larger gets 413)")
+    .option("--max-file-bytes <n>", "largest uploaded file (default 5 GB)")
     .addHelpText("after", "\nExamples:\n  $ lowrank hub serve --dir ./hub-data --port 8080\n  $ lowrank --token secret hub serve --dir ./hub-data --port 8080 --host 0.0.0.0")
     .action((options) => hubServeCommand(ctx, { ...options, token: program.opts<GlobalOptions>().token }));
 

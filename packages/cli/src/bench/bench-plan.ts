@@ -22,7 +22,7 @@ export function benchPlan(quick: boolean): BenchPlan {
       memory: { label: "GPT-2-shaped 6 × 1024, vocab 8192 (random weights)", shape: { layers: 6, hidden: 1024, heads: 16, vocab: 8192, positions: 1024 } },
       training: [{ model: "embedded", batchSize: 4, seqLen: 64, warmup: 1, steps: 3 }],
       latency: [{ model: "embedded", batches: [1, 8], seqLen: 32, rounds: 12, warmup: 3 }],
-      quality: { steps: 12, batchSize: 8, evalMrs: 6, maxNewTokens: 24, loraLearningRate: 2e-3, fullLearningRate: 2e-4 },
+      quality: { steps: 12, batchSize: 8, evalMrs: 6, maxNewTokens: 24, loraLearningRate: 4e-3, fullLearningRate: 4e-4 },
     };
   }
   return {
@@ -37,6 +37,8 @@ export function benchPlan(quick: boolean): BenchPlan {
       { model: "embedded", batches: [1, 8], seqLen: 32, rounds: 50, warmup: 5 },
       { model: "large", batches: [1, 8], seqLen: 32, rounds: 12, warmup: 3 },
     ],
-    quality: { steps: 200, batchSize: 16, evalMrs: 40, maxNewTokens: 48, loraLearningRate: 2e-3, fullLearningRate: 2e-4 },
+    // Learning rates: the best of a sweep at 100 steps (LoRA 2e-3 → 1.165, 4e-3 → 1.110 eval loss;
+    // full fine-tuning 1e-4 → 0.944, 2e-4 → 0.855, 4e-4 → 0.784).
+    quality: { steps: 100, batchSize: 16, evalMrs: 40, maxNewTokens: 48, loraLearningRate: 4e-3, fullLearningRate: 4e-4 },
   };
 }

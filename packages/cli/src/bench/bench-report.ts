@@ -2,6 +2,7 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { writeFileAtomic } from "@lowrank/core";
 import { barChartSvg } from "../report/svg-chart.js";
+import { QUALITY_METHOD_LABELS } from "./e2e-quality.js";
 import type { BenchResults } from "./run-suite.js";
 import type { Spread } from "./stats.js";
 
@@ -40,7 +41,7 @@ function charts(results: BenchResults): Record<string, string> {
   }
   out["quality.svg"] = barChartSvg({
     title: "E2E eval loss and BLEU (embedded base)", yLabel: "value", categories: ["eval loss", "BLEU × 10"],
-    series: results.quality.results.map((q) => ({ name: q.method === "none" ? "no adaptation" : q.method === "lora" ? "LoRA r=4" : "full fine-tuning", values: [q.eval_loss, q.bleu * 10] })),
+    series: results.quality.results.map((q) => ({ name: QUALITY_METHOD_LABELS[q.method], values: [q.eval_loss, q.bleu * 10] })),
   });
   return out;
 }
@@ -112,10 +113,10 @@ export function renderBenchMarkdown(results: BenchResults, chartDir: string): st
     "",
     `## 6. Quality on E2E (${results.quality.model})`,
     "",
-    "The paper's Table 3 at small scale: the same training examples in the same order, the same number of steps and schedule; eval loss on held-out meaning representations (unseen in training), BLEU of greedy generations against all their references.",
+    "The paper's Table 3 at small scale: the same training examples in the same order, the same number of steps and schedule (linear decay after a short warm-up, AdamW, weight decay 0.01, gradient clipping at 1), each method at the best learning rate of a sweep (LoRA 2e-3 / 4e-3, full fine-tuning 1e-4 / 2e-4 / 4e-4, 100 steps); eval loss on held-out meaning representations (unseen in training), BLEU of greedy generations against all their references.",
     "",
     ...table(["method", "trainable parameters", "steps", "learning rate", "eval loss", "perplexity", "BLEU", "train time"], results.quality.results.map((q) => [
-      q.method === "none" ? "no adaptation" : q.method === "lora" ? "LoRA r=4 on c_attn" : "full fine-tuning", n(q.trainable_parameters), String(q.steps), q.steps ? String(q.learning_rate) : "–",
+      QUALITY_METHOD_LABELS[q.method], n(q.trainable_parameters), String(q.steps), q.steps ? String(q.learning_rate) : "–",
       q.eval_loss.toFixed(3), q.perplexity.toFixed(2), (100 * q.bleu).toFixed(2), q.steps ? `${q.train_seconds.toFixed(0)} s` : "–",
     ])),
     "",

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { benchPlan, type BenchPlan } from "./bench-plan.js";
 import type { WorkerJob } from "./bench-worker.js";
-import type { QualityMethod, QualityResult } from "./e2e-quality.js";
+import { QUALITY_METHOD_LABELS, type QualityMethod, type QualityResult } from "./e2e-quality.js";
 import { measureFootprint, ADAPTER_VARIANTS, type FootprintRow } from "./footprint.js";
 import type { LatencyRow } from "./inference-latency.js";
 import type { MergeMemory } from "./merge-memory.js";
@@ -111,8 +111,8 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
     await rm(path.join(work, "memory-merged"), { recursive: true, force: true });
 
     const quality: QualityResult[] = [];
-    for (const method of ["none", "lora", "full"] as QualityMethod[]) {
-      log(`6/6 quality on E2E: ${method === "none" ? "no adaptation" : method === "lora" ? "LoRA" : "full fine-tuning"}`);
+    for (const method of ["none", "lora", "lora-all-linear", "full"] as QualityMethod[]) {
+      log(`6/6 quality on E2E: ${QUALITY_METHOD_LABELS[method]}`);
       const q = plan.quality;
       quality.push(await worker<QualityResult>({ part: "quality", params: {
         modelDir: dirs.embedded, e2eFile: options.e2eFile, method, steps: q.steps, batchSize: q.batchSize, evalMrs: q.evalMrs, maxNewTokens: q.maxNewTokens,

@@ -21,10 +21,12 @@ export async function pushCommand(ctx: CliContext, dir: string, options: { repo:
 }
 
 /** `lowrank hub serve`: the self-hosted Hub-compatible registry, until SIGINT/SIGTERM. */
-export async function hubServeCommand(ctx: CliContext, options: { dir: string; port?: string; host?: string; token?: string[] }): Promise<void> {
+export async function hubServeCommand(ctx: CliContext, options: { dir: string; port?: string; host?: string; token?: string[]; maxBodyBytes?: string; maxFileBytes?: string }): Promise<void> {
   const server = await startHubServer({
     dir: options.dir, port: numberFlag("--port", options.port, { integer: true, min: 0, max: 65535 }) ?? 8080,
     host: options.host ?? "127.0.0.1", tokens: options.token, logger: ctx.logger,
+    maxBodyBytes: numberFlag("--max-body-bytes", options.maxBodyBytes, { integer: true, min: 1 }),
+    maxLfsObjectBytes: numberFlag("--max-file-bytes", options.maxFileBytes, { integer: true, min: 1 }),
   });
   ctx.out(`lowrank hub serving ${options.dir} at ${server.url} (set HF_ENDPOINT=${server.url})`);
   await new Promise<void>((resolve) => {
