@@ -2,12 +2,13 @@ import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import {
   LowrankError, mergeCheckpoint, silentLogger, type BackendRegistry, type Logger, type LowrankBackend,
-  type MergeParams, type PredictParams, type PredictResult,
+  type MergeParams, type PredictParams, type PredictResult, type TrainEvent, type TrainParams,
 } from "@lowrank/core";
 import { decodeModel } from "./onnx/onnx-codec.js";
 import { mergeIntoOnnxModel, mergeOnnxFile } from "./onnx/merge-onnx.js";
 import { idsTensor, createOrtSession, createSessionForModel, type ExecutionProvider } from "./session/ort-session.js";
 import { OnnxLoraSession } from "./session/onnx-lora-session.js";
+import { runOnnxTraining } from "./training/run-onnx-training.js";
 import * as ort from "onnxruntime-node";
 
 /** The .onnx file for a model argument: the file itself, or model.onnx inside a folder. */
@@ -23,12 +24,13 @@ export async function onnxFileOf(model: string): Promise<string> {
 }
 
 /**
- * The ONNX Runtime backend: inference with adapters merged offline or fed per run, on the CUDA
- * execution provider when asked and available, else the CPU.
+ * The ONNX Runtime backend: inference with adapters merged offline or fed per run, and LoRA training
+ * of Hugging Face GPT-2 and LLaMA-family checkpoints through one loss-and-gradients graph, on the
+ * CUDA execution provider when asked and available, else the CPU.
  */
 export class OnnxBackend implements LowrankBackend {
   readonly name = "onnx";
-  readonly capabilities = ["infer", "merge"] as const;
+  readonly capabilities = ["infer", "merge", "train"] as const;
   readonly devices = ["cuda", "cpu"] as const;
   private logger: Logger = silentLogger;
   private provider: ExecutionProvider;
@@ -83,6 +85,14 @@ export class OnnxBackend implements LowrankBackend {
     } finally {
       await release();
     }
+  }
+
+  /**
+   * Trains a LoRA adapter on a Hugging Face model folder (see runOnnxTraining): start, step, eval,
+   * checkpoint and done events as the tfjs backend's, each step's wall time in its `seconds`.
+   */
+  train(params: TrainParams): AsyncGenerator<TrainEvent> {
+    return runOnnxTraining(params, { logger: this.logger, executionProvider: this.provider, threads: this.threads });
   }
 
   /** Merges into an ONNX file (`baseDir` is a .onnx path) or, for a Hugging Face folder, through core. */

@@ -20,6 +20,7 @@ export class GraphBuilder {
   readonly nodes: NodeProto[] = [];
   readonly initializers: TensorProto[] = [];
   private readonly counters = new Map<string, number>();
+  private readonly constants = new Map<string, string>();
 
   /** Adds a node in `scope`; returns its output names. */
   op(scope: string, opType: string, inputs: string[], attributes: Record<string, Attribute> = {}, outputs = 1): string[] {
@@ -53,5 +54,39 @@ export class GraphBuilder {
   scalar(name: string, value: number): string {
     this.initializers.push(newTensor({ name, dims: [], data_type: ONNX_FLOAT, raw_data: new Uint8Array(new Float32Array([value]).buffer) }));
     return name;
+  }
+
+  /** A float32 scalar constant, one initializer per value however often it is used. */
+  constFloat(value: number): string {
+    const key = `f:${Object.is(value, -0) ? "-0" : String(value)}`;
+    let name = this.constants.get(key);
+    if (!name) {
+      name = this.scalar(`lowrank::const_${this.constants.size}`, value);
+      this.constants.set(key, name);
+    }
+    return name;
+  }
+
+  /** A 1-D int64 constant (shapes, axes, indexes), one initializer per value list. */
+  constInts(values: number[]): string {
+    const key = `i:${values.join(",")}`;
+    let name = this.constants.get(key);
+    if (!name) {
+      name = this.ints(`lowrank::const_${this.constants.size}`, values);
+      this.constants.set(key, name);
+    }
+    return name;
+  }
+
+  /** Gives the tensor `from` a new name (a graph output's), in the node that produces it. */
+  renameOutput(from: string, to: string): string {
+    for (let i = this.nodes.length - 1; i >= 0; i--) {
+      const index = this.nodes[i].output.indexOf(from);
+      if (index >= 0) {
+        this.nodes[i].output[index] = to;
+        return to;
+      }
+    }
+    throw new Error(`GraphBuilder: no node produces ${from}`);
   }
 }

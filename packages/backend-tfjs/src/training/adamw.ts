@@ -1,18 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
+import { ADAMW_DEFAULTS, type AdamWOptions, type AdamWState } from "@lowrank/core";
 
-export interface AdamWOptions {
-  beta1?: number;
-  beta2?: number;
-  epsilon?: number;
-  weightDecay?: number;
-}
-
-/** Optimizer state as plain arrays, for checkpoints and exact resume. */
-export interface AdamWState {
-  step: number;
-  m: Map<string, Float32Array>;
-  v: Map<string, Float32Array>;
-}
+export type { AdamWOptions, AdamWState };
 
 /**
  * AdamW (Loshchilov & Hutter) as PyTorch implements it: decoupled weight decay
@@ -28,10 +17,10 @@ export class AdamW {
   private readonly weightDecay: number;
 
   constructor(private readonly variables: ReadonlyMap<string, tf.Variable>, options: AdamWOptions = {}) {
-    this.beta1 = options.beta1 ?? 0.9;
-    this.beta2 = options.beta2 ?? 0.999;
-    this.epsilon = options.epsilon ?? 1e-8;
-    this.weightDecay = options.weightDecay ?? 0.01;
+    this.beta1 = options.beta1 ?? ADAMW_DEFAULTS.beta1;
+    this.beta2 = options.beta2 ?? ADAMW_DEFAULTS.beta2;
+    this.epsilon = options.epsilon ?? ADAMW_DEFAULTS.epsilon;
+    this.weightDecay = options.weightDecay ?? ADAMW_DEFAULTS.weightDecay;
   }
 
   get stepCount(): number {

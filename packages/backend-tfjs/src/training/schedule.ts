@@ -1,11 +1,2 @@
-/** Learning-rate schedules with linear warm-up, as transformers' get_*_schedule_with_warmup. */
-export type ScheduleName = "constant" | "linear" | "cosine";
-
-export function learningRateAt(params: { step: number; total: number; warmup: number; base: number; schedule: ScheduleName }): number {
-  const { step, total, warmup, base, schedule } = params;
-  if (warmup > 0 && step < warmup) return (base * step) / warmup;
-  if (schedule === "constant") return base;
-  const progress = Math.min(1, (step - warmup) / Math.max(1, total - warmup));
-  if (schedule === "linear") return base * Math.max(0, 1 - progress);
-  return base * 0.5 * (1 + Math.cos(Math.PI * progress));
-}
+/** Learning-rate schedules live in core (shared by every backend's trainer). */
+export { learningRateAt, type ScheduleName } from "@lowrank/core";

@@ -1,56 +1,15 @@
 import * as tf from "@tensorflow/tfjs";
-import { LowrankError } from "@lowrank/core";
+import { LowrankError, type EvalResult, type StepLog, type TrainerOptions, type TrainerState } from "@lowrank/core";
 import type { Example } from "../data/read-examples.js";
 import type { ForwardContext } from "../layers/lora-branch.js";
 import type { TfjsModel } from "../models/model.js";
-import { AdamW, type AdamWState } from "./adamw.js";
+import { AdamW } from "./adamw.js";
 import { BatchOrder, makeBatch, type Batch } from "./batches.js";
 import { causalLmLoss, classificationLoss } from "./loss.js";
-import { learningRateAt, type ScheduleName } from "./schedule.js";
+import { learningRateAt } from "./schedule.js";
 import type { TrainableSet } from "./trainable.js";
 
-export interface TrainerOptions {
-  task: "causal-lm" | "seq-cls";
-  /** Optimizer steps; when absent, `epochs` (default 1) over the data. */
-  steps?: number;
-  epochs?: number;
-  learningRate: number;
-  batchSize: number;
-  gradientAccumulation?: number;
-  weightDecay?: number;
-  warmupSteps?: number;
-  schedule?: ScheduleName;
-  /** Clip the global gradient norm to this (0 or undefined: no clipping). */
-  maxGradNorm?: number;
-  seed: number;
-  padTokenId: number;
-}
-
-/** What one optimizer step did. */
-export interface StepLog {
-  step: number;
-  epoch: number;
-  loss: number;
-  learningRate: number;
-  gradNorm: number;
-  tokens: number;
-  tokensPerSecond: number;
-  seconds: number;
-}
-
-export interface EvalResult {
-  loss: number;
-  perplexity: number;
-  /** Sequence classification only. */
-  accuracy?: number;
-  examples: number;
-}
-
-/** Everything needed to continue a run exactly where it stopped. */
-export interface TrainerState {
-  step: number;
-  optimizer: AdamWState;
-}
+export type { TrainerOptions, StepLog, EvalResult, TrainerState };
 
 /**
  * Trains a TrainableSet (LoRA or full) on examples: seeded batch order and dropout, AdamW with

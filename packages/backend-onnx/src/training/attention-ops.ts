@@ -1,0 +1,114 @@
+import type { GraphBuilder } from "../export/graph-builder.js";
+
+/** A transform of q or k in their [batch, seq, heads, headDim] layout (RoPE), with its backward. */
+export interface HeadTransform {
+  forward(g: GraphBuilder, scope: string, x: string): string;
+  backward(g: GraphBuilder, scope: string, dy: string): string;
+}
+
+export interface AttentionSpec {
+  scope: string;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  /** Dynamic dims as 1-D int64 tensors of one element. */
+  batch: string;
+  seq: string;
+  /** Additive mask broadcastable to [batch, heads, seq, seq] (0 where allowed, float32 min where not). */
+  mask: string;
+  scale: number;
+  rope?: HeadTransform;
+}
+
+/** Forward tensors the backward pass reads: q as [b, h, d, s], k as [b, h, s, d], vᵀ [b, h, d, s], the probabilities. */
+export interface AttentionSaved {
+  qT: string;
+  k: string;
+  vT: string;
+  probs: string;
+}
+
+/*
+ * Layouts: every product below is a plain MatMul or one whose second operand is transposed in its
+ * last two axes. ONNX Runtime turns a Transpose of the last two axes feeding a MatMul into a fused
+ * transA/transB kernel, and the transA kernel runs 5–10× slower on these batched shapes, so the
+ * tensors a product needs as its first operand are made in that layout from [b, s, h, d] directly.
+ */
+const HEADS = [0, 2, 1, 3]; // [b, s, h, d] → [b, h, s, d] (and back)
+const HEADS_T = [0, 2, 3, 1]; // [b, s, h, d] → [b, h, d, s]
+const FROM_HEADS_T = [0, 3, 1, 2]; // [b, h, d, s] → [b, s, h, d]
+
+function shape(g: GraphBuilder, scope: string, parts: (string | number[])[]): string {
+  return g.one(scope, "Concat", parts.map((p) => (typeof p === "string" ? p : g.constInts(p))), { axis: 0 });
+}
+
+/** Grouped-query attention: [b, kvHeads, m, n] → [b, heads, m, n], each kv head serving heads/kvHeads query heads. */
+function repeatKv(g: GraphBuilder, spec: AttentionSpec, scope: string, x: string, inner: (string | number[])[]): string {
+  const group = spec.heads / spec.kvHeads;
+  if (group === 1) return x;
+  const five = g.one(scope, "Reshape", [x, shape(g, scope, [spec.batch, [spec.kvHeads, 1], ...inner])]);
+  const expanded = g.one(scope, "Expand", [five, shape(g, scope, [spec.batch, [spec.kvHeads, group], ...inner])]);
+  return g.one(scope, "Reshape", [expanded, shape(g, scope, [spec.batch, [spec.heads], ...inner])]);
+}
+
+/** The backward of repeatKv: each group's gradients summed onto its kv head. */
+function sumGroups(g: GraphBuilder, spec: AttentionSpec, scope: string, dx: string, inner: (string | number[])[]): string {
+  const group = spec.heads / spec.kvHeads;
+  if (group === 1) return dx;
+  const grouped = g.one(scope, "Reshape", [dx, shape(g, scope, [spec.batch, [spec.kvHeads, group], ...inner])]);
+  return g.one(scope, "ReduceSum", [grouped, g.constInts([2])], { keepdims: 0 });
+}
+
+/**
+ * Causal scaled dot-product attention from q [tokens, heads·d], k and v [tokens, kvHeads·d] to
+ * [tokens, heads·d], as transformers' eager path computes it: softmax(q·kᵀ·scale + mask)·v.
+ */
+export function attentionForward(g: GraphBuilder, spec: AttentionSpec, q: string, k: string, v: string): { y: string; saved: AttentionSaved } {
+  const s = spec.scope;
+  const d = [spec.headDim];
+  const split = (x: string, heads: number) => g.one(s, "Reshape", [x, shape(g, s, [spec.batch, spec.seq, [heads, spec.headDim]])]);
+  let q3 = split(q, spec.heads);
+  let k3 = split(k, spec.kvHeads);
+  const v3 = split(v, spec.kvHeads);
+  if (spec.rope) {
+    q3 = spec.rope.forward(g, `${s}/rope_q`, q3);
+    k3 = spec.rope.forward(g, `${s}/rope_k`, k3);
+  }
+  const transpose = (x: string, perm: number[]) => g.one(s, "Transpose", [x], { perm });
+  const kT = repeatKv(g, spec, s, transpose(k3, HEADS_T), [d, spec.seq]);
+  const v4 = repeatKv(g, spec, s, transpose(v3, HEADS), [spec.seq, d]);
+  const scores = g.one(s, "Add", [g.one(s, "Mul", [g.one(s, "MatMul", [transpose(q3, HEADS), kT]), g.constFloat(spec.scale)]), spec.mask]);
+  const probs = g.one(s, "Softmax", [scores], { axis: -1 });
+  const y = g.one(s, "Reshape", [transpose(g.one(s, "MatMul", [probs, v4]), HEADS), g.constInts([-1, spec.heads * spec.headDim])]);
+  return {
+    y,
+    saved: {
+      qT: transpose(q3, HEADS_T),
+      k: repeatKv(g, spec, s, transpose(k3, HEADS), [spec.seq, d]),
+      vT: repeatKv(g, spec, s, transpose(v3, HEADS_T), [d, spec.seq]),
+      probs,
+    },
+  };
+}
+
+/** dq, dk, dv ([tokens, ·] like the forward inputs) for the output gradient dy [tokens, heads·d]. */
+export function attentionBackward(g: GraphBuilder, spec: AttentionSpec, saved: AttentionSaved, dy: string): { dq: string; dk: string; dv: string } {
+  const s = `/grad${spec.scope}`;
+  const d = [spec.headDim];
+  const transpose = (x: string, perm: number[]) => g.one(s, "Transpose", [x], { perm });
+  const dy3 = g.one(s, "Reshape", [dy, shape(g, s, [spec.batch, spec.seq, [spec.heads, spec.headDim]])]);
+  const dProbs = g.one(s, "MatMul", [transpose(dy3, HEADS), saved.vT]);
+  const dvT = g.one(s, "MatMul", [transpose(dy3, HEADS_T), saved.probs]);
+  // Softmax backward: P·(dP − Σ_j dP·P), then the score scaling.
+  const rowDot = g.one(s, "ReduceSum", [g.one(s, "Mul", [dProbs, saved.probs]), g.constInts([-1])], { keepdims: 1 });
+  const dScores = g.one(s, "Mul", [g.one(s, "Mul", [saved.probs, g.one(s, "Sub", [dProbs, rowDot])]), g.constFloat(spec.scale)]);
+  let dq3 = transpose(g.one(s, "MatMul", [dScores, saved.k]), HEADS);
+  let dk3 = transpose(sumGroups(g, spec, s, g.one(s, "MatMul", [saved.qT, dScores]), [d, spec.seq]), FROM_HEADS_T);
+  const dv3 = transpose(sumGroups(g, spec, s, dvT, [d, spec.seq]), FROM_HEADS_T);
+  if (spec.rope) {
+    dq3 = spec.rope.backward(g, `${s}/rope_q`, dq3);
+    dk3 = spec.rope.backward(g, `${s}/rope_k`, dk3);
+  }
+  const flat = (x: string, heads: number) => g.one(s, "Reshape", [x, g.constInts([-1, heads * spec.headDim])]);
+  return { dq: flat(dq3, spec.heads), dk: flat(dk3, spec.kvHeads), dv: flat(dv3, spec.kvHeads) };
+}

@@ -1,0 +1,98 @@
+import { LowrankError } from "@lowrank/core";
+import { moduleScope } from "../onnx/locate-weights.js";
+import { activationForward, TRAINABLE_ACTIVATIONS } from "./activation-ops.js";
+import { attentionBackward, attentionForward, type AttentionSaved, type AttentionSpec } from "./attention-ops.js";
+import { linearBackward, linearForward, type FrozenLinear, type LinearSaved } from "./lora-linear-ops.js";
+import { loraInputs } from "./lora-plan.js";
+import { causalLmLoss } from "./loss-ops.js";
+import { layerNormBackward, layerNormForward, type NormSaved } from "./norm-ops.js";
+import { causalMask, IDS_INPUT, sequenceDims, type ArchitectureContext, type TrainingArchitecture } from "./training-graph.js";
+
+const LORA_MODULES = /(^|\.)h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)$/;
+
+interface BlockSaved {
+  ln1: NormSaved;
+  ln2: NormSaved;
+  attention: AttentionSaved;
+  spec: AttentionSpec;
+  linears: { layer: FrozenLinear; saved: LinearSaved }[];
+  derivative: () => string;
+}
+
+/**
+ * GPT-2 (transformers' GPT2LMHeadModel): learned positions, pre-LayerNorm blocks, fused q/k/v in a
+ * Conv1D (weights stored [in, out]), gelu_new, output head tied to the token embedding. LoRA on any
+ * of attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj.
+ */
+export const GPT2_TRAINING: TrainingArchitecture = {
+  supports: (module) => LORA_MODULES.test(module),
+  async build(ctx: ArchitectureContext): Promise<void> {
+    const { g, label } = ctx;
+    const layers = ctx.num("n_layer");
+    const heads = ctx.num("n_head");
+    const d = ctx.num("n_embd");
+    const eps = ctx.num("layer_norm_epsilon", 1e-5);
+    const act = typeof ctx.config.activation_function === "string" ? ctx.config.activation_function : "gelu_new";
+    if (!(TRAINABLE_ACTIVATIONS as readonly string[]).includes(act)) throw new LowrankError("CHECKPOINT_INVALID", `${label}: config.json \`activation_function\` "${act}" is not supported by the onnx trainer (supported: ${TRAINABLE_ACTIVATIONS.join(", ")})`);
+    const scaleByLayer = ctx.config.scale_attn_by_inverse_layer_idx === true;
+    const prefix = ctx.has("transformer.wte.weight") ? "transformer." : "";
+    const lora = loraInputs(g, ctx.slots, { dropout: ctx.dropout });
+    const wte = await ctx.weight(`${prefix}wte.weight`);
+    const wpe = await ctx.weight(`${prefix}wpe.weight`);
+    const { batch, seq, seqScalar } = sequenceDims(g);
+    const mask = causalMask(g, seq);
+    const positions = g.one("/wpe", "Range", [g.one("/wpe", "Squeeze", [g.constInts([0]), g.constInts([0])]), seqScalar, g.one("/wpe", "Squeeze", [g.constInts([1]), g.constInts([0])])]);
+    const embedded = g.one("/embed", "Add", [g.one("/wte", "Gather", [wte, IDS_INPUT]), g.one("/wpe", "Gather", [wpe, positions])]);
+    let h = g.one("/embed", "Reshape", [embedded, g.constInts([-1, d])]);
+
+    const linear = async (module: string): Promise<FrozenLinear> => ({
+      scope: moduleScope(module), weight: await ctx.weight(`${module}.weight`), bias: await ctx.weight(`${module}.bias`), layout: "in_out", lora: lora.get(module),
+    });
+    const blocks: BlockSaved[] = [];
+    for (let i = 0; i < layers; i++) {
+      const b = `${prefix}h.${i}`;
+      const cAttn = await linear(`${b}.attn.c_attn`);
+      const attnProj = await linear(`${b}.attn.c_proj`);
+      const cFc = await linear(`${b}.mlp.c_fc`);
+      const mlpProj = await linear(`${b}.mlp.c_proj`);
+      const ln1 = layerNormForward(g, moduleScope(`${b}.ln_1`), h, await ctx.weight(`${b}.ln_1.weight`), await ctx.weight(`${b}.ln_1.bias`), eps);
+      const qkv = linearForward(g, cAttn, ln1.y);
+      const [q, k, v] = g.op(cAttn.scope, "Split", [qkv.y, g.constInts([d, d, d])], { axis: 1 }, 3);
+      const spec: AttentionSpec = { scope: moduleScope(`${b}.attn`), heads, kvHeads: heads, headDim: d / heads, batch, seq, mask, scale: 1 / Math.sqrt(d / heads) / (scaleByLayer ? i + 1 : 1) };
+      const attention = attentionForward(g, spec, q, k, v);
+      const proj = linearForward(g, attnProj, attention.y);
+      h = g.one(moduleScope(b), "Add", [h, proj.y]);
+      const ln2 = layerNormForward(g, moduleScope(`${b}.ln_2`), h, await ctx.weight(`${b}.ln_2.weight`), await ctx.weight(`${b}.ln_2.bias`), eps);
+      const fc = linearForward(g, cFc, ln2.y);
+      const activation = activationForward(g, moduleScope(`${b}.mlp.act`), act, fc.y);
+      const out = linearForward(g, mlpProj, activation.y);
+      h = g.one(moduleScope(b), "Add", [h, out.y]);
+      blocks.push({
+        ln1: ln1.saved, ln2: ln2.saved, attention: attention.saved, spec, derivative: activation.derivative,
+        linears: [{ layer: cAttn, saved: qkv.saved }, { layer: attnProj, saved: proj.saved }, { layer: cFc, saved: fc.saved }, { layer: mlpProj, saved: out.saved }],
+      });
+    }
+    const lnF = `${prefix}ln_f`;
+    const final = layerNormForward(g, moduleScope(lnF), h, await ctx.weight(`${lnF}.weight`), await ctx.weight(`${lnF}.bias`), eps);
+    const head = ctx.has("lm_head.weight") ? await ctx.weight("lm_head.weight") : wte;
+    const loss = causalLmLoss(g, final.y, head);
+    if (!ctx.gradients) return;
+
+    // Backward: activation gradients only through the frozen weights; LoRA gradients become outputs.
+    let dh = layerNormBackward(g, moduleScope(lnF), final.saved, await ctx.weight(`${lnF}.weight`), loss.dHidden());
+    for (let i = layers - 1; i >= 0; i--) {
+      const b = `${prefix}h.${i}`;
+      const block = blocks[i];
+      const [cAttn, attnProj, cFc, mlpProj] = block.linears;
+      const dAct = linearBackward(g, mlpProj.layer, mlpProj.saved, dh);
+      const dFc = g.one(`/grad${moduleScope(`${b}.mlp.act`)}`, "Mul", [dAct, block.derivative()]);
+      const dLn2 = linearBackward(g, cFc.layer, cFc.saved, dFc);
+      dh = g.one(`/grad${moduleScope(b)}`, "Add", [dh, layerNormBackward(g, moduleScope(`${b}.ln_2`), block.ln2, await ctx.weight(`${b}.ln_2.weight`), dLn2)]);
+      const dAttn = linearBackward(g, attnProj.layer, attnProj.saved, dh);
+      const { dq, dk, dv } = attentionBackward(g, block.spec, block.attention, dAttn);
+      const dQkv = g.one(`/grad${cAttn.layer.scope}`, "Concat", [dq, dk, dv], { axis: 1 });
+      const dLn1 = linearBackward(g, cAttn.layer, cAttn.saved, dQkv);
+      dh = g.one(`/grad${moduleScope(b)}`, "Add", [dh, layerNormBackward(g, moduleScope(`${b}.ln_1`), block.ln1, await ctx.weight(`${b}.ln_1.weight`), dLn1)]);
+    }
+  },
+};

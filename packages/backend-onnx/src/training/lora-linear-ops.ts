@@ -1,0 +1,69 @@
+import type { GraphBuilder } from "../export/graph-builder.js";
+
+/** A module's LoRA factors as graph inputs: A [r, in], B [out, r], its scaling, an optional dropout mask. */
+export interface LoraInputs {
+  /** Graph input names (the adapter keys). */
+  A: string;
+  B: string;
+  /** A float scalar tensor holding the module's scaling. */
+  scaling: string;
+  /** Graph input [tokens, in] of 0 or 1/(1−p), when lora_dropout > 0. */
+  dropoutMask?: string;
+  /** Graph output names of the gradients. */
+  gradA: string;
+  gradB: string;
+}
+
+/** A frozen linear map whose weight is an initializer, with LoRA on it or not. */
+export interface FrozenLinear {
+  scope: string;
+  weight: string;
+  bias?: string;
+  /** "in_out": GPT-2's Conv1D [in, out]; "out_in": nn.Linear [out, in]. */
+  layout: "in_out" | "out_in";
+  lora?: LoraInputs;
+}
+
+/** What the backward pass of a linear needs from its forward pass. */
+export interface LinearSaved {
+  /** The LoRA branch's input after dropout, and x·Aᵀ·scaling. */
+  dropped?: string;
+  scaledDown?: string;
+}
+
+/**
+ * y = x·W (+ b) + scaling·(dropout(x)·Aᵀ)·Bᵀ on 2-D activations [tokens, in]. The frozen product is
+ * one Gemm against the stored layout (transB for nn.Linear), so no transposed copy of the weight
+ * exists; the LoRA product is added through Gemm's C input.
+ */
+export function linearForward(g: GraphBuilder, layer: FrozenLinear, x: string): { y: string; saved: LinearSaved } {
+  const s = layer.scope;
+  const base = g.one(s, "Gemm", layer.bias ? [x, layer.weight, layer.bias] : [x, layer.weight], layer.layout === "out_in" ? { transB: 1 } : {});
+  const lora = layer.lora;
+  if (!lora) return { y: base, saved: {} };
+  const dropped = lora.dropoutMask ? g.one(`${s}/lora_dropout`, "Mul", [x, lora.dropoutMask]) : x;
+  const down = g.one(`${s}/lora_A`, "Gemm", [dropped, lora.A], { transB: 1 });
+  const scaledDown = g.one(`${s}/lora_A`, "Mul", [down, lora.scaling]);
+  const y = g.one(`${s}/lora_B`, "Gemm", [scaledDown, lora.B, base], { transB: 1 });
+  return { y, saved: { dropped, scaledDown } };
+}
+
+/**
+ * The backward pass of `linearForward` for an output gradient dy [tokens, out]: adds the graph
+ * outputs dA = (scaling·(dy·B))ᵀ·dropout(x) and dB = dyᵀ·(x·Aᵀ·scaling) when the layer has LoRA, and
+ * returns dx = dy·Wᵀ (+ the LoRA path). No gradient is formed for W or b: they are frozen. dy·Wᵀ is
+ * a Gemm with transB on the stored [in, out] weight, or a MatMul on the stored [out, in] one.
+ */
+export function linearBackward(g: GraphBuilder, layer: FrozenLinear, saved: LinearSaved, dy: string): string {
+  const s = `/grad${layer.scope}`;
+  const base = layer.layout === "in_out" ? g.one(s, "Gemm", [dy, layer.weight], { transB: 1 }) : g.one(s, "MatMul", [dy, layer.weight]);
+  const lora = layer.lora;
+  if (!lora || !saved.dropped || !saved.scaledDown) return base;
+  const gradB = g.one(`${s}/lora_B`, "Gemm", [dy, saved.scaledDown], { transA: 1 });
+  const down = g.one(`${s}/lora_B`, "Mul", [g.one(`${s}/lora_B`, "MatMul", [dy, lora.B]), lora.scaling]);
+  const gradA = g.one(`${s}/lora_A`, "Gemm", [down, saved.dropped], { transA: 1 });
+  g.renameOutput(gradB, lora.gradB);
+  g.renameOutput(gradA, lora.gradA);
+  if (lora.dropoutMask) return g.one(`${s}/lora_A`, "Add", [base, g.one(`${s}/lora_dropout`, "Mul", [g.one(`${s}/lora_A`, "MatMul", [down, lora.A]), lora.dropoutMask])]);
+  return g.one(`${s}/lora_A`, "Gemm", [down, lora.A, base]);
+}

@@ -1,0 +1,137 @@
+import { readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { createLoraConfig, memoryLogger, readAdapter, type LoraConfigInput, type TrainerOptions, type TrainingExample } from "@lowrank/core";
+import { captureLowrankRejection, requireFixture, sharedDir } from "@lowrank/core/testing";
+import { createLoraTraining, loadModel, selectEngine, Trainer } from "@lowrank/backend-tfjs";
+import { createOnnxLoraTraining } from "./create-onnx-lora-training.js";
+import { restoreOnnxCheckpoint, saveOnnxCheckpoint } from "./onnx-checkpoint.js";
+import { OnnxLoraTrainer } from "./onnx-trainer.js";
+
+let tmp: string;
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), "lowrank-onnx-train-"));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+const dir = requireFixture("gpt2-tiny");
+
+/** Real text (E2E references) as byte-level ids, which fit the tiny fixtures' 512-token vocabulary. */
+function e2eExamples(count: number, seqLen: number): TrainingExample[] {
+  const lines = readFileSync(path.join(sharedDir(), "data", "e2e", "valid.txt"), "utf8").split("\n").filter(Boolean);
+  return lines.slice(0, count).map((line) => ({ ids: [...Buffer.from(line.split("||")[1] ?? line, "utf8")].slice(0, seqLen) }));
+}
+
+const lora: LoraConfigInput = { r: 4, lora_alpha: 8, target_modules: ["c_attn", "c_proj", "c_fc"], lora_dropout: 0 };
+const options: TrainerOptions = {
+  task: "causal-lm", learningRate: 5e-3, batchSize: 4, seed: 11, padTokenId: 0, warmupSteps: 2, schedule: "linear",
+  weightDecay: 0.01, maxGradNorm: 1, gradientAccumulation: 2,
+};
+
+async function onnxRun(steps: number) {
+  const training = await createOnnxLoraTraining({ model: dir, lora, seed: 5 });
+  const trainer = new OnnxLoraTrainer(training.session, training.slots, training.params, e2eExamples(48, 48), { ...options, steps });
+  return { training, trainer };
+}
+
+describe("LoRA training on ONNX Runtime", () => {
+  test("20 steps give the tfjs trainer's losses within 1e-3 (same adapter, data, seed and batch order)", async () => {
+    await selectEngine();
+    const model = await loadModel(dir);
+    const tfjsTraining = createLoraTraining(model, createLoraConfig({ ...lora, fan_in_fan_out: true, task_type: "CAUSAL_LM" }), { seed: 5 });
+    const tfjs = new Trainer(model, tfjsTraining, e2eExamples(48, 48), { ...options, steps: 20 });
+    const { training, trainer } = await onnxRun(20);
+    try {
+      expect(trainer.totalSteps).toBe(tfjs.totalSteps);
+      const diffs: number[] = [];
+      const losses: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const theirs = tfjs.trainStep();
+        const ours = await trainer.trainStep();
+        expect(ours).toMatchObject({ step: theirs.step, epoch: theirs.epoch, tokens: theirs.tokens, learningRate: theirs.learningRate });
+        expect(Math.abs(ours.gradNorm - theirs.gradNorm)).toBeLessThanOrEqual(1e-3 * theirs.gradNorm);
+        diffs.push(Math.abs(ours.loss - theirs.loss));
+        losses.push(ours.loss);
+      }
+      expect(Math.max(...diffs)).toBeLessThanOrEqual(1e-3);
+      // It learns: the last steps' losses are below the first ones'.
+      expect(losses.slice(-4).reduce((a, b) => a + b) / 4).toBeLessThan(losses.slice(0, 4).reduce((a, b) => a + b) / 4);
+      const ours = await trainer.evaluate(e2eExamples(16, 48));
+      const theirs = tfjs.evaluate(e2eExamples(16, 48));
+      expect(Math.abs(ours.loss - theirs.loss)).toBeLessThanOrEqual(1e-3);
+      expect(ours.perplexity).toBeCloseTo(Math.exp(ours.loss), 6);
+    } finally {
+      tfjs.dispose();
+      model.store.dispose();
+      await training.release();
+    }
+  });
+
+  test("resuming from a mid-run checkpoint gives the same next losses; the checkpoint is a PEFT adapter", async () => {
+    const straight = await onnxRun(8);
+    const full: number[] = [];
+    for (let i = 0; i < 8; i++) full.push((await straight.trainer.trainStep()).loss);
+    await straight.training.release();
+
+    const first = await onnxRun(8);
+    const log = [];
+    for (let i = 0; i < 4; i++) log.push(await first.trainer.trainStep());
+    const checkpoint = path.join(tmp, "checkpoint-4");
+    await saveOnnxCheckpoint({ dir: checkpoint, adapter: first.training.adapter(), trainer: first.trainer, seed: 11, log });
+    await first.training.release();
+    const saved = await readAdapter(checkpoint);
+    expect(saved.tensors.get("base_model.model.transformer.h.1.mlp.c_fc.lora_B.weight")!.shape).toEqual([256, 4]);
+
+    const resumed = await onnxRun(8);
+    expect((await restoreOnnxCheckpoint(checkpoint, resumed.trainer)).map((l) => l.loss)).toEqual(full.slice(0, 4));
+    for (let i = 4; i < 8; i++) expect((await resumed.trainer.trainStep()).loss).toBeCloseTo(full[i], 6);
+    await resumed.training.release();
+  });
+
+  test("lora_dropout > 0 trains with seeded masks: same seed, same losses", async () => {
+    const run = async () => {
+      const training = await createOnnxLoraTraining({ model: dir, lora: { ...lora, lora_dropout: 0.1 }, seed: 5 });
+      const trainer = new OnnxLoraTrainer(training.session, training.slots, training.params, e2eExamples(16, 32), { ...options, steps: 3 }, training.config.lora_dropout);
+      const losses = [];
+      for (let i = 0; i < 3; i++) losses.push((await trainer.trainStep()).loss);
+      await training.release();
+      return losses;
+    };
+    const [a, b] = [await run(), await run()];
+    expect(a).toEqual(b);
+    expect(a.every(Number.isFinite)).toBe(true);
+  });
+
+  test("the session goes through the CUDA → CPU fallback: asked for CUDA here, it reports the CPU and why", async () => {
+    const logger = memoryLogger();
+    const training = await createOnnxLoraTraining({ model: dir, lora, seed: 5, executionProvider: "cuda", logger });
+    try {
+      expect(training.provider).toBe("cpu");
+      expect(training.reason).toMatch(/^CUDA unavailable \(.+\)$/);
+      expect(logger.warnings.some((m) => /CUDA unavailable .*using the CPU/.test(m))).toBe(true);
+    } finally {
+      await training.release();
+    }
+    const cpu = await createOnnxLoraTraining({ model: dir, lora, seed: 5 });
+    expect([cpu.provider, cpu.reason]).toEqual(["cpu", "requested"]);
+    await cpu.release();
+  });
+
+  test("what the ONNX trainer cannot train is refused in one line naming it", async () => {
+    for (const [model, input, message] of [
+      [requireFixture("roberta-tiny"), lora, /roberta-tiny: model_type "roberta" is not supported by the onnx trainer \(supported: gpt2, llama, mistral, qwen2\); use --backend tfjs/],
+      [dir, { ...lora, use_dora: true }, /gpt2-tiny: the onnx trainer does not support `use_dora` \(DoRA\) yet; use --backend tfjs/],
+      [dir, { ...lora, target_modules: ["wte"] }, /gpt2-tiny: the onnx trainer does not support LoRA on `transformer.wte` \(target_modules\) yet/],
+      [dir, { ...lora, init_lora_weights: "pissa" }, /`init_lora_weights` "pissa"/],
+      [requireFixture("gpt2-tiny", "model.onnx"), lora, /not an ONNX file/],
+    ] as const) {
+      const error = await captureLowrankRejection(createOnnxLoraTraining({ model, lora: input as LoraConfigInput, seed: 1 }));
+      expect(error.message).toMatch(message);
+      expect(error.message).not.toContain("\n");
+    }
+  });
+});

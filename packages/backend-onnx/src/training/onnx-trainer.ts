@@ -1,0 +1,127 @@
+import type * as ort from "onnxruntime-node";
+import {
+  BatchOrder, clipGradNorm, Float32AdamW, learningRateAt, LowrankError, makeBatch, SeededRandom, type EvalResult, type StepLog,
+  type TrainerOptions, type TrainerState, type TrainingExample,
+} from "@lowrank/core";
+import type { TrainingSlot } from "./lora-plan.js";
+import { runBatch } from "./training-session.js";
+
+/**
+ * Trains LoRA factors held as Float32Arrays with one ONNX Runtime session of the loss-and-gradients
+ * graph: the tfjs trainer's options and results (core's seeded batch order, warm-up + schedule,
+ * gradient accumulation, global-norm clipping, AdamW with decoupled weight decay), the optimizer
+ * step in plain TypeScript. Causal LM only.
+ */
+export class OnnxLoraTrainer {
+  readonly totalSteps: number;
+  private readonly optimizer: Float32AdamW;
+  private readonly order: BatchOrder;
+  private readonly accumulation: number;
+  private step = 0;
+
+  /**
+   * @param params the trained factors by adapter key, updated in place.
+   * @param dropout lora_dropout: masks are drawn per step from the seed when above 0.
+   */
+  constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly slots: readonly TrainingSlot[],
+    readonly params: Map<string, Float32Array>,
+    private readonly examples: readonly TrainingExample[],
+    private readonly options: TrainerOptions,
+    private readonly dropout = 0,
+  ) {
+    if (options.task !== "causal-lm") throw new LowrankError("USAGE", `--task ${options.task}: the onnx trainer trains causal language models only; use --backend tfjs`);
+    if (params.size === 0) throw new LowrankError("USAGE", "nothing to train: the adapter has no trainable parameters");
+    if (!(options.batchSize >= 1)) throw new LowrankError("USAGE", `--batch-size must be at least 1, got ${options.batchSize}`);
+    this.accumulation = Math.max(1, options.gradientAccumulation ?? 1);
+    this.order = new BatchOrder(examples.length, options.batchSize, options.seed);
+    this.totalSteps = options.steps ?? Math.max(1, Math.ceil(((options.epochs ?? 1) * this.order.batchesPerEpoch) / this.accumulation));
+    this.optimizer = new Float32AdamW(params, { weightDecay: options.weightDecay ?? 0 });
+  }
+
+  get currentStep(): number {
+    return this.step;
+  }
+
+  /** Inverted-dropout masks [tokens, in] per module (0 or 1/(1−p)), seeded by the micro-batch; all ones to evaluate. */
+  private masks(tokens: number, seed: number | undefined): Map<string, Float32Array> | undefined {
+    if (this.dropout <= 0) return undefined;
+    const masks = new Map<string, Float32Array>();
+    const keep = 1 / (1 - this.dropout);
+    this.slots.forEach((slot, i) => {
+      const mask = new Float32Array(tokens * slot.inFeatures);
+      if (seed === undefined) mask.fill(1);
+      else {
+        const rng = new SeededRandom((seed * 1_000_003 + i + 1) % 2_147_483_647);
+        for (let j = 0; j < mask.length; j++) mask[j] = rng.next() < this.dropout ? 0 : keep;
+      }
+      masks.set(slot.module, mask);
+    });
+    return masks;
+  }
+
+  /** Runs one optimizer step (all its micro-batches) and returns its log. */
+  async trainStep(): Promise<StepLog> {
+    const started = performance.now();
+    let sums: Map<string, Float32Array> | undefined;
+    let lossTotal = 0;
+    let tokens = 0;
+    let epoch = 0;
+    for (let micro = 0; micro < this.accumulation; micro++) {
+      const index = this.step * this.accumulation + micro;
+      const { epoch: e, items } = this.order.indexes(index);
+      epoch = e;
+      const batch = makeBatch(items.map((i) => this.examples[i]), this.options.padTokenId);
+      tokens += batch.tokens;
+      const masks = this.masks(batch.ids.length * batch.ids[0].length, this.options.seed * 100_003 + index);
+      const result = await runBatch(this.session, { slots: this.slots, ids: batch.ids, labels: batch.labels, factors: this.params, masks, gradients: true });
+      // As the tfjs trainer: each micro-batch's loss (and so its gradient) divided by the accumulation.
+      lossTotal += Math.fround(result.loss / this.accumulation);
+      if (this.accumulation > 1) for (const g of result.grads.values()) for (let i = 0; i < g.length; i++) g[i] /= this.accumulation;
+      if (!sums) sums = result.grads;
+      else for (const [name, g] of result.grads) {
+        const total = sums.get(name)!;
+        for (let i = 0; i < g.length; i++) total[i] += g[i];
+      }
+    }
+    const grads = sums!;
+    const gradNorm = clipGradNorm(grads, this.options.maxGradNorm);
+    const learningRate = learningRateAt({
+      step: this.step, total: this.totalSteps, warmup: this.options.warmupSteps ?? 0,
+      base: this.options.learningRate, schedule: this.options.schedule ?? "linear",
+    });
+    this.optimizer.apply(grads, learningRate);
+    this.step += 1;
+    const seconds = (performance.now() - started) / 1000;
+    return { step: this.step, epoch, loss: lossTotal, learningRate, gradNorm, tokens, tokensPerSecond: tokens / seconds, seconds };
+  }
+
+  /**
+   * Mean loss per predicted token and perplexity. ONNX Runtime runs a graph whole, so this uses the
+   * training session (its gradients are dropped) rather than a second copy of the weights.
+   */
+  async evaluate(examples: readonly TrainingExample[], batchSize = this.options.batchSize): Promise<EvalResult> {
+    let weighted = 0;
+    let weight = 0;
+    for (let start = 0; start < examples.length; start += batchSize) {
+      const batch = makeBatch(examples.slice(start, start + batchSize), this.options.padTokenId);
+      const masks = this.masks(batch.ids.length * batch.ids[0].length, undefined);
+      const result = await runBatch(this.session, { slots: this.slots, ids: batch.ids, labels: batch.labels, factors: this.params, masks, gradients: false });
+      weighted += result.loss * result.predicted;
+      weight += result.predicted;
+    }
+    const loss = weight > 0 ? weighted / weight : NaN;
+    return { loss, perplexity: Math.exp(loss), examples: examples.length };
+  }
+
+  getState(): TrainerState {
+    return { step: this.step, optimizer: this.optimizer.getState() };
+  }
+
+  /** Continues from a saved state; `params` must already hold the saved values. */
+  setState(state: TrainerState): void {
+    this.step = state.step;
+    this.optimizer.setState(state.optimizer);
+  }
+}

@@ -1,0 +1,104 @@
+import protobuf from "protobufjs";
+import { Checkpoint, LowrankError } from "@lowrank/core";
+import { GraphBuilder } from "../export/graph-builder.js";
+import { floatValueInfo, ONNX_INT64, type ModelProto } from "../onnx/onnx-codec.js";
+import { ONNX_PROTO } from "../onnx/onnx-proto.js";
+import { LOSS_INPUTS, LOSS_OUTPUTS } from "./loss-ops.js";
+import { dropoutMaskName, gradientName, SCALINGS_INPUT, type TrainingSlot } from "./lora-plan.js";
+import { pruneGraph } from "./prune-graph.js";
+
+const ModelProtoType = protobuf.parse(ONNX_PROTO, { keepCase: true }).root.lookupType("onnx.ModelProto");
+
+/** The graph input of the token ids. */
+export const IDS_INPUT = "input_ids";
+
+/** What an architecture's graph builder gets. */
+export interface ArchitectureContext {
+  g: GraphBuilder;
+  config: Record<string, unknown>;
+  label: string;
+  slots: readonly TrainingSlot[];
+  /** Whether LoRA inputs carry dropout masks. */
+  dropout: boolean;
+  /** False: forward and loss only (evaluation). */
+  gradients: boolean;
+  /** Adds a checkpoint tensor as a float32 initializer (once) and returns its name. */
+  weight(name: string): Promise<string>;
+  has(name: string): boolean;
+  /** A config number, or the fallback; a LowrankError naming config.json's key when missing. */
+  num(key: string, fallback?: number): number;
+}
+
+/** An architecture: which modules take LoRA, and the builder of its loss-and-gradients graph. */
+export interface TrainingArchitecture {
+  supports(module: string): boolean;
+  build(ctx: ArchitectureContext): Promise<void>;
+}
+
+/** Batch and sequence length as 1-D int64 tensors, the sequence length also as a scalar. */
+export function sequenceDims(g: GraphBuilder): { batch: string; seq: string; seqScalar: string } {
+  const s = "/dims";
+  const shape = g.one(s, "Shape", [IDS_INPUT]);
+  const batch = g.one(s, "Slice", [shape, g.constInts([0]), g.constInts([1])]);
+  const seq = g.one(s, "Slice", [shape, g.constInts([1]), g.constInts([2])]);
+  return { batch, seq, seqScalar: g.one(s, "Squeeze", [seq, g.constInts([0])]) };
+}
+
+/** The additive causal mask [seq, seq]: 0 on and below the diagonal, float32's minimum above (transformers' value). */
+export function causalMask(g: GraphBuilder, seq: string): string {
+  const s = "/mask";
+  const full = g.one(s, "Expand", [g.constFloat(-3.4028234663852886e38), g.one(s, "Concat", [seq, seq], { axis: 0 })]);
+  return g.one(s, "Trilu", [full, g.constInts([1])], { upper: 1 });
+}
+
+/**
+ * Builds the one ONNX model (opset 17, standard operators only) that computes the causal-LM loss of
+ * a batch and, with `gradients`, the gradient of every LoRA A and B. Frozen weights are initializers
+ * written once; the factors, scalings and dropout masks are inputs fed every step.
+ */
+export async function buildTrainingGraph(params: { dir: string; architecture: TrainingArchitecture; slots: readonly TrainingSlot[]; dropout: boolean; gradients: boolean }): Promise<ModelProto> {
+  const checkpoint = await Checkpoint.open(params.dir);
+  try {
+    const g = new GraphBuilder();
+    const loaded = new Map<string, string>();
+    const info = checkpoint.tensorInfo();
+    const config = checkpoint.config;
+    const ctx: ArchitectureContext = {
+      g, config, label: params.dir, slots: params.slots, dropout: params.dropout, gradients: params.gradients,
+      has: (name) => info.has(name),
+      num: (key, fallback) => {
+        const v = config[key];
+        if (typeof v === "number") return v;
+        if (fallback !== undefined) return fallback;
+        throw new LowrankError("CHECKPOINT_INVALID", `${params.dir}: config.json has no \`${key}\``);
+      },
+      weight: async (name) => {
+        const known = loaded.get(name);
+        if (known) return known;
+        const t = info.get(name);
+        if (!t) throw new LowrankError("CHECKPOINT_INVALID", `${params.dir}: missing tensor "${name}"`);
+        loaded.set(name, g.floatInit(name, await checkpoint.readFloat32(name), t.shape));
+        return name;
+      },
+    };
+    await params.architecture.build(ctx);
+    const gradientOutputs = params.gradients ? params.slots.flatMap((s) => [gradientName(s.aKey), gradientName(s.bKey)]) : [];
+    const outputs = [LOSS_OUTPUTS.loss, LOSS_OUTPUTS.tokens, ...gradientOutputs];
+    const { nodes, initializers } = pruneGraph(g.nodes, g.initializers, outputs);
+    const used = new Set(nodes.flatMap((n) => n.input));
+    const input = [
+      floatValueInfo(IDS_INPUT, ["batch", "sequence"], ONNX_INT64),
+      floatValueInfo(LOSS_INPUTS.targets, ["batch", "sequence"], ONNX_INT64),
+      floatValueInfo(LOSS_INPUTS.targetMask, ["batch", "sequence"]),
+      ...params.slots.flatMap((s) => [floatValueInfo(s.aKey, [s.r, s.inFeatures]), floatValueInfo(s.bKey, [s.outFeatures, s.r])]),
+      ...(params.slots.length > 0 ? [floatValueInfo(SCALINGS_INPUT, [params.slots.length])] : []),
+      ...(params.dropout ? params.slots.map((s) => floatValueInfo(dropoutMaskName(s.module), ["tokens", s.inFeatures])) : []),
+    ].filter((v) => used.has(v.name));
+    const shapes = new Map(params.slots.flatMap((s) => [[gradientName(s.aKey), [s.r, s.inFeatures]], [gradientName(s.bKey), [s.outFeatures, s.r]]] as [string, number[]][]));
+    const output = outputs.map((name) => floatValueInfo(name, shapes.get(name) ?? []));
+    const graph = { name: "lowrank_lora_training", node: nodes, initializer: initializers, input, output, value_info: [] };
+    return ModelProtoType.fromObject({ ir_version: 8, producer_name: "lowrank", opset_import: [{ domain: "", version: 17 }], graph }) as unknown as ModelProto;
+  } finally {
+    await checkpoint.close();
+  }
+}

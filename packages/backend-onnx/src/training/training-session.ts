@@ -1,0 +1,83 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import * as ort from "onnxruntime-node";
+import { causalTargets, type Logger } from "@lowrank/core";
+import { encodeModel, type ModelProto } from "../onnx/onnx-codec.js";
+import { EXTERNAL_DATA_THRESHOLD, writeOnnx } from "../onnx/write-onnx.js";
+import { createOrtSession, type CreatedSession, type ExecutionProvider } from "../session/ort-session.js";
+import { LOSS_INPUTS, LOSS_OUTPUTS } from "./loss-ops.js";
+import { dropoutMaskName, gradientName, SCALINGS_INPUT, type TrainingSlot } from "./lora-plan.js";
+import { IDS_INPUT } from "./training-graph.js";
+
+/** One batch's loss, predicted-token count and (for a training graph) the factors' gradients. */
+export interface BatchResult {
+  loss: number;
+  /** Positions that were predicted (the mean's denominator). */
+  predicted: number;
+  grads: Map<string, Float32Array>;
+}
+
+export interface SessionOptions {
+  executionProvider?: ExecutionProvider;
+  threads?: number;
+  logger?: Logger;
+  /** Put the weights in an external data file even below protobuf's 2 GB limit (tests the large-model path). */
+  external?: boolean;
+}
+
+/**
+ * An ONNX Runtime session on a training (or evaluation) graph, created once per run through
+ * createOrtSession (CUDA when asked and present, else the CPU with the reason). Models whose
+ * weights pass protobuf's 2 GB limit go through a temporary file with external data.
+ */
+export async function openGraphSession(model: ModelProto, options: SessionOptions): Promise<CreatedSession> {
+  const bytes = model.graph.initializer.reduce((n, t) => n + (t.raw_data?.byteLength ?? 0), 0);
+  if (bytes <= EXTERNAL_DATA_THRESHOLD && !options.external) return createOrtSession(encodeModel(model), options);
+  const dir = await mkdtemp(path.join(os.tmpdir(), "lowrank-train-graph-"));
+  try {
+    const file = path.join(dir, "train.onnx");
+    await writeOnnx(file, model, { sourceDir: dir, external: true });
+    return await createOrtSession(file, options);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const int64 = (rows: readonly (readonly number[])[]): BigInt64Array => BigInt64Array.from(rows.flat(), (x) => BigInt(x));
+
+/** Runs one batch: builds the feeds (ids, shifted targets, factors, scalings, masks) and reads the outputs. */
+export async function runBatch(session: ort.InferenceSession, params: {
+  slots: readonly TrainingSlot[];
+  ids: number[][];
+  labels: number[][];
+  factors: ReadonlyMap<string, Float32Array>;
+  masks?: ReadonlyMap<string, Float32Array>;
+  gradients: boolean;
+}): Promise<BatchResult> {
+  const b = params.ids.length;
+  const s = params.ids[0].length;
+  const { targets, weights, predicted } = causalTargets(params.labels);
+  const wanted = new Set(session.inputNames);
+  const feeds: Record<string, ort.Tensor> = {
+    [IDS_INPUT]: new ort.Tensor("int64", int64(params.ids), [b, s]),
+    [LOSS_INPUTS.targets]: new ort.Tensor("int64", BigInt64Array.from(targets, (x) => BigInt(x)), [b, s]),
+    [LOSS_INPUTS.targetMask]: new ort.Tensor("float32", Float32Array.from(weights), [b, s]),
+  };
+  if (wanted.has(SCALINGS_INPUT)) feeds[SCALINGS_INPUT] = new ort.Tensor("float32", Float32Array.from(params.slots.map((x) => x.scaling)), [params.slots.length]);
+  for (const slot of params.slots) {
+    if (wanted.has(slot.aKey)) feeds[slot.aKey] = new ort.Tensor("float32", params.factors.get(slot.aKey)!, [slot.r, slot.inFeatures]);
+    if (wanted.has(slot.bKey)) feeds[slot.bKey] = new ort.Tensor("float32", params.factors.get(slot.bKey)!, [slot.outFeatures, slot.r]);
+    const maskName = dropoutMaskName(slot.module);
+    if (wanted.has(maskName)) feeds[maskName] = new ort.Tensor("float32", params.masks!.get(slot.module)!, [b * s, slot.inFeatures]);
+  }
+  const fetches = params.gradients ? session.outputNames : [LOSS_OUTPUTS.loss, LOSS_OUTPUTS.tokens];
+  const out = await session.run(feeds, fetches);
+  const grads = new Map<string, Float32Array>();
+  if (params.gradients) {
+    for (const slot of params.slots) {
+      for (const key of [slot.aKey, slot.bKey]) grads.set(key, out[gradientName(key)].data as Float32Array);
+    }
+  }
+  return { loss: (out[LOSS_OUTPUTS.loss].data as Float32Array)[0], predicted, grads };
+}

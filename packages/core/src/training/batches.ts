@@ -1,0 +1,86 @@
+import { SeededRandom } from "../math/random.js";
+
+/** One training or evaluation example: token ids, and a class label for sequence classification. */
+export interface TrainingExample {
+  ids: number[];
+  label?: number;
+}
+
+/** A padded batch: ids and mask [b][s], labels −100 on padding (causal LM) or class ids (seq-cls). */
+export interface Batch {
+  ids: number[][];
+  mask: number[][];
+  labels: number[][];
+  classes: number[];
+  /** Real (non-padding) tokens in the batch. */
+  tokens: number;
+}
+
+/** Right-pads examples to the longest one. */
+export function makeBatch(examples: readonly TrainingExample[], padTokenId: number): Batch {
+  const width = Math.max(...examples.map((e) => e.ids.length));
+  const ids: number[][] = [];
+  const mask: number[][] = [];
+  const labels: number[][] = [];
+  let tokens = 0;
+  for (const e of examples) {
+    const pad = width - e.ids.length;
+    ids.push([...e.ids, ...new Array<number>(pad).fill(padTokenId)]);
+    mask.push([...new Array<number>(e.ids.length).fill(1), ...new Array<number>(pad).fill(0)]);
+    labels.push([...e.ids, ...new Array<number>(pad).fill(-100)]);
+    tokens += e.ids.length;
+  }
+  return { ids, mask, labels, classes: examples.map((e) => e.label ?? 0), tokens };
+}
+
+/**
+ * Which examples form micro-batch `index`: epochs are seeded permutations (so the order depends
+ * only on the seed and the index, which makes resuming exact).
+ */
+export class BatchOrder {
+  private cache: { epoch: number; order: number[] } | undefined;
+  readonly batchesPerEpoch: number;
+
+  constructor(private readonly count: number, private readonly batchSize: number, private readonly seed: number) {
+    this.batchesPerEpoch = Math.ceil(count / batchSize);
+  }
+
+  private permutation(epoch: number): number[] {
+    if (this.cache?.epoch === epoch) return this.cache.order;
+    const rng = new SeededRandom(this.seed * 1_000_003 + epoch);
+    const order = Array.from({ length: this.count }, (_, i) => i);
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(rng.next() * (i + 1));
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    this.cache = { epoch, order };
+    return order;
+  }
+
+  /** Example indexes of micro-batch `index` (0-based over the whole run), and its epoch. */
+  indexes(index: number): { epoch: number; items: number[] } {
+    const epoch = Math.floor(index / this.batchesPerEpoch);
+    const within = index % this.batchesPerEpoch;
+    return { epoch, items: this.permutation(epoch).slice(within * this.batchSize, (within + 1) * this.batchSize) };
+  }
+}
+
+/**
+ * Causal-LM targets of a batch as flat [b·s] arrays: position t predicts label t+1; a position whose
+ * next label is −100 (padding) or that is last in its row gets target 0 and weight 0, as the
+ * shifted loss of transformers ignores it.
+ */
+export function causalTargets(labels: readonly (readonly number[])[]): { targets: number[]; weights: number[]; predicted: number } {
+  const targets: number[] = [];
+  const weights: number[] = [];
+  let predicted = 0;
+  for (const row of labels) {
+    for (let t = 0; t < row.length; t++) {
+      const next = t + 1 < row.length ? row[t + 1] : -100;
+      targets.push(next < 0 ? 0 : next);
+      weights.push(next < 0 ? 0 : 1);
+      if (next >= 0) predicted += 1;
+    }
+  }
+  return { targets, weights, predicted };
+}

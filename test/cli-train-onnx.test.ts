@@ -1,0 +1,110 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, test } from "vitest";
+import { readAdapter, readSafetensors, toFloat32 } from "@lowrank/core";
+import { requireFixture, sharedDir } from "@lowrank/core/testing";
+import { lowrank } from "./cli-helpers.js";
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), "lowrank-cli-train-onnx-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** E2E references as byte-level ids: real text that fits the tiny fixtures' 512-token vocabulary. */
+function e2eData(name: string, from: number, count: number): string {
+  const lines = readFileSync(path.join(sharedDir(), "data", "e2e", "valid.txt"), "utf8").split("\n").filter(Boolean).slice(from, from + count);
+  const file = path.join(tmp, name);
+  writeFileSync(file, lines.map((l) => JSON.stringify({ input_ids: [...Buffer.from(l.split("||")[1], "utf8")].slice(0, 40) })).join("\n"));
+  return file;
+}
+
+type LogLine = { step?: number; loss?: number; seconds?: number; eval_loss?: number };
+const readLog = (file: string) => readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l) as LogLine);
+
+describe("lowrank train --backend onnx", () => {
+  const data = e2eData("train.jsonl", 0, 48);
+  const evalData = e2eData("eval.jsonl", 100, 16);
+  const common = ["--model", requireFixture("gpt2-tiny"), "--data", data, "--rank", "4", "--alpha", "8", "--target-modules", "c_attn,c_proj", "--lr", "5e-3", "--batch-size", "8", "--seed", "3", "--steps", "12"];
+
+  test("trains on ONNX Runtime: the loss falls, the PEFT adapter loads with predict, and tfjs gets the same losses", async () => {
+    const out = path.join(tmp, "run");
+    const log = path.join(tmp, "run.jsonl");
+    const run = lowrank(["train", ...common, "--backend", "onnx", "--out", out, "--log", log, "--eval-data", evalData, "--eval-every", "6", "--save-every", "5", "--json"]);
+    expect(run.status, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ steps: 12, trainable_parameters: 2 * (4 * 64 + 192 * 4 + 4 * 64 + 64 * 4 + 4 * 256 + 64 * 4), total_parameters: 136960 });
+    const entries = readLog(log);
+    const steps = entries.filter((e) => e.loss !== undefined);
+    expect(steps.map((e) => e.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(steps.every((e) => e.seconds! > 0)).toBe(true);
+    expect(steps.at(-1)!.loss!).toBeLessThan(steps[0].loss!);
+    const evals = entries.filter((e) => e.eval_loss !== undefined);
+    expect(evals).toHaveLength(2);
+    expect(evals[1].eval_loss!).toBeLessThan(evals[0].eval_loss! + 1e-3);
+    expect(readdirSync(out).filter((f) => f.startsWith("checkpoint-")).sort()).toEqual(["checkpoint-10", "checkpoint-5"]);
+    expect(JSON.parse(readFileSync(path.join(out, "training_summary.json"), "utf8"))).toMatchObject({ backend: "onnx", device: "cpu", steps: 12 });
+
+    const adapter = await readAdapter(out);
+    expect(adapter.config).toMatchObject({ peft_type: "LORA", r: 4, lora_alpha: 8, fan_in_fan_out: true, task_type: "CAUSAL_LM", inference_mode: true });
+    expect(adapter.tensors.get("base_model.model.transformer.h.1.mlp.c_proj.lora_A.weight")!.shape).toEqual([4, 256]);
+
+    // The adapter loads with predict (tfjs, the default backend) and changes the model's output.
+    const ids = path.join(tmp, "ids.json");
+    writeFileSync(ids, "[[72, 101, 108, 108, 111, 32, 119, 111]]");
+    const adapted = lowrank(["predict", "--model", requireFixture("gpt2-tiny"), "--adapter", out, "--input-ids", ids, "--output", path.join(tmp, "adapted.safetensors")]);
+    expect(adapted.status, adapted.stderr).toBe(0);
+    expect(lowrank(["predict", "--model", requireFixture("gpt2-tiny"), "--input-ids", ids, "--output", path.join(tmp, "base.safetensors")]).status).toBe(0);
+    const logits = async (file: string) => toFloat32((await readSafetensors(path.join(tmp, file))).tensors.get("logits")!);
+    const [a, b] = [await logits("adapted.safetensors"), await logits("base.safetensors")];
+    expect(a.length).toBe(8 * 512);
+    expect(a.some((v, i) => Math.abs(v - b[i]) > 1e-3)).toBe(true);
+
+    // The same run on the tfjs backend: the same losses (lora_dropout 0, same seed and batch order).
+    const tfjsLog = path.join(tmp, "tfjs.jsonl");
+    expect(lowrank(["train", ...common, "--out", path.join(tmp, "tfjs"), "--log", tfjsLog]).status).toBe(0);
+    const theirs = readLog(tfjsLog).filter((e) => e.loss !== undefined);
+    steps.forEach((e, i) => expect(Math.abs(e.loss! - theirs[i].loss!)).toBeLessThanOrEqual(1e-3));
+  });
+
+  test("resuming an ONNX checkpoint continues with the uninterrupted run's losses", () => {
+    const straightLog = path.join(tmp, "straight.jsonl");
+    expect(lowrank(["train", ...common, "--backend", "onnx", "--out", path.join(tmp, "straight"), "--log", straightLog]).status).toBe(0);
+    const first = path.join(tmp, "first");
+    expect(lowrank(["train", ...common, "--backend", "onnx", "--out", first, "--save-every", "5"]).status).toBe(0);
+    const resumedLog = path.join(tmp, "resumed.jsonl");
+    const resumed = lowrank(["train", ...common, "--backend", "onnx", "--out", path.join(tmp, "resumed"), "--resume", path.join(first, "checkpoint-5"), "--log", resumedLog]);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    const straight = readLog(straightLog).filter((e) => e.loss !== undefined);
+    const next = readLog(resumedLog).filter((e) => e.loss !== undefined);
+    expect(next.map((e) => e.step)).toEqual([6, 7, 8, 9, 10, 11, 12]);
+    next.forEach((e) => expect(e.loss!).toBeCloseTo(straight[e.step! - 1].loss!, 6));
+  });
+
+  test("the LLaMA family trains too (RMSNorm, RoPE, grouped-query attention), with tfjs's losses", () => {
+    const args = ["train", "--model", requireFixture("llama-tiny"), "--data", data, "--rank", "4", "--alpha", "8", "--target-modules", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", "--lr", "5e-3", "--batch-size", "8", "--seed", "3", "--steps", "6"];
+    const onnxLog = path.join(tmp, "llama-onnx.jsonl");
+    const tfjsLog = path.join(tmp, "llama-tfjs.jsonl");
+    const run = lowrank([...args, "--backend", "onnx", "--out", path.join(tmp, "llama-onnx"), "--log", onnxLog]);
+    expect(run.status, run.stderr).toBe(0);
+    expect(lowrank([...args, "--out", path.join(tmp, "llama-tfjs"), "--log", tfjsLog]).status).toBe(0);
+    const [ours, theirs] = [readLog(onnxLog), readLog(tfjsLog)];
+    expect(ours.map((e) => e.step)).toEqual([1, 2, 3, 4, 5, 6]);
+    ours.forEach((e, i) => expect(Math.abs(e.loss! - theirs[i].loss!)).toBeLessThanOrEqual(1e-3));
+  });
+
+  test("what the ONNX trainer does not do is a one-line usage error that writes nothing", () => {
+    const text = path.join(tmp, "text.txt");
+    writeFileSync(text, "hello there\n");
+    const out = path.join(tmp, "never");
+    for (const [args, message] of [
+      [["--model", requireFixture("roberta-tiny"), "--data", data], /model_type "roberta" is not supported by the onnx trainer \(supported: gpt2, llama, mistral, qwen2\); use --backend tfjs/],
+      [["--model", requireFixture("gpt2-tiny"), "--data", data, "--full"], /--full: the onnx backend trains LoRA adapters only; use --backend tfjs/],
+      [["--model", requireFixture("gpt2-tiny"), "--data", data, "--use-dora"], /does not support `use_dora` \(DoRA\) yet/],
+      [["--model", requireFixture("gpt2-tiny"), "--data", text], /text\.txt: has text, but the onnx trainer reads tokenised data only; give JSONL lines with `input_ids`/],
+    ] as const) {
+      const run = lowrank(["train", "--backend", "onnx", "--out", out, ...args]);
+      expect(run.status, run.stderr).toBe(2);
+      expect(run.stderr).toMatch(/^(lowrank: warning: [^\n]*\n)*lowrank: error: [^\n]+\n$/);
+      expect(run.stderr).toMatch(message);
+      expect(existsSync(out)).toBe(false);
+    }
+  });
+});
