@@ -24,6 +24,7 @@ export { addLowRankProduct, transpose } from "./math/low-rank-update.js";
 export { initLoraFactors, type InitParams, type InitResult } from "./math/init.js";
 export { qrDecomposition, svdDecomposition } from "./math/linalg.js";
 export { SeededRandom } from "./math/random.js";
+export { ropeFrequencies, type RopeScaling } from "./math/rope.js";
 
 // Combination and analysis
 export { combineAdapters, type CombineOptions, type WeightedAdapter } from "./combine/combine-adapters.js";

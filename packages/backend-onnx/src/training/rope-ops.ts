@@ -1,41 +1,6 @@
-import { LowrankError } from "@lowrank/core";
+import { ropeFrequencies, type RopeScaling } from "@lowrank/core";
 import type { GraphBuilder } from "../export/graph-builder.js";
 import type { HeadTransform } from "./attention-ops.js";
-
-/** transformers' rope_scaling settings that change the inverse frequencies. */
-interface RopeScaling {
-  rope_type?: string;
-  type?: string;
-  factor?: number;
-  low_freq_factor?: number;
-  high_freq_factor?: number;
-  original_max_position_embeddings?: number;
-}
-
-/** Inverse frequencies 1/θ^(2i/d), with "linear" (on positions) or "llama3" scaling, as transformers computes them. */
-function inverseFrequencies(headDim: number, theta: number, scaling: RopeScaling | null, label: string): { inv: Float32Array; positionScale: number } {
-  const inv = Float64Array.from({ length: headDim / 2 }, (_, i) => 1 / theta ** ((2 * i) / headDim));
-  const kind = scaling?.rope_type ?? scaling?.type ?? "default";
-  const factor = scaling?.factor ?? 1;
-  if (kind === "default") return { inv: Float32Array.from(inv), positionScale: 1 };
-  if (kind === "linear") return { inv: Float32Array.from(inv), positionScale: factor };
-  if (kind === "llama3") {
-    const low = scaling?.low_freq_factor ?? 1;
-    const high = scaling?.high_freq_factor ?? 4;
-    const oldContext = scaling?.original_max_position_embeddings ?? 8192;
-    return {
-      positionScale: 1,
-      inv: Float32Array.from(inv, (f) => {
-        const wavelen = (2 * Math.PI) / f;
-        if (wavelen < oldContext / high) return f;
-        if (wavelen > oldContext / low) return f / factor;
-        const smooth = (oldContext / wavelen - low) / (high - low);
-        return (1 - smooth) * (f / factor) + smooth * f;
-      }),
-    };
-  }
-  throw new LowrankError("CHECKPOINT_INVALID", `${label}: config.json \`rope_scaling\` type ${JSON.stringify(kind)} is not supported by the onnx trainer (default, linear, llama3 are)`);
-}
 
 /**
  * Rotary position embeddings on [batch, seq, heads, d] (transformers' rotate_half convention):
@@ -44,11 +9,11 @@ function inverseFrequencies(headDim: number, theta: number, scaling: RopeScaling
  * are computed in the graph from the positions 0..seq−1.
  */
 export function ropeTransform(g: GraphBuilder, params: { headDim: number; theta: number; scaling: unknown; seqScalar: string; label: string }): HeadTransform {
-  const { inv, positionScale } = inverseFrequencies(params.headDim, params.theta, (params.scaling ?? null) as RopeScaling | null, params.label);
+  const { inv, positionScale } = ropeFrequencies(params.headDim, params.theta, (params.scaling ?? null) as RopeScaling | null, `${params.label}/config.json`);
   const s = "/rope";
   const steps = g.one(s, "Cast", [g.one(s, "Range", [g.one(s, "Squeeze", [g.constInts([0]), g.constInts([0])]), params.seqScalar, g.one(s, "Squeeze", [g.constInts([1]), g.constInts([0])])])], { to: 1 });
   const positions = positionScale === 1 ? steps : g.one(s, "Div", [steps, g.constFloat(positionScale)]);
-  const angles = g.one(s, "Mul", [g.one(s, "Unsqueeze", [positions, g.constInts([1])]), g.floatInit("lowrank::rope_inv_freq", inv, [inv.length])]);
+  const angles = g.one(s, "Mul", [g.one(s, "Unsqueeze", [positions, g.constInts([1])]), g.floatInit("lowrank::rope_inv_freq", Float32Array.from(inv), [inv.length])]);
   const table = (op: "Cos" | "Sin") => {
     const half = g.one(s, op, [angles]);
     return g.one(s, "Unsqueeze", [g.one(s, "Concat", [half, half], { axis: 1 }), g.constInts([1])]);

@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import type { ModelDescription } from "@lowrank/core";
+import { ropeFrequencies, type ModelDescription, type RopeScaling } from "@lowrank/core";
 import type { EmbeddingLayer } from "../layers/embedding-layer.js";
 import { activation, attention, attentionBias, mergeHeads, rmsNorm, splitHeads } from "../layers/functional.js";
 import { LinearLayer } from "../layers/linear-layer.js";
@@ -8,7 +8,7 @@ import type { ParamStore } from "../layers/param-store.js";
 import { buildLayers, detectPrefix, requireLayer } from "./build-layers.js";
 import { ConfigValues } from "./config-values.js";
 import type { ForwardInput, ForwardOutput, KvCache, TfjsModel } from "./model.js";
-import { applyRope, inverseFrequencies, ropeTables, type RopeScaling } from "./rope.js";
+import { applyRope, ropeTables } from "./rope.js";
 
 interface LlamaBlock {
   inputNorm: string;
@@ -69,8 +69,7 @@ export class LlamaModel implements TfjsModel {
     this.act = c.string("hidden_act", "silu");
     this.eosTokenId = c.tokenId("eos_token_id");
     const scaling = (config.rope_scaling ?? null) as RopeScaling | null;
-    this.inv = inverseFrequencies(this.headDim, c.number("rope_theta", 10000), scaling);
-    this.positionScale = (scaling?.rope_type ?? scaling?.type) === "linear" ? scaling?.factor ?? 1 : 1;
+    ({ inv: this.inv, positionScale: this.positionScale } = ropeFrequencies(this.headDim, c.number("rope_theta", 10000), scaling, `${label}/config.json`));
     const p = this.prefix;
     for (let i = 0; i < c.number("num_hidden_layers"); i++) {
       const b = `${p}layers.${i}`;
