@@ -56,9 +56,13 @@ export class LinearLayer {
     if (weight instanceof tf.Variable && weight.trainable) {
       return matMul(x, (this.layout === "in_out" ? weight : tf.transpose(weight)) as tf.Tensor2D);
     }
+    // The forward orientation [in, out] is needed on every pass (cached when the checkpoint stores
+    // [out, in]); the backward one only during training, and is then made on the fly rather than
+    // kept — a second copy of every frozen weight would not fit large models in wasm's 4 GB.
     const stored = weight;
-    const flipped = this.store.transposed(this.weightKey);
-    return this.layout === "in_out" ? frozenMatMul(x, stored, flipped) : frozenMatMul(x, flipped, stored);
+    return this.layout === "in_out"
+      ? frozenMatMul(x, stored, () => tf.transpose(stored) as tf.Tensor2D)
+      : frozenMatMul(x, this.store.transposed(this.weightKey), () => stored);
   }
 
   /** x [..., in] → [..., out]. */

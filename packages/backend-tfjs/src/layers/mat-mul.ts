@@ -13,7 +13,9 @@ const productOfTwo = tf.customGrad(((a: tf.Tensor2D, b: tf.Tensor2D, save: (t: t
   save([a, b]);
   return {
     value: tf.matMul(a, b),
-    gradFunc: (dy: tf.Tensor2D, [sa, sb]: tf.Tensor2D[]) => [tf.matMul(dy, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy)],
+    // tidy: tfjs runs a custom gradient outside the backward pass's own tidy, so the transposes
+    // would otherwise live until the whole backward pass ends.
+    gradFunc: (dy: tf.Tensor2D, [sa, sb]: tf.Tensor2D[]) => tf.tidy(() => [tf.matMul(dy, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy)]),
   };
 }) as unknown as GradFn) as unknown as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
 
@@ -24,12 +26,14 @@ export function matMul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
 
 /**
  * x·w for a frozen weight, given both orientations: `forward` [in, out] and `backward` [out, in]
- * (= forwardᵀ). Only x gets a gradient (dy·backward), so nothing is spent on the weight's.
+ * (= forwardᵀ), the latter made only when the gradient is (a transposed copy made during the
+ * backward pass lives only while it is used). Only x gets a gradient (dy·backward), so nothing is
+ * spent on the weight's.
  */
-export function frozenMatMul(x: tf.Tensor2D, forward: tf.Tensor2D, backward: tf.Tensor2D): tf.Tensor2D {
+export function frozenMatMul(x: tf.Tensor2D, forward: tf.Tensor2D, backward: () => tf.Tensor2D): tf.Tensor2D {
   const op = tf.customGrad(((input: tf.Tensor2D) => ({
     value: tf.matMul(input, forward),
-    gradFunc: (dy: tf.Tensor2D) => tf.matMul(dy, backward),
+    gradFunc: (dy: tf.Tensor2D) => tf.tidy(() => tf.matMul(dy, backward())),
   })) as unknown as GradFn) as unknown as (input: tf.Tensor2D) => tf.Tensor2D;
   return op(x);
 }

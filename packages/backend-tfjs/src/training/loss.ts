@@ -8,22 +8,21 @@ import * as tf from "@tensorflow/tfjs";
 export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, weights: tf.Tensor1D): tf.Scalar {
   const [, classes] = logits.shape;
   // Everything the gradient needs goes in as an input and is saved: closure-captured tensors would be
-  // disposed before back-propagation runs.
-  const oneHot = tf.oneHot(targets, classes).toFloat();
+  // disposed before back-propagation runs. The one-hot rows [n, classes] are made where they are
+  // used and freed at once (tidy): at GPT-2's vocabulary each is as large as the logits.
   const scaled = tf.div(weights, tf.maximum(tf.sum(weights), 1));
-  const lossFn = tf.customGrad(((x: tf.Tensor2D, target: tf.Tensor2D, w: tf.Tensor1D, save: (tensors: tf.Tensor[]) => void) => {
-    const perRow = tf.sub(tf.logSumExp(x, 1), tf.sum(tf.mul(x, target), 1));
+  const lossFn = tf.customGrad(((x: tf.Tensor2D, target: tf.Tensor1D, w: tf.Tensor1D, save: (tensors: tf.Tensor[]) => void) => {
     save([x, target, w]);
     return {
-      value: tf.sum(tf.mul(perRow, w)) as tf.Scalar,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      value: tf.tidy(() => tf.sum(tf.mul(tf.sub(tf.logSumExp(x, 1), tf.sum(tf.mul(x, tf.oneHot(target, classes).toFloat()), 1)), w))) as tf.Scalar,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
         const [sx, st, sw] = saved;
-        const grad = tf.mul(tf.mul(tf.sub(tf.softmax(sx), st), sw.reshape([-1, 1])), dy);
+        const grad = tf.mul(tf.mul(tf.sub(tf.softmax(sx), tf.oneHot(st as tf.Tensor1D, classes).toFloat()), sw.reshape([-1, 1])), dy);
         return [grad, tf.zerosLike(st), tf.zerosLike(sw)];
-      },
+      }),
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return (lossFn as unknown as (...xs: tf.Tensor[]) => tf.Scalar)(logits, oneHot, scaled);
+  return (lossFn as unknown as (...xs: tf.Tensor[]) => tf.Scalar)(logits, targets, scaled);
 }
 
 /**

@@ -19,7 +19,8 @@ const WHY_MISSED: Record<string, string> = {
   lora_over_full_step_time: "LoRA skips the frozen weights' gradients and their optimizer update, but the forward pass and the activations' gradients (two thirds of a full step) remain; the saving grows with the share of weight-gradient work",
   lora_over_full_peak_memory: "the saving is the frozen weights' gradients and AdamW moments (3× the weights); when activations and the runtime's baseline dominate the process (small models, long sequences), the ratio rises toward 1",
   merge_over_copy_bandwidth: "merging must also read the adapter and compute s·B·A for every adapted matrix before writing; on a disk-bound copy this is extra work on the same bytes",
-  lora_over_full_eval_loss: "with few steps on a small base, full fine-tuning moves every weight and fits the task faster; the paper's parity holds at convergence",
+  lora_over_full_eval_loss: "the embedded base is tiny (2.6 M parameters, pretrained for one epoch on DART), so a rank-4 update of 0.5% of its parameters cannot match moving all of them within the same 100 steps; the paper's parity is for large pretrained models (GPT-2 M/L, GPT-3), whose updates have a low intrinsic rank — the all-linear row shows the gap narrowing with more adapted layers",
+  tfjs_over_onnx_lora_step_time: "on a small model both runtimes spend their time in per-operation overhead rather than in matrix products, where ONNX Runtime's advantage lies; the ratio grows with the model (see the GPT-2-small row of a full run)",
 };
 
 function charts(results: BenchResults): Record<string, string> {
@@ -32,10 +33,11 @@ function charts(results: BenchResults): Record<string, string> {
       width: 720,
     });
   }
-  if (results.training.length > 0) {
+  const both = results.training.flatMap((t) => (t.full ? [{ ...t, full: t.full }] : []));
+  if (both.length > 0) {
     out["training.svg"] = barChartSvg({
-      title: "Training step, LoRA vs full fine-tuning (relative to full)", yLabel: "LoRA / full", categories: results.training.flatMap((t) => [`step time ${t.model.split(" (")[0]}`, `peak RSS ${t.model.split(" (")[0]}`]),
-      series: [{ name: "LoRA / full", values: results.training.flatMap((t) => [t.lora.step_seconds.median / t.full.step_seconds.median, t.lora.peak_rss_bytes / t.full.peak_rss_bytes]) }],
+      title: "Training step, LoRA vs full fine-tuning (relative to full)", yLabel: "LoRA / full", categories: both.flatMap((t) => [`step time ${t.model.split(" (")[0]}`, `peak RSS ${t.model.split(" (")[0]}`]),
+      series: [{ name: "LoRA / full", values: both.flatMap((t) => [t.lora.step_seconds.median / t.full.step_seconds.median, t.lora.peak_rss_bytes / t.full.peak_rss_bytes]) }],
       width: 720,
     });
   }
@@ -77,9 +79,22 @@ export function renderBenchMarkdown(results: BenchResults, chartDir: string): st
     "",
     "## 2. Training step: LoRA r=8 on c_attn vs full fine-tuning (TensorFlow.js)",
     "",
-    ...table(["model", "batch", "method", "s/step", "tokens/s", "peak RSS training", "peak tensor bytes", "peak RSS with loading", "trainable"], results.training.flatMap((t) => [t.lora, t.full].map((x) => [
-      t.model, `${t.batch_size} × ${t.seq_len}`, x.mode === "lora" ? "LoRA" : "full", s3(x.step_seconds), n(Math.round(x.tokens_per_second)), mb(x.peak_rss_bytes), mb(x.peak_tensor_bytes), mb(x.process_peak_rss_bytes), n(x.trainable_parameters),
-    ]))),
+    ...table(["model", "batch", "method", "s/step", "tokens/s", "peak RSS training", "peak tensor bytes", "peak RSS with loading", "trainable"], results.training.flatMap((t) => {
+      const batch = t.gradient_accumulation > 1 ? `${t.batch_size * t.gradient_accumulation} × ${t.seq_len} (${t.gradient_accumulation} × ${t.batch_size})` : `${t.batch_size} × ${t.seq_len}`;
+      const row = (x: typeof t.lora) => [t.model, batch, x.mode === "lora" ? "LoRA" : "full", s3(x.step_seconds), n(Math.round(x.tokens_per_second)), mb(x.peak_rss_bytes), mb(x.peak_tensor_bytes), mb(x.process_peak_rss_bytes), n(x.trainable_parameters)];
+      return [row(t.lora), t.full ? row(t.full) : [t.model, batch, "full", "**does not fit**", "–", "–", "–", "–", n(t.lora.total_parameters)]];
+    })),
+    "",
+    ...results.training.filter((t) => t.full_error).map((t) => `${t.model}: ${t.full_error}. LoRA trains it in the same heap.`),
+    "",
+    `### LoRA on ONNX Runtime vs TensorFlow.js (${results.onnx_training.model})`,
+    "",
+    ...table(["runtime", "batch", "s/step", "tokens/s", "peak RSS training"], [
+      [`ONNX Runtime (${results.onnx_training.onnx.engine}), forward + backward graph`, `${results.onnx_training.batch_size} × ${results.onnx_training.seq_len}`, s3(results.onnx_training.onnx.step_seconds), n(Math.round(results.onnx_training.onnx.tokens_per_second)), mb(results.onnx_training.onnx.peak_rss_bytes)],
+      [`TensorFlow.js (${results.onnx_training.tfjs.engine})`, `${results.onnx_training.tfjs.batch_size * results.onnx_training.tfjs.gradient_accumulation} × ${results.onnx_training.seq_len}${results.onnx_training.tfjs.gradient_accumulation > 1 ? ` (${results.onnx_training.tfjs.gradient_accumulation} × ${results.onnx_training.tfjs.batch_size})` : ""}`, s3(results.onnx_training.tfjs.step_seconds), n(Math.round(results.onnx_training.tfjs.tokens_per_second)), mb(results.onnx_training.tfjs.peak_rss_bytes)],
+    ]),
+    "",
+    `tfjs / ONNX Runtime step time: ${(r.tfjs_over_onnx_lora_step_time ?? NaN).toFixed(2)}×, the same optimizer step on the same tokens. For reference (issue 10), PyTorch + PEFT takes 2.0–2.3 s per LoRA step (r = 8 on c_attn) on a GPT-2-small-sized model at 4 × 128 on this machine.`,
     "",
     "Peak RSS training: the process's resident-set high-water mark reset once the model is loaded, so it holds the weights, the optimizer state, the gradients and the activations of the steps (the paper's training memory); with loading: the whole process, including the loader's transient copies. Peak tensor bytes: TensorFlow.js's own count of live tensors.",
     "",

@@ -8,7 +8,7 @@ const latency = (model: string, batch: number, base: number, merged: number, unm
   ort_base: s(base), ort_merged: s(merged), ort_unmerged: s(unmerged), tfjs_base: s(10), tfjs_merged: s(10), tfjs_unmerged: s(11),
 });
 const step = (mode: "lora" | "full", seconds: number, rss: number) => ({
-  mode, engine: "wasm", trainable_parameters: 1, total_parameters: 1, step_seconds: s(seconds), tokens_per_second: 1, peak_rss_bytes: rss, peak_tensor_bytes: rss / 2, process_peak_rss_bytes: rss,
+  mode, backend: "tfjs" as const, engine: "wasm", batch_size: 1, gradient_accumulation: 1, trainable_parameters: 1, total_parameters: 1, step_seconds: s(seconds), tokens_per_second: 1, peak_rss_bytes: rss, peak_tensor_bytes: rss / 2, process_peak_rss_bytes: rss,
 });
 const measured = {
   parameters: [
@@ -16,8 +16,8 @@ const measured = {
     { model: "GPT-2 small", method: "full fine-tuning", trainable_parameters: 10_000, total_parameters: 10_000, file_bytes: 40_000 },
   ],
   training: [
-    { model: "embedded", batch_size: 1, seq_len: 1, steps_timed: 1, lora: step("lora", 1, 100), full: step("full", 4, 400) },
-    { model: "GPT-2 small", batch_size: 1, seq_len: 1, steps_timed: 1, lora: step("lora", 3, 200), full: step("full", 5, 800) },
+    { model: "embedded", batch_size: 1, gradient_accumulation: 1, seq_len: 1, steps_timed: 1, lora: step("lora", 1, 100), full: step("full", 4, 400) as ReturnType<typeof step> | null },
+    { model: "GPT-2 small", batch_size: 1, gradient_accumulation: 1, seq_len: 1, steps_timed: 1, lora: step("lora", 3, 200), full: step("full", 5, 800) as ReturnType<typeof step> | null },
   ],
   latency: [latency("embedded", 1, 1, 5, 5), latency("GPT-2 small", 1, 10, 10.05, 11), latency("GPT-2 small", 8, 40, 40, 48)],
   merge: {
@@ -45,6 +45,13 @@ describe("benchmark ratios", () => {
     expect(r.full_over_lora_file_size).toBe(80);
   });
 
+  test("training ratios come from the largest model where full fine-tuning ran", () => {
+    const r = computeRatios({ ...measured, training: [measured.training[0], { ...measured.training[1], full: null }] });
+    expect(r.lora_over_full_step_time).toBe(0.25);
+    const withOnnx = computeRatios({ ...measured, onnx_training: { model: "GPT-2 small", batch_size: 4, seq_len: 128, onnx: { ...step("lora", 1.5, 1), backend: "onnx" as never }, tfjs: step("lora", 12, 1) } });
+    expect(withOnnx.tfjs_over_onnx_lora_step_time).toBe(8);
+  });
+
   test("fall back to the embedded base when the large model was not measured", () => {
     const r = computeRatios({ ...measured, training: [measured.training[0]], latency: [measured.latency[0]] });
     expect(r.lora_over_full_step_time).toBe(0.25);
@@ -56,6 +63,7 @@ describe("benchmark ratios", () => {
     expect(Object.fromEntries(checks.map((c) => [c.ratio, c.met]))).toEqual({
       merged_over_base_latency: true, unmerged_over_base_latency: true, lora_over_full_step_time: true,
       lora_over_full_peak_memory: true, merge_over_copy_bandwidth: true, lora_over_full_eval_loss: false,
+      tfjs_over_onnx_lora_step_time: false,
     });
     const none = TARGETS[0].check({});
     expect(none).toMatchObject({ value: null, met: false });

@@ -22,7 +22,10 @@ export interface BenchResults {
   versions: Record<string, unknown>;
   models: { embedded: string; large: string };
   parameters: FootprintRow[];
-  training: { model: string; batch_size: number; seq_len: number; steps_timed: number; lora: TrainingStep; full: TrainingStep }[];
+  /** LoRA vs full fine-tuning on tfjs; `full` is null (with the reason) where it did not fit. */
+  training: { model: string; batch_size: number; gradient_accumulation: number; seq_len: number; steps_timed: number; lora: TrainingStep; full: TrainingStep | null; full_error?: string }[];
+  /** LoRA on ONNX Runtime, one pass per step, against the tfjs LoRA row of the same model. */
+  onnx_training: { model: string; batch_size: number; seq_len: number; onnx: TrainingStep; tfjs: TrainingStep };
   latency: LatencyRow[];
   merge: MergeThroughput;
   merge_memory: MergeMemory;
@@ -74,8 +77,11 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
     const largeDir = path.join(work, "gpt2-small");
     log(`writing the ${plan.large.label} checkpoint`);
     await writeRandomGpt2(largeDir, plan.large.shape);
-    const dirs = { embedded: options.modelDir, large: largeDir };
-    const labels = { embedded: "embedded base (models/gpt2-mini)", large: plan.large.label };
+    const midDir = path.join(work, "gpt2-mid");
+    if (!options.quick) await writeRandomGpt2(midDir, plan.mid.shape, 5);
+    const dirs = { embedded: options.modelDir, mid: midDir, large: largeDir };
+    const labels = { embedded: "embedded base (models/gpt2-mini)", mid: plan.mid.label, large: plan.large.label };
+    const vocab = { embedded: 4096, mid: plan.mid.shape.vocab, large: plan.large.shape.vocab };
 
     log("1/6 trainable parameters and 5/6 file sizes");
     const parameters = [
@@ -85,14 +91,29 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
 
     const training: BenchResults["training"] = [];
     for (const t of plan.training) {
-      log(`2/6 training steps, LoRA vs full: ${labels[t.model]}, batch ${t.batchSize} × ${t.seqLen}`);
+      log(`2/6 training steps, LoRA vs full: ${labels[t.model]}, batch ${t.batchSize * t.gradientAccumulation} × ${t.seqLen}`);
       const data = path.join(work, `train-${t.model}.jsonl`);
-      await writeTokenData(data, t.model === "large" ? plan.large.shape.vocab : 4096, t.batchSize * (t.warmup + t.steps), t.seqLen);
-      const params = { model: dirs[t.model], data, lora: ADAPTER_VARIANTS[1].config, batchSize: t.batchSize, seqLen: t.seqLen, warmup: t.warmup, steps: t.steps };
+      await writeTokenData(data, vocab[t.model], t.batchSize * t.gradientAccumulation * (t.warmup + t.steps), t.seqLen);
+      const params = { model: dirs[t.model], data, lora: ADAPTER_VARIANTS[1].config, batchSize: t.batchSize, gradientAccumulation: t.gradientAccumulation, seqLen: t.seqLen, warmup: t.warmup, steps: t.steps };
       const lora = await worker<TrainingStep>({ part: "training-step", params: { ...params, mode: "lora" } });
-      const full = await worker<TrainingStep>({ part: "training-step", params: { ...params, mode: "full" } });
-      training.push({ model: labels[t.model], batch_size: t.batchSize, seq_len: t.seqLen, steps_timed: t.steps, lora, full });
+      let full: TrainingStep | null = null;
+      let fullError: string | undefined;
+      try {
+        full = await worker<TrainingStep>({ part: "training-step", params: { ...params, mode: "full" } });
+      } catch (error) {
+        fullError = `${(error as Error).message}: full fine-tuning did not fit (weights, gradients and AdamW moments on top of the activations exceed TensorFlow.js's 4 GB wasm heap)`;
+        log(`  ${fullError}`);
+      }
+      training.push({ model: labels[t.model], batch_size: t.batchSize, gradient_accumulation: t.gradientAccumulation, seq_len: t.seqLen, steps_timed: t.steps, lora, full, ...(fullError ? { full_error: fullError } : {}) });
     }
+
+    const o = plan.onnxTraining;
+    log(`2/6 LoRA training step on ONNX Runtime: ${labels[o.model]}, batch ${o.batchSize} × ${o.seqLen}`);
+    const onnxData = path.join(work, `train-onnx-${o.model}.jsonl`);
+    await writeTokenData(onnxData, vocab[o.model], o.batchSize * (o.warmup + o.steps), o.seqLen);
+    const onnxStep = await worker<TrainingStep>({ part: "training-step", params: { model: dirs[o.model], data: onnxData, lora: { ...ADAPTER_VARIANTS[1].config, lora_dropout: 0 }, batchSize: o.batchSize, seqLen: o.seqLen, warmup: o.warmup, steps: o.steps, mode: "lora", backend: "onnx" } });
+    const tfjsRow = training.find((t) => t.model === labels[o.model])!;
+    const onnxTraining = { model: labels[o.model], batch_size: o.batchSize, seq_len: o.seqLen, onnx: onnxStep, tfjs: tfjsRow.lora };
 
     const latency: LatencyRow[] = [];
     for (const l of plan.latency) {
@@ -120,7 +141,7 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
       } }));
     }
 
-    const partial = { parameters, training, latency, merge, merge_memory: mergeMemory, quality: { model: labels.embedded, data: path.basename(options.e2eFile), results: quality } };
+    const partial = { parameters, training, onnx_training: onnxTraining, latency, merge, merge_memory: mergeMemory, quality: { model: labels.embedded, data: path.basename(options.e2eFile), results: quality } };
     const ratios = computeRatios(partial);
     return {
       quick: options.quick, date: new Date().toISOString(), seconds: (performance.now() - started) / 1000,

@@ -12,14 +12,21 @@ export interface TrainingStepParams {
   mode: "lora" | "full";
   lora: LoraConfigInput;
   batchSize: number;
+  /** Micro-batches per optimizer step (tfjs at sizes its 4 GB wasm heap cannot take in one pass). */
+  gradientAccumulation?: number;
   seqLen: number;
+  /** The training backend: tfjs (default) or onnx. */
+  backend?: "tfjs" | "onnx";
   warmup: number;
   steps: number;
 }
 
 export interface TrainingStep {
   mode: "lora" | "full";
+  backend: "tfjs" | "onnx";
   engine: string;
+  batch_size: number;
+  gradient_accumulation: number;
   trainable_parameters: number;
   total_parameters: number;
   step_seconds: Spread;
@@ -40,9 +47,9 @@ export interface TrainingStep {
  * process of its own, so that the RSS high-water mark belongs to this mode alone.
  */
 export async function measureTrainingStep(params: TrainingStepParams): Promise<TrainingStep> {
-  const engine = await selectEngine();
-  const backend = new TfjsBackend();
-  await backend.init({ logger: silentLogger });
+  const engine = params.backend === "onnx" ? { engine: "onnxruntime" } : await selectEngine();
+  const backend = params.backend === "onnx" ? new (await import("@lowrank/backend-onnx")).OnnxBackend() : new TfjsBackend();
+  const device = (await backend.init({ logger: silentLogger })).device;
   const out = await mkdtemp(path.join(os.tmpdir(), `lowrank-bench-${params.mode}-`));
   const steps: { seconds: number; tokens: number }[] = [];
   let start: { trainableParameters: number; totalParameters: number } | undefined;
@@ -50,7 +57,7 @@ export async function measureTrainingStep(params: TrainingStepParams): Promise<T
   try {
     const profile = await tf.profile(async () => {
       for await (const event of backend.train({
-        model: params.model, data: params.data, out, steps: params.warmup + params.steps, batchSize: params.batchSize, seqLen: params.seqLen,
+        model: params.model, data: params.data, out, steps: params.warmup + params.steps, batchSize: params.batchSize, gradientAccumulation: params.gradientAccumulation, seqLen: params.seqLen,
         learningRate: 1e-4, full: params.mode === "full", lora: params.lora, seed: 1, maxGradNorm: 1,
       })) {
         if (event.type === "start") {
@@ -63,7 +70,8 @@ export async function measureTrainingStep(params: TrainingStepParams): Promise<T
     });
     if (!start || steps.length === 0) throw new Error(`bench: the ${params.mode} run reported no steps`);
     return {
-      mode: params.mode, engine: engine.engine,
+      mode: params.mode, backend: params.backend ?? "tfjs", engine: params.backend === "onnx" ? `onnxruntime (${device})` : engine.engine,
+      batch_size: params.batchSize, gradient_accumulation: params.gradientAccumulation ?? 1,
       trainable_parameters: start.trainableParameters, total_parameters: start.totalParameters,
       step_seconds: spread(steps.map((s) => s.seconds)),
       tokens_per_second: steps.reduce((n, s) => n + s.tokens, 0) / steps.reduce((n, s) => n + s.seconds, 0),
