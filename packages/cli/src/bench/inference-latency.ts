@@ -1,8 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { SeededRandom, type LoraAdapter } from "@lowrank/core";
-import { attachAdapter, inferenceContext, loadModel, selectEngine, setMerged, type TfjsModel } from "@lowrank/backend-tfjs";
+import { AdapterHost, inferenceContext, loadModel, selectEngine, type TfjsModel } from "@lowrank/backend-tfjs";
 import { createOrtSession, decodeModel, encodeModel, exportGpt2Onnx, idsTensor, mergeIntoOnnxModel, OnnxLoraSession } from "@lowrank/backend-onnx";
-import { timeInterleaved, type Spread } from "./stats.js";
+import { timeInBlocks, timeInterleaved, type Spread } from "./stats.js";
 
 export interface LatencyRow {
   model: string;
@@ -43,7 +43,8 @@ function tfjsLogits(model: TfjsModel, ids: number[][]): void {
 /**
  * Forward latency of the base model, the adapter merged into the weights, and the adapter unmerged
  * (ONNX Runtime: LoRA inputs fed per run; tfjs: the LoRA branch beside the frozen weight), on both
- * runtimes. The three variants of a runtime are timed interleaved, round by round.
+ * runtimes. ONNX Runtime's three sessions are timed interleaved, run by run; tfjs's one model is
+ * switched between the three states in blocks (see timeInBlocks).
  */
 export async function measureInferenceLatency(params: LatencyParams): Promise<LatencyRow[]> {
   const engine = await selectEngine();
@@ -52,13 +53,18 @@ export async function measureInferenceLatency(params: LatencyParams): Promise<La
   const { session: ortBase, provider } = await createOrtSession(onnx);
   const ortMerged = (await createOrtSession(merged)).session;
   const ortUnmerged = await OnnxLoraSession.create(onnx, { adapters: { adapter: params.adapter } });
-  const tfjsBase = await loadModel(params.modelDir);
-  const tfjsUnmerged = await loadModel(params.modelDir);
-  attachAdapter(tfjsUnmerged, params.adapter);
-  const tfjsMerged = await loadModel(params.modelDir);
-  attachAdapter(tfjsMerged, params.adapter);
-  setMerged(tfjsMerged, true);
-  const vocab = Number(tfjsBase.config.vocab_size);
+  // One tfjs model whose state is switched (untimed) before each timed pass: three copies of a
+  // GPT-2-small would crowd wasm's 4 GB heap.
+  const model = await loadModel(params.modelDir);
+  const host = new AdapterHost(model);
+  host.load("adapter", params.adapter);
+  const state = (want: "base" | "merged" | "unmerged") => (): void => {
+    if (host.isMerged && want !== "merged") host.unmerge();
+    if (want === "base") host.disable();
+    else host.enable();
+    if (want === "merged" && !host.isMerged) host.merge();
+  };
+  const vocab = Number(model.config.vocab_size);
   const rows: LatencyRow[] = [];
   try {
     for (const batch of params.batches) {
@@ -69,18 +75,19 @@ export async function measureInferenceLatency(params: LatencyParams): Promise<La
         ort_merged: () => ortMerged.run(feeds),
         ort_unmerged: () => ortUnmerged.run(feeds, { adapter: "adapter" }),
       }, params.rounds, params.warmup);
-      const tfjs = await timeInterleaved({
-        tfjs_base: () => tfjsLogits(tfjsBase, ids),
-        tfjs_merged: () => tfjsLogits(tfjsMerged, ids),
-        tfjs_unmerged: () => tfjsLogits(tfjsUnmerged, ids),
-      }, params.rounds, params.warmup);
+      const visits = 3;
+      const tfjs = await timeInBlocks({
+        tfjs_base: { prepare: state("base"), run: () => tfjsLogits(model, ids) },
+        tfjs_merged: { prepare: state("merged"), run: () => tfjsLogits(model, ids) },
+        tfjs_unmerged: { prepare: state("unmerged"), run: () => tfjsLogits(model, ids) },
+      }, visits, Math.max(1, Math.round(params.rounds / visits)), Math.max(1, Math.round(params.warmup / visits)));
       rows.push({ model: params.model, batch, seq_len: params.seqLen, ort_provider: provider, tfjs_engine: engine.engine, ...ort, ...tfjs } as LatencyRow);
     }
   } finally {
     await ortBase.release();
     await ortMerged.release();
     await ortUnmerged.release();
-    for (const m of [tfjsBase, tfjsUnmerged, tfjsMerged]) m.store.dispose();
+    model.store.dispose();
   }
   return rows;
 }

@@ -33,6 +33,29 @@ export async function timeInterleaved(variants: Record<string, () => unknown>, r
   return Object.fromEntries(names.map((n) => [n, spread(times[n])]));
 }
 
+/**
+ * Times variants that share one model whose state must be switched (tfjs: base, merged, unmerged):
+ * each visit prepares a variant (untimed), runs it `warmup` times untimed — a switched weight is
+ * re-packed by the kernel library on first use — then `runs` times timed. Visits cycle through the
+ * variants `visits` times, so drift still hits them alike. Returns milliseconds per variant.
+ */
+export async function timeInBlocks(variants: Record<string, { prepare: () => unknown; run: () => unknown }>, visits: number, runs: number, warmup: number): Promise<Record<string, Spread>> {
+  const names = Object.keys(variants);
+  const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  for (let visit = 0; visit < visits; visit++) {
+    for (const name of names) {
+      await variants[name].prepare();
+      for (let i = 0; i < warmup; i++) await variants[name].run();
+      for (let i = 0; i < runs; i++) {
+        const start = performance.now();
+        await variants[name].run();
+        times[name].push(performance.now() - start);
+      }
+    }
+  }
+  return Object.fromEntries(names.map((n) => [n, spread(times[n])]));
+}
+
 /** The process's peak resident set size in bytes (Linux VmHWM; elsewhere the current RSS). */
 export async function peakRssBytes(): Promise<number> {
   const { readFile } = await import("node:fs/promises");
