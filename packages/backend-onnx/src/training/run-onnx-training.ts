@@ -1,5 +1,5 @@
 import path from "node:path";
-import { LowrankError, readExamples, writeAdapter, type Logger, type StepLog, type TrainEvent, type TrainParams, type TrainingExample } from "@lowrank/core";
+import { LowrankError, readExamples, trainerOptionsFor, writeAdapter, type Logger, type StepLog, type TrainEvent, type TrainParams, type TrainingExample } from "@lowrank/core";
 import type { ExecutionProvider } from "../session/ort-session.js";
 import { createOnnxLoraTraining, type OnnxLoraTraining } from "./create-onnx-lora-training.js";
 import { restoreOnnxCheckpoint, saveOnnxCheckpoint } from "./onnx-checkpoint.js";
@@ -43,20 +43,8 @@ export async function* runOnnxTraining(params: TrainParams, options: OnnxTrainin
     const read = (file: string): Promise<TrainingExample[]> => readExamples(file, { task: "causal-lm", tokenizer: noTokenizer(file), seqLen, vocabSize, eosTokenId: eos });
     const examples = await read(params.data);
     const evalExamples = params.evalData ? await read(params.evalData) : undefined;
-    const trainer = new OnnxLoraTrainer(training.session, training.slots, training.params, examples, {
-      task: "causal-lm",
-      steps: params.steps,
-      epochs: params.epochs,
-      learningRate: params.learningRate ?? 2e-4,
-      batchSize: params.batchSize ?? 8,
-      gradientAccumulation: params.gradientAccumulation,
-      weightDecay: params.weightDecay ?? 0,
-      warmupSteps: params.warmupSteps ?? 0,
-      schedule: params.schedule ?? "linear",
-      maxGradNorm: params.maxGradNorm ?? 1,
-      seed,
-      padTokenId: intOf(config.pad_token_id) ?? eos ?? 0,
-    }, training.config.lora_dropout);
+    const trainer = new OnnxLoraTrainer(training.session, training.slots, training.params, examples,
+      trainerOptionsFor(params, { task: "causal-lm", seed, padTokenId: intOf(config.pad_token_id) ?? eos ?? 0 }), training.config.lora_dropout);
     let log: StepLog[] = params.resume ? await restoreOnnxCheckpoint(params.resume, trainer) : [];
     const device = training.provider;
     yield {

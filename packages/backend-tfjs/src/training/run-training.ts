@@ -1,5 +1,5 @@
 import path from "node:path";
-import { copyModelFiles, createLoraConfig, LowrankError, WEIGHT_FILE, writeAdapter, writeDirectoryAtomic, writeFileAtomic, writeSafetensors, type Logger, type TrainEvent, type TrainParams } from "@lowrank/core";
+import { copyModelFiles, createLoraConfig, LowrankError, trainerOptionsFor, WEIGHT_FILE, writeAdapter, writeDirectoryAtomic, writeFileAtomic, writeSafetensors, type Logger, type TrainEvent, type TrainParams } from "@lowrank/core";
 import { readExamples, type Example } from "../data/read-examples.js";
 import { loadTokenizer } from "../data/tokenizer.js";
 import { loadModel } from "../models/load-model.js";
@@ -53,20 +53,7 @@ export async function* runTraining(params: TrainParams, options: { logger: Logge
       });
       trainable = createLoraTraining(model, config, { seed, logger: options.logger });
     }
-    trainer = new Trainer(model, trainable, examples, {
-      task,
-      steps: params.steps,
-      epochs: params.epochs,
-      learningRate: params.learningRate ?? (params.full ? 5e-5 : 2e-4),
-      batchSize: params.batchSize ?? 8,
-      gradientAccumulation: params.gradientAccumulation,
-      weightDecay: params.weightDecay ?? 0,
-      warmupSteps: params.warmupSteps ?? 0,
-      schedule: params.schedule ?? "linear",
-      maxGradNorm: params.maxGradNorm ?? 1,
-      seed,
-      padTokenId: padTokenFor(model, task, tokenizer?.padTokenId),
-    });
+    trainer = new Trainer(model, trainable, examples, trainerOptionsFor(params, { task, seed, padTokenId: padTokenFor(model, task, tokenizer?.padTokenId) }));
     let log: StepLog[] = params.resume ? await restoreCheckpoint(params.resume, trainable, trainer) : [];
     yield {
       type: "start", totalSteps: trainer.totalSteps, startStep: trainer.currentStep, trainableParameters: trainable.parameterCount,

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { open, rename, rm, stat, writeFile, readFile } from "node:fs/promises";
-import { LowrankError } from "@lowrank/core";
+import { open, rename, rm, stat, readFile } from "node:fs/promises";
+import { LowrankError, writeFileAtomic } from "@lowrank/core";
 import type { RepoCache } from "./hf-cache.js";
 import { hubFetch, hubResponseError } from "./hub-errors.js";
 
@@ -131,10 +131,8 @@ export async function downloadBlob(d: BlobDownload): Promise<void> {
   }
 }
 
-/** Writes bytes as a blob (content already verified by the caller). */
+/** Writes bytes as a blob (content already verified by the caller): temporary file, fsync, rename. */
 export async function storeBlob(cache: RepoCache, etag: string, bytes: Uint8Array): Promise<void> {
   await cache.ensureFolders();
-  const incomplete = `${cache.blobPath(etag)}.incomplete`;
-  await writeFile(incomplete, bytes);
-  await rename(incomplete, cache.blobPath(etag));
+  await writeFileAtomic(cache.blobPath(etag), bytes);
 }

@@ -1,4 +1,4 @@
-import { lstat, mkdir, readFile, readlink, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readFile, readlink, rename, rm, symlink } from "node:fs/promises";
 import path from "node:path";
 import { writeFileAtomic } from "@lowrank/core";
 
@@ -74,6 +74,6 @@ export class RepoCache {
   /** Writes a small text blob directly (used by tests and tools). */
   async writeBlob(etag: string, bytes: Uint8Array): Promise<void> {
     await this.ensureFolders();
-    await writeFile(this.blobPath(etag), bytes);
+    await writeFileAtomic(this.blobPath(etag), bytes);
   }
 }
