@@ -17,7 +17,7 @@ const WHY_MISSED: Record<string, string> = {
   merged_over_base_latency: "a merged adapter runs the very graph of the base with other weight values, so any gap is timing noise between interleaved runs (see the min–max ranges)",
   unmerged_over_base_latency: "the unmerged adapter adds two small products per adapted layer and feeds its A and B as inputs on every run; on a model this small those fixed costs are a visible fraction of a sub-millisecond pass",
   lora_over_full_step_time: "LoRA skips the frozen weights' gradients and their optimizer update, but the forward pass and the activations' gradients (two thirds of a full step) remain; the saving grows with the share of weight-gradient work",
-  lora_over_full_peak_memory: "the saving is the frozen weights' gradients and AdamW moments (3× the weights); when activations and the runtime's baseline dominate the process (small models, long sequences), the ratio rises toward 1",
+  lora_over_full_peak_memory: "LoRA saves the frozen weights' gradients and AdamW moments (3× the weights), but TensorFlow.js keeps every intermediate of a step for its backward pass (about 2.2 GB for one 1 × 128 micro-batch of GPT-2 small), so at the sizes where full fine-tuning still fits its 4 GB heap the activations weigh as much as the weights. At GPT-2 small full fine-tuning does not fit at all, while LoRA does",
   merge_over_copy_bandwidth: "merging must also read the adapter and compute s·B·A for every adapted matrix before writing; on a disk-bound copy this is extra work on the same bytes",
   lora_over_full_eval_loss: "the embedded base is tiny (2.6 M parameters, pretrained for one epoch on DART), so a rank-4 update of 0.5% of its parameters cannot match moving all of them within the same 100 steps; the paper's parity is for large pretrained models (GPT-2 M/L, GPT-3), whose updates have a low intrinsic rank — the all-linear row shows the gap narrowing with more adapted layers",
   tfjs_over_onnx_lora_step_time: "on a small model both runtimes spend their time in per-operation overhead rather than in matrix products, where ONNX Runtime's advantage lies; the ratio grows with the model (see the GPT-2-small row of a full run)",
@@ -87,6 +87,8 @@ export function renderBenchMarkdown(results: BenchResults, chartDir: string): st
     "",
     ...results.training.filter((t) => t.full_error).map((t) => `${t.model}: ${t.full_error}. LoRA trains it in the same heap.`),
     "",
+    "The larger models run a 4 × 128 step as four micro-batches of 1 × 128 (gradient accumulation: the same optimizer step), because TensorFlow.js keeps every intermediate of a pass for the backward pass.",
+    "",
     `### LoRA on ONNX Runtime vs TensorFlow.js (${results.onnx_training.model})`,
     "",
     ...table(["runtime", "batch", "s/step", "tokens/s", "peak RSS training"], [
@@ -102,7 +104,7 @@ export function renderBenchMarkdown(results: BenchResults, chartDir: string): st
     "",
     "## 3. Inference latency: base, merged, unmerged (ms per forward pass)",
     "",
-    "Merged: the adapter folded into the weights offline. Unmerged: ONNX Runtime with the LoRA factors fed as inputs on each run; TensorFlow.js with the LoRA branch beside the frozen weight. Variants are interleaved run by run.",
+    "Merged: the adapter folded into the weights offline. Unmerged: ONNX Runtime with the LoRA factors fed as inputs on each run; TensorFlow.js with the LoRA branch beside the frozen weight. ONNX Runtime's three sessions are interleaved run by run; TensorFlow.js's one model is switched between the three states in blocks (its kernels re-pack a switched weight on first use, which the untimed warm-up of each block absorbs).",
     "",
     ...table(["model", "batch × seq", "ORT base", "ORT merged", "ORT unmerged", "tfjs base", "tfjs merged", "tfjs unmerged"], results.latency.map((x) => [
       x.model, `${x.batch} × ${x.seq_len}`, ms(x.ort_base), ms(x.ort_merged), ms(x.ort_unmerged), ms(x.tfjs_base), ms(x.tfjs_merged), ms(x.tfjs_unmerged),
@@ -137,7 +139,7 @@ export function renderBenchMarkdown(results: BenchResults, chartDir: string): st
     "",
     "![quality](benchmarks/quality.svg)",
     "",
-    "Raw numbers: the JSON written with `--json` (`bench/out/bench.json` for `pnpm bench`).",
+    "Raw numbers: the JSON written with `--json` (`docs/benchmarks/results.json` for `pnpm bench`).",
     "",
   );
   return lines.join("\n").replaceAll("](benchmarks/", `](${chartDir}/`);

@@ -101,7 +101,7 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
       try {
         full = await worker<TrainingStep>({ part: "training-step", params: { ...params, mode: "full" } });
       } catch (error) {
-        fullError = `${(error as Error).message}: full fine-tuning did not fit (weights, gradients and AdamW moments on top of the activations exceed TensorFlow.js's 4 GB wasm heap)`;
+        fullError = `full fine-tuning did not fit: its worker ran out of TensorFlow.js's 4 GB wasm heap (${(error as Error).message.replace(/^bench: /, "")}) — weights, their gradients and AdamW's two moments on top of the step's activations`;
         log(`  ${fullError}`);
       }
       training.push({ model: labels[t.model], batch_size: t.batchSize, gradient_accumulation: t.gradientAccumulation, seq_len: t.seqLen, steps_timed: t.steps, lora, full, ...(fullError ? { full_error: fullError } : {}) });
@@ -118,7 +118,7 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
     const latency: LatencyRow[] = [];
     for (const l of plan.latency) {
       log(`3/6 inference latency: ${labels[l.model]}`);
-      latency.push(...(await worker<LatencyRow[]>({ part: "latency", params: { modelDir: dirs[l.model], model: labels[l.model], adapter: ADAPTER_VARIANTS[1].config, batches: l.batches, seqLen: l.seqLen, rounds: l.rounds, warmup: l.warmup } })));
+      latency.push(...(await worker<LatencyRow[]>({ part: "latency", params: { modelDir: dirs[l.model], model: labels[l.model], adapter: ADAPTER_VARIANTS[1].config, batches: l.batches, seqLen: l.seqLen, rounds: l.rounds, ortRounds: l.ortRounds, warmup: l.warmup } })));
     }
 
     log(`4/6 merge throughput: ${labels.large}, ${ADAPTER_VARIANTS[2].label}`);
