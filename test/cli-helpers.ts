@@ -1,5 +1,7 @@
 import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { sharedDir } from "@lowrank/core/testing";
 
 export const repoRoot = path.resolve(import.meta.dirname, "..");
 const bin = path.join(repoRoot, "packages/cli/dist/bin.js");
@@ -43,4 +45,20 @@ export async function startHubServeProcess(dir: string, token: string): Promise<
       child.kill("SIGKILL");
     }),
   };
+}
+
+/**
+ * E2E references (rows from..from+count of ../shared/data/e2e/valid.txt) as byte-level ids, written
+ * as JSONL to dir/name: real text that fits the tiny fixtures' 512-token vocabulary.
+ */
+export function e2eByteData(dir: string, name: string, from: number, count: number): string {
+  const lines = readFileSync(path.join(sharedDir(), "data", "e2e", "valid.txt"), "utf8").split("\n").filter(Boolean).slice(from, from + count);
+  const file = path.join(dir, name);
+  writeFileSync(file, lines.map((l) => JSON.stringify({ input_ids: [...Buffer.from(l.split("||")[1], "utf8")].slice(0, 40) })).join("\n"));
+  return file;
+}
+
+/** A training log (--log file.jsonl), one object per line. */
+export function readTrainingLog(file: string): { step?: number; loss?: number; seconds?: number; eval_loss?: number }[] {
+  return readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l));
 }

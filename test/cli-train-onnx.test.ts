@@ -3,22 +3,14 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { readAdapter, readSafetensors, toFloat32 } from "@lowrank/core";
-import { requireFixture, sharedDir } from "@lowrank/core/testing";
-import { lowrank } from "./cli-helpers.js";
+import { requireFixture } from "@lowrank/core/testing";
+import { e2eByteData, lowrank, readTrainingLog } from "./cli-helpers.js";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "lowrank-cli-train-onnx-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** E2E references as byte-level ids: real text that fits the tiny fixtures' 512-token vocabulary. */
-function e2eData(name: string, from: number, count: number): string {
-  const lines = readFileSync(path.join(sharedDir(), "data", "e2e", "valid.txt"), "utf8").split("\n").filter(Boolean).slice(from, from + count);
-  const file = path.join(tmp, name);
-  writeFileSync(file, lines.map((l) => JSON.stringify({ input_ids: [...Buffer.from(l.split("||")[1], "utf8")].slice(0, 40) })).join("\n"));
-  return file;
-}
-
-type LogLine = { step?: number; loss?: number; seconds?: number; eval_loss?: number };
-const readLog = (file: string) => readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l) as LogLine);
+const e2eData = (name: string, from: number, count: number): string => e2eByteData(tmp, name, from, count);
+const readLog = readTrainingLog;
 
 describe("lowrank train --backend onnx", () => {
   const data = e2eData("train.jsonl", 0, 48);

@@ -1,18 +1,16 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { readSafetensors, toFloat32 } from "@lowrank/core";
-import { requireFixture, sharedDir } from "@lowrank/core/testing";
-import { lowrank, repoRoot } from "./cli-helpers.js";
+import { requireFixture } from "@lowrank/core/testing";
+import { e2eByteData, lowrank, repoRoot } from "./cli-helpers.js";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "lowrank-durability-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const data = path.join(tmp, "train.jsonl");
-writeFileSync(data, readFileSync(path.join(sharedDir(), "data", "e2e", "valid.txt"), "utf8").split("\n").filter(Boolean).slice(0, 64)
-  .map((l) => JSON.stringify({ input_ids: [...Buffer.from(l.split("||")[1], "utf8")].slice(0, 40) })).join("\n"));
+const data = e2eByteData(tmp, "train.jsonl", 0, 64);
 const common = ["--model", requireFixture("gpt2-tiny"), "--data", data, "--rank", "4", "--alpha", "8", "--target-modules", "c_attn", "--batch-size", "8", "--seed", "5"];
 const losses = (file: string): Map<number, number> =>
   new Map(readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l)).filter((e) => e.loss !== undefined).map((e) => [e.step, e.loss]));
