@@ -59,6 +59,7 @@ export { learningRateAt, type ScheduleName } from "./training/schedule.js";
 export { makeBatch, BatchOrder, causalTargets, type Batch, type TrainingExample } from "./training/batches.js";
 export { readExamples, type ExampleTokenizer, type ReadExamplesOptions } from "./training/read-examples.js";
 export { Float32AdamW, clipGradNorm, ADAMW_DEFAULTS, type AdamWOptions, type AdamWState } from "./training/adamw.js";
+export { trainingSummaryText, TRAINING_SUMMARY_FILE } from "./training/training-summary.js";
 export { trainerOptionsFor, type TrainerOptions, type StepLog, type EvalResult, type TrainerState } from "./training/trainer-types.js";
 export {
   TRAINER_STATE_FILE, OPTIMIZER_FILE, trainerStateText, optimizerStateBytes, readTrainingCheckpoint, type SavedTrainerState,

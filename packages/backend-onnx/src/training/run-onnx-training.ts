@@ -1,5 +1,5 @@
 import path from "node:path";
-import { LowrankError, readExamples, trainerOptionsFor, writeAdapter, type Logger, type StepLog, type TrainEvent, type TrainParams, type TrainingExample } from "@lowrank/core";
+import { LowrankError, readExamples, trainerOptionsFor, trainingSummaryText, TRAINING_SUMMARY_FILE, writeAdapter, type Logger, type StepLog, type TrainEvent, type TrainParams, type TrainingExample } from "@lowrank/core";
 import type { ExecutionProvider } from "../session/ort-session.js";
 import { createOnnxLoraTraining, type OnnxLoraTraining } from "./create-onnx-lora-training.js";
 import { restoreOnnxCheckpoint, saveOnnxCheckpoint } from "./onnx-checkpoint.js";
@@ -78,21 +78,11 @@ export async function* runOnnxTraining(params: TrainParams, options: OnnxTrainin
     }
     const finalEval = await evaluate(trainer.currentStep);
     if (finalEval) yield finalEval;
-    const summary = {
-      base_model: params.model,
-      data: params.data,
-      steps: trainer.currentStep,
-      seed,
-      final_loss: log.at(-1)?.loss ?? null,
-      ...(finalEval ? { eval_loss: finalEval.loss, eval_perplexity: finalEval.perplexity } : {}),
-      trainable_parameters: training.trainableParameters,
-      total_parameters: training.totalParameters,
-      seconds: (performance.now() - started) / 1000,
-      device,
-      backend: "onnx",
-      losses: log.map((l) => l.loss),
-    };
-    await writeAdapter(params.out, training.adapter(), { "training_summary.json": `${JSON.stringify(summary, null, 2)}\n` });
+    const summary = trainingSummaryText({
+      params, seed, log, finalEval, trainableParameters: training.trainableParameters, totalParameters: training.totalParameters,
+      seconds: (performance.now() - started) / 1000, device, backend: "onnx",
+    });
+    await writeAdapter(params.out, training.adapter(), { [TRAINING_SUMMARY_FILE]: summary });
     yield { type: "done", out: params.out, steps: trainer.currentStep, seconds: (performance.now() - started) / 1000, finalLoss: log.at(-1)?.loss ?? NaN };
   } finally {
     await training.release();

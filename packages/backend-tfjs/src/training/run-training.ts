@@ -1,5 +1,5 @@
 import path from "node:path";
-import { copyModelFiles, createLoraConfig, LowrankError, trainerOptionsFor, WEIGHT_FILE, writeAdapter, writeDirectoryAtomic, writeFileAtomic, writeSafetensors, type Logger, type TrainEvent, type TrainParams } from "@lowrank/core";
+import { copyModelFiles, createLoraConfig, LowrankError, trainerOptionsFor, trainingSummaryText, TRAINING_SUMMARY_FILE, WEIGHT_FILE, writeAdapter, writeDirectoryAtomic, writeFileAtomic, writeSafetensors, type Logger, type TrainEvent, type TrainParams } from "@lowrank/core";
 import { readExamples, type Example } from "../data/read-examples.js";
 import { loadTokenizer } from "../data/tokenizer.js";
 import { loadModel } from "../models/load-model.js";
@@ -88,28 +88,18 @@ export async function* runTraining(params: TrainParams, options: { logger: Logge
     }
     const finalEval = evaluate(trainer.currentStep);
     if (finalEval) yield finalEval;
-    const summary = {
-      base_model: params.model,
-      data: params.data,
-      steps: trainer.currentStep,
-      seed,
-      final_loss: log.at(-1)?.loss ?? null,
-      ...(finalEval && finalEval.type === "eval" ? { eval_loss: finalEval.loss, eval_perplexity: finalEval.perplexity } : {}),
-      trainable_parameters: trainable.parameterCount,
-      total_parameters: totalParameters(model),
-      seconds: (performance.now() - started) / 1000,
-      device: options.device,
-      losses: log.map((l) => l.loss),
-    };
-    const summaryText = `${JSON.stringify(summary, null, 2)}\n`;
+    const summaryText = trainingSummaryText({
+      params, seed, log, finalEval: finalEval?.type === "eval" ? finalEval : undefined, trainableParameters: trainable.parameterCount,
+      totalParameters: totalParameters(model), seconds: (performance.now() - started) / 1000, device: options.device, backend: "tfjs",
+    });
     if (trainable.kind === "lora") {
-      await writeAdapter(params.out, trainable.exportAdapter(), { "training_summary.json": summaryText });
+      await writeAdapter(params.out, trainable.exportAdapter(), { [TRAINING_SUMMARY_FILE]: summaryText });
     } else {
       const tensors = trainable.exportTensors();
       await writeDirectoryAtomic(params.out, async (temp) => {
         await writeSafetensors(path.join(temp, "model.safetensors"), tensors, { format: "pt" });
         await copyModelFiles(params.model, temp);
-        await writeFileAtomic(path.join(temp, "training_summary.json"), summaryText);
+        await writeFileAtomic(path.join(temp, TRAINING_SUMMARY_FILE), summaryText);
       }, { removeStale: WEIGHT_FILE });
     }
     yield { type: "done", out: params.out, steps: trainer.currentStep, seconds: (performance.now() - started) / 1000, finalLoss: log.at(-1)?.loss ?? NaN };

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { createRepo, repoExists, uploadFiles } from "@huggingface/hub";
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LowrankError, readAdapter, type Logger } from "@lowrank/core";
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LowrankError, readAdapter, TRAINING_SUMMARY_FILE, type Logger } from "@lowrank/core";
 import { checkRepoId, redact, type HubConfig } from "./hub-config.js";
 import { modelCard, type TrainingSummary } from "./model-card.js";
 
@@ -49,7 +49,7 @@ export async function pushAdapter(params: PushParams): Promise<{ commitUrl: stri
   });
   let summary: TrainingSummary | undefined;
   try {
-    summary = JSON.parse(await readFile(path.join(params.dir, "training_summary.json"), "utf8"));
+    summary = JSON.parse(await readFile(path.join(params.dir, TRAINING_SUMMARY_FILE), "utf8"));
   } catch {
     summary = undefined;
   }
