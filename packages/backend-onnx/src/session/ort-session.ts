@@ -1,8 +1,8 @@
-import { rm, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { LowrankError, silentLogger, type Logger } from "@lowrank/core";
-import { encodeModel, EXTERNAL_LOCATION, type ModelProto } from "../onnx/onnx-codec.js";
+import { decodeModel, encodeModel, EXTERNAL_LOCATION, type ModelProto } from "../onnx/onnx-codec.js";
 
 /** Execution providers lowrank asks ONNX Runtime for, best first. */
 export type ExecutionProvider = "cuda" | "cpu";
@@ -46,15 +46,32 @@ export async function createOrtSession(model: string | Uint8Array, options: Sess
       try {
         return { session: await open(["cpu"]), provider: "cpu", reason };
       } catch (cpuError) {
-        throw new LowrankError("CHECKPOINT_INVALID", `ONNX Runtime cannot load the model: ${(cpuError as Error).message.split("\n")[0]}`);
+        throw await loadFailure(model, cpuError);
       }
     }
   }
   try {
     return { session: await open(["cpu"]), provider: "cpu", reason: "requested" };
   } catch (error) {
-    throw new LowrankError("CHECKPOINT_INVALID", `ONNX Runtime cannot load the model: ${(error as Error).message.split("\n")[0]}`);
+    throw await loadFailure(model, error);
   }
+}
+
+/**
+ * Why ONNX Runtime could not load a model, in one line: our own decoder's diagnosis when the bytes
+ * are not an ONNX model at all (empty, truncated, another format), else ONNX Runtime's first line.
+ */
+async function loadFailure(model: string | Uint8Array, error: unknown): Promise<LowrankError> {
+  const label = typeof model === "string" ? model : "model.onnx";
+  const ortLine = (error as Error).message.split("\n")[0];
+  try {
+    const bytes = typeof model === "string" ? await readFile(model) : model;
+    decodeModel(bytes, label, { checkRoundTrip: false });
+  } catch (diagnosis) {
+    if (diagnosis instanceof LowrankError) return diagnosis;
+    if ((diagnosis as NodeJS.ErrnoException).code === "ENOENT") return new LowrankError("CHECKPOINT_INVALID", `${label}: no such file`);
+  }
+  return new LowrankError("CHECKPOINT_INVALID", `${label}: ONNX Runtime cannot load the model: ${ortLine}`);
 }
 
 /** int64 ids [b][s] as an ORT tensor. */
