@@ -2,27 +2,20 @@ import { PEFT_PREFIX, parseAdapterKey } from "../adapter/adapter-keys.js";
 import type { LoraAdapter } from "../adapter/lora-adapter.js";
 import { LowrankError } from "../errors/lowrank-error.js";
 import { toFloat32, type DType, type Tensor } from "../formats/safetensors/dtype.js";
+import type { LoraFactors } from "../math/lora-factors.js";
 import { moduleHyperparameters } from "../targeting/resolve-targets.js";
 
-/** One adapted module of an adapter, decoded from its PEFT keys. */
-export interface LoraModule {
+/**
+ * One adapted module of an adapter, decoded from its PEFT keys without a base model: core's
+ * LoraFactors (A [r, in], B [out, r], scaling with rank and alpha patterns applied, DoRA's magnitude)
+ * without the base weight's layout, which only a base model knows. For an embedding, `inFeatures`
+ * is the number of embeddings and `outFeatures` the embedding dimension.
+ */
+export interface LoraModule extends Omit<LoraFactors, "layout" | "loraBias"> {
   /** Module path in the base model (the key without "base_model.model." and the factor suffix). */
   name: string;
-  /** lora_A / lora_embedding_A, row-major [r, in]. */
-  A: Float32Array;
-  /** lora_B / lora_embedding_B, row-major [out, r]. */
-  B: Float32Array;
-  r: number;
-  /** Input features; for an embedding, the number of embeddings. */
-  inFeatures: number;
-  /** Output features; for an embedding, the embedding dimension. */
-  outFeatures: number;
-  /** alpha / r (or alpha / √r with rsLoRA), rank and alpha patterns applied. */
-  scaling: number;
   /** lora_embedding_A/B rather than lora_A/B. */
   embedding: boolean;
-  /** DoRA's lora_magnitude_vector, when present. */
-  magnitude?: Float32Array;
   /** Whether the adapter has lora_B.bias for this module (PEFT's lora_bias). */
   hasLoraBias: boolean;
   /** dtype of lora_A as stored. */
