@@ -122,7 +122,7 @@ describe("lowrank merge --combination (PEFT's add_weighted_adapter)", () => {
       [["--adapter", a, "--adapter", a, "--combination", "average"], /--combination must be one of linear, cat, svd/],
       [["--adapter", a, "--adapter", a, "--weights", "1"], /--weights has 1 values for 2 --adapter folders/],
       [["--adapter", a, "--adapter", a, "--weights", "1,x"], /--weights must be a number, got "x"/],
-      [["--adapter", a, "--adapter", a, "--base", requireFixture("gpt2-tiny")], /--base merges into a model; with --combination the output is a new adapter/],
+      [["--adapter", a, "--adapter", a, "--base", requireFixture("gpt2-tiny")], /--model merges into a model; with --combination the output is a new adapter/],
       [["--adapter", a, "--adapter", a, "--combination", "ties"], /density/],
       [["--adapter", a, "--adapter", requireFixture("gpt2-tiny-dora"), "--combination", "linear"], /DoRA/],
       [["--adapter", a, "--density", "0.5"], /--density only applies with --combination/],

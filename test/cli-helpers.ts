@@ -18,10 +18,14 @@ export function lowrank(args: string[], env: Record<string, string> = {}): CliRu
   return { status: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 
-/** `lowrank hub serve` on a free port in a process of its own; resolves once it listens. */
-export async function startHubServeProcess(dir: string, token: string): Promise<{ url: string; stop: () => Promise<void>; kill: () => Promise<void> }> {
+/**
+ * `lowrank hub serve` on a free port in a process of its own (with `env` added to its environment);
+ * resolves once it listens. `exited` resolves with the signal that ended it, or its exit code.
+ */
+export async function startHubServeProcess(dir: string, token: string, env: Record<string, string> = {}): Promise<{ url: string; stop: () => Promise<void>; kill: () => Promise<void>; exited: Promise<string | number | null> }> {
   const { spawn } = await import("node:child_process");
-  const child = spawn(process.execPath, [bin, "--token", token, "hub", "serve", "--dir", dir, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [bin, "--token", token, "hub", "serve", "--dir", dir, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+  const exited = new Promise<string | number | null>((resolve) => child.once("exit", (code, signal) => resolve(signal ?? code)));
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";
     child.stdout.on("data", (d) => {
@@ -33,6 +37,7 @@ export async function startHubServeProcess(dir: string, token: string): Promise<
   });
   return {
     url,
+    exited,
     stop: () => new Promise<void>((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve();
       child.once("exit", () => resolve());

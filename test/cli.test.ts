@@ -83,7 +83,7 @@ describe("lowrank merge", () => {
       [["--base", requireFixture("gpt2-tiny"), "--adapter", badConfig, "--out", out], /adapter_config.json: `r` must be a positive integer, got "four"/],
       [["--base", requireFixture("llama-tiny"), "--adapter", requireFixture("gpt2-tiny-lora"), "--out", out], /`target_modules` \["c_attn", "c_proj"\] matched no module of the base model/],
       [["--base", requireFixture("gpt2-tiny"), "--adapter", requireFixture("gpt2-tiny-lora")], /required option '--out <dir>' not specified/],
-      [["--base", requireFixture("gpt2-tiny"), "--adapter", requireFixture("gpt2-tiny-lora"), "--out", requireFixture("gpt2-tiny")], /--out must differ from --base/],
+      [["--base", requireFixture("gpt2-tiny"), "--adapter", requireFixture("gpt2-tiny-lora"), "--out", requireFixture("gpt2-tiny")], /--out must differ from --model/],
     ];
     for (const [args, pattern] of cases) {
       expectOneLineError(lowrank(["merge", ...args]), 2, pattern);

@@ -1,9 +1,9 @@
 // Inputs shared by the SIGKILL tests and their child processes.
 import { adapterKey, createLoraConfig, float32Tensor } from "@lowrank/core";
 
-/** Two distinguishable adapters (16 MB of weights each): version k holds the value k + 1 everywhere. */
+/** Two distinguishable adapters (256 KB of weights each): version k holds the value k + 1 everywhere, lora_alpha 8 + k. */
 export function adapterVersion(k) {
-  const n = 2_000_000;
+  const n = 65_536;
   const values = new Float32Array(n).fill(k + 1);
   return {
     config: createLoraConfig({ r: 8, lora_alpha: 8 + k, target_modules: ["q_proj"] }),

@@ -1,10 +1,11 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import {
-  LowrankError, mergeCheckpoint, silentLogger, type BackendRegistry, type Logger, type LowrankBackend,
+  checkModelInput, LowrankError, mergeCheckpoint, silentLogger, type BackendRegistry, type Logger, type LowrankBackend,
   type MergeParams, type PredictParams, type PredictResult, type TrainEvent, type TrainParams,
 } from "@lowrank/core";
 import { decodeModel } from "./onnx/onnx-codec.js";
+import { onnxVocabSize } from "./onnx/onnx-vocab-size.js";
 import { mergeIntoOnnxModel, mergeOnnxFile } from "./onnx/merge-onnx.js";
 import { idsTensor, createOrtSession, createSessionForModel, type ExecutionProvider } from "./session/ort-session.js";
 import { OnnxLoraSession } from "./session/onnx-lora-session.js";
@@ -50,6 +51,8 @@ export class OnnxBackend implements LowrankBackend {
 
   async predict(params: PredictParams): Promise<PredictResult> {
     const file = await onnxFileOf(params.model);
+    const graph = decodeModel(await readFile(file), file, { checkRoundTrip: false }).graph;
+    checkModelInput({ inputIds: params.inputIds, attentionMask: params.attentionMask, vocabSize: onnxVocabSize(graph, path.dirname(file)) });
     const options = { executionProvider: this.provider, threads: this.threads, logger: this.logger };
     let run: (feeds: Record<string, ort.Tensor>) => Promise<ort.InferenceSession.OnnxValueMapType>;
     let release: () => Promise<void>;

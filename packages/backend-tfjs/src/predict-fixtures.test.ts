@@ -18,6 +18,8 @@ const PAIRS = [
   { base: "gpt2-tiny", adapter: "gpt2-tiny-dora", cases: "gpt2-tiny-dora" },
   { base: "llama-tiny", adapter: "llama-tiny-embed-lora", cases: "llama-tiny-embed-lora" },
   { base: "gpt2-tiny", adapter: "gpt2-tiny-lora-bin", cases: "gpt2-tiny-lora" },
+  // Mistral with sliding_window 4 on 12-token cases: positions past the window differ without it.
+  { base: "mistral-sw-tiny", adapter: "mistral-sw-tiny-lora", cases: "mistral-sw-tiny-lora" },
 ];
 
 

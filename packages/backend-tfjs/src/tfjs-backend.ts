@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { LowrankError, mergeCheckpoint, silentLogger, type BackendRegistry, type Logger, type LowrankBackend, type MergeParams, type PredictParams, type PredictResult, type TrainEvent, type TrainParams, type GenerateParams, type GenerateResult } from "@lowrank/core";
+import { checkModelInput, LowrankError, mergeCheckpoint, silentLogger, type BackendRegistry, type Logger, type LowrankBackend, type MergeParams, type PredictParams, type PredictResult, type TrainEvent, type TrainParams, type GenerateParams, type GenerateResult } from "@lowrank/core";
 import { selectEngine, type EngineChoice } from "./engine/select-engine.js";
 import { inferenceContext } from "./layers/lora-branch.js";
 import { attachAdapter, detachAdapter, setMerged } from "./lora/attach-adapter.js";
@@ -11,20 +11,7 @@ import { loadTokenizer } from "./data/tokenizer.js";
 
 /** Checks token ids against the vocabulary and the mask against the ids. @throws LowrankError USAGE */
 export function checkPredictInput(model: TfjsModel, inputIds: number[][], attentionMask?: number[][]): void {
-  if (inputIds.length === 0 || inputIds[0].length === 0) throw new LowrankError("USAGE", "input ids are empty");
-  const width = inputIds[0].length;
-  inputIds.forEach((row, i) => {
-    if (row.length !== width) throw new LowrankError("USAGE", `input ids row ${i} has ${row.length} ids, row 0 has ${width}: rows must be equally long`);
-    row.forEach((id, j) => {
-      if (!Number.isInteger(id) || id < 0 || id >= model.vocabSize) throw new LowrankError("USAGE", `input id ${JSON.stringify(id)} at [${i}][${j}] is outside the vocabulary (0–${model.vocabSize - 1})`);
-    });
-  });
-  if (attentionMask) {
-    if (attentionMask.length !== inputIds.length || attentionMask.some((r) => r.length !== width)) {
-      throw new LowrankError("USAGE", `attention mask must have the input ids' shape [${inputIds.length}, ${width}]`);
-    }
-    if (attentionMask.some((r) => r.some((m) => m !== 0 && m !== 1))) throw new LowrankError("USAGE", "attention mask values must be 0 or 1");
-  }
+  checkModelInput({ inputIds, attentionMask, vocabSize: model.vocabSize });
 }
 
 /**

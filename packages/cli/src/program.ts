@@ -17,6 +17,50 @@ import { benchCommand } from "./commands/bench.js";
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
+/**
+ * Adds an option under its one name (`--model` for a base model, `--out` for an output) and keeps
+ * older spellings working as hidden aliases. With `required`, a missing value is a usage error
+ * (checked after the aliases are read) and the help says "(required)".
+ */
+function option(command: Command, flags: string, description: string, settings: { aliases?: string[]; required?: boolean } = {}): Command {
+  const main = new Option(flags, settings.required ? `${description} (required)` : description);
+  command.addOption(main);
+  const key = main.attributeName();
+  const aliases = (settings.aliases ?? []).map((alias) => {
+    const hidden = new Option(`${alias} ${flags.slice(flags.indexOf(" ") + 1)}`).hideHelp();
+    command.addOption(hidden);
+    return hidden;
+  });
+  command.hook("preAction", (_, action) => {
+    for (const alias of aliases) {
+      const value = action.getOptionValue(alias.attributeName());
+      if (value === undefined) continue;
+      const given = action.getOptionValue(key);
+      if (given !== undefined && given !== value) throw new LowrankError("USAGE", `${alias.long} is another name for ${main.long}; give one of them`);
+      action.setOptionValue(key, value);
+    }
+    if (settings.required && action.getOptionValue(key) === undefined) throw new LowrankError("USAGE", `required option '${flags}' not specified`);
+  });
+  return command;
+}
+
+/**
+ * Marks every mandatory option "(required)" in its command's help, and checks it just before the
+ * action instead of during parsing, so that a mistyped option is reported (with a suggestion) before
+ * the option it was meant to be is missed.
+ */
+function markRequired(command: Command): void {
+  for (const o of command.options) {
+    if (!o.mandatory) continue;
+    o.mandatory = false;
+    if (!o.description.endsWith("(required)")) o.description = `${o.description} (required)`;
+    command.hook("preAction", (_, action) => {
+      if (action.getOptionValue(o.attributeName()) === undefined) throw new LowrankError("USAGE", `required option '${o.flags}' not specified`);
+    });
+  }
+  for (const sub of command.commands) markRequired(sub);
+}
+
 export { LOWRANK_VERSION };
 
 /** The `lowrank` command tree. */
@@ -29,23 +73,25 @@ export function buildProgram(): Command {
     .option("--token <token>", "Hub token (default HF_TOKEN); for `hub serve`, an accepted token (repeatable)", collect)
     .version(LOWRANK_VERSION, "--version", "print the version")
     .showHelpAfterError(false)
+    .showSuggestionAfterError(true)
+    .configureHelp({ showGlobalOptions: true })
     .exitOverride()
     .configureOutput({ writeErr: () => undefined, outputError: () => undefined });
   const ctx = createContext(() => program.opts<GlobalOptions>());
 
-  program
+  const inspect = program
     .command("inspect")
     .description("show an adapter's config, modules, ranks, scalings and trainable parameter count")
     .argument("<adapter>", "PEFT adapter folder")
-    .option("--json", "machine-readable output")
-    .option("--base <model>", "also check the adapter against this base model and report the trainable fraction")
-    .addHelpText("after", "\nExamples:\n  $ lowrank inspect ./my-adapter\n  $ lowrank inspect ./my-adapter --base ./base-model --json\n  $ lowrank inspect org/adapter@main")
+    .option("--json", "machine-readable output");
+  option(inspect, "--model <model>", "also check the adapter against this base model and report the trainable fraction", { aliases: ["--base"] })
+    .addHelpText("after", "\nExamples:\n  $ lowrank inspect ./my-adapter\n  $ lowrank inspect ./my-adapter --model ./base-model --json\n  $ lowrank inspect org/adapter@main")
     .action((adapter: string, options) => inspectCommand(ctx, adapter, options));
 
-  program
+  const merge = program
     .command("merge")
-    .description("merge an adapter into its base (a Hugging Face checkpoint), or combine adapters into a new one")
-    .option("--base <model>", "base model folder (config.json + safetensors)")
+    .description("merge an adapter into its base (a Hugging Face checkpoint), or combine adapters into a new one");
+  option(merge, "--model <model>", "base model folder or Hub id (config.json + safetensors); required unless combining", { aliases: ["--base"] })
     .requiredOption("--adapter <adapter>", "PEFT adapter folder (repeat it, with --combination, to combine adapters)", collect)
     .requiredOption("--out <dir>", "output folder: the merged checkpoint, or the combined adapter")
     .option("--safe", "refuse to write non-finite weights (PEFT's safe_merge)")
@@ -57,21 +103,21 @@ export function buildProgram(): Command {
     .option("--density <d>", "fraction of values kept by ties, dare_* and magnitude_prune (0–1]")
     .option("--majority-sign-method <m>", "ties / dare_ties sign election: total (default) or frequency")
     .option("--seed <n>", "seed of DARE's random pruning (default 0)")
-    .addHelpText("after", "\nExamples:\n  $ lowrank merge --base ./base-model --adapter ./my-adapter --out ./merged\n  $ lowrank merge --base ./base-model --adapter org/adapter --out ./merged --safe\n  $ lowrank merge --adapter ./a --adapter ./b --weights 0.7,0.3 --combination cat --out ./a-plus-b\n  $ lowrank merge --adapter ./a --adapter ./b --combination ties_svd --density 0.5 --svd-rank 8 --out ./ties")
+    .addHelpText("after", "\nExamples:\n  $ lowrank merge --model ./base-model --adapter ./my-adapter --out ./merged\n  $ lowrank merge --model ./base-model --adapter org/adapter --out ./merged --safe\n  $ lowrank merge --adapter ./a --adapter ./b --weights 0.7,0.3 --combination cat --out ./a-plus-b\n  $ lowrank merge --adapter ./a --adapter ./b --combination ties_svd --density 0.5 --svd-rank 8 --out ./ties")
     .action((options) => {
       const combining = options.combination !== undefined || options.adapter.length > 1;
       if (combining) {
-        if (options.base) throw new LowrankError("USAGE", "--base merges into a model; with --combination the output is a new adapter (merge it into the base afterwards)");
+        if (options.model) throw new LowrankError("USAGE", "--model merges into a model; with --combination the output is a new adapter (merge it into the base afterwards)");
         return combineCommand(ctx, options);
       }
       for (const flag of ["weights", "svdRank", "svdClamp", "density", "majoritySignMethod", "seed"]) {
         if (options[flag] !== undefined) throw new LowrankError("USAGE", `--${flag.replace(/[A-Z]/g, (c: string) => `-${c.toLowerCase()}`)} only applies with --combination`);
       }
-      if (!options.base) throw new LowrankError("USAGE", "required option '--base <model>' not specified");
+      if (!options.model) throw new LowrankError("USAGE", "required option '--model <model>' not specified");
       return mergeCommand(ctx, { ...options, adapter: options.adapter[0] });
     });
 
-  program
+  const predict = program
     .command("predict")
     .description("run a model (with an adapter, unmerged or merged) and write its logits as safetensors")
     .requiredOption("--model <model>", "model folder")
@@ -80,8 +126,8 @@ export function buildProgram(): Command {
     .option("--backend <name>", "tfjs or onnx (default: the best available)")
     .requiredOption("--input-ids <ids.json>", "JSON array of equal-length integer arrays")
     .option("--attention-mask <mask.json>", "JSON array of 0/1 arrays, same shape as the ids")
-    .requiredOption("--output <out.safetensors>", "where to write logits (and last_hidden_state for encoders)")
-    .addHelpText("after", "\nExamples:\n  $ echo '[[1, 2, 3]]' > ids.json\n  $ lowrank predict --model ./base-model --adapter ./my-adapter --input-ids ids.json --output logits.safetensors\n  $ lowrank predict --backend onnx --model model.onnx --adapter ./my-adapter --merge --input-ids ids.json --output logits.safetensors")
+    .addHelpText("after", "\nExamples:\n  $ echo '[[1, 2, 3]]' > ids.json\n  $ lowrank predict --model ./base-model --adapter ./my-adapter --input-ids ids.json --out logits.safetensors\n  $ lowrank predict --backend onnx --model model.onnx --adapter ./my-adapter --merge --input-ids ids.json --out logits.safetensors");
+  option(predict, "--out <out.safetensors>", "where to write logits (and last_hidden_state for encoders)", { aliases: ["--output"], required: true })
     .action((options) => predictCommand(ctx, options));
 
   program
@@ -193,29 +239,29 @@ export function buildProgram(): Command {
     .action((options) => hubServeCommand(ctx, { ...options, token: program.opts<GlobalOptions>().token }));
 
   const imports = program.command("import").description("turn other LoRA formats into PEFT adapters");
-  imports
+  const loralib = imports
     .command("loralib")
     .description("import a microsoft/LoRA (loralib) lora_state_dict checkpoint")
     .argument("<checkpoint>", "the .pt file saved from loralib.lora_state_dict(model)")
-    .requiredOption("--base <model>", "the base model folder it was trained on")
     .requiredOption("--rank <n>", "loralib's r (rank of one group)")
     .requiredOption("--alpha <n>", "loralib's lora_alpha")
     .requiredOption("--target-modules <names>", "comma-separated: the fused module (c_attn) or one projection per --enable-lora entry")
     .option("--enable-lora <flags>", "MergedLinear's enable_lora, e.g. 1,0,1")
     .option("--fan-in-fan-out", "loralib's fan_in_fan_out (checked against the base layout)")
     .requiredOption("--out <dir>", "output adapter folder")
-    .addHelpText("after", "\nExamples:\n  $ lowrank import loralib lora_state_dict.pt --base ./gpt2 --rank 4 --alpha 32 --target-modules c_attn --enable-lora 1,0,1 --out ./imported")
+    .addHelpText("after", "\nExamples:\n  $ lowrank import loralib lora_state_dict.pt --model ./gpt2 --rank 4 --alpha 32 --target-modules c_attn --enable-lora 1,0,1 --out ./imported");
+  option(loralib, "--model <model>", "the base model folder it was trained on", { aliases: ["--base"], required: true })
     .action((file: string, options) => importLoralibCommand(ctx, file, options));
 
-  program
+  const analyze = program
     .command("analyze")
     .description("the LoRA paper's rank analysis of an adapter: singular values of each ΔW, effective rank, similarity to another adapter")
     .argument("<adapter>", "PEFT adapter folder")
     .option("--against <adapter>", "also the subspace similarity φ(i, j) with this adapter's top directions (the paper's Eq. 4)")
-    .option("--base <model>", "the base model, for ‖ΔW‖ / ‖W‖ per module")
     .option("--json", "machine-readable output (modules[].name, singular_values, effective_rank, …)")
     .option("--plot <file.svg>", "an SVG heatmap: φ per module with --against, else the spectra")
-    .addHelpText("after", "\nExamples:\n  $ lowrank analyze ./my-adapter\n  $ lowrank analyze ./my-adapter --base ./base-model --json\n  $ lowrank analyze ./run-seed1 --against ./run-seed2 --plot similarity.svg")
+    .addHelpText("after", "\nExamples:\n  $ lowrank analyze ./my-adapter\n  $ lowrank analyze ./my-adapter --model ./base-model --json\n  $ lowrank analyze ./run-seed1 --against ./run-seed2 --plot similarity.svg");
+  option(analyze, "--model <model>", "the base model, for ‖ΔW‖ / ‖W‖ per module", { aliases: ["--base"] })
     .action((adapter: string, options) => analyzeCommand(ctx, adapter, options));
 
   program
@@ -237,6 +283,7 @@ export function buildProgram(): Command {
     .addHelpText("after", "\nExamples:\n  $ lowrank backends\n  $ lowrank --plugin ./my-backend.mjs backends --json")
     .action((options) => backendsCommand(ctx, options));
 
+  markRequired(program);
   return program;
 }
 
@@ -253,7 +300,8 @@ export async function runCli(argv: string[]): Promise<number> {
   } catch (error) {
     if (error instanceof CommanderError) {
       if (error.code === "commander.helpDisplayed" || error.code === "commander.help" || error.code === "commander.version") return 0;
-      const message = error.message.replace(/^error: /, "").split("\n")[0];
+      // Commander puts its "(Did you mean …?)" suggestion on a second line: keep it on the one line.
+      const message = error.message.replace(/^error: /, "").split("\n").filter(Boolean).join(" ");
       process.stderr.write(`lowrank: error: ${message}\n`);
       return 2;
     }

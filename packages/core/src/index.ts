@@ -12,6 +12,8 @@ export { serializeLoraConfig, writeLoraConfig } from "./config/write-lora-config
 // Model description and targeting
 export type { ModelDescription, ModuleInfo, ModuleKind, TensorInfo, WeightLayout } from "./model/model-description.js";
 export { describeModel } from "./model/describe-model.js";
+export { checkModelInput } from "./model/check-model-input.js";
+export { attentionWindow } from "./model/attention-window.js";
 export { checkTargetModule, patternKeyFor, type TargetVerdict } from "./targeting/check-target-module.js";
 export { resolveTargets, expandTargetModules, moduleHyperparameters, type LoraModulePlan, type TargetReport } from "./targeting/resolve-targets.js";
 export { DEFAULT_TARGET_MODULES } from "./targeting/default-target-modules.js";
@@ -40,6 +42,7 @@ export { SafetensorsFile, readSafetensors } from "./formats/safetensors/safetens
 export { SafetensorsWriter, writeSafetensors, serializeSafetensors, type TensorSpec } from "./formats/safetensors/write-safetensors.js";
 export { Checkpoint } from "./formats/checkpoint.js";
 export { AtomicFile, writeFileAtomic, writeDirectoryAtomic, removeAbandonedTemps } from "./formats/atomic-write.js";
+export { testKillPoint, TEST_KILL_ENV } from "./formats/test-kill-point.js";
 export { readTorchStateDict, parseTorchStateDict, type TorchTensor } from "./formats/torch/read-torch-state-dict.js";
 
 // Adapters

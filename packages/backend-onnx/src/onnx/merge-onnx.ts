@@ -20,8 +20,8 @@ export interface MergedOnnx {
  */
 export function mergeIntoOnnxModel(model: ModelProto, adapter: LoraAdapter, options: { modelDir: string; safe?: boolean; logger?: Logger; label?: string }): MergedOnnx {
   const label = options.label ?? "model.onnx";
-  const { description } = describeOnnxForAdapter(model.graph, adapter, label);
-  const bound = bindAdapter(adapter, description, { logger: options.logger, label: "adapter", layoutFromStorage: true });
+  const { description, adapter: bindable } = describeOnnxForAdapter(model.graph, adapter, label, options.modelDir);
+  const bound = bindAdapter(bindable, description, { logger: options.logger, label: "adapter", layoutFromStorage: true });
   const byName = new Map(model.graph.initializer.map((t) => [t.name, t]));
   // Replacements first (a saved base_layer copy of an embedding is replaced, then its LoRA merged on top).
   for (const [key, tensor] of bound.replacements) {

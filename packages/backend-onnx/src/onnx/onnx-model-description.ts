@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { parseAdapterKey, type LoraAdapter, type ModelDescription, type ModuleInfo, type TensorInfo } from "@lowrank/core";
 import type { GraphProto } from "./onnx-codec.js";
 import { locateWeights, type WeightLocation } from "./locate-weights.js";
@@ -17,12 +19,38 @@ export function adapterModules(adapter: LoraAdapter): { name: string; inFeatures
   return [...modules.values()];
 }
 
+/** The model type of an ONNX export from the config.json beside it (Optimum's layout), if any. */
+export function onnxModelType(modelDir: string | undefined): string | undefined {
+  if (modelDir === undefined) return undefined;
+  try {
+    const config = JSON.parse(readFileSync(path.join(modelDir, "config.json"), "utf8")) as { model_type?: unknown };
+    return typeof config.model_type === "string" ? config.model_type : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * An adapter whose `target_modules` is null names its targets by the model type's PEFT defaults. An
+ * ONNX file may come without its config.json: then the modules the adapter has factors for are the
+ * targets (PEFT saved exactly those), so the adapter still binds as PEFT would bind it.
+ */
+function withConcreteTargets(adapter: LoraAdapter, modelType: string | undefined): LoraAdapter {
+  if (adapter.config.target_modules !== null || modelType !== undefined) return adapter;
+  const leaves = [...new Set(adapterModules(adapter).map((m) => m.name.slice(m.name.lastIndexOf(".") + 1)))];
+  return leaves.length === 0 ? adapter : { ...adapter, config: { ...adapter.config, target_modules: leaves } };
+}
+
 /**
  * A core ModelDescription of an ONNX graph, as far as an adapter needs it: its modules where the
  * graph holds their weights (kind from the stored orientation: `in_out` weights are merged the way
- * Conv1D's are), and every initializer by name (for modules_to_save tensors).
+ * Conv1D's are), and every initializer by name (for modules_to_save tensors). The model type comes
+ * from a config.json in `modelDir`; `adapter` is the one to bind (targets made concrete when the
+ * adapter leaves them to a model type the graph does not state).
  */
-export function describeOnnxForAdapter(graph: GraphProto, adapter: LoraAdapter, label: string): { description: ModelDescription; locations: Map<string, WeightLocation> } {
+export function describeOnnxForAdapter(graph: GraphProto, given: LoraAdapter, label: string, modelDir?: string): { description: ModelDescription; locations: Map<string, WeightLocation>; adapter: LoraAdapter } {
+  const modelType = onnxModelType(modelDir);
+  const adapter = withConcreteTargets(given, modelType);
   const locations = locateWeights(graph, adapterModules(adapter), label);
   const tensors = new Map<string, TensorInfo>();
   for (const t of graph.initializer) tensors.set(t.name, { dtype: "F32", shape: tensorDims(t) });
@@ -43,7 +71,7 @@ export function describeOnnxForAdapter(graph: GraphProto, adapter: LoraAdapter, 
     tensors.set(`${loc.module}.weight`, { dtype: "F32", shape: dims });
   }
   const description: ModelDescription = {
-    modelType: undefined, architectures: [], modules, byName: new Map(modules.map((m) => [m.name, m])), tensors, outputHead: undefined, config: {},
+    modelType, architectures: [], modules, byName: new Map(modules.map((m) => [m.name, m])), tensors, outputHead: undefined, config: {},
   };
-  return { description, locations };
+  return { description, locations, adapter };
 }

@@ -1,15 +1,12 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
-import { bindAdapter, LowrankError, silentLogger, toFloat32, type LoraAdapter, type Logger } from "@lowrank/core";
+import { LowrankError, silentLogger, type LoraAdapter, type Logger } from "@lowrank/core";
 import { addLoraSlots, type LoraSlot } from "../onnx/add-lora-slots.js";
 import { decodeModel, type GraphProto } from "../onnx/onnx-codec.js";
-import { readFloatTensor } from "../onnx/tensor-data.js";
-
-function sameValues(a: Float32Array, b: Float32Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
+import { initializersAsInputs } from "../onnx/initializers-as-inputs.js";
 import { adapterModules, describeOnnxForAdapter } from "../onnx/onnx-model-description.js";
+import { bindRuntimeAdapter } from "./bind-runtime-adapter.js";
 import { mergeIntoOnnxModel } from "../onnx/merge-onnx.js";
 import { concatSlotFeeds, scatterRows, slotTensors, takeRows, type Feeds } from "./adapter-feeds.js";
 import { createSessionForModel, type ExecutionProvider, type SessionOptions } from "./ort-session.js";
@@ -19,6 +16,11 @@ export interface OnnxLoraSessionOptions extends SessionOptions {
   adapters?: Record<string, LoraAdapter>;
   /** More modules to give slots to (for adapters loaded later): names with in/out features. */
   slots?: { name: string; inFeatures: number; outFeatures: number }[];
+  /**
+   * More initializers that adapters loaded later may replace at run time (trained biases,
+   * modules_to_save weights); those of the adapters given at creation are found automatically.
+   */
+  replaceable?: string[];
 }
 
 /**
@@ -28,7 +30,9 @@ export interface OnnxLoraSessionOptions extends SessionOptions {
  * Switching adapters never re-creates the session. Several adapters run summed in one pass (their
  * ranks concatenated); a mixed batch runs each row with its own adapter; `merge(name)` gives an
  * adapter a session of its own with the weights merged (no added latency, one more copy of the
- * weights) until `unmerge(name)`.
+ * weights) until `unmerge(name)`. Whole tensors an adapter replaces (trained biases with `bias`
+ * "all"/"lora_only", modules_to_save copies) are fed per run too: those initializers become graph
+ * inputs, fed the stored values for the base and each adapter's own values for it.
  */
 export class OnnxLoraSession {
   private readonly adapters = new Map<string, Feeds>();
@@ -36,18 +40,24 @@ export class OnnxLoraSession {
   private readonly mergedSessions = new Map<string, ort.InferenceSession>();
   private activeNames: string[] = [];
   private readonly base: Feeds;
+  private readonly replaceable: ReadonlySet<string>;
+  /** Per adapter, the whole tensors it replaces. */
+  private readonly replacedBy = new Map<string, string[]>();
 
   private constructor(
     readonly session: ort.InferenceSession,
     readonly provider: ExecutionProvider,
     readonly providerReason: string,
     private readonly slots: Map<string, LoraSlot>,
+    stored: ReadonlyMap<string, { values: Float32Array; dims: number[] }>,
     private readonly graphLabel: string,
     private readonly logger: Logger,
     private readonly describeFor: (adapter: LoraAdapter) => ReturnType<typeof describeOnnxForAdapter> & { graph: GraphProto; modelDir: string },
     private readonly mergedSession: (adapter: LoraAdapter) => Promise<ort.InferenceSession>,
   ) {
     this.base = {};
+    this.replaceable = new Set(stored.keys());
+    for (const [name, { values, dims }] of stored) this.base[name] = new ort.Tensor("float32", values, dims);
     for (const slot of slots.values()) {
       this.base[slot.inputA] = new ort.Tensor("float32", new Float32Array(slot.inFeatures), [slot.inFeatures, 1]);
       this.base[slot.inputB] = new ort.Tensor("float32", new Float32Array(slot.outFeatures), [1, slot.outFeatures]);
@@ -71,14 +81,20 @@ export class OnnxLoraSession {
     const wanted = new Map<string, { name: string; inFeatures: number; outFeatures: number }>();
     for (const adapter of Object.values(options.adapters ?? {})) for (const m of adapterModules(adapter)) wanted.set(m.name, m);
     for (const m of options.slots ?? []) wanted.set(m.name, m);
+    const modelDir = typeof model === "string" ? path.dirname(model) : process.cwd();
+    const describeFor = (adapter: LoraAdapter) => {
+      const graph = pristine().graph;
+      return { ...describeOnnxForAdapter(graph, adapter, label, typeof model === "string" ? modelDir : undefined), graph, modelDir };
+    };
+    const replaceable = new Set(options.replaceable ?? []);
+    for (const [name, adapter] of Object.entries(options.adapters ?? {})) {
+      for (const key of bindRuntimeAdapter(name, describeFor(adapter)).replacements.keys()) replaceable.add(key);
+    }
     const rewritten = decodeModel(bytes, label);
     const slots = addLoraSlots(rewritten, [...wanted.values()], label);
-    const modelDir = typeof model === "string" ? path.dirname(model) : process.cwd();
+    const stored = initializersAsInputs(rewritten.graph, [...replaceable], modelDir, label);
     const created = await createSessionForModel(rewritten, modelDir, options);
-    const session = new OnnxLoraSession(created.session, created.provider, created.reason, slots, label, options.logger ?? silentLogger, (adapter) => {
-      const graph = pristine().graph;
-      return { ...describeOnnxForAdapter(graph, adapter, label), graph, modelDir };
-    }, async (adapter) => (await createSessionForModel(mergeIntoOnnxModel(pristine(), adapter, { modelDir, label }).model, modelDir, options)).session);
+    const session = new OnnxLoraSession(created.session, created.provider, created.reason, slots, stored, label, options.logger ?? silentLogger, describeFor, async (adapter) => (await createSessionForModel(mergeIntoOnnxModel(pristine(), adapter, { modelDir, label }).model, modelDir, options)).session);
     try {
       for (const [name, adapter] of Object.entries(options.adapters ?? {})) session.loadAdapter(name, adapter);
     } catch (error) {
@@ -95,19 +111,17 @@ export class OnnxLoraSession {
 
   /**
    * Prepares an adapter's inputs (core's binding: scalings, patterns, shapes). Slotted modules it
-   * does not adapt get zeros.
-   * @throws LowrankError for modules without a slot, DoRA, or replaced tensors (use the offline merge).
+   * does not adapt get zeros; tensors it replaces are fed in place of the stored ones.
+   * @throws LowrankError for modules without a slot, DoRA, lora_bias, or a replaced tensor the
+   *   session was not created to take (give the adapter at creation, or list it in `replaceable`).
    */
   loadAdapter(name: string, adapter: LoraAdapter): void {
-    const { description, graph, modelDir } = this.describeFor(adapter);
-    const bound = bindAdapter(adapter, description, { logger: this.logger, label: `adapter "${name}"`, layoutFromStorage: true });
-    // A saved copy of a base tensor (PEFT's save_embedding_layers) changes nothing; anything else would.
-    const differing = [...bound.replacements].filter(([key, tensor]) => {
-      const init = graph.initializer.find((t) => t.name === key);
-      return !init || !sameValues(readFloatTensor(init, modelDir), toFloat32(tensor, key));
-    });
-    if (differing.length > 0) throw new LowrankError("ADAPTER_INVALID", `adapter "${name}" replaces whole tensors (${differing.slice(0, 2).map(([k]) => k).join(", ")}); runtime adapters add low-rank branches only — merge it offline instead`);
+    const bound = bindRuntimeAdapter(name, this.describeFor(adapter), this.logger);
     const feeds: Feeds = { ...this.base };
+    for (const [key, tensor] of bound.replacements) {
+      if (!this.replaceable.has(key)) throw new LowrankError("ADAPTER_INVALID", `adapter "${name}" replaces "${key}" (a trained bias or modules_to_save), which this session cannot take at run time; create the session with this adapter (or list the tensor in \`replaceable\`)`);
+      feeds[key] = tensor;
+    }
     for (const { plan, factors } of bound.modules) {
       const slot = this.slots.get(plan.name);
       if (!slot) throw new LowrankError("ADAPTER_INVALID", `adapter "${name}" adapts "${plan.name}", which has no runtime slot in this session; create the session with this adapter (or list the module in \`slots\`)`);
@@ -116,6 +130,7 @@ export class OnnxLoraSession {
       [feeds[slot.inputA], feeds[slot.inputB]] = slotTensors(slot, factors.A, factors.B, factors.r, factors.scaling);
     }
     this.adapters.set(name, feeds);
+    this.replacedBy.set(name, [...bound.replacements.keys()]);
     this.loaded.set(name, adapter);
   }
 
@@ -124,6 +139,7 @@ export class OnnxLoraSession {
     void this.unmerge(name);
     this.activeNames = this.activeNames.filter((n) => n !== name);
     this.loaded.delete(name);
+    this.replacedBy.delete(name);
     return this.adapters.delete(name);
   }
 
@@ -148,7 +164,7 @@ export class OnnxLoraSession {
     const names = options.adapter === undefined ? this.activeNames : options.adapter === null ? [] : typeof options.adapter === "string" ? [options.adapter] : options.adapter;
     const merged = names.length === 1 ? this.mergedSessions.get(names[0]) : undefined;
     if (merged) return merged.run(feeds);
-    const loras = names.length === 0 ? this.base : names.length === 1 ? this.feedsOf(names[0]) : concatSlotFeeds(this.slots.values(), names.map((n) => this.feedsOf(n)));
+    const loras = names.length === 0 ? this.base : names.length === 1 ? this.feedsOf(names[0]) : this.summedFeeds(names);
     return this.session.run({ ...feeds, ...loras });
   }
 
@@ -193,6 +209,16 @@ export class OnnxLoraSession {
     return this.mergedSessions.has(name);
   }
 
+  /** Several adapters in one pass: ranks concatenated; at most one of them may replace tensors. */
+  private summedFeeds(names: readonly string[]): Feeds {
+    const each = names.map((n) => this.feedsOf(n));
+    const replacing = names.filter((n) => (this.replacedBy.get(n) ?? []).length > 0);
+    if (replacing.length > 1) throw new LowrankError("USAGE", `adapters ${replacing.map((n) => `"${n}"`).join(" and ")} both replace whole tensors (trained biases or modules_to_save); PEFT runs only one such adapter at a time`);
+    const feeds = replacing.length === 1 ? this.feedsOf(replacing[0]) : {};
+    const replaced = Object.fromEntries((replacing.length === 1 ? this.replacedBy.get(replacing[0])! : []).map((k) => [k, feeds[k]]));
+    return { ...this.base, ...concatSlotFeeds(this.slots.values(), each), ...replaced };
+  }
+
   private feedsOf(name: string): Feeds {
     const feeds = this.adapters.get(name);
     if (!feeds) throw new LowrankError("USAGE", `adapter "${name}" is not loaded in this session (loaded: ${this.adapterNames().join(", ") || "none"})`);
@@ -202,7 +228,7 @@ export class OnnxLoraSession {
   /** The session's own input names, without the LoRA slots. */
   modelInputs(): string[] {
     const slotInputs = new Set([...this.slots.values()].flatMap((s) => [s.inputA, s.inputB]));
-    return this.session.inputNames.filter((n) => !slotInputs.has(n));
+    return this.session.inputNames.filter((n) => !slotInputs.has(n) && !this.replaceable.has(n));
   }
 
   async release(): Promise<void> {

@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
 import type * as ort from "onnxruntime-node";
-import { Checkpoint, createLoraConfig, describeModel, LowrankError, type LoraAdapter, type LoraConfig, type LoraConfigInput, type Logger } from "@lowrank/core";
+import { Checkpoint, createLoraConfig, describeModel, expandTargetModules, LowrankError, type LoraAdapter, type LoraConfig, type LoraConfigInput, type Logger } from "@lowrank/core";
 import type { ExecutionProvider } from "../session/ort-session.js";
 import { trainingArchitecture } from "./architectures.js";
 import { adapterOf, initialFactors, planLoraSlots, type TrainingSlot } from "./lora-plan.js";
@@ -67,6 +67,8 @@ export async function createOnnxLoraTraining(params: CreateOnnxLoraTrainingParam
     ...params.lora,
   });
   const slots = planLoraSlots({ config, description, supported: architecture.supports, label: params.model, logger: params.logger });
+  // Saved as PEFT saves it: the resolved module list, never null or "all-linear".
+  const saved = { ...config, target_modules: expandTargetModules(config, description) };
   const factors = initialFactors(slots, config, params.seed);
   const dropout = config.lora_dropout > 0;
   const model = await buildTrainingGraph({ dir: params.model, architecture, slots, dropout, gradients: true });
@@ -74,7 +76,7 @@ export async function createOnnxLoraTraining(params: CreateOnnxLoraTrainingParam
   return {
     config, slots, params: factors, session, provider, reason, modelConfig, totalParameters,
     trainableParameters: slots.reduce((n, s) => n + s.r * (s.inFeatures + s.outFeatures), 0),
-    adapter: () => adapterOf(slots, config, factors),
+    adapter: () => adapterOf(slots, saved, factors),
     release: () => session.release(),
   };
 }

@@ -1,4 +1,4 @@
-import { LowrankError } from "@lowrank/core";
+import { attentionWindow, LowrankError } from "@lowrank/core";
 import { moduleScope } from "../onnx/locate-weights.js";
 import { activationForward, TRAINABLE_ACTIVATIONS, type ActivationResult } from "./activation-ops.js";
 import { attentionBackward, attentionForward, type AttentionSaved, type AttentionSpec } from "./attention-ops.js";
@@ -45,7 +45,7 @@ export const LLAMA_TRAINING: TrainingArchitecture = {
     const lora = loraInputs(g, ctx.slots, { dropout: ctx.dropout });
     const embed = await ctx.weight(`${prefix}embed_tokens.weight`);
     const { batch, seq, seqScalar } = sequenceDims(g);
-    const mask = causalMask(g, seq);
+    const mask = causalMask(g, seq, attentionWindow(ctx.config, label));
     const rope = ropeTransform(g, { headDim, theta: ctx.num("rope_theta", 10000), scaling: ctx.config.rope_scaling, seqScalar, label });
     let h = g.one("/embed", "Reshape", [g.one(moduleScope(`${prefix}embed_tokens`), "Gather", [embed, IDS_INPUT]), g.constInts([-1, hidden])]);
 

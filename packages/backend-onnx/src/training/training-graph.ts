@@ -44,11 +44,17 @@ export function sequenceDims(g: GraphBuilder): { batch: string; seq: string; seq
   return { batch, seq, seqScalar: g.one(s, "Squeeze", [seq, g.constInts([0])]) };
 }
 
-/** The additive causal mask [seq, seq]: 0 on and below the diagonal, float32's minimum above (transformers' value). */
-export function causalMask(g: GraphBuilder, seq: string): string {
+/**
+ * The additive causal mask [seq, seq]: 0 on and below the diagonal, float32's minimum above
+ * (transformers' value) — and, with a sliding `window` (core's attentionWindow), also on keys
+ * `window` or more positions before the query.
+ */
+export function causalMask(g: GraphBuilder, seq: string, window?: number): string {
   const s = "/mask";
   const full = g.one(s, "Expand", [g.constFloat(-3.4028234663852886e38), g.one(s, "Concat", [seq, seq], { axis: 0 })]);
-  return g.one(s, "Trilu", [full, g.constInts([1])], { upper: 1 });
+  const future = g.one(s, "Trilu", [full, g.constInts([1])], { upper: 1 });
+  if (window === undefined) return future;
+  return g.one(s, "Add", [future, g.one(s, "Trilu", [full, g.constInts([-window])], { upper: 0 })]);
 }
 
 /**

@@ -14,6 +14,8 @@ beforeAll(async () => {
 describe.each([
   ["gpt2-tiny", "gpt2-tiny-lora"],
   ["llama-tiny", "llama-tiny-lora"],
+  // A sliding window of 4: the cache keeps every key, the mask must still hide those past the window.
+  ["mistral-sw-tiny", "mistral-sw-tiny-lora"],
 ])("generation on %s", (base, adapterName) => {
   test("the KV cache gives the same tokens as recomputing, greedy and sampled, with no leaks", async () => {
     const model = await loadModel(requireFixture(base));

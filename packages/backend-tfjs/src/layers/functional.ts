@@ -68,17 +68,19 @@ export function mergeHeads(x: tf.Tensor4D): tf.Tensor3D {
 
 /**
  * Additive attention bias [b, 1, s, t] from a key padding mask [b, t] (1 = real token) and,
- * for causal models, the causal triangle (query i sees keys ≤ offset + i). Computed on the CPU:
- * no gradient flows through it.
+ * for causal models, the causal triangle (query i sees keys ≤ offset + i) — within `window` keys of
+ * the query when a sliding window is set (core's attentionWindow). Computed on the CPU: no gradient
+ * flows through it.
  */
-export function attentionBias(params: { batch: number; queries: number; keys: number; causal: boolean; offset?: number; mask?: number[][] }): tf.Tensor4D {
+export function attentionBias(params: { batch: number; queries: number; keys: number; causal: boolean; offset?: number; mask?: number[][]; window?: number }): tf.Tensor4D {
   const { batch, queries, keys, causal } = params;
   const offset = params.offset ?? keys - queries;
   const data = new Float32Array(batch * queries * keys);
   for (let b = 0; b < batch; b++) {
     for (let i = 0; i < queries; i++) {
       for (let j = 0; j < keys; j++) {
-        const blocked = (causal && j > offset + i) || (params.mask !== undefined && params.mask[b][j] === 0);
+        const outsideWindow = params.window !== undefined && j <= offset + i - params.window;
+        const blocked = (causal && j > offset + i) || outsideWindow || (params.mask !== undefined && params.mask[b][j] === 0);
         if (blocked) data[(b * queries + i) * keys + j] = MASK_VALUE;
       }
     }

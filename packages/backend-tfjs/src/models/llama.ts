@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { ropeFrequencies, type ModelDescription, type RopeScaling } from "@lowrank/core";
+import { attentionWindow, ropeFrequencies, type ModelDescription, type RopeScaling } from "@lowrank/core";
 import type { EmbeddingLayer } from "../layers/embedding-layer.js";
 import { activation, attention, attentionBias, mergeHeads, rmsNorm, splitHeads } from "../layers/functional.js";
 import { LinearLayer } from "../layers/linear-layer.js";
@@ -32,7 +32,8 @@ function repeatKv(x: tf.Tensor4D, rep: number): tf.Tensor4D {
 
 /**
  * The LLaMA family (llama, mistral, qwen2): RMSNorm, rotary positions (rope_theta, linear and llama3
- * scaling), grouped-query attention, SwiGLU MLP; q/k/v biases when the checkpoint has them (qwen2).
+ * scaling), grouped-query attention (within Mistral's sliding window), SwiGLU MLP; q/k/v biases when
+ * the checkpoint has them (qwen2).
  */
 export class LlamaModel implements TfjsModel {
   readonly task = "causal-lm" as const;
@@ -50,6 +51,8 @@ export class LlamaModel implements TfjsModel {
   private readonly inv: Float64Array;
   private readonly positionScale: number;
   private readonly lmHead: LinearLayer;
+  /** Mistral's sliding window (keys within this many positions of the query), if any. */
+  private readonly window: number | undefined;
 
   constructor(
     readonly config: Record<string, unknown>,
@@ -68,6 +71,7 @@ export class LlamaModel implements TfjsModel {
     this.eps = c.number("rms_norm_eps", 1e-6);
     this.act = c.string("hidden_act", "silu");
     this.eosTokenId = c.tokenId("eos_token_id");
+    this.window = attentionWindow({ ...config, model_type: modelType }, label);
     const scaling = (config.rope_scaling ?? null) as RopeScaling | null;
     ({ inv: this.inv, positionScale: this.positionScale } = ropeFrequencies(this.headDim, c.number("rope_theta", 10000), scaling, `${label}/config.json`));
     const p = this.prefix;
@@ -91,7 +95,7 @@ export class LlamaModel implements TfjsModel {
     const [batch, seq] = inputIds.shape;
     const past = cache?.length ?? 0;
     let h: tf.Tensor = requireLayer(this.embeddings, `${this.prefix}embed_tokens`, "llama").apply(inputIds, ctx);
-    const bias = attentionBias({ batch, queries: seq, keys: past + seq, causal: true, mask: attentionMask });
+    const bias = attentionBias({ batch, queries: seq, keys: past + seq, causal: true, mask: attentionMask, window: this.window });
     const { cos, sin } = ropeTables(this.inv, past, seq, this.positionScale);
     const rep = this.heads / this.kvHeads;
     const scale = 1 / Math.sqrt(this.headDim);

@@ -38,7 +38,7 @@ describe("training tasks", () => {
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     expect(mean(l.slice(-8))).toBeLessThan(mean(l.slice(0, 8)) * 0.7);
     const adapter = await readAdapter(out);
-    expect(adapter.config).toMatchObject({ task_type: "SEQ_CLS", target_modules: null, modules_to_save: ["classifier", "score"] });
+    expect(adapter.config).toMatchObject({ task_type: "SEQ_CLS", target_modules: ["query", "value"], modules_to_save: ["classifier", "score"] });
     expect([...adapter.tensors.keys()].filter((k) => k.includes("classifier")).sort()).toEqual([
       "base_model.model.classifier.dense.bias", "base_model.model.classifier.dense.weight", "base_model.model.classifier.out_proj.bias", "base_model.model.classifier.out_proj.weight",
     ]);

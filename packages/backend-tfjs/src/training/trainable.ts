@@ -87,7 +87,8 @@ export function createLoraTraining(model: TfjsModel, config: LoraConfig, options
       tensors.set(name, float32Tensor(model.store.get(key).dataSync() as Float32Array, model.store.get(key).shape));
     }
   }
-  const adapter: LoraAdapter = { config, tensors };
+  // Saved as PEFT saves it: the resolved module list, never null or "all-linear".
+  const adapter: LoraAdapter = { config: { ...config, target_modules: report.targetModules }, tensors };
   const attached = attachAdapter(model, adapter, { trainable: true, logger: options.logger });
   return loraTrainingFrom(model, attached, initial);
 }

@@ -66,6 +66,10 @@ async function writeTokenData(file: string, vocab: number, rows: number, seqLen:
   await writeFile(file, `${lines.join("\n")}\n`);
 }
 
+/** The suite's phases in the order they run; progress lines are numbered from this list. */
+const PHASES = ["footprint", "training", "onnx-training", "latency", "merge", "quality"] as const;
+const phase = (name: (typeof PHASES)[number]): string => `${PHASES.indexOf(name) + 1}/${PHASES.length}`;
+
 /** Runs every measurement of the plan and computes the ratios; the caller writes JSON and the report. */
 export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults> {
   const started = performance.now();
@@ -83,7 +87,7 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
     const labels = { embedded: "embedded base (models/gpt2-mini)", mid: plan.mid.label, large: plan.large.label };
     const vocab = { embedded: 4096, mid: plan.mid.shape.vocab, large: plan.large.shape.vocab };
 
-    log("1/6 trainable parameters and 5/6 file sizes");
+    log(`${phase("footprint")} trainable parameters and file sizes`);
     const parameters = [
       ...(await measureFootprint(dirs.embedded, labels.embedded, path.join(work, "footprint-embedded"))),
       ...(await measureFootprint(dirs.large, labels.large, path.join(work, "footprint-large"))),
@@ -91,7 +95,7 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
 
     const training: BenchResults["training"] = [];
     for (const t of plan.training) {
-      log(`2/6 training steps, LoRA vs full: ${labels[t.model]}, batch ${t.batchSize * t.gradientAccumulation} × ${t.seqLen}`);
+      log(`${phase("training")} training steps, LoRA vs full: ${labels[t.model]}, batch ${t.batchSize * t.gradientAccumulation} × ${t.seqLen}`);
       const data = path.join(work, `train-${t.model}.jsonl`);
       await writeTokenData(data, vocab[t.model], t.batchSize * t.gradientAccumulation * (t.warmup + t.steps), t.seqLen);
       const params = { model: dirs[t.model], data, lora: ADAPTER_VARIANTS[1].config, batchSize: t.batchSize, gradientAccumulation: t.gradientAccumulation, seqLen: t.seqLen, warmup: t.warmup, steps: t.steps };
@@ -108,7 +112,7 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
     }
 
     const o = plan.onnxTraining;
-    log(`2/6 LoRA training step on ONNX Runtime: ${labels[o.model]}, batch ${o.batchSize} × ${o.seqLen}`);
+    log(`${phase("onnx-training")} LoRA training step on ONNX Runtime: ${labels[o.model]}, batch ${o.batchSize} × ${o.seqLen}`);
     const onnxData = path.join(work, `train-onnx-${o.model}.jsonl`);
     await writeTokenData(onnxData, vocab[o.model], o.batchSize * (o.warmup + o.steps), o.seqLen);
     const onnxStep = await worker<TrainingStep>({ part: "training-step", params: { model: dirs[o.model], data: onnxData, lora: { ...ADAPTER_VARIANTS[1].config, lora_dropout: 0 }, batchSize: o.batchSize, seqLen: o.seqLen, warmup: o.warmup, steps: o.steps, mode: "lora", backend: "onnx" } });
@@ -117,14 +121,14 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
 
     const latency: LatencyRow[] = [];
     for (const l of plan.latency) {
-      log(`3/6 inference latency: ${labels[l.model]}`);
+      log(`${phase("latency")} inference latency: ${labels[l.model]}`);
       latency.push(...(await worker<LatencyRow[]>({ part: "latency", params: { modelDir: dirs[l.model], model: labels[l.model], adapter: ADAPTER_VARIANTS[1].config, batches: l.batches, seqLen: l.seqLen, rounds: l.rounds, ortRounds: l.ortRounds, warmup: l.warmup } })));
     }
 
-    log(`4/6 merge throughput: ${labels.large}, ${ADAPTER_VARIANTS[2].label}`);
+    log(`${phase("merge")} merge throughput: ${labels.large}, ${ADAPTER_VARIANTS[2].label}`);
     const merge = await worker<MergeThroughput>({ part: "merge", params: { baseDir: dirs.large, workDir: path.join(work, "merge"), repeats: plan.merge.repeats, model: labels.large, adapter: ADAPTER_VARIANTS[2].config, adapterLabel: ADAPTER_VARIANTS[2].label } });
 
-    log(`4/6 merge memory: ${plan.memory.label}, ${ADAPTER_VARIANTS[2].label}`);
+    log(`${phase("merge")} merge memory: ${plan.memory.label}, ${ADAPTER_VARIANTS[2].label}`);
     const memoryDir = path.join(work, "memory-base");
     await writeRandomGpt2(memoryDir, plan.memory.shape, 4);
     const mergeMemory = await worker<MergeMemory>({ part: "merge-memory", params: { baseDir: memoryDir, outDir: path.join(work, "memory-merged"), model: plan.memory.label, adapter: ADAPTER_VARIANTS[2].config, adapterLabel: ADAPTER_VARIANTS[2].label } });
@@ -133,7 +137,7 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
 
     const quality: QualityResult[] = [];
     for (const method of ["none", "lora", "lora-all-linear", "full"] as QualityMethod[]) {
-      log(`6/6 quality on E2E: ${QUALITY_METHOD_LABELS[method]}`);
+      log(`${phase("quality")} quality on E2E: ${QUALITY_METHOD_LABELS[method]}`);
       const q = plan.quality;
       quality.push(await worker<QualityResult>({ part: "quality", params: {
         modelDir: dirs.embedded, e2eFile: options.e2eFile, method, steps: q.steps, batchSize: q.batchSize, evalMrs: q.evalMrs, maxNewTokens: q.maxNewTokens,

@@ -4,7 +4,7 @@ import { heatmapGridSvg } from "../report/svg-chart.js";
 
 export interface AnalyzeCommandOptions {
   against?: string;
-  base?: string;
+  model?: string;
   json?: boolean;
   plot?: string;
 }
@@ -29,7 +29,7 @@ function moduleJson(m: ModuleAnalysis): Record<string, unknown> {
  */
 export async function analyzeCommand(ctx: CliContext, adapterArg: string, options: AnalyzeCommandOptions): Promise<void> {
   const adapter = await readAdapter(await ctx.local(adapterArg), { logger: ctx.logger });
-  const base = options.base ? await Checkpoint.open(await ctx.local(options.base)) : undefined;
+  const base = options.model ? await Checkpoint.open(await ctx.local(options.model)) : undefined;
   let modules: ModuleAnalysis[];
   try {
     modules = await analyzeAdapter(adapter, { base });

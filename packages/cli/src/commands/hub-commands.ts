@@ -1,14 +1,74 @@
-import { pullRepo, pushAdapter, startHubServer } from "@lowrank/hub";
+import cliProgress from "cli-progress";
+import type { Logger } from "@lowrank/core";
+import { pullRepo, pushAdapter, startHubServer, type PullProgress } from "@lowrank/hub";
 import type { CliContext } from "../cli-context.js";
 import { listFlag, numberFlag } from "./parse-flags.js";
 
-/** `lowrank pull`: a repo into the Python-compatible cache; prints the snapshot folder. */
+/** A byte count for people: "812 B", "64.4 KB", "3.0 MB", "1.2 GB" (powers of 1024). */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** What `lowrank pull` reports while it pulls: handlers for pullRepo, and `stop` for the end (or a failure). */
+export interface PullReporter {
+  onProgress(event: PullProgress): void;
+  onFile(event: { path: string; size: number; cached: boolean }): void;
+  stop(): void;
+}
+
+/**
+ * Progress of `lowrank pull`: when `stream` is a terminal, a cli-progress bar of the bytes of the
+ * file being downloaded (erased when the file is done); in any case one line per file through the
+ * logger once it is in the cache ("pulled  name (N bytes)" or "cached  name (N bytes)").
+ */
+export function pullReporter(logger: Logger, stream: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr): PullReporter {
+  const bar = stream.isTTY
+    ? new cliProgress.SingleBar({ format: "{file} |{bar}| {percentage}% | {done} / {size}", hideCursor: true, clearOnComplete: true, stream }, cliProgress.Presets.shades_classic)
+    : undefined;
+  let current: string | undefined;
+  const stop = () => {
+    if (current !== undefined) bar?.stop();
+    current = undefined;
+  };
+  return {
+    onProgress: ({ path, bytes, total }) => {
+      if (!bar || total === 0) return;
+      if (path !== current) {
+        stop();
+        current = path;
+        bar.start(total, bytes, { file: path, done: formatBytes(bytes), size: formatBytes(total) });
+      } else {
+        bar.update(bytes, { done: formatBytes(bytes) });
+      }
+    },
+    onFile: ({ path, size, cached }) => {
+      stop();
+      logger.info(`${cached ? "cached " : "pulled "} ${path} (${size.toLocaleString("en-US")} bytes)`);
+    },
+    stop,
+  };
+}
+
+/** `lowrank pull`: a repo into the Python-compatible cache; prints the snapshot folder. Shows a byte progress bar on a terminal. */
 export async function pullCommand(ctx: CliContext, repo: string, options: { revision?: string; include?: string; json?: boolean }): Promise<void> {
   const config = await ctx.hub();
-  const result = await pullRepo({
-    repo, revision: options.revision, include: listFlag(options.include), config,
-    onFile: ({ path, size, cached }) => ctx.logger.info(`${cached ? "cached " : "pulled "} ${path} (${size.toLocaleString("en-US")} bytes)`),
-  });
+  const reporter = pullReporter(ctx.logger);
+  let result;
+  try {
+    result = await pullRepo({
+      repo, revision: options.revision, include: listFlag(options.include), config,
+      onProgress: reporter.onProgress, onFile: reporter.onFile,
+    });
+  } finally {
+    reporter.stop();
+  }
   if (options.json) ctx.out(JSON.stringify(result, null, 2));
   else ctx.out(result.snapshotDir);
 }

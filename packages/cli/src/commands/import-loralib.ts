@@ -3,7 +3,7 @@ import type { CliContext } from "../cli-context.js";
 import { listFlag, numberFlag } from "./parse-flags.js";
 
 export interface ImportLoralibOptions {
-  base: string;
+  model: string;
   rank: string;
   alpha: string;
   targetModules: string;
@@ -24,7 +24,7 @@ function parseFlags(text: string): boolean[] {
 /** `lowrank import loralib`: a microsoft/LoRA checkpoint turned into a PEFT adapter folder. */
 export async function importLoralibCommand(ctx: CliContext, file: string, options: ImportLoralibOptions): Promise<void> {
   const stateDict = await readTorchStateDict(file);
-  const checkpoint = await Checkpoint.open(await ctx.local(options.base));
+  const checkpoint = await Checkpoint.open(await ctx.local(options.model));
   let model;
   try {
     model = describeModel(checkpoint.config, checkpoint.tensorInfo());
@@ -39,7 +39,7 @@ export async function importLoralibCommand(ctx: CliContext, file: string, option
     targetModules: listFlag(options.targetModules)!,
     enableLora: options.enableLora === undefined ? undefined : parseFlags(options.enableLora),
     fanInFanOut: options.fanInFanOut,
-    baseModelName: options.base,
+    baseModelName: options.model,
     logger: ctx.logger,
   });
   await writeAdapter(options.out, adapter);

@@ -53,12 +53,12 @@ export function summarizeAdapter(adapter: LoraAdapter): { modules: ModuleRow[]; 
 
 const fmt = (x: number): string => (Number.isInteger(x) ? String(x) : x.toPrecision(6).replace(/0+$/, ""));
 
-export async function inspectCommand(ctx: CliContext, adapterDir: string, options: { json?: boolean; base?: string }): Promise<void> {
+export async function inspectCommand(ctx: CliContext, adapterDir: string, options: { json?: boolean; model?: string }): Promise<void> {
   const adapter = await readAdapter(await ctx.local(adapterDir), { logger: ctx.logger });
   const summary = summarizeAdapter(adapter);
   let base: { totalParameters: number; targeted: string[] } | undefined;
-  if (options.base) {
-    const checkpoint = await Checkpoint.open(await ctx.local(options.base));
+  if (options.model) {
+    const checkpoint = await Checkpoint.open(await ctx.local(options.model));
     try {
       const model = describeModel(checkpoint.config, checkpoint.tensorInfo());
       const report = resolveTargets(adapter.config, model, { logger: ctx.logger });

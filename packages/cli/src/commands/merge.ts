@@ -3,7 +3,7 @@ import { LowrankError, mergeCheckpoint, readAdapter } from "@lowrank/core";
 import type { CliContext } from "../cli-context.js";
 
 export interface MergeCommandOptions {
-  base: string;
+  model: string;
   adapter: string;
   out: string;
   safe?: boolean;
@@ -12,11 +12,11 @@ export interface MergeCommandOptions {
 
 /** `lowrank merge`: the adapter merged into the base, written as a Hugging Face checkpoint. */
 export async function mergeCommand(ctx: CliContext, options: MergeCommandOptions): Promise<void> {
-  if (path.resolve(options.out) === path.resolve(options.base)) {
-    throw new LowrankError("USAGE", "--out must differ from --base (the base checkpoint is never overwritten)");
+  if (path.resolve(options.out) === path.resolve(options.model)) {
+    throw new LowrankError("USAGE", "--out must differ from --model (the base checkpoint is never overwritten)");
   }
   const adapter = await readAdapter(await ctx.local(options.adapter), { logger: ctx.logger });
-  const base = await ctx.local(options.base);
+  const base = await ctx.local(options.model);
   const started = performance.now();
   let result;
   if (options.backend) {

@@ -9,7 +9,7 @@ export interface PredictOptions {
   backend?: string;
   inputIds: string;
   attentionMask?: string;
-  output: string;
+  out: string;
 }
 
 /** `lowrank predict`: logits (and encoders' last_hidden_state) for the given ids, written as safetensors. */
@@ -23,6 +23,6 @@ export async function predictCommand(ctx: CliContext, options: PredictOptions): 
   const result = await backend.predict!({ model, adapter, merge: options.merge, inputIds, attentionMask });
   const tensors = new Map<string, Tensor>([["logits", float32Tensor(result.logits.data, result.logits.shape)]]);
   if (result.lastHiddenState) tensors.set("last_hidden_state", float32Tensor(result.lastHiddenState.data, result.lastHiddenState.shape));
-  await writeSafetensors(options.output, tensors, { format: "pt" });
-  ctx.out(`wrote ${[...tensors].map(([k, t]) => `${k} [${t.shape.join(", ")}]`).join(" and ")} to ${options.output} (backend ${backend.name})`);
+  await writeSafetensors(options.out, tensors, { format: "pt" });
+  ctx.out(`wrote ${[...tensors].map(([k, t]) => `${k} [${t.shape.join(", ")}]`).join(" and ")} to ${options.out} (backend ${backend.name})`);
 }

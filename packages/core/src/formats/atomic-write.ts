@@ -1,6 +1,7 @@
 import { mkdir, open, rename, rm, readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
+import { testKillPoint } from "./test-kill-point.js";
 
 function tempSibling(target: string, kind: string): string {
   const dir = path.dirname(target);
@@ -59,13 +60,16 @@ export class AtomicFile {
       );
       done += bytesWritten;
     }
+    testKillPoint("atomic-write:partial", this.target);
   }
 
   /** fsyncs, closes and renames the file into place. */
   async commit(): Promise<void> {
     await this.handle.sync();
     await this.handle.close();
+    testKillPoint("atomic-write:synced", this.target);
     await rename(this.tempPath, this.target);
+    testKillPoint("atomic-write:renamed", this.target);
   }
 
   /** Closes and deletes the temporary file; the target is left as it was. */
@@ -78,8 +82,11 @@ export class AtomicFile {
 /** Writes a whole file atomically (temporary file, fsync, rename). */
 export async function writeFileAtomic(target: string, data: Uint8Array | string): Promise<void> {
   const file = await AtomicFile.create(target);
+  const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
   try {
-    await file.write(typeof data === "string" ? Buffer.from(data, "utf8") : data);
+    // In two writes, so that a crash test can stop it with the file half written.
+    await file.write(bytes.subarray(0, bytes.byteLength >> 1), 0);
+    await file.write(bytes.subarray(bytes.byteLength >> 1), bytes.byteLength >> 1);
     await file.commit();
   } catch (error) {
     await file.abort();
@@ -89,8 +96,8 @@ export async function writeFileAtomic(target: string, data: Uint8Array | string)
 
 /**
  * Fills a temporary sibling folder with `fill`, then moves it into place as `target`: renamed whole
- * when `target` does not exist, else file by file (each rename atomic, so each file is the old
- * complete one or the new complete one; other files in `target`, such as training checkpoints, are
+ * when `target` does not exist, else file by file in name order (each rename atomic, so each file
+ * is the old complete one or the new complete one; other files in `target`, such as training checkpoints, are
  * kept). On failure the temporary folder is removed and `target` is untouched; a folder left by a
  * killed writer is removed by the next write. `removeStale` names files of the kind the new content
  * consists of (weights): those in `target` that the new content does not replace are removed.
@@ -102,12 +109,18 @@ export async function writeDirectoryAtomic<T>(target: string, fill: (tempDir: st
   await mkdir(tempDir);
   try {
     const result = await fill(tempDir);
+    testKillPoint("atomic-dir:filled", path.resolve(target));
     const existing = await stat(target).catch(() => undefined);
     if (!existing) {
       await rename(tempDir, target);
+      testKillPoint("atomic-dir:renamed", path.resolve(target));
     } else {
-      const written = await readdir(tempDir);
-      for (const name of written) await rename(path.join(tempDir, name), path.join(target, name));
+      // In name order, so that what a crash between two files leaves is known.
+      const written = (await readdir(tempDir)).sort();
+      for (const name of written) {
+        await rename(path.join(tempDir, name), path.join(target, name));
+        testKillPoint("atomic-dir:moved", path.join(path.resolve(target), name));
+      }
       await rm(tempDir, { recursive: true, force: true });
       // Files of the same kind the new content does not replace would be read instead of it
       // (an old model.safetensors beside new shards): they go.

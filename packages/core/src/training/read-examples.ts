@@ -18,18 +18,43 @@ export interface ReadExamplesOptions {
 }
 
 /**
+ * Decodes UTF-8 strictly (a leading byte-order mark is dropped): text that is not valid UTF-8 would
+ * otherwise be trained on as replacement characters.
+ * @throws LowrankError USAGE naming the first line (1-based) that is not valid UTF-8.
+ */
+export function decodeUtf8(bytes: Uint8Array, label: string): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    let start = 0;
+    for (let line = 1; ; line++) {
+      const end = bytes.indexOf(0x0a, start);
+      const slice = bytes.subarray(start, end < 0 ? bytes.length : end);
+      try {
+        new TextDecoder("utf-8", { fatal: true }).decode(slice);
+      } catch {
+        throw new LowrankError("USAGE", `${label} line ${line}: not valid UTF-8 text (save the file as UTF-8)`);
+      }
+      if (end < 0) throw new LowrankError("USAGE", `${label}: not valid UTF-8 text (save the file as UTF-8)`);
+      start = end + 1;
+    }
+  }
+}
+
+/**
  * Reads training data: a text file (one example a line), or JSONL whose lines hold `text` (tokenised
  * with the model's tokenizer) or `input_ids` (already tokenised), plus `label` for sequence
  * classification. Empty lines are skipped.
  * @throws LowrankError USAGE naming the file and line.
  */
 export async function readExamples(file: string, options: ReadExamplesOptions): Promise<TrainingExample[]> {
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = await readFile(file, "utf8");
+    bytes = await readFile(file);
   } catch (error) {
     throw new LowrankError("USAGE", `--data ${file}: cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }
+  const text = decodeUtf8(bytes, `--data ${file}`);
   const isJsonl = /\.jsonl?$/i.test(file);
   const examples: TrainingExample[] = [];
   const lines = text.split(/\r?\n/);

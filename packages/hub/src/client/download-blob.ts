@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { open, rename, rm, stat, readFile } from "node:fs/promises";
-import { LowrankError, writeFileAtomic } from "@lowrank/core";
+import { LowrankError, testKillPoint, writeFileAtomic } from "@lowrank/core";
 import type { RepoCache } from "./hf-cache.js";
 import { hubFetch, hubResponseError } from "./hub-errors.js";
 
@@ -105,9 +105,11 @@ export async function downloadBlob(d: BlobDownload): Promise<void> {
           }
           await handle.write(chunk);
           written += chunk.byteLength;
+          testKillPoint("hub-download:partial", blob);
           d.onBytes?.(written, d.size);
         }
         await handle.sync();
+        testKillPoint("hub-download:synced", blob);
         // A body that ended cleanly but early counts as a break-off too (else it would be retried forever).
         if (!tooLong && written < d.size) throw new Error(`the body ended after ${written} of ${d.size} bytes`);
       } catch (error) {
@@ -126,6 +128,7 @@ export async function downloadBlob(d: BlobDownload): Promise<void> {
       throw new LowrankError("IO_ERROR", `${d.what}: downloaded content has ${d.lfs ? "sha256" : "git sha1"} ${actual}, expected ${d.etag}; nothing was kept`);
     }
     await rename(incomplete, blob);
+    testKillPoint("hub-download:renamed", blob);
   } finally {
     await release();
   }

@@ -1,4 +1,5 @@
 import type { LoraConfig } from "@lowrank/core";
+import { isHubRepoId } from "./hub-repo-id.js";
 
 /** What a training run wrote beside the adapter (training_summary.json), as far as the card uses it. */
 export interface TrainingSummary {
@@ -15,14 +16,25 @@ export interface TrainingSummary {
 
 const yamlString = (s: string): string => (/^[\w./-]+$/.test(s) ? s : JSON.stringify(s));
 
+/** The last folder name of a local path ("/x/y/gpt2-mini/" → "gpt2-mini"), for a hint that shows no full path. */
+const folderName = (p: string): string | undefined => p.split(/[\\/]+/).filter((s) => s !== "" && s !== "." && s !== "..").pop();
+
 /**
  * A Hub model card (README.md) for a PEFT adapter: YAML metadata PEFT and the Hub read
  * (library_name: peft, base_model, tags with lora, pipeline_tag), then what the adapter is, how to
- * load it with PEFT, and the training summary when there is one.
+ * load it with PEFT, and the training summary when there is one. Returns the card's text.
+ *
+ * `base_model` (and the `base_model:adapter:` tag) is written only when the adapter's
+ * `base_model_name_or_path` is a Hub repo id ({@link isHubRepoId}): the Hub rejects cards whose
+ * base_model is not one, and a local path ("/tmp/x/gpt2", "./models/m", "C:\\m") must not be
+ * published. An id-shaped name that `isLocalPath` finds on disk ("models/gpt2-mini" trained from the
+ * repository's folder) is a local path too. A local base is named by its folder name only, in the text.
  */
-export function modelCard(params: { repo: string; config: LoraConfig; summary?: TrainingSummary }): string {
+export function modelCard(params: { repo: string; config: LoraConfig; summary?: TrainingSummary; isLocalPath?: (p: string) => boolean }): string {
   const { config, summary, repo } = params;
-  const base = config.base_model_name_or_path ?? undefined;
+  const given = config.base_model_name_or_path ?? undefined;
+  const base = given !== undefined && isHubRepoId(given) && !params.isLocalPath?.(given) ? given : undefined;
+  const localBase = given && !base ? folderName(given) : undefined;
   const pipeline = config.task_type === "SEQ_CLS" ? "text-classification" : config.task_type === "CAUSAL_LM" ? "text-generation" : undefined;
   const tags = ["peft", "lora", "lowrank", ...(config.use_dora ? ["dora"] : []), ...(base ? [`base_model:adapter:${base}`] : [])];
   const targets = Array.isArray(config.target_modules) ? config.target_modules.join(", ") : String(config.target_modules ?? "PEFT's defaults");
@@ -38,6 +50,7 @@ export function modelCard(params: { repo: string; config: LoraConfig; summary?: 
     `# ${repo}`,
     "",
     `A ${config.use_dora ? "DoRA" : "LoRA"} adapter${base ? ` for \`${base}\`` : ""}, made with [lowrank](https://www.npmjs.com/package/@lowrank/cli) in the PEFT format.`,
+    ...(localBase ? ["", `It was trained on a local copy of a base model (folder \`${localBase}\`), so the card names no \`base_model\`: add the base model's Hub id to the metadata above if it has one.`] : []),
     "",
     "| setting | value |",
     "|---|---|",

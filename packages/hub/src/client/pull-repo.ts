@@ -12,7 +12,22 @@ export interface PullParams {
   /** fnmatch-style patterns (Python's allow_patterns): only matching files are pulled. */
   include?: string[];
   config: HubConfig;
+  /** Called once per file, after it is in the snapshot folder. */
   onFile?: (event: { path: string; size: number; cached: boolean }) => void;
+  /**
+   * Download progress of the file being pulled: `bytes` of `total` are on disk (a resumed download
+   * starts from what was already there; it starts over at 0 if the Hub ignores the resume). Called
+   * as data arrives, and at least once per file with `bytes === total` when it is complete (also
+   * for a file already in the cache), before that file's `onFile`.
+   */
+  onProgress?: (event: PullProgress) => void;
+}
+
+/** One progress report of {@link pullRepo}. */
+export interface PullProgress {
+  path: string;
+  bytes: number;
+  total: number;
 }
 
 export interface PullResult {
@@ -112,7 +127,11 @@ function checkRevision(revision: string): string {
  * Pulls a repo (or the files matching `include`) at a revision into the Python-compatible cache
  * and returns its snapshot folder. With HF_HUB_OFFLINE set it answers from the cache alone.
  * Files already cached are not downloaded again; interrupted downloads resume.
- * @throws LowrankError USAGE (not found, unauthorized, offline and not cached) or IO_ERROR.
+ * Any token the Hub accepts works (a self-hosted Hub's need not start with `hf_`); it is sent to
+ * `config.hubUrl` only (fetch drops it on a redirect to another origin).
+ * @throws HubError USAGE (401/403/404 with `status` and `url`; a token that cannot be sent in a
+ * header), HubError IO_ERROR (other statuses, the Hub unreachable), LowrankError USAGE (offline and
+ * not cached, a bad revision) or IO_ERROR (unusable answers, broken downloads).
  */
 export async function pullRepo(params: PullParams): Promise<PullResult> {
   const repo = checkRepoId(params.repo);
@@ -150,8 +169,14 @@ export async function pullRepo(params: PullParams): Promise<PullResult> {
       throw new LowrankError("IO_ERROR", `${what}: ${name}: the Hub gave no usable ETag / size`);
     }
     const cached = await cache.hasBlob(etag);
-    await downloadBlob({ url, token: config.token, cache, etag, size, lfs: etag.length === 64, what: `${what}: ${name}` });
+    let reported = -1;
+    const onBytes = params.onProgress && ((bytes: number, total: number) => {
+      reported = bytes;
+      params.onProgress!({ path: name, bytes, total });
+    });
+    await downloadBlob({ url, token: config.token, cache, etag, size, lfs: etag.length === 64, what: `${what}: ${name}`, onBytes });
     await cache.link(commit, name, etag);
+    if (reported !== size) params.onProgress?.({ path: name, bytes: size, total: size });
     params.onFile?.({ path: name, size, cached });
   }
   await cache.writeRef(revision, commit);

@@ -1,8 +1,12 @@
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { createRepo, repoExists, uploadFiles } from "@huggingface/hub";
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LowrankError, readAdapter, TRAINING_SUMMARY_FILE, type Logger } from "@lowrank/core";
-import { checkRepoId, redact, type HubConfig } from "./hub-config.js";
+import { hubAuthFetch } from "./hub-auth-fetch.js";
+import { checkRepoId, type HubConfig } from "./hub-config.js";
+import { isHubRepoId } from "./hub-repo-id.js";
+import { hubLibraryError } from "./hub-library-error.js";
 import { modelCard, type TrainingSummary } from "./model-card.js";
 
 export interface PushParams {
@@ -17,27 +21,13 @@ export interface PushParams {
 }
 
 /**
- * Re-throws @huggingface/hub errors as one line, without the token: 401/403 say what to check, 404
- * says not found, other statuses give the Hub's message, and a connection that failed or broke off
- * names the Hub and the network error.
- */
-function hubError(what: string, error: unknown, config: HubConfig): LowrankError {
-  const { token } = config;
-  const e = error as { statusCode?: number; message?: string; cause?: { code?: string; message?: string } };
-  const status = e.statusCode;
-  const message = redact((e.message ?? String(error)).split("\n")[0].slice(0, 300), token);
-  if (status === 401 || status === 403) return new LowrankError("USAGE", `${what}: ${status} ${status === 401 ? "unauthorized" : "forbidden"}: ${token ? "the token (--token / HF_TOKEN) has no access" : "it needs a token (--token / HF_TOKEN)"} (${message})`);
-  if (status === 404) return new LowrankError("USAGE", `${what}: 404 not found (${message})`);
-  if (status !== undefined) return new LowrankError("IO_ERROR", `${what}: the Hub answered ${status} (${message})`);
-  const cause = redact(String(e.cause?.message ?? e.cause?.code ?? message).split("\n")[0].slice(0, 200), token);
-  return new LowrankError("IO_ERROR", `${what}: the connection to ${config.hubUrl} failed or broke off (${cause})`);
-}
-
-/**
  * Publishes an adapter folder: checks it is a valid PEFT adapter before anything is sent, creates
  * the repo when missing, and commits adapter_config.json, adapter_model.safetensors and a generated
  * README.md model card in one commit. Returns the commit URL.
- * @throws LowrankError (invalid adapter, unauthorized, Hub errors) — the token never appears.
+ * The token is sent to the Hub's own origin only, whatever its form (see {@link hubAuthFetch}).
+ * @throws LowrankError (invalid adapter); HubError USAGE (a token that cannot be sent, 401/403/404
+ * with `status` and `url`), HubError IO_ERROR (other statuses, network failures) — the token never
+ * appears.
  */
 export async function pushAdapter(params: PushParams): Promise<{ commitUrl: string; commitOid: string; created: boolean }> {
   const repo = checkRepoId(params.repo);
@@ -53,8 +43,16 @@ export async function pushAdapter(params: PushParams): Promise<{ commitUrl: stri
   } catch {
     summary = undefined;
   }
-  const credentials = config.token ? { accessToken: config.token } : {};
-  const hub = { hubUrl: config.hubUrl, ...credentials };
+  // No `accessToken`: @huggingface/hub refuses tokens that do not start with "hf_", and a self-hosted
+  // Hub takes whatever its operator chose. The fetch adds the token for the Hub's own origin only.
+  const authFetch = hubAuthFetch(config, `pushing to ${repo}`);
+  const failedUrls = new WeakMap<object, string>();
+  const tracedFetch: typeof fetch = (input, init) =>
+    authFetch(input, init).catch((error: unknown) => {
+      if (typeof error === "object" && error !== null) failedUrls.set(error, input instanceof Request ? input.url : String(input));
+      throw error;
+    });
+  const hub = { hubUrl: config.hubUrl, fetch: tracedFetch };
   let created = false;
   try {
     if (!(await repoExists({ repo, ...hub }))) {
@@ -62,9 +60,14 @@ export async function pushAdapter(params: PushParams): Promise<{ commitUrl: stri
       created = true;
     }
   } catch (error) {
-    throw hubError(`creating ${repo}`, error, config);
+    throw hubLibraryError(`creating ${repo}`, error, config, failedUrls);
   }
-  const card = modelCard({ repo, config: adapter.config, summary });
+  const base = adapter.config.base_model_name_or_path;
+  if (base && !isHubRepoId(base)) {
+    params.logger?.warn(`${ADAPTER_CONFIG_FILE}: \`base_model_name_or_path\` ${JSON.stringify(base)} is not a Hub repo id (a local path?): the model card leaves out \`base_model\``);
+  }
+  // A name that is also a folder here was a local base (e.g. "models/gpt2-mini"), not a Hub id.
+  const card = modelCard({ repo, config: adapter.config, summary, isLocalPath: (p) => existsSync(p) || existsSync(path.resolve(params.dir, p)) });
   let output;
   try {
     output = await uploadFiles({
@@ -80,7 +83,7 @@ export async function pushAdapter(params: PushParams): Promise<{ commitUrl: stri
       ],
     } as Parameters<typeof uploadFiles>[0]);
   } catch (error) {
-    throw hubError(`pushing to ${repo}`, error, config);
+    throw hubLibraryError(`pushing to ${repo}`, error, config, failedUrls);
   }
   if (!output) throw new LowrankError("IO_ERROR", `pushing to ${repo}: the Hub returned no commit`);
   return { commitUrl: output.commit.url, commitOid: output.commit.oid, created };

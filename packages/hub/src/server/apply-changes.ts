@@ -1,4 +1,5 @@
 import type { FileEntry } from "./hub-storage.js";
+import { testKillPoint } from "@lowrank/core";
 import { HubHttpError } from "./hub-error.js";
 
 /** One change of a commit, with file contents already stored as blobs. */
@@ -33,6 +34,7 @@ export function applyChanges(files: Record<string, FileEntry>, changes: FileChan
       for (const p of doomed) delete files[p];
     }
   }
+  testKillPoint("hub-commit:applied");
   return files;
 }
 

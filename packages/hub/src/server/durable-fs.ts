@@ -1,6 +1,6 @@
 import { mkdir, open } from "node:fs/promises";
 import path from "node:path";
-import { writeFileAtomic } from "@lowrank/core";
+import { testKillPoint, writeFileAtomic } from "@lowrank/core";
 
 /**
  * Crash-safe file writes: content goes to a temporary sibling, is fsynced and renamed into place
@@ -11,6 +11,7 @@ export const durableFs = {
   async writeFile(target: string, data: Uint8Array | string): Promise<void> {
     await mkdir(path.dirname(target), { recursive: true });
     await writeFileAtomic(target, data);
+    testKillPoint("hub-server:renamed", target);
     await durableFs.syncDir(path.dirname(target));
   },
 

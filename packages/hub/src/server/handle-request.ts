@@ -3,10 +3,13 @@ import { commitHandlers } from "./commit-handlers.js";
 import { HubHttpError } from "./hub-error.js";
 import { HubRequest, type HubContext } from "./hub-request.js";
 import { lfsHandlers } from "./lfs-handlers.js";
+import { listReposHandler } from "./list-repos-handler.js";
 import { repoHandlers } from "./repo-handlers.js";
 import { resolveHandler } from "./resolve-handler.js";
 import { parseRoute, type Route } from "./route-parser.js";
+import { tagHandlers } from "./tag-handlers.js";
 import { treeHandlers } from "./tree-handlers.js";
+import { validateYamlHandler } from "./validate-yaml-handler.js";
 
 /** Among the readings of an ambiguous path, the first whose repo exists (else the first). */
 async function chooseRoute(ctx: HubContext, routes: Route[]): Promise<Route | undefined> {
@@ -42,6 +45,10 @@ async function dispatch(hr: HubRequest, route: Route): Promise<void> {
       return m === "POST" ? repoHandlers.create(hr) : methodNotAllowed(hr);
     case "delete-repo":
       return m === "DELETE" ? repoHandlers.remove(hr) : methodNotAllowed(hr);
+    case "validate-yaml":
+      return m === "POST" ? validateYamlHandler(hr) : methodNotAllowed(hr);
+    case "list-repos":
+      return read ? listReposHandler(hr, route.type) : methodNotAllowed(hr);
     case "lfs-batch":
       return m === "POST" ? lfsHandlers.batch(hr, route.repo) : methodNotAllowed(hr);
     case "lfs-object":
@@ -66,6 +73,8 @@ async function dispatch(hr: HubRequest, route: Route): Promise<void> {
           return read ? repoHandlers.refs(hr, repo) : methodNotAllowed(hr);
         case "branch":
           return m === "POST" || m === "DELETE" ? repoHandlers.branch(hr, repo, rest) : methodNotAllowed(hr);
+        case "tag":
+          return m === "POST" ? tagHandlers.create(hr, repo, rest) : m === "DELETE" ? tagHandlers.remove(hr, repo, rest) : methodNotAllowed(hr);
         case "commits":
           return read ? repoHandlers.commits(hr, repo, rest) : methodNotAllowed(hr);
         case "settings":

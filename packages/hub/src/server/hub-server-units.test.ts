@@ -52,6 +52,15 @@ describe("route parsing", () => {
     expect(parseRoute("/api/models/gpt2/refs").map((r) => ("action" in r ? `${r.action}:${r.repo.id}` : r.name))).toEqual(["info:gpt2/refs", "refs:gpt2"]);
     expect(parseRoute("/favicon.ico")).toEqual([]);
   });
+
+  it("reads listings, /api/validate-yaml and tag routes", () => {
+    expect(parseRoute("/api/models")).toEqual([{ name: "list-repos", type: "model" }]);
+    expect(parseRoute("/api/datasets/")).toEqual([{ name: "list-repos", type: "dataset" }]);
+    expect(parseRoute("/api/validate-yaml")).toEqual([{ name: "validate-yaml" }]);
+    expect(parseRoute("/api/models/org/a/tag/main")).toEqual([{ name: "repo-api", action: "tag", repo: { type: "model", id: "org/a" }, rest: ["main"] }]);
+    expect(parseRoute("/api/datasets/org/d/tag/release%2F1")[0]).toMatchObject({ action: "tag", repo: { type: "dataset", id: "org/d" }, rest: ["release%2F1"] });
+    expect(parseRoute("/api/models/org/a/tag")).toEqual([]);
+  });
 });
 
 describe("commit payloads", () => {

@@ -59,8 +59,9 @@ const INITIAL_GITATTRIBUTES = [
  * Durable storage of repos, commits and branches under one folder:
  * - `blobs/sha256/<hex>`: file contents (see {@link BlobStore});
  * - `repos/<type>s/<org>/<name>/` (repos without a namespace live under `repos/<type>s/_/<name>/`)
- *   with `repo.json`, `commits/<oid>.json`, `refs/<encodeURIComponent(branch)>` and `lfs/<sha256>`
- *   (markers of the LFS objects this repo may reference).
+ *   with `repo.json`, `commits/<oid>.json`, `refs/<encodeURIComponent(branch)>`,
+ *   `tags/<encodeURIComponent(tag)>` (JSON `{ oid, message?, date }`) and `lfs/<sha256>` (markers of
+ *   the LFS objects this repo may reference).
  * Commits and refs are written atomically (temporary file, fsync, rename). Writers to one repo are
  * serialized in-process; one server process per folder is supported.
  */
@@ -88,6 +89,19 @@ export class HubStorage {
   async getRepo(ref: RepoRef): Promise<RepoMeta | undefined> {
     const text = await readFile(path.join(this.repoDir(ref), "repo.json"), "utf8").catch(() => undefined);
     return text === undefined ? undefined : (JSON.parse(text) as RepoMeta);
+  }
+
+  /** Metadata of every repo of a type, in no particular order. */
+  async listRepos(type: RepoType): Promise<RepoMeta[]> {
+    const root = path.join(this.dir, "repos", `${type}s`);
+    const out: RepoMeta[] = [];
+    for (const namespace of await readdir(root).catch(() => [] as string[])) {
+      for (const name of await readdir(path.join(root, namespace)).catch(() => [] as string[])) {
+        const text = await readFile(path.join(root, namespace, name, "repo.json"), "utf8").catch(() => undefined);
+        if (text !== undefined) out.push(JSON.parse(text) as RepoMeta);
+      }
+    }
+    return out;
   }
 
   /**
@@ -167,11 +181,57 @@ export class HubStorage {
     return commit;
   }
 
-  /** Resolves "HEAD" (= main), a branch name or a 40-hex commit id to a commit. */
+  /**
+   * Resolves "HEAD" (= main), a branch name, a tag name (branches first, as git does),
+   * "refs/heads/<branch>", "refs/tags/<tag>" or a 40-hex commit id to a commit.
+   */
   async resolveRevision(ref: RepoRef, revision: string): Promise<Commit | undefined> {
-    const branch = revision === "HEAD" ? "main" : revision;
-    const oid = (await this.readRef(ref, branch).catch(() => undefined)) ?? (isCommitOid(revision) ? revision : undefined);
+    // A name that is no valid ref file name (".", "..") resolves to nothing rather than failing.
+    const branch = (name: string) => this.readRef(ref, name).catch(() => undefined);
+    const tag = (name: string) => this.readTag(ref, name).then((t) => t?.oid, () => undefined);
+    let oid: string | undefined;
+    if (revision.startsWith("refs/heads/")) oid = await branch(revision.slice("refs/heads/".length));
+    else if (revision.startsWith("refs/tags/")) oid = await tag(revision.slice("refs/tags/".length));
+    else oid = (await branch(revision === "HEAD" ? "main" : revision)) ?? (await tag(revision)) ?? (isCommitOid(revision) ? revision : undefined);
     return oid ? this.readCommit(ref, oid) : undefined;
+  }
+
+  /** A tag's commit (and message, date), or undefined. */
+  async readTag(ref: RepoRef, tag: string): Promise<{ oid: string; message?: string; date: string } | undefined> {
+    const text = await readFile(this.tagPath(ref, tag), "utf8").catch(() => undefined);
+    if (text === undefined) return undefined;
+    const value = JSON.parse(text) as { oid?: unknown; message?: string; date: string };
+    return typeof value.oid === "string" && isCommitOid(value.oid) ? (value as { oid: string; message?: string; date: string }) : undefined;
+  }
+
+  /** All tags with their commits, sorted by name. */
+  async listTags(ref: RepoRef): Promise<Array<{ name: string; oid: string }>> {
+    const names = await readdir(path.join(this.repoDir(ref), "tags")).catch(() => [] as string[]);
+    const out: Array<{ name: string; oid: string }> = [];
+    for (const encoded of names.filter((n) => !n.startsWith(".")).sort()) {
+      const name = decodeURIComponent(encoded);
+      const tag = await this.readTag(ref, name);
+      if (tag) out.push({ name, oid: tag.oid });
+    }
+    return out;
+  }
+
+  /** Tags `oid` as `tag`; 409 when the tag exists, or a branch has that name (a revision names one ref). */
+  async createTag(ref: RepoRef, tag: string, oid: string, message?: string): Promise<void> {
+    await this.withLock(`repo:${ref.type}:${ref.id.toLowerCase()}`, async () => {
+      if (await this.readTag(ref, tag)) throw new HubHttpError(409, `Tag already exists: ${tag}`);
+      if (await this.readRef(ref, tag)) throw new HubHttpError(409, `A branch named ${tag} exists: a tag may not have the same name`);
+      const body = { oid, ...(message ? { message } : {}), date: new Date().toISOString() };
+      await durableFs.writeFile(this.tagPath(ref, tag), `${JSON.stringify(body)}\n`);
+    });
+  }
+
+  /** Deletes a tag; 404 RevisionNotFound when it does not exist. */
+  async deleteTag(ref: RepoRef, tag: string): Promise<void> {
+    await this.withLock(`repo:${ref.type}:${ref.id.toLowerCase()}`, async () => {
+      if (!(await this.readTag(ref, tag))) throw HubHttpError.revisionNotFound(repoLabel(ref), tag);
+      await rm(this.tagPath(ref, tag), { force: true });
+    });
   }
 
   /**
@@ -180,7 +240,9 @@ export class HubStorage {
    */
   async commit(ref: RepoRef, request: CommitRequest): Promise<Commit> {
     return this.withLock(`repo:${ref.type}:${ref.id.toLowerCase()}`, async () => {
-      const head = (await this.readRef(ref, request.branch)) ?? (await this.readRef(ref, "main"));
+      const own = await this.readRef(ref, request.branch);
+      if (!own && (await this.readTag(ref, request.branch))) throw HubHttpError.badRequest(`${request.branch} is a tag: commits must target a branch`);
+      const head = own ?? (await this.readRef(ref, "main"));
       if (request.parentCommit !== undefined && request.parentCommit !== head) {
         throw new HubHttpError(412, `A commit has happened since: parentCommit ${request.parentCommit} is not the head of ${request.branch} (${head ?? "none"})`);
       }
@@ -197,10 +259,11 @@ export class HubStorage {
     });
   }
 
-  /** Creates a branch at `oid`; 409 when it exists, unless `overwrite`. */
+  /** Creates a branch at `oid`; 409 when it exists (unless `overwrite`) or a tag has that name. */
   async createBranch(ref: RepoRef, branch: string, oid: string, overwrite = false): Promise<void> {
     await this.withLock(`repo:${ref.type}:${ref.id.toLowerCase()}`, async () => {
       if (!overwrite && (await this.readRef(ref, branch))) throw new HubHttpError(409, `Branch already exists: ${branch}`);
+      if (await this.readTag(ref, branch)) throw new HubHttpError(409, `A tag named ${branch} exists: a branch may not have the same name`);
       await this.writeRef(ref, branch, oid);
     });
   }
@@ -232,6 +295,11 @@ export class HubStorage {
   private refPath(ref: RepoRef, branch: string): string {
     if (branch === "." || branch === ".." || branch === "") throw HubHttpError.badRequest(`Invalid branch name "${branch}"`);
     return path.join(this.repoDir(ref), "refs", encodeURIComponent(branch));
+  }
+
+  private tagPath(ref: RepoRef, tag: string): string {
+    if (tag === "." || tag === ".." || tag === "") throw HubHttpError.badRequest(`Invalid tag name "${tag}"`);
+    return path.join(this.repoDir(ref), "tags", encodeURIComponent(tag));
   }
 
   private async writeRef(ref: RepoRef, branch: string, oid: string): Promise<void> {

@@ -93,13 +93,14 @@ export const repoHandlers = {
     hr.sendJson(200, { private: meta.private });
   },
 
-  /** `GET /api/{type}s/{repo}/refs` → `{ branches, tags, converts }`. */
+  /** `GET /api/{type}s/{repo}/refs` → `{ branches, tags, converts }`, each ref `{ name, ref, targetCommit }`. */
   async refs(hr: HubRequest, repo: RepoRef): Promise<void> {
     await hr.openRepo(repo, "read");
-    const branches = await hr.ctx.storage.listBranches(repo);
+    const [branches, tags] = await Promise.all([hr.ctx.storage.listBranches(repo), hr.ctx.storage.listTags(repo)]);
     hr.sendJson(200, {
       branches: branches.map((b) => ({ name: b.name, ref: `refs/heads/${b.name}`, targetCommit: b.oid })),
-      tags: [], converts: [], ...(hr.flag("include_prs") ? { pullRequests: [] } : {}),
+      tags: tags.map((t) => ({ name: t.name, ref: `refs/tags/${t.name}`, targetCommit: t.oid })),
+      converts: [], ...(hr.flag("include_prs") ? { pullRequests: [] } : {}),
     });
   },
 

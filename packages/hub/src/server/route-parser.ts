@@ -3,13 +3,15 @@ import { HubHttpError } from "./hub-error.js";
 
 /** Actions under `/api/{type}s/{repo}/…`; `rest` holds the (still percent-encoded) segments after the action. */
 export type RepoApiAction =
-  | "info" | "tree" | "paths-info" | "preupload" | "commit" | "refs" | "branch" | "commits" | "settings" | "xet-write-token" | "xet-read-token";
+  | "info" | "tree" | "paths-info" | "preupload" | "commit" | "refs" | "branch" | "tag" | "commits" | "settings" | "xet-write-token" | "xet-read-token";
 
 /** A parsed request path. */
 export type Route =
   | { name: "whoami" }
   | { name: "create-repo" }
   | { name: "delete-repo" }
+  | { name: "validate-yaml" }
+  | { name: "list-repos"; type: RepoType }
   | { name: "repo-api"; action: RepoApiAction; repo: RepoRef; rest: string[] }
   | { name: "lfs-batch"; repo: RepoRef }
   | { name: "lfs-object"; direction: "upload" | "download"; repo: RepoRef; oid: string }
@@ -20,7 +22,7 @@ const SINGULAR_TYPES: Record<string, RepoType> = { model: "model", dataset: "dat
 /** Action keyword → minimum and maximum number of segments after it. */
 const ACTIONS: Record<string, [number, number]> = {
   revision: [1, Infinity], tree: [1, Infinity], "paths-info": [1, Infinity], preupload: [1, Infinity],
-  commit: [1, Infinity], refs: [0, 0], branch: [1, Infinity], commits: [1, Infinity], settings: [0, 0],
+  commit: [1, Infinity], refs: [0, 0], branch: [1, Infinity], tag: [1, Infinity], commits: [1, Infinity], settings: [0, 0],
   "xet-write-token": [1, Infinity], "xet-read-token": [1, Infinity],
 };
 const LFS_BATCH_TAIL = ["info", "lfs", "objects", "batch"];
@@ -72,6 +74,7 @@ export function parseRoute(pathname: string): Route[] {
 function parseApi(segments: string[]): Route[] {
   const [first, second] = segments;
   if (first === "whoami-v2" && segments.length === 1) return [{ name: "whoami" }];
+  if (first === "validate-yaml" && segments.length === 1) return [{ name: "validate-yaml" }];
   if (first === "repos" && segments.length === 2) {
     if (second === "create") return [{ name: "create-repo" }];
     if (second === "delete") return [{ name: "delete-repo" }];
@@ -84,6 +87,7 @@ function parseApi(segments: string[]): Route[] {
   }
   const type = API_TYPES[first];
   if (!type) return [];
+  if (segments.length === 1) return [{ name: "list-repos", type }];
   const tail = segments.slice(1);
   const out: Route[] = [];
   for (const repoLength of [2, 1]) {

@@ -49,8 +49,9 @@ const silentLogger: HubLogger = { info: () => undefined, warn: () => undefined }
 /**
  * Starts a self-hosted, Hugging Face Hub-compatible HTTP server over durable storage in
  * `options.dir`, usable by `@huggingface/hub` (with `hubUrl`) and `huggingface_hub` (with
- * `HF_ENDPOINT`): repo creation and info, tree / paths-info listings, preupload, the git-lfs batch
- * API (basic transfer), NDJSON commits, branches, and `resolve` downloads with ranges.
+ * `HF_ENDPOINT`): repo creation, info and listings (`/api/models?author=&search=&sort=`), tree /
+ * paths-info listings, preupload, the git-lfs batch API (basic transfer), NDJSON commits, branches,
+ * tags, `/api/validate-yaml` (card metadata), and `resolve` downloads with ranges.
  *
  * Authorization: when any token is configured (`options.tokens` or `<dir>/tokens`), writes need a
  * valid token and private repos need one to be read; without tokens, writes (and private reads)

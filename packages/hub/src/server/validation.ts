@@ -75,6 +75,12 @@ export function branchNameProblem(name: string): string | undefined {
   return undefined;
 }
 
+/** Why `name` is not an acceptable tag name (the rules of branch names), or undefined when it is. */
+export function tagNameProblem(name: string): string | undefined {
+  if (name.startsWith("refs/")) return `Invalid tag name "${name}": give the name without "refs/tags/"`;
+  return branchNameProblem(name)?.replace("Invalid branch name", "Invalid tag name");
+}
+
 /** True for a 40-hex commit id. */
 export function isCommitOid(value: string): boolean {
   return COMMIT_OID.test(value);
