@@ -16,8 +16,12 @@ for (const name of ["node_modules", "models", "examples", "data"]) symlinkSync(p
 const env: NodeJS.ProcessEnv = { ...process.env, HF_HOME: path.join(work, "hf-home") };
 for (const name of ["HF_ENDPOINT", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_CACHE", "HF_HUB_OFFLINE"]) delete env[name];
 let background: ChildProcess | undefined;
+/** `kill %1` in an interactive shell signals the job's whole process group (npx and the server it started). */
+const killJob = (child: ChildProcess | undefined, signal: NodeJS.Signals): void => {
+  if (child?.pid !== undefined && child.exitCode === null) process.kill(-child.pid, signal);
+};
 afterAll(() => {
-  background?.kill("SIGKILL");
+  killJob(background, "SIGKILL");
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -27,7 +31,8 @@ function commands(body: string): string[] {
 }
 
 async function startBackground(command: string): Promise<ChildProcess> {
-  const child = spawn("sh", ["-c", `exec ${command.replace(/&$/, "").trim()}`], { cwd: work, env, stdio: ["ignore", "pipe", "pipe"] });
+  // A job of its own, as an interactive shell runs `command &`.
+  const child = spawn("sh", ["-c", `exec ${command.replace(/&$/, "").trim()}`], { cwd: work, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${command}: printed nothing in 30 s`)), 30_000);
     child.stdout!.once("data", () => (clearTimeout(timer), resolve()));
@@ -44,7 +49,7 @@ describe("README.md", () => {
       "npx -y pnpm@12.4.2 install --frozen-lockfile && npx -y pnpm@12.4.2 test",
     ]);
     const ci = commands(readFileSync(path.join(repoRoot, ".ci", "run"), "utf8").split("\n").filter((l) => l.startsWith("npx")).join("\n"));
-    expect(ci.join(" && ")).toBe(setUp[1]);
+    expect(ci.join(" && ").replace(/ 2>&1 \| tee .*$/, "")).toBe(setUp[1]);
     const scripts = JSON.parse(readFileSync(path.join(repoRoot, "package.json"), "utf8")).scripts;
     expect(scripts.demo).toBe("node scripts/demo.mjs");
     expect(readFileSync(path.join(repoRoot, "test", "demo.test.ts"), "utf8")).toMatch(/"scripts", "demo\.mjs"/);
@@ -59,7 +64,10 @@ describe("README.md", () => {
         continue;
       }
       if (command === "kill %1") {
-        background!.kill("SIGTERM");
+        const job = background!;
+        const exited = new Promise((resolve) => job.once("exit", resolve));
+        killJob(job, "SIGTERM");
+        await exited;
         background = undefined;
         continue;
       }
