@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Load benchmark of the self-hosted hub (`lowrank hub serve` / startHubServer), on loopback.
-// Not run by the tests (their bounded version is packages/hub/src/server/hub-server-load.test.ts).
+// Not run by the tests (their bounded version is packages/hub-server/src/hub-server-load.test.ts).
 //
 //   node bench/hub-load.mjs [--pushes 250] [--pulls 250] [--repos 5] [--concurrency 64]
 //                           [--max-lfs-bytes 2000000] [--in-process] [--json <file>]
@@ -18,7 +18,8 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { uploadFiles } from "@huggingface/hub";
-import { pullRepo, startHubServer } from "@lowrank/hub";
+import { pullRepo } from "@lowrank/hub";
+import { startHubServer } from "@lowrank/hub-server";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
@@ -42,7 +43,7 @@ const latencies = { push: [], download: [], ranged: [], pull: [] };
 /** The server in a process of its own (the realistic setup), or in this one with --in-process. */
 async function startServer(dir) {
   if (IN_PROCESS) return startHubServer({ dir, tokens: [TOKEN] });
-  const code = `import { startHubServer } from "@lowrank/hub";
+  const code = `import { startHubServer } from "@lowrank/hub-server";
     const s = await startHubServer({ dir: ${JSON.stringify(dir)}, tokens: [${JSON.stringify(TOKEN)}] });
     console.log("URL " + s.url);
     process.on("SIGTERM", () => s.close().then(() => process.exit(0)));`;

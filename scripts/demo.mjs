@@ -10,10 +10,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import cliProgress from "cli-progress";
 import * as tf from "@tensorflow/tfjs";
-import { corpusBleu, createLoraConfig, mergeCheckpoint, writeAdapter } from "@lowrank/core";
+import { createLoraConfig, mergeCheckpoint, writeAdapter } from "@lowrank/core";
 import { Trainer, createLoraTraining, generate, inferenceContext, loadModel, loadTokenizer, selectEngine } from "@lowrank/backend-tfjs";
 import { createOrtSession, encodeModel, exportGpt2Onnx, idsTensor } from "@lowrank/backend-onnx";
-import { e2eExample as example, e2ePrompt as prompt, lineChartSvg, loadE2e, splitE2e } from "@lowrank/cli";
+import { corpusBleu, e2eExample as example, e2ePrompt as prompt, lineChartSvg, loadE2e, splitE2e } from "@lowrank/bench";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);

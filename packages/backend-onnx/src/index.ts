@@ -1,5 +1,3 @@
-import "reflect-metadata";
-
 export { OnnxBackend, register, onnxFileOf } from "./onnx-backend.js";
 export { OnnxLoraSession, type OnnxLoraSessionOptions } from "./session/onnx-lora-session.js";
 export { createOrtSession, createSessionForModel, idsTensor, type ExecutionProvider, type SessionOptions } from "./session/ort-session.js";
@@ -9,11 +7,11 @@ export { locateWeights, moduleScope, type WeightLocation } from "./onnx/locate-w
 export { addLoraSlots, type LoraSlot } from "./onnx/add-lora-slots.js";
 export { writeOnnx } from "./onnx/write-onnx.js";
 export { exportGpt2Onnx } from "./export/export-gpt2.js";
-export { runOnnxTraining, type OnnxTrainingOptions } from "./training/run-onnx-training.js";
+export { prepareOnnxTraining, type OnnxTrainingOptions } from "./training/prepare-onnx-training.js";
+export { onnxStepper } from "./training/onnx-stepper.js";
 export { createOnnxLoraTraining, type OnnxLoraTraining, type CreateOnnxLoraTrainingParams } from "./training/create-onnx-lora-training.js";
 export { OnnxLoraTrainer } from "./training/onnx-trainer.js";
 export { buildTrainingGraph, type TrainingArchitecture } from "./training/training-graph.js";
 export { trainingArchitecture, ONNX_TRAINABLE_MODEL_TYPES } from "./training/architectures.js";
 export { planLoraSlots, initialFactors, gradientName, type TrainingSlot } from "./training/lora-plan.js";
 export { runBatch, openGraphSession, type BatchResult } from "./training/training-session.js";
-export { saveOnnxCheckpoint, restoreOnnxCheckpoint } from "./training/onnx-checkpoint.js";

@@ -1,7 +1,7 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import {
-  checkModelInput, LowrankError, mergeCheckpoint, silentLogger, type BackendRegistry, type Logger, type LowrankBackend,
+  checkModelInput, LowrankError, mergeCheckpoint, runTraining, silentLogger, type BackendRegistry, type Logger, type LowrankBackend,
   type MergeParams, type PredictParams, type PredictResult, type TrainEvent, type TrainParams,
 } from "@lowrank/core";
 import { decodeModel } from "./onnx/onnx-codec.js";
@@ -9,7 +9,7 @@ import { onnxVocabSize } from "./onnx/onnx-vocab-size.js";
 import { mergeIntoOnnxModel, mergeOnnxFile } from "./onnx/merge-onnx.js";
 import { idsTensor, createOrtSession, createSessionForModel, type ExecutionProvider } from "./session/ort-session.js";
 import { OnnxLoraSession } from "./session/onnx-lora-session.js";
-import { runOnnxTraining } from "./training/run-onnx-training.js";
+import { prepareOnnxTraining } from "./training/prepare-onnx-training.js";
 import * as ort from "onnxruntime-node";
 
 /** The .onnx file for a model argument: the file itself, or model.onnx inside a folder. */
@@ -91,11 +91,12 @@ export class OnnxBackend implements LowrankBackend {
   }
 
   /**
-   * Trains a LoRA adapter on a Hugging Face model folder (see runOnnxTraining): start, step, eval,
-   * checkpoint and done events as the tfjs backend's, each step's wall time in its `seconds`.
+   * Trains a LoRA adapter on a Hugging Face model folder: core's runTraining with this backend's
+   * stepper (prepareOnnxTraining), so the events and files are the tfjs backend's; each step's
+   * `seconds` is its wall time.
    */
   train(params: TrainParams): AsyncGenerator<TrainEvent> {
-    return runOnnxTraining(params, { logger: this.logger, executionProvider: this.provider, threads: this.threads });
+    return runTraining(prepareOnnxTraining({ logger: this.logger, executionProvider: this.provider, threads: this.threads }), params, { backend: "onnx" });
   }
 
   /** Merges into an ONNX file (`baseDir` is a .onnx path) or, for a Hugging Face folder, through core. */

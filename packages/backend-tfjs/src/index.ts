@@ -1,5 +1,3 @@
-import "reflect-metadata";
-
 export { TfjsBackend, register, checkPredictInput } from "./tfjs-backend.js";
 export { selectEngine, ENGINES, type EngineChoice, type EngineName } from "./engine/select-engine.js";
 export { loadModel, SUPPORTED_MODEL_TYPES } from "./models/load-model.js";
@@ -9,7 +7,8 @@ export { AdapterHost, BASE_ROWS } from "./lora/adapter-host.js";
 export { inferenceContext, type ForwardContext, type LoraBranch } from "./layers/lora-branch.js";
 export { Trainer, type TrainerOptions, type StepLog, type EvalResult } from "./training/trainer.js";
 export { createLoraTraining, createFullTraining, type LoraTraining, type FullTraining, type TrainableSet } from "./training/trainable.js";
-export { runTraining } from "./training/run-training.js";
+export { prepareTfjsTraining } from "./training/prepare-tfjs-training.js";
+export { tfjsStepper } from "./training/tfjs-stepper.js";
 export { readExamples, type Example } from "./data/read-examples.js";
 export { loadTokenizer, type TextTokenizer } from "./data/tokenizer.js";
 export { generate, type GenerateOptions } from "./generate/generate.js";

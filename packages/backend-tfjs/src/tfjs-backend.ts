@@ -1,11 +1,11 @@
 import * as tf from "@tensorflow/tfjs";
-import { checkModelInput, LowrankError, mergeCheckpoint, silentLogger, type BackendRegistry, type Logger, type LowrankBackend, type MergeParams, type PredictParams, type PredictResult, type TrainEvent, type TrainParams, type GenerateParams, type GenerateResult } from "@lowrank/core";
+import { checkModelInput, LowrankError, mergeCheckpoint, runTraining, silentLogger, type BackendRegistry, type Logger, type LowrankBackend, type MergeParams, type PredictParams, type PredictResult, type TrainEvent, type TrainParams, type GenerateParams, type GenerateResult } from "@lowrank/core";
 import { selectEngine, type EngineChoice } from "./engine/select-engine.js";
 import { inferenceContext } from "./layers/lora-branch.js";
 import { attachAdapter, detachAdapter, setMerged } from "./lora/attach-adapter.js";
 import { loadModel } from "./models/load-model.js";
 import type { TfjsModel } from "./models/model.js";
-import { runTraining } from "./training/run-training.js";
+import { prepareTfjsTraining } from "./training/prepare-tfjs-training.js";
 import { generate } from "./generate/generate.js";
 import { loadTokenizer } from "./data/tokenizer.js";
 
@@ -90,7 +90,7 @@ export class TfjsBackend implements LowrankBackend {
   /** Trains on a fresh copy of the model (the inference cache is left alone). */
   train(params: TrainParams): AsyncGenerator<TrainEvent> {
     const device = this.engine ? `${this.engine.engine}` : "tfjs";
-    return runTraining(params, { logger: this.logger, device });
+    return runTraining(prepareTfjsTraining({ logger: this.logger, device }), params, { backend: "tfjs" });
   }
 
   merge(params: MergeParams) {

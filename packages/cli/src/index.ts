@@ -1,4 +1,3 @@
 export { buildProgram, runCli } from "./program.js";
 export { LOWRANK_VERSION } from "./version.js";
-export { loadE2e, splitE2e, e2ePrompt, e2eExample, type E2eGroup } from "./tasks/e2e.js";
-export { lineChartSvg, barChartSvg } from "./report/svg-chart.js";
+export { BACKEND_SETUP, HUB_CLIENT, LOGGER, type CliContext, type GlobalOptions, type HubClient } from "./cli-context.js";

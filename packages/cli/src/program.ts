@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from "commander";
 import { LowrankError } from "@lowrank/core";
+import type { DependencyContainer } from "tsyringe";
 import { createContext, type GlobalOptions } from "./cli-context.js";
 import { LOWRANK_VERSION } from "./version.js";
 import { backendsCommand } from "./commands/backends.js";
@@ -63,8 +64,8 @@ function markRequired(command: Command): void {
 
 export { LOWRANK_VERSION };
 
-/** The `lowrank` command tree. */
-export function buildProgram(): Command {
+/** The `lowrank` command tree; its services come from `container` (see createContext). */
+export function buildProgram(container?: DependencyContainer): Command {
   const program = new Command("lowrank")
     .description("LoRA for TypeScript: inspect, merge and import PEFT-compatible adapters")
     .option("--debug", "print stack traces on errors")
@@ -77,7 +78,7 @@ export function buildProgram(): Command {
     .configureHelp({ showGlobalOptions: true })
     .exitOverride()
     .configureOutput({ writeErr: () => undefined, outputError: () => undefined });
-  const ctx = createContext(() => program.opts<GlobalOptions>());
+  const ctx = createContext(() => program.opts<GlobalOptions>(), container);
 
   const inspect = program
     .command("inspect")
@@ -287,9 +288,12 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Runs the CLI; returns the exit code (0 ok, 2 bad input or usage, 1 other failure). */
-export async function runCli(argv: string[]): Promise<number> {
-  const program = buildProgram();
+/**
+ * Runs the CLI; returns the exit code (0 ok, 2 bad input or usage, 1 other failure). `container`
+ * may register LOGGER, HUB_CLIENT or BACKEND_SETUP (exported from cli-context) to replace them.
+ */
+export async function runCli(argv: string[], options: { container?: DependencyContainer } = {}): Promise<number> {
+  const program = buildProgram(options.container);
   if (argv.length === 0) {
     process.stdout.write(program.helpInformation());
     return 0;

@@ -51,22 +51,25 @@ export { readAdapter, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from "./adapte
 export { writeAdapter } from "./adapter/write-adapter.js";
 export { parseAdapterKey, adapterKey, PEFT_PREFIX, type AdapterKey } from "./adapter/adapter-keys.js";
 export { bindAdapter, type BoundAdapter, type BoundModule } from "./adapter/bind-adapter.js";
+export { collectLoraModules, type AdapterModules, type LoraModule } from "./adapter/lora-modules.js";
 export { mergeCheckpoint, copyModelFiles, WEIGHT_FILE, type MergeCheckpointParams, type MergeCheckpointResult } from "./merge/merge-checkpoint.js";
 export { importLoralib, type ImportLoralibParams } from "./import/import-loralib.js";
 
-// Metrics
-export { corpusBleu } from "./metrics/bleu.js";
-
-// Training (backend-neutral: data, batches, schedule, AdamW on Float32Arrays, checkpoint files)
+// Training (backend-neutral: the run loop and its stepper contract, data, batches, schedule, seeds, AdamW on Float32Arrays, checkpoint files)
 export { learningRateAt, type ScheduleName } from "./training/schedule.js";
-export { makeBatch, BatchOrder, causalTargets, type Batch, type TrainingExample } from "./training/batches.js";
+export { makeBatch, BatchOrder, causalTargets, stepMicroBatches, type Batch, type MicroBatch, type TrainingExample } from "./training/batches.js";
 export { readExamples, type ExampleTokenizer, type ReadExamplesOptions } from "./training/read-examples.js";
 export { Float32AdamW, clipGradNorm, ADAMW_DEFAULTS, type AdamWOptions, type AdamWState } from "./training/adamw.js";
 export { trainingSummaryText, TRAINING_SUMMARY_FILE } from "./training/training-summary.js";
 export { trainerOptionsFor, type TrainerOptions, type StepLog, type EvalResult, type TrainerState } from "./training/trainer-types.js";
 export {
-  TRAINER_STATE_FILE, OPTIMIZER_FILE, trainerStateText, optimizerStateBytes, readTrainingCheckpoint, type SavedTrainerState,
+  TRAINER_STATE_FILE, OPTIMIZER_FILE, trainerStateText, optimizerStateBytes, readTrainingCheckpoint, savedParameter, saveTrainingCheckpoint,
+  restoreTrainingCheckpoint, type SavedTrainerState,
 } from "./training/training-checkpoint.js";
+export { loraInitSeed, dropoutSeed } from "./training/seeds.js";
+export { writeTrainedWeights } from "./training/write-trained-weights.js";
+export { runTraining } from "./training/run-training.js";
+export type { TrainingStepper, BackendTrainer, PrepareTrainingStepper, TrainingRun, TrainingDataFormat, TrainedWeights, CheckpointWeights } from "./training/training-stepper.js";
 
 // Backends
 export type { LowrankBackend, BackendCapability, BackendFactory, BackendInitResult, PredictParams, PredictResult, MergeParams, FloatArray, TrainParams, TrainEvent, GenerateParams, GenerateResult } from "./backend/backend.js";

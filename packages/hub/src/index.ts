@@ -1,5 +1,3 @@
-import "reflect-metadata";
-
 // Client: configuration, the Python-compatible cache, pull and push.
 export { resolveHubConfig, checkRepoId, DEFAULT_HUB_URL, type HubConfig } from "./client/hub-config.js";
 export { RepoCache } from "./client/hf-cache.js";
@@ -12,5 +10,5 @@ export { hubAuthFetch } from "./client/hub-auth-fetch.js";
 export { isHubRepoId } from "./client/hub-repo-id.js";
 export { downloadBlob } from "./client/download-blob.js";
 
-// Server: the self-hosted Hub-compatible registry.
-export { startHubServer, type HubServer, type HubServerOptions } from "./server/start-hub-server.js";
+// Shared with @lowrank/hub-server (the self-hosted registry, a package of its own).
+export { repoPathProblem } from "./shared/repo-path.js";

@@ -1,22 +1,13 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { parseAdapterKey, type LoraAdapter, type ModelDescription, type ModuleInfo, type TensorInfo } from "@lowrank/core";
+import { collectLoraModules, type LoraAdapter, type ModelDescription, type ModuleInfo, type TensorInfo } from "@lowrank/core";
 import type { GraphProto } from "./onnx-codec.js";
 import { locateWeights, type WeightLocation } from "./locate-weights.js";
 import { tensorDims } from "./tensor-data.js";
 
-/** The modules an adapter adapts, with in/out features read from its factors' shapes. */
+/** The modules an adapter adapts, with in/out features read from its factors (core's collectLoraModules). */
 export function adapterModules(adapter: LoraAdapter): { name: string; inFeatures: number; outFeatures: number }[] {
-  const modules = new Map<string, { name: string; inFeatures: number; outFeatures: number }>();
-  for (const [key, t] of adapter.tensors) {
-    const parsed = parseAdapterKey(key);
-    if (!parsed || parsed.role === "replacement" || parsed.role === "magnitude" || parsed.role === "lora_B_bias") continue;
-    const m = modules.get(parsed.module) ?? { name: parsed.module, inFeatures: 0, outFeatures: 0 };
-    if (parsed.role === "lora_A" || parsed.role === "lora_embedding_A") m.inFeatures = t.shape[1];
-    else m.outFeatures = t.shape[0];
-    modules.set(parsed.module, m);
-  }
-  return [...modules.values()];
+  return [...collectLoraModules(adapter).modules.values()].map(({ name, inFeatures, outFeatures }) => ({ name, inFeatures, outFeatures }));
 }
 
 /** The model type of an ONNX export from the config.json beside it (Optimum's layout), if any. */

@@ -1,5 +1,5 @@
 import {
-  adapterKey, float32Tensor, initLoraFactors, LowrankError, resolveTargets, type LoraAdapter, type LoraConfig, type Logger,
+  adapterKey, float32Tensor, initLoraFactors, loraInitSeed, LowrankError, resolveTargets, type LoraAdapter, type LoraConfig, type Logger,
   type ModelDescription, type Tensor,
 } from "@lowrank/core";
 import type { GraphBuilder } from "../export/graph-builder.js";
@@ -52,15 +52,15 @@ export function planLoraSlots(params: { config: LoraConfig; description: ModelDe
 }
 
 /**
- * Initial factors with core's initLoraFactors and the tfjs backend's seeds (seed·7919 + target
- * index), so both backends start from the same A and B.
+ * Initial factors with core's initLoraFactors and loraInitSeed (by target index), as every backend
+ * draws them, so both backends start from the same A and B.
  */
 export function initialFactors(slots: readonly TrainingSlot[], config: LoraConfig, seed: number): Map<string, Float32Array> {
   const params = new Map<string, Float32Array>();
   for (const slot of slots) {
     const init = initLoraFactors({
       init: config.init_lora_weights, kind: slot.kind, r: slot.r, inFeatures: slot.inFeatures, outFeatures: slot.outFeatures,
-      scaling: slot.scaling, seed: seed * 7919 + slot.index, label: slot.module,
+      scaling: slot.scaling, seed: loraInitSeed(seed, slot.index), label: slot.module,
     });
     params.set(slot.aKey, init.A);
     params.set(slot.bKey, init.B);

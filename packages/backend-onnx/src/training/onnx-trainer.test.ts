@@ -3,11 +3,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { createLoraConfig, memoryLogger, readAdapter, type LoraConfigInput, type TrainerOptions, type TrainingExample } from "@lowrank/core";
+import { createLoraConfig, memoryLogger, readAdapter, restoreTrainingCheckpoint, saveTrainingCheckpoint, type LoraConfigInput, type TrainerOptions, type TrainingExample } from "@lowrank/core";
 import { captureLowrankRejection, requireFixture, sharedDir } from "@lowrank/core/testing";
 import { createLoraTraining, loadModel, selectEngine, Trainer } from "@lowrank/backend-tfjs";
 import { createOnnxLoraTraining } from "./create-onnx-lora-training.js";
-import { restoreOnnxCheckpoint, saveOnnxCheckpoint } from "./onnx-checkpoint.js";
+import { onnxStepper } from "./onnx-stepper.js";
 import { OnnxLoraTrainer } from "./onnx-trainer.js";
 
 let tmp: string;
@@ -81,13 +81,13 @@ describe("LoRA training on ONNX Runtime", () => {
     const log = [];
     for (let i = 0; i < 4; i++) log.push(await first.trainer.trainStep());
     const checkpoint = path.join(tmp, "checkpoint-4");
-    await saveOnnxCheckpoint({ dir: checkpoint, adapter: first.training.adapter(), trainer: first.trainer, seed: 11, log });
+    await saveTrainingCheckpoint(checkpoint, onnxStepper(first.training, first.trainer), { seed: 11, log, baseDir: dir });
     await first.training.release();
     const saved = await readAdapter(checkpoint);
     expect(saved.tensors.get("base_model.model.transformer.h.1.mlp.c_fc.lora_B.weight")!.shape).toEqual([256, 4]);
 
     const resumed = await onnxRun(8);
-    expect((await restoreOnnxCheckpoint(checkpoint, resumed.trainer)).map((l) => l.loss)).toEqual(full.slice(0, 4));
+    expect((await restoreTrainingCheckpoint(checkpoint, onnxStepper(resumed.training, resumed.trainer))).map((l) => l.loss)).toEqual(full.slice(0, 4));
     for (let i = 4; i < 8; i++) expect((await resumed.trainer.trainStep()).loss).toBeCloseTo(full[i], 6);
     await resumed.training.release();
   });

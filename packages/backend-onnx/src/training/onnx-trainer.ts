@@ -1,6 +1,6 @@
 import type * as ort from "onnxruntime-node";
 import {
-  BatchOrder, clipGradNorm, Float32AdamW, learningRateAt, LowrankError, makeBatch, SeededRandom, type EvalResult, type StepLog,
+  BatchOrder, clipGradNorm, dropoutSeed, Float32AdamW, learningRateAt, LowrankError, makeBatch, SeededRandom, stepMicroBatches, type BackendTrainer, type EvalResult, type StepLog,
   type TrainerOptions, type TrainerState, type TrainingExample,
 } from "@lowrank/core";
 import type { TrainingSlot } from "./lora-plan.js";
@@ -12,7 +12,7 @@ import { runBatch } from "./training-session.js";
  * gradient accumulation, global-norm clipping, AdamW with decoupled weight decay), the optimizer
  * step in plain TypeScript. Causal LM only.
  */
-export class OnnxLoraTrainer {
+export class OnnxLoraTrainer implements BackendTrainer {
   readonly totalSteps: number;
   private readonly optimizer: Float32AdamW;
   private readonly order: BatchOrder;
@@ -66,15 +66,9 @@ export class OnnxLoraTrainer {
     const started = performance.now();
     let sums: Map<string, Float32Array> | undefined;
     let lossTotal = 0;
-    let tokens = 0;
-    let epoch = 0;
-    for (let micro = 0; micro < this.accumulation; micro++) {
-      const index = this.step * this.accumulation + micro;
-      const { epoch: e, items } = this.order.indexes(index);
-      epoch = e;
-      const batch = makeBatch(items.map((i) => this.examples[i]), this.options.padTokenId);
-      tokens += batch.tokens;
-      const masks = this.masks(batch.ids.length * batch.ids[0].length, this.options.seed * 100_003 + index);
+    const { batches, tokens, epoch } = stepMicroBatches({ step: this.step, accumulation: this.accumulation, order: this.order, examples: this.examples, padTokenId: this.options.padTokenId });
+    for (const { index, batch } of batches) {
+      const masks = this.masks(batch.ids.length * batch.ids[0].length, dropoutSeed(this.options.seed, index));
       const result = await runBatch(this.session, { slots: this.slots, ids: batch.ids, labels: batch.labels, factors: this.params, masks, gradients: true });
       // As the tfjs trainer: each micro-batch's loss (and so its gradient) divided by the accumulation.
       lossTotal += Math.fround(result.loss / this.accumulation);

@@ -2,10 +2,10 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { float32Tensor, readAdapter, SeededRandom, writeSafetensors, type Tensor, type TrainEvent } from "@lowrank/core";
+import { float32Tensor, readAdapter, runTraining, SeededRandom, writeSafetensors, type Tensor, type TrainEvent, type TrainParams } from "@lowrank/core";
 import { requireFixture, sharedDir } from "@lowrank/core/testing";
 import { selectEngine } from "../engine/select-engine.js";
-import { runTraining } from "./run-training.js";
+import { prepareTfjsTraining } from "./prepare-tfjs-training.js";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "lowrank-tasks-"));
 beforeAll(async () => {
@@ -20,6 +20,7 @@ async function drain(events: AsyncGenerator<TrainEvent>): Promise<TrainEvent[]> 
 }
 const losses = (events: TrainEvent[]) => events.flatMap((e) => (e.type === "step" ? [e.loss] : []));
 const logger = { warn: () => undefined, info: () => undefined };
+const trainTfjs = (params: TrainParams) => runTraining(prepareTfjsTraining({ logger, device: "test" }), params, { backend: "tfjs" });
 
 describe("training tasks", () => {
   test("sequence classification (RoBERTa): loss falls, the head is saved as modules_to_save", async () => {
@@ -33,7 +34,7 @@ describe("training tasks", () => {
     const data = path.join(tmp, "cls.jsonl");
     writeFileSync(data, lines.join("\n"));
     const out = path.join(tmp, "cls");
-    const events = await drain(runTraining({ model: requireFixture("roberta-tiny"), data, out, steps: 60, learningRate: 2e-2, schedule: "constant", batchSize: 8, lora: { r: 4, lora_alpha: 8 } }, { logger, device: "test" }));
+    const events = await drain(trainTfjs({ model: requireFixture("roberta-tiny"), data, out, steps: 60, learningRate: 2e-2, schedule: "constant", batchSize: 8, lora: { r: 4, lora_alpha: 8 } }));
     const l = losses(events);
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     expect(mean(l.slice(-8))).toBeLessThan(mean(l.slice(0, 8)) * 0.7);
@@ -70,7 +71,7 @@ describe("training tasks", () => {
     const data = path.join(tmp, "e2e.txt");
     writeFileSync(data, text);
     const out = path.join(tmp, "bpe-out");
-    const events = await drain(runTraining({ model: dir, data, out, steps: 4, learningRate: 1e-2, batchSize: 4, seqLen: 32, lora: { r: 2, lora_alpha: 4 } }, { logger, device: "test" }));
+    const events = await drain(trainTfjs({ model: dir, data, out, steps: 4, learningRate: 1e-2, batchSize: 4, seqLen: 32, lora: { r: 2, lora_alpha: 4 } }));
     const start = events.find((e) => e.type === "start");
     expect(start).toMatchObject({ examples: 16, totalSteps: 4 });
     expect(losses(events)).toHaveLength(4);

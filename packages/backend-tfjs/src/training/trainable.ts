@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import {
-  adapterKey, float32Tensor, initLoraFactors, mergeLora, outputNorms, parseAdapterKey, PEFT_PREFIX, resolveTargets, toFloat32,
+  adapterKey, float32Tensor, initLoraFactors, loraInitSeed, mergeLora, outputNorms, parseAdapterKey, PEFT_PREFIX, resolveTargets, toFloat32,
   type LoraAdapter, type LoraConfig, type Logger, type Tensor,
 } from "@lowrank/core";
 import { attachAdapter, type AttachedAdapter } from "../lora/attach-adapter.js";
@@ -53,7 +53,7 @@ export function createLoraTraining(model: TfjsModel, config: LoraConfig, options
     const layout = plan.kind === "linear" ? "out_in" : "in_out";
     const init = initLoraFactors({
       init: config.init_lora_weights, kind: plan.kind, r: plan.r, inFeatures: plan.inFeatures, outFeatures: plan.outFeatures,
-      scaling: plan.scaling, seed: options.seed * 7919 + index, baseWeight: weight, layout, label: plan.name,
+      scaling: plan.scaling, seed: loraInitSeed(options.seed, index), baseWeight: weight, layout, label: plan.name,
     });
     if (init.residualWeight && layer) {
       initial.set(plan.name, { A: init.A.slice(), B: init.B.slice() });

@@ -4,12 +4,12 @@ import os from "node:os";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { createLoraConfig, readAdapter } from "@lowrank/core";
+import { createLoraConfig, readAdapter, restoreTrainingCheckpoint, saveTrainingCheckpoint } from "@lowrank/core";
 import { requireFixture, sharedDir } from "@lowrank/core/testing";
 import type { Example } from "../data/read-examples.js";
 import { selectEngine } from "../engine/select-engine.js";
 import { loadModel } from "../models/load-model.js";
-import { restoreCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import { tfjsStepper } from "./tfjs-stepper.js";
 import { createLoraTraining } from "./trainable.js";
 import { Trainer, type StepLog } from "./trainer.js";
 
@@ -35,7 +35,7 @@ async function setup(steps: number) {
   const model = await loadModel(requireFixture("gpt2-tiny"));
   const training = createLoraTraining(model, config(), { seed: 5 });
   const trainer = new Trainer(model, training, e2eExamples(48, 48), { ...options, steps });
-  return { model, training, trainer };
+  return { model, training, trainer, stepper: tfjsStepper({ model, trainable: training, trainer, device: "test" }) };
 }
 
 describe("LoRA training on TensorFlow.js", () => {
@@ -75,10 +75,10 @@ describe("LoRA training on TensorFlow.js", () => {
     const log: StepLog[] = [];
     for (let i = 0; i < 6; i++) log.push(first.trainer.trainStep());
     const checkpoint = path.join(tmp, "checkpoint-6");
-    await saveCheckpoint({ dir: checkpoint, trainable: first.training, trainer: first.trainer, seed: 11, log, baseDir: requireFixture("gpt2-tiny") });
+    await saveTrainingCheckpoint(checkpoint, first.stepper, { seed: 11, log, baseDir: requireFixture("gpt2-tiny") });
 
     const resumed = await setup(12);
-    const restoredLog = await restoreCheckpoint(checkpoint, resumed.training, resumed.trainer);
+    const restoredLog = await restoreTrainingCheckpoint(checkpoint, resumed.stepper);
     expect(restoredLog.map((l) => l.loss)).toEqual(full.slice(0, 6));
     const next: number[] = [];
     for (let i = 6; i < 12; i++) next.push(resumed.trainer.trainStep().loss);

@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { LowrankError, type EvalResult, type StepLog, type TrainerOptions, type TrainerState } from "@lowrank/core";
+import { dropoutSeed, LowrankError, stepMicroBatches, type BackendTrainer, type EvalResult, type StepLog, type TrainerOptions, type TrainerState } from "@lowrank/core";
 import type { Example } from "../data/read-examples.js";
 import type { ForwardContext } from "../layers/lora-branch.js";
 import type { TfjsModel } from "../models/model.js";
@@ -17,7 +17,7 @@ export type { TrainerOptions, StepLog, EvalResult, TrainerState };
  * clipping. A step's result depends only on the seed, the step number and the state, so a run
  * resumed from a checkpoint gives the same losses as an uninterrupted one.
  */
-export class Trainer {
+export class Trainer implements BackendTrainer {
   readonly totalSteps: number;
   private readonly optimizer: AdamW;
   private readonly order: BatchOrder;
@@ -55,15 +55,9 @@ export class Trainer {
     const varList = [...this.trainable.variables.values()];
     let sums: Map<string, tf.Tensor> | undefined;
     let lossTotal = 0;
-    let tokens = 0;
-    let epoch = 0;
-    for (let micro = 0; micro < this.accumulation; micro++) {
-      const index = this.step * this.accumulation + micro;
-      const { epoch: e, items } = this.order.indexes(index);
-      epoch = e;
-      const batch = makeBatch(items.map((i) => this.examples[i]), this.options.padTokenId);
-      tokens += batch.tokens;
-      const ctx: ForwardContext = { training: true, seed: this.options.seed * 100_003 + index, dropoutCalls: 0 };
+    const { batches, tokens, epoch } = stepMicroBatches({ step: this.step, accumulation: this.accumulation, order: this.order, examples: this.examples, padTokenId: this.options.padTokenId });
+    for (const { index, batch } of batches) {
+      const ctx: ForwardContext = { training: true, seed: dropoutSeed(this.options.seed, index), dropoutCalls: 0 };
       const { value, grads } = tf.variableGrads(() => tf.div(this.lossOf(batch, ctx), this.accumulation) as tf.Scalar, varList);
       lossTotal += value.dataSync()[0];
       value.dispose();

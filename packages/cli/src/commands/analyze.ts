@@ -1,6 +1,6 @@
 import { analyzeAdapter, Checkpoint, readAdapter, subspaceSimilarity, summarizeModule, writeFileAtomic, type ModuleAnalysis } from "@lowrank/core";
 import type { CliContext } from "../cli-context.js";
-import { heatmapGridSvg } from "../report/svg-chart.js";
+import { heatmapGridSvg } from "../report/heatmap-grid-svg.js";
 
 export interface AnalyzeCommandOptions {
   against?: string;

@@ -2,6 +2,8 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { LowrankError } from "@lowrank/core";
 import type { CliContext } from "../cli-context.js";
+import { LOWRANK_VERSION } from "../version.js";
+import { loadBenchSuite } from "./load-bench-suite.js";
 
 interface BenchOptions {
   quick?: boolean;
@@ -24,9 +26,14 @@ function findEmbedded(relative: string): string | undefined {
   return undefined;
 }
 
+/**
+ * `lowrank bench`: the suite lives in the private @lowrank/bench package, loaded here on first use
+ * (present in the repository, absent from a published install). The suite runs each measurement
+ * in its own worker process (the package's dist/worker.js); `--worker <job>` runs one here too.
+ */
 export async function benchCommand(ctx: CliContext, options: BenchOptions): Promise<void> {
+  const { runBenchSuite, runWorkerJob, writeBenchReport, writeJsonResults } = await loadBenchSuite();
   if (options.worker) {
-    const { runWorkerJob } = await import("../bench/bench-worker.js");
     ctx.out(JSON.stringify(await runWorkerJob(JSON.parse(options.worker))));
     return;
   }
@@ -34,12 +41,8 @@ export async function benchCommand(ctx: CliContext, options: BenchOptions): Prom
   const e2eFile = options.data ?? findEmbedded(path.join("data", "e2e", "valid.txt"));
   if (!modelDir || !existsSync(path.join(modelDir, "config.json"))) throw new LowrankError("USAGE", `bench: cannot find the embedded model ${options.model ?? "models/gpt2-mini"}; pass --model <gpt2-folder>`);
   if (!e2eFile || !existsSync(e2eFile)) throw new LowrankError("USAGE", `bench: cannot find the E2E data ${options.data ?? "data/e2e/valid.txt"}; pass --data <e2e.txt>`);
-  const { runBenchSuite, writeJsonResults } = await import("../bench/run-suite.js");
-  const { writeBenchReport } = await import("../bench/bench-report.js");
-  const bin = process.argv[1];
   const results = await runBenchSuite({
-    quick: Boolean(options.quick), modelDir, e2eFile,
-    workerCommand: [process.execPath, bin, "bench", "--worker"],
+    quick: Boolean(options.quick), modelDir, e2eFile, lowrankVersion: LOWRANK_VERSION,
     log: (line) => ctx.logger.info(line),
   });
   ctx.out(`lowrank bench${options.quick ? " --quick" : ""}: ${results.seconds.toFixed(0)} s`);

@@ -1,6 +1,6 @@
 import cliProgress from "cli-progress";
 import type { Logger } from "@lowrank/core";
-import { pullRepo, pushAdapter, startHubServer, type PullProgress } from "@lowrank/hub";
+import type { PullProgress } from "@lowrank/hub";
 import type { CliContext } from "../cli-context.js";
 import { listFlag, numberFlag } from "./parse-flags.js";
 
@@ -62,7 +62,7 @@ export async function pullCommand(ctx: CliContext, repo: string, options: { revi
   const reporter = pullReporter(ctx.logger);
   let result;
   try {
-    result = await pullRepo({
+    result = await (await ctx.hubClient()).pullRepo({
       repo, revision: options.revision, include: listFlag(options.include), config,
       onProgress: reporter.onProgress, onFile: reporter.onFile,
     });
@@ -75,13 +75,17 @@ export async function pullCommand(ctx: CliContext, repo: string, options: { revi
 
 /** `lowrank push`: an adapter folder to a Hub repo with a generated model card; prints the commit URL. */
 export async function pushCommand(ctx: CliContext, dir: string, options: { repo: string; private?: boolean; revision?: string; message?: string }): Promise<void> {
-  const result = await pushAdapter({ dir, repo: options.repo, private: options.private, revision: options.revision, message: options.message, config: await ctx.hub(), logger: ctx.logger });
+  const result = await (await ctx.hubClient()).pushAdapter({ dir, repo: options.repo, private: options.private, revision: options.revision, message: options.message, config: await ctx.hub(), logger: ctx.logger });
   if (result.created) ctx.logger.info(`created ${options.private ? "private " : ""}repo ${options.repo}`);
   ctx.out(result.commitUrl);
 }
 
-/** `lowrank hub serve`: the self-hosted Hub-compatible registry, until SIGINT/SIGTERM. */
+/**
+ * `lowrank hub serve`: the self-hosted Hub-compatible registry, until SIGINT/SIGTERM. The server
+ * (@lowrank/hub-server) is loaded here, on first use, so `pull` and `push` never load it.
+ */
 export async function hubServeCommand(ctx: CliContext, options: { dir: string; port?: string; host?: string; token?: string[]; maxBodyBytes?: string; maxFileBytes?: string }): Promise<void> {
+  const { startHubServer } = await import("@lowrank/hub-server");
   const server = await startHubServer({
     dir: options.dir, port: numberFlag("--port", options.port, { integer: true, min: 0, max: 65535 }) ?? 8080,
     host: options.host ?? "127.0.0.1", tokens: options.token, logger: ctx.logger,

@@ -1,4 +1,4 @@
-import { Checkpoint, describeModel, loraScaling, moduleHyperparameters, parseAdapterKey, readAdapter, resolveTargets, elementCount, type LoraAdapter } from "@lowrank/core";
+import { Checkpoint, collectLoraModules, describeModel, readAdapter, resolveTargets, elementCount, type LoraAdapter } from "@lowrank/core";
 import type { CliContext } from "../cli-context.js";
 
 interface ModuleRow {
@@ -14,41 +14,19 @@ interface ModuleRow {
   parameters: number;
 }
 
-/** Everything `inspect` reports about an adapter, derived from its files (and the base when given). */
+/**
+ * Everything `inspect` reports about an adapter, derived from its files by core (collectLoraModules:
+ * the same grouping, checks and scalings every other path uses).
+ */
 export function summarizeAdapter(adapter: LoraAdapter): { modules: ModuleRow[]; fullTensors: string[]; trainableParameters: number } {
-  const { config } = adapter;
-  const rows = new Map<string, ModuleRow>();
-  const fullTensors: string[] = [];
+  const { modules, replacements } = collectLoraModules(adapter);
+  const rows = [...modules.values()].map((m): ModuleRow => ({
+    name: m.name, kind: m.embedding ? "embedding" : "lora", r: m.r, alpha: m.alpha, scaling: m.scaling,
+    inFeatures: m.inFeatures, outFeatures: m.outFeatures, dora: m.magnitude !== undefined, loraBias: m.loraBias !== undefined, parameters: m.parameters,
+  }));
   let trainableParameters = 0;
-  for (const [key, tensor] of adapter.tensors) {
-    const n = elementCount(tensor.shape);
-    trainableParameters += n;
-    const parsed = parseAdapterKey(key);
-    if (!parsed || parsed.role === "replacement") {
-      fullTensors.push(parsed && parsed.role === "replacement" ? parsed.baseKey : key);
-      continue;
-    }
-    let row = rows.get(parsed.module);
-    if (!row) {
-      const { r, alpha, scaling } = moduleHyperparameters(config, parsed.module);
-      row = {
-        name: parsed.module, kind: "lora", r, alpha, scaling,
-        inFeatures: 0, outFeatures: 0, dora: false, loraBias: false, parameters: 0,
-      };
-      rows.set(parsed.module, row);
-    }
-    row.parameters += n;
-    if (parsed.role === "lora_A" || parsed.role === "lora_embedding_A") {
-      row.r = tensor.shape[0];
-      row.inFeatures = tensor.shape[1];
-      row.scaling = loraScaling({ alpha: row.alpha, r: row.r, useRslora: config.use_rslora });
-    }
-    if (parsed.role === "lora_B" || parsed.role === "lora_embedding_B") row.outFeatures = tensor.shape[0];
-    if (parsed.role === "lora_embedding_A" || parsed.role === "lora_embedding_B") row.kind = "embedding";
-    if (parsed.role === "magnitude") row.dora = true;
-    if (parsed.role === "lora_B_bias") row.loraBias = true;
-  }
-  return { modules: [...rows.values()], fullTensors, trainableParameters };
+  for (const tensor of adapter.tensors.values()) trainableParameters += elementCount(tensor.shape);
+  return { modules: rows, fullTensors: [...replacements.keys()], trainableParameters };
 }
 
 const fmt = (x: number): string => (Number.isInteger(x) ? String(x) : x.toPrecision(6).replace(/0+$/, ""));

@@ -1,7 +1,7 @@
 import type { LoraAdapter } from "../adapter/lora-adapter.js";
 import { LowrankError } from "../errors/lowrank-error.js";
 import { toFloat32, type Tensor } from "../formats/safetensors/dtype.js";
-import { collectLoraModules, type LoraModule } from "./lora-modules.js";
+import { collectLoraModules, type LoraModule } from "../adapter/lora-modules.js";
 import { lowRankSvd } from "./truncated-svd.js";
 
 /** Where base weights come from: a `Checkpoint` (or anything with `has` and `readFloat32`), or a map of tensors. */

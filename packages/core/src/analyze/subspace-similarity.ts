@@ -1,7 +1,7 @@
 import type { LoraAdapter } from "../adapter/lora-adapter.js";
 import { LowrankError } from "../errors/lowrank-error.js";
 import { svdDecomposition } from "../math/linalg.js";
-import { collectLoraModules, type LoraModule } from "./lora-modules.js";
+import { collectLoraModules, type LoraModule } from "../adapter/lora-modules.js";
 
 function moduleOf(adapter: LoraAdapter, name: string, label: string): LoraModule {
   const m = collectLoraModules(adapter, label).modules.get(name);

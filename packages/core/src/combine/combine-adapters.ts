@@ -1,6 +1,6 @@
 import { adapterKey } from "../adapter/adapter-keys.js";
 import type { LoraAdapter } from "../adapter/lora-adapter.js";
-import { collectLoraModules, type AdapterModules } from "../analyze/lora-modules.js";
+import { collectLoraModules, type AdapterModules } from "../adapter/lora-modules.js";
 import { LowrankError } from "../errors/lowrank-error.js";
 import { fromFloat32, type DType, type Tensor } from "../formats/safetensors/dtype.js";
 import type { Logger } from "../logger.js";
@@ -43,7 +43,7 @@ function refuseUnsupported(inputs: readonly WeightedAdapter[], collected: readon
     if (adapter.config.use_dora || modules.some((m) => m.magnitude)) {
       throw new LowrankError("ADAPTER_INVALID", `combineAdapters: ${label} is a DoRA adapter (\`use_dora\`); PEFT's combination would start its magnitude vector from the base weights, so it is not supported`);
     }
-    if (adapter.config.lora_bias || modules.some((m) => m.hasLoraBias)) {
+    if (adapter.config.lora_bias || modules.some((m) => m.loraBias !== undefined)) {
       throw new LowrankError("ADAPTER_INVALID", `combineAdapters: ${label} trains lora_B.bias (\`lora_bias\`), which PEFT's combination does not carry over`);
     }
     if (adapter.config.bias !== "none") {
@@ -53,7 +53,7 @@ function refuseUnsupported(inputs: readonly WeightedAdapter[], collected: readon
   // PEFT refuses when two of the adapters keep their own copy (modules_to_save) of one module.
   const owner = new Map<string, number>();
   collected.forEach(({ replacements }, i) => {
-    for (const key of new Set(replacements.map((k) => k.slice(0, k.lastIndexOf("."))))) {
+    for (const key of new Set([...replacements.keys()].map((k) => k.slice(0, k.lastIndexOf("."))))) {
       const other = owner.get(key);
       if (other !== undefined && other !== i) {
         throw new LowrankError("CONFIG_INVALID", `combineAdapters: ${labels[other]} and ${labels[i]} both save their own "${key}" (\`modules_to_save\`); PEFT cannot combine adapters that target the same module with modules_to_save`);
@@ -110,7 +110,7 @@ export function combineAdapters(inputs: readonly WeightedAdapter[], options: Com
       }
       parts.set(m.name, [...(parts.get(m.name) ?? []), { module: m, weight: inputs[i].weight, label: labels[i] }]);
     }
-    if (replacements.length > 0) warn(`${labels[i]}'s modules_to_save tensors are not carried over; like PEFT, the combined adapter starts from the base module`);
+    if (replacements.size > 0) warn(`${labels[i]}'s modules_to_save tensors are not carried over; like PEFT, the combined adapter starts from the base module`);
   });
   const patterns = new Map<string, number>();
   const config = combinedConfig(inputs[0].adapter, plan, patterns);

@@ -1,4 +1,4 @@
-import type { LoraModule } from "../analyze/lora-modules.js";
+import type { LoraModule } from "../adapter/lora-modules.js";
 import { denseTruncatedSvd, lowRankSvd, multiply, type Svd } from "../analyze/truncated-svd.js";
 import { LowrankError } from "../errors/lowrank-error.js";
 import type { CombinationType } from "./combine-plan.js";

@@ -84,3 +84,26 @@ export function causalTargets(labels: readonly (readonly number[])[]): { targets
   }
   return { targets, weights, predicted };
 }
+
+/** One micro-batch of an optimizer step: its index over the whole run (the dropout seed's), its epoch and its padded batch. */
+export interface MicroBatch {
+  index: number;
+  epoch: number;
+  batch: Batch;
+}
+
+/**
+ * The micro-batches of optimizer step `step` (0-based) with gradient accumulation: micro-batch
+ * step·accumulation + k for k < accumulation, drawn from `order` and padded with `padTokenId`; with
+ * the step's token count and its epoch (the last micro-batch's). Both backends' trainers walk a step
+ * through this, so they see the same examples in the same order.
+ */
+export function stepMicroBatches(params: { step: number; accumulation: number; order: BatchOrder; examples: readonly TrainingExample[]; padTokenId: number }): { batches: MicroBatch[]; tokens: number; epoch: number } {
+  const batches: MicroBatch[] = [];
+  for (let micro = 0; micro < params.accumulation; micro++) {
+    const index = params.step * params.accumulation + micro;
+    const { epoch, items } = params.order.indexes(index);
+    batches.push({ index, epoch, batch: makeBatch(items.map((i) => params.examples[i]!), params.padTokenId) });
+  }
+  return { batches, tokens: batches.reduce((n, m) => n + m.batch.tokens, 0), epoch: batches.at(-1)?.epoch ?? 0 };
+}

@@ -4,7 +4,7 @@ import { RepoCache } from "./hf-cache.js";
 import { checkRepoId, type HubConfig } from "./hub-config.js";
 import { hubFetch, hubResponseError } from "./hub-errors.js";
 import { downloadBlob } from "./download-blob.js";
-import { repoPathProblem } from "../server/validation.js";
+import { repoPathProblem } from "../shared/repo-path.js";
 
 export interface PullParams {
   repo: string;

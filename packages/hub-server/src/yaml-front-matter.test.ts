@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import type { LoraConfig } from "@lowrank/core";
-import { modelCard } from "../client/model-card.js";
+import { modelCard } from "@lowrank/hub";
 import { frontMatter, validateCard, yamlProblem } from "./yaml-front-matter.js";
 
 // Every case was checked against PyYAML (safe_load): the valid ones load, the invalid ones fail,

@@ -1,4 +1,4 @@
-import type { BenchResults } from "./run-suite.js";
+import type { BenchResults, TargetCheck } from "./bench-results.js";
 
 type Measured = Pick<BenchResults, "parameters" | "training" | "latency" | "merge" | "quality"> & Partial<Pick<BenchResults, "merge_memory" | "onnx_training">>;
 
@@ -43,14 +43,6 @@ export function computeRatios(m: Measured): Record<string, number> {
   put("lora_over_full_eval_loss", lora && fullFt && lora.eval_loss / fullFt.eval_loss);
   put("lora_over_full_bleu", lora && fullFt && lora.bleu / fullFt.bleu);
   return ratios;
-}
-
-export interface TargetCheck {
-  ratio: string;
-  claim: string;
-  target: string;
-  value: number | null;
-  met: boolean;
 }
 
 const target = (ratio: string, claim: string, op: "<=" | ">=", bound: number) => ({

@@ -1,7 +1,8 @@
-import { corpusBleu, createLoraConfig } from "@lowrank/core";
+import { createLoraConfig } from "@lowrank/core";
 import { createFullTraining, createLoraTraining, generate, loadModel, loadTokenizer, selectEngine, Trainer } from "@lowrank/backend-tfjs";
-import { e2eExample, e2ePrompt, loadE2e, splitE2e } from "../tasks/e2e.js";
 import { checkpointParameterCount } from "./footprint.js";
+import { corpusBleu } from "./metrics/bleu.js";
+import { e2eExample, e2ePrompt, loadE2e, splitE2e } from "./tasks/e2e.js";
 
 export type QualityMethod = "none" | "lora" | "lora-all-linear" | "full";
 

@@ -1,3 +1,4 @@
+import { repoPathProblem } from "@lowrank/hub";
 import { HubHttpError } from "./hub-error.js";
 
 /** Repository kinds served by the hub. */
@@ -41,24 +42,7 @@ export function assertRepoId(id: string): void {
   if (problem) throw HubHttpError.badRequest(problem);
 }
 
-/** Why `path` is not an acceptable file path inside a repo, or undefined when it is. */
-export function repoPathProblem(path: unknown): string | undefined {
-  if (typeof path !== "string" || path.length === 0) return "File path must be a non-empty string";
-  const shown = JSON.stringify(path.length > 200 ? `${path.slice(0, 200)}…` : path);
-  if (path.length > 1024) return `File path too long (max 1024 characters): ${shown}`;
-  if (path.includes("\0")) return `File path must not contain NUL characters: ${shown}`;
-  if (path.includes("\\")) return `File path must not contain backslashes: ${shown}`;
-  if (path.startsWith("/")) return `File path must be relative, not absolute: ${shown}`;
-  if (/^[A-Za-z]:/.test(path)) return `File path must not start with a drive letter: ${shown}`;
-  for (const segment of path.split("/")) {
-    if (segment === "") return `File path must not contain empty segments or a trailing slash: ${shown}`;
-    if (segment === "." || segment === "..") return `File path must not contain "." or ".." segments: ${shown}`;
-    if (segment.toLowerCase() === ".git") return `File path must not contain a ".git" segment: ${shown}`;
-  }
-  return undefined;
-}
-
-/** Throws a 400 when `path` is not an acceptable file path inside a repo. */
+/** Throws a 400 when `path` is not an acceptable file path inside a repo (the rule the client shares: repoPathProblem). */
 export function assertRepoPath(path: unknown): asserts path is string {
   const problem = repoPathProblem(path);
   if (problem) throw HubHttpError.badRequest(problem);

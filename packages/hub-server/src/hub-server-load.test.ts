@@ -13,7 +13,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { uploadFiles } from "@huggingface/hub";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { pullRepo } from "../client/pull-repo.js";
+import { pullRepo } from "@lowrank/hub";
 import { startHubServer, type HubServer } from "./start-hub-server.js";
 
 const accessToken = "hf_load_test_token";

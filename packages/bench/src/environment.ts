@@ -2,7 +2,6 @@ import os from "node:os";
 import * as tf from "@tensorflow/tfjs";
 import * as ort from "onnxruntime-node";
 import { selectEngine } from "@lowrank/backend-tfjs";
-import { LOWRANK_VERSION } from "../version.js";
 
 /** The machine the numbers were measured on. */
 export function machineInfo(): Record<string, unknown> {
@@ -16,11 +15,11 @@ export function machineInfo(): Record<string, unknown> {
   };
 }
 
-/** Versions of lowrank and the runtimes it measured. */
-export async function versionInfo(): Promise<Record<string, unknown>> {
+/** Versions of lowrank (as the caller reports it: `lowrank bench` passes its own) and the runtimes it measured. */
+export async function versionInfo(lowrankVersion: string): Promise<Record<string, unknown>> {
   const engine = await selectEngine();
   return {
-    lowrank: LOWRANK_VERSION,
+    lowrank: lowrankVersion,
     node: process.versions.node,
     tfjs: tf.version.tfjs,
     tfjs_engine: engine.engine,

@@ -1,9 +1,9 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { writeFileAtomic } from "@lowrank/core";
-import { barChartSvg } from "../report/svg-chart.js";
+import { barChartSvg } from "./report/svg-chart.js";
 import { QUALITY_METHOD_LABELS } from "./e2e-quality.js";
-import type { BenchResults } from "./run-suite.js";
+import type { BenchResults } from "./bench-results.js";
 import type { Spread } from "./stats.js";
 
 const n = (x: number): string => x.toLocaleString("en-US");

@@ -1,38 +1,21 @@
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { benchPlan, type BenchPlan } from "./bench-plan.js";
+import type { BenchResults } from "./bench-results.js";
 import type { WorkerJob } from "./bench-worker.js";
 import { QUALITY_METHOD_LABELS, type QualityMethod, type QualityResult } from "./e2e-quality.js";
-import { measureFootprint, ADAPTER_VARIANTS, type FootprintRow } from "./footprint.js";
+import { measureFootprint, ADAPTER_VARIANTS } from "./footprint.js";
 import type { LatencyRow } from "./inference-latency.js";
 import type { MergeMemory } from "./merge-memory.js";
 import type { MergeThroughput } from "./merge-throughput.js";
-import { computeRatios, TARGETS, type TargetCheck } from "./ratios.js";
+import { computeRatios, TARGETS } from "./ratios.js";
 import { writeRandomGpt2 } from "./synthetic-model.js";
 import type { TrainingStep } from "./training-step.js";
 import { machineInfo, versionInfo } from "./environment.js";
-
-export interface BenchResults {
-  quick: boolean;
-  date: string;
-  seconds: number;
-  machine: Record<string, unknown>;
-  versions: Record<string, unknown>;
-  models: { embedded: string; large: string };
-  parameters: FootprintRow[];
-  /** LoRA vs full fine-tuning on tfjs; `full` is null (with the reason) where it did not fit. */
-  training: { model: string; batch_size: number; gradient_accumulation: number; seq_len: number; steps_timed: number; lora: TrainingStep; full: TrainingStep | null; full_error?: string }[];
-  /** LoRA on ONNX Runtime, one pass per step, against the tfjs LoRA row of the same model. */
-  onnx_training: { model: string; batch_size: number; seq_len: number; onnx: TrainingStep; tfjs: TrainingStep };
-  latency: LatencyRow[];
-  merge: MergeThroughput;
-  merge_memory: MergeMemory;
-  quality: { model: string; data: string; results: QualityResult[] };
-  ratios: Record<string, number>;
-  targets: TargetCheck[];
-}
 
 export interface SuiteOptions {
   quick: boolean;
@@ -40,9 +23,21 @@ export interface SuiteOptions {
   modelDir: string;
   /** The E2E file for the quality table. */
   e2eFile: string;
-  /** The command that runs a worker: [node, bin.js, "bench", "--worker"]; the job's JSON is appended. */
-  workerCommand: string[];
+  /** The lowrank version the results name (`lowrank bench` passes its own). */
+  lowrankVersion: string;
+  /**
+   * The command that runs one measurement in a process of its own; the job's JSON is appended.
+   * Default: this package's worker script (dist/worker.js) under the running Node.
+   */
+  workerCommand?: string[];
   log: (line: string) => void;
+}
+
+/** This package's worker script, beside the built module that runs the suite (dist/worker.js). */
+function defaultWorkerCommand(): string[] {
+  const script = fileURLToPath(new URL("./worker.js", import.meta.url));
+  if (!existsSync(script)) throw new Error(`bench: the worker script ${script} is missing; build @lowrank/bench first (cd packages/bench && npx tsup)`);
+  return [process.execPath, script];
 }
 
 function runWorker<T>(command: string[], job: WorkerJob): Promise<T> {
@@ -75,7 +70,8 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
   const started = performance.now();
   const plan: BenchPlan = benchPlan(options.quick);
   const work = await mkdtemp(path.join(os.tmpdir(), "lowrank-bench-"));
-  const worker = <T>(job: WorkerJob): Promise<T> => runWorker<T>(options.workerCommand, job);
+  const workerCommand = options.workerCommand ?? defaultWorkerCommand();
+  const worker = <T>(job: WorkerJob): Promise<T> => runWorker<T>(workerCommand, job);
   const { log } = options;
   try {
     const largeDir = path.join(work, "gpt2-small");
@@ -149,7 +145,7 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
     const ratios = computeRatios(partial);
     return {
       quick: options.quick, date: new Date().toISOString(), seconds: (performance.now() - started) / 1000,
-      machine: machineInfo(), versions: await versionInfo(), models: labels,
+      machine: machineInfo(), versions: await versionInfo(options.lowrankVersion), models: labels,
       ...partial, ratios, targets: TARGETS.map((t) => t.check(ratios)),
     };
   } finally {

@@ -1,3 +1,5 @@
+// pullRepo's onProgress against a self-hosted Hub (@lowrank/hub-server): bytes per file as they
+// arrive, for downloaded and cached files. The CLI's progress bar is test/hub-pull-progress.test.ts.
 import { randomBytes } from "node:crypto";
 import { statSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -6,10 +8,8 @@ import path from "node:path";
 import { uploadFiles } from "@huggingface/hub";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { requireFixture } from "@lowrank/core/testing";
-import { startHubServer, type HubServer } from "../server/start-hub-server.js";
-import type { HubConfig } from "./hub-config.js";
-import { pullRepo } from "./pull-repo.js";
-import { pushAdapter } from "./push-adapter.js";
+import { pullRepo, pushAdapter, type HubConfig } from "@lowrank/hub";
+import { startHubServer, type HubServer } from "@lowrank/hub-server";
 
 const TOKEN = "hf_progress_token";
 const big = new Uint8Array(randomBytes(3 * 1024 * 1024));

@@ -1,9 +1,10 @@
+import { repoPathProblem } from "@lowrank/hub";
 import { applyChanges, type FileChange } from "./apply-changes.js";
 import { parseCommitPayload } from "./commit-payload.js";
 import { gitObjects } from "./git-objects.js";
 import { HubHttpError } from "./hub-error.js";
 import type { HubRequest } from "./hub-request.js";
-import { branchNameProblem, isCommitOid, repoLabel, repoPathProblem, repoUrlPrefix, type RepoRef } from "./validation.js";
+import { branchNameProblem, isCommitOid, repoLabel, repoUrlPrefix, type RepoRef } from "./validation.js";
 
 /** Files at least this large are uploaded through LFS. */
 const LFS_SIZE_THRESHOLD = 10 * 1024 * 1024;

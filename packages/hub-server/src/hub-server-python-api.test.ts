@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { listModels } from "@huggingface/hub";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hubAuthFetch } from "../client/hub-auth-fetch.js";
+import { hubAuthFetch } from "@lowrank/hub";
 import { startHubServer, type HubServer } from "./start-hub-server.js";
 
 const token = "operator-secret";

@@ -1,0 +1,23 @@
+import { savedParameter, type TrainingStepper } from "@lowrank/core";
+import type { OnnxLoraTraining } from "./create-onnx-lora-training.js";
+import type { OnnxLoraTrainer } from "./onnx-trainer.js";
+
+/**
+ * The ONNX Runtime side of core's training loop: a LoRA adapter's training session and its
+ * trainer. Each step's `seconds` is the wall time of that optimizer step (graph runs and the AdamW update).
+ * @returns a stepper whose `release` releases the session.
+ */
+export function onnxStepper(training: OnnxLoraTraining, trainer: OnnxLoraTrainer): TrainingStepper {
+  return {
+    kind: "lora",
+    device: training.provider,
+    trainer,
+    trainableParameters: training.trainableParameters,
+    totalParameters: training.totalParameters,
+    restoreWeights: (checkpoint) => {
+      for (const [name, values] of trainer.params) values.set(savedParameter(checkpoint, name, values.length));
+    },
+    weights: () => ({ kind: "lora", adapter: training.adapter() }),
+    release: () => training.release(),
+  };
+}

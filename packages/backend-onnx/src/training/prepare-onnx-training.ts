@@ -1,0 +1,50 @@
+import { LowrankError, trainerOptionsFor, type Logger, type PrepareTrainingStepper } from "@lowrank/core";
+import type { ExecutionProvider } from "../session/ort-session.js";
+import { createOnnxLoraTraining } from "./create-onnx-lora-training.js";
+import { onnxStepper } from "./onnx-stepper.js";
+import { OnnxLoraTrainer } from "./onnx-trainer.js";
+
+export interface OnnxTrainingOptions {
+  logger: Logger;
+  executionProvider?: ExecutionProvider;
+  threads?: number;
+}
+
+/** Text lines need a tokenizer, which this backend does not carry: say what to do instead. */
+const noTokenizer = (file: string) => ({
+  encode(): number[] {
+    throw new LowrankError("USAGE", `--data ${file}: has text, but the onnx trainer reads tokenised data only; give JSONL lines with \`input_ids\` or use --backend tfjs`);
+  },
+});
+
+const intOf = (v: unknown): number | undefined => (typeof v === "number" && Number.isInteger(v) ? v : Array.isArray(v) && Number.isInteger(v[0]) ? (v[0] as number) : undefined);
+
+/**
+ * How ONNX Runtime prepares a LoRA training run for core's runTraining: builds the
+ * loss-and-gradients graph of the Hugging Face model in `params.model` with the new adapter's
+ * factors, opens its session, reads the (tokenised) data and creates the trainer.
+ * @returns the preparation; it throws LowrankError USAGE for `full` and `seq-cls` runs (use the tfjs
+ * backend), CHECKPOINT_INVALID when config.json has no `vocab_size`, and what createOnnxLoraTraining throws.
+ */
+export function prepareOnnxTraining(options: OnnxTrainingOptions): PrepareTrainingStepper {
+  return async ({ params, seed, readData }) => {
+    if (params.full) throw new LowrankError("USAGE", "--full: the onnx backend trains LoRA adapters only; use --backend tfjs for full fine-tuning");
+    if (params.task === "seq-cls") throw new LowrankError("USAGE", "--task seq-cls: the onnx trainer trains causal language models only; use --backend tfjs");
+    const training = await createOnnxLoraTraining({
+      model: params.model, lora: params.lora, seed, executionProvider: options.executionProvider, threads: options.threads, logger: options.logger,
+    });
+    try {
+      const config = training.modelConfig;
+      const vocabSize = intOf(config.vocab_size);
+      if (vocabSize === undefined) throw new LowrankError("CHECKPOINT_INVALID", `${params.model}: config.json has no \`vocab_size\``);
+      const eos = intOf(config.eos_token_id);
+      const examples = await readData({ task: "causal-lm", tokenizerFor: noTokenizer, vocabSize, eosTokenId: eos });
+      const trainer = new OnnxLoraTrainer(training.session, training.slots, training.params, examples,
+        trainerOptionsFor(params, { task: "causal-lm", seed, padTokenId: intOf(config.pad_token_id) ?? eos ?? 0 }), training.config.lora_dropout);
+      return onnxStepper(training, trainer);
+    } catch (error) {
+      await training.release();
+      throw error;
+    }
+  };
+}

@@ -1,0 +1,38 @@
+// The suite's result shapes, shared by the suite (run-suite.ts), the ratios (ratios.ts) and the
+// report (bench-report.ts); kept apart so that none of them imports another for its types.
+import type { QualityResult } from "./e2e-quality.js";
+import type { FootprintRow } from "./footprint.js";
+import type { LatencyRow } from "./inference-latency.js";
+import type { MergeMemory } from "./merge-memory.js";
+import type { MergeThroughput } from "./merge-throughput.js";
+import type { TrainingStep } from "./training-step.js";
+
+/** One of the issue's targets checked against the measured ratio (`value` null when not measured). */
+export interface TargetCheck {
+  ratio: string;
+  claim: string;
+  target: string;
+  value: number | null;
+  met: boolean;
+}
+
+/** Everything one suite run measured: written as JSON with `--json`, rendered with `--report`. */
+export interface BenchResults {
+  quick: boolean;
+  date: string;
+  seconds: number;
+  machine: Record<string, unknown>;
+  versions: Record<string, unknown>;
+  models: { embedded: string; large: string };
+  parameters: FootprintRow[];
+  /** LoRA vs full fine-tuning on tfjs; `full` is null (with the reason) where it did not fit. */
+  training: { model: string; batch_size: number; gradient_accumulation: number; seq_len: number; steps_timed: number; lora: TrainingStep; full: TrainingStep | null; full_error?: string }[];
+  /** LoRA on ONNX Runtime, one pass per step, against the tfjs LoRA row of the same model. */
+  onnx_training: { model: string; batch_size: number; seq_len: number; onnx: TrainingStep; tfjs: TrainingStep };
+  latency: LatencyRow[];
+  merge: MergeThroughput;
+  merge_memory: MergeMemory;
+  quality: { model: string; data: string; results: QualityResult[] };
+  ratios: Record<string, number>;
+  targets: TargetCheck[];
+}
