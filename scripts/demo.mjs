@@ -11,7 +11,8 @@ import { fileURLToPath } from "node:url";
 import cliProgress from "cli-progress";
 import * as tf from "@tensorflow/tfjs";
 import { createLoraConfig, mergeCheckpoint, writeAdapter } from "@lowrank/core";
-import { Trainer, createLoraTraining, generate, inferenceContext, loadModel, loadTokenizer, selectEngine } from "@lowrank/backend-tfjs";
+import { generate, loadModel, loadTokenizer, selectEngine } from "@lowrank/backend-tfjs";
+import { Trainer, createLoraTraining, inferenceContext } from "@lowrank/backend-tfjs/internal";
 import { createOrtSession, encodeModel, exportGpt2Onnx, idsTensor } from "@lowrank/backend-onnx";
 import { corpusBleu, e2eExample as example, e2ePrompt as prompt, lineChartSvg, loadE2e, splitE2e } from "@lowrank/bench";
 

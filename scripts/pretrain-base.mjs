@@ -11,7 +11,8 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync, rmSync, existsSyn
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { float32Tensor, SeededRandom, writeSafetensors } from "@lowrank/core";
+import { float32Tensor, writeSafetensors } from "@lowrank/core";
+import { SeededRandom } from "@lowrank/core/internal";
 import { TfjsBackend } from "@lowrank/backend-tfjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");

@@ -2,7 +2,8 @@ import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
-import { adapterKey, moduleHyperparameters, readAdapter, toFloat32, type LoraAdapter } from "@lowrank/core";
+import { readAdapter, toFloat32, type LoraAdapter } from "@lowrank/core";
+import { adapterKey, moduleHyperparameters } from "@lowrank/core/internal";
 import { requireFixture } from "@lowrank/core/testing";
 import { lowrank } from "./cli-helpers.js";
 

@@ -2,7 +2,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
-import { Checkpoint, readAdapter, readSafetensors, SeededRandom, toFloat32, type Tensor } from "@lowrank/core";
+import { Checkpoint, readAdapter, readSafetensors, toFloat32, type Tensor } from "@lowrank/core";
+import { SeededRandom } from "@lowrank/core/internal";
 import { idRows, maxAbsDiff, requireFixture } from "@lowrank/core/testing";
 import { lowrank } from "./cli-helpers.js";
 

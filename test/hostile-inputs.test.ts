@@ -5,7 +5,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { float32Tensor, int64Tensor, readSafetensors, serializeSafetensors, type Tensor } from "@lowrank/core";
+import { float32Tensor, readSafetensors, type Tensor } from "@lowrank/core";
+import { int64Tensor, serializeSafetensors } from "@lowrank/core/internal";
 import { requireFixture } from "@lowrank/core/testing";
 import { lowrank, type CliRun } from "./cli-helpers.js";
 

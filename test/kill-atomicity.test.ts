@@ -5,7 +5,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createRepo, uploadFiles } from "@huggingface/hub";
-import { adapterKey, Checkpoint, createLoraConfig, describeModel, float32Tensor, resolveTargets, SeededRandom, TEST_KILL_ENV, writeAdapter, writeSafetensors, type Tensor } from "@lowrank/core";
+import { Checkpoint, createLoraConfig, describeModel, float32Tensor, resolveTargets, writeAdapter, writeSafetensors, type Tensor } from "@lowrank/core";
+import { adapterKey, SeededRandom, TEST_KILL_ENV } from "@lowrank/core/internal";
 import { lowrank, repoRoot, startHubServeProcess } from "./cli-helpers.js";
 // @ts-expect-error plain ES module shared with the child processes
 import { adapterVersion } from "./helpers/kill-fixtures.mjs";

@@ -1,2 +1,3 @@
 import { packageConfig } from "../../tsup.base.mjs";
-export default packageConfig(["src/index.ts"]);
+// Split into shared chunks: the public index and ./internal share one copy of each module.
+export default packageConfig(["src/index.ts", "src/internal.ts"], { splitting: true });

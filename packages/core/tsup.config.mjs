@@ -1,2 +1,3 @@
 import { packageConfig } from "../../tsup.base.mjs";
-export default packageConfig(["src/index.ts", "src/testing.ts"]);
+// Split into shared chunks: the public index, ./internal and ./testing share one copy of each module.
+export default packageConfig(["src/index.ts", "src/internal.ts", "src/testing.ts"], { splitting: true });

@@ -1,5 +1,6 @@
 // Inputs shared by the SIGKILL tests and their child processes.
-import { adapterKey, createLoraConfig, float32Tensor } from "@lowrank/core";
+import { createLoraConfig, float32Tensor } from "@lowrank/core";
+import { adapterKey } from "@lowrank/core/internal";
 
 /** Two distinguishable adapters (256 KB of weights each): version k holds the value k + 1 everywhere, lora_alpha 8 + k. */
 export function adapterVersion(k) {

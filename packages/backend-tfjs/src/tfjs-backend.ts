@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
-import { checkModelInput, LowrankError, mergeCheckpoint, runTraining, silentLogger, type BackendRegistry, type Logger, type LowrankBackend, type MergeParams, type PredictParams, type PredictResult, type TrainEvent, type TrainParams, type GenerateParams, type GenerateResult } from "@lowrank/core";
+import { LowrankError, mergeCheckpoint, silentLogger, type BackendRegistry, type Logger, type LowrankBackend, type MergeParams, type PredictParams, type PredictResult, type TrainEvent, type TrainParams, type GenerateParams, type GenerateResult } from "@lowrank/core";
+import { checkModelInput, runTraining } from "@lowrank/core/internal";
 import { selectEngine, type EngineChoice } from "./engine/select-engine.js";
 import { inferenceContext } from "./layers/lora-branch.js";
 import { attachAdapter, detachAdapter, setMerged } from "./lora/attach-adapter.js";

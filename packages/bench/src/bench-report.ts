@@ -1,6 +1,6 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { writeFileAtomic } from "@lowrank/core";
+import { writeFileAtomic } from "@lowrank/core/internal";
 import { barChartSvg } from "./report/svg-chart.js";
 import { QUALITY_METHOD_LABELS } from "./e2e-quality.js";
 import type { BenchResults } from "./bench-results.js";

@@ -1,5 +1,6 @@
 import { createLoraConfig } from "@lowrank/core";
-import { createFullTraining, createLoraTraining, generate, loadModel, loadTokenizer, selectEngine, Trainer } from "@lowrank/backend-tfjs";
+import { generate, loadModel, loadTokenizer, selectEngine } from "@lowrank/backend-tfjs";
+import { createFullTraining, createLoraTraining, Trainer } from "@lowrank/backend-tfjs/internal";
 import { checkpointParameterCount } from "./footprint.js";
 import { corpusBleu } from "./metrics/bleu.js";
 import { e2eExample, e2ePrompt, loadE2e, splitE2e } from "./tasks/e2e.js";

@@ -1,6 +1,7 @@
 import { stat } from "node:fs/promises";
 import path from "node:path";
-import { ADAPTER_WEIGHTS_FILE, Checkpoint, elementCount, writeAdapter, type LoraConfigInput } from "@lowrank/core";
+import { ADAPTER_WEIGHTS_FILE, Checkpoint, writeAdapter, type LoraConfigInput } from "@lowrank/core";
+import { elementCount } from "@lowrank/core/internal";
 import { randomAdapter } from "./synthetic-model.js";
 
 /** The adapters the suite compares with full fine-tuning (GPT-2 naming: c_attn is the fused q,k,v projection). */

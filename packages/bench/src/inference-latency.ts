@@ -1,6 +1,8 @@
 import * as tf from "@tensorflow/tfjs";
-import { SeededRandom, type LoraAdapter } from "@lowrank/core";
-import { AdapterHost, inferenceContext, loadModel, selectEngine, type TfjsModel } from "@lowrank/backend-tfjs";
+import type { LoraAdapter } from "@lowrank/core";
+import { SeededRandom } from "@lowrank/core/internal";
+import { AdapterHost, loadModel, selectEngine, type TfjsModel } from "@lowrank/backend-tfjs";
+import { inferenceContext } from "@lowrank/backend-tfjs/internal";
 import { createOrtSession, decodeModel, encodeModel, exportGpt2Onnx, idsTensor, mergeIntoOnnxModel, OnnxLoraSession } from "@lowrank/backend-onnx";
 import { timeInBlocks, timeInterleaved, type Spread } from "./stats.js";
 

@@ -154,7 +154,7 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
 }
 
 export async function writeJsonResults(file: string, results: BenchResults): Promise<void> {
-  const { writeFileAtomic } = await import("@lowrank/core");
+  const { writeFileAtomic } = await import("@lowrank/core/internal");
   await mkdir(path.dirname(path.resolve(file)), { recursive: true });
   await writeFileAtomic(file, `${JSON.stringify(results, null, 2)}\n`);
 }

@@ -1,9 +1,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import {
-  adapterKey, Checkpoint, createLoraConfig, describeModel, float32Tensor, resolveTargets, SafetensorsWriter, SeededRandom,
-  type LoraAdapter, type LoraConfigInput, type Tensor,
-} from "@lowrank/core";
+import { Checkpoint, createLoraConfig, describeModel, float32Tensor, resolveTargets, type LoraAdapter, type LoraConfigInput, type Tensor } from "@lowrank/core";
+import { adapterKey, SafetensorsWriter, SeededRandom } from "@lowrank/core/internal";
 
 /** A GPT-2 shape: layers, width, heads, vocabulary and context. */
 export interface Gpt2Shape {

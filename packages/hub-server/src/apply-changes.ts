@@ -1,5 +1,5 @@
 import type { FileEntry } from "./hub-storage.js";
-import { testKillPoint } from "@lowrank/core";
+import { testKillPoint } from "@lowrank/core/internal";
 import { HubHttpError } from "./hub-error.js";
 
 /** One change of a commit, with file contents already stored as blobs. */

@@ -1,6 +1,6 @@
 import { mkdir, open } from "node:fs/promises";
 import path from "node:path";
-import { testKillPoint, writeFileAtomic } from "@lowrank/core";
+import { testKillPoint, writeFileAtomic } from "@lowrank/core/internal";
 
 /**
  * Crash-safe file writes: content goes to a temporary sibling, is fsynced and renamed into place

@@ -1,5 +1,5 @@
 import path from "node:path";
-import { AtomicFile, writeFileAtomic } from "@lowrank/core";
+import { AtomicFile, writeFileAtomic } from "@lowrank/core/internal";
 import { encodeModel, EXTERNAL_LOCATION, newTensor, type ModelProto } from "./onnx-codec.js";
 import { readTensorBytes } from "./tensor-data.js";
 

@@ -1,7 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { describe, expect, test } from "vitest";
 import * as ort from "onnxruntime-node";
-import { Checkpoint, float32Tensor, PEFT_PREFIX, readAdapter, readSafetensors, SeededRandom, toFloat32, type LoraAdapter, type Tensor } from "@lowrank/core";
+import { Checkpoint, float32Tensor, readAdapter, readSafetensors, toFloat32, type LoraAdapter, type Tensor } from "@lowrank/core";
+import { PEFT_PREFIX, SeededRandom } from "@lowrank/core/internal";
 import { captureLowrankError, captureLowrankRejection, idRows, maxAbsDiff, requireFixture } from "@lowrank/core/testing";
 import { decodeModel, encodeModel } from "../onnx/onnx-codec.js";
 import { mergeIntoOnnxModel } from "../onnx/merge-onnx.js";

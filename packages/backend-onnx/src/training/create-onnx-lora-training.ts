@@ -1,6 +1,7 @@
 import { stat } from "node:fs/promises";
 import type * as ort from "onnxruntime-node";
-import { Checkpoint, createLoraConfig, describeModel, expandTargetModules, LowrankError, type LoraAdapter, type LoraConfig, type LoraConfigInput, type Logger } from "@lowrank/core";
+import { Checkpoint, createLoraConfig, describeModel, LowrankError, type LoraAdapter, type LoraConfig, type LoraConfigInput, type Logger } from "@lowrank/core";
+import { expandTargetModules } from "@lowrank/core/internal";
 import type { ExecutionProvider } from "../session/ort-session.js";
 import { trainingArchitecture } from "./architectures.js";
 import { adapterOf, initialFactors, planLoraSlots, type TrainingSlot } from "./lora-plan.js";

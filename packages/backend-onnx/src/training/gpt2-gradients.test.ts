@@ -1,8 +1,10 @@
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, test } from "vitest";
-import { Checkpoint, createLoraConfig, describeModel, readAdapter, readSafetensors, SeededRandom, toFloat32, type LoraConfig } from "@lowrank/core";
+import { Checkpoint, createLoraConfig, describeModel, readAdapter, readSafetensors, toFloat32, type LoraConfig } from "@lowrank/core";
+import { SeededRandom } from "@lowrank/core/internal";
 import { idRows, maxAbsDiff, requireFixture } from "@lowrank/core/testing";
-import { createLoraTraining, loadModel, selectEngine } from "@lowrank/backend-tfjs";
+import { loadModel, selectEngine } from "@lowrank/backend-tfjs";
+import { createLoraTraining } from "@lowrank/backend-tfjs/internal";
 import { trainingArchitecture } from "./architectures.js";
 import { loadReferenceGpt2, referenceLoss, type ReferenceGpt2, type ReferenceLora } from "./gpt2-float64-reference.test-util.js";
 import { initialFactors, planLoraSlots, type TrainingSlot } from "./lora-plan.js";

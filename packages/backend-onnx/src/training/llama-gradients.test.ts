@@ -1,8 +1,10 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, test } from "vitest";
-import { createLoraConfig, SeededRandom, type LoraConfigInput, type TrainerOptions } from "@lowrank/core";
+import { createLoraConfig, type LoraConfigInput } from "@lowrank/core";
+import { SeededRandom, type TrainerOptions } from "@lowrank/core/internal";
 import { maxAbsDiff, requireFixture } from "@lowrank/core/testing";
-import { createLoraTraining, loadModel, selectEngine, Trainer } from "@lowrank/backend-tfjs";
+import { loadModel, selectEngine } from "@lowrank/backend-tfjs";
+import { createLoraTraining, Trainer } from "@lowrank/backend-tfjs/internal";
 import { createOnnxLoraTraining } from "./create-onnx-lora-training.js";
 import { OnnxLoraTrainer } from "./onnx-trainer.js";
 import { runBatch } from "./training-session.js";

@@ -1,4 +1,5 @@
-import { attentionWindow, LowrankError } from "@lowrank/core";
+import { LowrankError } from "@lowrank/core";
+import { attentionWindow } from "@lowrank/core/internal";
 import { moduleScope } from "../onnx/locate-weights.js";
 import { activationForward, TRAINABLE_ACTIVATIONS, type ActivationResult } from "./activation-ops.js";
 import { attentionBackward, attentionForward, type AttentionSaved, type AttentionSpec } from "./attention-ops.js";

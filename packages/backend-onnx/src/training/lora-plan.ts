@@ -1,7 +1,5 @@
-import {
-  adapterKey, float32Tensor, initLoraFactors, loraInitSeed, LowrankError, resolveTargets, type LoraAdapter, type LoraConfig, type Logger,
-  type ModelDescription, type Tensor,
-} from "@lowrank/core";
+import { float32Tensor, LowrankError, resolveTargets, type LoraAdapter, type LoraConfig, type Logger, type ModelDescription, type Tensor } from "@lowrank/core";
+import { adapterKey, initLoraFactors, loraInitSeed } from "@lowrank/core/internal";
 import type { GraphBuilder } from "../export/graph-builder.js";
 import type { LoraInputs } from "./lora-linear-ops.js";
 

@@ -1,4 +1,4 @@
-import { savedParameter, type TrainingStepper } from "@lowrank/core";
+import { savedParameter, type TrainingStepper } from "@lowrank/core/internal";
 import type { OnnxLoraTraining } from "./create-onnx-lora-training.js";
 import type { OnnxLoraTrainer } from "./onnx-trainer.js";
 

@@ -1,8 +1,6 @@
 import type * as ort from "onnxruntime-node";
-import {
-  BatchOrder, clipGradNorm, dropoutSeed, Float32AdamW, learningRateAt, LowrankError, makeBatch, SeededRandom, stepMicroBatches, type BackendTrainer, type EvalResult, type StepLog,
-  type TrainerOptions, type TrainerState, type TrainingExample,
-} from "@lowrank/core";
+import { LowrankError } from "@lowrank/core";
+import { BatchOrder, clipGradNorm, dropoutSeed, Float32AdamW, learningRateAt, makeBatch, SeededRandom, stepMicroBatches, type BackendTrainer, type EvalResult, type StepLog, type TrainerOptions, type TrainerState, type TrainingExample } from "@lowrank/core/internal";
 import type { TrainingSlot } from "./lora-plan.js";
 import { runBatch } from "./training-session.js";
 

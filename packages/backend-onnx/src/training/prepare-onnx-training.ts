@@ -1,4 +1,5 @@
-import { LowrankError, trainerOptionsFor, type Logger, type PrepareTrainingStepper } from "@lowrank/core";
+import { LowrankError, type Logger } from "@lowrank/core";
+import { trainerOptionsFor, type PrepareTrainingStepper } from "@lowrank/core/internal";
 import type { ExecutionProvider } from "../session/ort-session.js";
 import { createOnnxLoraTraining } from "./create-onnx-lora-training.js";
 import { onnxStepper } from "./onnx-stepper.js";

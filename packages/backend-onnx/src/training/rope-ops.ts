@@ -1,4 +1,4 @@
-import { ropeFrequencies, type RopeScaling } from "@lowrank/core";
+import { ropeFrequencies, type RopeScaling } from "@lowrank/core/internal";
 import type { GraphBuilder } from "../export/graph-builder.js";
 import type { HeadTransform } from "./attention-ops.js";
 

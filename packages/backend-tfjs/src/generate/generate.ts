@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
-import { LowrankError, SeededRandom } from "@lowrank/core";
+import { LowrankError } from "@lowrank/core";
+import { SeededRandom } from "@lowrank/core/internal";
 import { inferenceContext } from "../layers/lora-branch.js";
 import type { KvCache, TfjsModel } from "../models/model.js";
 import { sampleToken, type SamplingOptions } from "./sample-token.js";

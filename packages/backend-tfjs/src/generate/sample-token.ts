@@ -1,4 +1,4 @@
-import type { SeededRandom } from "@lowrank/core";
+import type { SeededRandom } from "@lowrank/core/internal";
 
 export interface SamplingOptions {
   /** 0 or undefined: greedy. */

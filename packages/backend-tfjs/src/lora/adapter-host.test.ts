@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, test } from "vitest";
-import { parseAdapterKey, readAdapter, readSafetensors, toFloat32, type LoraAdapter } from "@lowrank/core";
+import { readAdapter, readSafetensors, toFloat32, type LoraAdapter } from "@lowrank/core";
+import { parseAdapterKey } from "@lowrank/core/internal";
 import { captureLowrankError, idRows, maxAbsDiff, perturbedAdapter, requireFixture } from "@lowrank/core/testing";
 import { selectEngine } from "../engine/select-engine.js";
 import { inferenceContext } from "../layers/lora-branch.js";

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
-import { attentionWindow, ropeFrequencies, type ModelDescription, type RopeScaling } from "@lowrank/core";
+import type { ModelDescription } from "@lowrank/core";
+import { attentionWindow, ropeFrequencies, type RopeScaling } from "@lowrank/core/internal";
 import type { EmbeddingLayer } from "../layers/embedding-layer.js";
 import { activation, attention, attentionBias, mergeHeads, rmsNorm, splitHeads } from "../layers/functional.js";
 import { LinearLayer } from "../layers/linear-layer.js";

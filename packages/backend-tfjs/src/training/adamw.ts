@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { ADAMW_DEFAULTS, type AdamWOptions, type AdamWState } from "@lowrank/core";
+import { ADAMW_DEFAULTS, type AdamWOptions, type AdamWState } from "@lowrank/core/internal";
 
 export type { AdamWOptions, AdamWState };
 

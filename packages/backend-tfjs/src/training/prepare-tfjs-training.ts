@@ -1,4 +1,5 @@
-import { createLoraConfig, LowrankError, trainerOptionsFor, type Logger, type PrepareTrainingStepper } from "@lowrank/core";
+import { createLoraConfig, LowrankError, type Logger } from "@lowrank/core";
+import { trainerOptionsFor, type PrepareTrainingStepper } from "@lowrank/core/internal";
 import { loadTokenizer } from "../data/tokenizer.js";
 import { loadModel } from "../models/load-model.js";
 import type { TfjsModel } from "../models/model.js";

@@ -1,2 +1,2 @@
 /** Learning-rate schedules live in core (shared by every backend's trainer). */
-export { learningRateAt, type ScheduleName } from "@lowrank/core";
+export { learningRateAt, type ScheduleName } from "@lowrank/core/internal";

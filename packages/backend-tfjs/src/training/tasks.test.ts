@@ -2,7 +2,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { float32Tensor, readAdapter, runTraining, SeededRandom, writeSafetensors, type Tensor, type TrainEvent, type TrainParams } from "@lowrank/core";
+import { float32Tensor, readAdapter, writeSafetensors, type Tensor, type TrainEvent, type TrainParams } from "@lowrank/core";
+import { runTraining, SeededRandom } from "@lowrank/core/internal";
 import { requireFixture, sharedDir } from "@lowrank/core/testing";
 import { selectEngine } from "../engine/select-engine.js";
 import { prepareTfjsTraining } from "./prepare-tfjs-training.js";

@@ -1,5 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
-import { savedParameter, type TrainingStepper } from "@lowrank/core";
+import { savedParameter, type TrainingStepper } from "@lowrank/core/internal";
 import type { TfjsModel } from "../models/model.js";
 import type { FullTraining, LoraTraining } from "./trainable.js";
 import type { Trainer } from "./trainer.js";

@@ -1,8 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
-import {
-  adapterKey, float32Tensor, initLoraFactors, loraInitSeed, mergeLora, outputNorms, parseAdapterKey, PEFT_PREFIX, resolveTargets, toFloat32,
-  type LoraAdapter, type LoraConfig, type Logger, type Tensor,
-} from "@lowrank/core";
+import { float32Tensor, mergeLora, resolveTargets, toFloat32, type LoraAdapter, type LoraConfig, type Logger, type Tensor } from "@lowrank/core";
+import { adapterKey, initLoraFactors, loraInitSeed, outputNorms, parseAdapterKey, PEFT_PREFIX } from "@lowrank/core/internal";
 import { attachAdapter, type AttachedAdapter } from "../lora/attach-adapter.js";
 import type { TfjsModel } from "../models/model.js";
 

@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
-import { dropoutSeed, LowrankError, stepMicroBatches, type BackendTrainer, type EvalResult, type StepLog, type TrainerOptions, type TrainerState } from "@lowrank/core";
+import { LowrankError } from "@lowrank/core";
+import { dropoutSeed, stepMicroBatches, type BackendTrainer, type EvalResult, type StepLog, type TrainerOptions, type TrainerState } from "@lowrank/core/internal";
 import type { Example } from "../data/read-examples.js";
 import type { ForwardContext } from "../layers/lora-branch.js";
 import type { TfjsModel } from "../models/model.js";

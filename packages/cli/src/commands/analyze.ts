@@ -1,4 +1,5 @@
-import { analyzeAdapter, Checkpoint, readAdapter, subspaceSimilarity, summarizeModule, writeFileAtomic, type ModuleAnalysis } from "@lowrank/core";
+import { analyzeAdapter, Checkpoint, readAdapter, subspaceSimilarity, type ModuleAnalysis } from "@lowrank/core";
+import { summarizeModule, writeFileAtomic } from "@lowrank/core/internal";
 import type { CliContext } from "../cli-context.js";
 import { heatmapGridSvg } from "../report/heatmap-grid-svg.js";
 

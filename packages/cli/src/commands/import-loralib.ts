@@ -1,4 +1,5 @@
-import { Checkpoint, describeModel, importLoralib, LowrankError, readTorchStateDict, writeAdapter } from "@lowrank/core";
+import { Checkpoint, describeModel, importLoralib, LowrankError, writeAdapter } from "@lowrank/core";
+import { readTorchStateDict } from "@lowrank/core/internal";
 import type { CliContext } from "../cli-context.js";
 import { listFlag, numberFlag } from "./parse-flags.js";
 

@@ -1,4 +1,5 @@
-import { Checkpoint, collectLoraModules, describeModel, readAdapter, resolveTargets, elementCount, type LoraAdapter } from "@lowrank/core";
+import { Checkpoint, collectLoraModules, describeModel, readAdapter, resolveTargets, type LoraAdapter } from "@lowrank/core";
+import { elementCount } from "@lowrank/core/internal";
 import type { CliContext } from "../cli-context.js";
 
 interface ModuleRow {

@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { open, rename, rm, stat, readFile } from "node:fs/promises";
-import { LowrankError, testKillPoint, writeFileAtomic } from "@lowrank/core";
+import { LowrankError } from "@lowrank/core";
+import { testKillPoint, writeFileAtomic } from "@lowrank/core/internal";
 import type { RepoCache } from "./hf-cache.js";
 import { hubFetch, hubResponseError } from "./hub-errors.js";
 

@@ -1,6 +1,6 @@
 import { lstat, mkdir, readFile, readlink, rename, rm, symlink } from "node:fs/promises";
 import path from "node:path";
-import { writeFileAtomic } from "@lowrank/core";
+import { writeFileAtomic } from "@lowrank/core/internal";
 
 /**
  * huggingface_hub's cache layout, shared with Python:
