@@ -20,7 +20,7 @@ test("pnpm bench --quick measures every claim and writes the JSON and the report
   const run = spawnSync(process.execPath, [path.join(repoRoot, "bench", "run.mjs"), "--quick", "--out-dir", tmp], { encoding: "utf8", cwd: repoRoot });
   expect(run.status, run.stderr).toBe(0);
   // Progress lines number the phases in the order they run: 1/N first, N/N last, never backwards.
-  const phases = [...run.stderr.matchAll(/^(\d+)\/(\d+) /gm)].map((m) => [Number(m[1]), Number(m[2])]);
+  const phases = [...run.stderr.matchAll(/^(\d+)\/(\d+) /gm)].map((m): [number, number] => [Number(m[1]), Number(m[2])]);
   const total = phases[0]![1];
   expect(phases.every(([, t]) => t === total)).toBe(true);
   expect(phases.map(([n]) => n)).toEqual([...phases.map(([n]) => n)].sort((a, b) => a - b));

@@ -15,11 +15,12 @@ function delta(adapter: LoraAdapter, module: string): { m: Float64Array; out: nu
   const A = toFloat32(adapter.tensors.get(adapterKey(module, "lora_A"))!);
   const Bt = adapter.tensors.get(adapterKey(module, "lora_B"))!;
   const B = toFloat32(Bt);
-  const [out, r] = Bt.shape;
+  const out = Bt.shape[0]!;
+  const r = Bt.shape[1]!;
   const inF = A.length / r;
   const s = moduleHyperparameters(adapter.config, module).scaling;
   const m = new Float64Array(out * inF);
-  for (let o = 0; o < out; o++) for (let k = 0; k < r; k++) for (let i = 0; i < inF; i++) m[o * inF + i] += s * B[o * r + k] * A[k * inF + i];
+  for (let o = 0; o < out; o++) for (let k = 0; k < r; k++) for (let i = 0; i < inF; i++) m[o * inF + i]! += s * B[o * r + k]! * A[k * inF + i]!;
   return { m, out, in: inF };
 }
 
@@ -28,7 +29,7 @@ function powerSingularValues(m: Float64Array, rows: number, cols: number, count:
   const gram = new Float64Array(cols * cols);
   for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) {
     let s = 0;
-    for (let r = 0; r < rows; r++) s += m[r * cols + i] * m[r * cols + j];
+    for (let r = 0; r < rows; r++) s += m[r * cols + i]! * m[r * cols + j]!;
     gram[i * cols + j] = s;
   }
   const values: number[] = [];
@@ -37,7 +38,7 @@ function powerSingularValues(m: Float64Array, rows: number, cols: number, count:
     let lambda = 0;
     for (let it = 0; it < 3000; it++) {
       const w = new Float64Array(cols);
-      for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) w[i] += gram[i * cols + j] * v[j];
+      for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) w[i]! += gram[i * cols + j]! * v[j]!;
       const norm = Math.hypot(...w);
       if (norm === 0) break;
       const next = w.map((x) => x / norm);
@@ -47,7 +48,7 @@ function powerSingularValues(m: Float64Array, rows: number, cols: number, count:
       if (change < 1e-15 * norm && it > 50) break;
     }
     values.push(Math.sqrt(lambda));
-    for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) gram[i * cols + j] -= lambda * v[i] * v[j];
+    for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) gram[i * cols + j]! -= lambda * v[i]! * v[j]!;
   }
   return values;
 }
@@ -64,7 +65,7 @@ describe("lowrank analyze", () => {
     for (const m of report.modules) {
       const d = delta(adapter, m.name);
       const expected = powerSingularValues(d.m, d.out, d.in, m.singular_values.length);
-      m.singular_values.forEach((s: number, i: number) => expect(Math.abs(s - expected[i]) / expected[0], `${m.name} σ${i + 1}`).toBeLessThanOrEqual(1e-5));
+      m.singular_values.forEach((s: number, i: number) => expect(Math.abs(s - expected[i]!) / expected[0]!, `${m.name} σ${i + 1}`).toBeLessThanOrEqual(1e-5));
       for (let i = 1; i < m.singular_values.length; i++) expect(m.singular_values[i]).toBeLessThanOrEqual(m.singular_values[i - 1]);
       expect(m.relative_norm).toBeGreaterThan(0);
       expect(m.summary).toMatch(/of the update's energy lies in the top \d of 4 directions/);
@@ -106,11 +107,11 @@ describe("lowrank merge --combination (PEFT's add_weighted_adapter)", () => {
         adapters.forEach((ad, i) => {
           const d = delta(ad, module).m;
           const s = moduleHyperparameters(ad.config, module).scaling;
-          const w = combination === "cat" ? weights[i] : weights[i] * s;
-          for (let k = 0; k < d.length; k++) want[k] += w * d[k];
+          const w = combination === "cat" ? weights[i]! : weights[i]! * s;
+          for (let k = 0; k < d.length; k++) want[k]! += w * d[k]!;
         });
         let worst = 0;
-        for (let k = 0; k < got.length; k++) worst = Math.max(worst, Math.abs(got[k] - want[k]));
+        for (let k = 0; k < got.length; k++) worst = Math.max(worst, Math.abs(got[k]! - want[k]!));
         expect(worst, `${combination} ${module}`).toBeLessThanOrEqual(1e-5);
       }
     }

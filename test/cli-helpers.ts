@@ -31,7 +31,7 @@ export async function startHubServeProcess(dir: string, token: string, env: Reco
     child.stdout.on("data", (d) => {
       out += d;
       const m = /at (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) resolve(m[1]);
+      if (m) resolve(m[1]!);
     });
     child.on("exit", (code) => reject(new Error(`hub serve exited with ${code}`)));
   });
@@ -59,7 +59,7 @@ export async function startHubServeProcess(dir: string, token: string, env: Reco
 export function e2eByteData(dir: string, name: string, from: number, count: number): string {
   const lines = readFileSync(path.join(sharedDir(), "data", "e2e", "valid.txt"), "utf8").split("\n").filter(Boolean).slice(from, from + count);
   const file = path.join(dir, name);
-  writeFileSync(file, lines.map((l) => JSON.stringify({ input_ids: [...Buffer.from(l.split("||")[1], "utf8")].slice(0, 40) })).join("\n"));
+  writeFileSync(file, lines.map((l) => JSON.stringify({ input_ids: [...Buffer.from(l.split("||")[1]!, "utf8")].slice(0, 40) })).join("\n"));
   return file;
 }
 

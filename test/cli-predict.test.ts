@@ -43,10 +43,10 @@ describe.each(PAIRS)("lowrank predict --backend tfjs on $adapter", (pair) => {
       const m = idRows(cases.get("attention_mask")!);
       const g = toFloat32(got.get("last_hidden_state")!);
       const w = toFloat32(cases.get(`${expected}_last_hidden_state`)!);
-      const hidden = w.length / (m.length * m[0].length);
+      const hidden = w.length / (m.length * m[0]!.length);
       let worst = 0;
       m.forEach((row, b) => row.forEach((on, s) => {
-        if (on) for (let d = 0; d < hidden; d++) worst = Math.max(worst, Math.abs(g[(b * row.length + s) * hidden + d] - w[(b * row.length + s) * hidden + d]));
+        if (on) for (let d = 0; d < hidden; d++) worst = Math.max(worst, Math.abs(g[(b * row.length + s) * hidden + d]! - w[(b * row.length + s) * hidden + d]!));
       }));
       expect(worst).toBeLessThanOrEqual(1e-4);
     } else {

@@ -27,10 +27,10 @@ describe("lowrank train --backend onnx", () => {
     const steps = entries.filter((e) => e.loss !== undefined);
     expect(steps.map((e) => e.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     expect(steps.every((e) => e.seconds! > 0)).toBe(true);
-    expect(steps.at(-1)!.loss!).toBeLessThan(steps[0].loss!);
+    expect(steps.at(-1)!.loss!).toBeLessThan(steps[0]!.loss!);
     const evals = entries.filter((e) => e.eval_loss !== undefined);
     expect(evals).toHaveLength(2);
-    expect(evals[1].eval_loss!).toBeLessThan(evals[0].eval_loss! + 1e-3);
+    expect(evals[1]!.eval_loss!).toBeLessThan(evals[0]!.eval_loss! + 1e-3);
     expect(readdirSync(out).filter((f) => f.startsWith("checkpoint-")).sort()).toEqual(["checkpoint-10", "checkpoint-5"]);
     expect(JSON.parse(readFileSync(path.join(out, "training_summary.json"), "utf8"))).toMatchObject({ backend: "onnx", device: "cpu", steps: 12 });
 
@@ -47,13 +47,13 @@ describe("lowrank train --backend onnx", () => {
     const logits = async (file: string) => toFloat32((await readSafetensors(path.join(tmp, file))).tensors.get("logits")!);
     const [a, b] = [await logits("adapted.safetensors"), await logits("base.safetensors")];
     expect(a.length).toBe(8 * 512);
-    expect(a.some((v, i) => Math.abs(v - b[i]) > 1e-3)).toBe(true);
+    expect(a.some((v, i) => Math.abs(v - b[i]!) > 1e-3)).toBe(true);
 
     // The same run on the tfjs backend: the same losses (lora_dropout 0, same seed and batch order).
     const tfjsLog = path.join(tmp, "tfjs.jsonl");
     expect(lowrank(["train", ...common, "--out", path.join(tmp, "tfjs"), "--log", tfjsLog]).status).toBe(0);
     const theirs = readLog(tfjsLog).filter((e) => e.loss !== undefined);
-    steps.forEach((e, i) => expect(Math.abs(e.loss! - theirs[i].loss!)).toBeLessThanOrEqual(1e-3));
+    steps.forEach((e, i) => expect(Math.abs(e.loss! - theirs[i]!.loss!)).toBeLessThanOrEqual(1e-3));
   });
 
   test("resuming an ONNX checkpoint continues with the uninterrupted run's losses", () => {
@@ -67,7 +67,7 @@ describe("lowrank train --backend onnx", () => {
     const straight = readLog(straightLog).filter((e) => e.loss !== undefined);
     const next = readLog(resumedLog).filter((e) => e.loss !== undefined);
     expect(next.map((e) => e.step)).toEqual([6, 7, 8, 9, 10, 11, 12]);
-    next.forEach((e) => expect(e.loss!).toBeCloseTo(straight[e.step! - 1].loss!, 6));
+    next.forEach((e) => expect(e.loss!).toBeCloseTo(straight[e.step! - 1]!.loss!, 6));
   });
 
   test("the LLaMA family trains too (RMSNorm, RoPE, grouped-query attention), with tfjs's losses", () => {
@@ -79,7 +79,7 @@ describe("lowrank train --backend onnx", () => {
     expect(lowrank([...args, "--out", path.join(tmp, "llama-tfjs"), "--log", tfjsLog]).status).toBe(0);
     const [ours, theirs] = [readLog(onnxLog), readLog(tfjsLog)];
     expect(ours.map((e) => e.step)).toEqual([1, 2, 3, 4, 5, 6]);
-    ours.forEach((e, i) => expect(Math.abs(e.loss! - theirs[i].loss!)).toBeLessThanOrEqual(1e-3));
+    ours.forEach((e, i) => expect(Math.abs(e.loss! - theirs[i]!.loss!)).toBeLessThanOrEqual(1e-3));
   });
 
   test("what the ONNX trainer does not do is a one-line usage error that writes nothing", () => {

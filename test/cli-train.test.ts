@@ -27,10 +27,10 @@ describe("lowrank train", () => {
     const entries = readLog(log);
     const steps = entries.filter((e) => e.loss !== undefined);
     expect(steps.map((e) => e.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
-    expect(steps.at(-1)!.loss!).toBeLessThan(steps[0].loss!);
+    expect(steps.at(-1)!.loss!).toBeLessThan(steps[0]!.loss!);
     const evals = entries.filter((e) => e.eval_loss !== undefined);
     expect(evals).toHaveLength(2);
-    expect(evals[1].eval_loss!).toBeLessThan(evals[0].eval_loss! + 1e-3);
+    expect(evals[1]!.eval_loss!).toBeLessThan(evals[0]!.eval_loss! + 1e-3);
     const adapter = await readAdapter(out);
     expect(adapter.config).toMatchObject({ peft_type: "LORA", r: 4, lora_alpha: 8, fan_in_fan_out: true, task_type: "CAUSAL_LM", inference_mode: true });
     expect(adapter.tensors.get("base_model.model.transformer.h.1.mlp.c_proj.lora_A.weight")!.shape).toEqual([4, 256]);
@@ -52,7 +52,7 @@ describe("lowrank train", () => {
     const straight = readLog(straightLog).filter((e) => e.loss !== undefined);
     const next = readLog(resumedLog).filter((e) => e.loss !== undefined);
     expect(next.map((e) => e.step)).toEqual([6, 7, 8, 9, 10, 11, 12]);
-    next.forEach((e) => expect(e.loss!).toBeCloseTo(straight[e.step! - 1].loss!, 6));
+    next.forEach((e) => expect(e.loss!).toBeCloseTo(straight[e.step! - 1]!.loss!, 6));
   });
 
   test("--full trains every parameter and writes a checkpoint that loads", () => {

@@ -25,8 +25,8 @@ describe("lowrank inspect", () => {
     const expected = manifest.fixtures[pair.key].lora_modules as Record<string, { r: number; scaling: number }>;
     expect(report.modules.map((m: { name: string }) => m.name).sort()).toEqual(Object.keys(expected).sort());
     for (const m of report.modules) {
-      expect(m.r, m.name).toBe(expected[m.name].r);
-      expect(m.scaling, m.name).toBeCloseTo(expected[m.name].scaling, 10);
+      expect(m.r, m.name).toBe(expected[m.name]!.r);
+      expect(m.scaling, m.name).toBeCloseTo(expected[m.name]!.scaling, 10);
     }
     // Trainable parameters = every element of the adapter file (the manifest lists them for the added pairs).
     const keys = manifest.fixtures[pair.key].adapter_keys as Record<string, [string, number[]]> | undefined;

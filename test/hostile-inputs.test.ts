@@ -228,11 +228,11 @@ describe("forged safetensors and configs through the command line", () => {
     ["a header length of 2^63", { weights: withLength(2n ** 63n) }, /adapter_model\.safetensors: not a valid safetensors file: header length 9223372036854775808 exceeds the 100000000-byte limit/],
     ["a header length beyond the file", { weights: withLength(99_000_000n) }, /adapter_model\.safetensors: not a valid safetensors file: header length 99000000 is beyond the end of the \d+-byte file/],
     ["a truncated file", { weights: weights().subarray(0, 600) }, /adapter_model\.safetensors: not a valid safetensors file: /],
-    ["huge dims", { weights: reheadered((h) => void (h["base_model.model.transformer.h.0.attn.c_attn.lora_A.weight"].shape = [4e15, 64])) }, /adapter_model\.safetensors: not a valid safetensors file: tensor "base_model\.model\.transformer\.h\.0\.attn\.c_attn\.lora_A\.weight" of shape \[4000000000000000, 64\] needs more bytes than the file holds/],
-    ["negative dims", { weights: reheadered((h) => void (h["base_model.model.transformer.h.0.attn.c_attn.lora_A.weight"].shape = [-4, -64])) }, /not a valid safetensors file: tensor "base_model\.model\.transformer\.h\.0\.attn\.c_attn\.lora_A\.weight" has an invalid shape \[-4,-64\]/],
+    ["huge dims", { weights: reheadered((h) => void (h["base_model.model.transformer.h.0.attn.c_attn.lora_A.weight"]!.shape = [4e15, 64])) }, /adapter_model\.safetensors: not a valid safetensors file: tensor "base_model\.model\.transformer\.h\.0\.attn\.c_attn\.lora_A\.weight" of shape \[4000000000000000, 64\] needs more bytes than the file holds/],
+    ["negative dims", { weights: reheadered((h) => void (h["base_model.model.transformer.h.0.attn.c_attn.lora_A.weight"]!.shape = [-4, -64])) }, /not a valid safetensors file: tensor "base_model\.model\.transformer\.h\.0\.attn\.c_attn\.lora_A\.weight" has an invalid shape \[-4,-64\]/],
     ["overlapping offsets", { weights: reheadered((h) => {
       const entries = Object.entries(h).filter(([k]) => k !== "__metadata__");
-      entries[1][1].data_offsets = [...entries[0][1].data_offsets];
+      entries[1]![1].data_offsets = [...entries[0]![1].data_offsets];
     }) }, /not a valid safetensors file: .*(overlap|needs \d+ bytes but data_offsets span)/],
     ["r = 0", { config: config({ r: 0 }) }, /adapter_config\.json: `r` must be a positive integer, got 0/],
     ["an unknown peft_type", { config: config({ peft_type: "PROMPT_TUNING" }) }, /adapter_config\.json: `peft_type` is "PROMPT_TUNING"; lowrank reads LoRA adapters \("LORA"\) only/],

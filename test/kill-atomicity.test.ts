@@ -46,8 +46,8 @@ describe("writeAdapter killed at each step", () => {
   });
   /** Adapter version `config` for adapter_config.json and `weights` for the weights, from the references. */
   const adapterFiles = (config: number, weights: number) => ({
-    "adapter_config.json": path.join(refs[config], "adapter_config.json"),
-    "adapter_model.safetensors": path.join(refs[weights], "adapter_model.safetensors"),
+    "adapter_config.json": path.join(refs[config]!, "adapter_config.json"),
+    "adapter_model.safetensors": path.join(refs[weights]!, "adapter_model.safetensors"),
   });
 
   // [kill point, the version already there ("none": a first write), [config, weights] versions after the kill, or "absent"]
@@ -110,12 +110,12 @@ describe("lowrank merge killed at each step", () => {
       await writeAdapter(dir, { config, tensors: new Map(factors) });
     }
     for (const [k, out] of refs.entries()) {
-      const run = lowrank(["merge", "--base", base, "--adapter", adapters[k], "--out", out]);
+      const run = lowrank(["merge", "--base", base, "--adapter", adapters[k]!, "--out", out]);
       expect(run.status, run.stderr).toBe(0);
     }
-    expect(fileSha(path.join(refs[0], "model.safetensors"))).not.toBe(fileSha(path.join(refs[1], "model.safetensors")));
+    expect(fileSha(path.join(refs[0]!, "model.safetensors"))).not.toBe(fileSha(path.join(refs[1]!, "model.safetensors")));
   });
-  const merged = (k: number) => ({ "config.json": path.join(base, "config.json"), "model.safetensors": path.join(refs[k], "model.safetensors") });
+  const merged = (k: number) => ({ "config.json": path.join(base, "config.json"), "model.safetensors": path.join(refs[k]!, "model.safetensors") });
 
   // [kill point, the merge already there ("none": a first write), the merge there after the kill, or "absent"]
   test.each([
@@ -129,8 +129,8 @@ describe("lowrank merge killed at each step", () => {
   ] as const)("at %s over %s: %s", (point, old, after) => {
     const parent = mkdtempSync(path.join(tmp, "merge-"));
     const out = path.join(parent, "merged");
-    if (old !== "none") expect(lowrank(["merge", "--base", base, "--adapter", adapters[old], "--out", out]).status).toBe(0);
-    runKilledAt(point, [bin, "merge", "--base", base, "--adapter", adapters[1], "--out", out]);
+    if (old !== "none") expect(lowrank(["merge", "--base", base, "--adapter", adapters[old]!, "--out", out]).status).toBe(0);
+    runKilledAt(point, [bin, "merge", "--base", base, "--adapter", adapters[1]!, "--out", out]);
     if (after === "absent") {
       expect(visible(parent), "no folder, not a half one").toEqual([]);
     } else {
@@ -189,7 +189,7 @@ describe("a Hub server and `lowrank pull`", () => {
     const versions = [randomBytes(1 << 20)];
     const commit = (url: string, bytes: Buffer) => uploadFiles({ repo: "team/c", accessToken: TOKEN, hubUrl: url, useXet: false, files: [{ path: "weights.bin", content: new Blob([new Uint8Array(bytes)]) }] });
     const commits = async (url: string) => ((await (await fetch(`${url}/api/models/team/c/commits/main`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as unknown[]).length;
-    await commit(server.url, versions[0]);
+    await commit(server.url, versions[0]!);
     let history = await commits(server.url);
     let served = 0;
     await server.stop();
@@ -209,7 +209,7 @@ describe("a Hub server and `lowrank pull`", () => {
       if (committed) [served, history] = [versions.length - 1, history + 1];
       const response = await fetch(`${server.url}/team/c/resolve/main/weights.bin`, { headers: { authorization: `Bearer ${TOKEN}` } });
       expect(response.status, point).toBe(200);
-      expect(sha(Buffer.from(await response.arrayBuffer())), `${point}: serves version ${served}`).toBe(sha(versions[served]));
+      expect(sha(Buffer.from(await response.arrayBuffer())), `${point}: serves version ${served}`).toBe(sha(versions[served]!));
       expect(await commits(server.url), `${point}: commits on main`).toBe(history);
       // No half-written ref or commit is visible: the ref is one commit id, every commit file whole JSON.
       const repoDir = path.join(storage, "repos", "models", "team", "c");

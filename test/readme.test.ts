@@ -9,7 +9,7 @@ import { repoRoot } from "./cli-helpers.js";
 // every other shell block runs line by line in a scratch folder that sees the repository's files
 // (models/, examples/, data/, node_modules/) — as on a fresh clone after the set-up command.
 const readme = readFileSync(path.join(repoRoot, "README.md"), "utf8");
-const blocks = [...readme.matchAll(/```(\w+)\n([\s\S]*?)```/g)].map((m) => ({ lang: m[1], body: m[2], at: m.index }));
+const blocks = [...readme.matchAll(/```(\w+)\n([\s\S]*?)```/g)].map((m) => ({ lang: m[1]!, body: m[2]!, at: m.index }));
 const setUpEnd = readme.indexOf("## 30-second example");
 const work = mkdtempSync(path.join(os.tmpdir(), "lowrank-readme-"));
 for (const name of ["node_modules", "models", "examples", "data"]) symlinkSync(path.join(repoRoot, name), path.join(work, name));
@@ -79,7 +79,8 @@ describe("README.md", () => {
     }
 
     const [ts] = blocks.filter((b) => b.at! > setUpEnd && b.lang === "ts");
-    writeFileSync(path.join(work, "example.mjs"), ts.body);
+    expect(ts).toBeDefined();
+    writeFileSync(path.join(work, "example.mjs"), ts!.body);
     const run = spawnSync(process.execPath, ["example.mjs"], { cwd: work, env, encoding: "utf8" });
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/transformer\.h\.0\.attn\.c_attn r=8 scaling=2/);

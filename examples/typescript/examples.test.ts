@@ -57,7 +57,7 @@ test("several adapters from one ONNX session give PEFT's logits for each adapter
   for (const [name, fixture] of [["tuned", "llama-tiny-lora"], ["embeddings", "llama-tiny-embed-lora"]] as const) {
     const expected = await cases(fixture);
     const results = await serveSeveralAdapters({ model: requireFixture("llama-tiny", "model.onnx"), adapters, ids: idRows(expected.get("input_ids")!) });
-    expect(maxAbsDiff(results[name], toFloat32(expected.get("adapted_logits")!)), `${name} on ${fixture}'s inputs`).toBeLessThanOrEqual(1e-4);
-    expect(maxAbsDiff(results.base, toFloat32(expected.get("base_logits")!)), `base on ${fixture}'s inputs`).toBeLessThanOrEqual(1e-4);
+    expect(maxAbsDiff(results[name]!, toFloat32(expected.get("adapted_logits")!)), `${name} on ${fixture}'s inputs`).toBeLessThanOrEqual(1e-4);
+    expect(maxAbsDiff(results.base!, toFloat32(expected.get("base_logits")!)), `base on ${fixture}'s inputs`).toBeLessThanOrEqual(1e-4);
   }
 });

@@ -12,5 +12,5 @@ export async function hubAdapterToOnnx(options: { baseDir: string; repo: string;
   const { session } = await createOrtSession(encodeModel(onnx));
   const out = await session.run({ input_ids: idsTensor(options.ids) });
   await session.release();
-  return { logits: out.logits.data as Float32Array, merged: mergedModules };
+  return { logits: out.logits!.data as Float32Array, merged: mergedModules };
 }

@@ -79,7 +79,9 @@ export class OnnxBackend implements LowrankBackend {
       const unknown = inputs.filter((n) => !(n in feeds));
       if (unknown.length > 0) throw new LowrankError("USAGE", `${file}: needs inputs lowrank does not provide (${unknown.join(", ")})`);
       const out = await run(feeds);
-      const logits = out.logits ?? out[Object.keys(out)[0]];
+      const firstOutput = Object.keys(out)[0];
+      const logits = out.logits ?? (firstOutput === undefined ? undefined : out[firstOutput]);
+      if (!logits) throw new LowrankError("CHECKPOINT_INVALID", `${file}: the model has no outputs`);
       const result: PredictResult = { logits: { data: logits.data as Float32Array, shape: logits.dims.map(Number) } };
       if (out.last_hidden_state) result.lastHiddenState = { data: out.last_hidden_state.data as Float32Array, shape: out.last_hidden_state.dims.map(Number) };
       return result;

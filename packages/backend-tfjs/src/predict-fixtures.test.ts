@@ -37,11 +37,11 @@ describe.each(PAIRS)("$adapter on tfjs", (pair) => {
     // Hidden states at padded positions are whatever transformers computes there: compare real tokens only.
     const expectHidden = (got: Float32Array, key: string) => {
       const want = toFloat32(cases.get(key)!);
-      const hidden = want.length / (ids.length * ids[0].length);
+      const hidden = want.length / (ids.length * ids[0]!.length);
       let worst = 0;
       mask.forEach((row, b) => row.forEach((m, s) => {
         if (!m) return;
-        for (let d = 0; d < hidden; d++) worst = Math.max(worst, Math.abs(got[(b * row.length + s) * hidden + d] - want[(b * row.length + s) * hidden + d]));
+        for (let d = 0; d < hidden; d++) worst = Math.max(worst, Math.abs(got[(b * row.length + s) * hidden + d]! - want[(b * row.length + s) * hidden + d]!));
       }));
       expect(worst, key).toBeLessThanOrEqual(1e-4);
     };

@@ -93,6 +93,6 @@ export async function measureE2eQuality(params: QualityParams): Promise<QualityR
     eval_loss: evaluation.loss, perplexity: evaluation.perplexity,
     bleu: corpusBleu(outputs, heldOut.map((g) => g.refs)),
     train_seconds: trainSeconds, losses,
-    samples: heldOut.slice(0, 3).map((g, i) => ({ mr: g.mr, output: outputs[i] })),
+    samples: heldOut.slice(0, 3).map((g, i) => ({ mr: g.mr, output: outputs[i]! })),
   };
 }

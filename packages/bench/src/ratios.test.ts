@@ -46,14 +46,14 @@ describe("benchmark ratios", () => {
   });
 
   test("training ratios come from the largest model where full fine-tuning ran", () => {
-    const r = computeRatios({ ...measured, training: [measured.training[0], { ...measured.training[1], full: null }] });
+    const r = computeRatios({ ...measured, training: [measured.training[0]!, { ...measured.training[1]!, full: null }] });
     expect(r.lora_over_full_step_time).toBe(0.25);
     const withOnnx = computeRatios({ ...measured, onnx_training: { model: "GPT-2 small", batch_size: 4, seq_len: 128, onnx: { ...step("lora", 1.5, 1), backend: "onnx" as never }, tfjs: step("lora", 12, 1) } });
     expect(withOnnx.tfjs_over_onnx_lora_step_time).toBe(8);
   });
 
   test("fall back to the embedded base when the large model was not measured", () => {
-    const r = computeRatios({ ...measured, training: [measured.training[0]], latency: [measured.latency[0]] });
+    const r = computeRatios({ ...measured, training: [measured.training[0]!], latency: [measured.latency[0]!] });
     expect(r.lora_over_full_step_time).toBe(0.25);
     expect(r.merged_over_base_latency).toBe(5);
   });
@@ -65,7 +65,7 @@ describe("benchmark ratios", () => {
       lora_over_full_peak_memory: true, merge_over_copy_bandwidth: true, lora_over_full_eval_loss: false,
       tfjs_over_onnx_lora_step_time: false,
     });
-    const none = TARGETS[0].check({});
+    const none = TARGETS[0]!.check({});
     expect(none).toMatchObject({ value: null, met: false });
   });
 

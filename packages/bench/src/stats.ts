@@ -10,8 +10,8 @@ export function spread(values: readonly number[]): Spread {
   if (values.length === 0) throw new Error("spread of no values");
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
-  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-  return { median, min: sorted[0], max: sorted[sorted.length - 1], n: sorted.length };
+  const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { median, min: sorted[0]!, max: sorted[sorted.length - 1]!, n: sorted.length };
 }
 
 /**
@@ -24,13 +24,13 @@ export async function timeInterleaved(variants: Record<string, () => unknown>, r
   const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
   for (let round = 0; round < warmup + rounds; round++) {
     for (let k = 0; k < names.length; k++) {
-      const name = names[(round + k) % names.length];
+      const name = names[(round + k) % names.length]!;
       const start = performance.now();
-      await variants[name]();
-      if (round >= warmup) times[name].push(performance.now() - start);
+      await variants[name]!();
+      if (round >= warmup) times[name]!.push(performance.now() - start);
     }
   }
-  return Object.fromEntries(names.map((n) => [n, spread(times[n])]));
+  return Object.fromEntries(names.map((n) => [n, spread(times[n]!)]));
 }
 
 /**
@@ -44,16 +44,17 @@ export async function timeInBlocks(variants: Record<string, { prepare: () => unk
   const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
   for (let visit = 0; visit < visits; visit++) {
     for (const name of names) {
-      await variants[name].prepare();
-      for (let i = 0; i < warmup; i++) await variants[name].run();
+      const variant = variants[name]!;
+      await variant.prepare();
+      for (let i = 0; i < warmup; i++) await variant.run();
       for (let i = 0; i < runs; i++) {
         const start = performance.now();
-        await variants[name].run();
-        times[name].push(performance.now() - start);
+        await variant.run();
+        times[name]!.push(performance.now() - start);
       }
     }
   }
-  return Object.fromEntries(names.map((n) => [n, spread(times[n])]));
+  return Object.fromEntries(names.map((n) => [n, spread(times[n]!)]));
 }
 
 /** The process's peak resident set size in bytes (Linux VmHWM; elsewhere the current RSS). */

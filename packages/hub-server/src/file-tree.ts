@@ -32,11 +32,11 @@ export class FileTree {
       let parent = "";
       for (let i = 0; i < segments.length - 1; i++) {
         const folder = segments.slice(0, i + 1).join("/");
-        this.folders.get(parent)!.folders.add(segments[i]);
+        this.folders.get(parent)!.folders.add(segments[i]!);
         if (!this.folders.has(folder)) this.folders.set(folder, { files: [], folders: new Set() });
         parent = folder;
       }
-      this.folders.get(parent)!.files.push(segments[segments.length - 1]);
+      this.folders.get(parent)!.files.push(segments[segments.length - 1]!);
     }
   }
 
@@ -63,7 +63,7 @@ export class FileTree {
     if (known) return known;
     const join = (name: string) => (path ? `${path}/${name}` : name);
     const oid = gitObjects.treeOid([
-      ...folder.files.map((name) => ({ name, oid: this.commit.files[join(name)].gitOid, directory: false })),
+      ...folder.files.map((name) => ({ name, oid: this.commit.files[join(name)]!.gitOid, directory: false })),
       ...[...folder.folders].map((name) => ({ name, oid: this.folderOid(join(name))!, directory: true })),
     ]);
     this.treeOids.set(path, oid);

@@ -55,9 +55,9 @@ export class HubRequest {
    * from a reverse proxy), used for the URLs put in responses.
    */
   get baseUrl(): string {
-    const forwardedProto = String(this.req.headers["x-forwarded-proto"] ?? "").split(",")[0].trim();
+    const forwardedProto = (String(this.req.headers["x-forwarded-proto"] ?? "").split(",")[0] ?? "").trim();
     const proto = forwardedProto === "https" || forwardedProto === "http" ? forwardedProto : "http";
-    const host = String(this.req.headers["x-forwarded-host"] ?? this.req.headers.host ?? "").split(",")[0].trim();
+    const host = (String(this.req.headers["x-forwarded-host"] ?? this.req.headers.host ?? "").split(",")[0] ?? "").trim();
     return /^[A-Za-z0-9.\-]+(:\d+)?$|^\[[0-9A-Fa-f:.]+\](:\d+)?$/.test(host) ? `${proto}://${host}` : this.ctx.fallbackUrl;
   }
 

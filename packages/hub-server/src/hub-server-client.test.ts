@@ -46,8 +46,9 @@ describe("hub server with the @huggingface/hub client", () => {
     // The .safetensors went the LFS way: its blob is content-addressed and the entry has lfs info.
     expect((await readFile(path.join(dir, "blobs", "sha256", sha))).equals(Buffer.from(weights))).toBe(true);
     const [info] = await pathsInfo({ repo, hubUrl, accessToken, paths: ["adapter_model.safetensors"], expand: true });
-    expect(info.lfs).toEqual({ oid: sha, size: weights.byteLength, pointerSize: expect.any(Number) });
-    expect(info.lastCommit?.id).toBe(firstCommit);
+    expect(info).toBeDefined();
+    expect(info!.lfs).toEqual({ oid: sha, size: weights.byteLength, pointerSize: expect.any(Number) });
+    expect(info!.lastCommit?.id).toBe(firstCommit);
   });
 
   it("downloads identical bytes and lists files", async () => {

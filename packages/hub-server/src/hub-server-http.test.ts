@@ -164,7 +164,7 @@ describe("hub server over plain HTTP (as huggingface_hub sends it)", () => {
     expect(batch.objects[1].actions).toBeUndefined();
     const href: string = batch.objects[0].actions.upload.href;
     const wrong = new Uint8Array(bytes);
-    wrong[0] ^= 1;
+    wrong[0]! ^= 1;
     const mismatch = await fetch(href, { method: "PUT", body: wrong });
     expect(mismatch.status).toBe(400);
     expect((await mismatch.json()).error).toMatch(/sha256 mismatch/);

@@ -113,7 +113,7 @@ async function runRound(round: number, plans: PushPlan[], commits: Map<number, s
       commits.set(plan.id, await push(plan));
     }),
     ...Array.from({ length: PULLS }, (_, n) => async () => {
-      const repo = REPOS[n % REPOS.length];
+      const repo = REPOS[n % REPOS.length]!;
       if (n % 5 === 0) return pullAndCheck(repo, round * PULLS + n);
       for (const file of ["hot.bin", "config.json", "notes.txt"]) await download(repo, file);
       if (n % 2 === 1) await download(repo, "hot.bin", 1 + n * 101);
@@ -129,7 +129,7 @@ async function runRound(round: number, plans: PushPlan[], commits: Map<number, s
 function pushPlans(round: number): PushPlan[] {
   return Array.from({ length: PUSHES }, (_, n) => {
     const id = round * PUSHES + n;
-    const repo = n % 2 === 0 ? REPOS[0] : REPOS[1 + ((n >> 1) % 2)];
+    const repo = n % 2 === 0 ? REPOS[0]! : REPOS[1 + ((n >> 1) % 2)]!;
     return {
       id,
       repo,
@@ -196,7 +196,7 @@ test(`${ROUNDS} rounds of 50 concurrent pulls and pushes: every answer right, no
     expect(s.storageFiles, `round ${round}: files left open`).toEqual([]);
     expect(s.sockets, `round ${round}: open sockets`).toBeLessThanOrEqual(4 * (PUSHES + PULLS));
   }
-  const growth = samples.at(-1)!.heapBytes - samples[0].heapBytes;
+  const growth = samples.at(-1)!.heapBytes - samples[0]!.heapBytes;
   expect(growth, `heap grew by ${(growth / 2 ** 20).toFixed(1)} MB over ${ROUNDS - 1} rounds`).toBeLessThan(HEAP_GROWTH_LIMIT);
 
   for (const repo of REPOS) {
@@ -223,7 +223,7 @@ test(`${ROUNDS} rounds of 50 concurrent pulls and pushes: every answer right, no
       }
     }
     // And main's files are those of the newest push, served whole.
-    const head = history[0].id;
+    const head = history[0]!.id;
     expect(byCommit.has(head)).toBe(true);
     for (const [p, bytes] of Object.entries(byCommit.get(head)!.files)) {
       const res = await fetch(`${hubUrl}/${repo}/resolve/main/${p}`, { headers: { Authorization: `Bearer ${accessToken}` } });

@@ -17,8 +17,8 @@ describe("git object ids", () => {
       oid: "f".repeat(40), parent: null, message: "m", date: "2024-01-01T00:00:00.000Z",
       files: { "a.txt": entry("hello\n"), "sub/dir/b.bin": entry("x"), "sub/e": entry("") },
     };
-    expect(commit.files["a.txt"].gitOid).toBe("ce013625030ba8dba906f756967f9e9ca394464a");
-    expect(commit.files["sub/e"].gitOid).toBe("e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
+    expect(commit.files["a.txt"]!.gitOid).toBe("ce013625030ba8dba906f756967f9e9ca394464a");
+    expect(commit.files["sub/e"]!.gitOid).toBe("e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
     const tree = FileTree.of(commit);
     expect(tree.folderOid("sub/dir")).toBe("9711fc2a73618664c1275e405b8b21ae89589382");
     expect(tree.folderOid("sub")).toBe("bd98299c0283a1a27d73f2660e34f5c1aca86e36");
@@ -59,6 +59,14 @@ describe("route parsing", () => {
     expect(parseRoute("/api/models/org/a/tag/main")).toEqual([{ name: "repo-api", action: "tag", repo: { type: "model", id: "org/a" }, rest: ["main"] }]);
     expect(parseRoute("/api/datasets/org/d/tag/release%2F1")[0]).toMatchObject({ action: "tag", repo: { type: "dataset", id: "org/d" }, rest: ["release%2F1"] });
     expect(parseRoute("/api/models/org/a/tag")).toEqual([]);
+  });
+
+  it("sees only its own tables: Object.prototype names in a URL route nowhere", () => {
+    for (const name of ["constructor", "__proto__", "toString", "hasOwnProperty"]) {
+      expect(parseRoute(`/api/${name}`), name).toEqual([]);
+      expect(parseRoute(`/api/lfs/upload/${name}/org/a/${"a".repeat(64)}`), name).toEqual([]);
+      expect(parseRoute(`/api/models/org/a/${name}/x`).filter((r) => r.name === "repo-api" && r.action !== "info"), name).toEqual([]);
+    }
   });
 });
 

@@ -81,8 +81,8 @@ export class HubStorage {
   repoDir(ref: RepoRef): string {
     const [first, second] = ref.id.split("/");
     return second === undefined
-      ? path.join(this.dir, "repos", `${ref.type}s`, "_", first)
-      : path.join(this.dir, "repos", `${ref.type}s`, first, second);
+      ? path.join(this.dir, "repos", `${ref.type}s`, "_", first!)
+      : path.join(this.dir, "repos", `${ref.type}s`, first!, second);
   }
 
   /** Metadata of a repo, or undefined when it does not exist. */

@@ -28,6 +28,6 @@ export async function addLastCommits(storage: HubStorage, ref: RepoRef, head: Co
   }
   for (const entry of entries) {
     const commit = found.get(entry.path);
-    if (commit) entry.lastCommit = { id: commit.oid, title: commit.message.split("\n")[0], date: commit.date };
+    if (commit) entry.lastCommit = { id: commit.oid, title: commit.message.split("\n")[0] ?? "", date: commit.date };
   }
 }

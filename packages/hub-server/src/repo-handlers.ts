@@ -71,7 +71,7 @@ export const repoHandlers = {
     const blobs = hr.flag("blobs");
     const siblings = Object.keys(commit.files).sort().map((rfilename) => {
       if (!blobs) return { rfilename };
-      const f = commit.files[rfilename];
+      const f = commit.files[rfilename]!;
       const lfs = f.lfs ? { sha256: f.sha256, size: f.size, pointerSize: gitObjects.lfsPointerInfo(f.sha256, f.size).pointerSize } : undefined;
       return { rfilename, size: f.size, blobId: f.gitOid, ...(lfs ? { lfs } : {}) };
     });

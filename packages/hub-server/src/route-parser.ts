@@ -54,9 +54,9 @@ export function parseRoute(pathname: string): Route[] {
   const tail = type === "model" ? segments : segments.slice(1);
   const out: Route[] = [];
   const n = tail.length;
-  if (n >= 5 && n <= 6 && LFS_BATCH_TAIL.every((s, i) => tail[n - 4 + i] === s) && tail[n - 5].endsWith(".git")) {
+  if (n >= 5 && n <= 6 && LFS_BATCH_TAIL.every((s, i) => tail[n - 4 + i] === s) && tail[n - 5]!.endsWith(".git")) {
     const repoSegments = tail.slice(0, n - 4);
-    repoSegments[repoSegments.length - 1] = repoSegments[repoSegments.length - 1].slice(0, -".git".length);
+    repoSegments[repoSegments.length - 1] = repoSegments[repoSegments.length - 1]!.slice(0, -".git".length);
     const repo = repoFrom(type, repoSegments);
     if (repo) out.push({ name: "lfs-batch", repo });
     return out;
@@ -71,8 +71,12 @@ export function parseRoute(pathname: string): Route[] {
   return out;
 }
 
+/** A table lookup that sees only the table's own keys ("constructor" or "__proto__" in a URL find nothing). */
+const own = <T>(table: Record<string, T>, key: string): T | undefined => (Object.hasOwn(table, key) ? table[key] : undefined);
+
 function parseApi(segments: string[]): Route[] {
   const [first, second] = segments;
+  if (first === undefined) return [];
   if (first === "whoami-v2" && segments.length === 1) return [{ name: "whoami" }];
   if (first === "validate-yaml" && segments.length === 1) return [{ name: "validate-yaml" }];
   if (first === "repos" && segments.length === 2) {
@@ -81,11 +85,11 @@ function parseApi(segments: string[]): Route[] {
     return [];
   }
   if (first === "lfs" && (second === "upload" || second === "download") && segments.length >= 5 && segments.length <= 6) {
-    const type = SINGULAR_TYPES[segments[2]];
+    const type = own(SINGULAR_TYPES, segments[2]!);
     const repo = type ? repoFrom(type, segments.slice(3, -1)) : undefined;
-    return repo ? [{ name: "lfs-object", direction: second, repo, oid: segments[segments.length - 1] }] : [];
+    return repo ? [{ name: "lfs-object", direction: second, repo, oid: segments[segments.length - 1]! }] : [];
   }
-  const type = API_TYPES[first];
+  const type = own(API_TYPES, first);
   if (!type) return [];
   if (segments.length === 1) return [{ name: "list-repos", type }];
   const tail = segments.slice(1);
@@ -99,7 +103,7 @@ function parseApi(segments: string[]): Route[] {
       out.push({ name: "repo-api", action: "info", repo, rest: [] });
       continue;
     }
-    const arity = ACTIONS[after[0]];
+    const arity = own(ACTIONS, after[0]!);
     if (!arity || after.length - 1 < arity[0] || after.length - 1 > arity[1]) continue;
     const action = after[0] === "revision" ? "info" : (after[0] as RepoApiAction);
     out.push({ name: "repo-api", action, repo, rest: after.slice(1) });

@@ -34,6 +34,6 @@ export async function validateYamlHandler(hr: HubRequest): Promise<void> {
   if (typeof repoType !== "string" || !REPO_TYPES.has(repoType)) throw HubHttpError.badRequest(`Invalid "repoType": ${JSON.stringify(repoType)} (expected model, dataset or space)`);
   const { errors, warnings } = validateCard(fields.content, repoType);
   const list = (messages: string[]) => messages.map((message) => ({ message }));
-  if (errors.length > 0) throw HubHttpError.badRequest(errors[0]).withBody({ errors: list(errors), warnings: list(warnings) });
+  if (errors.length > 0) throw HubHttpError.badRequest(errors[0]!).withBody({ errors: list(errors), warnings: list(warnings) });
   hr.sendJson(200, { errors: [], warnings: list(warnings) });
 }

@@ -32,7 +32,8 @@ export function repoIdProblem(id: string): string | undefined {
   if (!REPO_ID.test(id)) return `Invalid repository id "${id}": expected "name" or "org/name" (letters, digits, "_", "-", ".")`;
   if (id.includes("..") || id.includes("--")) return `Invalid repository id "${id}": ".." and "--" are not allowed`;
   if (id.endsWith(".git") || id.endsWith(".")) return `Invalid repository id "${id}": must not end with ".git" or "."`;
-  if (RESERVED_NAMESPACES.has(id.split("/")[0].toLowerCase())) return `Invalid repository id "${id}": "${id.split("/")[0]}" is reserved`;
+  const namespace = id.split("/")[0] ?? "";
+  if (RESERVED_NAMESPACES.has(namespace.toLowerCase())) return `Invalid repository id "${id}": "${namespace}" is reserved`;
   return undefined;
 }
 

@@ -14,7 +14,7 @@ const FRONT_MATTER = /^(\s*---[\r\n]+)([\S\s]*?)([\r\n]+---(\r\n|\n|$))/;
 export function frontMatter(content: string): { yaml: string; firstLine: number } | undefined {
   const match = FRONT_MATTER.exec(content);
   if (!match) return undefined;
-  return { yaml: match[2], firstLine: match[1].split(/\r\n|\r|\n/).length - 1 };
+  return { yaml: match[2]!, firstLine: match[1]!.split(/\r\n|\r|\n/).length - 1 };
 }
 
 /** A construct the checker does not read: the block is accepted as it is. */
@@ -59,8 +59,8 @@ function flowEnd(text: string): number | "open" | { error: string } {
   const stack: string[] = [];
   let scalarStart = true;
   for (let j = 0; j < text.length; j++) {
-    const c = text[j];
-    if (c === "#" && (j === 0 || /\s/.test(text[j - 1]))) {
+    const c = text[j]!;
+    if (c === "#" && (j === 0 || /\s/.test(text[j - 1]!))) {
       const eol = text.indexOf("\n", j);
       if (eol < 0) return "open";
       j = eol;
@@ -200,7 +200,7 @@ class BlockChecker {
   private value(text: string, parent: number, lineNo: number, listAtSameIndent: boolean): void {
     let t = text;
     while (/^[&!]/.test(t)) {
-      if (t[0] === "&") this.anchors.add(/^&(\S*)/.exec(t)![1]);
+      if (t[0] === "&") this.anchors.add(/^&(\S*)/.exec(t)![1]!);
       t = t.replace(/^[&!]\S*[ \t]*/, "");
     }
     if (t === "" || t.startsWith("#")) {
@@ -212,12 +212,12 @@ class BlockChecker {
     if (t.startsWith("*")) {
       const alias = /^\*([^\s,[\]{}]+)$/.exec(withoutComment(t));
       if (!alias) throw new Problem(lineNo, "an alias (*name) must stand alone");
-      if (!this.anchors.has(alias[1])) throw new Problem(lineNo, `the alias *${alias[1]} names no anchor (&${alias[1]}) defined before it`);
+      if (!this.anchors.has(alias[1]!)) throw new Problem(lineNo, `the alias *${alias[1]} names no anchor (&${alias[1]}) defined before it`);
       return;
     }
     if (t[0] === "|" || t[0] === ">") {
       if (!/^[|>]([1-9][+-]?|[+-][1-9]?)?$/.test(withoutComment(t))) throw new Problem(lineNo, `bad block scalar header ${JSON.stringify(t)}`);
-      while (this.i < this.raw.length && (this.raw[this.i].trim() === "" || /^ */.exec(this.raw[this.i])![0].length > parent)) this.i++;
+      while (this.i < this.raw.length && (this.raw[this.i]!.trim() === "" || /^ */.exec(this.raw[this.i]!)![0].length > parent)) this.i++;
       return;
     }
     if (t[0] === '"' || t[0] === "'" || t[0] === "[" || t[0] === "{") {

@@ -15,20 +15,20 @@ describe("GPT-2 export to ONNX", () => {
     const bytes = encodeModel(model);
     const { session } = await createOrtSession(bytes);
     const base = await session.run({ input_ids: idsTensor(ids) });
-    expect(base.logits.dims).toEqual([2, 12, 512]);
-    expect(maxAbsDiff(base.logits.data as Float32Array, toFloat32(cases.get("base_logits")!))).toBeLessThanOrEqual(1e-4);
+    expect(base.logits!.dims).toEqual([2, 12, 512]);
+    expect(maxAbsDiff(base.logits!.data as Float32Array, toFloat32(cases.get("base_logits")!))).toBeLessThanOrEqual(1e-4);
     await session.release();
 
     const adapter = await readAdapter(requireFixture("gpt2-tiny-lora"));
     const runtime = await OnnxLoraSession.create(bytes, { adapters: { a: adapter } });
     const adapted = await runtime.run({ input_ids: idsTensor(ids) }, { adapter: "a" });
-    expect(maxAbsDiff(adapted.logits.data as Float32Array, toFloat32(cases.get("adapted_logits")!))).toBeLessThanOrEqual(1e-4);
+    expect(maxAbsDiff(adapted.logits!.data as Float32Array, toFloat32(cases.get("adapted_logits")!))).toBeLessThanOrEqual(1e-4);
     await runtime.release();
 
     const merged = mergeIntoOnnxModel(await exportGpt2Onnx(requireFixture("gpt2-tiny")), adapter, { modelDir: "." });
     const { session: mergedSession } = await createOrtSession(encodeModel(merged.model));
     const out = await mergedSession.run({ input_ids: idsTensor(ids) });
-    expect(maxAbsDiff(out.logits.data as Float32Array, toFloat32(cases.get("merged_logits")!))).toBeLessThanOrEqual(1e-4);
+    expect(maxAbsDiff(out.logits!.data as Float32Array, toFloat32(cases.get("merged_logits")!))).toBeLessThanOrEqual(1e-4);
     await mergedSession.release();
   });
 

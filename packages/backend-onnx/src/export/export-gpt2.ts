@@ -92,9 +92,9 @@ export async function exportGpt2Onnx(dir: string): Promise<ModelProto> {
       const a = await norm(`${block}.ln_1`, h);
       const qkv = await conv1d(`${block}.attn.c_attn`, a);
       const [q, k, v] = g.op(attnScope, "Split", [qkv, split], { axis: 2 }, 3).map((t) => g.one(attnScope, "Transpose", [g.one(attnScope, "Reshape", [t, headShape])], { perm: [0, 2, 1, 3] }));
-      const kT = g.one(attnScope, "Transpose", [k], { perm: [0, 1, 3, 2] });
-      const scores = g.one(attnScope, "Add", [g.one(attnScope, "Mul", [g.one(attnScope, "MatMul", [q, kT]), scale]), mask]);
-      const attended = g.one(attnScope, "MatMul", [g.one(attnScope, "Softmax", [scores], { axis: -1 }), v]);
+      const kT = g.one(attnScope, "Transpose", [k!], { perm: [0, 1, 3, 2] });
+      const scores = g.one(attnScope, "Add", [g.one(attnScope, "Mul", [g.one(attnScope, "MatMul", [q!, kT]), scale]), mask]);
+      const attended = g.one(attnScope, "MatMul", [g.one(attnScope, "Softmax", [scores], { axis: -1 }), v!]);
       const merged = g.one(attnScope, "Reshape", [g.one(attnScope, "Transpose", [attended], { perm: [0, 2, 1, 3] }), mergedShape]);
       h = g.one(scopeOf(block), "Add", [h, await conv1d(`${block}.attn.c_proj`, merged)]);
       const m = await norm(`${block}.ln_2`, h);
@@ -104,7 +104,7 @@ export async function exportGpt2Onnx(dir: string): Promise<ModelProto> {
     const last = await norm(`${prefix}ln_f`, h);
     const head = checkpoint.has("lm_head.weight") ? await weight("lm_head.weight") : wte;
     g.one("/lm_head", "MatMul", [last, g.one("/lm_head", "Transpose", [head], { perm: [1, 0] })]);
-    g.nodes[g.nodes.length - 1].output[0] = "logits";
+    g.nodes[g.nodes.length - 1]!.output[0] = "logits";
     const graph = {
       name: "lowrank_gpt2",
       node: g.nodes,

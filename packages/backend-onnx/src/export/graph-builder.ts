@@ -36,7 +36,7 @@ export class GraphBuilder {
 
   /** A single-output node. */
   one(scope: string, opType: string, inputs: string[], attributes: Record<string, Attribute> = {}): string {
-    return this.op(scope, opType, inputs, attributes)[0];
+    return this.op(scope, opType, inputs, attributes)[0]!;
   }
 
   floatInit(name: string, values: Float32Array, dims: number[]): string {
@@ -81,9 +81,10 @@ export class GraphBuilder {
   /** Gives the tensor `from` a new name (a graph output's), in the node that produces it. */
   renameOutput(from: string, to: string): string {
     for (let i = this.nodes.length - 1; i >= 0; i--) {
-      const index = this.nodes[i].output.indexOf(from);
+      const node = this.nodes[i]!;
+      const index = node.output.indexOf(from);
       if (index >= 0) {
-        this.nodes[i].output[index] = to;
+        node.output[index] = to;
         return to;
       }
     }

@@ -1,3 +1,4 @@
+import { LowrankError } from "@lowrank/core";
 import { floatValueInfo, newNode, type ModelProto } from "./onnx-codec.js";
 import { locateWeights, type WeightLocation } from "./locate-weights.js";
 
@@ -19,6 +20,7 @@ export interface LoraSlot {
  * inputs whose rank dimension is symbolic — any adapter's rank, or a zero rank-1 pair for the base
  * model, can be fed per run. For an embedding (Gather), the branch gathers rows of Aᵀ by the same
  * ids. The original weights stay as they are.
+ * @throws LowrankError CHECKPOINT_INVALID for a module's node without an output (and locateWeights' errors).
  */
 export function addLoraSlots(model: ModelProto, modules: { name: string; inFeatures: number; outFeatures: number }[], label: string): Map<string, LoraSlot> {
   const graph = model.graph;
@@ -35,6 +37,7 @@ export function addLoraSlots(model: ModelProto, modules: { name: string; inFeatu
     graph.input.push(floatValueInfo(inputA, [rows, rank]), floatValueInfo(inputB, [rank, module.outFeatures]));
     const node = location.node;
     const output = node.output[0];
+    if (output === undefined) throw new LowrankError("CHECKPOINT_INVALID", `${label}: node "${node.name}" (the weight of module "${name}") has no output`);
     const baseOutput = `${output}.lowrank_base`;
     node.output[0] = baseOutput;
     const down = location.kind === "embedding"

@@ -58,23 +58,29 @@ export class GraphIndex {
 /** The weight operand of a MatMul/Gemm/Gather, traced to an initializer through at most one Transpose. */
 function weightOperand(index: GraphIndex, node: NodeProto): { initializer: TensorProto; transposed?: NodeProto; layout: WeightLayout; kind: "linear" | "embedding"; dataInput: string } | undefined {
   if (node.op_type === "Gather") {
-    const init = index.initializers.get(node.input[0]);
-    return init ? { initializer: init, layout: "in_out", kind: "embedding", dataInput: node.input[1] } : undefined;
+    const [weight, ids] = node.input;
+    // A Gather without both inputs is not a weight lookup lowrank can adapt.
+    if (weight === undefined || ids === undefined) return undefined;
+    const init = index.initializers.get(weight);
+    return init ? { initializer: init, layout: "in_out", kind: "embedding", dataInput: ids } : undefined;
   }
   if (node.op_type !== "MatMul" && node.op_type !== "Gemm") return undefined;
-  const name = node.input[1];
+  const [dataInput, name] = node.input;
+  // A MatMul/Gemm without both operands has no weight to adapt.
+  if (dataInput === undefined || name === undefined) return undefined;
   let layout: WeightLayout = node.op_type === "Gemm" && attributeInt(node, "transB") === 1 ? "out_in" : "in_out";
   if (node.op_type === "Gemm" && attributeInt(node, "transA") === 1) return undefined;
   const direct = index.initializers.get(name);
-  if (direct) return { initializer: direct, layout, kind: "linear", dataInput: node.input[0] };
+  if (direct) return { initializer: direct, layout, kind: "linear", dataInput };
   const producer = index.producer.get(name);
   if (producer?.op_type !== "Transpose") return undefined;
   const perm = producer.attribute.find((a) => a.name === "perm")?.ints?.map(toNumber);
   if (perm && !(perm.length === 2 && perm[0] === 1 && perm[1] === 0)) return undefined;
-  const init = index.initializers.get(producer.input[0]);
+  const source = producer.input[0];
+  const init = source === undefined ? undefined : index.initializers.get(source);
   if (!init) return undefined;
   layout = layout === "in_out" ? "out_in" : "in_out";
-  return { initializer: init, transposed: producer, layout, kind: "linear", dataInput: node.input[0] };
+  return { initializer: init, transposed: producer, layout, kind: "linear", dataInput };
 }
 
 /**
@@ -97,13 +103,16 @@ export function locateWeights(graph: GraphProto, modules: { name: string; inFeat
       via = "name";
       const consumers = index.consumers.get(`${module.name}.weight`) ?? [];
       const direct = consumers.filter((n) => ["MatMul", "Gemm", "Gather"].includes(n.op_type));
-      const throughTranspose = consumers.filter((n) => n.op_type === "Transpose").flatMap((t) => (index.consumers.get(t.output[0]) ?? []).filter((n) => ["MatMul", "Gemm"].includes(n.op_type) && n.input[1] === t.output[0]));
+      const throughTranspose = consumers.filter((n) => n.op_type === "Transpose").flatMap((t) => {
+        const transposed = t.output[0];
+        return transposed === undefined ? [] : (index.consumers.get(transposed) ?? []).filter((n) => ["MatMul", "Gemm"].includes(n.op_type) && n.input[1] === transposed);
+      });
       candidates = [...direct, ...throughTranspose].filter((n) => weightOperand(index, n) !== undefined);
     }
     if (candidates.length !== 1) {
       throw new LowrankError("ADAPTER_INVALID", `${label}: cannot find the weight of module "${module.name}" (${candidates.length === 0 ? `no MatMul/Gemm/Gather in scope ${scope} and no initializer "${module.name}.weight"` : `${candidates.length} candidate nodes`})`);
     }
-    const node = candidates[0];
+    const node = candidates[0]!;
     const operand = weightOperand(index, node)!;
     const dims = tensorDims(operand.initializer);
     const expected = operand.layout === "in_out" ? [module.inFeatures, module.outFeatures] : [module.outFeatures, module.inFeatures];
@@ -113,7 +122,8 @@ export function locateWeights(graph: GraphProto, modules: { name: string; inFeat
     let initializer = operand.initializer;
     // Copy a weight that anything else uses (deduplicated initializers, tied heads): only this module changes.
     const sharedInit = index.uses(initializer.name) > 1;
-    const sharedTranspose = operand.transposed !== undefined && index.uses(operand.transposed.output[0]) > 1;
+    // The Transpose was found as the producer of the weight operand, so it has an output.
+    const sharedTranspose = operand.transposed !== undefined && index.uses(operand.transposed.output[0]!) > 1;
     if (sharedInit || sharedTranspose) {
       const copyName = `${initializer.name}.lowrank.${module.name}`;
       initializer = newTensor({ name: copyName, dims: [...initializer.dims], data_type: initializer.data_type, raw_data: initializer.raw_data, float_data: initializer.float_data, data_location: initializer.data_location, external_data: initializer.external_data });
@@ -121,7 +131,7 @@ export function locateWeights(graph: GraphProto, modules: { name: string; inFeat
       if (operand.transposed) {
         const transpose = newNode({ name: `${operand.transposed.name}.lowrank.${module.name}`, op_type: "Transpose", input: [copyName], output: [`${operand.transposed.output[0]}.lowrank.${module.name}`], attribute: operand.transposed.attribute });
         graph.node.splice(graph.node.indexOf(node), 0, transpose);
-        node.input[1] = transpose.output[0];
+        node.input[1] = transpose.output[0]!;
       } else if (operand.kind === "embedding") {
         node.input[0] = copyName;
       } else {

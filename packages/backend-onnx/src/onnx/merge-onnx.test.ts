@@ -13,7 +13,7 @@ async function logitsOf(model: string | Uint8Array, ids: number[][]): Promise<Fl
   const { session } = await createOrtSession(model);
   const out = await session.run({ input_ids: idsTensor(ids) });
   await session.release();
-  return out.logits.data as Float32Array;
+  return out.logits!.data as Float32Array;
 }
 
 describe.each([

@@ -89,7 +89,7 @@ export function decodeModel(bytes: Uint8Array, label: string, options: { checkRo
     model = ModelProtoType.decode(bytes) as unknown as ModelProto;
   } catch (error) {
     if (other) throw new LowrankError("CHECKPOINT_INVALID", `${label}: not an ONNX model (it looks like ${other})`);
-    const why = (error as Error).message.split("\n")[0];
+    const why = (error as Error).message.split("\n")[0]!;
     // protobufjs says "index out of range" when a field runs past the end of the bytes.
     const shown = /index out of range/.test(why) ? "the file ends inside a protobuf field: truncated?" : why;
     throw new LowrankError("CHECKPOINT_INVALID", `${label}: not an ONNX model (${shown})`);
@@ -111,7 +111,8 @@ function otherFormat(bytes: Uint8Array): string | undefined {
   const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 16));
   if (head.byteLength >= 10 && head[8] === 0x7b && head.readBigUInt64LE(0) <= BigInt(bytes.byteLength - 8)) return "a safetensors file";
   if (head.subarray(0, 4).equals(Buffer.from("PK\x03\x04", "latin1"))) return "a zip archive (a torch .bin / .pt checkpoint?)";
-  if (head[0] === 0x80 && head[1] >= 2 && head[1] <= 5) return "a Python pickle";
+  const pickleProtocol = head[1];
+  if (head[0] === 0x80 && pickleProtocol !== undefined && pickleProtocol >= 2 && pickleProtocol <= 5) return "a Python pickle";
   if (head.subarray(0, 4).toString("latin1") === "GGUF") return "a GGUF file";
   return undefined;
 }

@@ -11,11 +11,16 @@ import { tensorDims } from "./tensor-data.js";
  */
 export function onnxVocabSize(graph: GraphProto, modelDir: string | undefined): number | undefined {
   const ids = new Set(["input_ids"]);
-  for (const node of graph.node) if (node.op_type === "Cast" && ids.has(node.input[0])) ids.add(node.output[0]);
+  for (const node of graph.node) {
+    const [input] = node.input;
+    const [output] = node.output;
+    if (node.op_type === "Cast" && input !== undefined && output !== undefined && ids.has(input)) ids.add(output);
+  }
   const tables = new Map(graph.initializer.map((t) => [t.name, t]));
   for (const node of graph.node) {
-    if (node.op_type !== "Gather" || !ids.has(node.input[1])) continue;
-    const table = tables.get(node.input[0]);
+    const [data, indices] = node.input;
+    if (node.op_type !== "Gather" || indices === undefined || !ids.has(indices)) continue;
+    const table = data === undefined ? undefined : tables.get(data);
     if (table) return tensorDims(table)[0];
   }
   if (modelDir === undefined || onnxModelType(modelDir) === undefined) return undefined;

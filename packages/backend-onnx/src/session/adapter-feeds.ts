@@ -7,9 +7,9 @@ export type Feeds = Record<string, ort.Tensor>;
 /** Aᵀ ([in, r]) and scaling·Bᵀ ([r, out]) from PEFT's A [r, in] and B [out, r]. */
 export function slotTensors(slot: LoraSlot, A: Float32Array, B: Float32Array, r: number, scaling: number): [ort.Tensor, ort.Tensor] {
   const at = new Float32Array(slot.inFeatures * r);
-  for (let k = 0; k < r; k++) for (let i = 0; i < slot.inFeatures; i++) at[i * r + k] = A[k * slot.inFeatures + i];
+  for (let k = 0; k < r; k++) for (let i = 0; i < slot.inFeatures; i++) at[i * r + k] = A[k * slot.inFeatures + i]!;
   const bt = new Float32Array(r * slot.outFeatures);
-  for (let o = 0; o < slot.outFeatures; o++) for (let k = 0; k < r; k++) bt[k * slot.outFeatures + o] = scaling * B[o * r + k];
+  for (let o = 0; o < slot.outFeatures; o++) for (let k = 0; k < r; k++) bt[k * slot.outFeatures + o] = scaling * B[o * r + k]!;
   return [new ort.Tensor("float32", at, [slot.inFeatures, r]), new ort.Tensor("float32", bt, [r, slot.outFeatures])];
 }
 
@@ -20,18 +20,19 @@ export function slotTensors(slot: LoraSlot, A: Float32Array, B: Float32Array, r:
 export function concatSlotFeeds(slots: Iterable<LoraSlot>, each: readonly Feeds[]): Feeds {
   const out: Feeds = {};
   for (const slot of slots) {
-    const as = each.map((f) => f[slot.inputA]);
-    const bs = each.map((f) => f[slot.inputB]);
-    const ranks = as.map((a) => a.dims[1]);
+    // Every loaded adapter's feeds hold both inputs of every slot (zeros where it does not adapt).
+    const as = each.map((f) => f[slot.inputA]!);
+    const bs = each.map((f) => f[slot.inputB]!);
+    const ranks = as.map((a) => a.dims[1]!);
     const r = ranks.reduce((x, y) => x + y, 0);
     const at = new Float32Array(slot.inFeatures * r);
     const bt = new Float32Array(r * slot.outFeatures);
     let offset = 0;
     as.forEach((a, n) => {
-      const ra = ranks[n];
+      const ra = ranks[n]!;
       const av = a.data as Float32Array;
       for (let i = 0; i < slot.inFeatures; i++) at.set(av.subarray(i * ra, (i + 1) * ra), i * r + offset);
-      bt.set(bs[n].data as Float32Array, offset * slot.outFeatures);
+      bt.set(bs[n]!.data as Float32Array, offset * slot.outFeatures);
       offset += ra;
     });
     out[slot.inputA] = new ort.Tensor("float32", at, [slot.inFeatures, r]);
@@ -51,11 +52,16 @@ export function takeRows(tensor: ort.Tensor, rows: readonly number[]): ort.Tenso
   return new ort.Tensor(tensor.type as "float32", out as Float32Array, [rows.length, ...tensor.dims.slice(1)]);
 }
 
-/** Puts each group's output rows back at their places in the batch, output by output. */
+/**
+ * Puts each group's output rows back at their places in the batch, output by output.
+ * @throws LowrankError USAGE for no groups (an empty batch).
+ */
 export function scatterRows(batch: number, groups: { rows: number[]; outputs: ort.InferenceSession.OnnxValueMapType }[]): Record<string, ort.Tensor> {
   const result: Record<string, ort.Tensor> = {};
-  for (const name of Object.keys(groups[0].outputs)) {
-    const first = groups[0].outputs[name] as ort.Tensor;
+  const firstGroup = groups[0];
+  if (!firstGroup) throw new LowrankError("USAGE", "a mixed batch needs at least one row");
+  for (const name of Object.keys(firstGroup.outputs)) {
+    const first = firstGroup.outputs[name] as ort.Tensor;
     const size = first.dims.slice(1).reduce((a, b) => a * b, 1);
     const out = new ((first.data as RowData).constructor as new (n: number) => RowData)(batch * size);
     for (const { rows, outputs } of groups) {

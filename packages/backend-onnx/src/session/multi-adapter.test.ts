@@ -8,7 +8,7 @@ import { createOrtSession, idsTensor } from "./ort-session.js";
 import { OnnxLoraSession } from "./onnx-lora-session.js";
 import { readFile } from "node:fs/promises";
 
-const logitsOf = async (p: Promise<ort.InferenceSession.OnnxValueMapType>): Promise<Float32Array> => (await p).logits.data as Float32Array;
+const logitsOf = async (p: Promise<ort.InferenceSession.OnnxValueMapType>): Promise<Float32Array> => (await p).logits!.data as Float32Array;
 const rowOf = (values: Float32Array, r: number, rows: number): Float32Array => values.slice((values.length / rows) * r, (values.length / rows) * (r + 1));
 
 describe("several adapters on one ONNX Runtime session", () => {
@@ -61,10 +61,10 @@ describe("several adapters on one ONNX Runtime session", () => {
     try {
       const ids = [[5, 9, 200, 31, 7, 88], [1, 2, 3, 4, 5, 6], [400, 12, 77, 3, 3, 90], [5, 9, 200, 31, 7, 88]];
       const names = ["b", null, "a", "__base__"];
-      const mixed = (await session.runMixed({ input_ids: idsTensor(ids) }, names)).logits;
+      const mixed = (await session.runMixed({ input_ids: idsTensor(ids) }, names)).logits!;
       expect(mixed.dims).toEqual([4, 6, 512]);
       for (let r = 0; r < ids.length; r++) {
-        const alone = await logitsOf(session.run({ input_ids: idsTensor([ids[r]]) }, { adapter: names[r] === "__base__" ? null : names[r] }));
+        const alone = await logitsOf(session.run({ input_ids: idsTensor([ids[r]!]) }, { adapter: names[r] === "__base__" ? null : names[r] }));
         expect(maxAbsDiff(rowOf(mixed.data as Float32Array, r, 4), alone), `row ${r}`).toBeLessThanOrEqual(1e-5);
       }
       expect(maxAbsDiff(rowOf(mixed.data as Float32Array, 0, 4), rowOf(mixed.data as Float32Array, 3, 4))).toBeGreaterThan(1e-2);

@@ -19,12 +19,12 @@ describe.each([
       for (const [key, t] of padded.tensors) {
         const values = toFloat32(t);
         if (key.endsWith("lora_A.weight")) {
-          const [r, n] = t.shape;
+          const [r, n] = t.shape as [number, number];
           const out = new Float32Array((r + 2) * n);
           out.set(values);
           padded.tensors.set(key, { dtype: "F32", shape: [r + 2, n], data: new Uint8Array(out.buffer) });
         } else if (key.endsWith("lora_B.weight")) {
-          const [m, r] = t.shape;
+          const [m, r] = t.shape as [number, number];
           const out = new Float32Array(m * (r + 2));
           for (let i = 0; i < m; i++) out.set(values.subarray(i * r, (i + 1) * r), i * (r + 2));
           padded.tensors.set(key, { dtype: "F32", shape: [m, r + 2], data: new Uint8Array(out.buffer) });
@@ -42,11 +42,11 @@ describe.each([
     const sessionObject = session.session;
     for (let round = 0; round < 2; round++) {
       const a = await session.run({ input_ids: idsTensor(idsMain) }, { adapter: "main" });
-      expect(maxAbsDiff(a.logits.data as Float32Array, toFloat32(casesMain.get("adapted_logits")!))).toBeLessThanOrEqual(1e-4);
+      expect(maxAbsDiff(a.logits!.data as Float32Array, toFloat32(casesMain.get("adapted_logits")!))).toBeLessThanOrEqual(1e-4);
       const none = await session.run({ input_ids: idsTensor(idsMain) });
-      expect(maxAbsDiff(none.logits.data as Float32Array, toFloat32(casesMain.get("base_logits")!))).toBeLessThanOrEqual(1e-4);
+      expect(maxAbsDiff(none.logits!.data as Float32Array, toFloat32(casesMain.get("base_logits")!))).toBeLessThanOrEqual(1e-4);
       const b = await session.run({ input_ids: idsTensor(idsSecond) }, { adapter: "second" });
-      expect(maxAbsDiff(b.logits.data as Float32Array, toFloat32(casesSecond.get("adapted_logits")!))).toBeLessThanOrEqual(1e-4);
+      expect(maxAbsDiff(b.logits!.data as Float32Array, toFloat32(casesSecond.get("adapted_logits")!))).toBeLessThanOrEqual(1e-4);
     }
     expect(session.session).toBe(sessionObject);
     await expect(session.run({ input_ids: idsTensor(idsMain) }, { adapter: "nope" })).rejects.toThrow(/adapter "nope" is not loaded in this session \(loaded: main, second\)/);

@@ -162,9 +162,9 @@ export class OnnxLoraSession {
    */
   async run(feeds: Feeds, options: { adapter?: string | string[] | null } = {}): Promise<ort.InferenceSession.OnnxValueMapType> {
     const names = options.adapter === undefined ? this.activeNames : options.adapter === null ? [] : typeof options.adapter === "string" ? [options.adapter] : options.adapter;
-    const merged = names.length === 1 ? this.mergedSessions.get(names[0]) : undefined;
+    const merged = names.length === 1 ? this.mergedSessions.get(names[0]!) : undefined;
     if (merged) return merged.run(feeds);
-    const loras = names.length === 0 ? this.base : names.length === 1 ? this.feedsOf(names[0]) : this.summedFeeds(names);
+    const loras = names.length === 0 ? this.base : names.length === 1 ? this.feedsOf(names[0]!) : this.summedFeeds(names);
     return this.session.run({ ...feeds, ...loras });
   }
 
@@ -214,8 +214,9 @@ export class OnnxLoraSession {
     const each = names.map((n) => this.feedsOf(n));
     const replacing = names.filter((n) => (this.replacedBy.get(n) ?? []).length > 0);
     if (replacing.length > 1) throw new LowrankError("USAGE", `adapters ${replacing.map((n) => `"${n}"`).join(" and ")} both replace whole tensors (trained biases or modules_to_save); PEFT runs only one such adapter at a time`);
-    const feeds = replacing.length === 1 ? this.feedsOf(replacing[0]) : {};
-    const replaced = Object.fromEntries((replacing.length === 1 ? this.replacedBy.get(replacing[0])! : []).map((k) => [k, feeds[k]]));
+    const feeds: Feeds = replacing.length === 1 ? this.feedsOf(replacing[0]!) : {};
+    // loadAdapter put each tensor an adapter replaces into its feeds.
+    const replaced = Object.fromEntries((replacing.length === 1 ? this.replacedBy.get(replacing[0]!)! : []).map((k) => [k, feeds[k]!]));
     return { ...this.base, ...concatSlotFeeds(this.slots.values(), each), ...replaced };
   }
 

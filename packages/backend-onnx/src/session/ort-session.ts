@@ -74,10 +74,15 @@ async function loadFailure(model: string | Uint8Array, error: unknown): Promise<
   return new LowrankError("CHECKPOINT_INVALID", `${label}: ONNX Runtime cannot load the model: ${ortLine}`);
 }
 
-/** int64 ids [b][s] as an ORT tensor. */
+/**
+ * int64 ids [b][s] as an ORT tensor.
+ * @throws LowrankError USAGE for no rows.
+ */
 export function idsTensor(rows: number[][]): ort.Tensor {
+  const first = rows[0];
+  if (!first) throw new LowrankError("USAGE", "ids are empty (no rows)");
   const flat = BigInt64Array.from(rows.flat().map((x) => BigInt(x)));
-  return new ort.Tensor("int64", flat, [rows.length, rows[0].length]);
+  return new ort.Tensor("int64", flat, [rows.length, first.length]);
 }
 
 /**

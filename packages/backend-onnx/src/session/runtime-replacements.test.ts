@@ -9,7 +9,7 @@ import { mergeIntoOnnxModel } from "../onnx/merge-onnx.js";
 import { createOrtSession, idsTensor } from "./ort-session.js";
 import { OnnxLoraSession } from "./onnx-lora-session.js";
 
-const logitsOf = async (p: Promise<ort.InferenceSession.OnnxValueMapType>): Promise<Float32Array> => (await p).logits.data as Float32Array;
+const logitsOf = async (p: Promise<ort.InferenceSession.OnnxValueMapType>): Promise<Float32Array> => (await p).logits!.data as Float32Array;
 
 /** gpt2-tiny-lora turned into an adapter that also trained whole tensors: every bias ("all"), or ln_f (modules_to_save). */
 async function withReplacements(kind: "bias-all" | "modules-to-save", seed: number): Promise<LoraAdapter> {
@@ -65,9 +65,9 @@ describe("adapters that replace whole tensors run unmerged, switched per run", (
 
       // A mixed batch: each row with its own replaced tensors.
       const ids = idRows(cases.get("input_ids")!);
-      const mixed = (await session.runMixed({ input_ids: idsTensor([ids[0], ids[0], ids[0]]) }, ["biases", null, "saved"])).logits.data as Float32Array;
+      const mixed = (await session.runMixed({ input_ids: idsTensor([ids[0]!, ids[0]!, ids[0]!]) }, ["biases", null, "saved"])).logits!.data as Float32Array;
       const per = mixed.length / 3;
-      const alone = async (name: string | null) => (await logitsOf(session.run({ input_ids: idsTensor([ids[0]]) }, { adapter: name })));
+      const alone = async (name: string | null) => (await logitsOf(session.run({ input_ids: idsTensor([ids[0]!]) }, { adapter: name })));
       expect(maxAbsDiff(mixed.slice(0, per), await alone("biases"))).toBeLessThanOrEqual(1e-5);
       expect(maxAbsDiff(mixed.slice(per, 2 * per), await alone(null))).toBeLessThanOrEqual(1e-5);
       expect(maxAbsDiff(mixed.slice(2 * per), await alone("saved"))).toBeLessThanOrEqual(1e-5);

@@ -24,7 +24,7 @@ const rng = new SeededRandom(12);
 const lengths = [11, 7];
 const width = Math.max(...lengths);
 const ids = lengths.map((n) => Array.from({ length: width }, (_, t) => (t < n ? Math.floor(rng.next() * 511) : 0)));
-const labels = ids.map((row, b) => row.map((id, t) => (t < lengths[b] ? id : -100)));
+const labels = ids.map((row, b) => row.map((id, t) => (t < lengths[b]! ? id : -100)));
 
 let slots: TrainingSlot[];
 let onnx: BatchResult;
@@ -90,7 +90,7 @@ describe("the ONNX training graph's gradients (GPT-2)", () => {
       for (let n = 0; n < 8; n++) {
         const i = Math.floor(pick.next() * grad.length);
         const x = point.get(key)!;
-        const saved = x[i];
+        const saved = x[i]!;
         x[i] = saved + h;
         const up = loss(point);
         x[i] = saved - h;
@@ -101,7 +101,7 @@ describe("the ONNX training graph's gradients (GPT-2)", () => {
         // (sums over tokens and 64–256 features, ε = 6e-8) stays near 1e-6 of the tensor's largest
         // gradient (observed ≤ 1.6e-6): 2e-5 leaves room and still catches any wrong term, which is
         // off by a large fraction of the gradient.
-        expect(Math.abs(grad[i] - fd), `${key}[${i}]: onnx ${grad[i]}, finite difference ${fd}`).toBeLessThanOrEqual(2e-5 * scale);
+        expect(Math.abs(grad[i]! - fd), `${key}[${i}]: onnx ${grad[i]}, finite difference ${fd}`).toBeLessThanOrEqual(2e-5 * scale);
       }
     }
   });
@@ -118,14 +118,14 @@ describe("the ONNX training graph against the tfjs backend (GPT-2)", () => {
       const names = [...training.variables.keys()];
       const { value, grads } = tf.variableGrads(() => tf.tidy(() => {
         const out = model.forward({ inputIds: tf.tensor2d(ids, undefined, "int32"), attentionMask: labels.map((r) => r.map((l) => (l < 0 ? 0 : 1))) }, { training: true, seed: 0, dropoutCalls: 0 });
-        const [b, s, vocab] = out.logits.shape;
+        const [b, s, vocab] = out.logits.shape as [number, number, number];
         const logProbs = tf.logSoftmax(tf.slice(out.logits, [0, 0, 0], [b, s - 1, vocab]).reshape([-1, vocab]));
         const next = labels.flatMap((row) => row.slice(1));
         const weights = tf.tensor2d(next.map((l) => (l < 0 ? 0 : 1)), [next.length, 1]);
         const picked = tf.sum(tf.mul(logProbs, tf.mul(tf.oneHot(next.map((l) => Math.max(l, 0)), vocab).toFloat(), weights)));
         return tf.neg(tf.div(picked, tf.sum(weights))) as tf.Scalar;
       }), [...training.variables.values()]);
-      expect(Math.abs(value.dataSync()[0] - onnx.loss)).toBeLessThanOrEqual(1e-5 * onnx.loss);
+      expect(Math.abs(value.dataSync()[0]! - onnx.loss)).toBeLessThanOrEqual(1e-5 * onnx.loss);
       const byVariable = new Map(names.map((n) => [training.variables.get(n)!.name, n]));
       for (const [variableName, g] of Object.entries(grads)) {
         const key = byVariable.get(variableName)!;

@@ -10,12 +10,15 @@ import { causalMask, IDS_INPUT, sequenceDims, type ArchitectureContext, type Tra
 
 const LORA_MODULES = /(^|\.)h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)$/;
 
+type SavedLinear = { layer: FrozenLinear; saved: LinearSaved };
+
 interface BlockSaved {
   ln1: NormSaved;
   ln2: NormSaved;
   attention: AttentionSaved;
   spec: AttentionSpec;
-  linears: { layer: FrozenLinear; saved: LinearSaved }[];
+  /** attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj. */
+  linears: [SavedLinear, SavedLinear, SavedLinear, SavedLinear];
   derivative: () => string;
 }
 
@@ -59,7 +62,7 @@ export const GPT2_TRAINING: TrainingArchitecture = {
       const qkv = linearForward(g, cAttn, ln1.y);
       const [q, k, v] = g.op(cAttn.scope, "Split", [qkv.y, g.constInts([d, d, d])], { axis: 1 }, 3);
       const spec: AttentionSpec = { scope: moduleScope(`${b}.attn`), heads, kvHeads: heads, headDim: d / heads, batch, seq, mask, scale: 1 / Math.sqrt(d / heads) / (scaleByLayer ? i + 1 : 1) };
-      const attention = attentionForward(g, spec, q, k, v);
+      const attention = attentionForward(g, spec, q!, k!, v!);
       const proj = linearForward(g, attnProj, attention.y);
       h = g.one(moduleScope(b), "Add", [h, proj.y]);
       const ln2 = layerNormForward(g, moduleScope(`${b}.ln_2`), h, await ctx.weight(`${b}.ln_2.weight`), await ctx.weight(`${b}.ln_2.bias`), eps);
@@ -82,7 +85,7 @@ export const GPT2_TRAINING: TrainingArchitecture = {
     let dh = layerNormBackward(g, moduleScope(lnF), final.saved, await ctx.weight(`${lnF}.weight`), loss.dHidden());
     for (let i = layers - 1; i >= 0; i--) {
       const b = `${prefix}h.${i}`;
-      const block = blocks[i];
+      const block = blocks[i]!;
       const [cAttn, attnProj, cFc, mlpProj] = block.linears;
       const dAct = linearBackward(g, mlpProj.layer, mlpProj.saved, dh);
       const dFc = g.one(`/grad${moduleScope(`${b}.mlp.act`)}`, "Mul", [dAct, block.derivative()]);

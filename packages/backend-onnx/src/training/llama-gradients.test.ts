@@ -20,7 +20,7 @@ const lora: LoraConfigInput = {
 const rng = new SeededRandom(21);
 const lengths = [13, 9, 12];
 const ids = lengths.map((n) => Array.from({ length: 13 }, (_, t) => (t < n ? Math.floor(rng.next() * 512) : 0)));
-const labels = ids.map((row, b) => row.map((id, t) => (t < lengths[b] ? id : -100)));
+const labels = ids.map((row, b) => row.map((id, t) => (t < lengths[b]! ? id : -100)));
 
 describe("the ONNX training graph against the tfjs backend (LLaMA: RMSNorm, RoPE, GQA, SwiGLU)", () => {
   // mistral-sw-tiny: a sliding window of 4 on 13-token rows, so the window shapes every gradient.
@@ -38,14 +38,14 @@ describe("the ONNX training graph against the tfjs backend (LLaMA: RMSNorm, RoPE
       const names = new Map([...tfjsTraining.variables].map(([key, v]) => [v.name, key]));
       const { value, grads } = tf.variableGrads(() => tf.tidy(() => {
         const out = model.forward({ inputIds: tf.tensor2d(ids, undefined, "int32"), attentionMask: labels.map((r) => r.map((l) => (l < 0 ? 0 : 1))) }, { training: true, seed: 0, dropoutCalls: 0 });
-        const [b, s, vocab] = out.logits.shape;
+        const [b, s, vocab] = out.logits.shape as [number, number, number];
         const logProbs = tf.logSoftmax(tf.slice(out.logits, [0, 0, 0], [b, s - 1, vocab]).reshape([-1, vocab]));
         const next = labels.flatMap((row) => row.slice(1));
         const weights = tf.tensor2d(next.map((l) => (l < 0 ? 0 : 1)), [next.length, 1]);
         const picked = tf.sum(tf.mul(logProbs, tf.mul(tf.oneHot(next.map((l) => Math.max(l, 0)), vocab).toFloat(), weights)));
         return tf.neg(tf.div(picked, tf.sum(weights))) as tf.Scalar;
       }), [...tfjsTraining.variables.values()]);
-      expect(Math.abs(value.dataSync()[0] - onnx.loss)).toBeLessThanOrEqual(1e-5 * onnx.loss);
+      expect(Math.abs(value.dataSync()[0]! - onnx.loss)).toBeLessThanOrEqual(1e-5 * onnx.loss);
       expect(Object.keys(grads)).toHaveLength(onnx.grads.size);
       for (const [variableName, g] of Object.entries(grads)) {
         const key = names.get(variableName)!;

@@ -84,7 +84,7 @@ export const LLAMA_TRAINING: TrainingArchitecture = {
     let dh = rmsNormBackward(g, moduleScope(`${prefix}norm`), final.saved, norm, loss.dHidden());
     for (let i = blocks.length - 1; i >= 0; i--) {
       const b = `${prefix}layers.${i}`;
-      const block = blocks[i];
+      const block = blocks[i]!;
       const back = (p: Projection, dy: string) => linearBackward(g, block.linears[p].layer, block.linears[p].saved, dy);
       const s = `/grad${moduleScope(`${b}.mlp`)}`;
       const dProduct = back("mlp.down_proj", dh);

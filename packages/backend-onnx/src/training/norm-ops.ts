@@ -12,7 +12,7 @@ export interface NormSaved {
  */
 export function layerNormForward(g: GraphBuilder, scope: string, x: string, weight: string, bias: string, eps: number): { y: string; saved: NormSaved } {
   const [y, mean, invStd] = g.op(scope, "LayerNormalization", [x, weight, bias], { axis: -1, epsilon: eps }, 3);
-  return { y, saved: { normalized: g.one(scope, "Mul", [g.one(scope, "Sub", [x, mean]), invStd]), invStd } };
+  return { y: y!, saved: { normalized: g.one(scope, "Mul", [g.one(scope, "Sub", [x, mean!]), invStd!]), invStd: invStd! } };
 }
 
 /**

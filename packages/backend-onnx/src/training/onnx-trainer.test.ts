@@ -90,7 +90,7 @@ describe("LoRA training on ONNX Runtime", () => {
 
     const resumed = await onnxRun(8);
     expect((await restoreTrainingCheckpoint(checkpoint, onnxStepper(resumed.training, resumed.trainer))).map((l) => l.loss)).toEqual(full.slice(0, 4));
-    for (let i = 4; i < 8; i++) expect((await resumed.trainer.trainStep()).loss).toBeCloseTo(full[i], 6);
+    for (let i = 4; i < 8; i++) expect((await resumed.trainer.trainStep()).loss).toBeCloseTo(full[i]!, 6);
     await resumed.training.release();
   });
 

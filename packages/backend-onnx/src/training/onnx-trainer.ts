@@ -66,15 +66,15 @@ export class OnnxLoraTrainer implements BackendTrainer {
     let lossTotal = 0;
     const { batches, tokens, epoch } = stepMicroBatches({ step: this.step, accumulation: this.accumulation, order: this.order, examples: this.examples, padTokenId: this.options.padTokenId });
     for (const { index, batch } of batches) {
-      const masks = this.masks(batch.ids.length * batch.ids[0].length, dropoutSeed(this.options.seed, index));
+      const masks = this.masks(batch.ids.length * batch.ids[0]!.length, dropoutSeed(this.options.seed, index));
       const result = await runBatch(this.session, { slots: this.slots, ids: batch.ids, labels: batch.labels, factors: this.params, masks, gradients: true });
       // As the tfjs trainer: each micro-batch's loss (and so its gradient) divided by the accumulation.
       lossTotal += Math.fround(result.loss / this.accumulation);
-      if (this.accumulation > 1) for (const g of result.grads.values()) for (let i = 0; i < g.length; i++) g[i] /= this.accumulation;
+      if (this.accumulation > 1) for (const g of result.grads.values()) for (let i = 0; i < g.length; i++) g[i]! /= this.accumulation;
       if (!sums) sums = result.grads;
       else for (const [name, g] of result.grads) {
         const total = sums.get(name)!;
-        for (let i = 0; i < g.length; i++) total[i] += g[i];
+        for (let i = 0; i < g.length; i++) total[i]! += g[i]!;
       }
     }
     const grads = sums!;
@@ -98,7 +98,7 @@ export class OnnxLoraTrainer implements BackendTrainer {
     let weight = 0;
     for (let start = 0; start < examples.length; start += batchSize) {
       const batch = makeBatch(examples.slice(start, start + batchSize), this.options.padTokenId);
-      const masks = this.masks(batch.ids.length * batch.ids[0].length, undefined);
+      const masks = this.masks(batch.ids.length * batch.ids[0]!.length, undefined);
       const result = await runBatch(this.session, { slots: this.slots, ids: batch.ids, labels: batch.labels, factors: this.params, masks, gradients: false });
       weighted += result.loss * result.predicted;
       weight += result.predicted;

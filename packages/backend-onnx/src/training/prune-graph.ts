@@ -9,7 +9,7 @@ export function pruneGraph(nodes: readonly NodeProto[], initializers: readonly T
   const needed = new Set(outputs);
   const kept: NodeProto[] = [];
   for (let i = nodes.length - 1; i >= 0; i--) {
-    const node = nodes[i];
+    const node = nodes[i]!;
     if (!node.output.some((o) => needed.has(o))) continue;
     kept.push(node);
     for (const input of node.input) if (input) needed.add(input);

@@ -24,12 +24,12 @@ export function ropeTransform(g: GraphBuilder, params: { headDim: number; theta:
   return {
     forward(g2, scope, x) {
       const [x1, x2] = halves(scope, x);
-      const rotated = g2.one(scope, "Concat", [g2.one(scope, "Neg", [x2]), x1], { axis: -1 });
+      const rotated = g2.one(scope, "Concat", [g2.one(scope, "Neg", [x2!]), x1!], { axis: -1 });
       return g2.one(scope, "Add", [g2.one(scope, "Mul", [x, cos]), g2.one(scope, "Mul", [rotated, sin])]);
     },
     backward(g2, scope, dy) {
       const [z1, z2] = halves(scope, g2.one(scope, "Mul", [dy, sin]));
-      return g2.one(scope, "Add", [g2.one(scope, "Mul", [dy, cos]), g2.one(scope, "Concat", [z2, g2.one(scope, "Neg", [z1])], { axis: -1 })]);
+      return g2.one(scope, "Add", [g2.one(scope, "Mul", [dy, cos]), g2.one(scope, "Concat", [z2!, g2.one(scope, "Neg", [z1!])], { axis: -1 })]);
     },
   };
 }

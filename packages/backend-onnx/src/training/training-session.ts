@@ -57,7 +57,7 @@ export async function runBatch(session: ort.InferenceSession, params: {
   gradients: boolean;
 }): Promise<BatchResult> {
   const b = params.ids.length;
-  const s = params.ids[0].length;
+  const s = params.ids[0]!.length;
   const { targets, weights, predicted } = causalTargets(params.labels);
   const wanted = new Set(session.inputNames);
   const feeds: Record<string, ort.Tensor> = {
@@ -77,8 +77,8 @@ export async function runBatch(session: ort.InferenceSession, params: {
   const grads = new Map<string, Float32Array>();
   if (params.gradients) {
     for (const slot of params.slots) {
-      for (const key of [slot.aKey, slot.bKey]) grads.set(key, out[gradientName(key)].data as Float32Array);
+      for (const key of [slot.aKey, slot.bKey]) grads.set(key, out[gradientName(key)]!.data as Float32Array);
     }
   }
-  return { loss: (out[LOSS_OUTPUTS.loss].data as Float32Array)[0], predicted, grads };
+  return { loss: (out[LOSS_OUTPUTS.loss]!.data as Float32Array)[0]!, predicted, grads };
 }

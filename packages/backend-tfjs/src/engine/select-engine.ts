@@ -38,7 +38,7 @@ async function tryEngine(engine: EngineName): Promise<string> {
 
 function firstLine(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
-  return text.split("\n")[0].replace(/^Cannot find (package|module) '([^']+)'.*/, "$2 is not installed");
+  return text.split("\n")[0]!.replace(/^Cannot find (package|module) '([^']+)'.*/, "$2 is not installed");
 }
 
 /**

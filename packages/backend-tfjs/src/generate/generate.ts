@@ -17,8 +17,9 @@ export interface GenerateOptions extends SamplingOptions {
 }
 
 function lastRow(logits: tf.Tensor): Float32Array {
+  // Logits are [batch, seq, vocab].
   const [, s, v] = logits.shape;
-  const row = tf.slice(logits, [0, s - 1, 0], [1, 1, v]);
+  const row = tf.slice(logits, [0, s! - 1, 0], [1, 1, v!]);
   const values = row.dataSync() as Float32Array;
   row.dispose();
   return values;

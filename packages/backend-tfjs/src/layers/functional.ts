@@ -57,7 +57,7 @@ export function attention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, bias: 
 /** [b, s, h·d] → [b, h, s, d]. */
 export function splitHeads(x: tf.Tensor, heads: number, headDim: number): tf.Tensor4D {
   const [b, s] = x.shape;
-  return tf.transpose(x.reshape([b, s, heads, headDim]), [0, 2, 1, 3]) as tf.Tensor4D;
+  return tf.transpose(x.reshape([b!, s!, heads, headDim]), [0, 2, 1, 3]) as tf.Tensor4D;
 }
 
 /** [b, h, s, d] → [b, s, h·d]. */
@@ -80,7 +80,7 @@ export function attentionBias(params: { batch: number; queries: number; keys: nu
     for (let i = 0; i < queries; i++) {
       for (let j = 0; j < keys; j++) {
         const outsideWindow = params.window !== undefined && j <= offset + i - params.window;
-        const blocked = (causal && j > offset + i) || outsideWindow || (params.mask !== undefined && params.mask[b][j] === 0);
+        const blocked = (causal && j > offset + i) || outsideWindow || (params.mask !== undefined && params.mask[b]![j] === 0);
         if (blocked) data[(b * queries + i) * keys + j] = MASK_VALUE;
       }
     }

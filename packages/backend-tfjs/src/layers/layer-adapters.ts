@@ -22,7 +22,7 @@ export class LayerAdapters {
 
   /** One adapter's branch under the name "default" (the single-adapter API), or none. */
   get single(): LoraBranch | undefined {
-    return this.active.length === 1 ? this.branches.get(this.active[0]) : undefined;
+    return this.active.length === 1 ? this.branches.get(this.active[0]!) : undefined;
   }
 
   set single(branch: LoraBranch | undefined) {

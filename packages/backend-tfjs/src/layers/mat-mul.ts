@@ -15,7 +15,7 @@ const productOfTwo = tf.customGrad(((a: tf.Tensor2D, b: tf.Tensor2D, save: (t: t
     value: tf.matMul(a, b),
     // tidy: tfjs runs a custom gradient outside the backward pass's own tidy, so the transposes
     // would otherwise live until the whole backward pass ends.
-    gradFunc: (dy: tf.Tensor2D, [sa, sb]: tf.Tensor2D[]) => tf.tidy(() => [tf.matMul(dy, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy)]),
+    gradFunc: (dy: tf.Tensor2D, [sa, sb]: [tf.Tensor2D, tf.Tensor2D]) => tf.tidy(() => [tf.matMul(dy, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy)]),
   };
 }) as unknown as GradFn) as unknown as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
 

@@ -89,7 +89,7 @@ describe("AdapterHost (PEFT's multi-adapter model) on tfjs", () => {
     host.load("b", b);
     const mixed = tf.tidy(() => host.forward({ inputIds: tf.tensor2d(ids, undefined, "int32") }, { adapterNames: names }).logits.dataSync() as Float32Array);
     const expected = [await alone("gpt2-tiny", a, ids), await alone("gpt2-tiny", undefined, ids), await alone("gpt2-tiny", b, ids), await alone("gpt2-tiny", undefined, ids)];
-    for (let r = 0; r < ids.length; r++) expect(maxAbsDiff(row(mixed, r, ids.length), row(expected[r], r, ids.length)), `row ${r}`).toBeLessThanOrEqual(1e-5);
+    for (let r = 0; r < ids.length; r++) expect(maxAbsDiff(row(mixed, r, ids.length), row(expected[r]!, r, ids.length)), `row ${r}`).toBeLessThanOrEqual(1e-5);
     // Rows 0 and 3 share ids but not adapters.
     expect(maxAbsDiff(row(mixed, 0, 4), row(mixed, 3, 4))).toBeGreaterThan(1e-3);
     // The active adapter does not leak into a mixed batch.

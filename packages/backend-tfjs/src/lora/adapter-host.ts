@@ -96,7 +96,7 @@ export class AdapterHost {
     for (const branch of hosted.branches.values()) disposeBranch(branch);
     this.hosted.delete(name);
     this.activeNames = this.activeNames.filter((n) => n !== name);
-    if (this.activeNames.length === 0 && this.hosted.size > 0) this.activeNames = [this.names[0]];
+    if (this.activeNames.length === 0 && this.hosted.size > 0) this.activeNames = [this.names[0]!];
     this.apply();
     for (const t of hosted.replacements.values()) t.dispose();
   }

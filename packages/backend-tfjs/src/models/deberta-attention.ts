@@ -18,7 +18,7 @@ function multiply(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
   const p = b.shape[2];
   if (m * k * p < PER_ENTRY_MIN_WORK) return tf.matMul(a, b);
   const bs = tf.split(b, n, 0);
-  return tf.concat(tf.split(a, n, 0).map((x, i) => tf.matMul(x.reshape([m, k]) as tf.Tensor2D, bs[i].reshape([k, p]) as tf.Tensor2D).reshape([1, m, p])), 0) as tf.Tensor3D;
+  return tf.concat(tf.split(a, n, 0).map((x, i) => tf.matMul(x.reshape([m, k]) as tf.Tensor2D, bs[i]!.reshape([k, p]) as tf.Tensor2D).reshape([1, m, p])), 0) as tf.Tensor3D;
 }
 
 /**
@@ -28,7 +28,7 @@ function multiply(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
 const batchMatMul = tf.customGrad(((a: tf.Tensor3D, b: tf.Tensor3D, save: (t: tf.Tensor[]) => void) => {
   save([a, b]);
   const swap = (t: tf.Tensor3D) => tf.transpose(t, [0, 2, 1]) as tf.Tensor3D;
-  return { value: multiply(a, b), gradFunc: (dy: tf.Tensor3D, [sa, sb]: tf.Tensor3D[]) => [multiply(dy, swap(sb)), multiply(swap(sa), dy)] };
+  return { value: multiply(a, b), gradFunc: (dy: tf.Tensor3D, [sa, sb]: [tf.Tensor3D, tf.Tensor3D]) => [multiply(dy, swap(sb)), multiply(swap(sa), dy)] };
 }) as unknown as GradFn) as unknown as (a: tf.Tensor3D, b: tf.Tensor3D) => tf.Tensor3D;
 
 /** One DeBERTa-v2 self-attention's projections (pos* only when share_att_key is false). */

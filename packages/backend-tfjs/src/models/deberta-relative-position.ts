@@ -64,7 +64,7 @@ export function pairMask(mask: number[][] | undefined, batch: number, seq: numbe
   for (let b = 0; b < batch; b++) {
     for (let i = 0; i < seq; i++) {
       for (let j = 0; j < seq; j++) {
-        keep[(b * seq + i) * seq + j] = !mask || (mask[b][i] !== 0 && mask[b][j] !== 0) ? 1 : 0;
+        keep[(b * seq + i) * seq + j] = !mask || (mask[b]![i] !== 0 && mask[b]![j] !== 0) ? 1 : 0;
       }
     }
   }

@@ -99,7 +99,7 @@ describe("attention mask", () => {
     const keep = tf.tensor3d(pairMask([[1, 1, 0]], 1, 3), [1, 3, 3]);
     const scores = tf.tensor3d([[[0, Math.log(3), 5], [1, 1, 9], [2, 3, 4]]]);
     const probs = maskedSoftmax(scores, keep).arraySync() as number[][][];
-    [[0.25, 0.75, 0], [0.5, 0.5, 0], [0, 0, 0]].forEach((row, i) => row.forEach((p, j) => expect(probs[0][i][j]).toBeCloseTo(p, 6)));
+    [[0.25, 0.75, 0], [0.5, 0.5, 0], [0, 0, 0]].forEach((row, i) => row.forEach((p, j) => expect(probs[0]![i]![j]).toBeCloseTo(p, 6)));
   });
 });
 
@@ -149,7 +149,7 @@ describe("DeBERTa-v2 variants", () => {
     const w = tf.tensor3d([[[1, 0, 0], [0, 0.1, 0.01]]]); // tap 0 of channel 0 (left neighbour), taps 1 and 2 of channel 1.
     const y = convolveSequence(x, w, tf.tensor1d([0.5])).arraySync() as number[][][];
     // i=0: 0 (pad) + 10·0.1 + 20·0.01; i=1: 1 + 2 + 0.3; i=2: 2 + 3 + 0 (pad).
-    [1.2 + 0.5, 3.3 + 0.5, 5 + 0.5].forEach((v, i) => expect(y[0][i][0]).toBeCloseTo(v, 5));
+    [1.2 + 0.5, 3.3 + 0.5, 5 + 0.5].forEach((v, i) => expect(y[0]![i]![0]).toBeCloseTo(v, 5));
   });
 
   test("conv, pos_key_proj / pos_query_proj, positions and token types: padding changes nothing for the real tokens", async () => {

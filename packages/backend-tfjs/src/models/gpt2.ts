@@ -86,12 +86,12 @@ export class Gpt2Model implements TfjsModel {
     const nextCache: KvCache | undefined = cache ? { keys: [], values: [], length: past + seq } : undefined;
     this.blocks.forEach((block, layer) => {
       const a = layerNorm(h, this.store.get(`${block.ln1}.weight`), this.store.get(`${block.ln1}.bias`), this.eps);
-      const [q, k, v] = tf.split(block.cAttn.apply(a, ctx), 3, -1).map((t) => splitHeads(t, this.heads, headDim));
+      const [q, k, v] = tf.split(block.cAttn.apply(a, ctx), 3, -1).map((t) => splitHeads(t, this.heads, headDim)) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
       let keys = k;
       let values = v;
       if (cache && nextCache) {
-        keys = cache.length > 0 ? tf.concat([cache.keys[layer], k], 2) : k;
-        values = cache.length > 0 ? tf.concat([cache.values[layer], v], 2) : v;
+        keys = cache.length > 0 ? tf.concat([cache.keys[layer]!, k], 2) : k;
+        values = cache.length > 0 ? tf.concat([cache.values[layer]!, v], 2) : v;
         nextCache.keys.push(keys);
         nextCache.values.push(values);
       }

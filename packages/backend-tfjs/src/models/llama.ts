@@ -108,8 +108,8 @@ export class LlamaModel implements TfjsModel {
       let v = splitHeads(block.v.apply(x, ctx), this.kvHeads, this.headDim);
       if (cache && nextCache) {
         if (cache.length > 0) {
-          k = tf.concat([cache.keys[layer], k], 2);
-          v = tf.concat([cache.values[layer], v], 2);
+          k = tf.concat([cache.keys[layer]!, k], 2);
+          v = tf.concat([cache.values[layer]!, v], 2);
         }
         nextCache.keys.push(k);
         nextCache.values.push(v);

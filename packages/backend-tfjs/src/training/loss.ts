@@ -15,7 +15,7 @@ export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, weights:
     save([x, target, w]);
     return {
       value: tf.tidy(() => tf.sum(tf.mul(tf.sub(tf.logSumExp(x, 1), tf.sum(tf.mul(x, tf.oneHot(target, classes).toFloat()), 1)), w))) as tf.Scalar,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
+      gradFunc: (dy: tf.Tensor, saved: [tf.Tensor, tf.Tensor, tf.Tensor]) => tf.tidy(() => {
         const [sx, st, sw] = saved;
         const grad = tf.mul(tf.mul(tf.sub(tf.softmax(sx), tf.oneHot(st as tf.Tensor1D, classes).toFloat()), sw.reshape([-1, 1])), dy);
         return [grad, tf.zerosLike(st), tf.zerosLike(sw)];
@@ -30,12 +30,13 @@ export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, weights:
  * transformers. logits [b, s, vocab], labels [b][s].
  */
 export function causalLmLoss(logits: tf.Tensor, labels: number[][]): tf.Scalar {
-  const [b, s, vocab] = logits.shape;
+  const [b, s, vocab] = logits.shape as [number, number, number];
   const targets: number[] = [];
   const weights: number[] = [];
   for (let i = 0; i < b; i++) {
+    const row = labels[i]!;
     for (let t = 0; t < s - 1; t++) {
-      const next = labels[i][t + 1];
+      const next = row[t + 1]!;
       targets.push(next < 0 ? 0 : next);
       weights.push(next < 0 ? 0 : 1);
     }

@@ -77,7 +77,7 @@ describe("training tasks", () => {
     expect(start).toMatchObject({ examples: 16, totalSteps: 4 });
     expect(losses(events)).toHaveLength(4);
     // A random model over 50,257 tokens starts near ln(50257) ≈ 10.8.
-    expect(Math.abs(losses(events)[0] - Math.log(50257))).toBeLessThan(0.5);
+    expect(Math.abs(losses(events)[0]! - Math.log(50257))).toBeLessThan(0.5);
   });
 });
 
@@ -105,7 +105,7 @@ describe("a trained adapter reloads with identical outputs", () => {
     const training = createLoraTraining(model, createLoraConfig({ fan_in_fan_out: base === "gpt2-tiny", init_lora_weights: false, ...lora }), { seed: 2 });
     const trainer = new Trainer(model, training, examples, { task: "causal-lm", steps: 6, learningRate: 1e-2, batchSize: 8, seed: 1, padTokenId: 0 });
     const losses = Array.from({ length: 6 }, () => trainer.trainStep().loss);
-    expect(losses[5]).toBeLessThan(losses[0]);
+    expect(losses[5]).toBeLessThan(losses[0]!);
     const ids = [[1, 2, 3, 4, 5, 6]];
     const run = (m: typeof model) => {
       const out = m.forward({ inputIds: tf.tensor2d(ids, undefined, "int32") }, inferenceContext());
@@ -128,8 +128,8 @@ describe("a trained adapter reloads with identical outputs", () => {
     let diff = 0;
     let moved = 0;
     for (let i = 0; i < trained.length; i++) {
-      diff = Math.max(diff, Math.abs(trained[i] - reloaded[i]));
-      moved = Math.max(moved, Math.abs(trained[i] - before[i]));
+      diff = Math.max(diff, Math.abs(trained[i]! - reloaded[i]!));
+      moved = Math.max(moved, Math.abs(trained[i]! - before[i]!));
     }
     expect(diff).toBeLessThan(1e-5);
     expect(moved).toBeGreaterThan(1e-3);

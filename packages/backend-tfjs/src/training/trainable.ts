@@ -105,16 +105,17 @@ function convertToPlainLora(adapter: LoraAdapter, initial: ReadonlyMap<string, {
     const bKey = adapterKey(module, "lora_B");
     const A = toFloat32(tensors.get(aKey)!);
     const B = toFloat32(tensors.get(bKey)!);
-    const [r, inn] = tensors.get(aKey)!.shape;
-    const out = tensors.get(bKey)!.shape[0];
+    // lora_A is [r, in] and lora_B [out, r]: the trainer made them.
+    const [r, inn] = tensors.get(aKey)!.shape as [number, number];
+    const out = tensors.get(bKey)!.shape[0]!;
     const a2 = new Float32Array(2 * r * inn);
     a2.set(A);
     a2.set(start.A, r * inn);
     const b2 = new Float32Array(out * 2 * r);
     for (let o = 0; o < out; o++) {
       for (let k = 0; k < r; k++) {
-        b2[o * 2 * r + k] = B[o * r + k];
-        b2[o * 2 * r + r + k] = -start.B[o * r + k];
+        b2[o * 2 * r + k] = B[o * r + k]!;
+        b2[o * 2 * r + r + k] = -start.B[o * r + k]!;
       }
     }
     tensors.set(aKey, float32Tensor(a2, [2 * r, inn]));

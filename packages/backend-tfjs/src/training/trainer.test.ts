@@ -53,7 +53,7 @@ describe("LoRA training on TensorFlow.js", () => {
     expect(mean(logs.slice(-5))).toBeLessThan(mean(logs.slice(0, 5)));
     expect(after.loss).toBeLessThan(before.loss);
     expect(after.perplexity).toBeCloseTo(Math.exp(after.loss), 6);
-    expect(logs[0].learningRate).toBe(0);
+    expect(logs[0]!.learningRate).toBe(0);
     expect(logs.every((l) => l.gradNorm > 0 && l.tokens > 0)).toBe(true);
 
     const dir = path.join(tmp, "adapter");
@@ -83,7 +83,7 @@ describe("LoRA training on TensorFlow.js", () => {
     expect(restoredLog.map((l) => l.loss)).toEqual(full.slice(0, 6));
     const next: number[] = [];
     for (let i = 6; i < 12; i++) next.push(resumed.trainer.trainStep().loss);
-    next.forEach((loss, i) => expect(loss).toBeCloseTo(full[6 + i], 6));
+    next.forEach((loss, i) => expect(loss).toBeCloseTo(full[6 + i]!, 6));
   });
 
   test("no tensor leaks: the tensor count after step 10 equals the count after step 60", async () => {

@@ -60,7 +60,7 @@ export class Trainer implements BackendTrainer {
     for (const { index, batch } of batches) {
       const ctx: ForwardContext = { training: true, seed: dropoutSeed(this.options.seed, index), dropoutCalls: 0 };
       const { value, grads } = tf.variableGrads(() => tf.div(this.lossOf(batch, ctx), this.accumulation) as tf.Scalar, varList);
-      lossTotal += value.dataSync()[0];
+      lossTotal += value.dataSync()[0]!;
       value.dispose();
       if (!sums) {
         sums = new Map(Object.entries(grads).map(([k, g]) => [byVariableName.get(k)!, g]));
@@ -75,7 +75,7 @@ export class Trainer implements BackendTrainer {
       }
     }
     const grads = sums!;
-    const gradNorm = tf.tidy(() => Math.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))).dataSync()[0]));
+    const gradNorm = tf.tidy(() => Math.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))).dataSync()[0]!));
     const limit = this.options.maxGradNorm ?? 0;
     if (limit > 0 && gradNorm > limit) {
       const factor = limit / (gradNorm + 1e-6);
@@ -107,10 +107,10 @@ export class Trainer implements BackendTrainer {
         const out = this.model.forward({ inputIds: tf.tensor2d(batch.ids, undefined, "int32"), attentionMask: batch.mask }, ctx);
         if (this.options.task === "causal-lm") {
           const predicted = batch.labels.reduce((n, row) => n + row.slice(1).filter((l) => l >= 0).length, 0);
-          weighted += causalLmLoss(out.logits, batch.labels).dataSync()[0] * predicted;
+          weighted += causalLmLoss(out.logits, batch.labels).dataSync()[0]! * predicted;
           weight += predicted;
         } else {
-          weighted += classificationLoss(out.logits, batch.classes).dataSync()[0] * batch.classes.length;
+          weighted += classificationLoss(out.logits, batch.classes).dataSync()[0]! * batch.classes.length;
           weight += batch.classes.length;
           const argmax = tf.argMax(out.logits, 1).dataSync();
           batch.classes.forEach((c, i) => (correct += argmax[i] === c ? 1 : 0));

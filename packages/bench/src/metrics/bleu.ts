@@ -13,19 +13,19 @@ export function corpusBleu(hypotheses: readonly string[], references: readonly (
   let refLength = 0;
   hypotheses.forEach((hypothesis, i) => {
     const hyp = tokens(hypothesis);
-    const refs = references[i].map(tokens);
+    const refs = references[i]!.map(tokens);
     hypLength += hyp.length;
     refLength += closestLength(hyp.length, refs.map((r) => r.length));
     for (let n = 1; n <= maxOrder; n++) {
       const counts = ngrams(hyp, n);
       const maxRef = new Map<string, number>();
       for (const ref of refs) for (const [gram, c] of ngrams(ref, n)) maxRef.set(gram, Math.max(maxRef.get(gram) ?? 0, c));
-      for (const [gram, c] of counts) matches[n - 1] += Math.min(c, maxRef.get(gram) ?? 0);
-      totals[n - 1] += Math.max(0, hyp.length - n + 1);
+      for (const [gram, c] of counts) matches[n - 1]! += Math.min(c, maxRef.get(gram) ?? 0);
+      totals[n - 1]! += Math.max(0, hyp.length - n + 1);
     }
   });
   if (matches.some((m) => m === 0)) return 0;
-  const logPrecision = matches.reduce((s, m, k) => s + Math.log(m / totals[k]), 0) / maxOrder;
+  const logPrecision = matches.reduce((s, m, k) => s + Math.log(m / totals[k]!), 0) / maxOrder;
   const brevity = hypLength > refLength ? 1 : hypLength === 0 ? 0 : Math.exp(1 - refLength / hypLength);
   return brevity * Math.exp(logPrecision);
 }

@@ -64,7 +64,7 @@ export function barChartSvg(chart: { title: string; yLabel: string; categories: 
     body.push(`<text x="${gx + groupWidth * 0.4}" y="${f.height - f.pad.bottom + 16}" text-anchor="middle" font-size="11">${escape(category)}</text>`);
     chart.series.forEach((s, i) => {
       const x = gx + i * barWidth;
-      const v = s.values[c];
+      const v = s.values[c]!;
       body.push(`<rect x="${x.toFixed(1)}" y="${sy(v).toFixed(1)}" width="${(barWidth - 2).toFixed(1)}" height="${(sy(0) - sy(v)).toFixed(1)}" fill="${COLORS[i % COLORS.length]}"><title>${escape(`${s.name}: ${v}`)}</title></rect>`);
       const range = s.ranges?.[c];
       if (range) {

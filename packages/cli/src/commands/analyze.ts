@@ -63,7 +63,7 @@ export async function analyzeCommand(ctx: CliContext, adapterArg: string, option
   }
   if (similarity) {
     ctx.out(`subspace similarity with ${options.against} (φ(i, i) for i = 1, 2, …; 1 = same directions, 0 = orthogonal):`);
-    for (const s of similarity) ctx.out(`  ${s.name}  ${s.phi.slice(0, Math.min(s.phi.length, s.phi[0].length)).map((row, i) => fmt(row[i])).join(", ")}`);
+    for (const s of similarity) ctx.out(`  ${s.name}  ${s.phi.slice(0, Math.min(s.phi.length, s.phi[0]?.length ?? 0)).map((row, i) => fmt(row[i]!)).join(", ")}`);
   }
   if (options.plot) ctx.out(`wrote ${options.plot}`);
 }

@@ -24,7 +24,7 @@ export async function combineCommand(ctx: CliContext, options: CombineCommandOpt
   if (weights.length !== options.adapter.length) throw new LowrankError("USAGE", `--weights has ${weights.length} values for ${options.adapter.length} --adapter folders`);
   const inputs = [];
   for (const [i, dir] of options.adapter.entries()) {
-    inputs.push({ adapter: await readAdapter(await ctx.local(dir), { logger: ctx.logger }), weight: weights[i], name: `adapter ${dir}` });
+    inputs.push({ adapter: await readAdapter(await ctx.local(dir), { logger: ctx.logger }), weight: weights[i]!, name: `adapter ${dir}` });
   }
   const combined = combineAdapters(inputs, {
     combination,

@@ -14,8 +14,8 @@ export async function readIdRows(file: string, flag: string): Promise<number[][]
     throw new LowrankError("USAGE", `${flag} ${file}: expected a non-empty JSON array of non-empty integer arrays, e.g. [[1, 2, 3]]`);
   }
   const rows = value as number[][];
-  const width = rows[0].length;
+  const width = rows[0]!.length;
   const bad = rows.findIndex((r) => r.length !== width);
-  if (bad >= 0) throw new LowrankError("USAGE", `${flag} ${file}: row ${bad} has ${rows[bad].length} entries but row 0 has ${width}; rows must be equally long`);
+  if (bad >= 0) throw new LowrankError("USAGE", `${flag} ${file}: row ${bad} has ${rows[bad]!.length} entries but row 0 has ${width}; rows must be equally long`);
   return rows;
 }

@@ -21,13 +21,13 @@ export function parseAdapterKey(key: string): AdapterKey | undefined {
   if (!key.startsWith(PEFT_PREFIX)) return undefined;
   const rest = key.slice(PEFT_PREFIX.length);
   let m = MAGNITUDE.exec(rest);
-  if (m) return { role: "magnitude", module: m[1] };
+  if (m) return { role: "magnitude", module: m[1]! };
   m = EMBEDDING.exec(rest);
-  if (m) return { role: m[2] === "A" ? "lora_embedding_A" : "lora_embedding_B", module: m[1] };
+  if (m) return { role: m[2] === "A" ? "lora_embedding_A" : "lora_embedding_B", module: m[1]! };
   m = FACTOR.exec(rest);
   if (m) {
-    if (m[3] === "bias") return m[2] === "B" ? { role: "lora_B_bias", module: m[1] } : { role: "replacement", baseKey: rest };
-    return { role: m[2] === "A" ? "lora_A" : "lora_B", module: m[1] };
+    if (m[3] === "bias") return m[2] === "B" ? { role: "lora_B_bias", module: m[1]! } : { role: "replacement", baseKey: rest };
+    return { role: m[2] === "A" ? "lora_A" : "lora_B", module: m[1]! };
   }
   const baseKey = rest.replace(/\.base_layer\./g, ".").replace(/\.modules_to_save\.[^.]+\./g, ".");
   return { role: "replacement", baseKey };

@@ -24,7 +24,7 @@ async function manifestScalings(key: string): Promise<Record<string, { scaling: 
 function factors(adapter: LoraAdapter, name: string): { A: Float32Array; B: Float32Array; r: number; inF: number; out: number } {
   const a = adapter.tensors.get(adapterKey(name, "lora_A")) ?? adapter.tensors.get(adapterKey(name, "lora_embedding_A"))!;
   const b = adapter.tensors.get(adapterKey(name, "lora_B")) ?? adapter.tensors.get(adapterKey(name, "lora_embedding_B"))!;
-  return { A: toFloat32(a), B: toFloat32(b), r: a.shape[0], inF: a.shape[1], out: b.shape[0] };
+  return { A: toFloat32(a), B: toFloat32(b), r: a.shape[0]!, inF: a.shape[1]!, out: b.shape[0]! };
 }
 
 describe("analyzeAdapter on the fixtures", () => {
@@ -34,12 +34,12 @@ describe("analyzeAdapter on the fixtures", () => {
     const report = await analyzeAdapter(adapter);
     expect(report.map((m) => m.name).sort()).toEqual(Object.keys(scalings).sort());
     for (const m of report) {
-      expect(m.scaling, m.name).toBeCloseTo(scalings[m.name].scaling, 12);
+      expect(m.scaling, m.name).toBeCloseTo(scalings[m.name]!.scaling, 12);
       const f = factors(adapter, m.name);
       // ΔW = scaling·B·A, [out, in], in float64 by the triple loop.
-      const reference = referenceSingularValues(denseProduct(f.B, f.A, f.out, f.r, f.inF, scalings[m.name].scaling), f.out, f.inF).slice(0, f.r);
+      const reference = referenceSingularValues(denseProduct(f.B, f.A, f.out, f.r, f.inF, scalings[m.name]!.scaling), f.out, f.inF).slice(0, f.r);
       expect(m.singularValues).toHaveLength(f.r);
-      m.singularValues.forEach((s, i) => expect(Math.abs(s - reference[i]), `${m.name} σ${i + 1}`).toBeLessThanOrEqual(1e-5 * reference[0]));
+      m.singularValues.forEach((s, i) => expect(Math.abs(s - reference[i]!), `${m.name} σ${i + 1}`).toBeLessThanOrEqual(1e-5 * reference[0]!));
       expect(m.deltaNorm).toBeCloseTo(Math.hypot(...reference), 10);
       expect(m.dora).toBe(key === "gpt2_dora");
       expect(m.kind).toBe(m.name.endsWith("embed_tokens") ? "embedding" : "linear");
@@ -56,9 +56,9 @@ describe("analyzeAdapter on the fixtures", () => {
         const merged = toFloat32(cases.get(`merged.${m.name}.weight`)!);
         // Conv1D stores [in, out]: the stored difference is ΔWᵀ, whose singular values are ΔW's.
         expect(m.weightShape).toEqual([m.inFeatures, m.outFeatures]);
-        const delta = Float64Array.from(merged, (x, i) => x - w[i]);
+        const delta = Float64Array.from(merged, (x, i) => x - w[i]!);
         const reference = referenceSingularValues(transposeDense(delta, m.inFeatures, m.outFeatures), m.outFeatures, m.inFeatures);
-        m.singularValues.forEach((s, i) => expect(Math.abs(s - reference[i]), m.name).toBeLessThanOrEqual(1e-4 * reference[0]));
+        m.singularValues.forEach((s, i) => expect(Math.abs(s - reference[i]!), m.name).toBeLessThanOrEqual(1e-4 * reference[0]!));
       }
     } finally {
       await base.close();
@@ -92,6 +92,7 @@ describe("analyzeAdapter on the fixtures", () => {
     await base.close();
     const only = { config: adapter.config, tensors: new Map([...adapter.tensors].filter(([k]) => k.includes("embed_tokens"))) };
     const [m] = await analyzeAdapter(only, { base: new Map([["model.embed_tokens.weight", float32Tensor(weight, shape)]]) });
+    if (m === undefined) throw new Error("analyzeAdapter returned no module");
     expect(m.kind).toBe("embedding");
     expect(m.weightShape).toEqual(shape);
     expect(m.relativeNorm).toBeGreaterThan(0);
@@ -138,6 +139,7 @@ describe("summarizeModule", () => {
 
   test("on a fixture module: the numbers come from analyzeAdapter", async () => {
     const [m] = await analyzeAdapter(await readAdapter(requireFixture("gpt2-tiny-lora")), { energies: [0.9] });
+    if (m === undefined) throw new Error("analyzeAdapter returned no module");
     expect(summarizeModule(m)).toBe(`${m.name}: 90% of the update's energy lies in the top ${effectiveRank(m.singularValues, 0.9)} of 4 directions.`);
   });
 });

@@ -45,7 +45,7 @@ export function effectiveRank(singularValues: readonly number[], energy: number)
   const goal = energy * total * (1 - 1e-12); // forgive the rounding of the sums at energy 1
   let sum = 0;
   for (let k = 0; k < squares.length; k++) {
-    sum += squares[k];
+    sum += squares[k]!;
     if (sum >= goal) return k + 1;
   }
   return squares.length;
@@ -55,7 +55,7 @@ export function effectiveRank(singularValues: readonly number[], energy: number)
 export function loraSingularValues(m: Pick<LoraModule, "A" | "B" | "r" | "inFeatures" | "outFeatures" | "scaling">): number[] {
   const left = Float64Array.from(m.B, (x) => x * m.scaling);
   const { s } = lowRankSvd(left, m.A, m.outFeatures, m.r, m.inFeatures);
-  return Array.from({ length: m.r }, (_, i) => (i < s.length ? s[i] : 0));
+  return Array.from({ length: m.r }, (_, i) => (i < s.length ? s[i]! : 0));
 }
 
 /** transformers' base-model prefixes: a bare checkpoint ("h.0.attn.c_attn.weight") lacks them. */
@@ -112,7 +112,7 @@ export async function analyzeAdapter(adapter: LoraAdapter, options: AnalyzeOptio
     if (options.base) {
       const weight = await readBaseWeight(options.base, m, label);
       let sum = 0;
-      for (let i = 0; i < weight.length; i++) sum += weight[i] * weight[i];
+      for (let i = 0; i < weight.length; i++) sum += weight[i]! * weight[i]!;
       analysis.relativeNorm = deltaNorm / Math.sqrt(sum);
     }
     results.push(analysis);

@@ -22,9 +22,9 @@ export function jacobiSvd(a: ArrayLike<number>, m: number, n: number): Reference
       for (let q = p + 1; q < n; q++) {
         let app = 0, aqq = 0, apq = 0;
         for (let i = 0; i < m; i++) {
-          app += u[i * n + p] ** 2;
-          aqq += u[i * n + q] ** 2;
-          apq += u[i * n + p] * u[i * n + q];
+          app += u[i * n + p]! ** 2;
+          aqq += u[i * n + q]! ** 2;
+          apq += u[i * n + p]! * u[i * n + q]!;
         }
         if (apq === 0 || Math.abs(apq) < 1e-300) continue;
         off = Math.max(off, Math.abs(apq) / Math.sqrt(app * aqq));
@@ -33,7 +33,7 @@ export function jacobiSvd(a: ArrayLike<number>, m: number, n: number): Reference
         const c = 1 / Math.sqrt(t * t + 1), s = t * c;
         for (const [x, rows] of [[u, m], [v, n]] as const) {
           for (let i = 0; i < rows; i++) {
-            const xp = x[i * n + p], xq = x[i * n + q];
+            const xp = x[i * n + p]!, xq = x[i * n + q]!;
             x[i * n + p] = c * xp - s * xq;
             x[i * n + q] = s * xp + c * xq;
           }
@@ -42,14 +42,15 @@ export function jacobiSvd(a: ArrayLike<number>, m: number, n: number): Reference
     }
     if (off < 1e-13) break;
   }
-  const norms = Array.from({ length: n }, (_, j) => Math.sqrt(Array.from({ length: m }, (_, i) => u[i * n + j] ** 2).reduce((x, y) => x + y, 0)));
-  const order = [...norms.keys()].sort((x, y) => norms[y] - norms[x]);
+  const norms = Array.from({ length: n }, (_, j) => Math.sqrt(Array.from({ length: m }, (_, i) => u[i * n + j]! ** 2).reduce((x, y) => x + y, 0)));
+  const order = [...norms.keys()].sort((x, y) => norms[y]! - norms[x]!);
   const uo = new Float64Array(m * n), vo = new Float64Array(n * n);
   order.forEach((src, dst) => {
-    for (let i = 0; i < m; i++) uo[i * n + dst] = norms[src] > 0 ? u[i * n + src] / norms[src] : 0;
-    for (let i = 0; i < n; i++) vo[i * n + dst] = v[i * n + src];
+    const norm = norms[src]!;
+    for (let i = 0; i < m; i++) uo[i * n + dst] = norm > 0 ? u[i * n + src]! / norm : 0;
+    for (let i = 0; i < n; i++) vo[i * n + dst] = v[i * n + src]!;
   });
-  return { u: uo, s: order.map((j) => norms[j]), v: vo };
+  return { u: uo, s: order.map((j) => norms[j]!), v: vo };
 }
 
 /** Singular values of a dense [m, n] matrix, descending, min(m, n) of them. */
@@ -65,13 +66,13 @@ export function bestRankK(a: ArrayLike<number>, m: number, n: number, k: number)
   const [rows, cols] = wide ? [n, m] : [m, n];
   const { u, s, v } = jacobiSvd(x, rows, cols);
   const out = new Float64Array(rows * cols);
-  for (let j = 0; j < k; j++) for (let i = 0; i < rows; i++) for (let c = 0; c < cols; c++) out[i * cols + c] += s[j] * u[i * cols + j] * v[c * cols + j];
+  for (let j = 0; j < k; j++) for (let i = 0; i < rows; i++) for (let c = 0; c < cols; c++) out[i * cols + c]! += s[j]! * u[i * cols + j]! * v[c * cols + j]!;
   return wide ? transposeDense(out, n, m) : out;
 }
 
 export function transposeDense(a: ArrayLike<number>, m: number, n: number): Float64Array {
   const out = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out[j * m + i] = a[i * n + j];
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out[j * m + i] = a[i * n + j]!;
   return out;
 }
 
@@ -80,7 +81,7 @@ export function denseProduct(x: ArrayLike<number>, y: ArrayLike<number>, m: numb
   const out = new Float64Array(m * n);
   for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
     let acc = 0;
-    for (let q = 0; q < p; q++) acc += x[i * p + q] * y[q * n + j];
+    for (let q = 0; q < p; q++) acc += x[i * p + q]! * y[q * n + j]!;
     out[i * n + j] = scale * acc;
   }
   return out;
@@ -88,12 +89,12 @@ export function denseProduct(x: ArrayLike<number>, y: ArrayLike<number>, m: numb
 
 export function frobenius(a: ArrayLike<number>): number {
   let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * a[i];
+  for (let i = 0; i < a.length; i++) s += a[i]! * a[i]!;
   return Math.sqrt(s);
 }
 
 export function maxAbs(a: ArrayLike<number>): number {
   let s = 0;
-  for (let i = 0; i < a.length; i++) s = Math.max(s, Math.abs(a[i]));
+  for (let i = 0; i < a.length; i++) s = Math.max(s, Math.abs(a[i]!));
   return s;
 }

@@ -45,11 +45,12 @@ export function subspaceSimilarity(first: LoraAdapter, second: LoraAdapter, modu
   // Squared overlaps (u_pᵀ v_q)², then 2-D prefix sums: ‖U_iᵀ V_j‖²_F = Σ_{p<i, q<j} (u_pᵀ v_q)².
   const prefix = Array.from({ length: maxI + 1 }, () => new Float64Array(maxJ + 1));
   for (let p = 0; p < maxI; p++) {
+    const above = prefix[p]!, row = prefix[p + 1]!;
     for (let q = 0; q < maxJ; q++) {
       let dot = 0;
-      for (let x = 0; x < d; x++) dot += va.v[x * va.k + p] * vb.v[x * vb.k + q];
-      prefix[p + 1][q + 1] = dot * dot + prefix[p][q + 1] + prefix[p + 1][q] - prefix[p][q];
+      for (let x = 0; x < d; x++) dot += va.v[x * va.k + p]! * vb.v[x * vb.k + q]!;
+      row[q + 1] = dot * dot + above[q + 1]! + row[q]! - above[q]!;
     }
   }
-  return Array.from({ length: maxI }, (_, i) => Array.from({ length: maxJ }, (_, j) => prefix[i + 1][j + 1] / Math.min(i + 1, j + 1)));
+  return Array.from({ length: maxI }, (_, i) => Array.from({ length: maxJ }, (_, j) => prefix[i + 1]![j + 1]! / Math.min(i + 1, j + 1)));
 }

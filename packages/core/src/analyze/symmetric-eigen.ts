@@ -17,9 +17,9 @@ function tridiagonalize(a: Float64Array, n: number): { d: Float64Array; e: Float
   const v = new Float64Array(n);
   for (let k = 0; k < n - 2; k++) {
     // Reflect x = a[k+1.., k] onto β·e₁ with H = I − τ·v·vᵀ, v[0] = 1; v[1..] is kept in a[k+2.., k].
-    const alpha = a[(k + 1) * n + k];
+    const alpha = a[(k + 1) * n + k]!;
     let below = 0;
-    for (let i = k + 2; i < n; i++) below += a[i * n + k] ** 2;
+    for (let i = k + 2; i < n; i++) below += a[i * n + k]! ** 2;
     if (below === 0) {
       e[k] = alpha;
       continue;
@@ -30,8 +30,8 @@ function tridiagonalize(a: Float64Array, n: number): { d: Float64Array; e: Float
     const s = n - k - 1;
     v[0] = 1;
     for (let i = 1; i < s; i++) {
-      v[i] = a[(k + 1 + i) * n + k] / (alpha - beta);
-      a[(k + 1 + i) * n + k] = v[i];
+      v[i] = a[(k + 1 + i) * n + k]! / (alpha - beta);
+      a[(k + 1 + i) * n + k] = v[i]!;
     }
     e[k] = beta;
     taus[k] = tau;
@@ -40,43 +40,43 @@ function tridiagonalize(a: Float64Array, n: number): { d: Float64Array; e: Float
     for (let i = 0; i < s; i++) {
       let acc = 0;
       const row = (k + 1 + i) * n + k + 1;
-      for (let j = 0; j < s; j++) acc += a[row + j] * v[j];
+      for (let j = 0; j < s; j++) acc += a[row + j]! * v[j]!;
       p[i] = tau * acc;
-      vp += v[i] * p[i];
+      vp += v[i]! * p[i]!;
     }
     const half = (tau / 2) * vp;
-    for (let i = 0; i < s; i++) p[i] -= half * v[i];
+    for (let i = 0; i < s; i++) p[i]! -= half * v[i]!;
     for (let i = 0; i < s; i++) {
       const row = (k + 1 + i) * n + k + 1;
-      const vi = v[i], wi = p[i];
-      for (let j = 0; j < s; j++) a[row + j] -= vi * p[j] + wi * v[j];
+      const vi = v[i]!, wi = p[i]!;
+      for (let j = 0; j < s; j++) a[row + j]! -= vi * p[j]! + wi * v[j]!;
     }
   }
-  for (let i = 0; i < n; i++) d[i] = a[i * n + i];
-  if (n >= 2) e[n - 2] = a[(n - 1) * n + n - 2];
+  for (let i = 0; i < n; i++) d[i] = a[i * n + i]!;
+  if (n >= 2) e[n - 2] = a[(n - 1) * n + n - 2]!;
   // Q = H₀·H₁⋯H_{n−3}, accumulated from the last reflector so each step touches only its block.
   const q = new Float64Array(n * n);
   for (let i = 0; i < n; i++) q[i * n + i] = 1;
   const dots = new Float64Array(n);
   for (let k = n - 3; k >= 0; k--) {
-    const tau = taus[k];
+    const tau = taus[k]!;
     if (tau === 0) continue;
     const s = n - k - 1, c0 = k + 1;
     v[0] = 1;
-    for (let i = 1; i < s; i++) v[i] = a[(k + 1 + i) * n + k];
+    for (let i = 1; i < s; i++) v[i] = a[(k + 1 + i) * n + k]!;
     dots.fill(0, c0, n);
     for (let i = 0; i < s; i++) {
       const row = (k + 1 + i) * n;
-      for (let c = c0; c < n; c++) dots[c] += v[i] * q[row + c];
+      for (let c = c0; c < n; c++) dots[c]! += v[i]! * q[row + c]!;
     }
     for (let i = 0; i < s; i++) {
       const row = (k + 1 + i) * n;
-      const f = tau * v[i];
-      for (let c = c0; c < n; c++) q[row + c] -= f * dots[c];
+      const f = tau * v[i]!;
+      for (let c = c0; c < n; c++) q[row + c]! -= f * dots[c]!;
     }
   }
   const qt = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) qt[j * n + i] = q[i * n + j];
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) qt[j * n + i] = q[i * n + j]!;
   return { d, e, qt };
 }
 
@@ -89,43 +89,43 @@ function tridiagonalQl(d: Float64Array, e: Float64Array, zt: Float64Array, n: nu
     for (let iteration = 0; ; iteration++) {
       let m = l;
       for (; m < n - 1; m++) {
-        const dd = Math.abs(d[m]) + Math.abs(d[m + 1]);
-        if (Math.abs(e[m]) <= Number.EPSILON * dd) break;
+        const dd = Math.abs(d[m]!) + Math.abs(d[m + 1]!);
+        if (Math.abs(e[m]!) <= Number.EPSILON * dd) break;
       }
       if (m === l) break;
       if (iteration >= 60) throw new Error(`symmetricEigen: no convergence for eigenvalue ${l} after 60 QL iterations`);
-      let g = (d[l + 1] - d[l]) / (2 * e[l]);
+      let g = (d[l + 1]! - d[l]!) / (2 * e[l]!);
       let r = Math.hypot(g, 1);
-      g = d[m] - d[l] + e[l] / (g + (g >= 0 ? r : -r));
+      g = d[m]! - d[l]! + e[l]! / (g + (g >= 0 ? r : -r));
       let s = 1, c = 1, p = 0;
       let i = m - 1;
       for (; i >= l; i--) {
-        const f = s * e[i];
-        const b = c * e[i];
+        const f = s * e[i]!;
+        const b = c * e[i]!;
         r = Math.hypot(f, g);
         e[i + 1] = r;
         if (r === 0) {
           // Underflow: the matrix split; restart the sweep on the smaller block.
-          d[i + 1] -= p;
+          d[i + 1]! -= p;
           e[m] = 0;
           break;
         }
         s = f / r;
         c = g / r;
-        g = d[i + 1] - p;
-        r = (d[i] - g) * s + 2 * c * b;
+        g = d[i + 1]! - p;
+        r = (d[i]! - g) * s + 2 * c * b;
         p = s * r;
         d[i + 1] = g + p;
         g = c * r - b;
         const lo = i * n, hi = (i + 1) * n;
         for (let k = 0; k < n; k++) {
-          const x = zt[hi + k];
-          zt[hi + k] = s * zt[lo + k] + c * x;
-          zt[lo + k] = c * zt[lo + k] - s * x;
+          const x = zt[hi + k]!;
+          zt[hi + k] = s * zt[lo + k]! + c * x;
+          zt[lo + k] = c * zt[lo + k]! - s * x;
         }
       }
       if (r === 0 && i >= l) continue;
-      d[l] -= p;
+      d[l]! -= p;
       e[l] = g;
       e[m] = 0;
     }
@@ -141,11 +141,11 @@ export function symmetricEigen(matrix: ArrayLike<number>, n: number): { values: 
   const a = Float64Array.from(matrix);
   const { d, e, qt } = tridiagonalize(a, n);
   tridiagonalQl(d, e, qt, n);
-  const order = [...d.keys()].sort((x, y) => d[y] - d[x]);
+  const order = [...d.keys()].sort((x, y) => d[y]! - d[x]!);
   const values = new Float64Array(n);
   const vectors = new Float64Array(n * n);
   order.forEach((src, dst) => {
-    values[dst] = d[src];
+    values[dst] = d[src]!;
     vectors.set(qt.subarray(src * n, (src + 1) * n), dst * n);
   });
   return { values, vectors };

@@ -12,7 +12,7 @@ function random(length: number, seed: number): Float64Array {
 /** U_k·diag(S_k)·V_kᵀ as a dense [m, n] matrix. */
 function reconstruct(svd: Svd, m: number, n: number, k = svd.k): Float64Array {
   const out = new Float64Array(m * n);
-  for (let j = 0; j < k; j++) for (let i = 0; i < m; i++) for (let c = 0; c < n; c++) out[i * n + c] += svd.u[i * svd.k + j] * svd.s[j] * svd.v[c * svd.k + j];
+  for (let j = 0; j < k; j++) for (let i = 0; i < m; i++) for (let c = 0; c < n; c++) out[i * n + c]! += svd.u[i * svd.k + j]! * svd.s[j]! * svd.v[c * svd.k + j]!;
   return out;
 }
 
@@ -21,24 +21,24 @@ function orthonormality(x: Float64Array, rows: number, cols: number, k = cols): 
   let err = 0;
   for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) {
     let s = 0;
-    for (let i = 0; i < rows; i++) s += x[i * cols + a] * x[i * cols + b];
+    for (let i = 0; i < rows; i++) s += x[i * cols + a]! * x[i * cols + b]!;
     err = Math.max(err, Math.abs(s - (a === b ? 1 : 0)));
   }
   return err;
 }
 
-const diff = (a: ArrayLike<number>, b: ArrayLike<number>): number => maxAbs(Float64Array.from(a, (x, i) => x - b[i]));
+const diff = (a: ArrayLike<number>, b: ArrayLike<number>): number => maxAbs(Float64Array.from(a, (x, i) => x - b[i]!));
 
 describe("symmetricEigen", () => {
   test.each([1, 2, 3, 10, 47])("n = %i: A = V·diag(λ)·Vᵀ with V orthonormal and λ descending", (n) => {
     const x = random(n * n, n);
-    const a = Float64Array.from({ length: n * n }, (_, i) => x[i] + x[(i % n) * n + Math.floor(i / n)]); // X + Xᵀ
+    const a = Float64Array.from({ length: n * n }, (_, i) => x[i]! + x[(i % n) * n + Math.floor(i / n)]!); // X + Xᵀ
     const { values, vectors } = symmetricEigen(a, n);
     const back = new Float64Array(n * n);
-    for (let j = 0; j < n; j++) for (let r = 0; r < n; r++) for (let c = 0; c < n; c++) back[r * n + c] += values[j] * vectors[j * n + r] * vectors[j * n + c];
+    for (let j = 0; j < n; j++) for (let r = 0; r < n; r++) for (let c = 0; c < n; c++) back[r * n + c]! += values[j]! * vectors[j * n + r]! * vectors[j * n + c]!;
     expect(diff(back, a)).toBeLessThan(1e-12 * n);
-    expect(orthonormality(Float64Array.from({ length: n * n }, (_, i) => vectors[(i % n) * n + Math.floor(i / n)]), n, n)).toBeLessThan(1e-12 * n);
-    for (let j = 1; j < n; j++) expect(values[j]).toBeLessThanOrEqual(values[j - 1]);
+    expect(orthonormality(Float64Array.from({ length: n * n }, (_, i) => vectors[(i % n) * n + Math.floor(i / n)]!), n, n)).toBeLessThan(1e-12 * n);
+    for (let j = 1; j < n; j++) expect(values[j]).toBeLessThanOrEqual(values[j - 1]!);
   });
 
   test("repeated eigenvalues and a zero matrix", () => {
@@ -57,8 +57,8 @@ describe("lowRankSvd: SVD of L·R through the core", () => {
     const svd = lowRankSvd(l, r, m, p, n);
     expect(svd.k).toBe(Math.min(m, n, p));
     const reference = referenceSingularValues(dense, m, n);
-    for (let j = 0; j < svd.k; j++) expect(Math.abs(svd.s[j] - reference[j])).toBeLessThan(1e-12 * reference[0]);
-    expect(diff(reconstruct(svd, m, n), dense)).toBeLessThan(1e-12 * reference[0]);
+    for (let j = 0; j < svd.k; j++) expect(Math.abs(svd.s[j]! - reference[j]!)).toBeLessThan(1e-12 * reference[0]!);
+    expect(diff(reconstruct(svd, m, n), dense)).toBeLessThan(1e-12 * reference[0]!);
     expect(orthonormality(svd.u, m, svd.k)).toBeLessThan(1e-12);
     expect(orthonormality(svd.v, n, svd.k)).toBeLessThan(1e-12);
   });
@@ -66,11 +66,11 @@ describe("lowRankSvd: SVD of L·R through the core", () => {
   test("a rank-deficient sum (the same factor twice) has zero trailing singular values", () => {
     const b = random(10 * 2, 1), a = random(2 * 8, 2);
     const left = new Float64Array(10 * 4), right = new Float64Array(4 * 8);
-    for (let i = 0; i < 10; i++) for (let j = 0; j < 2; j++) left[i * 4 + j] = left[i * 4 + j + 2] = b[i * 2 + j];
+    for (let i = 0; i < 10; i++) for (let j = 0; j < 2; j++) left[i * 4 + j] = left[i * 4 + j + 2] = b[i * 2 + j]!;
     right.set(a);
     right.set(a, 16);
     const svd = lowRankSvd(left, right, 10, 4, 8);
-    expect(svd.s[2]).toBeLessThan(1e-12 * svd.s[0]);
+    expect(svd.s[2]).toBeLessThan(1e-12 * svd.s[0]!);
     expect(diff(reconstruct(svd, 10, 8), denseProduct(left, right, 10, 4, 8))).toBeLessThan(1e-12);
   });
 });
@@ -80,14 +80,14 @@ describe("denseTruncatedSvd: top-k SVD via the Gram matrix", () => {
     const a = random(m * n, m * n + k);
     const svd = denseTruncatedSvd(a, m, n, k);
     const reference = referenceSingularValues(a, m, n);
-    for (let j = 0; j < k; j++) expect(Math.abs(svd.s[j] - reference[j])).toBeLessThan(1e-10 * reference[0]);
+    for (let j = 0; j < k; j++) expect(Math.abs(svd.s[j]! - reference[j]!)).toBeLessThan(1e-10 * reference[0]!);
     expect(diff(reconstruct(svd, m, n), bestRankK(a, m, n, k))).toBeLessThan(1e-9);
   });
 
   test("a matrix of rank 2 asked for k = 4: the extra directions have σ = 0 and add nothing", () => {
     const a = denseProduct(random(9 * 2, 5), random(2 * 6, 6), 9, 2, 6);
     const svd = denseTruncatedSvd(a, 9, 6, 4);
-    expect(svd.s[2]).toBeLessThan(1e-7 * svd.s[0]);
+    expect(svd.s[2]).toBeLessThan(1e-7 * svd.s[0]!);
     expect(diff(reconstruct(svd, 9, 6), a)).toBeLessThan(1e-12);
   });
 });

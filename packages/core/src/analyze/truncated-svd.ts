@@ -19,9 +19,9 @@ export function multiply(x: ArrayLike<number>, y: ArrayLike<number>, m: number, 
   const out = new Float64Array(m * n);
   for (let i = 0; i < m; i++) {
     for (let q = 0; q < p; q++) {
-      const f = x[i * p + q];
+      const f = x[i * p + q]!;
       if (f === 0) continue;
-      for (let j = 0, yo = q * n, oo = i * n; j < n; j++) out[oo + j] += f * y[yo + j];
+      for (let j = 0, yo = q * n, oo = i * n; j < n; j++) out[oo + j]! += f * y[yo + j]!;
     }
   }
   return out;
@@ -29,7 +29,7 @@ export function multiply(x: ArrayLike<number>, y: ArrayLike<number>, m: number, 
 
 function transposed(x: ArrayLike<number>, rows: number, cols: number): Float64Array {
   const out = new Float64Array(rows * cols);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = x[i * cols + j];
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = x[i * cols + j]!;
   return out;
 }
 
@@ -61,24 +61,24 @@ export function denseTruncatedSvd(a: ArrayLike<number>, m: number, n: number, k:
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
     for (let i = 0; i < cols; i++) {
-      const f = x[o + i];
+      const f = x[o + i]!;
       if (f === 0) continue;
-      for (let j = i, g = i * cols; j < cols; j++) gram[g + j] += f * x[o + j];
+      for (let j = i, g = i * cols; j < cols; j++) gram[g + j]! += f * x[o + j]!;
     }
   }
-  for (let i = 0; i < cols; i++) for (let j = 0; j < i; j++) gram[i * cols + j] = gram[j * cols + i];
+  for (let i = 0; i < cols; i++) for (let j = 0; j < i; j++) gram[i * cols + j] = gram[j * cols + i]!;
   const { values, vectors } = symmetricEigen(gram, cols);
   const s = new Float64Array(k);
   const small = new Float64Array(cols * k); // eigenvectors: the right (or, when wide, left) singular vectors
   const large = new Float64Array(rows * k);
   for (let j = 0; j < k; j++) {
-    s[j] = Math.sqrt(Math.max(values[j], 0));
-    for (let i = 0; i < cols; i++) small[i * k + j] = vectors[j * cols + i];
+    s[j] = Math.sqrt(Math.max(values[j]!, 0));
+    for (let i = 0; i < cols; i++) small[i * k + j] = vectors[j * cols + i]!;
     if (s[j] === 0) continue;
     for (let r = 0; r < rows; r++) {
       let acc = 0;
-      for (let i = 0, o = r * cols; i < cols; i++) acc += x[o + i] * vectors[j * cols + i];
-      large[r * k + j] = acc / s[j];
+      for (let i = 0, o = r * cols; i < cols; i++) acc += x[o + i]! * vectors[j * cols + i]!;
+      large[r * k + j] = acc / s[j]!;
     }
   }
   return wide ? { u: small, s, v: large, k } : { u: large, s, v: small, k };

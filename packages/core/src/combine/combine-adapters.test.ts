@@ -37,7 +37,7 @@ function factorsOf(adapter: LoraAdapter, name: string): Factors | undefined {
   const a = adapter.tensors.get(adapterKey(name, "lora_A")) ?? adapter.tensors.get(adapterKey(name, "lora_embedding_A"));
   const b = adapter.tensors.get(adapterKey(name, "lora_B")) ?? adapter.tensors.get(adapterKey(name, "lora_embedding_B"));
   if (!a || !b) return undefined;
-  return { A: toFloat32(a), B: toFloat32(b), r: a.shape[0], inF: a.shape[1], out: b.shape[0], scaling: moduleHyperparameters(adapter.config, name).scaling };
+  return { A: toFloat32(a), B: toFloat32(b), r: a.shape[0]!, inF: a.shape[1]!, out: b.shape[0]!, scaling: moduleHyperparameters(adapter.config, name).scaling };
 }
 
 const modulesOf = (adapter: LoraAdapter): string[] => [...new Set([...adapter.tensors.keys()].map((k) => parseAdapterKey(k)).flatMap((p) => (p && p.role !== "replacement" ? [p.module] : [])))];
@@ -54,12 +54,12 @@ function weightedSum(inputs: readonly WeightedAdapter[], name: string, coefficie
     const f = factorsOf(adapter, name);
     if (!f) continue;
     const d = delta(f, coefficient(weight, f.scaling));
-    sum = sum ? sum.map((x, i) => x + d[i]) : d;
+    sum = sum ? sum.map((x, i) => x + d[i]!) : d;
   }
   return sum!;
 }
 
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => maxAbs(Float64Array.from(a, (x, i) => x - b[i]));
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => maxAbs(Float64Array.from(a, (x, i) => x - b[i]!));
 
 describe("cat", () => {
   test("gpt2-tiny-lora (s = 2) ⊕ a perturbed copy (s = 1, c_attn only): B·A = Σ wᵢ·sᵢ·Bᵢ·Aᵢ within 1e-5, rank 4 + 4", () => {
@@ -95,7 +95,7 @@ describe("cat", () => {
     for (const { plan, factors } of bound.modules) {
       const want = weightedSum(inputs, plan.name, (w) => w); // [out, in]
       const got = loraDelta(factors); // embeddings are stored [in, out]
-      const stored = factors.layout === "out_in" ? want : Float64Array.from(got, (_, i) => want[(i % factors.outFeatures) * factors.inFeatures + Math.floor(i / factors.outFeatures)]);
+      const stored = factors.layout === "out_in" ? want : Float64Array.from(got, (_, i) => want[(i % factors.outFeatures) * factors.inFeatures + Math.floor(i / factors.outFeatures)]!);
       expect(maxDiff(got, stored), plan.name).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(want)));
     }
   });
@@ -113,8 +113,8 @@ describe("linear (PEFT: lora_A and lora_B merged separately with √|w·s|, the 
         const f = factorsOf(adapter, name);
         if (!f) continue;
         const ws = weight * f.scaling;
-        f.A.forEach((x, i) => (wantA[i] += Math.sign(ws) * Math.sqrt(Math.abs(ws)) * x));
-        f.B.forEach((x, i) => (wantB[i] += Math.sqrt(Math.abs(ws)) * x));
+        f.A.forEach((x, i) => (wantA[i]! += Math.sign(ws) * Math.sqrt(Math.abs(ws)) * x));
+        f.B.forEach((x, i) => (wantB[i]! += Math.sqrt(Math.abs(ws)) * x));
       }
       expect(maxDiff(got.A, wantA), name).toBeLessThan(1e-6);
       expect(maxDiff(got.B, wantB), name).toBeLessThan(1e-6);
@@ -163,7 +163,7 @@ describe("svd variants", () => {
     for (const name of modulesOf(combined)) {
       const f = factorsOf(combined, name)!;
       expect(maxDiff(delta(f), weightedSum(inputs(), name, (w, s) => w * s)), name).toBeLessThanOrEqual(1e-5);
-      const gram = denseProduct(f.A, Float64Array.from({ length: f.A.length }, (_, i) => f.A[(i % 8) * f.inF + Math.floor(i / 8)]), 8, f.inF, 8);
+      const gram = denseProduct(f.A, Float64Array.from({ length: f.A.length }, (_, i) => f.A[(i % 8) * f.inF + Math.floor(i / 8)]!), 8, f.inF, 8);
       const kept = name.includes("c_attn") ? 8 : 4; // c_proj: only the first adapter, rank 4; the rest is zero
       for (let i = 0; i < 8; i++) expect(gram[i * 8 + i], `${name} row ${i}`).toBeCloseTo(i < kept ? 1 : 0, 5);
     }
@@ -177,7 +177,7 @@ describe("svd variants", () => {
       expect(maxDiff(delta(f), bestRankK(target, f.out, f.inF, 3)), name).toBeLessThanOrEqual(1e-5);
       const sigma = referenceSingularValues(target, f.out, f.inF);
       const approximation = delta(f);
-      const residual = frobenius(Float64Array.from(target, (x, i) => x - approximation[i]));
+      const residual = frobenius(Float64Array.from(target, (x, i) => x - approximation[i]!));
       expect(Math.abs(residual - Math.hypot(...sigma.slice(3))), name).toBeLessThanOrEqual(1e-5);
     }
   });
@@ -190,7 +190,7 @@ describe("svd variants", () => {
         const p = factorsOf(plain, name)!, c = factorsOf(clamped, name)!;
         const all = [...p.B, ...p.A].sort((x, y) => x - y);
         const at = q * (all.length - 1), lo = Math.floor(at);
-        const h = all[lo] + (all[Math.min(lo + 1, all.length - 1)] - all[lo]) * (at - lo);
+        const h = all[lo]! + (all[Math.min(lo + 1, all.length - 1)]! - all[lo]!) * (at - lo);
         // torch.clamp(x, −h, h) = min(max(x, −h), h); when h < 0 every entry becomes h.
         const clamp = (x: number) => Math.min(Math.max(x, -h), h);
         expect(maxDiff(c.B, p.B.map(clamp)), `${name} q ${q}`).toBeLessThan(1e-7);
@@ -209,8 +209,8 @@ describe("svd variants", () => {
         const g = factorsOf(adapter, name);
         if (!g) continue;
         const d = delta(g);
-        const threshold = [...d].map(Math.abs).sort((x, y) => y - x)[Math.floor(0.3 * d.length) - 1];
-        d.forEach((x, i) => (target[i] += Math.abs(x) >= threshold ? weight * g.scaling * x : 0));
+        const threshold = [...d].map(Math.abs).sort((x, y) => y - x)[Math.floor(0.3 * d.length) - 1]!;
+        d.forEach((x, i) => (target[i]! += Math.abs(x) >= threshold ? weight * g.scaling * x : 0));
       }
       expect(maxDiff(delta(f), bestRankK(target, f.out, f.inF, 4)), name).toBeLessThanOrEqual(1e-5);
     }

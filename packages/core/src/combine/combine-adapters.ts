@@ -39,7 +39,7 @@ function refuseUnsupported(inputs: readonly WeightedAdapter[], collected: readon
   inputs.forEach(({ adapter, weight }, i) => {
     const label = labels[i];
     if (!Number.isFinite(weight)) throw new LowrankError("USAGE", `combineAdapters: the weight of ${label} is ${weight}, expected a finite number`);
-    const modules = [...collected[i].modules.values()];
+    const modules = [...collected[i]!.modules.values()];
     if (adapter.config.use_dora || modules.some((m) => m.magnitude)) {
       throw new LowrankError("ADAPTER_INVALID", `combineAdapters: ${label} is a DoRA adapter (\`use_dora\`); PEFT's combination would start its magnitude vector from the base weights, so it is not supported`);
     }
@@ -93,7 +93,7 @@ export function combineAdapters(inputs: readonly WeightedAdapter[], options: Com
   const collected = inputs.map((x, i) => collectLoraModules(x.adapter, labels[i]));
   refuseUnsupported(inputs, collected, labels);
   const plan = planCombination(
-    inputs.map((x, i) => ({ config: x.adapter.config, label: labels[i], moduleLeaves: [...collected[i].modules.keys()].map((n) => n.slice(n.lastIndexOf(".") + 1)) })),
+    inputs.map((x, i) => ({ config: x.adapter.config, label: labels[i]!, moduleLeaves: [...collected[i]!.modules.keys()].map((n) => n.slice(n.lastIndexOf(".") + 1)) })),
     requested,
     options,
   );
@@ -102,18 +102,18 @@ export function combineAdapters(inputs: readonly WeightedAdapter[], options: Com
   if (bases.size > 1) warn(`the adapters name different base models (${[...bases].join(", ")}); combining needs one base`);
   const parts = new Map<string, Contribution[]>();
   collected.forEach(({ modules, replacements }, i) => {
-    const config = { ...inputs[i].adapter.config, target_modules: plan.inputTargets[i] };
+    const config = { ...inputs[i]!.adapter.config, target_modules: plan.inputTargets[i]! };
     for (const m of modules.values()) {
       if (checkTargetModule(config, m.name) !== "targeted") {
         warn(`${labels[i]} has weights for "${m.name}" but its \`target_modules\` do not select it; ignored, as PEFT does`);
         continue;
       }
-      parts.set(m.name, [...(parts.get(m.name) ?? []), { module: m, weight: inputs[i].weight, label: labels[i] }]);
+      parts.set(m.name, [...(parts.get(m.name) ?? []), { module: m, weight: inputs[i]!.weight, label: labels[i]! }]);
     }
     if (replacements.size > 0) warn(`${labels[i]}'s modules_to_save tensors are not carried over; like PEFT, the combined adapter starts from the base module`);
   });
   const patterns = new Map<string, number>();
-  const config = combinedConfig(inputs[0].adapter, plan, patterns);
+  const config = combinedConfig(inputs[0]!.adapter, plan, patterns);
   const tensors = new Map<string, Tensor>();
   const params = {
     combination: plan.combination,
@@ -129,7 +129,7 @@ export function combineAdapters(inputs: readonly WeightedAdapter[], options: Com
       continue;
     }
     const { A, B, rank } = combineModule(name, contributions, params);
-    const m = contributions[0].module;
+    const m = contributions[0]!.module;
     const dtype = FLOAT_TYPES.has(m.dtype) ? m.dtype : "F32";
     const tensor = (values: Float64Array, shape: number[]): Tensor => ({ dtype, shape, data: fromFloat32(Float32Array.from(values), dtype) });
     tensors.set(adapterKey(name, m.embedding ? "lora_embedding_A" : "lora_A"), tensor(A, [rank, m.inFeatures]));
@@ -137,5 +137,5 @@ export function combineAdapters(inputs: readonly WeightedAdapter[], options: Com
     if (rank !== plan.newRank) patterns.set(name, rank);
   }
   if (tensors.size === 0) throw new LowrankError("ADAPTER_INVALID", "combineAdapters: no LoRA module is left to combine");
-  return { config: combinedConfig(inputs[0].adapter, plan, patterns), tensors };
+  return { config: combinedConfig(inputs[0]!.adapter, plan, patterns), tensors };
 }

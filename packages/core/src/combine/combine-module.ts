@@ -42,8 +42,8 @@ function concatenate(parts: readonly Contribution[], rank: number, out: number, 
   let row = 0;
   for (const { module: m, weight } of parts) {
     const f = weight * m.scaling;
-    for (let i = 0; i < m.A.length; i++) A[row * inF + i] = f * m.A[i];
-    for (let o = 0; o < out; o++) for (let j = 0; j < m.r; j++) B[o * rank + row + j] = m.B[o * m.r + j];
+    for (let i = 0; i < m.A.length; i++) A[row * inF + i] = f * m.A[i]!;
+    for (let o = 0; o < out; o++) for (let j = 0; j < m.r; j++) B[o * rank + row + j] = m.B[o * m.r + j]!;
     row += m.r;
   }
   return { A, B, rank };
@@ -56,15 +56,15 @@ function concatenate(parts: readonly Contribution[], rank: number, out: number, 
  * which has cross terms Bᵢ·Aⱼ: that is PEFT's formula, not Σ wᵢsᵢBᵢAᵢ.
  */
 function mergeFactors(name: string, parts: readonly Contribution[], p: ModuleParams): CombinedFactors {
-  const rank = parts[0].module.r;
+  const rank = parts[0]!.module.r;
   const odd = parts.find((c) => c.module.r !== rank);
   if (odd) {
-    throw new LowrankError("SHAPE_MISMATCH", `combineAdapters: module "${name}" has rank ${rank} in ${parts[0].label} but ${odd.module.r} in ${odd.label} (check \`rank_pattern\`); "${p.combination}" needs equal ranks, use "cat" or "svd"`);
+    throw new LowrankError("SHAPE_MISMATCH", `combineAdapters: module "${name}" has rank ${rank} in ${parts[0]!.label} but ${odd.module.r} in ${odd.label} (check \`rank_pattern\`); "${p.combination}" needs equal ranks, use "cat" or "svd"`);
   }
   const magnitudes = parts.map((c) => Math.sqrt(Math.abs(c.weight * c.module.scaling)));
   const signs = parts.map((c) => (c.weight * c.module.scaling >= 0 ? 1 : -1));
-  const method = METHOD[p.combination];
-  const A = mergeTasks(method, parts.map((c) => f64(c.module.A)), magnitudes.map((m, i) => m * signs[i]), p);
+  const method = METHOD[p.combination]!; // every combination but "cat" is listed
+  const A = mergeTasks(method, parts.map((c) => f64(c.module.A)), magnitudes.map((m, i) => m * signs[i]!), p);
   const B = mergeTasks(method, parts.map((c) => f64(c.module.B)), magnitudes, p);
   return { A, B, rank };
 }
@@ -90,15 +90,15 @@ function decompose(name: string, parts: readonly Contribution[], p: ModuleParams
     const right = new Float64Array(total * inF);
     let col = 0;
     parts.forEach(({ module: m }, i) => {
-      const f = weights[i] * m.scaling;
-      for (let o = 0; o < out; o++) for (let j = 0; j < m.r; j++) left[o * total + col + j] = f * m.B[o * m.r + j];
+      const f = weights[i]! * m.scaling;
+      for (let o = 0; o < out; o++) for (let j = 0; j < m.r; j++) left[o * total + col + j] = f * m.B[o * m.r + j]!;
       right.set(m.A, col * inF);
       col += m.r;
     });
     svd = lowRankSvd(left, right, out, total, inF);
   } else {
     const deltas = parts.map(({ module: m }) => multiply(Float64Array.from(m.B, (x) => x * m.scaling), m.A, out, m.r, inF));
-    svd = denseTruncatedSvd(mergeTasks(METHOD[p.combination], deltas, weights, p), out, inF, k);
+    svd = denseTruncatedSvd(mergeTasks(METHOD[p.combination]!, deltas, weights, p), out, inF, k);
   }
   return { ...svdFactors(svd, k, out, inF, p.svdClamp), rank: k };
 }
@@ -109,10 +109,10 @@ function decompose(name: string, parts: readonly Contribution[], p: ModuleParams
  *   USAGE (an SVD rank larger than the module).
  */
 export function combineModule(name: string, parts: readonly Contribution[], p: ModuleParams): CombinedFactors {
-  const first = parts[0].module;
+  const first = parts[0]!.module;
   for (const { module: m, label } of parts) {
     if (m.inFeatures !== first.inFeatures || m.outFeatures !== first.outFeatures || m.embedding !== first.embedding) {
-      throw new LowrankError("SHAPE_MISMATCH", `combineAdapters: module "${name}" is ${first.embedding ? "an embedding " : ""}${first.outFeatures} × ${first.inFeatures} in ${parts[0].label} but ${m.embedding ? "an embedding " : ""}${m.outFeatures} × ${m.inFeatures} in ${label}; were they trained on the same base model?`);
+      throw new LowrankError("SHAPE_MISMATCH", `combineAdapters: module "${name}" is ${first.embedding ? "an embedding " : ""}${first.outFeatures} × ${first.inFeatures} in ${parts[0]!.label} but ${m.embedding ? "an embedding " : ""}${m.outFeatures} × ${m.inFeatures} in ${label}; were they trained on the same base model?`);
     }
   }
   if (p.combination === "cat") return concatenate(parts, p.newRank, first.outFeatures, first.inFeatures);

@@ -81,9 +81,9 @@ export function planCombination(inputs: readonly PlanInput[], requested: Combina
   if (SAME_RANK.has(combination)) {
     const other = ranks.findIndex((r) => r !== ranks[0]);
     if (other >= 0) {
-      throw new LowrankError("USAGE", `combineAdapters: "${combination}" needs adapters of one rank, but ${inputs[0].label} has r = ${ranks[0]} and ${inputs[other].label} has r = ${ranks[other]}; use "cat" or "svd"`);
+      throw new LowrankError("USAGE", `combineAdapters: "${combination}" needs adapters of one rank, but ${inputs[0]!.label} has r = ${ranks[0]} and ${inputs[other]!.label} has r = ${ranks[other]}; use "cat" or "svd"`);
     }
-    newRank = ranks[0];
+    newRank = ranks[0]!;
   } else if (combination === "cat") {
     newRank = ranks.reduce((a, b) => a + b, 0);
   } else {
@@ -92,7 +92,7 @@ export function planCombination(inputs: readonly PlanInput[], requested: Combina
   const targets = inputs.map(targetsOf);
   const mixed = targets.findIndex((t) => typeof t !== typeof targets[0]);
   if (mixed >= 0) {
-    throw new LowrankError("CONFIG_INVALID", `combineAdapters: \`target_modules\` is a ${typeof targets[0] === "string" ? "regex string" : "list"} in ${inputs[0].label} but a ${typeof targets[mixed] === "string" ? "regex string" : "list"} in ${inputs[mixed].label}; PEFT cannot combine a mix of the two`);
+    throw new LowrankError("CONFIG_INVALID", `combineAdapters: \`target_modules\` is a ${typeof targets[0] === "string" ? "regex string" : "list"} in ${inputs[0]!.label} but a ${typeof targets[mixed] === "string" ? "regex string" : "list"} in ${inputs[mixed]!.label}; PEFT cannot combine a mix of the two`);
   }
   const targetModules = typeof targets[0] === "string" ? targets.map((t) => `(${t})`).join("|") : [...new Set(targets.flat())];
   return { combination, newRank, targetModules, inputTargets: targets };

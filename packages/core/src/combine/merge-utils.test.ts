@@ -27,7 +27,7 @@ describe("PEFT merge_utils on hand-made tensors", () => {
     pruned.forEach((v, i) => {
       if (v !== 0) {
         kept++;
-        worst = Math.max(worst, Math.abs(v - x[i] / 0.3));
+        worst = Math.max(worst, Math.abs(v - x[i]! / 0.3));
       }
     });
     expect(worst).toBeLessThan(1e-12);
@@ -70,7 +70,7 @@ describe("PEFT merge_utils on hand-made tensors", () => {
     const rng = new SeededRandom(11);
     const pruned = tasks.map((t) => pruneRandomly(t, 0.5, rng));
     expect(list(mergeTasks("dare_linear", tasks, [1, 2, 3], params(0.5, "total", 11)))).toEqual(list(taskArithmetic(pruned, [1, 2, 3])));
-    const weighted = pruned.map((t, k) => t.map((v) => v * [1, 2, 3][k]));
+    const weighted = pruned.map((t, k) => t.map((v) => v * [1, 2, 3][k]!));
     expect(list(mergeTasks("dare_ties", tasks, [1, 2, 3], params(0.5, "frequency", 11)))).toEqual(list(disjointMerge(weighted, majoritySignMask(pruned, "frequency"))));
     expect(list(mergeTasks("dare_linear", tasks, [1, 2, 3], params(1)))).toEqual(list(taskArithmetic(tasks, [1, 2, 3])));
   });

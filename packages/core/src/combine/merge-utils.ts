@@ -9,9 +9,9 @@ export type MajoritySignMethod = "total" | "frequency";
 
 /** Σₜ wₜ·xₜ (PEFT's task_arithmetic). */
 export function taskArithmetic(tasks: readonly Float64Array[], weights: readonly number[]): Float64Array {
-  const out = new Float64Array(tasks[0].length);
+  const out = new Float64Array(tasks[0]!.length);
   tasks.forEach((t, k) => {
-    for (let i = 0; i < out.length; i++) out[i] += weights[k] * t[i];
+    for (let i = 0; i < out.length; i++) out[i]! += weights[k]! * t[i]!;
   });
   return out;
 }
@@ -23,9 +23,9 @@ export function taskArithmetic(tasks: readonly Float64Array[], weights: readonly
 export function pruneByMagnitude(x: Float64Array, density: number): Float64Array {
   if (density >= 1) return x;
   const keep = Math.floor(density * x.length);
-  const order = Array.from(x.keys()).sort((a, b) => Math.abs(x[b]) - Math.abs(x[a]) || a - b);
+  const order = Array.from(x.keys()).sort((a, b) => Math.abs(x[b]!) - Math.abs(x[a]!) || a - b);
   const out = new Float64Array(x.length);
-  for (let k = 0; k < keep; k++) out[order[k]] = x[order[k]];
+  for (let k = 0; k < keep; k++) out[order[k]!] = x[order[k]!]!;
   return out;
 }
 
@@ -46,21 +46,21 @@ export function pruneRandomly(x: Float64Array, density: number, rng: SeededRando
  * (so zeros never do). Computed on the pruned, unweighted tasks.
  */
 export function majoritySignMask(tasks: readonly Float64Array[], method: MajoritySignMethod): Uint8Array[] {
-  const n = tasks[0].length;
+  const n = tasks[0]!.length;
   const vote = new Float64Array(n);
-  for (const t of tasks) for (let i = 0; i < n; i++) vote[i] += method === "total" ? t[i] : Math.sign(t[i]);
-  return tasks.map((t) => Uint8Array.from(t, (v, i) => (Math.sign(v) === (vote[i] >= 0 ? 1 : -1) ? 1 : 0)));
+  for (const t of tasks) for (let i = 0; i < n; i++) vote[i]! += method === "total" ? t[i]! : Math.sign(t[i]!);
+  return tasks.map((t) => Uint8Array.from(t, (v, i) => (Math.sign(v) === (vote[i]! >= 0 ? 1 : -1) ? 1 : 0)));
 }
 
 /** PEFT's disjoint_merge: Σₜ maskₜ·yₜ / max(Σₜ maskₜ, 1), per entry. */
 export function disjointMerge(weighted: readonly Float64Array[], masks: readonly Uint8Array[]): Float64Array {
-  const n = weighted[0].length;
+  const n = weighted[0]!.length;
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     let sum = 0, count = 0;
     weighted.forEach((y, t) => {
-      if (masks[t][i]) {
-        sum += y[i];
+      if (masks[t]![i]) {
+        sum += y[i]!;
         count++;
       }
     });
@@ -70,7 +70,7 @@ export function disjointMerge(weighted: readonly Float64Array[], masks: readonly
 }
 
 function scaled(tasks: readonly Float64Array[], weights: readonly number[]): Float64Array[] {
-  return tasks.map((t, k) => Float64Array.from(t, (v) => v * weights[k]));
+  return tasks.map((t, k) => Float64Array.from(t, (v) => v * weights[k]!));
 }
 
 export type MergeMethod = "task_arithmetic" | "magnitude_prune" | "ties" | "dare_linear" | "dare_ties";

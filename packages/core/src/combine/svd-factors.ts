@@ -6,7 +6,7 @@ export function quantile(values: ArrayLike<number>, q: number): number {
   const position = q * (sorted.length - 1);
   const low = Math.floor(position);
   const high = Math.min(low + 1, sorted.length - 1);
-  return sorted[low] + (sorted[high] - sorted[low]) * (position - low);
+  return sorted[low]! + (sorted[high]! - sorted[low]!) * (position - low);
 }
 
 /**
@@ -22,8 +22,8 @@ export function svdFactors(svd: Svd, k: number, outFeatures: number, inFeatures:
   const A = new Float64Array(k * inFeatures);
   const kept = Math.min(k, svd.k);
   for (let j = 0; j < kept; j++) {
-    for (let o = 0; o < outFeatures; o++) B[o * k + j] = svd.u[o * svd.k + j] * svd.s[j];
-    for (let i = 0; i < inFeatures; i++) A[j * inFeatures + i] = svd.v[i * svd.k + j];
+    for (let o = 0; o < outFeatures; o++) B[o * k + j] = svd.u[o * svd.k + j]! * svd.s[j]!;
+    for (let i = 0; i < inFeatures; i++) A[j * inFeatures + i] = svd.v[i * svd.k + j]!;
   }
   if (clamp !== undefined) {
     const all = new Float64Array(B.length + A.length);
@@ -31,7 +31,7 @@ export function svdFactors(svd: Svd, k: number, outFeatures: number, inFeatures:
     all.set(A, B.length);
     const high = quantile(all, clamp);
     const low = -high;
-    for (const factor of [A, B]) for (let i = 0; i < factor.length; i++) factor[i] = Math.min(Math.max(factor[i], low), high);
+    for (const factor of [A, B]) for (let i = 0; i < factor.length; i++) factor[i] = Math.min(Math.max(factor[i]!, low), high);
   }
   return { A, B };
 }

@@ -11,26 +11,47 @@ const targetSpec = z.union([z.string(), stringList]).nullable();
  * (snake_case), so an adapter_config.json maps onto it one to one.
  */
 export const loraConfigSchema = z.object({
+  /** The PEFT method: always "LORA" here (DoRA and rsLoRA are LoRA options). */
   peft_type: z.literal("LORA"),
+  /** Rank of the update: lora_A is [r, in], lora_B is [out, r]. */
   r: z.number().int().positive(),
+  /** Scaling numerator: the update is (lora_alpha / r)·B·A, or (lora_alpha / √r)·B·A with use_rslora. */
   lora_alpha: z.number().finite(),
+  /** Modules to adapt: names matched as suffixes of module paths, a full-match regex string, "all-linear", or null for PEFT's default for the model type. */
   target_modules: targetSpec.default(null),
+  /** Modules never to adapt, even if target_modules matches them (same matching rules). */
   exclude_modules: targetSpec.default(null),
+  /** Dropout probability on the input of the LoRA branch during training (0 = none). */
   lora_dropout: z.number().min(0).max(1).default(0),
+  /** True when the base weights are stored input by output (GPT-2's Conv1D); the layer type decides, as in PEFT. */
   fan_in_fan_out: z.boolean().default(false),
+  /** Which base biases are trained and saved: none, all, or only those of adapted modules. */
   bias: z.enum(["none", "all", "lora_only"]).default("none"),
+  /** Rank-stabilised LoRA: scale by lora_alpha / √r instead of lora_alpha / r. */
   use_rslora: z.boolean().default(false),
+  /** Modules (besides the LoRA ones) trained in full and saved whole, e.g. a classification head. */
   modules_to_save: stringList.nullable().default(null),
+  /** How A and B start: true (Kaiming A, zero B), false (both random), "gaussian", "pissa", "olora", … */
   init_lora_weights: z.union([z.boolean(), z.string()]).default(true),
+  /** Only adapt these layer indexes (with layers_pattern naming the layer container). */
   layers_to_transform: z.union([z.number().int().nonnegative(), z.array(z.number().int().nonnegative())]).nullable().default(null),
+  /** Name(s) of the module list that holds the layers ("layers", "h"), for layers_to_transform. */
   layers_pattern: z.union([z.string(), stringList]).nullable().default(null),
+  /** Per-module ranks overriding r, keyed by a module name or regex (PEFT's lookup). */
   rank_pattern: z.record(z.string(), z.number().int().positive()).default({}),
+  /** Per-module alphas overriding lora_alpha, keyed like rank_pattern. */
   alpha_pattern: z.record(z.string(), z.number().finite()).default({}),
+  /** Weight-decomposed LoRA: a trained magnitude per output scales the normalised updated weight. */
   use_dora: z.boolean().default(false),
+  /** Whether lora_B has a bias of its own (PEFT 0.14+; written only when true). */
   lora_bias: z.boolean().default(false),
+  /** The model head the adapter was made for: CAUSAL_LM, SEQ_CLS, … (see TASK_TYPES). */
   task_type: z.string().nullable().default(null),
+  /** The base model as the user named it: a Hub id or a local path. */
   base_model_name_or_path: z.string().nullable().default(null),
+  /** The base model's Hub revision, when one was pinned. */
   revision: z.string().nullable().default(null),
+  /** True in saved adapters: the factors are frozen when loaded. */
   inference_mode: z.boolean().default(false),
 });
 

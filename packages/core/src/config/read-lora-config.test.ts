@@ -250,7 +250,7 @@ describe("property: hostile adapter_config.json", () => {
         let b = Buffer.from(bytes);
         for (const e of edits) {
           if (e.kind === "flip") {
-            if (e.bit >> 3 < b.length) b[e.bit >> 3] ^= 1 << (e.bit & 7);
+            if (e.bit >> 3 < b.length) b[e.bit >> 3]! ^= 1 << (e.bit & 7);
           } else if (e.kind === "cut") b = b.subarray(0, Math.min(e.at, b.length));
           else b = Buffer.concat([b.subarray(0, e.at), Buffer.from(e.text), b.subarray(e.at)]);
         }

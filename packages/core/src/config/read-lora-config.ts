@@ -59,7 +59,7 @@ export function parseLoraConfig(raw: unknown, options: { label?: string; logger?
   if (modelled.r === undefined) modelled.r = 8;
   if (modelled.lora_alpha === undefined) modelled.lora_alpha = 8;
   const result = loraConfigSchema.safeParse(modelled);
-  if (!result.success) fail(issueMessage(result.error.issues[0], record));
+  if (!result.success) fail(issueMessage(result.error.issues[0]!, record)); // a failed parse has at least one issue
   const config = result.data!;
   if (typeof config.target_modules === "string" && config.layers_to_transform !== null) {
     fail("`layers_to_transform` cannot be used when `target_modules` is a regex string");

@@ -50,9 +50,9 @@ export function importLoralib(p: ImportLoralibParams): LoraAdapter {
       p.logger?.warn(`loralib checkpoint: ignoring "${rawKey}" (not a lora_A / lora_B tensor)`);
       continue;
     }
-    const entry = byModule.get(m[1]) ?? {};
+    const entry = byModule.get(m[1]!) ?? {};
     entry[m[2] as "A" | "B"] = tensor;
-    byModule.set(m[1], entry);
+    byModule.set(m[1]!, entry);
   }
   if (byModule.size === 0) throw new LowrankError("ADAPTER_INVALID", "loralib checkpoint: holds no <module>.lora_A / lora_B tensors");
 
@@ -78,8 +78,8 @@ export function importLoralib(p: ImportLoralibParams): LoraAdapter {
     const m = outFeatures / enable.length;
     const r = p.rank;
     if (shapeText(A.shape) !== shapeText([groups * r, inFeatures])) {
-      const looksMerged = A.shape.length === 2 && A.shape[1] === inFeatures && A.shape[0] % r === 0 && A.shape[0] / r !== groups;
-      const hint = looksMerged ? ` (it looks like a MergedLinear with ${A.shape[0] / r} enabled blocks: pass --enable-lora)` : "";
+      const looksMerged = A.shape.length === 2 && A.shape[1] === inFeatures && A.shape[0]! % r === 0 && A.shape[0]! / r !== groups;
+      const hint = looksMerged ? ` (it looks like a MergedLinear with ${A.shape[0]! / r} enabled blocks: pass --enable-lora)` : "";
       throw new LowrankError("SHAPE_MISMATCH", `loralib checkpoint: "${name}.lora_A" is ${shapeText(A.shape)}, expected [k·r, in] = [${groups * r}, ${inFeatures}] for --rank ${r} and ${groups} enabled block(s)${hint}`);
     }
     if (shapeText(B.shape) !== shapeText([groups * m, r])) {
@@ -102,7 +102,7 @@ export function importLoralib(p: ImportLoralibParams): LoraAdapter {
       enable.forEach((on, block) => {
         if (!on) return;
         for (let row = 0; row < m; row++) {
-          for (let c = 0; c < r; c++) blockB[(block * m + row) * kr + j * r + c] = b[(j * m + row) * r + c];
+          for (let c = 0; c < r; c++) blockB[(block * m + row) * kr + j * r + c] = b[(j * m + row) * r + c]!;
         }
         j += 1;
       });

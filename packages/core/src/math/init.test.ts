@@ -16,10 +16,10 @@ function params(overrides: Partial<InitParams>): InitParams {
 function stats(x: ArrayLike<number>): { mean: number; std: number; min: number; max: number } {
   let sum = 0, sq = 0, min = Infinity, max = -Infinity;
   for (let i = 0; i < x.length; i++) {
-    sum += x[i];
-    sq += x[i] * x[i];
-    min = Math.min(min, x[i]);
-    max = Math.max(max, x[i]);
+    sum += x[i]!;
+    sq += x[i]! * x[i]!;
+    min = Math.min(min, x[i]!);
+    max = Math.max(max, x[i]!);
   }
   const mean = sum / x.length;
   return { mean, std: Math.sqrt(sq / x.length - mean * mean), min, max };
@@ -32,7 +32,7 @@ function product(B: ArrayLike<number>, A: ArrayLike<number>, out: number, inn: n
   const d = new Float64Array(out * inn);
   for (let o = 0; o < out; o++) for (let i = 0; i < inn; i++) {
     let s = 0;
-    for (let k = 0; k < r; k++) s += B[o * r + k] * A[k * inn + i];
+    for (let k = 0; k < r; k++) s += B[o * r + k]! * A[k * inn + i]!;
     d[o * inn + i] = scaling * s;
   }
   return d;
@@ -41,7 +41,7 @@ function product(B: ArrayLike<number>, A: ArrayLike<number>, out: number, inn: n
 /** A stored-layout matrix viewed as [out, in]. */
 function outIn(w: ArrayLike<number>, layout: WeightLayout, out: number, inn: number): Float64Array {
   const m = new Float64Array(out * inn);
-  for (let o = 0; o < out; o++) for (let i = 0; i < inn; i++) m[o * inn + i] = layout === "out_in" ? w[o * inn + i] : w[i * out + o];
+  for (let o = 0; o < out; o++) for (let i = 0; i < inn; i++) m[o * inn + i] = layout === "out_in" ? w[o * inn + i]! : w[i * out + o]!;
   return m;
 }
 
@@ -63,7 +63,7 @@ function knownSpectrum(out: number, inn: number, seed: number) {
     const m = new Float64Array(out * inn);
     for (let o = 0; o < out; o++) for (let i = 0; i < inn; i++) {
       let s = 0;
-      for (let j = 0; j < r; j++) s += U[o * k + j] * sigma[j] * V[i * k + j];
+      for (let j = 0; j < r; j++) s += U[o * k + j]! * sigma[j]! * V[i * k + j]!;
       m[o * inn + i] = s;
     }
     return m;
@@ -73,7 +73,7 @@ function knownSpectrum(out: number, inn: number, seed: number) {
 
 function stored(m: Float64Array, layout: WeightLayout, out: number, inn: number): Float32Array {
   const w = new Float32Array(out * inn);
-  for (let o = 0; o < out; o++) for (let i = 0; i < inn; i++) w[layout === "out_in" ? o * inn + i : i * out + o] = m[o * inn + i];
+  for (let o = 0; o < out; o++) for (let i = 0; i < inn; i++) w[layout === "out_in" ? o * inn + i : i * out + o] = m[o * inn + i]!;
   return w;
 }
 
@@ -183,11 +183,11 @@ describe.each(LAYOUTS)("pissa / olora, %s layout", (layout) => {
     const { A, B, residualWeight } = initLoraFactors(params({ init: "pissa", r, inFeatures: inn, outFeatures: out, scaling, baseWeight: base, layout }));
     expect(base).toEqual(baseCopy); // the caller's weight is not modified
     const delta = product(B, A, out, inn, r, scaling);
-    const recombined = outIn(residualWeight!, layout, out, inn).map((x, k) => x + delta[k]);
+    const recombined = outIn(residualWeight!, layout, out, inn).map((x, k) => x + delta[k]!);
     expect(maxAbsDiff(recombined, outIn(base, layout, out, inn))).toBeLessThan(1e-5);
     expect(maxAbsDiff(delta, rankApprox(r))).toBeLessThan(1e-5);
     // the residual is what the top-r directions leave: W − W_r
-    expect(maxAbsDiff(outIn(residualWeight!, layout, out, inn), w.map((x, k) => x - rankApprox(r)[k]))).toBeLessThan(1e-5);
+    expect(maxAbsDiff(outIn(residualWeight!, layout, out, inn), w.map((x, k) => x - rankApprox(r)[k]!))).toBeLessThan(1e-5);
   });
 
   test('"pissa": A and B share √(S/scaling): rows of A and columns of B have equal norms', () => {
@@ -196,8 +196,8 @@ describe.each(LAYOUTS)("pissa / olora, %s layout", (layout) => {
     const { A, B } = initLoraFactors(params({ init: "pissa", r, inFeatures: inn, outFeatures: out, scaling, baseWeight: stored(w, layout, out, inn), layout }));
     for (let j = 0; j < r; j++) {
       let na = 0, nb = 0;
-      for (let i = 0; i < inn; i++) na += A[j * inn + i] ** 2;
-      for (let o = 0; o < out; o++) nb += B[o * r + j] ** 2;
+      for (let i = 0; i < inn; i++) na += A[j * inn + i]! ** 2;
+      for (let o = 0; o < out; o++) nb += B[o * r + j]! ** 2;
       // ‖A_j‖² = ‖B_j‖² = σ_j / scaling with σ_j = 3·0.6^j
       expect(na).toBeCloseTo((3 * 0.6 ** j) / scaling, 5);
       expect(nb).toBeCloseTo((3 * 0.6 ** j) / scaling, 5);
@@ -219,11 +219,11 @@ describe.each(LAYOUTS)("pissa / olora, %s layout", (layout) => {
     const base = Float32Array.from({ length: out * inn }, () => rng.uniform(-1, 1));
     const { A, B, residualWeight } = initLoraFactors(params({ init: "olora", r, inFeatures: inn, outFeatures: out, scaling, baseWeight: base, layout }));
     const delta = product(B, A, out, inn, r, scaling);
-    const recombined = outIn(residualWeight!, layout, out, inn).map((x, k) => x + delta[k]);
+    const recombined = outIn(residualWeight!, layout, out, inn).map((x, k) => x + delta[k]!);
     expect(maxAbsDiff(recombined, outIn(base, layout, out, inn))).toBeLessThan(1e-5);
     for (let c1 = 0; c1 < r; c1++) for (let c2 = 0; c2 < r; c2++) {
       let s = 0;
-      for (let o = 0; o < out; o++) s += B[o * r + c1] * B[o * r + c2];
+      for (let o = 0; o < out; o++) s += B[o * r + c1]! * B[o * r + c2]!;
       expect(Math.abs(s - (c1 === c2 ? 1 : 0))).toBeLessThan(1e-6);
     }
     for (let j = 0; j < r; j++) for (let i = 0; i < Math.min(j, inn); i++) expect(A[j * inn + i]).toBe(0);
@@ -231,8 +231,8 @@ describe.each(LAYOUTS)("pissa / olora, %s layout", (layout) => {
     const wOI = outIn(base, layout, out, inn);
     for (let j = 0; j < r; j++) for (let i = 0; i < inn; i++) {
       let s = 0;
-      for (let o = 0; o < out; o++) s += B[o * r + j] * wOI[o * inn + i];
-      expect(Math.abs(s - A[j * inn + i])).toBeLessThan(1e-5);
+      for (let o = 0; o < out; o++) s += B[o * r + j]! * wOI[o * inn + i]!;
+      expect(Math.abs(s - A[j * inn + i]!)).toBeLessThan(1e-5);
     }
   });
 

@@ -31,7 +31,7 @@ export interface InitResult {
 function orientOutIn(w: Float32Array, layout: WeightLayout, out: number, inn: number): Float64Array {
   const m = new Float64Array(out * inn);
   if (layout === "out_in") m.set(w);
-  else for (let i = 0; i < inn; i++) for (let o = 0; o < out; o++) m[o * inn + i] = w[i * out + o];
+  else for (let i = 0; i < inn; i++) for (let o = 0; o < out; o++) m[o * inn + i] = w[i * out + o]!;
   return m;
 }
 
@@ -40,9 +40,9 @@ function residual(base: Float32Array, layout: WeightLayout, out: number, inn: nu
   for (let o = 0; o < out; o++) {
     for (let i = 0; i < inn; i++) {
       let d = 0;
-      for (let k = 0; k < r; k++) d += B[o * r + k] * A[k * inn + i];
+      for (let k = 0; k < r; k++) d += B[o * r + k]! * A[k * inn + i]!;
       const idx = layout === "out_in" ? o * inn + i : i * out + o;
-      res[idx] = base[idx] - scaling * d;
+      res[idx] = base[idx]! - scaling * d;
     }
   }
   return res;
@@ -99,15 +99,15 @@ export function initLoraFactors(p: InitParams): InitResult {
   if (isPissa) {
     const { u, s, v, k } = svdDecomposition(w, out, inn);
     for (let j = 0; j < p.r; j++) {
-      const root = Math.sqrt(s[j] / p.scaling);
-      for (let i = 0; i < inn; i++) A[j * inn + i] = root * v[i * k + j];
-      for (let o = 0; o < out; o++) B[o * p.r + j] = u[o * k + j] * root;
+      const root = Math.sqrt(s[j]! / p.scaling);
+      for (let i = 0; i < inn; i++) A[j * inn + i] = root * v[i * k + j]!;
+      for (let o = 0; o < out; o++) B[o * p.r + j] = u[o * k + j]! * root;
     }
   } else {
     const { q, r: rMat, k } = qrDecomposition(w, out, inn);
     for (let j = 0; j < p.r; j++) {
-      for (let i = 0; i < inn; i++) A[j * inn + i] = rMat[j * inn + i];
-      for (let o = 0; o < out; o++) B[o * p.r + j] = q[o * k + j];
+      for (let i = 0; i < inn; i++) A[j * inn + i] = rMat[j * inn + i]!;
+      for (let o = 0; o < out; o++) B[o * p.r + j] = q[o * k + j]!;
     }
   }
   return { A, B, residualWeight: residual(p.baseWeight, p.layout, out, inn, A, B, p.r, p.scaling) };

@@ -16,7 +16,7 @@ function lowRank(m: number, n: number, rank: number, seed: number): Mat {
   const l = random(m, rank, seed).a;
   const r = random(rank, n, seed + 1).a;
   const a = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) for (let k = 0; k < rank; k++) a[i * n + j] += l[i * rank + k] * r[k * n + j];
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) for (let k = 0; k < rank; k++) a[i * n + j]! += l[i * rank + k]! * r[k * n + j]!;
   return { a, m, n };
 }
 
@@ -25,7 +25,7 @@ function matmul(x: ArrayLike<number>, y: ArrayLike<number>, m: number, k: number
   const out = new Float64Array(m * n);
   for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
     let s = 0;
-    for (let p = 0; p < k; p++) s += x[i * k + p] * y[p * n + j];
+    for (let p = 0; p < k; p++) s += x[i * k + p]! * y[p * n + j]!;
     out[i * n + j] = s;
   }
   return out;
@@ -36,7 +36,7 @@ function orthonormalError(x: ArrayLike<number>, rows: number, cols: number, whic
   let err = 0;
   for (const c1 of which) for (const c2 of which) {
     let s = 0;
-    for (let i = 0; i < rows; i++) s += x[i * cols + c1] * x[i * cols + c2];
+    for (let i = 0; i < rows; i++) s += x[i * cols + c1]! * x[i * cols + c2]!;
     err = Math.max(err, Math.abs(s - (c1 === c2 ? 1 : 0)));
   }
   return err;
@@ -89,10 +89,10 @@ describe("qrDecomposition", () => {
       fc.property(fc.integer({ min: 2, max: 8 }), fc.integer({ min: 1, max: 8 }), fc.nat(), (m, n, seed) => {
         const { a } = random(m, n, seed);
         let norm = 0;
-        for (let i = 0; i < m; i++) norm += a[i * n] ** 2;
+        for (let i = 0; i < m; i++) norm += a[i * n]! ** 2;
         norm = Math.sqrt(norm);
         const { r } = qrDecomposition(a, m, n);
-        expect(r[0]).toBeCloseTo(a[0] >= 0 ? -norm : norm, 12);
+        expect(r[0]).toBeCloseTo(a[0]! >= 0 ? -norm : norm, 12);
       }),
       { numRuns: 100 },
     );
@@ -134,17 +134,17 @@ describe("svdDecomposition", () => {
     expect(s.length).toBe(k);
     for (let j = 0; j < k; j++) {
       expect(s[j]).toBeGreaterThanOrEqual(0);
-      if (j > 0) expect(s[j]).toBeLessThanOrEqual(s[j - 1]);
+      if (j > 0) expect(s[j]).toBeLessThanOrEqual(s[j - 1]!);
     }
     // Columns belonging to non-negligible singular values are orthonormal (all of them at full rank).
-    const significant = [...s.keys()].filter((j) => s[j] > 1e-9 * Math.max(1, s[0]));
+    const significant = [...s.keys()].filter((j) => s[j]! > 1e-9 * Math.max(1, s[0]!));
     if (fullRank) expect(significant.length).toBe(k);
     expect(orthonormalError(u, m, k, significant)).toBeLessThan(1e-10);
     expect(orthonormalError(v, n, k, significant)).toBeLessThan(1e-10);
     // U·diag(S)·Vᵀ = A
-    const us = Float64Array.from(u, (x, idx) => x * s[idx % k]);
+    const us = Float64Array.from(u, (x, idx) => x * s[idx % k]!);
     const vt = new Float64Array(k * n);
-    for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) vt[j * n + i] = v[i * k + j];
+    for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) vt[j * n + i] = v[i * k + j]!;
     expect(maxAbsDiff(matmul(us, vt, m, k, n), a)).toBeLessThan(1e-10);
   }
 

@@ -15,8 +15,8 @@ function naive(target: Float32Array, rows: number, cols: number, rank: number, l
   for (let i = 0; i < rows; i++) {
     for (let j = 0; j < cols; j++) {
       let acc = 0;
-      for (let k = 0; k < rank; k++) acc += left[i * rank + k] * right[k * cols + j];
-      out[i * cols + j] += scale * acc;
+      for (let k = 0; k < rank; k++) acc += left[i * rank + k]! * right[k * cols + j]!;
+      out[i * cols + j]! += scale * acc;
     }
   }
   return out;
@@ -26,7 +26,7 @@ function maxRelError(got: ArrayLike<number>, want: ArrayLike<number>): number {
   expect(got.length).toBe(want.length);
   let max = 0;
   for (let i = 0; i < got.length; i++) {
-    const err = Math.abs(got[i] - want[i]) / (1 + Math.abs(want[i]));
+    const err = Math.abs(got[i]! - want[i]!) / (1 + Math.abs(want[i]!));
     if (!(err <= max)) max = Number.isNaN(err) ? Infinity : err;
   }
   return max;
@@ -49,7 +49,7 @@ describe("addLowRankProduct", () => {
   });
 
   // rows × cols ≥ 16384 takes the WebAssembly SIMD kernel (float32 multiply-adds); forceJs the float64 loop.
-  const LARGE = RANKS.flatMap((rank) => [[130, 129], [9, 2000], [2000, 9], [16384, 1], [1, 16384]].map(([rows, cols]) => [rank, rows, cols] as const));
+  const LARGE = RANKS.flatMap((rank) => ([[130, 129], [9, 2000], [2000, 9], [16384, 1], [1, 16384]] as const).map(([rows, cols]) => [rank, rows, cols] as const));
   test.each(LARGE)("rank %i, large [%i × %i] target: both kernels match a float64 triple loop", (rank, rows, cols) => {
     const rng = new SeededRandom(rank * 7919 + rows);
     const base = randomMatrix(rng, rows * cols);

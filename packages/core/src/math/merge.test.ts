@@ -41,7 +41,7 @@ function naiveDeltaOutIn(f: LoraFactors): Float64Array {
   for (let o = 0; o < f.outFeatures; o++) {
     for (let i = 0; i < f.inFeatures; i++) {
       let acc = 0;
-      for (let k = 0; k < f.r; k++) acc += f.B[o * f.r + k] * f.A[k * f.inFeatures + i];
+      for (let k = 0; k < f.r; k++) acc += f.B[o * f.r + k]! * f.A[k * f.inFeatures + i]!;
       d[o * f.inFeatures + i] = f.scaling * acc;
     }
   }
@@ -56,7 +56,7 @@ function at(f: LoraFactors, o: number, i: number): number {
 /** A float64 [out, in] matrix rearranged into the stored layout. */
 function toStored(f: LoraFactors, m: Float64Array): Float64Array {
   const out = new Float64Array(m.length);
-  for (let o = 0; o < f.outFeatures; o++) for (let i = 0; i < f.inFeatures; i++) out[at(f, o, i)] = m[o * f.inFeatures + i];
+  for (let o = 0; o < f.outFeatures; o++) for (let i = 0; i < f.inFeatures; i++) out[at(f, o, i)] = m[o * f.inFeatures + i]!;
   return out;
 }
 
@@ -64,7 +64,7 @@ function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).toBe(b.length);
   let m = 0;
   for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
+    const d = Math.abs(a[i]! - b[i]!);
     if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
   }
   return m;
@@ -111,7 +111,7 @@ describe("mergeLora / unmergeLora (plain LoRA)", () => {
         const record = mergeLora(w, f, { safe });
         expect(record.weightNorm).toBeUndefined();
         const delta = toStored(f, naiveDeltaOutIn(f));
-        expect(maxAbs(w, Float64Array.from(base, (x, k) => x + delta[k]))).toBeLessThan(1e-5);
+        expect(maxAbs(w, Float64Array.from(base, (x, k) => x + delta[k]!))).toBeLessThan(1e-5);
         unmergeLora(w, f, record);
         expect(maxAbs(w, base)).toBeLessThan(1e-6);
       }),
@@ -125,16 +125,16 @@ describe("DoRA", () => {
   function naiveDora(base: Float32Array, f: LoraFactors): { weight: Float64Array; norms: Float64Array } {
     const delta = naiveDeltaOutIn(f);
     const v = new Float64Array(base.length);
-    for (let o = 0; o < f.outFeatures; o++) for (let i = 0; i < f.inFeatures; i++) v[at(f, o, i)] = base[at(f, o, i)] + delta[o * f.inFeatures + i];
+    for (let o = 0; o < f.outFeatures; o++) for (let i = 0; i < f.inFeatures; i++) v[at(f, o, i)] = base[at(f, o, i)]! + delta[o * f.inFeatures + i]!;
     const norms = new Float64Array(f.outFeatures);
     for (let o = 0; o < f.outFeatures; o++) {
       let s = 0;
-      for (let i = 0; i < f.inFeatures; i++) s += v[at(f, o, i)] ** 2;
+      for (let i = 0; i < f.inFeatures; i++) s += v[at(f, o, i)]! ** 2;
       norms[o] = Math.sqrt(s);
     }
     const weight = v.map((x, k) => {
       const o = f.layout === "out_in" ? Math.floor(k / f.inFeatures) : k % f.outFeatures;
-      return (f.magnitude![o] / norms[o]) * x;
+      return (f.magnitude![o]! / norms[o]!) * x;
     });
     return { weight, norms };
   }
@@ -286,7 +286,7 @@ describe("lora_bias", () => {
     const bias = randomMatrix(new SeededRandom(22), f.outFeatures);
     const biasBefore = bias.slice();
     const record = mergeLora(w, f, { bias });
-    expect(maxAbs(bias, Float64Array.from(biasBefore, (b, o) => b + f.scaling * f.loraBias![o]))).toBeLessThan(1e-6);
+    expect(maxAbs(bias, Float64Array.from(biasBefore, (b, o) => b + f.scaling * f.loraBias![o]!))).toBeLessThan(1e-6);
     unmergeLora(w, f, record, { bias });
     expect(maxAbs(bias, biasBefore)).toBeLessThan(1e-6);
   });
@@ -322,7 +322,7 @@ describe("large weights (the WebAssembly kernel path, ≥ 16384 elements)", () =
     const w = base.slice();
     const record = mergeLora(w, f, { safe: true });
     const delta = toStored(f, naiveDeltaOutIn(f));
-    expect(maxAbs(w, Float64Array.from(base, (x, k) => x + delta[k]))).toBeLessThan(1e-5);
+    expect(maxAbs(w, Float64Array.from(base, (x, k) => x + delta[k]!))).toBeLessThan(1e-5);
     unmergeLora(w, f, record);
     expect(maxAbs(w, base)).toBeLessThan(1e-5);
     expect(maxAbs(loraDelta(f), delta)).toBeLessThan(1e-5);

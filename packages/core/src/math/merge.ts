@@ -37,13 +37,13 @@ export function outputNorms(weight: Float32Array, f: Pick<LoraFactors, "layout" 
   if (f.layout === "out_in") {
     for (let o = 0; o < f.outFeatures; o++) {
       let s = 0;
-      for (let i = 0, base = o * f.inFeatures; i < f.inFeatures; i++) s += weight[base + i] * weight[base + i];
+      for (let i = 0, base = o * f.inFeatures; i < f.inFeatures; i++) s += weight[base + i]! * weight[base + i]!;
       norms[o] = s;
     }
   } else {
     for (let i = 0; i < f.inFeatures; i++) {
       const base = i * f.outFeatures;
-      for (let o = 0; o < f.outFeatures; o++) norms[o] += weight[base + o] * weight[base + o];
+      for (let o = 0; o < f.outFeatures; o++) norms[o]! += weight[base + o]! * weight[base + o]!;
     }
   }
   return Float32Array.from(norms, Math.sqrt);
@@ -52,13 +52,13 @@ export function outputNorms(weight: Float32Array, f: Pick<LoraFactors, "layout" 
 function scaleOutputs(weight: Float32Array, f: LoraFactors, factor: Float32Array | Float64Array): void {
   if (f.layout === "out_in") {
     for (let o = 0; o < f.outFeatures; o++) {
-      const s = factor[o];
-      for (let i = 0, base = o * f.inFeatures; i < f.inFeatures; i++) weight[base + i] *= s;
+      const s = factor[o]!;
+      for (let i = 0, base = o * f.inFeatures; i < f.inFeatures; i++) weight[base + i]! *= s;
     }
   } else {
     for (let i = 0; i < f.inFeatures; i++) {
       const base = i * f.outFeatures;
-      for (let o = 0; o < f.outFeatures; o++) weight[base + o] *= factor[o];
+      for (let o = 0; o < f.outFeatures; o++) weight[base + o]! *= factor[o]!;
     }
   }
 }
@@ -102,7 +102,7 @@ export function mergeLora(weight: Float32Array, f: LoraFactors, options: MergeOp
   if (f.magnitude) {
     const norm = outputNorms(work, f);
     const factor = new Float64Array(f.outFeatures);
-    for (let o = 0; o < f.outFeatures; o++) factor[o] = f.magnitude[o] / norm[o];
+    for (let o = 0; o < f.outFeatures; o++) factor[o] = f.magnitude[o]! / norm[o]!;
     scaleOutputs(work, f, factor);
     record.weightNorm = norm;
   }
@@ -135,7 +135,7 @@ export function mergeLoraBias(bias: Float32Array, loraBias: Float32Array, scalin
   if (bias.length !== loraBias.length) {
     throw new LowrankError("SHAPE_MISMATCH", `${options.label ?? "merge"}: lora_B.bias has ${loraBias.length} values but the layer's bias has ${bias.length}`);
   }
-  const next = Float32Array.from(bias, (b, o) => b + sign * scaling * loraBias[o]);
+  const next = Float32Array.from(bias, (b, o) => b + sign * scaling * loraBias[o]!);
   if (options.safe) assertFinite(next, options.label ?? "merge");
   bias.set(next);
 }
@@ -150,7 +150,7 @@ export function unmergeLora(weight: Float32Array, f: LoraFactors, record: MergeR
   if (f.magnitude) {
     if (!record.weightNorm) throw new LowrankError("ADAPTER_INVALID", `${label}: unmerging DoRA needs the weight norm recorded at merge time`);
     const factor = new Float64Array(f.outFeatures);
-    for (let o = 0; o < f.outFeatures; o++) factor[o] = record.weightNorm[o] / f.magnitude[o];
+    for (let o = 0; o < f.outFeatures; o++) factor[o] = record.weightNorm[o]! / f.magnitude[o]!;
     scaleOutputs(weight, f, factor);
   }
   addDelta(weight, f, -1);

@@ -16,8 +16,8 @@ describe("QR follows LAPACK when a column is already reduced", () => {
     for (let i = 0; i < m; i++) {
       for (let c = 0; c < n; c++) {
         let sum = 0;
-        for (let t = 0; t < k; t++) sum += q[i * k + t] * r[t * n + c];
-        expect(sum).toBeCloseTo(a[i * n + c], 10);
+        for (let t = 0; t < k; t++) sum += q[i * k + t]! * r[t * n + c]!;
+        expect(sum).toBeCloseTo(a[i * n + c]!, 10);
       }
     }
   });
@@ -34,7 +34,7 @@ describe("SVD returns orthonormal singular vectors even for zero singular values
       for (let x = 0; x < k; x++) {
         for (let y = 0; y < k; y++) {
           let dot = 0;
-          for (let i = 0; i < rows; i++) dot += mat[i * k + x] * mat[i * k + y];
+          for (let i = 0; i < rows; i++) dot += mat[i * k + x]! * mat[i * k + y]!;
           expect(dot).toBeCloseTo(x === y ? 1 : 0, 10);
         }
       }
@@ -42,7 +42,7 @@ describe("SVD returns orthonormal singular vectors even for zero singular values
     for (let i = 0; i < m; i++) {
       for (let j = 0; j < n; j++) {
         let sum = 0;
-        for (let t = 0; t < k; t++) sum += u[i * k + t] * s[t] * v[j * k + t];
+        for (let t = 0; t < k; t++) sum += u[i * k + t]! * s[t]! * v[j * k + t]!;
         expect(sum).toBeCloseTo(a[i * n + j], 10);
       }
     }

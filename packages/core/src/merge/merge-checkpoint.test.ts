@@ -141,11 +141,11 @@ describe("sharded and half-precision checkpoints", () => {
     names.forEach((name, i) => {
       const t = tensors.get(name)!;
       const file = `model-0000${(i % 2) + 1}-of-00002.safetensors`;
-      shards[i % 2].set(name, { dtype: "BF16", shape: t.shape, data: fromFloat32(toFloat32(t), "BF16") });
+      shards[i % 2]!.set(name, { dtype: "BF16", shape: t.shape, data: fromFloat32(toFloat32(t), "BF16") });
       weightMap[name] = file;
     });
-    await writeSafetensors(path.join(baseDir, "model-00001-of-00002.safetensors"), shards[0], { format: "pt" });
-    await writeSafetensors(path.join(baseDir, "model-00002-of-00002.safetensors"), shards[1], { format: "pt" });
+    await writeSafetensors(path.join(baseDir, "model-00001-of-00002.safetensors"), shards[0]!, { format: "pt" });
+    await writeSafetensors(path.join(baseDir, "model-00002-of-00002.safetensors"), shards[1]!, { format: "pt" });
     await writeFile(path.join(baseDir, "model.safetensors.index.json"), JSON.stringify({ metadata: { total_size: 0 }, weight_map: weightMap }));
     await copyFile(requireFixture("llama-tiny", "config.json"), path.join(baseDir, "config.json"));
 

@@ -10,8 +10,8 @@ import { LowrankError } from "../errors/lowrank-error.js";
 export function checkModelInput(params: { inputIds: readonly (readonly number[])[]; attentionMask?: readonly (readonly number[])[]; vocabSize: number | undefined; label?: string }): void {
   const { inputIds, attentionMask, vocabSize } = params;
   const what = params.label ?? "input";
-  if (inputIds.length === 0 || inputIds[0].length === 0) throw new LowrankError("USAGE", `${what} ids are empty`);
-  const width = inputIds[0].length;
+  if (inputIds.length === 0 || inputIds[0]!.length === 0) throw new LowrankError("USAGE", `${what} ids are empty`);
+  const width = inputIds[0]!.length;
   inputIds.forEach((row, i) => {
     if (row.length !== width) throw new LowrankError("USAGE", `${what} ids row ${i} has ${row.length} ids, row 0 has ${width}: rows must be equally long`);
     row.forEach((id, j) => {

@@ -20,10 +20,10 @@ describe("targets and scalings match PEFT's for every fixture adapter", () => {
     const config = await readLoraConfig(requireFixture(pair.adapter, "adapter_config.json"));
     const model = await loadFixtureModel(pair.base);
     const report = resolveTargets(config, model);
-    const expected = manifest.fixtures[pair.key].lora_modules;
+    const expected = manifest.fixtures[pair.key]!.lora_modules;
     expect(report.targets.map((t) => t.name).sort()).toEqual(Object.keys(expected).sort());
     for (const t of report.targets) {
-      const want = expected[t.name];
+      const want = expected[t.name]!;
       expect(t.r, t.name).toBe(want.r);
       expect(t.alpha, t.name).toBe(want.lora_alpha);
       expect(t.scaling, t.name).toBeCloseTo(want.scaling, 12);
@@ -168,7 +168,7 @@ describe("rank_pattern and alpha_pattern (PEFT 0.12)", () => {
   });
   test("rsLoRA divides by √r", () => {
     const report = resolveTargets(createLoraConfig({ r: 16, lora_alpha: 8, target_modules: ["q_proj"], use_rslora: true }), llama());
-    expect(report.targets[0].scaling).toBe(2);
+    expect(report.targets[0]!.scaling).toBe(2);
   });
 });
 

@@ -39,8 +39,8 @@ const SUPPORTED = new Set(["linear", "conv1d", "embedding"]);
 /** A module's r, alpha and scaling: rank/alpha patterns (PEFT 0.12's lookup), then α/r or α/√r. */
 export function moduleHyperparameters(config: Pick<LoraConfig, "r" | "lora_alpha" | "rank_pattern" | "alpha_pattern" | "use_rslora">, name: string): { r: number; alpha: number; scaling: number } {
   const key = patternKeyFor(config, name);
-  const r = Object.hasOwn(config.rank_pattern, key) ? config.rank_pattern[key] : config.r;
-  const alpha = Object.hasOwn(config.alpha_pattern, key) ? config.alpha_pattern[key] : config.lora_alpha;
+  const r = Object.hasOwn(config.rank_pattern, key) ? config.rank_pattern[key]! : config.r;
+  const alpha = Object.hasOwn(config.alpha_pattern, key) ? config.alpha_pattern[key]! : config.lora_alpha;
   return { r, alpha, scaling: loraScaling({ alpha, r, useRslora: config.use_rslora }) };
 }
 

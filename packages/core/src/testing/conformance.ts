@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { readAdapter } from "../adapter/read-adapter.js";
 import type { BackendCapability, LowrankBackend } from "../backend/backend.js";
+import { LowrankError } from "../errors/lowrank-error.js";
 import { Checkpoint } from "../formats/checkpoint.js";
 import { readSafetensors } from "../formats/safetensors/safetensors-file.js";
 import { toFloat32, toIntegers } from "../formats/safetensors/dtype.js";
@@ -85,6 +86,9 @@ export function backendConformanceChecks(create: () => LowrankBackend | Promise<
         const rows = (t: typeof ids): number[][] => {
           const flat = toIntegers(t);
           const [b, s] = t.shape;
+          if (b === undefined || s === undefined) {
+            throw new LowrankError("SHAPE_MISMATCH", `${pair.cases}.safetensors: expected [batch, sequence] ids and mask, got shape [${t.shape.join(", ")}]`);
+          }
           return Array.from({ length: b }, (_, i) => flat.slice(i * s, (i + 1) * s));
         };
         const adapter = await readAdapter(requireFixture(pair.adapter));

@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
+import { LowrankError } from "../errors/lowrank-error.js";
 import { toIntegers, type Tensor } from "../formats/safetensors/dtype.js";
 
 /** The shared folder beside the checkout (`../shared` from the workspace root above the cwd), or `$LOWRANK_SHARED`. */
@@ -30,7 +31,7 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) return Infinity;
   let max = 0;
   for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
+    const d = Math.abs(a[i]! - b[i]!);
     if (!(d <= max)) max = Number.isNaN(d) ? Infinity : d;
   }
   return max;
@@ -40,5 +41,8 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 export function idRows(t: Tensor): number[][] {
   const flat = toIntegers(t);
   const [b, s] = t.shape;
+  if (b === undefined || s === undefined) {
+    throw new LowrankError("SHAPE_MISMATCH", `idRows: expected a [batch, sequence] tensor, got shape [${t.shape.join(", ")}]`);
+  }
   return Array.from({ length: b }, (_, i) => flat.slice(i * s, (i + 1) * s));
 }

@@ -17,7 +17,7 @@ describe("Float32AdamW", () => {
     const before = Array.from(p);
     opt.apply(new Map([["w", g]]), 0.01);
     before.forEach((b, i) => {
-      const update = m[i] / (1 - 0.9 ** 2) / (Math.sqrt(v[i] / (1 - 0.999 ** 2)) + 1e-8);
+      const update = m[i]! / (1 - 0.9 ** 2) / (Math.sqrt(v[i]! / (1 - 0.999 ** 2)) + 1e-8);
       expect(p[i]).toBeCloseTo(b * (1 - 0.001) - 0.01 * update, 6);
     });
     expect(opt.stepCount).toBe(2);

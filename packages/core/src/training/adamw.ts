@@ -60,12 +60,12 @@ export class Float32AdamW {
         this.v.set(name, v);
       }
       for (let i = 0; i < p.length; i++) {
-        const gi = g[i];
-        const mi = f(f(m[i] * b1) + f(gi * nb1));
-        const vi = f(f(v[i] * b2) + f(f(gi * gi) * nb2));
+        const gi = g[i]!;
+        const mi = f(f(m[i]! * b1) + f(gi * nb1));
+        const vi = f(f(v[i]! * b2) + f(f(gi * gi) * nb2));
         m[i] = mi;
         v[i] = vi;
-        const decayed = weightDecay > 0 ? f(p[i] * keep) : p[i];
+        const decayed = weightDecay > 0 ? f(p[i]! * keep) : p[i]!;
         const update = f(f(mi / c1) / f(f(Math.sqrt(f(vi / c2))) + eps));
         p[i] = f(decayed - f(update * rate));
       }
@@ -98,12 +98,12 @@ export class Float32AdamW {
  */
 export function clipGradNorm(grads: ReadonlyMap<string, Float32Array>, maxNorm: number | undefined): number {
   let sum = 0;
-  for (const g of grads.values()) for (let i = 0; i < g.length; i++) sum += g[i] * g[i];
+  for (const g of grads.values()) for (let i = 0; i < g.length; i++) sum += g[i]! * g[i]!;
   const norm = Math.sqrt(sum);
   const limit = maxNorm ?? 0;
   if (limit > 0 && norm > limit) {
     const factor = f(limit / (norm + 1e-6));
-    for (const g of grads.values()) for (let i = 0; i < g.length; i++) g[i] = f(g[i] * factor);
+    for (const g of grads.values()) for (let i = 0; i < g.length; i++) g[i] = f(g[i]! * factor);
   }
   return norm;
 }

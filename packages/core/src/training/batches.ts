@@ -51,7 +51,7 @@ export class BatchOrder {
     const order = Array.from({ length: this.count }, (_, i) => i);
     for (let i = order.length - 1; i > 0; i--) {
       const j = Math.floor(rng.next() * (i + 1));
-      [order[i], order[j]] = [order[j], order[i]];
+      [order[i], order[j]] = [order[j]!, order[i]!];
     }
     this.cache = { epoch, order };
     return order;
@@ -76,7 +76,7 @@ export function causalTargets(labels: readonly (readonly number[])[]): { targets
   let predicted = 0;
   for (const row of labels) {
     for (let t = 0; t < row.length; t++) {
-      const next = t + 1 < row.length ? row[t + 1] : -100;
+      const next = t + 1 < row.length ? row[t + 1]! : -100;
       targets.push(next < 0 ? 0 : next);
       weights.push(next < 0 ? 0 : 1);
       if (next >= 0) predicted += 1;

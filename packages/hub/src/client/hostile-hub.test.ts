@@ -339,7 +339,7 @@ describe("pull: broken downloads", () => {
   test("content that does not match its ETag is refused: no blob, no .incomplete", async () => {
     hub.handle(withGet((_req, res) => {
       const forged = Buffer.from(CONTENT);
-      forged[100] ^= 1;
+      forged[100]! ^= 1;
       res.writeHead(200, { "Content-Length": String(forged.byteLength) }).end(forged);
     }));
     const cfg = config();

@@ -41,7 +41,7 @@ export async function hubResponseError(response: Response, what: string, token: 
       message = "";
     }
   }
-  message = redact(message.split("\n")[0].slice(0, 200), token);
+  message = redact((message.split("\n")[0] ?? "").slice(0, 200), token);
   const code = response.headers.get("x-error-code");
   const fields = { status: response.status, url: response.url || url };
   if (response.status === 401 || response.status === 403) {
@@ -69,7 +69,7 @@ export async function hubFetch(url: string, init: RequestInit & { token?: string
     return await fetch(url, { ...rest, headers });
   } catch (error) {
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-    const reason = redact(String(cause?.code ?? cause?.message ?? (error as Error).message).split("\n")[0], token);
+    const reason = redact(String(cause?.code ?? cause?.message ?? (error as Error).message).split("\n")[0] ?? "", token);
     throw new HubError("IO_ERROR", `${what}: cannot reach ${new URL(url).origin} (${reason})`, { url, cause: error });
   }
 }

@@ -25,7 +25,7 @@ export function hubLibraryError(what: string, error: unknown, config: Pick<HubCo
   const { token } = config;
   const e = (error ?? {}) as { statusCode?: number; url?: string; message?: string; cause?: { code?: string; message?: string } };
   const status = e.statusCode;
-  const firstLine = (text: unknown, max: number) => redact(String(text), token).split("\n")[0].slice(0, max);
+  const firstLine = (text: unknown, max: number) => (redact(String(text), token).split("\n")[0] ?? "").slice(0, max);
   const message = firstLine(e.message ?? error, 300);
   if (status !== undefined) {
     const fields = { status, url: e.url };

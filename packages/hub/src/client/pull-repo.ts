@@ -41,7 +41,7 @@ export interface PullResult {
 export function fnmatch(pattern: string, name: string): boolean {
   let re = "";
   for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i];
+    const c = pattern[i]!;
     if (c === "*") re += ".*";
     else if (c === "?") re += ".";
     else if (c === "[") {
@@ -85,7 +85,7 @@ async function readRepoInfo(response: Response, what: string): Promise<{ commit:
   try {
     info = JSON.parse(text);
   } catch (error) {
-    throw new LowrankError("IO_ERROR", `${what}: the Hub's answer is not JSON (${(error as Error).message.split("\n")[0].slice(0, 100)})`);
+    throw new LowrankError("IO_ERROR", `${what}: the Hub's answer is not JSON (${((error as Error).message.split("\n")[0] ?? "").slice(0, 100)})`);
   }
   const { sha, siblings } = (typeof info === "object" && info !== null ? info : {}) as { sha?: unknown; siblings?: unknown };
   if (typeof sha !== "string" || !/^[0-9a-f]{40}$/.test(sha)) throw new LowrankError("IO_ERROR", `${what}: the Hub's answer has no commit sha`);

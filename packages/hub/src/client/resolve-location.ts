@@ -13,6 +13,6 @@ export async function resolveLocation(arg: string, config: HubConfig, options: {
   if (await stat(arg).catch(() => undefined)) return arg;
   const match = HUB_ID.exec(arg);
   if (!match) return arg;
-  const pulled = await pullRepo({ repo: match[1], revision: match[2], include: options.include, config });
+  const pulled = await pullRepo({ repo: match[1]!, revision: match[2], include: options.include, config });
   return pulled.snapshotDir;
 }

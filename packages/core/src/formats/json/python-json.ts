@@ -8,7 +8,7 @@ export function pythonFloatRepr(value: number): string {
   if (value === 0) return Object.is(value, -0) ? "-0.0" : "0.0";
   const [mantissa, expText] = Math.abs(value).toExponential().split("e");
   const exp = Number(expText);
-  const digits = mantissa.replace(".", "");
+  const digits = mantissa!.replace(".", ""); // split always yields a first element
   const sign = value < 0 ? "-" : "";
   if (exp < -4 || exp >= 16) {
     const m = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
@@ -45,7 +45,7 @@ function compareCodePoints(a: string, b: string): number {
   const x = Array.from(a);
   const y = Array.from(b);
   for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    const d = x[i].codePointAt(0)! - y[i].codePointAt(0)!;
+    const d = x[i]!.codePointAt(0)! - y[i]!.codePointAt(0)!;
     if (d !== 0) return d;
   }
   return x.length - y.length;

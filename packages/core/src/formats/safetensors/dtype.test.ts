@@ -30,15 +30,15 @@ function readU16(bytes: Uint8Array): number[] {
 }
 
 function widen(dtype: "F16" | "BF16", bits: number): number {
-  return toFloat32({ dtype, shape: [1], data: u16Bytes([bits]) })[0];
+  return toFloat32({ dtype, shape: [1], data: u16Bytes([bits]) })[0]!;
 }
 
 function narrow(dtype: "F16" | "BF16", value: number): number {
-  return readU16(fromFloat32(Float32Array.of(value), dtype))[0];
+  return readU16(fromFloat32(Float32Array.of(value), dtype))[0]!;
 }
 
 function f32Bits(value: number): number {
-  return new Uint32Array(Float32Array.of(value).buffer)[0];
+  return new Uint32Array(Float32Array.of(value).buffer)[0]!;
 }
 
 function expectLowrankError(fn: () => unknown, code: string, pattern?: RegExp): void {
@@ -102,7 +102,7 @@ describe("exhaustive 16-bit round trip", () => {
     const mismatches = all.filter((b) => !Number.isNaN(widened[b]) && back[b] !== b);
     expect(mismatches).toEqual([]);
     // NaN stays NaN (payload may be canonicalised).
-    const nanBack = all.filter((b) => Number.isNaN(widened[b])).map((b) => back[b]);
+    const nanBack = all.filter((b) => Number.isNaN(widened[b])).map((b) => back[b]!);
     expect(nanBack.length).toBeGreaterThan(0);
     expect(nanBack.every((b) => Number.isNaN(widen(dtype, b)))).toBe(true);
   });
@@ -155,7 +155,7 @@ describe("fromFloat32 rounds to nearest, ties to even", () => {
   test.each(["F16", "BF16"] as const)("NaN stays NaN in %s", (dtype) => {
     expect(widen(dtype, narrow(dtype, NaN))).toBeNaN();
     // a float32 NaN whose payload sits only in the low bits must not become infinity
-    const lowPayloadNaN = new Float32Array(new Uint32Array([0x7f800001]).buffer)[0];
+    const lowPayloadNaN = new Float32Array(new Uint32Array([0x7f800001]).buffer)[0]!;
     expect(widen(dtype, narrow(dtype, lowPayloadNaN))).toBeNaN();
   });
 

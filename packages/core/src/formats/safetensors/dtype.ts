@@ -54,7 +54,7 @@ function halfToFloat(h: number): number {
 
 function floatToHalf(value: number): number {
   f32Scratch[0] = value;
-  const x = u32Scratch[0];
+  const x = u32Scratch[0]!;
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
@@ -79,7 +79,7 @@ function floatToHalf(value: number): number {
 
 function floatToBf16(value: number): number {
   f32Scratch[0] = value;
-  const x = u32Scratch[0];
+  const x = u32Scratch[0]!;
   if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff) return (x >>> 16) | 0x40;
   const rounded = x + 0x7fff + ((x >>> 16) & 1);
   return (rounded >>> 16) & 0xffff;
@@ -126,13 +126,13 @@ export function fromFloat32(values: Float32Array, dtype: DType, label = "tensor"
   const dv = view(out);
   switch (dtype) {
     case "F64":
-      for (let i = 0; i < n; i++) dv.setFloat64(i * 8, values[i], true);
+      for (let i = 0; i < n; i++) dv.setFloat64(i * 8, values[i]!, true);
       return out;
     case "F16":
-      for (let i = 0; i < n; i++) dv.setUint16(i * 2, floatToHalf(values[i]), true);
+      for (let i = 0; i < n; i++) dv.setUint16(i * 2, floatToHalf(values[i]!), true);
       return out;
     case "BF16":
-      for (let i = 0; i < n; i++) dv.setUint16(i * 2, floatToBf16(values[i]), true);
+      for (let i = 0; i < n; i++) dv.setUint16(i * 2, floatToBf16(values[i]!), true);
       return out;
     default:
       throw new LowrankError("SHAPE_MISMATCH", `${label}: cannot store floating-point values as ${dtype}`);

@@ -83,7 +83,7 @@ export function parseHeader(headerBytes: Uint8Array, dataBytes: number, label: s
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
       bad(`tensor "${name}" has invalid data_offsets ${JSON.stringify(offsets)}`);
     }
-    const [begin, end] = offsets as number[];
+    const [begin, end] = offsets as [number, number]; // length 2, checked above
     if (end < begin) bad(`tensor "${name}" has data_offsets [${begin}, ${end}] that end before they begin`);
     if (end > dataBytes) bad(`tensor "${name}" has data_offsets [${begin}, ${end}] beyond the ${dataBytes}-byte data section`);
     let expected = (shape as number[]).includes(0) ? 0 : DTYPE_BYTES[dtype as DType];
@@ -102,7 +102,7 @@ export function parseHeader(headerBytes: Uint8Array, dataBytes: number, label: s
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
   let cursor = 0;
   for (let i = 0; i < entries.length; i++) {
-    const cur = entries[i];
+    const cur = entries[i]!;
     const prev = entries[i - 1];
     if (prev && cur.begin < prev.end) bad(`tensors "${prev.name}" and "${cur.name}" overlap (data_offsets [${prev.begin}, ${prev.end}] and [${cur.begin}, ${cur.end}])`);
     if (cur.begin > cursor) bad(`bytes [${cursor}, ${cur.begin}) of the data section belong to no tensor (before tensor "${cur.name}"): data_offsets must follow one another`);

@@ -302,12 +302,12 @@ describe("property: hostile headers never allocate more than the file holds", ()
     const header: Record<string, { dtype: string; shape: number[]; data_offsets: number[] }> = {};
     let cursor = 0;
     for (const t of layout) {
-      const size = t.shape.reduce((a, b) => a * b, 1) * SIZE[t.dtype];
+      const size = t.shape.reduce((a, b) => a * b, 1) * SIZE[t.dtype]!;
       header[t.name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [cursor, cursor + size] };
       cursor += size;
     }
     if (change) {
-      const target = header[layout[change.index % layout.length].name];
+      const target = header[layout[change.index % layout.length]!.name]!;
       if (change.field === "dim") target.shape[0] = change.value;
       else target.data_offsets[change.field === "begin" ? 0 : 1] = change.value;
     }
@@ -386,9 +386,9 @@ describe("property: hostile headers never allocate more than the file holds", ()
     await fc.assert(
       fc.asyncProperty(fc.array(fc.tuple(fc.nat(valid.length * 8 - 1), fc.boolean()), { minLength: 1, maxLength: 6 }), fc.nat(valid.length), async (flips, keep) => {
         const bytes = valid.slice();
-        for (const [bit] of flips) bytes[bit >> 3] ^= 1 << (bit & 7);
+        for (const [bit] of flips) bytes[bit >> 3]! ^= 1 << (bit & 7);
         // Half the runs also truncate the file.
-        const file = flips[0][1] ? bytes.subarray(0, keep) : bytes;
+        const file = flips[0]![1] ? bytes.subarray(0, keep) : bytes;
         await writeFile(p, file);
         const { result, sizes } = await withAllocations(() => readSafetensors(p).catch((error: unknown) => error));
         for (const size of sizes) expect(size).toBeLessThanOrEqual(file.byteLength);

@@ -27,7 +27,7 @@ beforeEach(async () => {
 function tensorOf(dtype: DType, shape: number[], seed = 1): Tensor {
   const data = new Uint8Array(elementCount(shape) * DTYPE_BYTES[dtype]);
   for (let i = 0; i < data.length; i++) data[i] = (i * 37 + seed * 11) & 0xff;
-  if (dtype === "BOOL") for (let i = 0; i < data.length; i++) data[i] &= 1;
+  if (dtype === "BOOL") for (let i = 0; i < data.length; i++) data[i]! &= 1;
   return { dtype, shape, data };
 }
 
@@ -121,7 +121,7 @@ describe("planSafetensorsLayout", () => {
         for (const name of expectedOrder) {
           const s = specs.find((x) => x.name === name)!;
           const size = elementCount(s.shape) * DTYPE_BYTES[s.dtype];
-          expect(parsed[name].data_offsets).toEqual([cursor, cursor + size]);
+          expect(parsed[name]!.data_offsets).toEqual([cursor, cursor + size]);
           cursor += size;
         }
         expect(layout.totalBytes).toBe(8 + n + cursor);

@@ -35,7 +35,7 @@ class PickleMachine {
       if (this.pos >= this.bytes.length) {
         throw torchFormatError(this.label, `pickle data.pkl ends at byte ${this.pos} without a STOP opcode (truncated?)`);
       }
-      this.op = this.bytes[this.pos++];
+      this.op = this.bytes[this.pos++]!;
       if (this.op === 0x2e) return this.pop(); // STOP
       const handler = HANDLERS.get(this.op);
       if (handler === undefined) throw this.fail("is not supported by this safe reader");
@@ -55,7 +55,7 @@ class PickleMachine {
     return out;
   }
 
-  u8(): number { return this.take(1)[0]; }
+  u8(): number { return this.take(1)[0]!; }
   u16(): number { const at = this.advance(2); return this.view.getUint16(at, true); }
   u32(): number { const at = this.advance(4); return this.view.getUint32(at, true); }
   i32(): number { const at = this.advance(4); return this.view.getInt32(at, true); }
@@ -102,11 +102,11 @@ class PickleMachine {
 
   top(): PickleValue {
     if (this.stack.length <= this.markBase()) throw this.fail("needs a value but the stack is empty (stack underflow)");
-    return this.stack[this.stack.length - 1];
+    return this.stack[this.stack.length - 1]!;
   }
 
   markBase(): number {
-    return this.marks.length === 0 ? 0 : this.marks[this.marks.length - 1];
+    return this.marks.length === 0 ? 0 : this.marks[this.marks.length - 1]!;
   }
 
   mark(): void {
@@ -147,8 +147,8 @@ class PickleMachine {
     if (!(dict instanceof PickleDict)) throw this.fail(`needs a dict to set items on, got ${describeValue(dict)}`);
     const values: PickleValue[] = [];
     for (let i = 0; i < items.length; i += 2) {
-      dict.entries.set(items[i], items[i + 1]);
-      values.push(items[i + 1]);
+      dict.entries.set(items[i]!, items[i + 1]!);
+      values.push(items[i + 1]!);
     }
     dict.depth = this.nested(values, dict.depth);
   }
@@ -166,8 +166,8 @@ class PickleMachine {
 
   integer(bytes: Uint8Array): number | bigint {
     let value = 0n;
-    for (let i = bytes.length - 1; i >= 0; i--) value = (value << 8n) | BigInt(bytes[i]);
-    if (bytes.length > 0 && bytes[bytes.length - 1] >= 0x80) value -= 1n << BigInt(bytes.length * 8);
+    for (let i = bytes.length - 1; i >= 0; i--) value = (value << 8n) | BigInt(bytes[i]!);
+    if (bytes.length > 0 && bytes[bytes.length - 1]! >= 0x80) value -= 1n << BigInt(bytes.length * 8);
     return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;
   }
 }

@@ -39,7 +39,7 @@ function manifestFixture(name: "gpt2_bin" | "loralib_gpt2"): ManifestFixture {
   const manifest = JSON.parse(new TextDecoder().decode(fixture("manifest.json"))) as { fixtures: Record<string, ManifestFixture> };
   const entry = manifest.fixtures[name];
   expect(entry, `manifest has no fixtures.${name}`).toBeDefined();
-  return entry;
+  return entry!;
 }
 
 /** Minimal safetensors reader: u64 header length, JSON header, data. */
@@ -97,7 +97,7 @@ class PickleBuilder {
     if (xs.length === 0) return this.emptyTuple();
     if (xs.length > 3) { this.mark(); xs.forEach((x) => this.int(x)); return this.tuple(); }
     xs.forEach((x) => this.int(x));
-    return this.raw([0x85, 0x86, 0x87][xs.length - 1]);
+    return this.raw([0x85, 0x86, 0x87][xs.length - 1]!);
   }
   storage(cls: string, key: string, numel: number): this {
     return this.mark().str("storage").global("torch", cls).str(key).str("cpu").int(numel).tuple().raw(0x51);
@@ -216,7 +216,7 @@ describe("readTorchStateDict on the fixtures", () => {
       expect(tensor.dtype).toBe("F32");
       expect(ref?.dtype).toBe("F32");
       expect(tensor.shape).toEqual(ref?.shape);
-      expect(tensor.shape).toEqual(expected[name][1]);
+      expect(tensor.shape).toEqual(expected[name]![1]);
       expect(Buffer.from(tensor.data).equals(Buffer.from(ref?.data ?? []))).toBe(true);
     }
   });

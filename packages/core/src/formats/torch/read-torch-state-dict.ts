@@ -62,9 +62,10 @@ function archivePrefix(zip: ZipArchive, label: string): string {
     throw torchFormatError(label, `zip archive has no data.pkl member, so it is not a torch.save file (members: ${shown || "none"})`);
   }
   if (pickles.length > 1) {
-    throw torchFormatError(label, `zip archive has ${pickles.length} data.pkl members ("${printable(pickles[0])}", "${printable(pickles[1])}", …); expected one`);
+    throw torchFormatError(label, `zip archive has ${pickles.length} data.pkl members ("${printable(pickles[0]!)}", "${printable(pickles[1]!)}", …); expected one`);
   }
-  return pickles[0].slice(0, pickles[0].length - "data.pkl".length);
+  const pickle = pickles[0]!; // not empty, checked above
+  return pickle.slice(0, pickle.length - "data.pkl".length);
 }
 
 /** Newer PyTorch writes a `byteorder` member; without one the data is little-endian. */

@@ -22,7 +22,7 @@ export function copyStridedTensor(view: StridedView, fail: Fail): Uint8Array {
   const storageElements = Math.floor(storage.length / itemSize);
   let lastIndex = storageOffset;
   size.forEach((extent, d) => {
-    lastIndex += (extent - 1) * stride[d];
+    lastIndex += (extent - 1) * stride[d]!;
   });
   if (lastIndex >= storageElements) {
     throw fail(
@@ -51,7 +51,7 @@ function isContiguous(size: readonly number[], stride: readonly number[]): boole
   let expected = 1;
   for (let d = size.length - 1; d >= 0; d--) {
     if (size[d] !== 1 && stride[d] !== expected) return false;
-    expected *= size[d];
+    expected *= size[d]!;
   }
   return true;
 }
@@ -61,8 +61,8 @@ function gather(view: StridedView, numel: number): Uint8Array {
   const { storage, itemSize, size, stride } = view;
   const out = new Uint8Array(numel * itemSize);
   const last = size.length - 1;
-  const inner = size[last];
-  const innerStride = stride[last];
+  const inner = size[last]!;
+  const innerStride = stride[last]!;
   const index = new Array<number>(last).fill(0);
   let base = view.storageOffset;
   let written = 0;
@@ -73,14 +73,14 @@ function gather(view: StridedView, numel: number): Uint8Array {
     } else {
       for (let j = 0; j < inner; j++) {
         const start = (base + j * innerStride) * itemSize;
-        for (let b = 0; b < itemSize; b++) out[written++] = storage[start + b];
+        for (let b = 0; b < itemSize; b++) out[written++] = storage[start + b]!;
       }
     }
     for (let d = last - 1; d >= 0; d--) {
-      index[d]++;
-      base += stride[d];
-      if (index[d] < size[d]) break;
-      base -= stride[d] * size[d];
+      index[d]!++;
+      base += stride[d]!;
+      if (index[d]! < size[d]!) break;
+      base -= stride[d]! * size[d]!;
       index[d] = 0;
     }
   }

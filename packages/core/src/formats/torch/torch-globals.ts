@@ -54,7 +54,7 @@ export function loadPersistentId(pid: PickleValue, fail: Fail): TorchStorageRef 
   if (!(pid instanceof PickleTuple) || pid.items.length !== 5 || pid.items[0] !== "storage") {
     throw fail(`expects a persistent id ("storage", class, key, location, numel), got ${describeValue(pid)}`);
   }
-  const [, storageClass, key, location, numel] = pid.items;
+  const [, storageClass, key, location, numel] = pid.items as readonly [PickleValue, PickleValue, PickleValue, PickleValue, PickleValue]; // length checked above
   if (!(storageClass instanceof PickleGlobal) || storageClass.target.kind !== "storage") {
     throw fail(`expects a torch.*Storage class in the persistent id, got ${describeValue(storageClass)}`);
   }
@@ -67,7 +67,16 @@ function rebuildTensor(items: readonly PickleValue[], fail: Fail): TorchTensorRe
   if (items.length !== 6 && items.length !== 7) {
     throw fail(`expects 6 or 7 arguments for torch._utils._rebuild_tensor_v2, got ${items.length}`);
   }
-  const [storage, offset, size, stride, requiresGrad, hooks] = items;
+  // 6 or 7 items, checked above.
+  const [storage, offset, size, stride, requiresGrad, hooks] = items as readonly [
+    PickleValue,
+    PickleValue,
+    PickleValue,
+    PickleValue,
+    PickleValue,
+    PickleValue,
+    ...PickleValue[],
+  ];
   if (!(storage instanceof TorchStorageRef)) throw fail(`expects a storage as tensor argument 1, got ${describeValue(storage)}`);
   const shape = dims(size, "size", fail);
   const strides = dims(stride, "stride", fail);
@@ -79,7 +88,7 @@ function rebuildTensor(items: readonly PickleValue[], fail: Fail): TorchTensorRe
 
 function rebuildParameter(items: readonly PickleValue[], fail: Fail): TorchTensorRef {
   if (items.length !== 3) throw fail(`expects 3 arguments for torch._utils._rebuild_parameter, got ${items.length}`);
-  const [tensor, requiresGrad, hooks] = items;
+  const [tensor, requiresGrad, hooks] = items as readonly [PickleValue, PickleValue, PickleValue]; // length checked above
   if (!(tensor instanceof TorchTensorRef)) throw fail(`expects a tensor as parameter data, got ${describeValue(tensor)}`);
   if (typeof requiresGrad !== "boolean") throw fail(`expects a bool requires_grad, got ${describeValue(requiresGrad)}`);
   if (!(hooks instanceof PickleDict)) throw fail(`expects backward hooks as an OrderedDict, got ${describeValue(hooks)}`);

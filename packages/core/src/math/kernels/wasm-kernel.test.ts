@@ -21,13 +21,13 @@ function worstError(got: Float32Array, base: Float32Array, shape: { rows: number
       let sum = 0;
       let magnitude = 0;
       for (let k = 0; k < rank; k++) {
-        const term = left[i * rank + k] * right[k * cols + j];
+        const term = left[i * rank + k]! * right[k * cols + j]!;
         sum += term;
         magnitude += Math.abs(term);
       }
-      const expected = base[i * cols + j] + scale * sum;
-      const allowed = (rank + 2) * 2 ** -23 * (Math.abs(base[i * cols + j]) + Math.abs(scale) * magnitude);
-      worst = Math.max(worst, Math.abs(got[i * cols + j] - expected) / allowed);
+      const expected = base[i * cols + j]! + scale * sum;
+      const allowed = (rank + 2) * 2 ** -23 * (Math.abs(base[i * cols + j]!) + Math.abs(scale) * magnitude);
+      worst = Math.max(worst, Math.abs(got[i * cols + j]! - expected) / allowed);
     }
   }
   return worst;
