@@ -57,7 +57,14 @@ async function startServer(dir) {
     });
     child.on("exit", (status) => reject(new Error(`hub server exited with ${status}`)));
   });
-  return { url, close: () => new Promise((resolve) => { child.once("exit", resolve); child.kill("SIGTERM"); }) };
+  return {
+    url,
+    close: () =>
+      new Promise((resolve) => {
+        child.once("exit", resolve);
+        child.kill("SIGTERM");
+      }),
+  };
 }
 
 async function timed(kind, fn) {
@@ -77,10 +84,15 @@ async function main() {
     if (res.status !== 200) throw new Error(`${p}: ${res.status}`);
     return res.json();
   };
-  const push = (plan) => uploadFiles({
-    repo: plan.repo, accessToken: TOKEN, hubUrl, useXet: false, commitTitle: `push ${plan.id}`,
-    files: Object.entries(plan.files).map(([p, bytes]) => ({ path: p, content: new Blob([bytes]) })),
-  }).then((out) => out.commit.oid);
+  const push = (plan) =>
+    uploadFiles({
+      repo: plan.repo,
+      accessToken: TOKEN,
+      hubUrl,
+      useXet: false,
+      commitTitle: `push ${plan.id}`,
+      files: Object.entries(plan.files).map(([p, bytes]) => ({ path: p, content: new Blob([bytes]) })),
+    }).then((out) => out.commit.oid);
 
   async function download(repo, file, range) {
     const res = await fetch(`${hubUrl}/${repo}/resolve/main/${file}`, { headers: { ...headers, ...(range ? { Range: `bytes=${range}-` } : {}) } });
@@ -91,11 +103,13 @@ async function main() {
     if (body.byteLength !== Number(res.headers.get("content-length"))) violations.push(`${repo}/${file}: body length differs from Content-Length`);
     if (range) {
       const whole = versions.get(linked ?? etag);
-      if (!whole || Buffer.compare(body, whole.subarray(range)) !== 0) violations.push(`${repo}/${file}: ranged body is not the tail of version ${linked ?? etag}`);
+      if (!whole || Buffer.compare(body, whole.subarray(range)) !== 0)
+        violations.push(`${repo}/${file}: ranged body is not the tail of version ${linked ?? etag}`);
       return;
     }
     if (!versions.has(sha256(body))) violations.push(`${repo}/${file}: served ${body.byteLength} bytes that are no committed version (torn)`);
-    else if ((linked ?? etag) !== (linked ? sha256(body) : gitOid(body))) violations.push(`${repo}/${file}: ETag ${linked ?? etag} does not name the bytes served`);
+    else if ((linked ?? etag) !== (linked ? sha256(body) : gitOid(body)))
+      violations.push(`${repo}/${file}: ETag ${linked ?? etag} does not name the bytes served`);
   }
 
   async function pullAndCheck(repo, n) {
@@ -103,7 +117,8 @@ async function main() {
     const listed = await api(`/api/models/${repo}/revision/${result.commit}?blobs=1`);
     for (const s of listed.siblings) {
       const bytes = await readFile(path.join(result.snapshotDir, s.rfilename));
-      if ((s.lfs ? sha256(bytes) : gitOid(bytes)) !== (s.lfs ? s.lfs.sha256 : s.blobId)) violations.push(`${repo}@${result.commit}: pulled ${s.rfilename} differs from the commit`);
+      if ((s.lfs ? sha256(bytes) : gitOid(bytes)) !== (s.lfs ? s.lfs.sha256 : s.blobId))
+        violations.push(`${repo}@${result.commit}: pulled ${s.rfilename} differs from the commit`);
     }
     await rm(path.join(dir, `cache-${n}`), { recursive: true, force: true });
   }
@@ -137,12 +152,14 @@ async function main() {
 
   const started = performance.now();
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, ops.length) }, async () => {
-    while (next < ops.length) {
-      const op = ops[next++];
-      await op().catch((error) => failures.push(String(error?.message ?? error)));
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(CONCURRENCY, ops.length) }, async () => {
+      while (next < ops.length) {
+        const op = ops[next++];
+        await op().catch((error) => failures.push(String(error?.message ?? error)));
+      }
+    }),
+  );
   const seconds = (performance.now() - started) / 1000;
 
   // Verification: every commit kept, each holding the files of every push before it.
@@ -150,7 +167,8 @@ async function main() {
     const mine = plans.filter((p) => p.repo === repo);
     const history = await api(`/api/models/${repo}/commits/main?limit=1000`);
     const ids = new Set(history.map((h) => h.id));
-    for (const plan of mine) if (commits.has(plan.id) && !ids.has(commits.get(plan.id))) violations.push(`${repo}: commit of push ${plan.id} is not in the history`);
+    for (const plan of mine)
+      if (commits.has(plan.id) && !ids.has(commits.get(plan.id))) violations.push(`${repo}: commit of push ${plan.id} is not in the history`);
     const pushed = mine.filter((p) => commits.has(p.id)).length;
     if (history.length !== 2 + pushed) violations.push(`${repo}: ${history.length} commits, expected ${2 + pushed}`);
     const byCommit = new Map(mine.map((p) => [commits.get(p.id), p]));
@@ -162,7 +180,8 @@ async function main() {
       const listed = await api(`/api/models/${repo}/revision/${h.id}?blobs=1`);
       for (const [p, bytes] of expected) {
         const s = listed.siblings.find((x) => x.rfilename === p);
-        if (!s || (s.lfs ? s.lfs.sha256 : s.blobId) !== (s.lfs ? sha256(bytes) : gitOid(bytes))) violations.push(`${repo}@${h.id}: ${p} is missing or not the version pushed last`);
+        if (!s || (s.lfs ? s.lfs.sha256 : s.blobId) !== (s.lfs ? sha256(bytes) : gitOid(bytes)))
+          violations.push(`${repo}@${h.id}: ${p} is missing or not the version pushed last`);
       }
     }
   }
@@ -176,15 +195,29 @@ async function main() {
 
   const pct = (xs, p) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] : 0);
   const summary = {
-    pushes: PUSHES, pulls: PULLS, repos: REPO_COUNT, concurrency: CONCURRENCY, maxLfsBytes: MAX_LFS, server: IN_PROCESS ? "in-process" : "own process",
-    seconds: Number(seconds.toFixed(2)), opsPerSecond: Number(((PUSHES + PULLS) / seconds).toFixed(1)),
-    latencyMs: Object.fromEntries(Object.entries(latencies).map(([k, xs]) => [k, { n: xs.length, p50: Math.round(pct(xs, 0.5)), p95: Math.round(pct(xs, 0.95)), max: Math.round(pct(xs, 1)) }])),
-    failures, violations,
+    pushes: PUSHES,
+    pulls: PULLS,
+    repos: REPO_COUNT,
+    concurrency: CONCURRENCY,
+    maxLfsBytes: MAX_LFS,
+    server: IN_PROCESS ? "in-process" : "own process",
+    seconds: Number(seconds.toFixed(2)),
+    opsPerSecond: Number(((PUSHES + PULLS) / seconds).toFixed(1)),
+    latencyMs: Object.fromEntries(
+      Object.entries(latencies).map(([k, xs]) => [
+        k,
+        { n: xs.length, p50: Math.round(pct(xs, 0.5)), p95: Math.round(pct(xs, 0.95)), max: Math.round(pct(xs, 1)) },
+      ]),
+    ),
+    failures,
+    violations,
   };
   console.log(JSON.stringify(summary, null, 2));
   if (JSON_OUT) await writeFile(JSON_OUT, `${JSON.stringify(summary, null, 2)}\n`);
   const ok = failures.length === 0 && violations.length === 0;
-  console.log(ok ? "hub load: OK — no commit lost, no torn file" : `hub load: FAILED — ${failures.length} failed operation(s), ${violations.length} violation(s)`);
+  console.log(
+    ok ? "hub load: OK — no commit lost, no torn file" : `hub load: FAILED — ${failures.length} failed operation(s), ${violations.length} violation(s)`,
+  );
   process.exit(ok ? 0 : 1);
 }
 

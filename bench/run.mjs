@@ -16,5 +16,9 @@ const [json, report] = outDir
   : quick
     ? [path.join(root, "bench", "out", "quick.json"), path.join(root, "bench", "out", "quick.md")]
     : [path.join(root, "docs", "benchmarks", "results.json"), path.join(root, "docs", "benchmarks.md")];
-const run = spawnSync(process.execPath, [path.join(root, "packages", "cli", "dist", "bin.js"), "bench", ...(quick ? ["--quick"] : []), "--json", json, "--report", report], { stdio: "inherit", cwd: root });
+const run = spawnSync(
+  process.execPath,
+  [path.join(root, "packages", "cli", "dist", "bin.js"), "bench", ...(quick ? ["--quick"] : []), "--json", json, "--report", report],
+  { stdio: "inherit", cwd: root },
+);
 process.exit(run.status ?? 1);

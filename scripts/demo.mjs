@@ -26,7 +26,10 @@ const modelDir = path.resolve(flag("--model", path.join(root, "models", "gpt2-mi
 const started = performance.now();
 const say = (text) => process.stdout.write(`${text}\n`);
 const bar = (label, total) => {
-  const b = new cliProgress.SingleBar({ format: `${label.padEnd(22)} |{bar}| {value}/{total} {extra}`, hideCursor: true, noTTYOutput: true, notTTYSchedule: 10_000 }, cliProgress.Presets.shades_classic);
+  const b = new cliProgress.SingleBar(
+    { format: `${label.padEnd(22)} |{bar}| {value}/{total} {extra}`, hideCursor: true, noTTYOutput: true, notTTYSchedule: 10_000 },
+    cliProgress.Presets.shades_classic,
+  );
   b.start(total, 0, { extra: "" });
   return b;
 };
@@ -44,9 +47,28 @@ const heldOut = held.slice(0, evalMrs);
 const evalExamples = heldOut.flatMap((g) => g.refs.slice(0, 3).map((r) => ({ ids: encode(example(g.mr, r)) })));
 say(`E2E: ${trainExamples.length} training examples (${train.length} MRs), ${evalExamples.length} held-out examples (${heldOut.length} unseen MRs)`);
 
-const config = createLoraConfig({ r: 4, lora_alpha: 32, target_modules: ["c_attn"], lora_dropout: 0.1, fan_in_fan_out: true, task_type: "CAUSAL_LM", base_model_name_or_path: "models/gpt2-mini" });
+const config = createLoraConfig({
+  r: 4,
+  lora_alpha: 32,
+  target_modules: ["c_attn"],
+  lora_dropout: 0.1,
+  fan_in_fan_out: true,
+  task_type: "CAUSAL_LM",
+  base_model_name_or_path: "models/gpt2-mini",
+});
 const training = createLoraTraining(model, config, { seed: 7 });
-const trainer = new Trainer(model, training, trainExamples, { task: "causal-lm", steps, learningRate: 2e-3, batchSize: 16, warmupSteps: 8, schedule: "linear", weightDecay: 0.01, maxGradNorm: 1, seed: 7, padTokenId: eos });
+const trainer = new Trainer(model, training, trainExamples, {
+  task: "causal-lm",
+  steps,
+  learningRate: 2e-3,
+  batchSize: 16,
+  warmupSteps: 8,
+  schedule: "linear",
+  weightDecay: 0.01,
+  maxGradNorm: 1,
+  seed: 7,
+  padTokenId: eos,
+});
 
 function generations() {
   const b = bar("generating (BLEU)", heldOut.length);
@@ -65,7 +87,10 @@ function measure(label) {
   b.increment();
   b.stop();
   const texts = generations();
-  const bleu = corpusBleu(texts, heldOut.map((g) => g.refs));
+  const bleu = corpusBleu(
+    texts,
+    heldOut.map((g) => g.refs),
+  );
   return { eval_loss: result.loss, perplexity: result.perplexity, bleu, texts };
 }
 
@@ -81,7 +106,9 @@ progress.stop();
 const after = measure("after");
 
 const adapterDir = path.join(out, "adapter");
-await writeAdapter(adapterDir, training.exportAdapter(), { "training_summary.json": `${JSON.stringify({ steps, losses, base_model: "models/gpt2-mini", eval_loss: after.eval_loss, eval_perplexity: after.perplexity }, null, 2)}\n` });
+await writeAdapter(adapterDir, training.exportAdapter(), {
+  "training_summary.json": `${JSON.stringify({ steps, losses, base_model: "models/gpt2-mini", eval_loss: after.eval_loss, eval_perplexity: after.perplexity }, null, 2)}\n`,
+});
 const mergedDir = path.join(out, "merged");
 await mergeCheckpoint({ baseDir: modelDir, adapter: training.exportAdapter(), outDir: mergedDir });
 
@@ -98,7 +125,10 @@ const tfjsLogits = tf.tidy(() => model.forward({ inputIds: tf.tensor2d(ids, unde
 let agreement = 0;
 for (let i = 0; i < tfjsLogits.length; i++) agreement = Math.max(agreement, Math.abs(tfjsLogits[i] - ortLogits[i]));
 
-const totalParams = model.store.keys().filter((k) => !k.includes("lora")).reduce((n, k) => n + model.store.get(k).size, 0);
+const totalParams = model.store
+  .keys()
+  .filter((k) => !k.includes("lora"))
+  .reduce((n, k) => n + model.store.get(k).size, 0);
 const metrics = {
   before: { eval_loss: before.eval_loss, perplexity: before.perplexity, bleu: before.bleu },
   after: { eval_loss: after.eval_loss, perplexity: after.perplexity, bleu: after.bleu },
@@ -109,35 +139,48 @@ const metrics = {
   seconds: (performance.now() - started) / 1000,
 };
 writeFileSync(path.join(out, "metrics.json"), `${JSON.stringify(metrics, null, 2)}\n`);
-writeFileSync(path.join(out, "loss-curve.svg"), lineChartSvg({ title: "LoRA training loss on E2E", xLabel: "step", yLabel: "loss", series: [{ name: "training loss", points: losses.map((l, i) => [i + 1, l]) }] }));
+writeFileSync(
+  path.join(out, "loss-curve.svg"),
+  lineChartSvg({
+    title: "LoRA training loss on E2E",
+    xLabel: "step",
+    yLabel: "loss",
+    series: [{ name: "training loss", points: losses.map((l, i) => [i + 1, l]) }],
+  }),
+);
 const cell = (text) => text.replace(/\|/g, "\\|");
 const samples = heldOut.slice(0, 6).map((g, i) => `| ${cell(g.mr)} | ${cell(before.texts[i])} | ${cell(after.texts[i])} | ${cell(g.refs[0])} |`);
-writeFileSync(path.join(out, "report.md"), [
-  "# lowrank demo: LoRA on E2E",
-  "",
-  `Base: the embedded GPT-2 (\`models/gpt2-mini\`, ${totalParams.toLocaleString("en-US")} parameters, pretrained on DART). LoRA r=4, alpha 32 on \`c_attn\`: ${training.parameterCount.toLocaleString("en-US")} trainable parameters (${((100 * training.parameterCount) / totalParams).toFixed(2)}%), ${steps} steps on ${trainExamples.length} E2E examples. Held out: ${heldOut.length} unseen meaning representations.`,
-  "",
-  "| | eval loss | perplexity | BLEU |",
-  "|---|---|---|---|",
-  `| before | ${before.eval_loss.toFixed(3)} | ${before.perplexity.toFixed(2)} | ${(100 * before.bleu).toFixed(2)} |`,
-  `| after LoRA | ${after.eval_loss.toFixed(3)} | ${after.perplexity.toFixed(2)} | ${(100 * after.bleu).toFixed(2)} |`,
-  "",
-  "![training loss](loss-curve.svg)",
-  "",
-  `The merged model, exported to ONNX and run on ONNX Runtime, agrees with the adapted model on TensorFlow.js within ${agreement.toExponential(1)} (max abs logit difference).`,
-  "",
-  "## Sample generations (greedy)",
-  "",
-  "| meaning representation | before | after LoRA | a reference |",
-  "|---|---|---|---|",
-  ...samples,
-  "",
-].join("\n"));
+writeFileSync(
+  path.join(out, "report.md"),
+  [
+    "# lowrank demo: LoRA on E2E",
+    "",
+    `Base: the embedded GPT-2 (\`models/gpt2-mini\`, ${totalParams.toLocaleString("en-US")} parameters, pretrained on DART). LoRA r=4, alpha 32 on \`c_attn\`: ${training.parameterCount.toLocaleString("en-US")} trainable parameters (${((100 * training.parameterCount) / totalParams).toFixed(2)}%), ${steps} steps on ${trainExamples.length} E2E examples. Held out: ${heldOut.length} unseen meaning representations.`,
+    "",
+    "| | eval loss | perplexity | BLEU |",
+    "|---|---|---|---|",
+    `| before | ${before.eval_loss.toFixed(3)} | ${before.perplexity.toFixed(2)} | ${(100 * before.bleu).toFixed(2)} |`,
+    `| after LoRA | ${after.eval_loss.toFixed(3)} | ${after.perplexity.toFixed(2)} | ${(100 * after.bleu).toFixed(2)} |`,
+    "",
+    "![training loss](loss-curve.svg)",
+    "",
+    `The merged model, exported to ONNX and run on ONNX Runtime, agrees with the adapted model on TensorFlow.js within ${agreement.toExponential(1)} (max abs logit difference).`,
+    "",
+    "## Sample generations (greedy)",
+    "",
+    "| meaning representation | before | after LoRA | a reference |",
+    "|---|---|---|---|",
+    ...samples,
+    "",
+  ].join("\n"),
+);
 
 say("");
 say("               eval loss   perplexity   BLEU");
 say(`before         ${before.eval_loss.toFixed(3).padEnd(11)} ${before.perplexity.toFixed(2).padEnd(12)} ${(100 * before.bleu).toFixed(2)}`);
 say(`after LoRA     ${after.eval_loss.toFixed(3).padEnd(11)} ${after.perplexity.toFixed(2).padEnd(12)} ${(100 * after.bleu).toFixed(2)}`);
-say(`trainable parameters: ${training.parameterCount.toLocaleString("en-US")} of ${totalParams.toLocaleString("en-US")} (${((100 * training.parameterCount) / totalParams).toFixed(2)}%)`);
+say(
+  `trainable parameters: ${training.parameterCount.toLocaleString("en-US")} of ${totalParams.toLocaleString("en-US")} (${((100 * training.parameterCount) / totalParams).toFixed(2)}%)`,
+);
 say(`merged model on ONNX Runtime vs adapted model on TensorFlow.js: max |Δlogit| = ${agreement.toExponential(1)}`);
 say(`wrote ${out}/{adapter/, merged/, merged.onnx, metrics.json, report.md, loss-curve.svg} in ${metrics.seconds.toFixed(0)} s`);

@@ -7,7 +7,7 @@
 //
 // Each DART example becomes "<subject> : <relation> : <object> | … || <text>", the same shape as
 // E2E's "<attribute> : <value> | … || <text>", so the model learns data-to-text in general.
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync, rmSync, existsSync, mkdtempSync, renameSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync, rmSync, mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -22,10 +22,24 @@ const epochs = Number(flag("--epochs", "1"));
 const out = path.resolve(flag("--out", path.join(root, "models", "gpt2-mini")));
 
 const CONFIG = {
-  architectures: ["GPT2LMHeadModel"], model_type: "gpt2", activation_function: "gelu_new",
-  n_layer: 4, n_head: 4, n_embd: 192, n_positions: 256, n_ctx: 256, vocab_size: 4096,
-  bos_token_id: 4095, eos_token_id: 4095, layer_norm_epsilon: 1e-5, initializer_range: 0.02,
-  resid_pdrop: 0.1, embd_pdrop: 0.1, attn_pdrop: 0.1, scale_attn_weights: true, tie_word_embeddings: true,
+  architectures: ["GPT2LMHeadModel"],
+  model_type: "gpt2",
+  activation_function: "gelu_new",
+  n_layer: 4,
+  n_head: 4,
+  n_embd: 192,
+  n_positions: 256,
+  n_ctx: 256,
+  vocab_size: 4096,
+  bos_token_id: 4095,
+  eos_token_id: 4095,
+  layer_norm_epsilon: 1e-5,
+  initializer_range: 0.02,
+  resid_pdrop: 0.1,
+  embd_pdrop: 0.1,
+  attn_pdrop: 0.1,
+  scale_attn_weights: true,
+  tie_word_embeddings: true,
   torch_dtype: "float32",
 };
 
@@ -34,14 +48,29 @@ function initialWeights(seed) {
   const rng = new SeededRandom(seed);
   const { n_layer: L, n_embd: d, vocab_size: V, n_positions: P } = CONFIG;
   const tensors = new Map();
-  const normal = (name, shape, std) => tensors.set(name, float32Tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal() * std), shape));
+  const normal = (name, shape, std) =>
+    tensors.set(
+      name,
+      float32Tensor(
+        Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal() * std),
+        shape,
+      ),
+    );
   const fill = (name, shape, value) => tensors.set(name, float32Tensor(new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(value), shape));
   normal("transformer.wte.weight", [V, d], 0.02);
   normal("transformer.wpe.weight", [P, d], 0.01);
   for (let i = 0; i < L; i++) {
     const p = `transformer.h.${i}`;
-    for (const ln of ["ln_1", "ln_2"]) { fill(`${p}.${ln}.weight`, [d], 1); fill(`${p}.${ln}.bias`, [d], 0); }
-    for (const [name, a, b, scaled] of [["attn.c_attn", d, 3 * d, false], ["attn.c_proj", d, d, true], ["mlp.c_fc", d, 4 * d, false], ["mlp.c_proj", 4 * d, d, true]]) {
+    for (const ln of ["ln_1", "ln_2"]) {
+      fill(`${p}.${ln}.weight`, [d], 1);
+      fill(`${p}.${ln}.bias`, [d], 0);
+    }
+    for (const [name, a, b, scaled] of [
+      ["attn.c_attn", d, 3 * d, false],
+      ["attn.c_proj", d, d, true],
+      ["mlp.c_fc", d, 4 * d, false],
+      ["mlp.c_proj", 4 * d, d, true],
+    ]) {
       normal(`${p}.${name}.weight`, [a, b], scaled ? 0.02 / Math.sqrt(2 * L) : 0.02);
       fill(`${p}.${name}.bias`, [b], 0);
     }
@@ -76,9 +105,23 @@ try {
   await backend.init({ logger: { warn: (m) => console.warn(m), info: () => {} } });
   const trained = path.join(work, "trained");
   let summary;
-  for await (const e of backend.train({ model: init, data, out: trained, full: true, epochs, learningRate: 1.5e-3, warmupSteps: 100, schedule: "cosine", batchSize: 16, seqLen: 96, weightDecay: 0.01, seed: 1 })) {
+  for await (const e of backend.train({
+    model: init,
+    data,
+    out: trained,
+    full: true,
+    epochs,
+    learningRate: 1.5e-3,
+    warmupSteps: 100,
+    schedule: "cosine",
+    batchSize: 16,
+    seqLen: 96,
+    weightDecay: 0.01,
+    seed: 1,
+  })) {
     if (e.type === "start") console.log(`${e.totalSteps} steps, ${e.trainableParameters.toLocaleString("en-US")} parameters`);
-    if (e.type === "step" && (e.step % 50 === 0 || e.step === 1)) console.log(`step ${e.step}  loss ${e.loss.toFixed(3)}  ${Math.round(e.tokensPerSecond)} tok/s`);
+    if (e.type === "step" && (e.step % 50 === 0 || e.step === 1))
+      console.log(`step ${e.step}  loss ${e.loss.toFixed(3)}  ${Math.round(e.tokensPerSecond)} tok/s`);
     if (e.type === "done") summary = e;
   }
   copyFileSync(path.join(trained, "model.safetensors"), path.join(out, "model.safetensors"));

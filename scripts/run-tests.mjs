@@ -15,11 +15,11 @@ const outcomeFile = path.join(os.tmpdir(), `lowrank-test-outcome-${process.pid}.
 rmSync(outcomeFile, { force: true });
 const vitest = path.join(root, "node_modules", "vitest", "vitest.mjs");
 const reporter = path.join(root, "scripts", "test-outcome-reporter.mjs");
-const run = spawnSync(
-  process.execPath,
-  [vitest, "run", "--reporter=default", `--reporter=${reporter}`, ...process.argv.slice(2)],
-  { cwd: root, stdio: "inherit", env: { ...process.env, LOWRANK_TEST_OUTCOME: outcomeFile } },
-);
+const run = spawnSync(process.execPath, [vitest, "run", "--reporter=default", `--reporter=${reporter}`, ...process.argv.slice(2)], {
+  cwd: root,
+  stdio: "inherit",
+  env: { ...process.env, LOWRANK_TEST_OUTCOME: outcomeFile },
+});
 
 let outcome = { passed: 0, failed: 0, skipped: 0 };
 try {

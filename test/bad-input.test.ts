@@ -27,7 +27,13 @@ describe("token ids outside the vocabulary", () => {
     ["onnx", requireFixture("llama-tiny", "model.folded.onnx"), -3],
   ] as const)("%s on %s: id %d", (backend, model, id) => {
     const ids = path.join(tmp, `ids-${backend}-${id}.json`);
-    writeFileSync(ids, JSON.stringify([[1, 2, 3], [4, id, 6]]));
+    writeFileSync(
+      ids,
+      JSON.stringify([
+        [1, 2, 3],
+        [4, id, 6],
+      ]),
+    );
     const out = path.join(tmp, `out-${backend}-${id}.safetensors`);
     const run = lowrank(["predict", "--backend", backend, "--model", model, "--input-ids", ids, "--output", out]);
     expectUsageError(run, new RegExp(`id ${id} at \\[1\\]\\[1\\] is outside the vocabulary \\(0–511\\)`));
@@ -39,7 +45,11 @@ describe("training text that is not valid UTF-8", () => {
   test.each([
     ["tfjs", "data.txt", (bad: Buffer) => Buffer.concat([Buffer.from("name : Aromi | food : Chinese\nname : Zizzi\n"), bad, Buffer.from("\nlast line\n")])],
     ["tfjs", "data.jsonl", (bad: Buffer) => Buffer.concat([Buffer.from('{"text": "fine"}\n{"text": "also fine"}\n{"text": "'), bad, Buffer.from('"}\n')])],
-    ["onnx", "data.jsonl", (bad: Buffer) => Buffer.concat([Buffer.from('{"input_ids": [1, 2, 3]}\n{"input_ids": [4, 5, 6]}\n{"text": "'), bad, Buffer.from('"}\n')])],
+    [
+      "onnx",
+      "data.jsonl",
+      (bad: Buffer) => Buffer.concat([Buffer.from('{"input_ids": [1, 2, 3]}\n{"input_ids": [4, 5, 6]}\n{"text": "'), bad, Buffer.from('"}\n')]),
+    ],
   ] as const)("%s, %s: refused naming line 3, nothing written", (backend, name, make) => {
     const data = path.join(tmp, `${backend}-${name}`);
     writeFileSync(data, make(Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x21]))); // "café!" in Latin-1

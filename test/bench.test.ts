@@ -9,8 +9,13 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), "lowrank-bench-test-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const REQUIRED_RATIOS = [
-  "merged_over_base_latency", "unmerged_over_base_latency", "lora_over_full_step_time",
-  "lora_over_full_peak_memory", "merge_over_copy_bandwidth", "lora_over_full_eval_loss", "tfjs_over_onnx_lora_step_time",
+  "merged_over_base_latency",
+  "unmerged_over_base_latency",
+  "lora_over_full_step_time",
+  "lora_over_full_peak_memory",
+  "merge_over_copy_bandwidth",
+  "lora_over_full_eval_loss",
+  "tfjs_over_onnx_lora_step_time",
 ];
 
 // `pnpm bench --quick` (bench/run.mjs → lowrank bench --quick) as CI runs it. The figures are
@@ -61,9 +66,13 @@ test("pnpm bench --quick measures every claim and writes the JSON and the report
   // The same LoRA step on ONNX Runtime (issue 10): same trainable parameters as on tfjs.
   expect(results.onnx_training.onnx.backend).toBe("onnx");
   expect(results.onnx_training.onnx.trainable_parameters).toBe(training.lora.trainable_parameters);
-  expect(results.ratios.tfjs_over_onnx_lora_step_time).toBeCloseTo(results.onnx_training.tfjs.step_seconds.median / results.onnx_training.onnx.step_seconds.median, 12);
+  expect(results.ratios.tfjs_over_onnx_lora_step_time).toBeCloseTo(
+    results.onnx_training.tfjs.step_seconds.median / results.onnx_training.onnx.step_seconds.median,
+    12,
+  );
 
-  for (const row of results.latency) for (const k of ["ort_base", "ort_merged", "ort_unmerged", "tfjs_base", "tfjs_merged", "tfjs_unmerged"]) expect(row[k].median, k).toBeGreaterThan(0);
+  for (const row of results.latency)
+    for (const k of ["ort_base", "ort_merged", "ort_unmerged", "tfjs_base", "tfjs_merged", "tfjs_unmerged"]) expect(row[k].median, k).toBeGreaterThan(0);
   expect(results.latency.map((r: { batch: number }) => r.batch)).toEqual([1, 8]);
   expect(results.merge.file.merge_gb_per_s).toBeGreaterThan(0);
   // Bounded memory (issue 8): merging streams tensor by tensor, so the merging process never holds

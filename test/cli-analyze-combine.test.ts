@@ -27,11 +27,12 @@ function delta(adapter: LoraAdapter, module: string): { m: Float64Array; out: nu
 /** Singular values by power iteration with deflation on MᵀM (independent of the product's SVD code). */
 function powerSingularValues(m: Float64Array, rows: number, cols: number, count: number): number[] {
   const gram = new Float64Array(cols * cols);
-  for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) {
-    let s = 0;
-    for (let r = 0; r < rows; r++) s += m[r * cols + i]! * m[r * cols + j]!;
-    gram[i * cols + j] = s;
-  }
+  for (let i = 0; i < cols; i++)
+    for (let j = 0; j < cols; j++) {
+      let s = 0;
+      for (let r = 0; r < rows; r++) s += m[r * cols + i]! * m[r * cols + j]!;
+      gram[i * cols + j] = s;
+    }
   const values: number[] = [];
   for (let n = 0; n < count; n++) {
     let v = Float64Array.from({ length: cols }, (_, i) => Math.sin(i + 1 + n));
@@ -94,7 +95,10 @@ describe("lowrank merge --combination (PEFT's add_weighted_adapter)", () => {
     const weights = [0.7, -0.3];
     const adapters = [await readAdapter(a), await readAdapter(b)];
     const modules = ["transformer.h.0.attn.c_attn", "transformer.h.1.mlp.c_proj"];
-    for (const [combination, extra] of [["cat", []], ["svd", ["--svd-rank", "8"]]] as const) {
+    for (const [combination, extra] of [
+      ["cat", []],
+      ["svd", ["--svd-rank", "8"]],
+    ] as const) {
       const out = path.join(tmp, combination);
       const run = lowrank(["merge", "--adapter", a, "--adapter", b, "--weights", weights.join(","), "--combination", combination, ...extra, "--out", out]);
       expect(run.status, run.stderr).toBe(0);

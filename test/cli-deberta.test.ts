@@ -53,14 +53,19 @@ describe("lowrank merge on deberta-v2-tiny-lora", () => {
     expect(run.status, run.stderr).toBe(0);
     const cases = await fixtureCases();
     const expected = [...cases.keys()].filter((k) => k.startsWith("merged."));
-    expect(expected.sort()).toEqual([
-      "merged.classifier.bias", "merged.classifier.weight",
-      ...[0, 1].flatMap((i) => ["query_proj", "value_proj"].map((m) => `merged.deberta.encoder.layer.${i}.attention.self.${m}.weight`)),
-      "merged.pooler.dense.bias", "merged.pooler.dense.weight",
-    ].sort());
+    expect(expected.sort()).toEqual(
+      [
+        "merged.classifier.bias",
+        "merged.classifier.weight",
+        ...[0, 1].flatMap((i) => ["query_proj", "value_proj"].map((m) => `merged.deberta.encoder.layer.${i}.attention.self.${m}.weight`)),
+        "merged.pooler.dense.bias",
+        "merged.pooler.dense.weight",
+      ].sort(),
+    );
     const merged = await Checkpoint.open(out);
     try {
-      for (const key of expected) expect(maxAbsDiff(await merged.readFloat32(key.slice("merged.".length)), toFloat32(cases.get(key)!)), key).toBeLessThanOrEqual(1e-5);
+      for (const key of expected)
+        expect(maxAbsDiff(await merged.readFloat32(key.slice("merged.".length)), toFloat32(cases.get(key)!)), key).toBeLessThanOrEqual(1e-5);
     } finally {
       await merged.close();
     }
@@ -81,7 +86,32 @@ describe("lowrank train --task seq-cls on deberta-v2-tiny", () => {
     const data = path.join(tmp, "labelled.jsonl");
     writeFileSync(data, `${lines.join("\n")}\n`);
     const out = path.join(tmp, "trained");
-    const run = lowrank(["train", "--model", requireFixture("deberta-v2-tiny"), "--task", "seq-cls", "--data", data, "--rank", "4", "--alpha", "8", "--lr", "2e-2", "--schedule", "constant", "--batch-size", "8", "--steps", "15", "--seed", "4", "--out", out, "--json"]);
+    const run = lowrank([
+      "train",
+      "--model",
+      requireFixture("deberta-v2-tiny"),
+      "--task",
+      "seq-cls",
+      "--data",
+      data,
+      "--rank",
+      "4",
+      "--alpha",
+      "8",
+      "--lr",
+      "2e-2",
+      "--schedule",
+      "constant",
+      "--batch-size",
+      "8",
+      "--steps",
+      "15",
+      "--seed",
+      "4",
+      "--out",
+      out,
+      "--json",
+    ]);
     expect(run.status, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ steps: 15 });
     const summary = JSON.parse(readFileSync(path.join(out, "training_summary.json"), "utf8")) as { losses: number[] };

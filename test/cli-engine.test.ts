@@ -33,10 +33,18 @@ describe("TensorFlow.js engine choice", () => {
   test("a forced engine that cannot run is an error, not a silent fallback", () => {
     const ids = path.join(tmp, "ids2.json");
     writeFileSync(ids, "[[1, 2]]");
-    const run = lowrank(["predict", "--backend", "tfjs", "--model", requireFixture("gpt2-tiny"), "--input-ids", ids, "--output", path.join(tmp, "x.safetensors")], { LOWRANK_TFJS_ENGINE: "tfjs-node-gpu" });
+    const run = lowrank(
+      ["predict", "--backend", "tfjs", "--model", requireFixture("gpt2-tiny"), "--input-ids", ids, "--output", path.join(tmp, "x.safetensors")],
+      { LOWRANK_TFJS_ENGINE: "tfjs-node-gpu" },
+    );
     expect(run.status).toBe(1);
-    expect(run.stderr).toMatch(/^lowrank: error: backend "tfjs" cannot run here: TensorFlow\.js engine tfjs-node-gpu was requested but cannot run here: @tensorflow\/tfjs-node-gpu is not installed\n$/);
-    const bogus = lowrank(["predict", "--backend", "tfjs", "--model", requireFixture("gpt2-tiny"), "--input-ids", ids, "--output", path.join(tmp, "y.safetensors")], { LOWRANK_TFJS_ENGINE: "quantum" });
+    expect(run.stderr).toMatch(
+      /^lowrank: error: backend "tfjs" cannot run here: TensorFlow\.js engine tfjs-node-gpu was requested but cannot run here: @tensorflow\/tfjs-node-gpu is not installed\n$/,
+    );
+    const bogus = lowrank(
+      ["predict", "--backend", "tfjs", "--model", requireFixture("gpt2-tiny"), "--input-ids", ids, "--output", path.join(tmp, "y.safetensors")],
+      { LOWRANK_TFJS_ENGINE: "quantum" },
+    );
     expect(bogus.status).not.toBe(0);
     expect(bogus.stderr).toMatch(/LOWRANK_TFJS_ENGINE \/ --engine is "quantum"; use one of tfjs-node-gpu, tfjs-node, wasm, cpu/);
   });

@@ -22,9 +22,16 @@ export function lowrank(args: string[], env: Record<string, string> = {}): CliRu
  * `lowrank hub serve` on a free port in a process of its own (with `env` added to its environment);
  * resolves once it listens. `exited` resolves with the signal that ended it, or its exit code.
  */
-export async function startHubServeProcess(dir: string, token: string, env: Record<string, string> = {}): Promise<{ url: string; stop: () => Promise<void>; kill: () => Promise<void>; exited: Promise<string | number | null> }> {
+export async function startHubServeProcess(
+  dir: string,
+  token: string,
+  env: Record<string, string> = {},
+): Promise<{ url: string; stop: () => Promise<void>; kill: () => Promise<void>; exited: Promise<string | number | null> }> {
   const { spawn } = await import("node:child_process");
-  const child = spawn(process.execPath, [bin, "--token", token, "hub", "serve", "--dir", dir, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+  const child = spawn(process.execPath, [bin, "--token", token, "hub", "serve", "--dir", dir, "--port", "0"], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
+  });
   const exited = new Promise<string | number | null>((resolve) => child.once("exit", (code, signal) => resolve(signal ?? code)));
   const url = await new Promise<string>((resolve, reject) => {
     let out = "";
@@ -38,17 +45,19 @@ export async function startHubServeProcess(dir: string, token: string, env: Reco
   return {
     url,
     exited,
-    stop: () => new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once("exit", () => resolve());
-      child.kill("SIGTERM");
-    }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
     /** SIGKILL: no handler runs, as in a crash or an OOM kill. */
-    kill: () => new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once("exit", () => resolve());
-      child.kill("SIGKILL");
-    }),
+    kill: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGKILL");
+      }),
   };
 }
 
@@ -57,7 +66,10 @@ export async function startHubServeProcess(dir: string, token: string, env: Reco
  * as JSONL to dir/name: real text that fits the tiny fixtures' 512-token vocabulary.
  */
 export function e2eByteData(dir: string, name: string, from: number, count: number): string {
-  const lines = readFileSync(path.join(sharedDir(), "data", "e2e", "valid.txt"), "utf8").split("\n").filter(Boolean).slice(from, from + count);
+  const lines = readFileSync(path.join(sharedDir(), "data", "e2e", "valid.txt"), "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .slice(from, from + count);
   const file = path.join(dir, name);
   writeFileSync(file, lines.map((l) => JSON.stringify({ input_ids: [...Buffer.from(l.split("||")[1]!, "utf8")].slice(0, 40) })).join("\n"));
   return file;
@@ -65,5 +77,8 @@ export function e2eByteData(dir: string, name: string, from: number, count: numb
 
 /** A training log (--log file.jsonl), one object per line. */
 export function readTrainingLog(file: string): { step?: number; loss?: number; seconds?: number; eval_loss?: number }[] {
-  return readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  return readFileSync(file, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
 }

@@ -9,7 +9,6 @@ import { lowrank } from "./cli-helpers.js";
 const tmp = mkdtempSync(path.join(os.tmpdir(), "lowrank-cli-onnx-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-
 async function idsFile(cases: string): Promise<{ file: string; tensors: Map<string, Tensor> }> {
   const { tensors } = await readSafetensors(requireFixture("cases", `${cases}.safetensors`));
   const file = path.join(tmp, `${cases}-ids.json`);
@@ -22,8 +21,10 @@ async function logits(out: string): Promise<Float32Array> {
 }
 
 describe.each([
-  ["gpt2-tiny", "model.onnx"], ["gpt2-tiny", "model.folded.onnx"],
-  ["llama-tiny", "model.onnx"], ["llama-tiny", "model.folded.onnx"],
+  ["gpt2-tiny", "model.onnx"],
+  ["gpt2-tiny", "model.folded.onnx"],
+  ["llama-tiny", "model.onnx"],
+  ["llama-tiny", "model.folded.onnx"],
 ])("lowrank predict --backend onnx on %s/%s", (base, file) => {
   test.each([
     ["base", [] as string[], "base_logits"],
@@ -50,7 +51,20 @@ describe.each([
     const { file: ids, tensors } = await idsFile(adapter);
     const merged = (flags as readonly string[]).includes("--merge");
     const out = path.join(tmp, `${adapter}-${merged ? "merged" : "runtime"}.safetensors`);
-    const run = lowrank(["predict", "--backend", "onnx", "--model", requireFixture(base, "model.onnx"), "--input-ids", ids, "--adapter", requireFixture(adapter), ...(merged ? ["--merge"] : []), "--output", out]);
+    const run = lowrank([
+      "predict",
+      "--backend",
+      "onnx",
+      "--model",
+      requireFixture(base, "model.onnx"),
+      "--input-ids",
+      ids,
+      "--adapter",
+      requireFixture(adapter),
+      ...(merged ? ["--merge"] : []),
+      "--output",
+      out,
+    ]);
     expect(run.status, run.stderr).toBe(0);
     expect(maxAbsDiff(await logits(out), toFloat32(tensors.get(merged ? "merged_logits" : "adapted_logits")!))).toBeLessThanOrEqual(1e-4);
   });
@@ -59,7 +73,19 @@ describe.each([
 test("a DoRA adapter at run time on ONNX is refused in one line, pointing to --merge", async () => {
   const { file: ids } = await idsFile("gpt2-tiny-dora");
   const out = path.join(tmp, "dora-runtime.safetensors");
-  const run = lowrank(["predict", "--backend", "onnx", "--model", requireFixture("gpt2-tiny", "model.onnx"), "--input-ids", ids, "--adapter", requireFixture("gpt2-tiny-dora"), "--output", out]);
+  const run = lowrank([
+    "predict",
+    "--backend",
+    "onnx",
+    "--model",
+    requireFixture("gpt2-tiny", "model.onnx"),
+    "--input-ids",
+    ids,
+    "--adapter",
+    requireFixture("gpt2-tiny-dora"),
+    "--output",
+    out,
+  ]);
   expect(run.status).toBe(2);
   expect(run.stderr.trim().split("\n")).toHaveLength(1);
   expect(run.stderr).toMatch(/is DoRA .*merge DoRA offline instead/);
@@ -67,7 +93,10 @@ test("a DoRA adapter at run time on ONNX is refused in one line, pointing to --m
 });
 
 describe("lowrank onnx merge", () => {
-  test.each([["gpt2-tiny", "model.folded.onnx"], ["llama-tiny", "model.folded.onnx"]])("%s/%s: the merged file gives PEFT's adapted logits", async (base, file) => {
+  test.each([
+    ["gpt2-tiny", "model.folded.onnx"],
+    ["llama-tiny", "model.folded.onnx"],
+  ])("%s/%s: the merged file gives PEFT's adapted logits", async (base, file) => {
     const merged = path.join(tmp, `${base}-merged.onnx`);
     const run = lowrank(["onnx", "merge", "--model", requireFixture(base, file), "--adapter", requireFixture(`${base}-lora`), "--out", merged]);
     expect(run.status, run.stderr).toBe(0);
@@ -84,7 +113,10 @@ describe("lowrank onnx merge", () => {
     const out = path.join(tmp, "never.onnx");
     for (const [args, message] of [
       [["--model", notOnnx, "--adapter", requireFixture("gpt2-tiny-lora")], /not\.onnx: not an ONNX model/],
-      [["--model", requireFixture("gpt2-tiny", "model.onnx"), "--adapter", requireFixture("llama-tiny-lora")], /cannot find the weight of module "model\.layers\.0\.(self_attn|mlp)\.\w+_proj"/],
+      [
+        ["--model", requireFixture("gpt2-tiny", "model.onnx"), "--adapter", requireFixture("llama-tiny-lora")],
+        /cannot find the weight of module "model\.layers\.0\.(self_attn|mlp)\.\w+_proj"/,
+      ],
       [["--model", requireFixture("gpt2-tiny", "model.onnx"), "--adapter", path.join(tmp, "missing")], /missing: not an adapter folder/],
     ] as const) {
       const run = lowrank(["onnx", "merge", ...args, "--out", out]);
@@ -99,7 +131,9 @@ describe("lowrank onnx merge", () => {
 test("asking for CUDA falls back to the CPU with the reason, and still answers", async () => {
   const { file: ids, tensors } = await idsFile("gpt2-tiny-lora");
   const out = path.join(tmp, "cuda.safetensors");
-  const run = lowrank(["predict", "--backend", "onnx", "--model", requireFixture("gpt2-tiny", "model.onnx"), "--input-ids", ids, "--output", out], { LOWRANK_ORT_PROVIDER: "cuda" });
+  const run = lowrank(["predict", "--backend", "onnx", "--model", requireFixture("gpt2-tiny", "model.onnx"), "--input-ids", ids, "--output", out], {
+    LOWRANK_ORT_PROVIDER: "cuda",
+  });
   expect(run.status, run.stderr).toBe(0);
   expect(run.stderr).toMatch(/ONNX Runtime: CUDA unavailable \(.+\); using the CPU/);
   expect(maxAbsDiff(await logits(out), toFloat32(tensors.get("base_logits")!))).toBeLessThanOrEqual(1e-4);

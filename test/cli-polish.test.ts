@@ -35,18 +35,42 @@ describe("the lowrank command as a newcomer meets it", () => {
   test("--model and --out everywhere; the old --base and --output still work, but not both at once", () => {
     const ids = path.join(tmp, "ids.json");
     writeFileSync(ids, "[[1, 2, 3]]");
-    for (const [flag, name] of [["--out", "new"], ["--output", "old"]] as const) {
+    for (const [flag, name] of [
+      ["--out", "new"],
+      ["--output", "old"],
+    ] as const) {
       const out = path.join(tmp, `${name}.safetensors`);
       const run = lowrank(["predict", "--backend", "onnx", "--model", requireFixture("gpt2-tiny", "model.onnx"), "--input-ids", ids, flag, out]);
       expect(run.status, run.stderr).toBe(0);
       expect(existsSync(out)).toBe(true);
     }
-    for (const [flag, name] of [["--model", "new"], ["--base", "old"]] as const) {
-      const run = lowrank(["merge", flag, requireFixture("gpt2-tiny"), "--adapter", requireFixture("gpt2-tiny-lora"), "--out", path.join(tmp, `merged-${name}`)]);
+    for (const [flag, name] of [
+      ["--model", "new"],
+      ["--base", "old"],
+    ] as const) {
+      const run = lowrank([
+        "merge",
+        flag,
+        requireFixture("gpt2-tiny"),
+        "--adapter",
+        requireFixture("gpt2-tiny-lora"),
+        "--out",
+        path.join(tmp, `merged-${name}`),
+      ]);
       expect(run.status, run.stderr).toBe(0);
       expect(lowrank(["inspect", requireFixture("gpt2-tiny-lora"), flag, requireFixture("gpt2-tiny"), "--json"]).status).toBe(0);
     }
-    const both = lowrank(["merge", "--model", requireFixture("gpt2-tiny"), "--base", requireFixture("llama-tiny"), "--adapter", requireFixture("gpt2-tiny-lora"), "--out", path.join(tmp, "both")]);
+    const both = lowrank([
+      "merge",
+      "--model",
+      requireFixture("gpt2-tiny"),
+      "--base",
+      requireFixture("llama-tiny"),
+      "--adapter",
+      requireFixture("gpt2-tiny-lora"),
+      "--out",
+      path.join(tmp, "both"),
+    ]);
     expect(both.status).toBe(2);
     expect(both.stderr).toBe("lowrank: error: --base is another name for --model; give one of them\n");
     const missing = lowrank(["predict", "--model", "x", "--input-ids", ids]);

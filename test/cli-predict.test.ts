@@ -9,7 +9,6 @@ import { lowrank } from "./cli-helpers.js";
 const tmp = mkdtempSync(path.join(os.tmpdir(), "lowrank-predict-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-
 const PAIRS = [
   { base: "gpt2-tiny", adapter: "gpt2-tiny-lora", cases: "gpt2-tiny-lora" },
   { base: "llama-tiny", adapter: "llama-tiny-lora", cases: "llama-tiny-lora" },
@@ -45,9 +44,12 @@ describe.each(PAIRS)("lowrank predict --backend tfjs on $adapter", (pair) => {
       const w = toFloat32(cases.get(`${expected}_last_hidden_state`)!);
       const hidden = w.length / (m.length * m[0]!.length);
       let worst = 0;
-      m.forEach((row, b) => row.forEach((on, s) => {
-        if (on) for (let d = 0; d < hidden; d++) worst = Math.max(worst, Math.abs(g[(b * row.length + s) * hidden + d]! - w[(b * row.length + s) * hidden + d]!));
-      }));
+      m.forEach((row, b) =>
+        row.forEach((on, s) => {
+          if (on)
+            for (let d = 0; d < hidden; d++) worst = Math.max(worst, Math.abs(g[(b * row.length + s) * hidden + d]! - w[(b * row.length + s) * hidden + d]!));
+        }),
+      );
       expect(worst).toBeLessThanOrEqual(1e-4);
     } else {
       expect(got.has("last_hidden_state")).toBe(false);

@@ -15,14 +15,53 @@ const readLog = readTrainingLog;
 describe("lowrank train --backend onnx", () => {
   const data = e2eData("train.jsonl", 0, 48);
   const evalData = e2eData("eval.jsonl", 100, 16);
-  const common = ["--model", requireFixture("gpt2-tiny"), "--data", data, "--rank", "4", "--alpha", "8", "--target-modules", "c_attn,c_proj", "--lr", "5e-3", "--batch-size", "8", "--seed", "3", "--steps", "12"];
+  const common = [
+    "--model",
+    requireFixture("gpt2-tiny"),
+    "--data",
+    data,
+    "--rank",
+    "4",
+    "--alpha",
+    "8",
+    "--target-modules",
+    "c_attn,c_proj",
+    "--lr",
+    "5e-3",
+    "--batch-size",
+    "8",
+    "--seed",
+    "3",
+    "--steps",
+    "12",
+  ];
 
   test("trains on ONNX Runtime: the loss falls, the PEFT adapter loads with predict, and tfjs gets the same losses", async () => {
     const out = path.join(tmp, "run");
     const log = path.join(tmp, "run.jsonl");
-    const run = lowrank(["train", ...common, "--backend", "onnx", "--out", out, "--log", log, "--eval-data", evalData, "--eval-every", "6", "--save-every", "5", "--json"]);
+    const run = lowrank([
+      "train",
+      ...common,
+      "--backend",
+      "onnx",
+      "--out",
+      out,
+      "--log",
+      log,
+      "--eval-data",
+      evalData,
+      "--eval-every",
+      "6",
+      "--save-every",
+      "5",
+      "--json",
+    ]);
     expect(run.status, run.stderr).toBe(0);
-    expect(JSON.parse(run.stdout)).toMatchObject({ steps: 12, trainable_parameters: 2 * (4 * 64 + 192 * 4 + 4 * 64 + 64 * 4 + 4 * 256 + 64 * 4), total_parameters: 136960 });
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      steps: 12,
+      trainable_parameters: 2 * (4 * 64 + 192 * 4 + 4 * 64 + 64 * 4 + 4 * 256 + 64 * 4),
+      total_parameters: 136960,
+    });
     const entries = readLog(log);
     const steps = entries.filter((e) => e.loss !== undefined);
     expect(steps.map((e) => e.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
@@ -31,7 +70,11 @@ describe("lowrank train --backend onnx", () => {
     const evals = entries.filter((e) => e.eval_loss !== undefined);
     expect(evals).toHaveLength(2);
     expect(evals[1]!.eval_loss!).toBeLessThan(evals[0]!.eval_loss! + 1e-3);
-    expect(readdirSync(out).filter((f) => f.startsWith("checkpoint-")).sort()).toEqual(["checkpoint-10", "checkpoint-5"]);
+    expect(
+      readdirSync(out)
+        .filter((f) => f.startsWith("checkpoint-"))
+        .sort(),
+    ).toEqual(["checkpoint-10", "checkpoint-5"]);
     expect(JSON.parse(readFileSync(path.join(out, "training_summary.json"), "utf8"))).toMatchObject({ backend: "onnx", device: "cpu", steps: 12 });
 
     const adapter = await readAdapter(out);
@@ -41,7 +84,17 @@ describe("lowrank train --backend onnx", () => {
     // The adapter loads with predict (tfjs, the default backend) and changes the model's output.
     const ids = path.join(tmp, "ids.json");
     writeFileSync(ids, "[[72, 101, 108, 108, 111, 32, 119, 111]]");
-    const adapted = lowrank(["predict", "--model", requireFixture("gpt2-tiny"), "--adapter", out, "--input-ids", ids, "--output", path.join(tmp, "adapted.safetensors")]);
+    const adapted = lowrank([
+      "predict",
+      "--model",
+      requireFixture("gpt2-tiny"),
+      "--adapter",
+      out,
+      "--input-ids",
+      ids,
+      "--output",
+      path.join(tmp, "adapted.safetensors"),
+    ]);
     expect(adapted.status, adapted.stderr).toBe(0);
     expect(lowrank(["predict", "--model", requireFixture("gpt2-tiny"), "--input-ids", ids, "--output", path.join(tmp, "base.safetensors")]).status).toBe(0);
     const logits = async (file: string) => toFloat32((await readSafetensors(path.join(tmp, file))).tensors.get("logits")!);
@@ -62,7 +115,18 @@ describe("lowrank train --backend onnx", () => {
     const first = path.join(tmp, "first");
     expect(lowrank(["train", ...common, "--backend", "onnx", "--out", first, "--save-every", "5"]).status).toBe(0);
     const resumedLog = path.join(tmp, "resumed.jsonl");
-    const resumed = lowrank(["train", ...common, "--backend", "onnx", "--out", path.join(tmp, "resumed"), "--resume", path.join(first, "checkpoint-5"), "--log", resumedLog]);
+    const resumed = lowrank([
+      "train",
+      ...common,
+      "--backend",
+      "onnx",
+      "--out",
+      path.join(tmp, "resumed"),
+      "--resume",
+      path.join(first, "checkpoint-5"),
+      "--log",
+      resumedLog,
+    ]);
     expect(resumed.status, resumed.stderr).toBe(0);
     const straight = readLog(straightLog).filter((e) => e.loss !== undefined);
     const next = readLog(resumedLog).filter((e) => e.loss !== undefined);
@@ -71,7 +135,27 @@ describe("lowrank train --backend onnx", () => {
   });
 
   test("the LLaMA family trains too (RMSNorm, RoPE, grouped-query attention), with tfjs's losses", () => {
-    const args = ["train", "--model", requireFixture("llama-tiny"), "--data", data, "--rank", "4", "--alpha", "8", "--target-modules", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", "--lr", "5e-3", "--batch-size", "8", "--seed", "3", "--steps", "6"];
+    const args = [
+      "train",
+      "--model",
+      requireFixture("llama-tiny"),
+      "--data",
+      data,
+      "--rank",
+      "4",
+      "--alpha",
+      "8",
+      "--target-modules",
+      "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+      "--lr",
+      "5e-3",
+      "--batch-size",
+      "8",
+      "--seed",
+      "3",
+      "--steps",
+      "6",
+    ];
     const onnxLog = path.join(tmp, "llama-onnx.jsonl");
     const tfjsLog = path.join(tmp, "llama-tfjs.jsonl");
     const run = lowrank([...args, "--backend", "onnx", "--out", path.join(tmp, "llama-onnx"), "--log", onnxLog]);
@@ -87,10 +171,16 @@ describe("lowrank train --backend onnx", () => {
     writeFileSync(text, "hello there\n");
     const out = path.join(tmp, "never");
     for (const [args, message] of [
-      [["--model", requireFixture("roberta-tiny"), "--data", data], /model_type "roberta" is not supported by the onnx trainer \(supported: gpt2, llama, mistral, qwen2\); use --backend tfjs/],
+      [
+        ["--model", requireFixture("roberta-tiny"), "--data", data],
+        /model_type "roberta" is not supported by the onnx trainer \(supported: gpt2, llama, mistral, qwen2\); use --backend tfjs/,
+      ],
       [["--model", requireFixture("gpt2-tiny"), "--data", data, "--full"], /--full: the onnx backend trains LoRA adapters only; use --backend tfjs/],
       [["--model", requireFixture("gpt2-tiny"), "--data", data, "--use-dora"], /does not support `use_dora` \(DoRA\) yet/],
-      [["--model", requireFixture("gpt2-tiny"), "--data", text], /text\.txt: has text, but the onnx trainer reads tokenised data only; give JSONL lines with `input_ids`/],
+      [
+        ["--model", requireFixture("gpt2-tiny"), "--data", text],
+        /text\.txt: has text, but the onnx trainer reads tokenised data only; give JSONL lines with `input_ids`/,
+      ],
     ] as const) {
       const run = lowrank(["train", "--backend", "onnx", "--out", out, ...args]);
       expect(run.status, run.stderr).toBe(2);

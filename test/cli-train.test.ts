@@ -15,7 +15,26 @@ const readLog = readTrainingLog;
 describe("lowrank train", () => {
   const data = e2eData("train.jsonl", 0, 48);
   const evalData = e2eData("eval.jsonl", 100, 16);
-  const common = ["--model", requireFixture("gpt2-tiny"), "--data", data, "--rank", "4", "--alpha", "8", "--target-modules", "c_attn,c_proj", "--lr", "5e-3", "--batch-size", "8", "--seed", "3", "--steps", "12"];
+  const common = [
+    "--model",
+    requireFixture("gpt2-tiny"),
+    "--data",
+    data,
+    "--rank",
+    "4",
+    "--alpha",
+    "8",
+    "--target-modules",
+    "c_attn,c_proj",
+    "--lr",
+    "5e-3",
+    "--batch-size",
+    "8",
+    "--seed",
+    "3",
+    "--steps",
+    "12",
+  ];
 
   test("trains LoRA on real text: loss falls, a PEFT adapter folder is written, inspect reads it", async () => {
     const out = path.join(tmp, "run");
@@ -45,7 +64,11 @@ describe("lowrank train", () => {
     expect(lowrank(["train", ...common, "--out", path.join(tmp, "straight"), "--log", straightLog]).status).toBe(0);
     const first = path.join(tmp, "first");
     expect(lowrank(["train", ...common, "--out", first, "--save-every", "5"]).status).toBe(0);
-    expect(readdirSync(first).filter((f) => f.startsWith("checkpoint-")).sort()).toEqual(["checkpoint-10", "checkpoint-5"]);
+    expect(
+      readdirSync(first)
+        .filter((f) => f.startsWith("checkpoint-"))
+        .sort(),
+    ).toEqual(["checkpoint-10", "checkpoint-5"]);
     const resumedLog = path.join(tmp, "resumed.jsonl");
     const resumed = lowrank(["train", ...common, "--out", path.join(tmp, "resumed"), "--resume", path.join(first, "checkpoint-5"), "--log", resumedLog]);
     expect(resumed.status, resumed.stderr).toBe(0);
@@ -57,7 +80,23 @@ describe("lowrank train", () => {
 
   test("--full trains every parameter and writes a checkpoint that loads", () => {
     const out = path.join(tmp, "full");
-    const run = lowrank(["train", "--model", requireFixture("gpt2-tiny"), "--data", data, "--steps", "3", "--batch-size", "8", "--lr", "1e-3", "--full", "--out", out, "--json"]);
+    const run = lowrank([
+      "train",
+      "--model",
+      requireFixture("gpt2-tiny"),
+      "--data",
+      data,
+      "--steps",
+      "3",
+      "--batch-size",
+      "8",
+      "--lr",
+      "1e-3",
+      "--full",
+      "--out",
+      out,
+      "--json",
+    ]);
     expect(run.status, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout).trainable_parameters).toBe(136960);
     expect(readdirSync(out).sort()).toEqual(["config.json", "generation_config.json", "model.safetensors", "training_summary.json"]);
@@ -88,7 +127,18 @@ describe("lowrank train", () => {
 
 describe("lowrank generate", () => {
   test("greedy tokens are the same with and without the key/value cache", () => {
-    const args = ["generate", "--model", requireFixture("llama-tiny"), "--adapter", requireFixture("llama-tiny-lora"), "--prompt-ids", "5,17,42", "--max-new-tokens", "12", "--json"];
+    const args = [
+      "generate",
+      "--model",
+      requireFixture("llama-tiny"),
+      "--adapter",
+      requireFixture("llama-tiny-lora"),
+      "--prompt-ids",
+      "5,17,42",
+      "--max-new-tokens",
+      "12",
+      "--json",
+    ];
     const cached = lowrank(args);
     const uncached = lowrank([...args, "--no-cache"]);
     expect(cached.status, cached.stderr).toBe(0);

@@ -76,14 +76,26 @@ describe("lowrank merge", () => {
     const badConfig = path.join(tmp, "bad-config");
     mkdirSync(badConfig);
     copyFileSync(requireFixture("gpt2-tiny-lora", "adapter_model.safetensors"), path.join(badConfig, "adapter_model.safetensors"));
-    writeFileSync(path.join(badConfig, "adapter_config.json"), readFileSync(requireFixture("gpt2-tiny-lora", "adapter_config.json"), "utf8").replace('"r": 4', '"r": "four"'));
+    writeFileSync(
+      path.join(badConfig, "adapter_config.json"),
+      readFileSync(requireFixture("gpt2-tiny-lora", "adapter_config.json"), "utf8").replace('"r": 4', '"r": "four"'),
+    );
     const cases: [string[], RegExp][] = [
       [["--base", requireFixture("gpt2-tiny"), "--adapter", path.join(tmp, "missing"), "--out", out], /missing: not an adapter folder/],
-      [["--base", brokenBase, "--adapter", requireFixture("gpt2-tiny-lora"), "--out", out], /model.safetensors: not a valid safetensors file: tensor "[^"]+" has data_offsets \[\d+, \d+\] beyond the \d+-byte data section/],
+      [
+        ["--base", brokenBase, "--adapter", requireFixture("gpt2-tiny-lora"), "--out", out],
+        /model.safetensors: not a valid safetensors file: tensor "[^"]+" has data_offsets \[\d+, \d+\] beyond the \d+-byte data section/,
+      ],
       [["--base", requireFixture("gpt2-tiny"), "--adapter", badConfig, "--out", out], /adapter_config.json: `r` must be a positive integer, got "four"/],
-      [["--base", requireFixture("llama-tiny"), "--adapter", requireFixture("gpt2-tiny-lora"), "--out", out], /`target_modules` \["c_attn", "c_proj"\] matched no module of the base model/],
+      [
+        ["--base", requireFixture("llama-tiny"), "--adapter", requireFixture("gpt2-tiny-lora"), "--out", out],
+        /`target_modules` \["c_attn", "c_proj"\] matched no module of the base model/,
+      ],
       [["--base", requireFixture("gpt2-tiny"), "--adapter", requireFixture("gpt2-tiny-lora")], /required option '--out <dir>' not specified/],
-      [["--base", requireFixture("gpt2-tiny"), "--adapter", requireFixture("gpt2-tiny-lora"), "--out", requireFixture("gpt2-tiny")], /--out must differ from --model/],
+      [
+        ["--base", requireFixture("gpt2-tiny"), "--adapter", requireFixture("gpt2-tiny-lora"), "--out", requireFixture("gpt2-tiny")],
+        /--out must differ from --model/,
+      ],
     ];
     for (const [args, pattern] of cases) {
       expectOneLineError(lowrank(["merge", ...args]), 2, pattern);
@@ -103,7 +115,24 @@ describe("lowrank merge", () => {
 describe("lowrank import loralib", () => {
   test("imports the microsoft/LoRA checkpoint; merging the import gives loralib's weights", async () => {
     const adapterDir = path.join(tmp, "imported");
-    const run = lowrank(["import", "loralib", requireFixture("loralib-gpt2", "lora_state_dict.pt"), "--base", requireFixture("gpt2-tiny"), "--rank", "4", "--alpha", "32", "--target-modules", "c_attn", "--enable-lora", "1,1,1", "--fan-in-fan-out", "--out", adapterDir]);
+    const run = lowrank([
+      "import",
+      "loralib",
+      requireFixture("loralib-gpt2", "lora_state_dict.pt"),
+      "--base",
+      requireFixture("gpt2-tiny"),
+      "--rank",
+      "4",
+      "--alpha",
+      "32",
+      "--target-modules",
+      "c_attn",
+      "--enable-lora",
+      "1,1,1",
+      "--fan-in-fan-out",
+      "--out",
+      adapterDir,
+    ]);
     expect(run.status, run.stderr).toBe(0);
     const config = JSON.parse(readFileSync(path.join(adapterDir, "adapter_config.json"), "utf8"));
     expect(config).toMatchObject({ r: 12, lora_alpha: 96, target_modules: ["c_attn"], fan_in_fan_out: true, peft_type: "LORA" });
@@ -127,14 +156,46 @@ describe("lowrank import loralib", () => {
     const text = good.toString("latin1");
     const patched = text.replace("torch._utils\n_rebuild_tensor_v2", "os\nsystem\n".padEnd("torch._utils\n_rebuild_tensor_v2".length, "_"));
     writeFileSync(evil, Buffer.from(patched, "latin1"));
-    const run = lowrank(["import", "loralib", evil, "--base", requireFixture("gpt2-tiny"), "--rank", "4", "--alpha", "32", "--target-modules", "c_attn", "--out", path.join(tmp, "evil-out")]);
+    const run = lowrank([
+      "import",
+      "loralib",
+      evil,
+      "--base",
+      requireFixture("gpt2-tiny"),
+      "--rank",
+      "4",
+      "--alpha",
+      "32",
+      "--target-modules",
+      "c_attn",
+      "--out",
+      path.join(tmp, "evil-out"),
+    ]);
     expect(run.status).toBe(2);
     expect(run.stderr).toMatch(/^lowrank: error: .*evil\.pt: .*not allowed/);
     expect(existsSync(path.join(tmp, "evil-out"))).toBe(false);
   });
 
   test("bad numbers are usage errors", () => {
-    expectOneLineError(lowrank(["import", "loralib", requireFixture("loralib-gpt2", "lora_state_dict.pt"), "--base", requireFixture("gpt2-tiny"), "--rank", "x", "--alpha", "32", "--target-modules", "c_attn", "--out", path.join(tmp, "o")]), 2, /--rank must be a number, got "x"/);
+    expectOneLineError(
+      lowrank([
+        "import",
+        "loralib",
+        requireFixture("loralib-gpt2", "lora_state_dict.pt"),
+        "--base",
+        requireFixture("gpt2-tiny"),
+        "--rank",
+        "x",
+        "--alpha",
+        "32",
+        "--target-modules",
+        "c_attn",
+        "--out",
+        path.join(tmp, "o"),
+      ]),
+      2,
+      /--rank must be a number, got "x"/,
+    );
   });
 });
 
@@ -162,15 +223,35 @@ describe("help and version", () => {
   });
 
   test("an unwritable --log path is a usage error before training starts", () => {
-    const run = lowrank(["train", "--model", requireFixture("gpt2-tiny"), "--data", requireFixture("gpt2-tiny", "config.json"), "--out", path.join(tmp, "never-train"), "--log", path.join(tmp, "no-such-dir", "log.jsonl")]);
+    const run = lowrank([
+      "train",
+      "--model",
+      requireFixture("gpt2-tiny"),
+      "--data",
+      requireFixture("gpt2-tiny", "config.json"),
+      "--out",
+      path.join(tmp, "never-train"),
+      "--log",
+      path.join(tmp, "no-such-dir", "log.jsonl"),
+    ]);
     expect(run.status).toBe(2);
     expect(run.stderr).toMatch(/^lowrank: error: --log .*log\.jsonl: cannot write \(ENOENT\)\n$/);
   });
 });
 
 test.each([
-  ["inspect"], ["merge"], ["predict"], ["train"], ["generate"], ["pull"], ["push"], ["backends"],
-  ["onnx", "merge"], ["onnx", "export"], ["import", "loralib"], ["hub", "serve"],
+  ["inspect"],
+  ["merge"],
+  ["predict"],
+  ["train"],
+  ["generate"],
+  ["pull"],
+  ["push"],
+  ["backends"],
+  ["onnx", "merge"],
+  ["onnx", "export"],
+  ["import", "loralib"],
+  ["hub", "serve"],
 ])("`lowrank %s --help` shows examples", (...command) => {
   const run = lowrank([...command.filter(Boolean), "--help"]);
   expect(run.status).toBe(0);

@@ -14,9 +14,20 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 // after which BLEU has clearly risen (fewer steps first lower it while the loss already falls).
 test("pnpm demo runs end to end on the embedded model and improves it (short run)", () => {
   const out = path.join(tmp, "demo-output");
-  const run = spawnSync(process.execPath, [path.join(repoRoot, "scripts", "demo.mjs"), "--steps", "40", "--eval-mrs", "6", "--out", out], { encoding: "utf8", cwd: repoRoot });
+  const run = spawnSync(process.execPath, [path.join(repoRoot, "scripts", "demo.mjs"), "--steps", "40", "--eval-mrs", "6", "--out", out], {
+    encoding: "utf8",
+    cwd: repoRoot,
+  });
   expect(run.status, run.stderr).toBe(0);
-  for (const file of ["adapter/adapter_config.json", "adapter/adapter_model.safetensors", "merged/model.safetensors", "merged.onnx", "metrics.json", "report.md", "loss-curve.svg"]) {
+  for (const file of [
+    "adapter/adapter_config.json",
+    "adapter/adapter_model.safetensors",
+    "merged/model.safetensors",
+    "merged.onnx",
+    "metrics.json",
+    "report.md",
+    "loss-curve.svg",
+  ]) {
     expect(existsSync(path.join(out, file)), file).toBe(true);
   }
   const metrics = JSON.parse(readFileSync(path.join(out, "metrics.json"), "utf8"));

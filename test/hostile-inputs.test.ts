@@ -40,8 +40,14 @@ function throughEveryCommand(adapter: string): Array<[string, (out: string) => s
   return [
     ["merge", (out) => ["merge", "--base", base, "--adapter", adapter, "--out", path.join(out, "merged")]],
     ["predict", (out) => ["predict", "--model", base, "--adapter", adapter, "--input-ids", ids, "--output", path.join(out, "p.safetensors")]],
-    ["predict --merge", (out) => ["predict", "--model", base, "--adapter", adapter, "--merge", "--input-ids", ids, "--output", path.join(out, "p.safetensors")]],
-    ["predict --backend onnx", (out) => ["predict", "--backend", "onnx", "--model", onnx, "--adapter", adapter, "--input-ids", ids, "--output", path.join(out, "p.safetensors")]],
+    [
+      "predict --merge",
+      (out) => ["predict", "--model", base, "--adapter", adapter, "--merge", "--input-ids", ids, "--output", path.join(out, "p.safetensors")],
+    ],
+    [
+      "predict --backend onnx",
+      (out) => ["predict", "--backend", "onnx", "--model", onnx, "--adapter", adapter, "--input-ids", ids, "--output", path.join(out, "p.safetensors")],
+    ],
     ["onnx merge", (out) => ["onnx", "merge", "--model", onnx, "--adapter", adapter, "--out", path.join(out, "merged.onnx")]],
   ];
 }
@@ -71,28 +77,49 @@ describe("adapters whose shapes do not fit the base", () => {
 
   // [case, edits, message of the tfjs / core path, message of the ONNX path]
   const CASES: Array<[string, () => Record<string, Tensor | undefined>, RegExp, RegExp]> = [
-    ["lora_B with the wrong output size", () => ({ [key("0.attn.c_attn", "B")]: filled([128, 4]) }),
+    [
+      "lora_B with the wrong output size",
+      () => ({ [key("0.attn.c_attn", "B")]: filled([128, 4]) }),
       /module "transformer\.h\.0\.attn\.c_attn": factors \[4, 64\] · \[128, 4\] do not fit the base layer \(in 64, out 192\)/,
-      /module "transformer\.h\.0\.attn\.c_attn" maps to initializer "[^"]+" of shape \[64,192\], but the adapter needs \[64,128\]/],
-    ["lora_A with the wrong input size", () => ({ [key("1.mlp.c_proj", "A")]: filled([4, 64]) }),
+      /module "transformer\.h\.0\.attn\.c_attn" maps to initializer "[^"]+" of shape \[64,192\], but the adapter needs \[64,128\]/,
+    ],
+    [
+      "lora_A with the wrong input size",
+      () => ({ [key("1.mlp.c_proj", "A")]: filled([4, 64]) }),
       /module "transformer\.h\.1\.mlp\.c_proj": factors \[4, 64\] · \[64, 4\] do not fit the base layer \(in 256, out 64\)/,
-      /module "transformer\.h\.1\.mlp\.c_proj" maps to initializer "[^"]+" of shape \[256,64\], but the adapter needs \[64,64\]/],
-    ["factors of different ranks", () => ({ [key("0.attn.c_proj", "A")]: filled([2, 64]) }),
+      /module "transformer\.h\.1\.mlp\.c_proj" maps to initializer "[^"]+" of shape \[256,64\], but the adapter needs \[64,64\]/,
+    ],
+    [
+      "factors of different ranks",
+      () => ({ [key("0.attn.c_proj", "A")]: filled([2, 64]) }),
       /module "transformer\.h\.0\.attn\.c_proj": lora_A \[2, 64\] and lora_B \[64, 4\] are not \[r, in\] and \[out, r\]/,
-      /module "transformer\.h\.0\.attn\.c_proj": lora_A \[2, 64\] and lora_B \[64, 4\] are not \[r, in\] and \[out, r\]/],
-    ["an integer factor", () => ({ [key("0.attn.c_attn", "A")]: int64Tensor(new Array(256).fill(1), [4, 64]) }),
+      /module "transformer\.h\.0\.attn\.c_proj": lora_A \[2, 64\] and lora_B \[64, 4\] are not \[r, in\] and \[out, r\]/,
+    ],
+    [
+      "an integer factor",
+      () => ({ [key("0.attn.c_attn", "A")]: int64Tensor(new Array(256).fill(1), [4, 64]) }),
       /module "transformer\.h\.0\.attn\.c_attn" lora_A: dtype I64 is not a floating-point type/,
-      /module "transformer\.h\.0\.attn\.c_attn" lora_A: dtype I64 is not a floating-point type/],
-    ["a module the base does not have", () => ({ [key("7.attn.c_attn", "A")]: tensors.get(key("0.attn.c_attn", "A")), [key("7.attn.c_attn", "B")]: tensors.get(key("0.attn.c_attn", "B")) }),
+      /module "transformer\.h\.0\.attn\.c_attn" lora_A: dtype I64 is not a floating-point type/,
+    ],
+    [
+      "a module the base does not have",
+      () => ({ [key("7.attn.c_attn", "A")]: tensors.get(key("0.attn.c_attn", "A")), [key("7.attn.c_attn", "B")]: tensors.get(key("0.attn.c_attn", "B")) }),
       /adapts module "transformer\.h\.7\.attn\.c_attn", which the base model does not have/,
-      /cannot find the weight of module "transformer\.h\.7\.attn\.c_attn"/],
-    ["a three-dimensional factor", () => ({ [key("0.attn.c_attn", "A")]: filled([4, 8, 8]) }),
+      /cannot find the weight of module "transformer\.h\.7\.attn\.c_attn"/,
+    ],
+    [
+      "a three-dimensional factor",
+      () => ({ [key("0.attn.c_attn", "A")]: filled([4, 8, 8]) }),
       /module "transformer\.h\.0\.attn\.c_attn": lora_A \[4, 8, 8\] and lora_B \[192, 4\] are not \[r, in\] and \[out, r\]/,
       // The ONNX path names the module, but reads the shape as if it were 2-D (see the report of issue 8).
-      /module "transformer\.h\.0\.attn\.c_attn"/],
-    ["a missing lora_B", () => ({ [key("0.attn.c_attn", "B")]: undefined }),
+      /module "transformer\.h\.0\.attn\.c_attn"/,
+    ],
+    [
+      "a missing lora_B",
+      () => ({ [key("0.attn.c_attn", "B")]: undefined }),
       /module "transformer\.h\.0\.attn\.c_attn" has lora_A but no lora_B/,
-      /module "transformer\.h\.0\.attn\.c_attn"/],
+      /module "transformer\.h\.0\.attn\.c_attn"/,
+    ],
   ];
 
   test.each(CASES)("%s: one line naming the module, exit 2, nothing written, through every command", (name, edits, message, onnxMessage) => {
@@ -113,7 +140,11 @@ describe("ONNX files that are not ONNX", () => {
     ["random bytes", random, /not an ONNX model \(/],
     ["a model cut in half", model.subarray(0, model.length >> 1), /not an ONNX model \(the file ends inside a protobuf field: truncated\?\)/],
     ["a model 100 bytes short", model.subarray(0, model.length - 100), /not an ONNX model \(the file ends inside a protobuf field: truncated\?\)/],
-    ["a safetensors file renamed .onnx", readFileSync(requireFixture("gpt2-tiny", "model.safetensors")), /not an ONNX model \(it looks like a safetensors file\)/],
+    [
+      "a safetensors file renamed .onnx",
+      readFileSync(requireFixture("gpt2-tiny", "model.safetensors")),
+      /not an ONNX model \(it looks like a safetensors file\)/,
+    ],
     ["a torch .bin renamed .onnx", readFileSync(requireFixture("gpt2-tiny-lora-bin", "adapter_model.bin")), /not an ONNX model \(it looks like a zip archive/],
     ["an empty file", Buffer.alloc(0), /not an ONNX model \(the file is empty\)/],
   ];
@@ -158,17 +189,35 @@ describe("legacy .bin / .pt files with pickle opcodes outside the safe subset", 
   function osSystemArchive(): Buffer {
     const command = Buffer.from(`touch ${marker}`);
     const pickle = Buffer.concat([
-      Buffer.from([0x80, 0x02, 0x63]), Buffer.from("os\nsystem\n"),
-      Buffer.from([0x58]), Buffer.from(Uint32Array.of(command.length).buffer), command,
+      Buffer.from([0x80, 0x02, 0x63]),
+      Buffer.from("os\nsystem\n"),
+      Buffer.from([0x58]),
+      Buffer.from(Uint32Array.of(command.length).buffer),
+      command,
       Buffer.from([0x85, 0x52, 0x2e]), // TUPLE1 REDUCE STOP
     ]);
-    return zip([["archive/data.pkl", pickle], ["archive/version", Buffer.from("3\n")]]);
+    return zip([
+      ["archive/data.pkl", pickle],
+      ["archive/version", Buffer.from("3\n")],
+    ]);
   }
 
   const ADAPTERS: Array<[string, () => Buffer, RegExp]> = [
-    ["GLOBAL os.system in a real adapter_model.bin", () => swapped(requireFixture("gpt2-tiny-lora-bin", "adapter_model.bin"), "os", "system"), /adapter_model\.bin: .*refers to os\.system\b.*which is not allowed/],
-    ["GLOBAL builtins.eval in a real adapter_model.bin", () => swapped(requireFixture("gpt2-tiny-lora-bin", "adapter_model.bin"), "builtins", "eval"), /refers to builtins\.eval\b.*which is not allowed/],
-    ["a handmade archive calling os.system(\"touch ...\")", osSystemArchive, /adapter_model\.bin: .*0x63 'GLOBAL' at byte 2 refers to os\.system, which is not allowed/],
+    [
+      "GLOBAL os.system in a real adapter_model.bin",
+      () => swapped(requireFixture("gpt2-tiny-lora-bin", "adapter_model.bin"), "os", "system"),
+      /adapter_model\.bin: .*refers to os\.system\b.*which is not allowed/,
+    ],
+    [
+      "GLOBAL builtins.eval in a real adapter_model.bin",
+      () => swapped(requireFixture("gpt2-tiny-lora-bin", "adapter_model.bin"), "builtins", "eval"),
+      /refers to builtins\.eval\b.*which is not allowed/,
+    ],
+    [
+      'a handmade archive calling os.system("touch ...")',
+      osSystemArchive,
+      /adapter_model\.bin: .*0x63 'GLOBAL' at byte 2 refers to os\.system, which is not allowed/,
+    ],
   ];
 
   test.each(ADAPTERS)("%s: inspect and merge refuse it, nothing runs, nothing is written", (name, bytes, message) => {
@@ -189,7 +238,21 @@ describe("legacy .bin / .pt files with pickle opcodes outside the safe subset", 
     const file = path.join(tmp, "lora_state_dict.pt");
     writeFileSync(file, osSystemArchive());
     const out = outDir();
-    const run = lowrank(["import", "loralib", file, "--base", requireFixture("gpt2-tiny"), "--rank", "4", "--alpha", "8", "--target-modules", "c_attn", "--out", path.join(out, "adapter")]);
+    const run = lowrank([
+      "import",
+      "loralib",
+      file,
+      "--base",
+      requireFixture("gpt2-tiny"),
+      "--rank",
+      "4",
+      "--alpha",
+      "8",
+      "--target-modules",
+      "c_attn",
+      "--out",
+      path.join(out, "adapter"),
+    ]);
     expectRefused(run, out, /lora_state_dict\.pt: .*refers to os\.system, which is not allowed/);
     expect(existsSync(marker)).toBe(false);
   });
@@ -222,23 +285,62 @@ describe("forged safetensors and configs through the command line", () => {
     b.writeBigUInt64LE(n, 0);
     return b;
   };
-  const config = (patch: Record<string, unknown>) => JSON.stringify({ ...JSON.parse(readFileSync(requireFixture("gpt2-tiny-lora", "adapter_config.json"), "utf8")), ...patch });
+  const config = (patch: Record<string, unknown>) =>
+    JSON.stringify({ ...JSON.parse(readFileSync(requireFixture("gpt2-tiny-lora", "adapter_config.json"), "utf8")), ...patch });
 
   const CASES: Array<[string, { config?: string; weights?: Buffer }, RegExp]> = [
-    ["a header length of 2^63", { weights: withLength(2n ** 63n) }, /adapter_model\.safetensors: not a valid safetensors file: header length 9223372036854775808 exceeds the 100000000-byte limit/],
-    ["a header length beyond the file", { weights: withLength(99_000_000n) }, /adapter_model\.safetensors: not a valid safetensors file: header length 99000000 is beyond the end of the \d+-byte file/],
+    [
+      "a header length of 2^63",
+      { weights: withLength(2n ** 63n) },
+      /adapter_model\.safetensors: not a valid safetensors file: header length 9223372036854775808 exceeds the 100000000-byte limit/,
+    ],
+    [
+      "a header length beyond the file",
+      { weights: withLength(99_000_000n) },
+      /adapter_model\.safetensors: not a valid safetensors file: header length 99000000 is beyond the end of the \d+-byte file/,
+    ],
     ["a truncated file", { weights: weights().subarray(0, 600) }, /adapter_model\.safetensors: not a valid safetensors file: /],
-    ["huge dims", { weights: reheadered((h) => void (h["base_model.model.transformer.h.0.attn.c_attn.lora_A.weight"]!.shape = [4e15, 64])) }, /adapter_model\.safetensors: not a valid safetensors file: tensor "base_model\.model\.transformer\.h\.0\.attn\.c_attn\.lora_A\.weight" of shape \[4000000000000000, 64\] needs more bytes than the file holds/],
-    ["negative dims", { weights: reheadered((h) => void (h["base_model.model.transformer.h.0.attn.c_attn.lora_A.weight"]!.shape = [-4, -64])) }, /not a valid safetensors file: tensor "base_model\.model\.transformer\.h\.0\.attn\.c_attn\.lora_A\.weight" has an invalid shape \[-4,-64\]/],
-    ["overlapping offsets", { weights: reheadered((h) => {
-      const entries = Object.entries(h).filter(([k]) => k !== "__metadata__");
-      entries[1]![1].data_offsets = [...entries[0]![1].data_offsets];
-    }) }, /not a valid safetensors file: .*(overlap|needs \d+ bytes but data_offsets span)/],
+    [
+      "huge dims",
+      { weights: reheadered((h) => void (h["base_model.model.transformer.h.0.attn.c_attn.lora_A.weight"]!.shape = [4e15, 64])) },
+      /adapter_model\.safetensors: not a valid safetensors file: tensor "base_model\.model\.transformer\.h\.0\.attn\.c_attn\.lora_A\.weight" of shape \[4000000000000000, 64\] needs more bytes than the file holds/,
+    ],
+    [
+      "negative dims",
+      { weights: reheadered((h) => void (h["base_model.model.transformer.h.0.attn.c_attn.lora_A.weight"]!.shape = [-4, -64])) },
+      /not a valid safetensors file: tensor "base_model\.model\.transformer\.h\.0\.attn\.c_attn\.lora_A\.weight" has an invalid shape \[-4,-64\]/,
+    ],
+    [
+      "overlapping offsets",
+      {
+        weights: reheadered((h) => {
+          const entries = Object.entries(h).filter(([k]) => k !== "__metadata__");
+          entries[1]![1].data_offsets = [...entries[0]![1].data_offsets];
+        }),
+      },
+      /not a valid safetensors file: .*(overlap|needs \d+ bytes but data_offsets span)/,
+    ],
     ["r = 0", { config: config({ r: 0 }) }, /adapter_config\.json: `r` must be a positive integer, got 0/],
-    ["an unknown peft_type", { config: config({ peft_type: "PROMPT_TUNING" }) }, /adapter_config\.json: `peft_type` is "PROMPT_TUNING"; lowrank reads LoRA adapters \("LORA"\) only/],
-    ["target_modules that is not a regex", { config: config({ target_modules: "(c_attn" }) }, /adapter_config\.json: `target_modules` "\(c_attn" is not a valid regular expression/],
-    ["a layers_pattern that is not a regex", { config: config({ layers_pattern: "h[", layers_to_transform: [0] }) }, /adapter_config\.json: `layers_pattern` "h\[" is not a valid regular expression/],
-    ["a rank_pattern key that is not a regex", { config: config({ rank_pattern: { "c_attn)": 2 } }) }, /adapter_config\.json: `rank_pattern` key "c_attn\)" is not a valid regular expression/],
+    [
+      "an unknown peft_type",
+      { config: config({ peft_type: "PROMPT_TUNING" }) },
+      /adapter_config\.json: `peft_type` is "PROMPT_TUNING"; lowrank reads LoRA adapters \("LORA"\) only/,
+    ],
+    [
+      "target_modules that is not a regex",
+      { config: config({ target_modules: "(c_attn" }) },
+      /adapter_config\.json: `target_modules` "\(c_attn" is not a valid regular expression/,
+    ],
+    [
+      "a layers_pattern that is not a regex",
+      { config: config({ layers_pattern: "h[", layers_to_transform: [0] }) },
+      /adapter_config\.json: `layers_pattern` "h\[" is not a valid regular expression/,
+    ],
+    [
+      "a rank_pattern key that is not a regex",
+      { config: config({ rank_pattern: { "c_attn)": 2 } }) },
+      /adapter_config\.json: `rank_pattern` key "c_attn\)" is not a valid regular expression/,
+    ],
     ["a wrong type", { config: config({ lora_alpha: "eight" }) }, /adapter_config\.json: `lora_alpha` must be a number, got "eight"/],
   ];
 

@@ -32,7 +32,10 @@ function config(token: string | undefined, hubUrl = server.url): HubConfig {
 }
 
 async function failure(promise: Promise<unknown>): Promise<HubError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error, "the call should have failed").toBeInstanceOf(HubError);
   expect(error).toBeInstanceOf(LowrankError);
   const e = error as HubError;
@@ -41,7 +44,7 @@ async function failure(promise: Promise<unknown>): Promise<HubError> {
 }
 
 describe("a self-hosted Hub's own tokens work for push and pull", () => {
-  test("push (creating a private repo) and pull with the token \"operator-secret\"", async () => {
+  test('push (creating a private repo) and pull with the token "operator-secret"', async () => {
     const pushed = await pushAdapter({ dir: adapter, repo: "team/operator", private: true, config: config(TOKEN) });
     expect(pushed.created).toBe(true);
     expect(pushed.commitUrl).toBe(`${server.url}/team/operator/commit/${pushed.commitOid}`);

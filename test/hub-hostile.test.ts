@@ -40,7 +40,10 @@ afterAll(async () => {
 /** Runs the CLI without blocking this process (the misbehaving Hub answers from here). */
 function lowrankAsync(args: string[], env: Record<string, string>): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(repoRoot, "packages/cli/dist/bin.js"), ...args], { env: { ...process.env, ...env, HF_TOKEN: "" }, cwd: repoRoot });
+    const child = spawn(process.execPath, [path.join(repoRoot, "packages/cli/dist/bin.js"), ...args], {
+      env: { ...process.env, ...env, HF_TOKEN: "" },
+      cwd: repoRoot,
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
@@ -66,7 +69,9 @@ function hub(override: (req: http.IncomingMessage, res: http.ServerResponse) => 
 
 function files(dir: string): string[] {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => !e.isDirectory()).map((e) => path.relative(dir, path.join(e.parentPath, e.name)));
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => !e.isDirectory())
+    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)));
 }
 
 let n = 0;
@@ -85,14 +90,17 @@ function expectOneLine(run: { status: number | null; stdout: string; stderr: str
 }
 
 describe("lowrank pull against a misbehaving Hub", () => {
-  test.each([["../../escape.json"], ["/tmp/escape.json"], ["sub\\..\\..\\escape.json"], ["a/../../../escape.json"]])("a listing with %j is refused before any write (exit 1)", async (bad) => {
-    handler = hub(() => false, ["adapter_config.json", bad]);
-    const { run, cache } = await pull();
-    expectOneLine(run, 1, /^lowrank: error: org\/repo@main: the Hub lists an unsafe file path /);
-    expect(run.stderr).toContain(`the Hub lists an unsafe file path ${JSON.stringify(bad)}; nothing was written`);
-    expect(files(cache)).toEqual([]);
-    expect(existsSync(path.join(tmp, "escape.json"))).toBe(false);
-  });
+  test.each([["../../escape.json"], ["/tmp/escape.json"], ["sub\\..\\..\\escape.json"], ["a/../../../escape.json"]])(
+    "a listing with %j is refused before any write (exit 1)",
+    async (bad) => {
+      handler = hub(() => false, ["adapter_config.json", bad]);
+      const { run, cache } = await pull();
+      expectOneLine(run, 1, /^lowrank: error: org\/repo@main: the Hub lists an unsafe file path /);
+      expect(run.stderr).toContain(`the Hub lists an unsafe file path ${JSON.stringify(bad)}; nothing was written`);
+      expect(files(cache)).toEqual([]);
+      expect(existsSync(path.join(tmp, "escape.json"))).toBe(false);
+    },
+  );
 
   test.each([
     [401, [] as string[], 2, /org\/repo@main: 401 unauthorized: it needs a token \(--token \/ HF_TOKEN\)/],
@@ -114,7 +122,11 @@ describe("lowrank pull against a misbehaving Hub", () => {
     expect(files(cache)).toEqual([]);
   });
 
-  test.each([[403, 2], [404, 2], [500, 1]] as const)("the download answers %i: one line, exit %i, no blob, no snapshot", async (status, exit) => {
+  test.each([
+    [403, 2],
+    [404, 2],
+    [500, 1],
+  ] as const)("the download answers %i: one line, exit %i, no blob, no snapshot", async (status, exit) => {
     handler = hub((req, res) => {
       if (req.method !== "GET" || !(req.url ?? "").includes("/resolve/")) return false;
       res.writeHead(status, { "Content-Type": "application/json", ...(status === 404 ? { "X-Error-Code": "EntryNotFound" } : {}) }).end('{"error":"nope"}');
@@ -154,14 +166,18 @@ describe("lowrank push against a misbehaving Hub", () => {
     return (req, res) => {
       const p = new URL(req.url ?? "/", "http://x").pathname;
       if (p.includes(step)) return answer(res);
-      if (p === "/api/models/org/pushed") return void res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ id: "org/pushed", sha: COMMIT }));
+      if (p === "/api/models/org/pushed")
+        return void res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ id: "org/pushed", sha: COMMIT }));
       if (p.includes("/preupload/")) {
-        return void res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ files: ["adapter_config.json", "adapter_model.safetensors", "README.md"].map((path) => ({ path, uploadMode: "regular" })) }));
+        return void res
+          .writeHead(200, { "Content-Type": "application/json" })
+          .end(JSON.stringify({ files: ["adapter_config.json", "adapter_model.safetensors", "README.md"].map((path) => ({ path, uploadMode: "regular" })) }));
       }
       res.writeHead(500).end();
     };
   }
-  const push = (extra: string[] = []) => lowrankAsync(["push", adapter, "--repo", "org/pushed", ...extra], { HF_ENDPOINT: url, HF_HUB_CACHE: path.join(tmp, "push-cache") });
+  const push = (extra: string[] = []) =>
+    lowrankAsync(["push", adapter, "--repo", "org/pushed", ...extra], { HF_ENDPOINT: url, HF_HUB_CACHE: path.join(tmp, "push-cache") });
 
   test.each([
     [401, 2, /pushing to org\/pushed: 401 unauthorized: the token \(--token \/ HF_TOKEN\) has no access/],
@@ -169,7 +185,9 @@ describe("lowrank push against a misbehaving Hub", () => {
     [500, 1, /pushing to org\/pushed: the Hub answered 500/],
     [502, 1, /pushing to org\/pushed: the Hub answered 502/],
   ] as const)("the commit answers %i: one line, exit %i", async (status, exit, pattern) => {
-    handler = pushHub("/commit/", (res) => res.writeHead(status, { "Content-Type": "application/json" }).end(JSON.stringify({ error: `refused for ${TOKEN}` })));
+    handler = pushHub("/commit/", (res) =>
+      res.writeHead(status, { "Content-Type": "application/json" }).end(JSON.stringify({ error: `refused for ${TOKEN}` })),
+    );
     expectOneLine(await push(["--token", TOKEN]), exit, pattern);
   });
 

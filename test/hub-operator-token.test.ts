@@ -20,7 +20,7 @@ afterAll(async () => {
 
 const env = (cache: string) => ({ HF_HUB_CACHE: path.join(tmp, cache), HF_ENDPOINT: server.url, HF_TOKEN: "" });
 
-test("push and pull a private adapter with the token \"operator-secret\"", () => {
+test('push and pull a private adapter with the token "operator-secret"', () => {
   const push = lowrank(["--token", TOKEN, "push", requireFixture("gpt2-tiny-lora"), "--repo", "team/operator", "--private"], env("c1"));
   expect(push.status, push.stderr).toBe(0);
   expect(push.stdout.trim()).toMatch(new RegExp(`^${server.url}/team/operator/commit/[0-9a-f]{40}$`));

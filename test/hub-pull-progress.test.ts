@@ -66,7 +66,14 @@ describe("pull progress", () => {
     expect(log.lines).toEqual(["pulled  a.bin (100 bytes)"]);
   });
 
-  test.each([[0, "0 B"], [812, "812 B"], [1024, "1.0 KB"], [65960, "64.4 KB"], [3 * 1024 * 1024, "3.0 MB"], [1.5 * 1024 ** 3, "1.5 GB"]])("formatBytes(%i) = %s", (n, shown) => {
+  test.each([
+    [0, "0 B"],
+    [812, "812 B"],
+    [1024, "1.0 KB"],
+    [65960, "64.4 KB"],
+    [3 * 1024 * 1024, "3.0 MB"],
+    [1.5 * 1024 ** 3, "1.5 GB"],
+  ])("formatBytes(%i) = %s", (n, shown) => {
     expect(formatBytes(n)).toBe(shown);
   });
 });

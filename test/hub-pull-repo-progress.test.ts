@@ -20,7 +20,13 @@ beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), "lowrank-pull-progress-"));
   server = await startHubServer({ dir: path.join(tmp, "storage"), tokens: [TOKEN] });
   await pushAdapter({ dir: adapter, repo: "team/progress", config: { hubUrl: server.url, token: TOKEN, cacheDir: path.join(tmp, "unused"), offline: false } });
-  await uploadFiles({ repo: "team/progress", accessToken: TOKEN, hubUrl: server.url, useXet: false, files: [{ path: "data/big.bin", content: new Blob([big]) }] } as Parameters<typeof uploadFiles>[0]);
+  await uploadFiles({
+    repo: "team/progress",
+    accessToken: TOKEN,
+    hubUrl: server.url,
+    useXet: false,
+    files: [{ path: "data/big.bin", content: new Blob([big]) }],
+  } as Parameters<typeof uploadFiles>[0]);
 });
 afterAll(async () => {
   await server?.close();

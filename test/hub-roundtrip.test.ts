@@ -90,7 +90,10 @@ describe("errors say what is wrong, in one line, without the token", () => {
     const anonymous = lowrank(["pull", "team/private-adapter"], hub(path.join(tmp, "c2")));
     expect(anonymous.status).toBe(2);
     expect(anonymous.stderr).toMatch(/^lowrank: error: team\/private-adapter@main: 401 unauthorized: it needs a token \(--token \/ HF_TOKEN\)/);
-    const wrong = lowrank(["--token", "hf_wrong_secret_value", "push", requireFixture("llama-tiny-lora"), "--repo", "team/private-adapter"], hub(path.join(tmp, "c3")));
+    const wrong = lowrank(
+      ["--token", "hf_wrong_secret_value", "push", requireFixture("llama-tiny-lora"), "--repo", "team/private-adapter"],
+      hub(path.join(tmp, "c3")),
+    );
     expect(wrong.status).toBe(2);
     expect(wrong.stderr).toMatch(/401 unauthorized: the token \(--token \/ HF_TOKEN\) has no access/);
     expect(wrong.stderr).not.toContain("hf_wrong_secret_value");
@@ -145,7 +148,9 @@ describe("downloads", () => {
     try {
       const cache = path.join(tmp, "cache-resume");
       const run = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, [path.join(repoRoot, "packages/cli/dist/bin.js"), "pull", "team/private-adapter", "--token", TOKEN], { env: { ...process.env, HF_HUB_CACHE: cache, HF_ENDPOINT: proxyUrl } });
+        const child = spawn(process.execPath, [path.join(repoRoot, "packages/cli/dist/bin.js"), "pull", "team/private-adapter", "--token", TOKEN], {
+          env: { ...process.env, HF_HUB_CACHE: cache, HF_ENDPOINT: proxyUrl },
+        });
         let stdout = "";
         let stderr = "";
         child.stdout.on("data", (d) => (stdout += d));
@@ -165,10 +170,14 @@ describe("downloads", () => {
 
   test("two processes pulling the same files at once both succeed, with one intact copy", async () => {
     const cache = path.join(tmp, "cache-race");
-    const pullOnce = () => new Promise<number | null>((resolve) => {
-      const child = spawn(process.execPath, [path.join(repoRoot, "packages/cli/dist/bin.js"), "pull", "team/gpt2-adapter"], { env: { ...process.env, HF_HUB_CACHE: cache, HF_ENDPOINT: server.url }, stdio: "ignore" });
-      child.on("close", resolve);
-    });
+    const pullOnce = () =>
+      new Promise<number | null>((resolve) => {
+        const child = spawn(process.execPath, [path.join(repoRoot, "packages/cli/dist/bin.js"), "pull", "team/gpt2-adapter"], {
+          env: { ...process.env, HF_HUB_CACHE: cache, HF_ENDPOINT: server.url },
+          stdio: "ignore",
+        });
+        child.on("close", resolve);
+      });
     expect(await Promise.all([pullOnce(), pullOnce()])).toEqual([0, 0]);
     const blobs = readdirSync(path.join(cache, "models--team--gpt2-adapter", "blobs"));
     expect(blobs.filter((b) => b.includes(".incomplete"))).toEqual([]);
@@ -183,10 +192,16 @@ describe("the plain @huggingface/hub functions against the server", () => {
     const repo = "team/js-client";
     await createRepo({ repo, accessToken: TOKEN, hubUrl: server.url });
     const weights = readFileSync(requireFixture("roberta-tiny-lora", "adapter_model.safetensors"));
-    await uploadFiles({ repo, accessToken: TOKEN, hubUrl: server.url, useXet: false, files: [
-      { path: "adapter_config.json", content: new Blob([readFileSync(requireFixture("roberta-tiny-lora", "adapter_config.json"))]) },
-      { path: "adapter_model.safetensors", content: new Blob([weights]) },
-    ] } as Parameters<typeof uploadFiles>[0]);
+    await uploadFiles({
+      repo,
+      accessToken: TOKEN,
+      hubUrl: server.url,
+      useXet: false,
+      files: [
+        { path: "adapter_config.json", content: new Blob([readFileSync(requireFixture("roberta-tiny-lora", "adapter_config.json"))]) },
+        { path: "adapter_model.safetensors", content: new Blob([weights]) },
+      ],
+    } as Parameters<typeof uploadFiles>[0]);
     const blob = await downloadFile({ repo, path: "adapter_model.safetensors", hubUrl: server.url, accessToken: TOKEN });
     expect(Buffer.compare(Buffer.from(await blob!.arrayBuffer()), weights)).toBe(0);
     const cacheDir = path.join(tmp, "cache-js");
@@ -204,7 +219,10 @@ describe("the plain @huggingface/hub functions against the server", () => {
     const body = (await info.json()) as { sha: string; siblings: { rfilename: string }[] };
     expect(body.sha).toMatch(/^[0-9a-f]{40}$/);
     expect(body.siblings.map((s) => s.rfilename)).toEqual(expect.arrayContaining(["adapter_config.json", "adapter_model.safetensors", "README.md"]));
-    const head = await fetch(`${server.url}/team/gpt2-adapter/resolve/main/adapter_model.safetensors`, { method: "HEAD", headers: { "Accept-Encoding": "identity" } });
+    const head = await fetch(`${server.url}/team/gpt2-adapter/resolve/main/adapter_model.safetensors`, {
+      method: "HEAD",
+      headers: { "Accept-Encoding": "identity" },
+    });
     expect(head.status).toBe(200);
     expect(head.headers.get("x-repo-commit")).toBe(body.sha);
     expect(head.headers.get("x-linked-etag")).toMatch(/^"[0-9a-f]{64}"$/);

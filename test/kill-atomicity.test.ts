@@ -24,7 +24,12 @@ const bin = path.join(repoRoot, "packages", "cli", "dist", "bin.js");
 const childScript = path.join(repoRoot, "test", "helpers", "kill-targets.mjs");
 const sha = (bytes: Buffer): string => createHash("sha256").update(bytes).digest("hex");
 const fileSha = (file: string): string => sha(readFileSync(file));
-const visible = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir).filter((n) => !n.startsWith(".")).sort() : []);
+const visible = (dir: string): string[] =>
+  existsSync(dir)
+    ? readdirSync(dir)
+        .filter((n) => !n.startsWith("."))
+        .sort()
+    : [];
 const exists = (file: string): boolean => Boolean(lstatSync(file, { throwIfNoEntry: false }));
 
 /** Runs `node args` with the kill point set: it must die by SIGKILL (else the point was never reached). */
@@ -92,21 +97,38 @@ describe("lowrank merge killed at each step", () => {
     const [h, layers, vocab] = [64, 2, 512];
     const rng = new SeededRandom(3);
     const random = (n: number, s: number) => Float32Array.from({ length: n }, () => (rng.next() - 0.5) * s);
-    const tensors = new Map<string, Tensor>([["transformer.wte.weight", float32Tensor(random(vocab * h, 0.04), [vocab, h])], ["transformer.wpe.weight", float32Tensor(random(64 * h, 0.02), [64, h])]]);
+    const tensors = new Map<string, Tensor>([
+      ["transformer.wte.weight", float32Tensor(random(vocab * h, 0.04), [vocab, h])],
+      ["transformer.wpe.weight", float32Tensor(random(64 * h, 0.02), [64, h])],
+    ]);
     for (let i = 0; i < layers; i++) {
-      for (const [name, a, b] of [["attn.c_attn", h, 3 * h], ["attn.c_proj", h, h], ["mlp.c_fc", h, 4 * h], ["mlp.c_proj", 4 * h, h]] as const) {
+      for (const [name, a, b] of [
+        ["attn.c_attn", h, 3 * h],
+        ["attn.c_proj", h, h],
+        ["mlp.c_fc", h, 4 * h],
+        ["mlp.c_proj", 4 * h, h],
+      ] as const) {
         tensors.set(`transformer.h.${i}.${name}.weight`, float32Tensor(random(a * b, 0.04), [a, b]));
         tensors.set(`transformer.h.${i}.${name}.bias`, float32Tensor(new Float32Array(b), [b]));
       }
     }
-    writeFileSync(path.join(base, "config.json"), JSON.stringify({ model_type: "gpt2", n_layer: layers, n_head: 4, n_embd: h, vocab_size: vocab, n_positions: 64 }));
+    writeFileSync(
+      path.join(base, "config.json"),
+      JSON.stringify({ model_type: "gpt2", n_layer: layers, n_head: 4, n_embd: h, vocab_size: vocab, n_positions: 64 }),
+    );
     await writeSafetensors(path.join(base, "model.safetensors"), tensors, { format: "pt" });
     const checkpoint = await Checkpoint.open(base);
     const config = createLoraConfig({ r: 4, lora_alpha: 8, target_modules: "all-linear", fan_in_fan_out: true });
     const plans = resolveTargets(config, describeModel(checkpoint.config, checkpoint.tensorInfo())).targets;
     await checkpoint.close();
     for (const dir of adapters) {
-      const factors = plans.flatMap((p) => [[adapterKey(p.name, "lora_A"), float32Tensor(random(p.r * p.inFeatures, 0.1), [p.r, p.inFeatures])], [adapterKey(p.name, "lora_B"), float32Tensor(random(p.outFeatures * p.r, 0.1), [p.outFeatures, p.r])]] as [string, Tensor][]);
+      const factors = plans.flatMap(
+        (p) =>
+          [
+            [adapterKey(p.name, "lora_A"), float32Tensor(random(p.r * p.inFeatures, 0.1), [p.r, p.inFeatures])],
+            [adapterKey(p.name, "lora_B"), float32Tensor(random(p.outFeatures * p.r, 0.1), [p.outFeatures, p.r])],
+          ] as [string, Tensor][],
+      );
       await writeAdapter(dir, { config, tensors: new Map(factors) });
     }
     for (const [k, out] of refs.entries()) {
@@ -148,7 +170,13 @@ describe("a Hub server and `lowrank pull`", () => {
   beforeAll(async () => {
     server = await startHubServeProcess(storage, TOKEN);
     await createRepo({ repo: "team/big", accessToken: TOKEN, hubUrl: server.url });
-    await uploadFiles({ repo: "team/big", accessToken: TOKEN, hubUrl: server.url, useXet: false, files: [{ path: "weights.bin", content: new Blob([weights]) }] });
+    await uploadFiles({
+      repo: "team/big",
+      accessToken: TOKEN,
+      hubUrl: server.url,
+      useXet: false,
+      files: [{ path: "weights.bin", content: new Blob([weights]) }],
+    });
   });
   afterAll(() => server?.stop());
 
@@ -170,7 +198,10 @@ describe("a Hub server and `lowrank pull`", () => {
       expect(exists(partial)).toBe(false);
     } else {
       const got = readFileSync(partial);
-      expect(got.byteLength > 0 && (incomplete === "all" ? got.byteLength === weights.byteLength : got.byteLength < weights.byteLength), `${got.byteLength} bytes`).toBe(true);
+      expect(
+        got.byteLength > 0 && (incomplete === "all" ? got.byteLength === weights.byteLength : got.byteLength < weights.byteLength),
+        `${got.byteLength} bytes`,
+      ).toBe(true);
       expect(Buffer.compare(got, weights.subarray(0, got.byteLength)), "a prefix of the file").toBe(0);
     }
     // Nothing links to the blob yet and no ref says the snapshot is there.
@@ -187,8 +218,16 @@ describe("a Hub server and `lowrank pull`", () => {
   test("the server killed at each step of a commit restarts serving the old or the new file", async () => {
     await createRepo({ repo: "team/c", accessToken: TOKEN, hubUrl: server.url });
     const versions = [randomBytes(1 << 20)];
-    const commit = (url: string, bytes: Buffer) => uploadFiles({ repo: "team/c", accessToken: TOKEN, hubUrl: url, useXet: false, files: [{ path: "weights.bin", content: new Blob([new Uint8Array(bytes)]) }] });
-    const commits = async (url: string) => ((await (await fetch(`${url}/api/models/team/c/commits/main`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as unknown[]).length;
+    const commit = (url: string, bytes: Buffer) =>
+      uploadFiles({
+        repo: "team/c",
+        accessToken: TOKEN,
+        hubUrl: url,
+        useXet: false,
+        files: [{ path: "weights.bin", content: new Blob([new Uint8Array(bytes)]) }],
+      });
+    const commits = async (url: string) =>
+      ((await (await fetch(`${url}/api/models/team/c/commits/main`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as unknown[]).length;
     await commit(server.url, versions[0]!);
     let history = await commits(server.url);
     let served = 0;
@@ -215,7 +254,8 @@ describe("a Hub server and `lowrank pull`", () => {
       const repoDir = path.join(storage, "repos", "models", "team", "c");
       expect(visible(path.join(repoDir, "refs")), point).toEqual(["main"]);
       expect(readFileSync(path.join(repoDir, "refs", "main"), "utf8")).toMatch(/^[0-9a-f]{40}\n$/);
-      for (const name of visible(path.join(repoDir, "commits"))) expect(() => JSON.parse(readFileSync(path.join(repoDir, "commits", name), "utf8")), name).not.toThrow();
+      for (const name of visible(path.join(repoDir, "commits")))
+        expect(() => JSON.parse(readFileSync(path.join(repoDir, "commits", name), "utf8")), name).not.toThrow();
       await server.stop();
     }
     // And the restarted server takes the next commit.

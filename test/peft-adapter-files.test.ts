@@ -66,11 +66,15 @@ describe("an adapter with `target_modules: null` works on every path", () => {
       outputs[name] = await logits(out);
     }
     for (const name of ["onnx", "onnx-alone", "onnx-merged"]) expect(maxAbsDiff(outputs[name]!, outputs.tfjs!), name).toBeLessThanOrEqual(1e-4);
-    const base = await logits(await (async () => {
-      const out = path.join(tmp, "base.safetensors");
-      expect(lowrank(["predict", "--backend", "onnx", "--model", requireFixture("gpt2-tiny", "model.onnx"), "--input-ids", idsFile, "--output", out]).status).toBe(0);
-      return out;
-    })());
+    const base = await logits(
+      await (async () => {
+        const out = path.join(tmp, "base.safetensors");
+        expect(
+          lowrank(["predict", "--backend", "onnx", "--model", requireFixture("gpt2-tiny", "model.onnx"), "--input-ids", idsFile, "--output", out]).status,
+        ).toBe(0);
+        return out;
+      })(),
+    );
     expect(maxAbsDiff(outputs.onnx!, base)).toBeGreaterThan(1e-2);
 
     const merged = path.join(tmp, "merged.onnx");

@@ -27,7 +27,11 @@ afterAll(() => {
 
 /** The commands of a shell block: comments and blank lines dropped, `\` continuations joined. */
 function commands(body: string): string[] {
-  return body.replace(/\\\n\s*/g, "").split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
+  return body
+    .replace(/\\\n\s*/g, "")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"));
 }
 
 async function startBackground(command: string): Promise<ChildProcess> {
@@ -48,7 +52,12 @@ describe("README.md", () => {
       "npx -y pnpm@12.4.2 install --frozen-lockfile && npx -y pnpm@12.4.2 build && npx -y pnpm@12.4.2 demo",
       "npx -y pnpm@12.4.2 install --frozen-lockfile && npx -y pnpm@12.4.2 test",
     ]);
-    const ci = commands(readFileSync(path.join(repoRoot, ".ci", "run"), "utf8").split("\n").filter((l) => l.startsWith("npx")).join("\n"));
+    const ci = commands(
+      readFileSync(path.join(repoRoot, ".ci", "run"), "utf8")
+        .split("\n")
+        .filter((l) => l.startsWith("npx"))
+        .join("\n"),
+    );
     expect(ci.join(" && ").replace(/ 2>&1 \| tee .*$/, "")).toBe(setUp[1]);
     const scripts = JSON.parse(readFileSync(path.join(repoRoot, "package.json"), "utf8")).scripts;
     expect(scripts.demo).toBe("node scripts/demo.mjs");
@@ -74,7 +83,15 @@ describe("README.md", () => {
       const run = spawnSync("sh", ["-c", command], { cwd: work, env, encoding: "utf8" });
       expect(run.status, `${command}\n${run.stderr}`).toBe(0);
     }
-    for (const made of ["my-adapter/adapter_config.json", "merged/model.safetensors", "gpt2-mini.onnx", "logits.safetensors", "merged.onnx", "combined/adapter_model.safetensors", "similarity.svg"]) {
+    for (const made of [
+      "my-adapter/adapter_config.json",
+      "merged/model.safetensors",
+      "gpt2-mini.onnx",
+      "logits.safetensors",
+      "merged.onnx",
+      "combined/adapter_model.safetensors",
+      "similarity.svg",
+    ]) {
       expect(existsSync(path.join(work, made)), made).toBe(true);
     }
 

@@ -34,7 +34,10 @@ function runTests(project: string): { line: string; status: number | null } {
   mkdirSync(dir);
   writeFileSync(path.join(dir, "vitest.config.mjs"), `export default { test: { include: ["*.test.mjs"] } };\n`);
   writeFileSync(path.join(dir, "case.test.mjs"), `import { afterAll, beforeAll, describe, expect, test } from "vitest";\n${PROJECTS[project]}\n`);
-  const run = spawnSync(process.execPath, [path.join(repoRoot, "scripts", "run-tests.mjs"), "--config", path.join(dir, "vitest.config.mjs"), "--root", dir], { encoding: "utf8", cwd: repoRoot });
+  const run = spawnSync(process.execPath, [path.join(repoRoot, "scripts", "run-tests.mjs"), "--config", path.join(dir, "vitest.config.mjs"), "--root", dir], {
+    encoding: "utf8",
+    cwd: repoRoot,
+  });
   return { line: run.stdout.trim().split("\n").at(-1)!, status: run.status };
 }
 

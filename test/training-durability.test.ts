@@ -11,9 +11,31 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), "lowrank-durability-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const data = e2eByteData(tmp, "train.jsonl", 0, 64);
-const common = ["--model", requireFixture("gpt2-tiny"), "--data", data, "--rank", "4", "--alpha", "8", "--target-modules", "c_attn", "--batch-size", "8", "--seed", "5"];
+const common = [
+  "--model",
+  requireFixture("gpt2-tiny"),
+  "--data",
+  data,
+  "--rank",
+  "4",
+  "--alpha",
+  "8",
+  "--target-modules",
+  "c_attn",
+  "--batch-size",
+  "8",
+  "--seed",
+  "5",
+];
 const losses = (file: string): Map<number, number> =>
-  new Map(readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l)).filter((e) => e.loss !== undefined).map((e) => [e.step, e.loss]));
+  new Map(
+    readFileSync(file, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.loss !== undefined)
+      .map((e) => [e.step, e.loss]),
+  );
 
 describe("training durability", () => {
   test("a run killed with SIGKILL mid-epoch resumes from its last checkpoint to identical losses", async () => {
@@ -22,7 +44,11 @@ describe("training durability", () => {
     expect(reference.status, reference.stderr).toBe(0);
 
     const out = path.join(tmp, "killed");
-    const child = spawn(process.execPath, [path.join(repoRoot, "packages", "cli", "dist", "bin.js"), "train", ...args, "--out", out, "--log", path.join(tmp, "killed.jsonl")], { stdio: "ignore" });
+    const child = spawn(
+      process.execPath,
+      [path.join(repoRoot, "packages", "cli", "dist", "bin.js"), "train", ...args, "--out", out, "--log", path.join(tmp, "killed.jsonl")],
+      { stdio: "ignore" },
+    );
     const checkpoint = path.join(out, "checkpoint-6");
     const deadline = Date.now() + 60_000;
     while (!existsSync(path.join(checkpoint, "trainer_state.json")) && !existsSync(path.join(checkpoint, "adapter_config.json"))) {
@@ -48,11 +74,15 @@ describe("training durability", () => {
     const run = lowrank(["train", ...common, "--lr", "1e12", "--max-grad-norm", "0", "--steps", "20", "--save-every", "1", "--out", out]);
     expect(run.status).toBe(1);
     const lines = run.stderr.trim().split("\n");
-    expect(lines.at(-1)).toMatch(/^lowrank: error: training diverged at step (\d+): loss (NaN|Infinity|-Infinity), gradient norm \S+ \(lower --lr or set --max-grad-norm\); the last good checkpoint is .*checkpoint-(\d+) \(continue with --resume .*\); no adapter was written$/);
+    expect(lines.at(-1)).toMatch(
+      /^lowrank: error: training diverged at step (\d+): loss (NaN|Infinity|-Infinity), gradient norm \S+ \(lower --lr or set --max-grad-norm\); the last good checkpoint is .*checkpoint-(\d+) \(continue with --resume .*\); no adapter was written$/,
+    );
     const [, stepText, , kept] = /at step (\d+): loss (\S+),.*checkpoint-(\d+) \(/.exec(lines.at(-1)!)!;
     expect(Number(kept)).toBe(Number(stepText) - 1);
     expect(existsSync(path.join(out, "adapter_model.safetensors"))).toBe(false);
-    const checkpoints = readdirSync(out).filter((n) => n.startsWith("checkpoint-")).map((n) => Number(n.slice(11)));
+    const checkpoints = readdirSync(out)
+      .filter((n) => n.startsWith("checkpoint-"))
+      .map((n) => Number(n.slice(11)));
     expect(Math.max(...checkpoints)).toBe(Number(kept));
     const { tensors } = await readSafetensors(path.join(out, `checkpoint-${kept}`, "adapter_model.safetensors"));
     for (const [key, t] of tensors) expect(toFloat32(t).every(Number.isFinite), key).toBe(true);

@@ -28,10 +28,33 @@ describe("registered as a plugin, it is found through the registry", () => {
 
   test("by the CLI: `lowrank backends` lists it and `lowrank merge --backend` uses it", () => {
     const listed = JSON.parse(execFileSync(process.execPath, [cli, "--plugin", plugin, "backends", "--json"], { encoding: "utf8" }));
-    expect(listed).toContainEqual({ name: "example-cpu", available: true, device: "cpu", capabilities: ["merge"], note: "example plugin from examples/custom-backend" });
+    expect(listed).toContainEqual({
+      name: "example-cpu",
+      available: true,
+      device: "cpu",
+      capabilities: ["merge"],
+      note: "example plugin from examples/custom-backend",
+    });
     const out = mkdtempSync(path.join(os.tmpdir(), "lowrank-example-"));
     try {
-      const stdout = execFileSync(process.execPath, [cli, "--plugin", plugin, "merge", "--backend", "example-cpu", "--base", requireFixture("gpt2-tiny"), "--adapter", requireFixture("gpt2-tiny-lora"), "--out", path.join(out, "m")], { encoding: "utf8" });
+      const stdout = execFileSync(
+        process.execPath,
+        [
+          cli,
+          "--plugin",
+          plugin,
+          "merge",
+          "--backend",
+          "example-cpu",
+          "--base",
+          requireFixture("gpt2-tiny"),
+          "--adapter",
+          requireFixture("gpt2-tiny-lora"),
+          "--out",
+          path.join(out, "m"),
+        ],
+        { encoding: "utf8" },
+      );
       expect(stdout).toMatch(/merged 6 module\(s\)/);
     } finally {
       rmSync(out, { recursive: true, force: true });
@@ -39,7 +62,11 @@ describe("registered as a plugin, it is found through the registry", () => {
   });
 
   test("a backend name that is not registered is a usage error", () => {
-    const run = spawnSync(process.execPath, [cli, "--plugin", plugin, "merge", "--backend", "nope", "--base", "a", "--adapter", requireFixture("gpt2-tiny-lora"), "--out", "b"], { encoding: "utf8" });
+    const run = spawnSync(
+      process.execPath,
+      [cli, "--plugin", plugin, "merge", "--backend", "nope", "--base", "a", "--adapter", requireFixture("gpt2-tiny-lora"), "--out", "b"],
+      { encoding: "utf8" },
+    );
     expect(run.status).toBe(2);
     expect(run.stderr).toBe('lowrank: error: backend "nope" is not registered (registered: tfjs, onnx, example-cpu)\n');
   });

@@ -45,7 +45,12 @@ test("a PEFT adapter pulled from the Hub and merged into an ONNX export gives PE
   await pushAdapter({ dir: requireFixture("gpt2-tiny-lora"), repo: "examples/gpt2-tiny-lora", config });
   const expected = await cases("gpt2-tiny-lora");
   const result = await hubAdapterToOnnx({
-    baseDir: requireFixture("gpt2-tiny"), repo: "examples/gpt2-tiny-lora", hubUrl: hub.url, token: TOKEN, cacheDir: path.join(tmp, "cache"), ids: idRows(expected.get("input_ids")!),
+    baseDir: requireFixture("gpt2-tiny"),
+    repo: "examples/gpt2-tiny-lora",
+    hubUrl: hub.url,
+    token: TOKEN,
+    cacheDir: path.join(tmp, "cache"),
+    ids: idRows(expected.get("input_ids")!),
   });
   expect(result.merged).toHaveLength(6);
   expect(maxAbsDiff(result.logits, toFloat32(expected.get("merged_logits")!))).toBeLessThanOrEqual(1e-4);
@@ -54,7 +59,10 @@ test("a PEFT adapter pulled from the Hub and merged into an ONNX export gives PE
 test("several adapters from one ONNX session give PEFT's logits for each adapter and for the base", async () => {
   const adapters = { tuned: requireFixture("llama-tiny-lora"), embeddings: requireFixture("llama-tiny-embed-lora") };
   // Each cases file has its own inputs: one run on each, checking the adapter it belongs to.
-  for (const [name, fixture] of [["tuned", "llama-tiny-lora"], ["embeddings", "llama-tiny-embed-lora"]] as const) {
+  for (const [name, fixture] of [
+    ["tuned", "llama-tiny-lora"],
+    ["embeddings", "llama-tiny-embed-lora"],
+  ] as const) {
     const expected = await cases(fixture);
     const results = await serveSeveralAdapters({ model: requireFixture("llama-tiny", "model.onnx"), adapters, ids: idRows(expected.get("input_ids")!) });
     expect(maxAbsDiff(results[name]!, toFloat32(expected.get("adapted_logits")!)), `${name} on ${fixture}'s inputs`).toBeLessThanOrEqual(1e-4);

@@ -6,7 +6,13 @@ import path from "node:path";
 import { TfjsBackend } from "@lowrank/backend-tfjs";
 import { pushAdapter, resolveHubConfig } from "@lowrank/hub";
 
-export async function fineTuneAndPush(options: { root: string; repo: string; hubUrl?: string; token?: string; steps?: number }): Promise<{ commitUrl: string; finalLoss: number; adapterDir: string }> {
+export async function fineTuneAndPush(options: {
+  root: string;
+  repo: string;
+  hubUrl?: string;
+  token?: string;
+  steps?: number;
+}): Promise<{ commitUrl: string; finalLoss: number; adapterDir: string }> {
   const work = mkdtempSync(path.join(os.tmpdir(), "lowrank-example-"));
   const lines = readFileSync(path.join(options.root, "data/e2e/valid.txt"), "utf8").split("\n").filter(Boolean).slice(0, 64);
   const data = path.join(work, "e2e.txt");
@@ -16,8 +22,12 @@ export async function fineTuneAndPush(options: { root: string; repo: string; hub
   const adapterDir = path.join(work, "adapter");
   let finalLoss = NaN;
   for await (const event of backend.train({
-    model: path.join(options.root, "models/gpt2-mini"), data, out: adapterDir,
-    steps: options.steps ?? 20, batchSize: 8, learningRate: 2e-3,
+    model: path.join(options.root, "models/gpt2-mini"),
+    data,
+    out: adapterDir,
+    steps: options.steps ?? 20,
+    batchSize: 8,
+    learningRate: 2e-3,
     lora: { r: 4, lora_alpha: 32, target_modules: ["c_attn"], base_model_name_or_path: "lowrank/gpt2-mini" },
   })) {
     if (event.type === "done") finalLoss = event.finalLoss;
@@ -26,4 +36,3 @@ export async function fineTuneAndPush(options: { root: string; repo: string; hub
   const { commitUrl } = await pushAdapter({ dir: adapterDir, repo: options.repo, config });
   return { commitUrl, finalLoss, adapterDir };
 }
-

@@ -3,7 +3,14 @@ import { readAdapter } from "@lowrank/core";
 import { createOrtSession, encodeModel, exportGpt2Onnx, idsTensor, mergeIntoOnnxModel } from "@lowrank/backend-onnx";
 import { pullRepo, resolveHubConfig } from "@lowrank/hub";
 
-export async function hubAdapterToOnnx(options: { baseDir: string; repo: string; hubUrl?: string; token?: string; cacheDir?: string; ids: number[][] }): Promise<{ logits: Float32Array; merged: string[] }> {
+export async function hubAdapterToOnnx(options: {
+  baseDir: string;
+  repo: string;
+  hubUrl?: string;
+  token?: string;
+  cacheDir?: string;
+  ids: number[][];
+}): Promise<{ logits: Float32Array; merged: string[] }> {
   const config = resolveHubConfig({ hubUrl: options.hubUrl, token: options.token, cacheDir: options.cacheDir });
   const { snapshotDir } = await pullRepo({ repo: options.repo, config });
   const adapter = await readAdapter(snapshotDir);

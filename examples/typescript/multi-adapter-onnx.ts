@@ -2,7 +2,11 @@
 import { LowrankError, readAdapter } from "@lowrank/core";
 import { idsTensor, OnnxLoraSession } from "@lowrank/backend-onnx";
 
-export async function serveSeveralAdapters(options: { model: string; adapters: Record<string, string>; ids: number[][] }): Promise<Record<string, Float32Array>> {
+export async function serveSeveralAdapters(options: {
+  model: string;
+  adapters: Record<string, string>;
+  ids: number[][];
+}): Promise<Record<string, Float32Array>> {
   const loaded = Object.fromEntries(await Promise.all(Object.entries(options.adapters).map(async ([name, dir]) => [name, await readAdapter(dir)] as const)));
   const session = await OnnxLoraSession.create(options.model, { adapters: loaded });
   const results: Record<string, Float32Array> = {};

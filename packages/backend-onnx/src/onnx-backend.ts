@@ -1,6 +1,18 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { LowrankError, mergeCheckpoint, silentLogger, type BackendRegistry, type Logger, type LowrankBackend, type MergeParams, type PredictParams, type PredictResult, type TrainEvent, type TrainParams } from "@lowrank/core";
+import {
+  LowrankError,
+  mergeCheckpoint,
+  silentLogger,
+  type BackendRegistry,
+  type Logger,
+  type LowrankBackend,
+  type MergeParams,
+  type PredictParams,
+  type PredictResult,
+  type TrainEvent,
+  type TrainParams,
+} from "@lowrank/core";
 import { checkModelInput, runTraining } from "@lowrank/core/internal";
 import { decodeModel } from "./onnx/onnx-codec.js";
 import { onnxVocabSize } from "./onnx/onnx-vocab-size.js";
@@ -44,7 +56,10 @@ export class OnnxBackend implements LowrankBackend {
     this.logger = options.logger;
     if (typeof ort.InferenceSession?.create !== "function") throw new Error("onnxruntime-node did not load");
     const version = ort.env.versions?.common;
-    return { device: this.provider, note: `ONNX Runtime${version ? ` ${version}` : ""} (${this.provider === "cuda" ? "CUDA requested; falls back to CPU per session" : "CPU"})` };
+    return {
+      device: this.provider,
+      note: `ONNX Runtime${version ? ` ${version}` : ""} (${this.provider === "cuda" ? "CUDA requested; falls back to CPU per session" : "CPU"})`,
+    };
   }
 
   async predict(params: PredictParams): Promise<PredictResult> {
@@ -103,7 +118,12 @@ export class OnnxBackend implements LowrankBackend {
   async merge(params: MergeParams) {
     if (params.baseDir.endsWith(".onnx")) {
       const merged = await mergeOnnxFile({ model: params.baseDir, adapter: params.adapter, out: params.outDir, safe: params.safe, logger: this.logger });
-      return { mergedModules: merged.mergedModules, replacedTensors: merged.replacedTensors, tensorCount: merged.model.graph.initializer.length, bytesWritten: merged.bytes };
+      return {
+        mergedModules: merged.mergedModules,
+        replacedTensors: merged.replacedTensors,
+        tensorCount: merged.model.graph.initializer.length,
+        bytesWritten: merged.bytes,
+      };
     }
     return mergeCheckpoint({ ...params, logger: this.logger });
   }

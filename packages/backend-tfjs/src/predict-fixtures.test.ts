@@ -22,27 +22,30 @@ const PAIRS = [
   { base: "mistral-sw-tiny", adapter: "mistral-sw-tiny-lora", cases: "mistral-sw-tiny-lora" },
 ];
 
-
 describe.each(PAIRS)("$adapter on tfjs", (pair) => {
   test("base, adapted and merged logits match PEFT within 1e-4; unmerge gives the base again", async () => {
     const cases = (await readSafetensors(requireFixture("cases", `${pair.cases}.safetensors`))).tensors;
     const ids = idRows(cases.get("input_ids")!);
     const mask = idRows(cases.get("attention_mask")!);
     const model = await loadModel(requireFixture(pair.base));
-    const run = () => tf.tidy(() => {
-      const out = model.forward({ inputIds: tf.tensor2d(ids, undefined, "int32"), attentionMask: mask }, inferenceContext());
-      return { logits: out.logits.dataSync() as Float32Array, hidden: out.lastHiddenState.dataSync() as Float32Array };
-    });
+    const run = () =>
+      tf.tidy(() => {
+        const out = model.forward({ inputIds: tf.tensor2d(ids, undefined, "int32"), attentionMask: mask }, inferenceContext());
+        return { logits: out.logits.dataSync() as Float32Array, hidden: out.lastHiddenState.dataSync() as Float32Array };
+      });
     const expectClose = (got: Float32Array, key: string) => expect(maxAbsDiff(got, toFloat32(cases.get(key)!)), key).toBeLessThanOrEqual(1e-4);
     // Hidden states at padded positions are whatever transformers computes there: compare real tokens only.
     const expectHidden = (got: Float32Array, key: string) => {
       const want = toFloat32(cases.get(key)!);
       const hidden = want.length / (ids.length * ids[0]!.length);
       let worst = 0;
-      mask.forEach((row, b) => row.forEach((m, s) => {
-        if (!m) return;
-        for (let d = 0; d < hidden; d++) worst = Math.max(worst, Math.abs(got[(b * row.length + s) * hidden + d]! - want[(b * row.length + s) * hidden + d]!));
-      }));
+      mask.forEach((row, b) =>
+        row.forEach((m, s) => {
+          if (!m) return;
+          for (let d = 0; d < hidden; d++)
+            worst = Math.max(worst, Math.abs(got[(b * row.length + s) * hidden + d]! - want[(b * row.length + s) * hidden + d]!));
+        }),
+      );
       expect(worst, key).toBeLessThanOrEqual(1e-4);
     };
     const hasHidden = cases.has("base_last_hidden_state");

@@ -1,5 +1,19 @@
 import * as tf from "@tensorflow/tfjs";
-import { LowrankError, mergeCheckpoint, silentLogger, type BackendRegistry, type Logger, type LowrankBackend, type MergeParams, type PredictParams, type PredictResult, type TrainEvent, type TrainParams, type GenerateParams, type GenerateResult } from "@lowrank/core";
+import {
+  LowrankError,
+  mergeCheckpoint,
+  silentLogger,
+  type BackendRegistry,
+  type Logger,
+  type LowrankBackend,
+  type MergeParams,
+  type PredictParams,
+  type PredictResult,
+  type TrainEvent,
+  type TrainParams,
+  type GenerateParams,
+  type GenerateResult,
+} from "@lowrank/core";
 import { checkModelInput, runTraining } from "@lowrank/core/internal";
 import { selectEngine, type EngineChoice } from "./engine/select-engine.js";
 import { inferenceContext } from "./layers/lora-branch.js";
@@ -79,8 +93,13 @@ export class TfjsBackend implements LowrankBackend {
     try {
       if (attached && params.merge) setMerged(model, true);
       const ids = generate(model, prompt, {
-        maxNewTokens: params.maxNewTokens, temperature: params.temperature, topK: params.topK, topP: params.topP,
-        seed: params.seed, useCache: params.useCache, eosTokenId: tokenizer?.eosTokenId ?? model.eosTokenId,
+        maxNewTokens: params.maxNewTokens,
+        temperature: params.temperature,
+        topK: params.topK,
+        topP: params.topP,
+        seed: params.seed,
+        useCache: params.useCache,
+        eosTokenId: tokenizer?.eosTokenId ?? model.eosTokenId,
       });
       return { ids, ...(tokenizer ? { text: tokenizer.decode(ids) } : {}) };
     } finally {

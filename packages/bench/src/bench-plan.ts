@@ -24,7 +24,9 @@ export function benchPlan(quick: boolean): BenchPlan {
   const mid = { label: "GPT-2-shaped 8 × 512, vocab 16384 (random weights)", shape: { layers: 8, hidden: 512, heads: 8, vocab: 16384, positions: 1024 } };
   if (quick) {
     return {
-      quick, large, mid,
+      quick,
+      large,
+      mid,
       merge: { repeats: 3 },
       memory: { label: "GPT-2-shaped 6 × 1024, vocab 8192 (random weights)", shape: { layers: 6, hidden: 1024, heads: 16, vocab: 8192, positions: 1024 } },
       training: [{ model: "embedded", batchSize: 4, gradientAccumulation: 1, seqLen: 64, warmup: 1, steps: 3 }],
@@ -34,9 +36,14 @@ export function benchPlan(quick: boolean): BenchPlan {
     };
   }
   return {
-    quick, large, mid,
+    quick,
+    large,
+    mid,
     merge: { repeats: 5 },
-    memory: { label: "GPT-2 large shape (36 × 1280, vocab 50257, random weights)", shape: { layers: 36, hidden: 1280, heads: 20, vocab: 50257, positions: 1024 } },
+    memory: {
+      label: "GPT-2 large shape (36 × 1280, vocab 50257, random weights)",
+      shape: { layers: 36, hidden: 1280, heads: 20, vocab: 50257, positions: 1024 },
+    },
     // tfjs keeps every intermediate of a step for its gradients (about 17 MB per token at GPT-2
     // small), so the larger models run 4 × 128 as four micro-batches of 1 × 128 (the same optimizer
     // step). Full fine-tuning of GPT-2 small does not fit the 4 GB wasm heap at all: it is attempted,

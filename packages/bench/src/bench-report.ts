@@ -10,17 +10,28 @@ const n = (x: number): string => x.toLocaleString("en-US");
 const mb = (bytes: number): string => (bytes >= 1e8 ? `${(bytes / 1e6).toFixed(0)} MB` : `${(bytes / 1e6).toFixed(2)} MB`);
 const s3 = (s: Spread): string => `${s.median.toFixed(3)} (${s.min.toFixed(3)}–${s.max.toFixed(3)})`;
 const ms = (s: Spread): string => `${s.median.toFixed(s.median < 10 ? 2 : 1)} (${s.min.toFixed(s.min < 10 ? 2 : 1)}–${s.max.toFixed(s.max < 10 ? 2 : 1)})`;
-const table = (head: string[], rows: string[][]): string[] => [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)];
+const table = (head: string[], rows: string[][]): string[] => [
+  `| ${head.join(" | ")} |`,
+  `|${head.map(() => "---").join("|")}|`,
+  ...rows.map((r) => `| ${r.join(" | ")} |`),
+];
 
 /** Why a target can be missed on this kind of machine, printed beside a missed target. */
 const WHY_MISSED: Record<string, string> = {
-  merged_over_base_latency: "a merged adapter runs the very graph of the base with other weight values, so any gap is timing noise between interleaved runs (see the min–max ranges)",
-  unmerged_over_base_latency: "the unmerged adapter adds two small products per adapted layer and feeds its A and B as inputs on every run; on a model this small those fixed costs are a visible fraction of a sub-millisecond pass",
-  lora_over_full_step_time: "LoRA skips the frozen weights' gradients and their optimizer update, but the forward pass and the activations' gradients (two thirds of a full step) remain; the saving grows with the share of weight-gradient work",
-  lora_over_full_peak_memory: "LoRA saves the frozen weights' gradients and AdamW moments (3× the weights), but TensorFlow.js keeps every intermediate of a step for its backward pass (about 2.2 GB for one 1 × 128 micro-batch of GPT-2 small), so at the sizes where full fine-tuning still fits its 4 GB heap the activations weigh as much as the weights. At GPT-2 small full fine-tuning does not fit at all, while LoRA does",
-  merge_over_copy_bandwidth: "merging must also read the adapter and compute s·B·A for every adapted matrix before writing; on a disk-bound copy this is extra work on the same bytes",
-  lora_over_full_eval_loss: "the embedded base is tiny (2.6 M parameters, pretrained for one epoch on DART), so a rank-4 update of 0.5% of its parameters cannot match moving all of them within the same 100 steps; the paper's parity is for large pretrained models (GPT-2 M/L, GPT-3), whose updates have a low intrinsic rank — the all-linear row shows the gap narrowing with more adapted layers",
-  tfjs_over_onnx_lora_step_time: "on a small model both runtimes spend their time in per-operation overhead rather than in matrix products, where ONNX Runtime's advantage lies; the ratio grows with the model (see the GPT-2-small row of a full run)",
+  merged_over_base_latency:
+    "a merged adapter runs the very graph of the base with other weight values, so any gap is timing noise between interleaved runs (see the min–max ranges)",
+  unmerged_over_base_latency:
+    "the unmerged adapter adds two small products per adapted layer and feeds its A and B as inputs on every run; on a model this small those fixed costs are a visible fraction of a sub-millisecond pass",
+  lora_over_full_step_time:
+    "LoRA skips the frozen weights' gradients and their optimizer update, but the forward pass and the activations' gradients (two thirds of a full step) remain; the saving grows with the share of weight-gradient work",
+  lora_over_full_peak_memory:
+    "LoRA saves the frozen weights' gradients and AdamW moments (3× the weights), but TensorFlow.js keeps every intermediate of a step for its backward pass (about 2.2 GB for one 1 × 128 micro-batch of GPT-2 small), so at the sizes where full fine-tuning still fits its 4 GB heap the activations weigh as much as the weights. At GPT-2 small full fine-tuning does not fit at all, while LoRA does",
+  merge_over_copy_bandwidth:
+    "merging must also read the adapter and compute s·B·A for every adapted matrix before writing; on a disk-bound copy this is extra work on the same bytes",
+  lora_over_full_eval_loss:
+    "the embedded base is tiny (2.6 M parameters, pretrained for one epoch on DART), so a rank-4 update of 0.5% of its parameters cannot match moving all of them within the same 100 steps; the paper's parity is for large pretrained models (GPT-2 M/L, GPT-3), whose updates have a low intrinsic rank — the all-linear row shows the gap narrowing with more adapted layers",
+  tfjs_over_onnx_lora_step_time:
+    "on a small model both runtimes spend their time in per-operation overhead rather than in matrix products, where ONNX Runtime's advantage lies; the ratio grows with the model (see the GPT-2-small row of a full run)",
 };
 
 function charts(results: BenchResults): Record<string, string> {
@@ -28,21 +39,36 @@ function charts(results: BenchResults): Record<string, string> {
   const lat = results.latency;
   if (lat.length > 0) {
     out["latency.svg"] = barChartSvg({
-      title: "Inference latency (ms, ONNX Runtime)", yLabel: "ms", categories: lat.map((r) => `${r.model.split(" (")[0]} b${r.batch}`),
-      series: (["ort_base", "ort_merged", "ort_unmerged"] as const).map((k) => ({ name: k.replace("ort_", ""), values: lat.map((r) => r[k].median), ranges: lat.map((r): [number, number] => [r[k].min, r[k].max]) })),
+      title: "Inference latency (ms, ONNX Runtime)",
+      yLabel: "ms",
+      categories: lat.map((r) => `${r.model.split(" (")[0]} b${r.batch}`),
+      series: (["ort_base", "ort_merged", "ort_unmerged"] as const).map((k) => ({
+        name: k.replace("ort_", ""),
+        values: lat.map((r) => r[k].median),
+        ranges: lat.map((r): [number, number] => [r[k].min, r[k].max]),
+      })),
       width: 720,
     });
   }
   const both = results.training.flatMap((t) => (t.full ? [{ ...t, full: t.full }] : []));
   if (both.length > 0) {
     out["training.svg"] = barChartSvg({
-      title: "Training step, LoRA vs full fine-tuning (relative to full)", yLabel: "LoRA / full", categories: both.flatMap((t) => [`step time ${t.model.split(" (")[0]}`, `peak RSS ${t.model.split(" (")[0]}`]),
-      series: [{ name: "LoRA / full", values: both.flatMap((t) => [t.lora.step_seconds.median / t.full.step_seconds.median, t.lora.peak_rss_bytes / t.full.peak_rss_bytes]) }],
+      title: "Training step, LoRA vs full fine-tuning (relative to full)",
+      yLabel: "LoRA / full",
+      categories: both.flatMap((t) => [`step time ${t.model.split(" (")[0]}`, `peak RSS ${t.model.split(" (")[0]}`]),
+      series: [
+        {
+          name: "LoRA / full",
+          values: both.flatMap((t) => [t.lora.step_seconds.median / t.full.step_seconds.median, t.lora.peak_rss_bytes / t.full.peak_rss_bytes]),
+        },
+      ],
       width: 720,
     });
   }
   out["quality.svg"] = barChartSvg({
-    title: "E2E eval loss and BLEU (embedded base)", yLabel: "value", categories: ["eval loss", "BLEU × 10"],
+    title: "E2E eval loss and BLEU (embedded base)",
+    yLabel: "value",
+    categories: ["eval loss", "BLEU × 10"],
     series: results.quality.results.map((q) => ({ name: QUALITY_METHOD_LABELS[q.method], values: [q.eval_loss, q.bleu * 10] })),
   });
   return out;
@@ -64,7 +90,10 @@ export function renderBenchMarkdown(results: BenchResults, chartDir: string): st
     "",
     "## The paper's claims, measured",
     "",
-    ...table(["claim", "ratio", "measured", "target", ""], results.targets.map((t) => [t.claim, `\`${t.ratio}\``, t.value === null ? "not measured" : t.value.toFixed(3), t.target, t.met ? "met" : "**missed**"])),
+    ...table(
+      ["claim", "ratio", "measured", "target", ""],
+      results.targets.map((t) => [t.claim, `\`${t.ratio}\``, t.value === null ? "not measured" : t.value.toFixed(3), t.target, t.met ? "met" : "**missed**"]),
+    ),
     "",
   ];
   const missed = results.targets.filter((t) => !t.met);
@@ -73,17 +102,42 @@ export function renderBenchMarkdown(results: BenchResults, chartDir: string): st
   lines.push(
     "## 1 and 5. Trainable parameters and file sizes",
     "",
-    ...table(["model", "method", "trainable parameters", "of total", "file"], results.parameters.map((p) => [p.model, p.method, n(p.trainable_parameters), `${((100 * p.trainable_parameters) / p.total_parameters).toPrecision(3)}%`, mb(p.file_bytes)])),
+    ...table(
+      ["model", "method", "trainable parameters", "of total", "file"],
+      results.parameters.map((p) => [
+        p.model,
+        p.method,
+        n(p.trainable_parameters),
+        `${((100 * p.trainable_parameters) / p.total_parameters).toPrecision(3)}%`,
+        mb(p.file_bytes),
+      ]),
+    ),
     "",
     `Full fine-tuning trains ${n(Math.round(r.full_over_lora_trainable_parameters ?? NaN))}× more parameters than LoRA r=4 on the attention projection and saves a file ${n(Math.round(r.full_over_lora_file_size ?? NaN))}× larger. GPT-2 fuses q, k and v into \`c_attn\`, so PEFT adapts all three where the paper adapts q and v only.`,
     "",
     "## 2. Training step: LoRA r=8 on c_attn vs full fine-tuning (TensorFlow.js)",
     "",
-    ...table(["model", "batch", "method", "s/step", "tokens/s", "peak RSS training", "peak tensor bytes", "peak RSS with loading", "trainable"], results.training.flatMap((t) => {
-      const batch = t.gradient_accumulation > 1 ? `${t.batch_size * t.gradient_accumulation} × ${t.seq_len} (${t.gradient_accumulation} × ${t.batch_size})` : `${t.batch_size} × ${t.seq_len}`;
-      const row = (x: typeof t.lora) => [t.model, batch, x.mode === "lora" ? "LoRA" : "full", s3(x.step_seconds), n(Math.round(x.tokens_per_second)), mb(x.peak_rss_bytes), mb(x.peak_tensor_bytes), mb(x.process_peak_rss_bytes), n(x.trainable_parameters)];
-      return [row(t.lora), t.full ? row(t.full) : [t.model, batch, "full", "**does not fit**", "–", "–", "–", "–", n(t.lora.total_parameters)]];
-    })),
+    ...table(
+      ["model", "batch", "method", "s/step", "tokens/s", "peak RSS training", "peak tensor bytes", "peak RSS with loading", "trainable"],
+      results.training.flatMap((t) => {
+        const batch =
+          t.gradient_accumulation > 1
+            ? `${t.batch_size * t.gradient_accumulation} × ${t.seq_len} (${t.gradient_accumulation} × ${t.batch_size})`
+            : `${t.batch_size} × ${t.seq_len}`;
+        const row = (x: typeof t.lora) => [
+          t.model,
+          batch,
+          x.mode === "lora" ? "LoRA" : "full",
+          s3(x.step_seconds),
+          n(Math.round(x.tokens_per_second)),
+          mb(x.peak_rss_bytes),
+          mb(x.peak_tensor_bytes),
+          mb(x.process_peak_rss_bytes),
+          n(x.trainable_parameters),
+        ];
+        return [row(t.lora), t.full ? row(t.full) : [t.model, batch, "full", "**does not fit**", "–", "–", "–", "–", n(t.lora.total_parameters)]];
+      }),
+    ),
     "",
     ...results.training.filter((t) => t.full_error).map((t) => `${t.model}: ${t.full_error}. LoRA trains it in the same heap.`),
     "",
@@ -91,10 +145,25 @@ export function renderBenchMarkdown(results: BenchResults, chartDir: string): st
     "",
     `### LoRA on ONNX Runtime vs TensorFlow.js (${results.onnx_training.model})`,
     "",
-    ...table(["runtime", "batch", "s/step", "tokens/s", "peak RSS training"], [
-      [`ONNX Runtime (${results.onnx_training.onnx.engine}), forward + backward graph`, `${results.onnx_training.batch_size} × ${results.onnx_training.seq_len}`, s3(results.onnx_training.onnx.step_seconds), n(Math.round(results.onnx_training.onnx.tokens_per_second)), mb(results.onnx_training.onnx.peak_rss_bytes)],
-      [`TensorFlow.js (${results.onnx_training.tfjs.engine})`, `${results.onnx_training.tfjs.batch_size * results.onnx_training.tfjs.gradient_accumulation} × ${results.onnx_training.seq_len}${results.onnx_training.tfjs.gradient_accumulation > 1 ? ` (${results.onnx_training.tfjs.gradient_accumulation} × ${results.onnx_training.tfjs.batch_size})` : ""}`, s3(results.onnx_training.tfjs.step_seconds), n(Math.round(results.onnx_training.tfjs.tokens_per_second)), mb(results.onnx_training.tfjs.peak_rss_bytes)],
-    ]),
+    ...table(
+      ["runtime", "batch", "s/step", "tokens/s", "peak RSS training"],
+      [
+        [
+          `ONNX Runtime (${results.onnx_training.onnx.engine}), forward + backward graph`,
+          `${results.onnx_training.batch_size} × ${results.onnx_training.seq_len}`,
+          s3(results.onnx_training.onnx.step_seconds),
+          n(Math.round(results.onnx_training.onnx.tokens_per_second)),
+          mb(results.onnx_training.onnx.peak_rss_bytes),
+        ],
+        [
+          `TensorFlow.js (${results.onnx_training.tfjs.engine})`,
+          `${results.onnx_training.tfjs.batch_size * results.onnx_training.tfjs.gradient_accumulation} × ${results.onnx_training.seq_len}${results.onnx_training.tfjs.gradient_accumulation > 1 ? ` (${results.onnx_training.tfjs.gradient_accumulation} × ${results.onnx_training.tfjs.batch_size})` : ""}`,
+          s3(results.onnx_training.tfjs.step_seconds),
+          n(Math.round(results.onnx_training.tfjs.tokens_per_second)),
+          mb(results.onnx_training.tfjs.peak_rss_bytes),
+        ],
+      ],
+    ),
     "",
     `tfjs / ONNX Runtime step time: ${(r.tfjs_over_onnx_lora_step_time ?? NaN).toFixed(2)}×, the same optimizer step on the same tokens. For reference (issue 10), PyTorch + PEFT takes 2.0–2.3 s per LoRA step (r = 8 on c_attn) on a GPT-2-small-sized model at 4 × 128 on this machine.`,
     "",
@@ -106,36 +175,62 @@ export function renderBenchMarkdown(results: BenchResults, chartDir: string): st
     "",
     "Merged: the adapter folded into the weights offline. Unmerged: ONNX Runtime with the LoRA factors fed as inputs on each run; TensorFlow.js with the LoRA branch beside the frozen weight. ONNX Runtime's three sessions are interleaved run by run; TensorFlow.js's one model is switched between the three states in blocks (its kernels re-pack a switched weight on first use, which the untimed warm-up of each block absorbs).",
     "",
-    ...table(["model", "batch × seq", "ORT base", "ORT merged", "ORT unmerged", "tfjs base", "tfjs merged", "tfjs unmerged"], results.latency.map((x) => [
-      x.model, `${x.batch} × ${x.seq_len}`, ms(x.ort_base), ms(x.ort_merged), ms(x.ort_unmerged), ms(x.tfjs_base), ms(x.tfjs_merged), ms(x.tfjs_unmerged),
-    ])),
+    ...table(
+      ["model", "batch × seq", "ORT base", "ORT merged", "ORT unmerged", "tfjs base", "tfjs merged", "tfjs unmerged"],
+      results.latency.map((x) => [
+        x.model,
+        `${x.batch} × ${x.seq_len}`,
+        ms(x.ort_base),
+        ms(x.ort_merged),
+        ms(x.ort_unmerged),
+        ms(x.tfjs_base),
+        ms(x.tfjs_merged),
+        ms(x.tfjs_unmerged),
+      ]),
+    ),
     "",
     "![latency](benchmarks/latency.svg)",
     "",
     `## 4. Merge throughput: ${results.merge.model}, ${results.merge.adapter}`,
     "",
-    ...table(["", "seconds", "GB/s"], [
-      ["in memory: copy of the adapted matrices", s3(results.merge.kernel.copy_seconds), results.merge.kernel.copy_gb_per_s.toFixed(2)],
-      ["in memory: merge W += s·B·A (WebAssembly SIMD)", results.merge.kernel.merge_seconds.median.toFixed(3), results.merge.kernel.merge_gb_per_s.toFixed(2)],
-      ["checkpoint: plain copy (read, write, fsync, rename)", s3(results.merge.file.copy_seconds), results.merge.file.copy_gb_per_s.toFixed(2)],
-      ["checkpoint: fs.copyFile (kernel copy, no fsync)", s3(results.merge.file.copyfile_seconds), results.merge.file.copyfile_gb_per_s.toFixed(2)],
-      ["checkpoint: `lowrank merge` (read, merge, write, fsync, rename)", s3(results.merge.file.merge_seconds), results.merge.file.merge_gb_per_s.toFixed(2)],
-    ]),
+    ...table(
+      ["", "seconds", "GB/s"],
+      [
+        ["in memory: copy of the adapted matrices", s3(results.merge.kernel.copy_seconds), results.merge.kernel.copy_gb_per_s.toFixed(2)],
+        [
+          "in memory: merge W += s·B·A (WebAssembly SIMD)",
+          results.merge.kernel.merge_seconds.median.toFixed(3),
+          results.merge.kernel.merge_gb_per_s.toFixed(2),
+        ],
+        ["checkpoint: plain copy (read, write, fsync, rename)", s3(results.merge.file.copy_seconds), results.merge.file.copy_gb_per_s.toFixed(2)],
+        ["checkpoint: fs.copyFile (kernel copy, no fsync)", s3(results.merge.file.copyfile_seconds), results.merge.file.copyfile_gb_per_s.toFixed(2)],
+        ["checkpoint: `lowrank merge` (read, merge, write, fsync, rename)", s3(results.merge.file.merge_seconds), results.merge.file.merge_gb_per_s.toFixed(2)],
+      ],
+    ),
     "",
     `${mb(results.merge.checkpoint_bytes)} checkpoint, ${mb(results.merge.adapted_bytes)} of it in adapted matrices.`,
     "",
     "### Bounded memory",
     "",
-    `Merging ${results.merge_memory.adapter} into ${results.merge_memory.model}: a ${mb(results.merge_memory.checkpoint_bytes)} checkpoint merged in ${results.merge_memory.seconds.toFixed(1)} s with a peak RSS of ${mb(results.merge_memory.peak_rss_bytes)} (${(100 * results.merge_memory.peak_rss_bytes / results.merge_memory.checkpoint_bytes).toFixed(1)}% of the checkpoint): tensors the adapter does not touch are copied through one 8 MB buffer, the others are read, merged and written one at a time.`,
+    `Merging ${results.merge_memory.adapter} into ${results.merge_memory.model}: a ${mb(results.merge_memory.checkpoint_bytes)} checkpoint merged in ${results.merge_memory.seconds.toFixed(1)} s with a peak RSS of ${mb(results.merge_memory.peak_rss_bytes)} (${((100 * results.merge_memory.peak_rss_bytes) / results.merge_memory.checkpoint_bytes).toFixed(1)}% of the checkpoint): tensors the adapter does not touch are copied through one 8 MB buffer, the others are read, merged and written one at a time.`,
     "",
     `## 6. Quality on E2E (${results.quality.model})`,
     "",
     "The paper's Table 3 at small scale: the same training examples in the same order, the same number of steps and schedule (linear decay after a short warm-up, AdamW, weight decay 0.01, gradient clipping at 1), each method at the best learning rate of a sweep (LoRA 2e-3 / 4e-3, full fine-tuning 1e-4 / 2e-4 / 4e-4, 100 steps); eval loss on held-out meaning representations (unseen in training), BLEU of greedy generations against all their references.",
     "",
-    ...table(["method", "trainable parameters", "steps", "learning rate", "eval loss", "perplexity", "BLEU", "train time"], results.quality.results.map((q) => [
-      QUALITY_METHOD_LABELS[q.method], n(q.trainable_parameters), String(q.steps), q.steps ? String(q.learning_rate) : "–",
-      q.eval_loss.toFixed(3), q.perplexity.toFixed(2), (100 * q.bleu).toFixed(2), q.steps ? `${q.train_seconds.toFixed(0)} s` : "–",
-    ])),
+    ...table(
+      ["method", "trainable parameters", "steps", "learning rate", "eval loss", "perplexity", "BLEU", "train time"],
+      results.quality.results.map((q) => [
+        QUALITY_METHOD_LABELS[q.method],
+        n(q.trainable_parameters),
+        String(q.steps),
+        q.steps ? String(q.learning_rate) : "–",
+        q.eval_loss.toFixed(3),
+        q.perplexity.toFixed(2),
+        (100 * q.bleu).toFixed(2),
+        q.steps ? `${q.train_seconds.toFixed(0)} s` : "–",
+      ]),
+    ),
     "",
     "![quality](benchmarks/quality.svg)",
     "",

@@ -26,7 +26,16 @@ export interface BenchResults {
   models: { embedded: string; large: string };
   parameters: FootprintRow[];
   /** LoRA vs full fine-tuning on tfjs; `full` is null (with the reason) where it did not fit. */
-  training: { model: string; batch_size: number; gradient_accumulation: number; seq_len: number; steps_timed: number; lora: TrainingStep; full: TrainingStep | null; full_error?: string }[];
+  training: {
+    model: string;
+    batch_size: number;
+    gradient_accumulation: number;
+    seq_len: number;
+    steps_timed: number;
+    lora: TrainingStep;
+    full: TrainingStep | null;
+    full_error?: string;
+  }[];
   /** LoRA on ONNX Runtime, one pass per step, against the tfjs LoRA row of the same model. */
   onnx_training: { model: string; batch_size: number; seq_len: number; onnx: TrainingStep; tfjs: TrainingStep };
   latency: LatencyRow[];

@@ -21,9 +21,15 @@ export async function runWorkerJob(job: WorkerJob): Promise<unknown> {
     case "training-step":
       return (await import("./training-step.js")).measureTrainingStep(job.params);
     case "latency":
-      return (await import("./inference-latency.js")).measureInferenceLatency({ ...job.params, adapter: await randomAdapter(job.params.modelDir, job.params.adapter) });
+      return (await import("./inference-latency.js")).measureInferenceLatency({
+        ...job.params,
+        adapter: await randomAdapter(job.params.modelDir, job.params.adapter),
+      });
     case "merge":
-      return (await import("./merge-throughput.js")).measureMergeThroughput({ ...job.params, adapter: await randomAdapter(job.params.baseDir, job.params.adapter) });
+      return (await import("./merge-throughput.js")).measureMergeThroughput({
+        ...job.params,
+        adapter: await randomAdapter(job.params.baseDir, job.params.adapter),
+      });
     case "merge-memory":
       return (await import("./merge-memory.js")).measureMergeMemory({ ...job.params, adapter: await randomAdapter(job.params.baseDir, job.params.adapter) });
     case "quality":

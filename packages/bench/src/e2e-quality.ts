@@ -61,7 +61,8 @@ export async function measureE2eQuality(params: QualityParams): Promise<QualityR
   await selectEngine();
   const model = await loadModel(params.modelDir);
   const tokenizer = await loadTokenizer(params.modelDir, model.config);
-  if (!tokenizer || tokenizer.eosTokenId === undefined) throw new Error(`${params.modelDir}: the quality benchmark needs tokenizer.json with an end-of-text token`);
+  if (!tokenizer || tokenizer.eosTokenId === undefined)
+    throw new Error(`${params.modelDir}: the quality benchmark needs tokenizer.json with an end-of-text token`);
   const eos = tokenizer.eosTokenId;
   const { train, held } = splitE2e(loadE2e(params.e2eFile));
   const encode = (text: string): number[] => [...tokenizer.encode(text), eos].slice(0, 128);
@@ -69,12 +70,29 @@ export async function measureE2eQuality(params: QualityParams): Promise<QualityR
   const heldOut = held.slice(0, params.evalMrs);
   const evalExamples = heldOut.flatMap((g) => g.refs.slice(0, 3).map((r) => ({ ids: encode(e2eExample(g.mr, r)) })));
   const lora = QUALITY_LORA[params.method === "lora-all-linear" ? "lora-all-linear" : "lora"];
-  const training = params.method === "full"
-    ? createFullTraining(model)
-    : createLoraTraining(model, createLoraConfig({ ...lora, target_modules: typeof lora.target_modules === "string" ? lora.target_modules : [...lora.target_modules], task_type: "CAUSAL_LM" }), { seed: params.seed });
+  const training =
+    params.method === "full"
+      ? createFullTraining(model)
+      : createLoraTraining(
+          model,
+          createLoraConfig({
+            ...lora,
+            target_modules: typeof lora.target_modules === "string" ? lora.target_modules : [...lora.target_modules],
+            task_type: "CAUSAL_LM",
+          }),
+          { seed: params.seed },
+        );
   const trainer = new Trainer(model, training, trainExamples, {
-    task: "causal-lm", steps: params.steps, learningRate: params.learningRate, batchSize: params.batchSize,
-    warmupSteps: Math.min(8, Math.floor(params.steps / 10)), schedule: "linear", weightDecay: 0.01, maxGradNorm: 1, seed: params.seed, padTokenId: eos,
+    task: "causal-lm",
+    steps: params.steps,
+    learningRate: params.learningRate,
+    batchSize: params.batchSize,
+    warmupSteps: Math.min(8, Math.floor(params.steps / 10)),
+    schedule: "linear",
+    weightDecay: 0.01,
+    maxGradNorm: 1,
+    seed: params.seed,
+    padTokenId: eos,
   });
   const losses: number[] = [];
   const start = performance.now();
@@ -89,10 +107,16 @@ export async function measureE2eQuality(params: QualityParams): Promise<QualityR
     method: params.method,
     trainable_parameters: params.method === "none" ? 0 : training.parameterCount,
     total_parameters: await checkpointParameterCount(params.modelDir),
-    steps: params.method === "none" ? 0 : params.steps, learning_rate: params.learningRate,
-    eval_loss: evaluation.loss, perplexity: evaluation.perplexity,
-    bleu: corpusBleu(outputs, heldOut.map((g) => g.refs)),
-    train_seconds: trainSeconds, losses,
+    steps: params.method === "none" ? 0 : params.steps,
+    learning_rate: params.learningRate,
+    eval_loss: evaluation.loss,
+    perplexity: evaluation.perplexity,
+    bleu: corpusBleu(
+      outputs,
+      heldOut.map((g) => g.refs),
+    ),
+    train_seconds: trainSeconds,
+    losses,
     samples: heldOut.slice(0, 3).map((g, i) => ({ mr: g.mr, output: outputs[i]! })),
   };
 }

@@ -42,8 +42,20 @@ export async function measureFootprint(modelDir: string, model: string, workDir:
     await writeAdapter(dir, adapter);
     let trainable = 0;
     for (const tensor of adapter.tensors.values()) trainable += elementCount(tensor.shape);
-    rows.push({ model, method: variant.label, trainable_parameters: trainable, total_parameters: total, file_bytes: (await stat(path.join(dir, ADAPTER_WEIGHTS_FILE))).size });
+    rows.push({
+      model,
+      method: variant.label,
+      trainable_parameters: trainable,
+      total_parameters: total,
+      file_bytes: (await stat(path.join(dir, ADAPTER_WEIGHTS_FILE))).size,
+    });
   }
-  rows.push({ model, method: "full fine-tuning", trainable_parameters: total, total_parameters: total, file_bytes: (await stat(path.join(modelDir, "model.safetensors"))).size });
+  rows.push({
+    model,
+    method: "full fine-tuning",
+    trainable_parameters: total,
+    total_parameters: total,
+    file_bytes: (await stat(path.join(modelDir, "model.safetensors"))).size,
+  });
   return rows;
 }

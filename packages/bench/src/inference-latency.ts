@@ -74,17 +74,26 @@ export async function measureInferenceLatency(params: LatencyParams): Promise<La
     for (const batch of params.batches) {
       const ids = randomIds(batch, params.seqLen, vocab, batch);
       const feeds = { input_ids: idsTensor(ids) };
-      const ort = await timeInterleaved({
-        ort_base: () => ortBase.run(feeds),
-        ort_merged: () => ortMerged.run(feeds),
-        ort_unmerged: () => ortUnmerged.run(feeds, { adapter: "adapter" }),
-      }, params.ortRounds ?? params.rounds, params.warmup);
+      const ort = await timeInterleaved(
+        {
+          ort_base: () => ortBase.run(feeds),
+          ort_merged: () => ortMerged.run(feeds),
+          ort_unmerged: () => ortUnmerged.run(feeds, { adapter: "adapter" }),
+        },
+        params.ortRounds ?? params.rounds,
+        params.warmup,
+      );
       const visits = 3;
-      const tfjs = await timeInBlocks({
-        tfjs_base: { prepare: state("base"), run: () => tfjsLogits(model, ids) },
-        tfjs_merged: { prepare: state("merged"), run: () => tfjsLogits(model, ids) },
-        tfjs_unmerged: { prepare: state("unmerged"), run: () => tfjsLogits(model, ids) },
-      }, visits, Math.max(1, Math.round(params.rounds / visits)), Math.max(1, Math.round(params.warmup / visits)));
+      const tfjs = await timeInBlocks(
+        {
+          tfjs_base: { prepare: state("base"), run: () => tfjsLogits(model, ids) },
+          tfjs_merged: { prepare: state("merged"), run: () => tfjsLogits(model, ids) },
+          tfjs_unmerged: { prepare: state("unmerged"), run: () => tfjsLogits(model, ids) },
+        },
+        visits,
+        Math.max(1, Math.round(params.rounds / visits)),
+        Math.max(1, Math.round(params.warmup / visits)),
+      );
       rows.push({ model: params.model, batch, seq_len: params.seqLen, ort_provider: provider, tfjs_engine: engine.engine, ...ort, ...tfjs } as LatencyRow);
     }
   } finally {

@@ -13,13 +13,21 @@ export interface MergeMemory {
 }
 
 /** Merges an adapter into a (large) checkpoint and reports the process's peak memory. */
-export async function measureMergeMemory(params: { baseDir: string; adapter: LoraAdapter; outDir: string; model: string; adapterLabel: string }): Promise<MergeMemory> {
+export async function measureMergeMemory(params: {
+  baseDir: string;
+  adapter: LoraAdapter;
+  outDir: string;
+  model: string;
+  adapterLabel: string;
+}): Promise<MergeMemory> {
   const start = performance.now();
   await mergeCheckpoint({ baseDir: params.baseDir, adapter: params.adapter, outDir: params.outDir });
   const seconds = (performance.now() - start) / 1000;
   return {
-    model: params.model, adapter: params.adapterLabel,
+    model: params.model,
+    adapter: params.adapterLabel,
     checkpoint_bytes: (await stat(path.join(params.baseDir, "model.safetensors"))).size,
-    peak_rss_bytes: await peakRssBytes(), seconds,
+    peak_rss_bytes: await peakRssBytes(),
+    seconds,
   };
 }

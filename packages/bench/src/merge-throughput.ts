@@ -32,7 +32,7 @@ async function plainCopy(source: string, target: string): Promise<void> {
   const output = await open(`${target}.tmp`, "w");
   try {
     const chunk = Buffer.allocUnsafe(8 << 20);
-    for (let position = 0; ;) {
+    for (let position = 0; ; ) {
       const { bytesRead } = await input.read(chunk, 0, chunk.length, position);
       if (bytesRead === 0) break;
       await output.write(chunk, 0, bytesRead);
@@ -50,7 +50,14 @@ async function plainCopy(source: string, target: string): Promise<void> {
  * Merge speed against copy speed of the same bytes, in the same run: the in-memory kernel over the
  * adapted matrices, and the whole checkpoint folder to folder.
  */
-export async function measureMergeThroughput(params: { baseDir: string; adapter: LoraAdapter; workDir: string; repeats: number; model: string; adapterLabel: string }): Promise<MergeThroughput> {
+export async function measureMergeThroughput(params: {
+  baseDir: string;
+  adapter: LoraAdapter;
+  workDir: string;
+  repeats: number;
+  model: string;
+  adapterLabel: string;
+}): Promise<MergeThroughput> {
   const { baseDir, adapter, workDir, repeats } = params;
   const checkpoint = await Checkpoint.open(baseDir);
   const matrices: { weight: Float32Array; scratch: Float32Array; factors: LoraFactors }[] = [];
@@ -66,9 +73,14 @@ export async function measureMergeThroughput(params: { baseDir: string; adapter:
     await checkpoint.close();
   }
   const adaptedBytes = matrices.reduce((sum, m) => sum + m.weight.byteLength, 0);
-  const copyKernel = await repeat(repeats, async () => { for (const m of matrices) m.scratch.set(m.weight); });
+  const copyKernel = await repeat(repeats, async () => {
+    for (const m of matrices) m.scratch.set(m.weight);
+  });
   const mergeKernel = await repeat(repeats, async () => {
-    for (const m of matrices) { m.scratch.set(m.weight); mergeLora(m.scratch, m.factors); }
+    for (const m of matrices) {
+      m.scratch.set(m.weight);
+      mergeLora(m.scratch, m.factors);
+    }
   });
   // The merge alone: (copy + merge) − copy, per repeat's median.
   const mergeOnly = { ...mergeKernel, median: Math.max(mergeKernel.median - copyKernel.median, 1e-9) };
@@ -98,11 +110,24 @@ export async function measureMergeThroughput(params: { baseDir: string; adapter:
   });
   const gbps = (bytes: number, s: Spread): number => bytes / s.median / 1e9;
   return {
-    model: params.model, adapter: params.adapterLabel, checkpoint_bytes: checkpointBytes, adapted_bytes: adaptedBytes, repeats,
-    kernel: { copy_seconds: copyKernel, merge_seconds: mergeOnly, copy_gb_per_s: gbps(adaptedBytes, copyKernel), merge_gb_per_s: gbps(adaptedBytes, mergeOnly) },
+    model: params.model,
+    adapter: params.adapterLabel,
+    checkpoint_bytes: checkpointBytes,
+    adapted_bytes: adaptedBytes,
+    repeats,
+    kernel: {
+      copy_seconds: copyKernel,
+      merge_seconds: mergeOnly,
+      copy_gb_per_s: gbps(adaptedBytes, copyKernel),
+      merge_gb_per_s: gbps(adaptedBytes, mergeOnly),
+    },
     file: {
-      copy_seconds: copySeconds, copyfile_seconds: copyFileSeconds, merge_seconds: mergeSeconds,
-      copy_gb_per_s: gbps(checkpointBytes, copySeconds), copyfile_gb_per_s: gbps(checkpointBytes, copyFileSeconds), merge_gb_per_s: gbps(checkpointBytes, mergeSeconds),
+      copy_seconds: copySeconds,
+      copyfile_seconds: copyFileSeconds,
+      merge_seconds: mergeSeconds,
+      copy_gb_per_s: gbps(checkpointBytes, copySeconds),
+      copyfile_gb_per_s: gbps(checkpointBytes, copyFileSeconds),
+      merge_gb_per_s: gbps(checkpointBytes, mergeSeconds),
     },
   };
 }

@@ -13,7 +13,9 @@ export function computeRatios(m: Measured): Record<string, number> {
   const b1 = latencyAt(1);
   const b8 = latencyAt(8);
   // Training ratios need both modes: the largest model where full fine-tuning ran.
-  const train = [...m.training].reverse().find((t) => t.full !== null) as (Measured["training"][number] & { full: NonNullable<Measured["training"][number]["full"]> }) | undefined;
+  const train = [...m.training].reverse().find((t) => t.full !== null) as
+    | (Measured["training"][number] & { full: NonNullable<Measured["training"][number]["full"]> })
+    | undefined;
   const params = headline(m.parameters);
   const full = params.find((p) => p.method === "full fine-tuning");
   const r4 = params.find((p) => p.method.startsWith("LoRA r=4"));
@@ -50,7 +52,13 @@ const target = (ratio: string, claim: string, op: "<=" | ">=", bound: number) =>
   check(ratios: Record<string, number>): TargetCheck {
     const value = ratios[ratio];
     const known = value !== undefined;
-    return { ratio, claim, target: `${op === "<=" ? "≤" : "≥"} ${bound}`, value: known ? value : null, met: known && (op === "<=" ? value <= bound : value >= bound) };
+    return {
+      ratio,
+      claim,
+      target: `${op === "<=" ? "≤" : "≥"} ${bound}`,
+      value: known ? value : null,
+      met: known && (op === "<=" ? value <= bound : value >= bound),
+    };
   },
 });
 

@@ -99,7 +99,16 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
       log(`${phase("training")} training steps, LoRA vs full: ${labels[t.model]}, batch ${t.batchSize * t.gradientAccumulation} × ${t.seqLen}`);
       const data = path.join(work, `train-${t.model}.jsonl`);
       await writeTokenData(data, vocab[t.model], t.batchSize * t.gradientAccumulation * (t.warmup + t.steps), t.seqLen);
-      const params = { model: dirs[t.model], data, lora: ADAPTER_VARIANTS[1]!.config, batchSize: t.batchSize, gradientAccumulation: t.gradientAccumulation, seqLen: t.seqLen, warmup: t.warmup, steps: t.steps };
+      const params = {
+        model: dirs[t.model],
+        data,
+        lora: ADAPTER_VARIANTS[1]!.config,
+        batchSize: t.batchSize,
+        gradientAccumulation: t.gradientAccumulation,
+        seqLen: t.seqLen,
+        warmup: t.warmup,
+        steps: t.steps,
+      };
       const lora = await worker<TrainingStep>({ part: "training-step", params: { ...params, mode: "lora" } });
       let full: TrainingStep | null = null;
       let fullError: string | undefined;
@@ -109,30 +118,85 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
         fullError = `full fine-tuning did not fit: its worker ran out of TensorFlow.js's 4 GB wasm heap (${(error as Error).message.replace(/^bench: /, "")}) — weights, their gradients and AdamW's two moments on top of the step's activations`;
         log(`  ${fullError}`);
       }
-      training.push({ model: labels[t.model], batch_size: t.batchSize, gradient_accumulation: t.gradientAccumulation, seq_len: t.seqLen, steps_timed: t.steps, lora, full, ...(fullError ? { full_error: fullError } : {}) });
+      training.push({
+        model: labels[t.model],
+        batch_size: t.batchSize,
+        gradient_accumulation: t.gradientAccumulation,
+        seq_len: t.seqLen,
+        steps_timed: t.steps,
+        lora,
+        full,
+        ...(fullError ? { full_error: fullError } : {}),
+      });
     }
 
     const o = plan.onnxTraining;
     log(`${phase("onnx-training")} LoRA training step on ONNX Runtime: ${labels[o.model]}, batch ${o.batchSize} × ${o.seqLen}`);
     const onnxData = path.join(work, `train-onnx-${o.model}.jsonl`);
     await writeTokenData(onnxData, vocab[o.model], o.batchSize * (o.warmup + o.steps), o.seqLen);
-    const onnxStep = await worker<TrainingStep>({ part: "training-step", params: { model: dirs[o.model], data: onnxData, lora: { ...ADAPTER_VARIANTS[1]!.config, lora_dropout: 0 }, batchSize: o.batchSize, seqLen: o.seqLen, warmup: o.warmup, steps: o.steps, mode: "lora", backend: "onnx" } });
+    const onnxStep = await worker<TrainingStep>({
+      part: "training-step",
+      params: {
+        model: dirs[o.model],
+        data: onnxData,
+        lora: { ...ADAPTER_VARIANTS[1]!.config, lora_dropout: 0 },
+        batchSize: o.batchSize,
+        seqLen: o.seqLen,
+        warmup: o.warmup,
+        steps: o.steps,
+        mode: "lora",
+        backend: "onnx",
+      },
+    });
     const tfjsRow = training.find((t) => t.model === labels[o.model])!;
     const onnxTraining = { model: labels[o.model], batch_size: o.batchSize, seq_len: o.seqLen, onnx: onnxStep, tfjs: tfjsRow.lora };
 
     const latency: LatencyRow[] = [];
     for (const l of plan.latency) {
       log(`${phase("latency")} inference latency: ${labels[l.model]}`);
-      latency.push(...(await worker<LatencyRow[]>({ part: "latency", params: { modelDir: dirs[l.model], model: labels[l.model], adapter: ADAPTER_VARIANTS[1]!.config, batches: l.batches, seqLen: l.seqLen, rounds: l.rounds, ortRounds: l.ortRounds, warmup: l.warmup } })));
+      latency.push(
+        ...(await worker<LatencyRow[]>({
+          part: "latency",
+          params: {
+            modelDir: dirs[l.model],
+            model: labels[l.model],
+            adapter: ADAPTER_VARIANTS[1]!.config,
+            batches: l.batches,
+            seqLen: l.seqLen,
+            rounds: l.rounds,
+            ortRounds: l.ortRounds,
+            warmup: l.warmup,
+          },
+        })),
+      );
     }
 
     log(`${phase("merge")} merge throughput: ${labels.large}, ${ADAPTER_VARIANTS[2]!.label}`);
-    const merge = await worker<MergeThroughput>({ part: "merge", params: { baseDir: dirs.large, workDir: path.join(work, "merge"), repeats: plan.merge.repeats, model: labels.large, adapter: ADAPTER_VARIANTS[2]!.config, adapterLabel: ADAPTER_VARIANTS[2]!.label } });
+    const merge = await worker<MergeThroughput>({
+      part: "merge",
+      params: {
+        baseDir: dirs.large,
+        workDir: path.join(work, "merge"),
+        repeats: plan.merge.repeats,
+        model: labels.large,
+        adapter: ADAPTER_VARIANTS[2]!.config,
+        adapterLabel: ADAPTER_VARIANTS[2]!.label,
+      },
+    });
 
     log(`${phase("merge")} merge memory: ${plan.memory.label}, ${ADAPTER_VARIANTS[2]!.label}`);
     const memoryDir = path.join(work, "memory-base");
     await writeRandomGpt2(memoryDir, plan.memory.shape, 4);
-    const mergeMemory = await worker<MergeMemory>({ part: "merge-memory", params: { baseDir: memoryDir, outDir: path.join(work, "memory-merged"), model: plan.memory.label, adapter: ADAPTER_VARIANTS[2]!.config, adapterLabel: ADAPTER_VARIANTS[2]!.label } });
+    const mergeMemory = await worker<MergeMemory>({
+      part: "merge-memory",
+      params: {
+        baseDir: memoryDir,
+        outDir: path.join(work, "memory-merged"),
+        model: plan.memory.label,
+        adapter: ADAPTER_VARIANTS[2]!.config,
+        adapterLabel: ADAPTER_VARIANTS[2]!.label,
+      },
+    });
     await rm(memoryDir, { recursive: true, force: true });
     await rm(path.join(work, "memory-merged"), { recursive: true, force: true });
 
@@ -140,18 +204,44 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
     for (const method of ["none", "lora", "lora-all-linear", "full"] as QualityMethod[]) {
       log(`${phase("quality")} quality on E2E: ${QUALITY_METHOD_LABELS[method]}`);
       const q = plan.quality;
-      quality.push(await worker<QualityResult>({ part: "quality", params: {
-        modelDir: dirs.embedded, e2eFile: options.e2eFile, method, steps: q.steps, batchSize: q.batchSize, evalMrs: q.evalMrs, maxNewTokens: q.maxNewTokens,
-        learningRate: method === "full" ? q.fullLearningRate : q.loraLearningRate, seed: 7,
-      } }));
+      quality.push(
+        await worker<QualityResult>({
+          part: "quality",
+          params: {
+            modelDir: dirs.embedded,
+            e2eFile: options.e2eFile,
+            method,
+            steps: q.steps,
+            batchSize: q.batchSize,
+            evalMrs: q.evalMrs,
+            maxNewTokens: q.maxNewTokens,
+            learningRate: method === "full" ? q.fullLearningRate : q.loraLearningRate,
+            seed: 7,
+          },
+        }),
+      );
     }
 
-    const partial = { parameters, training, onnx_training: onnxTraining, latency, merge, merge_memory: mergeMemory, quality: { model: labels.embedded, data: path.basename(options.e2eFile), results: quality } };
+    const partial = {
+      parameters,
+      training,
+      onnx_training: onnxTraining,
+      latency,
+      merge,
+      merge_memory: mergeMemory,
+      quality: { model: labels.embedded, data: path.basename(options.e2eFile), results: quality },
+    };
     const ratios = computeRatios(partial);
     return {
-      quick: options.quick, date: new Date().toISOString(), seconds: (performance.now() - started) / 1000,
-      machine: machineInfo(), versions: await versionInfo(options.lowrankVersion), models: labels,
-      ...partial, ratios, targets: TARGETS.map((t) => t.check(ratios)),
+      quick: options.quick,
+      date: new Date().toISOString(),
+      seconds: (performance.now() - started) / 1000,
+      machine: machineInfo(),
+      versions: await versionInfo(options.lowrankVersion),
+      models: labels,
+      ...partial,
+      ratios,
+      targets: TARGETS.map((t) => t.check(ratios)),
     };
   } finally {
     await rm(work, { recursive: true, force: true });

@@ -39,7 +39,12 @@ export async function timeInterleaved(variants: Record<string, () => unknown>, r
  * re-packed by the kernel library on first use — then `runs` times timed. Visits cycle through the
  * variants `visits` times, so drift still hits them alike. Returns milliseconds per variant.
  */
-export async function timeInBlocks(variants: Record<string, { prepare: () => unknown; run: () => unknown }>, visits: number, runs: number, warmup: number): Promise<Record<string, Spread>> {
+export async function timeInBlocks(
+  variants: Record<string, { prepare: () => unknown; run: () => unknown }>,
+  visits: number,
+  runs: number,
+  warmup: number,
+): Promise<Record<string, Spread>> {
   const names = Object.keys(variants);
   const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
   for (let visit = 0; visit < visits; visit++) {
@@ -71,5 +76,8 @@ export async function peakRssBytes(): Promise<number> {
  */
 export async function resetPeakRss(): Promise<boolean> {
   const { writeFile } = await import("node:fs/promises");
-  return writeFile("/proc/self/clear_refs", "5").then(() => true, () => false);
+  return writeFile("/proc/self/clear_refs", "5").then(
+    () => true,
+    () => false,
+  );
 }

@@ -30,14 +30,32 @@ export async function writeRandomGpt2(dir: string, shape: Gpt2Shape, seed = 1): 
   const rng = new SeededRandom(seed);
   const { layers, hidden: h, heads, vocab, positions } = shape;
   const specs: { name: string; shape: number[]; make: () => Float32Array }[] = [];
-  const put = (name: string, dims: number[], scale = 0.02): void => void specs.push({ name, shape: dims, make: () => randomValues(dims.reduce((a, b) => a * b, 1), rng, scale) });
+  const put = (name: string, dims: number[], scale = 0.02): void =>
+    void specs.push({
+      name,
+      shape: dims,
+      make: () =>
+        randomValues(
+          dims.reduce((a, b) => a * b, 1),
+          rng,
+          scale,
+        ),
+    });
   const ones = (name: string): void => void specs.push({ name, shape: [h], make: () => new Float32Array(h).fill(1) });
   put("transformer.wte.weight", [vocab, h]);
   put("transformer.wpe.weight", [positions, h], 0.01);
   for (let i = 0; i < layers; i++) {
     const p = `transformer.h.${i}`;
-    for (const ln of ["ln_1", "ln_2"]) { ones(`${p}.${ln}.weight`); put(`${p}.${ln}.bias`, [h], 0); }
-    for (const [name, inF, outF] of [["attn.c_attn", h, 3 * h], ["attn.c_proj", h, h], ["mlp.c_fc", h, 4 * h], ["mlp.c_proj", 4 * h, h]] as const) {
+    for (const ln of ["ln_1", "ln_2"]) {
+      ones(`${p}.${ln}.weight`);
+      put(`${p}.${ln}.bias`, [h], 0);
+    }
+    for (const [name, inF, outF] of [
+      ["attn.c_attn", h, 3 * h],
+      ["attn.c_proj", h, h],
+      ["mlp.c_fc", h, 4 * h],
+      ["mlp.c_proj", 4 * h, h],
+    ] as const) {
       put(`${p}.${name}.weight`, [inF, outF]);
       put(`${p}.${name}.bias`, [outF], 0);
     }
@@ -46,12 +64,26 @@ export async function writeRandomGpt2(dir: string, shape: Gpt2Shape, seed = 1): 
   put("transformer.ln_f.bias", [h], 0);
   await mkdir(dir, { recursive: true });
   const config = {
-    model_type: "gpt2", architectures: ["GPT2LMHeadModel"], n_layer: layers, n_head: heads, n_embd: h,
-    n_positions: positions, n_ctx: positions, vocab_size: vocab, layer_norm_epsilon: 1e-5, activation_function: "gelu_new",
-    bos_token_id: vocab - 1, eos_token_id: vocab - 1, tie_word_embeddings: true,
+    model_type: "gpt2",
+    architectures: ["GPT2LMHeadModel"],
+    n_layer: layers,
+    n_head: heads,
+    n_embd: h,
+    n_positions: positions,
+    n_ctx: positions,
+    vocab_size: vocab,
+    layer_norm_epsilon: 1e-5,
+    activation_function: "gelu_new",
+    bos_token_id: vocab - 1,
+    eos_token_id: vocab - 1,
+    tie_word_embeddings: true,
   };
   await writeFile(path.join(dir, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
-  const writer = await SafetensorsWriter.create(path.join(dir, "model.safetensors"), specs.map((s) => ({ name: s.name, dtype: "F32" as const, shape: s.shape })), { format: "pt" });
+  const writer = await SafetensorsWriter.create(
+    path.join(dir, "model.safetensors"),
+    specs.map((s) => ({ name: s.name, dtype: "F32" as const, shape: s.shape })),
+    { format: "pt" },
+  );
   try {
     for (const spec of specs) {
       const values = spec.make();
@@ -77,8 +109,14 @@ export async function randomAdapter(modelDir: string, input: LoraConfigInput, se
     const tensors = new Map<string, Tensor>();
     for (const plan of report.targets) {
       const embedding = plan.kind === "embedding";
-      tensors.set(adapterKey(plan.name, embedding ? "lora_embedding_A" : "lora_A"), float32Tensor(randomValues(plan.r * plan.inFeatures, rng, 0.05), [plan.r, plan.inFeatures]));
-      tensors.set(adapterKey(plan.name, embedding ? "lora_embedding_B" : "lora_B"), float32Tensor(randomValues(plan.outFeatures * plan.r, rng, 0.05), [plan.outFeatures, plan.r]));
+      tensors.set(
+        adapterKey(plan.name, embedding ? "lora_embedding_A" : "lora_A"),
+        float32Tensor(randomValues(plan.r * plan.inFeatures, rng, 0.05), [plan.r, plan.inFeatures]),
+      );
+      tensors.set(
+        adapterKey(plan.name, embedding ? "lora_embedding_B" : "lora_B"),
+        float32Tensor(randomValues(plan.outFeatures * plan.r, rng, 0.05), [plan.outFeatures, plan.r]),
+      );
     }
     return { config, tensors };
   } finally {

@@ -57,8 +57,18 @@ export async function measureTrainingStep(params: TrainingStepParams): Promise<T
   try {
     const profile = await tf.profile(async () => {
       for await (const event of backend.train({
-        model: params.model, data: params.data, out, steps: params.warmup + params.steps, batchSize: params.batchSize, gradientAccumulation: params.gradientAccumulation, seqLen: params.seqLen,
-        learningRate: 1e-4, full: params.mode === "full", lora: params.lora, seed: 1, maxGradNorm: 1,
+        model: params.model,
+        data: params.data,
+        out,
+        steps: params.warmup + params.steps,
+        batchSize: params.batchSize,
+        gradientAccumulation: params.gradientAccumulation,
+        seqLen: params.seqLen,
+        learningRate: 1e-4,
+        full: params.mode === "full",
+        lora: params.lora,
+        seed: 1,
+        maxGradNorm: 1,
       })) {
         if (event.type === "start") {
           start = event;
@@ -70,12 +80,17 @@ export async function measureTrainingStep(params: TrainingStepParams): Promise<T
     });
     if (!start || steps.length === 0) throw new Error(`bench: the ${params.mode} run reported no steps`);
     return {
-      mode: params.mode, backend: params.backend ?? "tfjs", engine: params.backend === "onnx" ? `onnxruntime (${device})` : engine.engine,
-      batch_size: params.batchSize, gradient_accumulation: params.gradientAccumulation ?? 1,
-      trainable_parameters: start.trainableParameters, total_parameters: start.totalParameters,
+      mode: params.mode,
+      backend: params.backend ?? "tfjs",
+      engine: params.backend === "onnx" ? `onnxruntime (${device})` : engine.engine,
+      batch_size: params.batchSize,
+      gradient_accumulation: params.gradientAccumulation ?? 1,
+      trainable_parameters: start.trainableParameters,
+      total_parameters: start.totalParameters,
       step_seconds: spread(steps.map((s) => s.seconds)),
       tokens_per_second: steps.reduce((n, s) => n + s.tokens, 0) / steps.reduce((n, s) => n + s.seconds, 0),
-      peak_rss_bytes: await peakRssBytes(), peak_tensor_bytes: profile.peakBytes,
+      peak_rss_bytes: await peakRssBytes(),
+      peak_tensor_bytes: profile.peakBytes,
       process_peak_rss_bytes: Math.max(loadPeak, await peakRssBytes()),
     };
   } finally {

@@ -32,7 +32,15 @@ describe("the CLI's composition root (tsyringe)", () => {
     scope.register(HUB_CLIENT, { useValue: async () => hub });
     scope.register(BACKEND_SETUP, {
       useValue: async (registry: BackendRegistry) =>
-        registry.register("fake", () => ({ name: "fake", capabilities: ["merge"], devices: ["cpu"], init: async () => ({ device: "cpu", note: "a test double" }), merge: async () => { throw new Error("unused"); } })),
+        registry.register("fake", () => ({
+          name: "fake",
+          capabilities: ["merge"],
+          devices: ["cpu"],
+          init: async () => ({ device: "cpu", note: "a test double" }),
+          merge: async () => {
+            throw new Error("unused");
+          },
+        })),
     });
 
     const out = capture();

@@ -47,7 +47,13 @@ export interface CliContext {
 async function defaultBackendSetup(registry: BackendRegistry, globals: GlobalOptions): Promise<void> {
   registry.register("tfjs", async () => new (await import("@lowrank/backend-tfjs")).TfjsBackend(), { priority: 10 });
   registry.register("onnx", async () => new (await import("@lowrank/backend-onnx")).OnnxBackend(), { priority: 5 });
-  const plugins = [...(process.env.LOWRANK_PLUGINS ?? "").split(",").map((s) => s.trim()).filter(Boolean), ...(globals.plugin ?? [])];
+  const plugins = [
+    ...(process.env.LOWRANK_PLUGINS ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+    ...(globals.plugin ?? []),
+  ];
   for (const plugin of plugins) await loadBackendPlugin(plugin, registry);
 }
 

@@ -86,33 +86,42 @@ export function buildProgram(container?: DependencyContainer): Command {
     .argument("<adapter>", "PEFT adapter folder")
     .option("--json", "machine-readable output");
   option(inspect, "--model <model>", "also check the adapter against this base model and report the trainable fraction", { aliases: ["--base"] })
-    .addHelpText("after", "\nExamples:\n  $ lowrank inspect ./my-adapter\n  $ lowrank inspect ./my-adapter --model ./base-model --json\n  $ lowrank inspect org/adapter@main")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ lowrank inspect ./my-adapter\n  $ lowrank inspect ./my-adapter --model ./base-model --json\n  $ lowrank inspect org/adapter@main",
+    )
     .action((adapter: string, options) => inspectCommand(ctx, adapter, options));
 
-  const merge = program
-    .command("merge")
-    .description("merge an adapter into its base (a Hugging Face checkpoint), or combine adapters into a new one");
+  const merge = program.command("merge").description("merge an adapter into its base (a Hugging Face checkpoint), or combine adapters into a new one");
   option(merge, "--model <model>", "base model folder or Hub id (config.json + safetensors); required unless combining", { aliases: ["--base"] })
     .requiredOption("--adapter <adapter>", "PEFT adapter folder (repeat it, with --combination, to combine adapters)", collect)
     .requiredOption("--out <dir>", "output folder: the merged checkpoint, or the combined adapter")
     .option("--safe", "refuse to write non-finite weights (PEFT's safe_merge)")
     .option("--backend <name>", "merge with a registered backend instead of core")
-    .option("--combination <type>", "combine the adapters as PEFT's add_weighted_adapter: linear, cat, svd (default), ties, ties_svd, dare_linear, dare_ties, dare_linear_svd, dare_ties_svd, magnitude_prune, magnitude_prune_svd")
+    .option(
+      "--combination <type>",
+      "combine the adapters as PEFT's add_weighted_adapter: linear, cat, svd (default), ties, ties_svd, dare_linear, dare_ties, dare_linear_svd, dare_ties_svd, magnitude_prune, magnitude_prune_svd",
+    )
     .option("--weights <w1,w2,…>", "one weight per --adapter (default 1 each)")
     .option("--svd-rank <n>", "rank of the svd combinations (default the largest input rank)")
     .option("--svd-clamp <q>", "clamp the svd factors at this quantile (0–1)")
     .option("--density <d>", "fraction of values kept by ties, dare_* and magnitude_prune (0–1]")
     .option("--majority-sign-method <m>", "ties / dare_ties sign election: total (default) or frequency")
     .option("--seed <n>", "seed of DARE's random pruning (default 0)")
-    .addHelpText("after", "\nExamples:\n  $ lowrank merge --model ./base-model --adapter ./my-adapter --out ./merged\n  $ lowrank merge --model ./base-model --adapter org/adapter --out ./merged --safe\n  $ lowrank merge --adapter ./a --adapter ./b --weights 0.7,0.3 --combination cat --out ./a-plus-b\n  $ lowrank merge --adapter ./a --adapter ./b --combination ties_svd --density 0.5 --svd-rank 8 --out ./ties")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ lowrank merge --model ./base-model --adapter ./my-adapter --out ./merged\n  $ lowrank merge --model ./base-model --adapter org/adapter --out ./merged --safe\n  $ lowrank merge --adapter ./a --adapter ./b --weights 0.7,0.3 --combination cat --out ./a-plus-b\n  $ lowrank merge --adapter ./a --adapter ./b --combination ties_svd --density 0.5 --svd-rank 8 --out ./ties",
+    )
     .action((options) => {
       const combining = options.combination !== undefined || options.adapter.length > 1;
       if (combining) {
-        if (options.model) throw new LowrankError("USAGE", "--model merges into a model; with --combination the output is a new adapter (merge it into the base afterwards)");
+        if (options.model)
+          throw new LowrankError("USAGE", "--model merges into a model; with --combination the output is a new adapter (merge it into the base afterwards)");
         return combineCommand(ctx, options);
       }
       for (const flag of ["weights", "svdRank", "svdClamp", "density", "majoritySignMethod", "seed"]) {
-        if (options[flag] !== undefined) throw new LowrankError("USAGE", `--${flag.replace(/[A-Z]/g, (c: string) => `-${c.toLowerCase()}`)} only applies with --combination`);
+        if (options[flag] !== undefined)
+          throw new LowrankError("USAGE", `--${flag.replace(/[A-Z]/g, (c: string) => `-${c.toLowerCase()}`)} only applies with --combination`);
       }
       if (!options.model) throw new LowrankError("USAGE", "required option '--model <model>' not specified");
       return mergeCommand(ctx, { ...options, adapter: options.adapter[0] });
@@ -127,9 +136,13 @@ export function buildProgram(container?: DependencyContainer): Command {
     .option("--backend <name>", "tfjs or onnx (default: the best available)")
     .requiredOption("--input-ids <ids.json>", "JSON array of equal-length integer arrays")
     .option("--attention-mask <mask.json>", "JSON array of 0/1 arrays, same shape as the ids")
-    .addHelpText("after", "\nExamples:\n  $ echo '[[1, 2, 3]]' > ids.json\n  $ lowrank predict --model ./base-model --adapter ./my-adapter --input-ids ids.json --out logits.safetensors\n  $ lowrank predict --backend onnx --model model.onnx --adapter ./my-adapter --merge --input-ids ids.json --out logits.safetensors");
-  option(predict, "--out <out.safetensors>", "where to write logits (and last_hidden_state for encoders)", { aliases: ["--output"], required: true })
-    .action((options) => predictCommand(ctx, options));
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ echo '[[1, 2, 3]]' > ids.json\n  $ lowrank predict --model ./base-model --adapter ./my-adapter --input-ids ids.json --out logits.safetensors\n  $ lowrank predict --backend onnx --model model.onnx --adapter ./my-adapter --merge --input-ids ids.json --out logits.safetensors",
+    );
+  option(predict, "--out <out.safetensors>", "where to write logits (and last_hidden_state for encoders)", { aliases: ["--output"], required: true }).action(
+    (options) => predictCommand(ctx, options),
+  );
 
   program
     .command("train")
@@ -164,7 +177,10 @@ export function buildProgram(container?: DependencyContainer): Command {
     .option("--full", "full fine-tuning of every parameter, for comparison")
     .option("--backend <name>", "training backend (default: the best available)")
     .option("--json", "print the summary as JSON")
-    .addHelpText("after", "\nExamples:\n  $ lowrank train --model models/gpt2-mini --data data.txt --rank 8 --alpha 16 --steps 200 --out ./my-adapter\n  $ lowrank train --model ./roberta --data labelled.jsonl --task seq-cls --epochs 3 --eval-data held-out.jsonl --out ./cls-adapter\n  $ lowrank train --model models/gpt2-mini --data data.txt --steps 200 --save-every 50 --out run/\n  $ lowrank train --model models/gpt2-mini --data data.txt --steps 200 --resume run/checkpoint-100 --out run/")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ lowrank train --model models/gpt2-mini --data data.txt --rank 8 --alpha 16 --steps 200 --out ./my-adapter\n  $ lowrank train --model ./roberta --data labelled.jsonl --task seq-cls --epochs 3 --eval-data held-out.jsonl --out ./cls-adapter\n  $ lowrank train --model models/gpt2-mini --data data.txt --steps 200 --save-every 50 --out run/\n  $ lowrank train --model models/gpt2-mini --data data.txt --steps 200 --resume run/checkpoint-100 --out run/",
+    )
     .action((options) => trainCommand(ctx, options));
 
   program
@@ -183,7 +199,10 @@ export function buildProgram(container?: DependencyContainer): Command {
     .option("--no-cache", "recompute every step instead of using the key/value cache")
     .option("--backend <name>", "inference backend")
     .option("--json", "print ids (and text) as JSON")
-    .addHelpText("after", "\nExamples:\n  $ lowrank generate --model models/gpt2-mini --adapter demo-output/adapter --prompt 'name : Aromi | food : Chinese ||'\n  $ lowrank generate --model ./base --prompt-ids 1,2,3 --temperature 0.8 --top-p 0.9 --seed 1 --json")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ lowrank generate --model models/gpt2-mini --adapter demo-output/adapter --prompt 'name : Aromi | food : Chinese ||'\n  $ lowrank generate --model ./base --prompt-ids 1,2,3 --temperature 0.8 --top-p 0.9 --seed 1 --json",
+    )
     .action((options) => generateCommand(ctx, options));
 
   const onnx = program.command("onnx").description("ONNX models: merge adapters into them, export checkpoints");
@@ -212,7 +231,10 @@ export function buildProgram(container?: DependencyContainer): Command {
     .option("--revision <rev>", "branch or commit (default main)")
     .option("--include <globs>", "comma-separated patterns, e.g. '*.json,*.safetensors'")
     .option("--json", "print the result as JSON")
-    .addHelpText("after", "\nExamples:\n  $ lowrank pull org/model\n  $ HF_ENDPOINT=http://127.0.0.1:8080 lowrank pull team/adapter --revision main --include '*.json,*.safetensors'")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ lowrank pull org/model\n  $ HF_ENDPOINT=http://127.0.0.1:8080 lowrank pull team/adapter --revision main --include '*.json,*.safetensors'",
+    )
     .action((repo: string, options) => pullCommand(ctx, repo, options));
 
   program
@@ -223,7 +245,10 @@ export function buildProgram(container?: DependencyContainer): Command {
     .option("--private", "create the repo private")
     .option("--revision <branch>", "branch to commit to (default main)")
     .option("--message <text>", "commit message")
-    .addHelpText("after", "\nExamples:\n  $ HF_TOKEN=hf_... lowrank push ./my-adapter --repo you/my-adapter\n  $ lowrank --hub-url http://127.0.0.1:8080 --token t push ./my-adapter --repo team/adapter --private")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ HF_TOKEN=hf_... lowrank push ./my-adapter --repo you/my-adapter\n  $ lowrank --hub-url http://127.0.0.1:8080 --token t push ./my-adapter --repo team/adapter --private",
+    )
     .action((dir: string, options) => pushCommand(ctx, dir, options));
 
   program
@@ -236,7 +261,10 @@ export function buildProgram(container?: DependencyContainer): Command {
     .option("--host <host>", "address to listen on (default 127.0.0.1)")
     .option("--max-body-bytes <n>", "largest JSON / NDJSON request body (default 100 MB; larger gets 413)")
     .option("--max-file-bytes <n>", "largest uploaded file (default 5 GB)")
-    .addHelpText("after", "\nExamples:\n  $ lowrank hub serve --dir ./hub-data --port 8080\n  $ lowrank --token secret hub serve --dir ./hub-data --port 8080 --host 0.0.0.0")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ lowrank hub serve --dir ./hub-data --port 8080\n  $ lowrank --token secret hub serve --dir ./hub-data --port 8080 --host 0.0.0.0",
+    )
     .action((options) => hubServeCommand(ctx, { ...options, token: program.opts<GlobalOptions>().token }));
 
   const imports = program.command("import").description("turn other LoRA formats into PEFT adapters");
@@ -250,9 +278,13 @@ export function buildProgram(container?: DependencyContainer): Command {
     .option("--enable-lora <flags>", "MergedLinear's enable_lora, e.g. 1,0,1")
     .option("--fan-in-fan-out", "loralib's fan_in_fan_out (checked against the base layout)")
     .requiredOption("--out <dir>", "output adapter folder")
-    .addHelpText("after", "\nExamples:\n  $ lowrank import loralib lora_state_dict.pt --model ./gpt2 --rank 4 --alpha 32 --target-modules c_attn --enable-lora 1,0,1 --out ./imported");
-  option(loralib, "--model <model>", "the base model folder it was trained on", { aliases: ["--base"], required: true })
-    .action((file: string, options) => importLoralibCommand(ctx, file, options));
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ lowrank import loralib lora_state_dict.pt --model ./gpt2 --rank 4 --alpha 32 --target-modules c_attn --enable-lora 1,0,1 --out ./imported",
+    );
+  option(loralib, "--model <model>", "the base model folder it was trained on", { aliases: ["--base"], required: true }).action((file: string, options) =>
+    importLoralibCommand(ctx, file, options),
+  );
 
   const analyze = program
     .command("analyze")
@@ -261,9 +293,13 @@ export function buildProgram(container?: DependencyContainer): Command {
     .option("--against <adapter>", "also the subspace similarity φ(i, j) with this adapter's top directions (the paper's Eq. 4)")
     .option("--json", "machine-readable output (modules[].name, singular_values, effective_rank, …)")
     .option("--plot <file.svg>", "an SVG heatmap: φ per module with --against, else the spectra")
-    .addHelpText("after", "\nExamples:\n  $ lowrank analyze ./my-adapter\n  $ lowrank analyze ./my-adapter --model ./base-model --json\n  $ lowrank analyze ./run-seed1 --against ./run-seed2 --plot similarity.svg");
-  option(analyze, "--model <model>", "the base model, for ‖ΔW‖ / ‖W‖ per module", { aliases: ["--base"] })
-    .action((adapter: string, options) => analyzeCommand(ctx, adapter, options));
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ lowrank analyze ./my-adapter\n  $ lowrank analyze ./my-adapter --model ./base-model --json\n  $ lowrank analyze ./run-seed1 --against ./run-seed2 --plot similarity.svg",
+    );
+  option(analyze, "--model <model>", "the base model, for ‖ΔW‖ / ‖W‖ per module", { aliases: ["--base"] }).action((adapter: string, options) =>
+    analyzeCommand(ctx, adapter, options),
+  );
 
   program
     .command("bench")
@@ -305,7 +341,11 @@ export async function runCli(argv: string[], options: { container?: DependencyCo
     if (error instanceof CommanderError) {
       if (error.code === "commander.helpDisplayed" || error.code === "commander.help" || error.code === "commander.version") return 0;
       // Commander puts its "(Did you mean …?)" suggestion on a second line: keep it on the one line.
-      const message = error.message.replace(/^error: /, "").split("\n").filter(Boolean).join(" ");
+      const message = error.message
+        .replace(/^error: /, "")
+        .split("\n")
+        .filter(Boolean)
+        .join(" ");
       process.stderr.write(`lowrank: error: ${message}\n`);
       return 2;
     }

@@ -29,6 +29,19 @@ export { bindAdapter, type BoundAdapter, type BoundModule } from "./adapter/bind
 export { collectLoraModules, type AdapterModules, type LoraModule } from "./adapter/lora-modules.js";
 export { mergeCheckpoint, type MergeCheckpointParams, type MergeCheckpointResult } from "./merge/merge-checkpoint.js";
 export { importLoralib, type ImportLoralibParams } from "./import/import-loralib.js";
-export type { LowrankBackend, BackendCapability, BackendFactory, BackendInitResult, PredictParams, PredictResult, MergeParams, FloatArray, TrainParams, TrainEvent, GenerateParams, GenerateResult } from "./backend/backend.js";
+export type {
+  LowrankBackend,
+  BackendCapability,
+  BackendFactory,
+  BackendInitResult,
+  PredictParams,
+  PredictResult,
+  MergeParams,
+  FloatArray,
+  TrainParams,
+  TrainEvent,
+  GenerateParams,
+  GenerateResult,
+} from "./backend/backend.js";
 export { BackendRegistry, type ResolvedBackend } from "./backend/backend-registry.js";
 export { loadBackendPlugin, type RegisterPlugin } from "./backend/load-plugin.js";

@@ -28,8 +28,26 @@ export { readExamples, type ExampleTokenizer, type ReadExamplesOptions } from ".
 export { Float32AdamW, clipGradNorm, ADAMW_DEFAULTS, type AdamWOptions, type AdamWState } from "./training/adamw.js";
 export { trainingSummaryText, TRAINING_SUMMARY_FILE } from "./training/training-summary.js";
 export { trainerOptionsFor, type TrainerOptions, type StepLog, type EvalResult, type TrainerState } from "./training/trainer-types.js";
-export { TRAINER_STATE_FILE, OPTIMIZER_FILE, trainerStateText, optimizerStateBytes, readTrainingCheckpoint, savedParameter, saveTrainingCheckpoint, restoreTrainingCheckpoint, type SavedTrainerState } from "./training/training-checkpoint.js";
+export {
+  TRAINER_STATE_FILE,
+  OPTIMIZER_FILE,
+  trainerStateText,
+  optimizerStateBytes,
+  readTrainingCheckpoint,
+  savedParameter,
+  saveTrainingCheckpoint,
+  restoreTrainingCheckpoint,
+  type SavedTrainerState,
+} from "./training/training-checkpoint.js";
 export { loraInitSeed, dropoutSeed } from "./training/seeds.js";
 export { writeTrainedWeights } from "./training/write-trained-weights.js";
 export { runTraining } from "./training/run-training.js";
-export type { TrainingStepper, BackendTrainer, PrepareTrainingStepper, TrainingRun, TrainingDataFormat, TrainedWeights, CheckpointWeights } from "./training/training-stepper.js";
+export type {
+  TrainingStepper,
+  BackendTrainer,
+  PrepareTrainingStepper,
+  TrainingRun,
+  TrainingDataFormat,
+  TrainedWeights,
+  CheckpointWeights,
+} from "./training/training-stepper.js";

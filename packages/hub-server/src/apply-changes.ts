@@ -3,10 +3,7 @@ import { testKillPoint } from "@lowrank/core/internal";
 import { HubHttpError } from "./hub-error.js";
 
 /** One change of a commit, with file contents already stored as blobs. */
-export type FileChange =
-  | { kind: "put"; path: string; entry: FileEntry }
-  | { kind: "deleteFile"; path: string }
-  | { kind: "deleteFolder"; path: string };
+export type FileChange = { kind: "put"; path: string; entry: FileEntry } | { kind: "deleteFile"; path: string } | { kind: "deleteFolder"; path: string };
 
 /**
  * Applies changes in order to a commit's file map (mutating and returning it). Deleting a missing

@@ -38,7 +38,8 @@ function operation(key: string, raw: unknown): CommitOperation {
     }
     case "lfsFile": {
       assertRepoPath(value.path);
-      if (value.algo !== undefined && value.algo !== "sha256") throw HubHttpError.badRequest(`Unsupported LFS hash algorithm for ${value.path}: ${String(value.algo)}`);
+      if (value.algo !== undefined && value.algo !== "sha256")
+        throw HubHttpError.badRequest(`Unsupported LFS hash algorithm for ${value.path}: ${String(value.algo)}`);
       if (!isSha256(value.oid)) throw HubHttpError.badRequest(`Invalid LFS oid for ${value.path}: expected 64 hex characters`);
       if (value.size !== undefined && value.size !== null && !(Number.isSafeInteger(value.size) && (value.size as number) >= 0)) {
         throw HubHttpError.badRequest(`Invalid LFS size for ${value.path}`);
@@ -86,7 +87,10 @@ export function parseCommitPayload(body: Buffer): CommitPayload {
   if (whole && typeof whole === "object" && !Array.isArray(whole) && !("key" in whole)) {
     header(whole, payload);
     const lists: Array<[string, unknown]> = [
-      ["file", whole.files], ["lfsFile", whole.lfsFiles], ["deletedFile", whole.deletedFiles], ["deletedFolder", whole.deletedFolders],
+      ["file", whole.files],
+      ["lfsFile", whole.lfsFiles],
+      ["deletedFile", whole.deletedFiles],
+      ["deletedFolder", whole.deletedFolders],
     ];
     for (const [key, list] of lists) {
       if (list === undefined) continue;

@@ -28,9 +28,7 @@ export const gitObjects = {
   treeOid(entries: Array<{ name: string; oid: string; directory: boolean }>): string {
     const key = (e: { name: string; directory: boolean }) => Buffer.from(e.directory ? `${e.name}/` : e.name, "utf8");
     const sorted = [...entries].sort((a, b) => Buffer.compare(key(a), key(b)));
-    const parts = sorted.map((e) =>
-      Buffer.concat([Buffer.from(`${e.directory ? "40000" : "100644"} ${e.name}\0`, "utf8"), Buffer.from(e.oid, "hex")]),
-    );
+    const parts = sorted.map((e) => Buffer.concat([Buffer.from(`${e.directory ? "40000" : "100644"} ${e.name}\0`, "utf8"), Buffer.from(e.oid, "hex")]));
     const body = Buffer.concat(parts);
     return createHash("sha1").update(`tree ${body.byteLength}\0`).update(body).digest("hex");
   },

@@ -58,7 +58,7 @@ export class HubRequest {
     const forwardedProto = (String(this.req.headers["x-forwarded-proto"] ?? "").split(",")[0] ?? "").trim();
     const proto = forwardedProto === "https" || forwardedProto === "http" ? forwardedProto : "http";
     const host = (String(this.req.headers["x-forwarded-host"] ?? this.req.headers.host ?? "").split(",")[0] ?? "").trim();
-    return /^[A-Za-z0-9.\-]+(:\d+)?$|^\[[0-9A-Fa-f:.]+\](:\d+)?$/.test(host) ? `${proto}://${host}` : this.ctx.fallbackUrl;
+    return /^[A-Za-z0-9.-]+(:\d+)?$|^\[[0-9A-Fa-f:.]+\](:\d+)?$/.test(host) ? `${proto}://${host}` : this.ctx.fallbackUrl;
   }
 
   /** True when a query flag is set ("1", "true", "True", or present without value). */

@@ -2,9 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import {
-  createRepo, downloadFile, fileDownloadInfo, listFiles, modelInfo, pathsInfo, snapshotDownload, uploadFiles, whoAmI,
-} from "@huggingface/hub";
+import { createRepo, downloadFile, fileDownloadInfo, listFiles, modelInfo, pathsInfo, snapshotDownload, uploadFiles, whoAmI } from "@huggingface/hub";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startHubServer, type HubServer } from "./start-hub-server.js";
 
@@ -34,7 +32,9 @@ describe("hub server with the @huggingface/hub client", () => {
     expect(created.repoUrl).toBe(`${hubUrl}/${repo}`);
     await expect(createRepo({ repo, accessToken, hubUrl })).rejects.toThrow(/already/);
     const result = await uploadFiles({
-      repo, accessToken, hubUrl,
+      repo,
+      accessToken,
+      hubUrl,
       files: [
         { path: "adapter_config.json", content: new Blob([config]) },
         { path: "adapter_model.safetensors", content: new Blob([weights]) },
@@ -89,8 +89,9 @@ describe("hub server with the @huggingface/hub client", () => {
     expect(old.headers.get("x-repo-commit")).toBe(firstCommit);
     expect(await old.text()).toBe(config);
     // parentCommit that is not the head is refused and main does not move.
-    await expect(uploadFiles({ repo, accessToken, hubUrl, parentCommit: firstCommit, files: [{ path: "x.txt", content: new Blob(["x"]) }] }))
-      .rejects.toMatchObject({ statusCode: 412 });
+    await expect(
+      uploadFiles({ repo, accessToken, hubUrl, parentCommit: firstCommit, files: [{ path: "x.txt", content: new Blob(["x"]) }] }),
+    ).rejects.toMatchObject({ statusCode: 412 });
     expect((await modelInfo({ name: repo, hubUrl, accessToken, additionalFields: ["sha"] })).sha).toBe(second);
   });
 
@@ -102,8 +103,9 @@ describe("hub server with the @huggingface/hub client", () => {
     expect(anonymous.headers.get("x-error-code")).toBe("RepoNotFound");
     await expect(downloadFile({ repo: "org/secret", path: "a.txt", hubUrl })).rejects.toMatchObject({ statusCode: 401 });
     expect(await (await downloadFile({ repo: "org/secret", path: "a.txt", hubUrl, accessToken }))!.text()).toBe("secret");
-    await expect(uploadFiles({ repo, accessToken: "hf_wrong", hubUrl, files: [{ path: "b.txt", content: new Blob(["b"]) }] }))
-      .rejects.toMatchObject({ statusCode: 401 });
+    await expect(uploadFiles({ repo, accessToken: "hf_wrong", hubUrl, files: [{ path: "b.txt", content: new Blob(["b"]) }] })).rejects.toMatchObject({
+      statusCode: 401,
+    });
     await expect(createRepo({ repo: "org/other", accessToken: "hf_wrong", hubUrl })).rejects.toMatchObject({ statusCode: 401 });
     const noToken = await fetch(`${hubUrl}/api/repos/create`, { method: "POST", body: JSON.stringify({ name: "org/other" }) });
     expect(noToken.status).toBe(401);

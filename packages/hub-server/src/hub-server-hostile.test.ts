@@ -35,7 +35,12 @@ interface RawAnswer {
  * optional body (a Buffer, or `{ chunked: n }` to stream n bytes without Content-Length), and
  * headers. Write errors after the answer arrived (the server closed early) are ignored.
  */
-function raw(base: string, method: string, pathname: string, options: { headers?: Record<string, string>; body?: Buffer | { chunked: number } } = {}): Promise<RawAnswer> {
+function raw(
+  base: string,
+  method: string,
+  pathname: string,
+  options: { headers?: Record<string, string>; body?: Buffer | { chunked: number } } = {},
+): Promise<RawAnswer> {
   const url = new URL(base);
   return new Promise((resolve, reject) => {
     // A Buffer is sent with its Content-Length (Node would not frame a DELETE body otherwise).
@@ -103,11 +108,27 @@ describe("a hub server with a small body limit", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const big = (n: number) => ndjson([{ key: "header", value: { summary: "big" } }, { key: "file", value: { path: "big.txt", content: b64("x".repeat(n)) } }]);
+  const big = (n: number) =>
+    ndjson([
+      { key: "header", value: { summary: "big" } },
+      { key: "file", value: { path: "big.txt", content: b64("x".repeat(n)) } },
+    ]);
 
   it.each([
-    ["a commit (declared Content-Length)", "POST", "/api/models/org/limits/commit/main", { "Content-Type": "application/x-ndjson" }, () => Buffer.from(big(LIMIT))],
-    ["a commit (chunked, no Content-Length)", "POST", "/api/models/org/limits/commit/main", { "Content-Type": "application/x-ndjson" }, () => ({ chunked: 256 * 1024 })],
+    [
+      "a commit (declared Content-Length)",
+      "POST",
+      "/api/models/org/limits/commit/main",
+      { "Content-Type": "application/x-ndjson" },
+      () => Buffer.from(big(LIMIT)),
+    ],
+    [
+      "a commit (chunked, no Content-Length)",
+      "POST",
+      "/api/models/org/limits/commit/main",
+      { "Content-Type": "application/x-ndjson" },
+      () => ({ chunked: 256 * 1024 }),
+    ],
     ["a preupload", "POST", "/api/models/org/limits/preupload/main", { "Content-Type": "application/json" }, () => ({ chunked: 64 * 1024 })],
     ["an LFS batch", "POST", "/org/limits.git/info/lfs/objects/batch", { "Content-Type": "application/vnd.git-lfs+json" }, () => Buffer.alloc(LIMIT + 1, 0x20)],
     ["a repo creation", "POST", "/api/repos/create", { "Content-Type": "application/json" }, () => ({ chunked: 64 * 1024 })],
@@ -126,7 +147,10 @@ describe("a hub server with a small body limit", () => {
   it("a body just under the limit is accepted", async () => {
     const body = big(1000);
     expect(Buffer.byteLength(body)).toBeLessThan(LIMIT);
-    const answer = await raw(server.url, "POST", "/api/models/org/limits/commit/main", { headers: { ...auth, "Content-Type": "application/x-ndjson" }, body: Buffer.from(body) });
+    const answer = await raw(server.url, "POST", "/api/models/org/limits/commit/main", {
+      headers: { ...auth, "Content-Type": "application/x-ndjson" },
+      body: Buffer.from(body),
+    });
     expect(answer.status, answer.body).toBe(200);
   });
 
@@ -152,11 +176,20 @@ describe("a hub server with a small body limit", () => {
       // Headers only: the answer arrives although not one byte of the announced body was sent.
       const answer = await new Promise<RawAnswer>((resolve, reject) => {
         const url = new URL(other.url);
-        const req = http.request({ host: url.hostname, port: url.port, method: "POST", path: "/api/models/org/x/commit/main", headers: { ...auth, "Content-Length": String(100 * 1024 * 1024 + 1) } }, (res) => {
-          let body = "";
-          res.on("data", (c: Buffer) => (body += c));
-          res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-        });
+        const req = http.request(
+          {
+            host: url.hostname,
+            port: url.port,
+            method: "POST",
+            path: "/api/models/org/x/commit/main",
+            headers: { ...auth, "Content-Length": String(100 * 1024 * 1024 + 1) },
+          },
+          (res) => {
+            let body = "";
+            res.on("data", (c: Buffer) => (body += c));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+          },
+        );
         req.on("error", reject);
         req.flushHeaders();
       });
@@ -179,13 +212,21 @@ describe("bad commits, path traversal and unauthorised writes", () => {
   let head: string;
 
   const commit = (body: string, branch = "main", headers: Record<string, string> = auth) =>
-    raw(server.url, "POST", `/api/models/org/target/commit/${branch}`, { headers: { ...headers, "Content-Type": "application/x-ndjson" }, body: Buffer.from(body) });
+    raw(server.url, "POST", `/api/models/org/target/commit/${branch}`, {
+      headers: { ...headers, "Content-Type": "application/x-ndjson" },
+      body: Buffer.from(body),
+    });
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), "lowrank-hub-hostile-"));
     server = await startHubServer({ dir, tokens: [TOKEN] });
     expect((await fetch(`${server.url}/api/repos/create`, { method: "POST", headers: auth, body: JSON.stringify({ name: "org/target" }) })).status).toBe(200);
-    const first = await commit(ndjson([{ key: "header", value: { summary: "seed" } }, { key: "file", value: { path: "sub/ok.txt", content: b64("ok") } }]));
+    const first = await commit(
+      ndjson([
+        { key: "header", value: { summary: "seed" } },
+        { key: "file", value: { path: "sub/ok.txt", content: b64("ok") } },
+      ]),
+    );
     expect(first.status, first.body).toBe(200);
     head = JSON.parse(first.body).commitOid;
   });
@@ -210,8 +251,16 @@ describe("bad commits, path traversal and unauthorised writes", () => {
     ["a summary that is not a string", `{"key":"header","value":{"summary":5}}`, /^"summary" must be a string$/],
     ["a parentCommit that is not a commit id", `{"key":"header","value":{"parentCommit":"../main"}}`, /^"parentCommit" must be a 40-hex commit id$/],
     ["an LFS oid that is not a sha256", `${header}\n{"key":"lfsFile","value":{"path":"w.bin","oid":"../../x","size":1}}`, /^Invalid LFS oid for w\.bin/],
-    ["an LFS size that is negative", `${header}\n{"key":"lfsFile","value":{"path":"w.bin","oid":"${"a".repeat(64)}","size":-1}}`, /^Invalid LFS size for w\.bin$/],
-    ["an LFS hash algorithm other than sha256", `${header}\n{"key":"lfsFile","value":{"path":"w.bin","oid":"${"a".repeat(64)}","algo":"md5"}}`, /^Unsupported LFS hash algorithm/],
+    [
+      "an LFS size that is negative",
+      `${header}\n{"key":"lfsFile","value":{"path":"w.bin","oid":"${"a".repeat(64)}","size":-1}}`,
+      /^Invalid LFS size for w\.bin$/,
+    ],
+    [
+      "an LFS hash algorithm other than sha256",
+      `${header}\n{"key":"lfsFile","value":{"path":"w.bin","oid":"${"a".repeat(64)}","algo":"md5"}}`,
+      /^Unsupported LFS hash algorithm/,
+    ],
     ["a legacy body whose files are not a list", JSON.stringify({ summary: "x", files: "a.txt" }), /^"files" must be an array$/],
     ["a path that is not a string", `${header}\n${file(7)}`, /^File path must be a non-empty string$/],
   ])("a commit with %s is a 400, and nothing changes", async (_what, body, pattern) => {
@@ -221,7 +270,17 @@ describe("bad commits, path traversal and unauthorised writes", () => {
     expect(await snapshotStorage(dir)).toEqual(before);
   });
 
-  const TRAVERSALS = ["../evil.txt", "sub/../../evil.txt", "/etc/evil.txt", "sub\\..\\evil.txt", "C:/evil.txt", "./evil.txt", "sub//evil.txt", "nul\u0000.txt", ".git/hooks/post-commit"];
+  const TRAVERSALS = [
+    "../evil.txt",
+    "sub/../../evil.txt",
+    "/etc/evil.txt",
+    "sub\\..\\evil.txt",
+    "C:/evil.txt",
+    "./evil.txt",
+    "sub//evil.txt",
+    "nul\u0000.txt",
+    ".git/hooks/post-commit",
+  ];
 
   it.each(TRAVERSALS)("a commit writing, uploading or deleting %j is a 400 (NDJSON and legacy JSON), and nothing changes", async (bad) => {
     const before = await snapshotStorage(dir);
@@ -231,12 +290,25 @@ describe("bad commits, path traversal and unauthorised writes", () => {
       `${header}\n${JSON.stringify({ key: "lfsFile", value: { path: bad, algo: "sha256", oid, size: 1 } })}`,
       `${header}\n${JSON.stringify({ key: "deletedFile", value: { path: bad } })}`,
       `${header}\n${JSON.stringify({ key: "deletedFolder", value: { path: bad } })}`,
-      JSON.stringify({ summary: "legacy", files: [{ path: "fine.txt", content: b64("x") }, { path: bad, content: b64("x") }] }),
+      JSON.stringify({
+        summary: "legacy",
+        files: [
+          { path: "fine.txt", content: b64("x") },
+          { path: bad, content: b64("x") },
+        ],
+      }),
     ];
     for (const body of bodies) jsonError(await commit(body), 400, /^File path /);
     const pre = await raw(server.url, "POST", "/api/models/org/target/preupload/main", {
       headers: { ...auth, "Content-Type": "application/json" },
-      body: Buffer.from(JSON.stringify({ files: [{ path: "fine.txt", size: 1, sample: "" }, { path: bad, size: 1, sample: "" }] })),
+      body: Buffer.from(
+        JSON.stringify({
+          files: [
+            { path: "fine.txt", size: 1, sample: "" },
+            { path: bad, size: 1, sample: "" },
+          ],
+        }),
+      ),
     });
     jsonError(pre, 400, /^File path /);
     const create = await raw(server.url, "POST", "/api/repos/create", {
@@ -285,7 +357,11 @@ describe("bad commits, path traversal and unauthorised writes", () => {
   ])("branch %j is refused for commits and branch creation", async (branch, message) => {
     const before = await snapshotStorage(dir);
     jsonError(await commit(`${header}\n${file("x.txt")}`, encodeURIComponent(branch)), 400, new RegExp(message));
-    jsonError(await raw(server.url, "POST", `/api/models/org/target/branch/${encodeURIComponent(branch)}`, { headers: auth, body: Buffer.from("{}") }), 400, new RegExp(message));
+    jsonError(
+      await raw(server.url, "POST", `/api/models/org/target/branch/${encodeURIComponent(branch)}`, { headers: auth, body: Buffer.from("{}") }),
+      400,
+      new RegExp(message),
+    );
     expect(await snapshotStorage(dir)).toEqual(before);
   });
 
@@ -309,7 +385,11 @@ describe("bad commits, path traversal and unauthorised writes", () => {
 
   it.each(WRITES)("%s without a token, or with a wrong one, is a 401 and changes nothing", async (_what, method, pathname, body) => {
     const before = await snapshotStorage(dir);
-    const attempts: Array<Record<string, string>> = [{}, { Authorization: "Bearer hf_wrong_token" }, { Authorization: `Basic ${Buffer.from(`user:${TOKEN}x`).toString("base64")}` }];
+    const attempts: Array<Record<string, string>> = [
+      {},
+      { Authorization: "Bearer hf_wrong_token" },
+      { Authorization: `Basic ${Buffer.from(`user:${TOKEN}x`).toString("base64")}` },
+    ];
     for (const headers of attempts) {
       const answer = await raw(server.url, method, pathname, { headers: { ...headers, "Content-Type": "application/json" }, body: bodyOf(body) });
       jsonError(answer, 401, /token|credentials/i);
@@ -338,7 +418,14 @@ describe("bad commits, path traversal and unauthorised writes", () => {
     const open = await mkdtemp(path.join(tmpdir(), "lowrank-hub-open-"));
     const storage = await HubStorage.open(open);
     await storage.createRepo({ type: "model", id: "org/target" }, { private: false });
-    const ctx = { storage, auth: await TokenAuth.create([], path.join(open, "tokens")), signer: new UrlSigner(), logger: { info: () => undefined, warn: () => undefined }, fallbackUrl: "", limits: { body: 1 << 20, lfsObject: 1 << 20 } };
+    const ctx = {
+      storage,
+      auth: await TokenAuth.create([], path.join(open, "tokens")),
+      signer: new UrlSigner(),
+      logger: { info: () => undefined, warn: () => undefined },
+      fallbackUrl: "",
+      limits: { body: 1 << 20, lfsObject: 1 << 20 },
+    };
     const handler = createRequestHandler(ctx);
     const lan = http.createServer((req, res) => {
       Object.defineProperty(req.socket, "remoteAddress", { value: "203.0.113.9", configurable: true });
@@ -377,8 +464,23 @@ describe("property: hostile commit bodies and request paths", () => {
   it("random NDJSON lines parse or are a 400 (never a 500), and every accepted path is safe", () => {
     const path = fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom("../x", "/abs", "a\\b", "a//b", "./a", ".git/x", "ok/file.txt", "a\u0000b", "C:/x"));
     const value = fc.oneof(
-      fc.record({ path, content: fc.oneof(fc.base64String({ maxLength: 16 }), fc.string({ maxLength: 8 }), fc.anything()), encoding: fc.oneof(fc.constantFrom("base64", "utf-8", "hex"), fc.anything()) }, { requiredKeys: [] }),
-      fc.record({ path, oid: fc.oneof(hex(64), fc.string()), size: fc.oneof(fc.nat(), fc.integer(), fc.double(), fc.anything()), algo: fc.constantFrom("sha256", "md5") }, { requiredKeys: [] }),
+      fc.record(
+        {
+          path,
+          content: fc.oneof(fc.base64String({ maxLength: 16 }), fc.string({ maxLength: 8 }), fc.anything()),
+          encoding: fc.oneof(fc.constantFrom("base64", "utf-8", "hex"), fc.anything()),
+        },
+        { requiredKeys: [] },
+      ),
+      fc.record(
+        {
+          path,
+          oid: fc.oneof(hex(64), fc.string()),
+          size: fc.oneof(fc.nat(), fc.integer(), fc.double(), fc.anything()),
+          algo: fc.constantFrom("sha256", "md5"),
+        },
+        { requiredKeys: [] },
+      ),
       fc.record({ summary: fc.oneof(fc.string(), fc.anything()), parentCommit: fc.oneof(hex(40), fc.string(), fc.anything()) }, { requiredKeys: [] }),
       fc.anything(),
     );
@@ -411,7 +513,26 @@ describe("property: hostile commit bodies and request paths", () => {
   });
 
   it("random request paths route or are a 400 (never a crash)", () => {
-    const segment = fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom("api", "models", "datasets", "resolve", "tree", "commit", "..", "%2e%2e", "%2F", "%E0%A4%A", "lfs", "info", "objects", "batch", "repo.git"));
+    const segment = fc.oneof(
+      fc.string({ maxLength: 6 }),
+      fc.constantFrom(
+        "api",
+        "models",
+        "datasets",
+        "resolve",
+        "tree",
+        "commit",
+        "..",
+        "%2e%2e",
+        "%2F",
+        "%E0%A4%A",
+        "lfs",
+        "info",
+        "objects",
+        "batch",
+        "repo.git",
+      ),
+    );
     fc.assert(
       fc.property(fc.array(segment, { maxLength: 8 }), (segments) => {
         expectBadRequest(() => parseRoute(`/${segments.join("/")}`));

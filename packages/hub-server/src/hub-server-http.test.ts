@@ -20,7 +20,11 @@ describe("hub server over plain HTTP (as huggingface_hub sends it)", () => {
 
   const api = (p: string, init: RequestInit = {}) => fetch(`${url}${p}`, { ...init, headers: { ...auth, ...(init.headers as Record<string, string>) } });
   const commit = (repo: string, branch: string, lines: unknown[], headers: Record<string, string> = {}) =>
-    api(`/api/models/${repo}/commit/${encodeURIComponent(branch)}`, { method: "POST", headers: { "Content-Type": "application/x-ndjson", ...headers }, body: ndjson(lines) });
+    api(`/api/models/${repo}/commit/${encodeURIComponent(branch)}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-ndjson", ...headers },
+      body: ndjson(lines),
+    });
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), "lowrank-hub-http-"));
@@ -28,23 +32,36 @@ describe("hub server over plain HTTP (as huggingface_hub sends it)", () => {
     server = await startHubServer({ dir, port: 0 });
     url = server.url;
     // Python create_repo: name + organization + private.
-    const created = await api("/api/repos/create", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "adapter", organization: "org", private: false }) });
+    const created = await api("/api/repos/create", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name: "adapter", organization: "org", private: false }),
+    });
     expect(created.status).toBe(200);
     expect(await created.json()).toMatchObject({ url: `${url}/org/adapter`, name: "org/adapter" });
     // Python upload: preupload → LFS batch → PUT → NDJSON commit.
     const pre = await api("/api/models/org/adapter/preupload/main", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ files: [
-        { path: "adapter_config.json", size: text.length, sample: Buffer.from(text).toString("base64") },
-        { path: "weights.bin", size: lfsBytes.byteLength, sample: Buffer.from(lfsBytes.subarray(0, 512)).toString("base64") },
-        { path: "notes.dat", size: 4, sample: Buffer.from([0xff, 0xfe, 0, 1]).toString("base64") },
-      ] }),
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({
+        files: [
+          { path: "adapter_config.json", size: text.length, sample: Buffer.from(text).toString("base64") },
+          { path: "weights.bin", size: lfsBytes.byteLength, sample: Buffer.from(lfsBytes.subarray(0, 512)).toString("base64") },
+          { path: "notes.dat", size: 4, sample: Buffer.from([0xff, 0xfe, 0, 1]).toString("base64") },
+        ],
+      }),
     });
     const modes = (await pre.json()).files.map((f: { path: string; uploadMode: string }) => `${f.path}:${f.uploadMode}`);
     expect(modes).toEqual(["adapter_config.json:regular", "weights.bin:lfs", "notes.dat:lfs"]);
     const batch = await api("/org/adapter.git/info/lfs/objects/batch", {
-      method: "POST", headers: { Accept: "application/vnd.git-lfs+json", "Content-Type": "application/vnd.git-lfs+json" },
-      body: JSON.stringify({ operation: "upload", transfers: ["basic", "multipart"], hash_algo: "sha256", objects: [{ oid: sha256(lfsBytes), size: lfsBytes.byteLength }] }),
+      method: "POST",
+      headers: { Accept: "application/vnd.git-lfs+json", "Content-Type": "application/vnd.git-lfs+json" },
+      body: JSON.stringify({
+        operation: "upload",
+        transfers: ["basic", "multipart"],
+        hash_algo: "sha256",
+        objects: [{ oid: sha256(lfsBytes), size: lfsBytes.byteLength }],
+      }),
     });
     expect(batch.headers.get("content-type")).toContain("application/vnd.git-lfs+json");
     const batchJson = await batch.json();
@@ -157,10 +174,19 @@ describe("hub server over plain HTTP (as huggingface_hub sends it)", () => {
 
   it("refuses LFS uploads whose hash or size do not match, and commits of objects never uploaded", async () => {
     const bytes = new Uint8Array(randomBytes(2048));
-    const batch = await (await api("/org/adapter.git/info/lfs/objects/batch", {
-      method: "POST", headers: { "Content-Type": "application/vnd.git-lfs+json" },
-      body: JSON.stringify({ operation: "upload", objects: [{ oid: sha256(bytes), size: bytes.byteLength }, { oid: sha256(lfsBytes), size: lfsBytes.byteLength }] }),
-    })).json();
+    const batch = await (
+      await api("/org/adapter.git/info/lfs/objects/batch", {
+        method: "POST",
+        headers: { "Content-Type": "application/vnd.git-lfs+json" },
+        body: JSON.stringify({
+          operation: "upload",
+          objects: [
+            { oid: sha256(bytes), size: bytes.byteLength },
+            { oid: sha256(lfsBytes), size: lfsBytes.byteLength },
+          ],
+        }),
+      })
+    ).json();
     expect(batch.objects[1].actions).toBeUndefined();
     const href: string = batch.objects[0].actions.upload.href;
     const wrong = new Uint8Array(bytes);
@@ -177,21 +203,33 @@ describe("hub server over plain HTTP (as huggingface_hub sends it)", () => {
     ]);
     expect(res.status).toBe(400);
     expect((await res.json()).error).toMatch(/has not been uploaded/);
-    const download = await (await api("/org/adapter.git/info/lfs/objects/batch", {
-      method: "POST", body: JSON.stringify({ operation: "download", objects: [{ oid: sha256(lfsBytes), size: lfsBytes.byteLength }] }),
-    })).json();
+    const download = await (
+      await api("/org/adapter.git/info/lfs/objects/batch", {
+        method: "POST",
+        body: JSON.stringify({ operation: "download", objects: [{ oid: sha256(lfsBytes), size: lfsBytes.byteLength }] }),
+      })
+    ).json();
     const got = await fetch(download.objects[0].actions.download.href);
     expect(Buffer.from(await got.arrayBuffer()).equals(Buffer.from(lfsBytes))).toBe(true);
   });
 
   it("paths-info accepts the form encoding of huggingface_hub and the JSON of @huggingface/hub", async () => {
-    const form = new URLSearchParams([["paths", "weights.bin"], ["paths", "sub"], ["paths", "missing"], ["expand", "True"]]);
+    const form = new URLSearchParams([
+      ["paths", "weights.bin"],
+      ["paths", "sub"],
+      ["paths", "missing"],
+      ["expand", "True"],
+    ]);
     const res = await api("/api/models/org/adapter/paths-info/main", { method: "POST", body: form });
     const entries = await res.json();
     expect(entries.map((e: { path: string; type: string }) => `${e.type}:${e.path}`)).toEqual(["file:weights.bin", "directory:sub"]);
     expect(entries[0]).toMatchObject({ oid: expect.stringMatching(/^[0-9a-f]{40}$/), size: lfsBytes.byteLength, lfs: { oid: sha256(lfsBytes) } });
     expect(entries[1].lastCommit).toMatchObject({ title: "Upload adapter", id: expect.stringMatching(/^[0-9a-f]{40}$/) });
-    const json = await api("/api/models/org/adapter/paths-info/main", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ paths: ["adapter_config.json"] }) });
+    const json = await api("/api/models/org/adapter/paths-info/main", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ paths: ["adapter_config.json"] }),
+    });
     expect((await json.json())[0]).toMatchObject({ type: "file", oid: gitBlob(Buffer.from(text)), size: text.length });
   });
 
@@ -228,7 +266,10 @@ describe("hub server over plain HTTP (as huggingface_hub sends it)", () => {
     expect((await api("/org/adapter/resolve/main/feature.txt")).status).toBe(404);
     const stale = await commit("org/adapter", "feature/x", [{ key: "header", value: { summary: "stale", parentCommit: main } }]);
     expect(stale.status).toBe(412);
-    const gone = await commit("org/adapter", "dev", [{ key: "header", value: { summary: "rm" } }, { key: "deletedFile", value: { path: "nope.txt" } }]);
+    const gone = await commit("org/adapter", "dev", [
+      { key: "header", value: { summary: "rm" } },
+      { key: "deletedFile", value: { path: "nope.txt" } },
+    ]);
     expect([gone.status, gone.headers.get("x-error-code")]).toEqual([404, "EntryNotFound"]);
     const history = await (await api("/api/models/org/adapter/commits/feature%2Fx")).json();
     expect(history.map((h: { title: string }) => h.title)).toEqual(["feature work", "Upload adapter", "initial commit"]);
@@ -238,15 +279,23 @@ describe("hub server over plain HTTP (as huggingface_hub sends it)", () => {
 
   it("serializes concurrent commits: with the same parentCommit exactly one wins", async () => {
     const head = (await (await api("/api/models/org/adapter")).json()).sha;
-    const results = await Promise.all([1, 2, 3, 4].map((i) => commit("org/adapter", "main", [
-      { key: "header", value: { summary: `race ${i}`, parentCommit: head } },
-      { key: "file", value: { path: `race-${i}.txt`, content: Buffer.from(String(i)).toString("base64"), encoding: "base64" } },
-    ])));
+    const results = await Promise.all(
+      [1, 2, 3, 4].map((i) =>
+        commit("org/adapter", "main", [
+          { key: "header", value: { summary: `race ${i}`, parentCommit: head } },
+          { key: "file", value: { path: `race-${i}.txt`, content: Buffer.from(String(i)).toString("base64"), encoding: "base64" } },
+        ]),
+      ),
+    );
     expect(results.map((r) => r.status).sort()).toEqual([200, 412, 412, 412]);
-    const unguarded = await Promise.all([5, 6, 7].map((i) => commit("org/adapter", "main", [
-      { key: "header", value: { summary: `free ${i}` } },
-      { key: "file", value: { path: `free-${i}.txt`, content: Buffer.from(String(i)).toString("base64"), encoding: "base64" } },
-    ])));
+    const unguarded = await Promise.all(
+      [5, 6, 7].map((i) =>
+        commit("org/adapter", "main", [
+          { key: "header", value: { summary: `free ${i}` } },
+          { key: "file", value: { path: `free-${i}.txt`, content: Buffer.from(String(i)).toString("base64"), encoding: "base64" } },
+        ]),
+      ),
+    );
     expect(unguarded.map((r) => r.status)).toEqual([200, 200, 200]);
     const files = (await (await api("/api/models/org/adapter")).json()).siblings.map((s: { rfilename: string }) => s.rfilename);
     expect(files.filter((f: string) => f.startsWith("free-"))).toEqual(["free-5.txt", "free-6.txt", "free-7.txt"]);
@@ -266,7 +315,11 @@ describe("hub server over plain HTTP (as huggingface_hub sends it)", () => {
     const wrong = await fetch(`${url}/api/whoami-v2`, { headers: { Authorization: "Bearer hf_nope" } });
     expect(wrong.status).toBe(401);
     expect(JSON.stringify(await wrong.json())).not.toContain("hf_nope");
-    const write = await fetch(`${url}/api/models/org/adapter/commit/main`, { method: "POST", headers: { "Content-Type": "application/x-ndjson" }, body: ndjson([{ key: "header", value: { summary: "x" } }]) });
+    const write = await fetch(`${url}/api/models/org/adapter/commit/main`, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-ndjson" },
+      body: ndjson([{ key: "header", value: { summary: "x" } }]),
+    });
     expect(write.status).toBe(401);
   });
 });
@@ -282,7 +335,7 @@ describe("hub server without tokens", () => {
       const info = await fetch(`${server.url}/api/datasets/solo`);
       expect((await info.json()).private).toBe(true);
       const res = await fetch(`${server.url}/datasets/solo/resolve/main/.gitattributes`);
-      expect((await res.text())).toContain("*.safetensors filter=lfs");
+      expect(await res.text()).toContain("*.safetensors filter=lfs");
     } finally {
       await server.close();
       await rm(dir, { recursive: true, force: true });

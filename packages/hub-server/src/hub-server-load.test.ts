@@ -57,7 +57,11 @@ afterAll(async () => {
 
 function push(plan: PushPlan): Promise<string> {
   return uploadFiles({
-    repo: plan.repo, accessToken, hubUrl, useXet: false, commitTitle: `push ${plan.id}`,
+    repo: plan.repo,
+    accessToken,
+    hubUrl,
+    useXet: false,
+    commitTitle: `push ${plan.id}`,
     files: Object.entries(plan.files).map(([p, bytes]) => ({ path: p, content: new Blob([new Uint8Array(bytes)]) })),
   } as Parameters<typeof uploadFiles>[0]).then((out) => out!.commit.oid);
 }
@@ -68,12 +72,19 @@ async function api<T>(p: string): Promise<T> {
   return (await res.json()) as T;
 }
 
-interface Sibling { rfilename: string; size: number; blobId: string; lfs?: { sha256: string } }
-const tree = async (repo: string, rev: string) => (await api<{ sha: string; siblings: Sibling[] }>(`/api/models/${repo}/revision/${rev}?blobs=1`));
+interface Sibling {
+  rfilename: string;
+  size: number;
+  blobId: string;
+  lfs?: { sha256: string };
+}
+const tree = async (repo: string, rev: string) => await api<{ sha: string; siblings: Sibling[] }>(`/api/models/${repo}/revision/${rev}?blobs=1`);
 
 /** Downloads a file and checks it is a version committed to this repo and path, whole, and the one its ETag names. */
 async function download(repo: string, file: string, range?: number): Promise<void> {
-  const res = await fetch(`${hubUrl}/${repo}/resolve/main/${file}`, { headers: { Authorization: `Bearer ${accessToken}`, ...(range ? { Range: `bytes=${range}-` } : {}) } });
+  const res = await fetch(`${hubUrl}/${repo}/resolve/main/${file}`, {
+    headers: { Authorization: `Bearer ${accessToken}`, ...(range ? { Range: `bytes=${range}-` } : {}) },
+  });
   expect(res.status).toBe(range ? 206 : 200);
   const body = Buffer.from(await res.arrayBuffer());
   expect(body.byteLength).toBe(Number(res.headers.get("content-length")));
@@ -119,9 +130,19 @@ async function runRound(round: number, plans: PushPlan[], commits: Map<number, s
       if (n % 2 === 1) await download(repo, "hot.bin", 1 + n * 101);
     }),
   ];
-  await Promise.all(ops.map((op, i) => new Promise<void>((resolve) => setTimeout(resolve, (i * 37) % 60))
-    .then(op)
-    .catch((error: unknown) => void failures.push(String((error as Error)?.stack ?? error).split("\n").slice(0, 3).join(" | ")))));
+  await Promise.all(
+    ops.map((op, i) =>
+      new Promise<void>((resolve) => setTimeout(resolve, (i * 37) % 60)).then(op).catch(
+        (error: unknown) =>
+          void failures.push(
+            String((error as Error)?.stack ?? error)
+              .split("\n")
+              .slice(0, 3)
+              .join(" | "),
+          ),
+      ),
+    ),
+  );
   return failures;
 }
 
@@ -155,13 +176,15 @@ interface Held {
  * garbage collection.
  */
 function held(): Held {
-  const links = existsSync("/proc/self/fd") ? readdirSync("/proc/self/fd").map((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`);
-    } catch {
-      return "";
-    }
-  }) : [];
+  const links = existsSync("/proc/self/fd")
+    ? readdirSync("/proc/self/fd").map((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`);
+        } catch {
+          return "";
+        }
+      })
+    : [];
   setFlagsFromString("--expose-gc");
   (runInNewContext("gc") as () => void)();
   return {
@@ -205,7 +228,11 @@ test(`${ROUNDS} rounds of 50 concurrent pulls and pushes: every answer right, no
     const history = await api<Array<{ id: string; title: string }>>(`/api/models/${repo}/commits/main?limit=1000`);
     expect(history.length, repo).toBe(2 + mine.length);
     expect(new Set(history.map((h) => h.id)).size).toBe(history.length);
-    for (const plan of mine) expect(history.map((h) => h.id), `${repo}: push ${plan.id}`).toContain(commits.get(plan.id));
+    for (const plan of mine)
+      expect(
+        history.map((h) => h.id),
+        `${repo}: push ${plan.id}`,
+      ).toContain(commits.get(plan.id));
     // Walking the chain from the oldest: each push's commit holds its own files exactly and every
     // file of the pushes before it (a lost update would drop one).
     const byCommit = new Map(mine.map((p) => [commits.get(p.id)!, p]));

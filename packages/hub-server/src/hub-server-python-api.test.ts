@@ -25,8 +25,12 @@ const createRepo = async (name: string, organization: string | undefined, option
 };
 const commitFile = async (repo: string, file: string, content: string, summary: string, type = "model") => {
   const res = await api(`/api/${type}s/${repo}/commit/main`, {
-    method: "POST", headers: { "Content-Type": "application/x-ndjson" },
-    body: ndjson([{ key: "header", value: { summary } }, { key: "file", value: { path: file, content: Buffer.from(content).toString("base64"), encoding: "base64" } }]),
+    method: "POST",
+    headers: { "Content-Type": "application/x-ndjson" },
+    body: ndjson([
+      { key: "header", value: { summary } },
+      { key: "file", value: { path: file, content: Buffer.from(content).toString("base64"), encoding: "base64" } },
+    ]),
   });
   expect(res.status, await res.clone().text()).toBe(200);
   return ((await res.json()) as { commitOid: string }).commitOid;
@@ -68,7 +72,7 @@ describe("POST /api/validate-yaml (before every commit with a README.md)", () =>
     ["an unclosed list", "---\nlicense: mit\ntags: [peft, lora\n---\n", /line 3: the flow collection opened with "\[" is not closed/],
     ["a bad indentation", "---\nlicense: mit\n  tags: x\n---\n", /line 3: .*mapping values are not allowed here/],
     ["a tab as indentation", "---\ntags:\n\t- peft\n---\n", /line 3: a tab is used for indentation/],
-    ["an unclosed quote", "---\nlicense: \"mit\nbase_model: gpt2\n---\n", /line 2: a quoted string is not closed/],
+    ["an unclosed quote", '---\nlicense: "mit\nbase_model: gpt2\n---\n', /line 2: a quoted string is not closed/],
     ["a duplicated key", "---\nlicense: mit\nlicense: apache-2.0\n---\n", /line 3: the key license appears twice/],
     ["a list instead of a mapping", "---\n- peft\n- lora\n---\n", /must be a mapping of keys to values/],
   ])("invalid metadata (%s): 400 with `error` and `errors: [{ message }]`", async (_what, card, pattern) => {
@@ -83,7 +87,8 @@ describe("POST /api/validate-yaml (before every commit with a README.md)", () =>
 
   it("the older form-encoded request (RepoCard.validate) is read too", async () => {
     const res = await api("/api/validate-yaml", {
-      method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "text/plain" },
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "text/plain" },
       body: new URLSearchParams({ repoType: "model", content: "---\ntags: [a\n---\n" }).toString(),
     });
     expect(res.status).toBe(400);
@@ -93,7 +98,10 @@ describe("POST /api/validate-yaml (before every commit with a README.md)", () =>
     expect((await api("/api/validate-yaml", json({ repoType: "model" }))).status).toBe(400);
     expect((await validate("---\na: b\n---\n", "bucket")).status).toBe(400);
     expect((await api("/api/validate-yaml", { method: "POST", body: "{nope" })).status).toBe(400);
-    expect((await anonymous("/api/validate-yaml", { ...json({ content: "" }), headers: { Authorization: "Bearer wrong", "Content-Type": "application/json" } })).status).toBe(401);
+    expect(
+      (await anonymous("/api/validate-yaml", { ...json({ content: "" }), headers: { Authorization: "Bearer wrong", "Content-Type": "application/json" } }))
+        .status,
+    ).toBe(401);
     expect((await api("/api/validate-yaml")).status).toBe(405);
   });
 });
@@ -114,7 +122,10 @@ describe("tags", () => {
     const refs = (await (await api("/api/models/org/tagged/refs")).json()) as Record<string, unknown>;
     expect(refs).toEqual({
       branches: [{ name: "main", ref: "refs/heads/main", targetCommit: second }],
-      tags: [{ name: "latest", ref: "refs/tags/latest", targetCommit: second }, { name: "v1.0", ref: "refs/tags/v1.0", targetCommit: first }],
+      tags: [
+        { name: "latest", ref: "refs/tags/latest", targetCommit: second },
+        { name: "v1.0", ref: "refs/tags/v1.0", targetCommit: first },
+      ],
       converts: [],
     });
   });
@@ -152,8 +163,12 @@ describe("tags", () => {
     expect((await api("/api/models/org/tagged/tag/main", json({}))).status).toBe(400);
     expect((await anonymous("/api/models/org/tagged/tag/main", json({ tag: "anon" }))).status).toBe(401);
     const commit = await api("/api/models/org/tagged/commit/v1.0", {
-      method: "POST", headers: { "Content-Type": "application/x-ndjson" },
-      body: ndjson([{ key: "header", value: { summary: "on a tag" } }, { key: "file", value: { path: "x.txt", content: "eA==", encoding: "base64" } }]),
+      method: "POST",
+      headers: { "Content-Type": "application/x-ndjson" },
+      body: ndjson([
+        { key: "header", value: { summary: "on a tag" } },
+        { key: "file", value: { path: "x.txt", content: "eA==", encoding: "base64" } },
+      ]),
     });
     expect(commit.status).toBe(400);
   });
@@ -183,7 +198,19 @@ describe("tags", () => {
 });
 
 describe("GET /api/models and /api/datasets (list_models, list_datasets)", () => {
-  type Entry = { _id: string; id: string; modelId?: string; author?: string; private: boolean; sha: string; lastModified: string; createdAt: string; tags: string[]; downloads: number; likes: number };
+  type Entry = {
+    _id: string;
+    id: string;
+    modelId?: string;
+    author?: string;
+    private: boolean;
+    sha: string;
+    lastModified: string;
+    createdAt: string;
+    tags: string[];
+    downloads: number;
+    likes: number;
+  };
   const list = async (query: string, send = api) => {
     const res = await send(`/api/models${query}`);
     expect(res.status, await res.clone().text()).toBe(200);
@@ -204,9 +231,20 @@ describe("GET /api/models and /api/datasets (list_models, list_datasets)", () =>
     const { entries } = await list("?author=listing");
     const alpha = entries.find((e) => e.id === "listing/alpha-lora")!;
     expect(alpha).toEqual({
-      _id: expect.stringMatching(/^[0-9a-f]{24}$/), id: "listing/alpha-lora", modelId: "listing/alpha-lora", author: "listing", private: false,
-      gated: false, disabled: false, sha: expect.stringMatching(/^[0-9a-f]{40}$/), lastModified: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
-      createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), tags: [], downloads: 0, likes: 0, trendingScore: 0,
+      _id: expect.stringMatching(/^[0-9a-f]{24}$/),
+      id: "listing/alpha-lora",
+      modelId: "listing/alpha-lora",
+      author: "listing",
+      private: false,
+      gated: false,
+      disabled: false,
+      sha: expect.stringMatching(/^[0-9a-f]{40}$/),
+      lastModified: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+      createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      tags: [],
+      downloads: 0,
+      likes: 0,
+      trendingScore: 0,
     });
     const info = (await (await api("/api/models/listing/alpha-lora")).json()) as { sha: string; lastModified: string };
     expect(alpha.sha).toBe(info.sha);
@@ -225,7 +263,12 @@ describe("GET /api/models and /api/datasets (list_models, list_datasets)", () =>
   });
 
   it("author, search (case-insensitive, every term) and the repos of other types stay apart", async () => {
-    expect((await list("?search=LORA")).entries.map((e) => e.id)).toEqual(["listing/alpha-lora", "listing/beta-lora", "listing/secret-lora", "someone/other-lora"]);
+    expect((await list("?search=LORA")).entries.map((e) => e.id)).toEqual([
+      "listing/alpha-lora",
+      "listing/beta-lora",
+      "listing/secret-lora",
+      "someone/other-lora",
+    ]);
     expect((await list("?search=lora&author=someone")).entries.map((e) => e.id)).toEqual(["someone/other-lora"]);
     expect((await list("?search=listing&search=dora")).entries.map((e) => e.id)).toEqual(["listing/gamma-dora"]);
     expect((await list("?author=nobody")).entries).toEqual([]);
@@ -260,7 +303,7 @@ describe("GET /api/models and /api/datasets (list_models, list_datasets)", () =>
     expect(names.sort()).toEqual(["listing/alpha-lora", "listing/beta-lora", "listing/gamma-dora", "listing/secret-lora"]);
   });
 
-  it("limit pages with a Link rel=\"next\" header until the last page", async () => {
+  it('limit pages with a Link rel="next" header until the last page', async () => {
     const seen: string[] = [];
     let next: string | undefined = `${url}/api/models?author=listing&limit=3`;
     let pages = 0;

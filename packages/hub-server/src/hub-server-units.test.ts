@@ -14,7 +14,10 @@ describe("git object ids", () => {
   it("match git for blobs and trees", () => {
     // Reference values from `git hash-object` / `git write-tree` on the same files.
     const commit: Commit = {
-      oid: "f".repeat(40), parent: null, message: "m", date: "2024-01-01T00:00:00.000Z",
+      oid: "f".repeat(40),
+      parent: null,
+      message: "m",
+      date: "2024-01-01T00:00:00.000Z",
       files: { "a.txt": entry("hello\n"), "sub/dir/b.bin": entry("x"), "sub/e": entry("") },
     };
     expect(commit.files["a.txt"]!.gitOid).toBe("ce013625030ba8dba906f756967f9e9ca394464a");
@@ -43,7 +46,12 @@ describe("route parsing", () => {
       { name: "repo-api", action: "tree", repo: { type: "model", id: "org/adapter" }, rest: ["main", "sub"] },
     ]);
     expect(parseRoute("/api/models/gpt2/revision/main")[0]).toMatchObject({ action: "info", repo: { id: "gpt2" }, rest: ["main"] });
-    expect(parseRoute("/datasets/org/data/resolve/main/a/b.csv")[0]).toEqual({ name: "resolve", raw: false, repo: { type: "dataset", id: "org/data" }, rest: ["main", "a", "b.csv"] });
+    expect(parseRoute("/datasets/org/data/resolve/main/a/b.csv")[0]).toEqual({
+      name: "resolve",
+      raw: false,
+      repo: { type: "dataset", id: "org/data" },
+      rest: ["main", "a", "b.csv"],
+    });
     expect(parseRoute("/spaces/org/app.git/info/lfs/objects/batch")).toEqual([{ name: "lfs-batch", repo: { type: "space", id: "org/app" } }]);
     expect(parseRoute("/api/lfs/upload/model/org/a/" + "a".repeat(64))[0]).toMatchObject({ name: "lfs-object", direction: "upload", repo: { id: "org/a" } });
     expect(parseRoute("/api/models/org/a/refs").map((r) => ("action" in r ? r.action : r.name))).toEqual(["refs"]);
@@ -57,7 +65,11 @@ describe("route parsing", () => {
     expect(parseRoute("/api/datasets/")).toEqual([{ name: "list-repos", type: "dataset" }]);
     expect(parseRoute("/api/validate-yaml")).toEqual([{ name: "validate-yaml" }]);
     expect(parseRoute("/api/models/org/a/tag/main")).toEqual([{ name: "repo-api", action: "tag", repo: { type: "model", id: "org/a" }, rest: ["main"] }]);
-    expect(parseRoute("/api/datasets/org/d/tag/release%2F1")[0]).toMatchObject({ action: "tag", repo: { type: "dataset", id: "org/d" }, rest: ["release%2F1"] });
+    expect(parseRoute("/api/datasets/org/d/tag/release%2F1")[0]).toMatchObject({
+      action: "tag",
+      repo: { type: "dataset", id: "org/d" },
+      rest: ["release%2F1"],
+    });
     expect(parseRoute("/api/models/org/a/tag")).toEqual([]);
   });
 
@@ -65,21 +77,33 @@ describe("route parsing", () => {
     for (const name of ["constructor", "__proto__", "toString", "hasOwnProperty"]) {
       expect(parseRoute(`/api/${name}`), name).toEqual([]);
       expect(parseRoute(`/api/lfs/upload/${name}/org/a/${"a".repeat(64)}`), name).toEqual([]);
-      expect(parseRoute(`/api/models/org/a/${name}/x`).filter((r) => r.name === "repo-api" && r.action !== "info"), name).toEqual([]);
+      expect(
+        parseRoute(`/api/models/org/a/${name}/x`).filter((r) => r.name === "repo-api" && r.action !== "info"),
+        name,
+      ).toEqual([]);
     }
   });
 });
 
 describe("commit payloads", () => {
   it("parses NDJSON and the legacy JSON form, and rejects bad input", () => {
-    const nd = parseCommitPayload(Buffer.from([
-      JSON.stringify({ key: "header", value: { summary: "s", description: "d" } }),
-      JSON.stringify({ key: "file", value: { path: "a.txt", content: Buffer.from("hi").toString("base64"), encoding: "base64" } }),
-      JSON.stringify({ key: "deletedFolder", value: { path: "old/" } }),
-    ].join("\n")));
+    const nd = parseCommitPayload(
+      Buffer.from(
+        [
+          JSON.stringify({ key: "header", value: { summary: "s", description: "d" } }),
+          JSON.stringify({ key: "file", value: { path: "a.txt", content: Buffer.from("hi").toString("base64"), encoding: "base64" } }),
+          JSON.stringify({ key: "deletedFolder", value: { path: "old/" } }),
+        ].join("\n"),
+      ),
+    );
     expect(nd.summary).toBe("s");
-    expect(nd.operations).toEqual([{ kind: "file", path: "a.txt", content: Buffer.from("hi") }, { kind: "deletedFolder", path: "old" }]);
-    const legacy = parseCommitPayload(Buffer.from(JSON.stringify({ summary: "s", lfsFiles: [{ path: "w.bin", algo: "sha256", oid: "a".repeat(64), size: 3 }] }, null, 2)));
+    expect(nd.operations).toEqual([
+      { kind: "file", path: "a.txt", content: Buffer.from("hi") },
+      { kind: "deletedFolder", path: "old" },
+    ]);
+    const legacy = parseCommitPayload(
+      Buffer.from(JSON.stringify({ summary: "s", lfsFiles: [{ path: "w.bin", algo: "sha256", oid: "a".repeat(64), size: 3 }] }, null, 2)),
+    );
     expect(legacy.operations).toEqual([{ kind: "lfsFile", path: "w.bin", oid: "a".repeat(64), size: 3 }]);
     expect(() => parseCommitPayload(Buffer.from('{"key":"copyFile","value":{}}'))).toThrow(/Unknown commit operation/);
     expect(() => parseCommitPayload(Buffer.from('{"key":"header","value":{"parentCommit":"nope"}}'))).toThrow(/parentCommit/);

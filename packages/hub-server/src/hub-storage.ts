@@ -49,11 +49,45 @@ export interface CommitRequest {
 
 /** The `.gitattributes` of a new repo, as the Hub creates it (abridged). */
 const INITIAL_GITATTRIBUTES = [
-  "*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.ftz", "*.gz", "*.h5", "*.joblib", "*.lfs.*", "*.mlmodel",
-  "*.model", "*.msgpack", "*.npy", "*.npz", "*.onnx", "*.ot", "*.parquet", "*.pb", "*.pickle", "*.pkl", "*.pt",
-  "*.pth", "*.rar", "*.safetensors", "saved_model/**/*", "*.tar.*", "*.tar", "*.tflite", "*.tgz", "*.wasm",
-  "*.xz", "*.zip", "*.zst", "*tfevents*", "*.gguf",
-].map((pattern) => `${pattern} filter=lfs diff=lfs merge=lfs -text\n`).join("");
+  "*.7z",
+  "*.arrow",
+  "*.bin",
+  "*.bz2",
+  "*.ckpt",
+  "*.ftz",
+  "*.gz",
+  "*.h5",
+  "*.joblib",
+  "*.lfs.*",
+  "*.mlmodel",
+  "*.model",
+  "*.msgpack",
+  "*.npy",
+  "*.npz",
+  "*.onnx",
+  "*.ot",
+  "*.parquet",
+  "*.pb",
+  "*.pickle",
+  "*.pkl",
+  "*.pt",
+  "*.pth",
+  "*.rar",
+  "*.safetensors",
+  "saved_model/**/*",
+  "*.tar.*",
+  "*.tar",
+  "*.tflite",
+  "*.tgz",
+  "*.wasm",
+  "*.xz",
+  "*.zip",
+  "*.zst",
+  "*tfevents*",
+  "*.gguf",
+]
+  .map((pattern) => `${pattern} filter=lfs diff=lfs merge=lfs -text\n`)
+  .join("");
 
 /**
  * Durable storage of repos, commits and branches under one folder:
@@ -69,7 +103,10 @@ export class HubStorage {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly commitCache = new Map<string, Commit>();
 
-  private constructor(readonly dir: string, readonly blobs: BlobStore) {}
+  private constructor(
+    readonly dir: string,
+    readonly blobs: BlobStore,
+  ) {}
 
   /** Opens (creating as needed) the storage folder. */
   static async open(dir: string): Promise<HubStorage> {
@@ -80,9 +117,7 @@ export class HubStorage {
   /** The folder of a repo. */
   repoDir(ref: RepoRef): string {
     const [first, second] = ref.id.split("/");
-    return second === undefined
-      ? path.join(this.dir, "repos", `${ref.type}s`, "_", first!)
-      : path.join(this.dir, "repos", `${ref.type}s`, first!, second);
+    return second === undefined ? path.join(this.dir, "repos", `${ref.type}s`, "_", first!) : path.join(this.dir, "repos", `${ref.type}s`, first!, second);
   }
 
   /** Metadata of a repo, or undefined when it does not exist. */
@@ -188,7 +223,11 @@ export class HubStorage {
   async resolveRevision(ref: RepoRef, revision: string): Promise<Commit | undefined> {
     // A name that is no valid ref file name (".", "..") resolves to nothing rather than failing.
     const branch = (name: string) => this.readRef(ref, name).catch(() => undefined);
-    const tag = (name: string) => this.readTag(ref, name).then((t) => t?.oid, () => undefined);
+    const tag = (name: string) =>
+      this.readTag(ref, name).then(
+        (t) => t?.oid,
+        () => undefined,
+      );
     let oid: string | undefined;
     if (revision.startsWith("refs/heads/")) oid = await branch(revision.slice("refs/heads/".length));
     else if (revision.startsWith("refs/tags/")) oid = await tag(revision.slice("refs/tags/".length));
@@ -244,12 +283,19 @@ export class HubStorage {
       if (!own && (await this.readTag(ref, request.branch))) throw HubHttpError.badRequest(`${request.branch} is a tag: commits must target a branch`);
       const head = own ?? (await this.readRef(ref, "main"));
       if (request.parentCommit !== undefined && request.parentCommit !== head) {
-        throw new HubHttpError(412, `A commit has happened since: parentCommit ${request.parentCommit} is not the head of ${request.branch} (${head ?? "none"})`);
+        throw new HubHttpError(
+          412,
+          `A commit has happened since: parentCommit ${request.parentCommit} is not the head of ${request.branch} (${head ?? "none"})`,
+        );
       }
       const parent = head ? await this.readCommit(ref, head) : undefined;
       const files = await request.build({ ...(parent?.files ?? {}) });
       const commit = await this.writeCommitObject(ref, {
-        parent: parent?.oid ?? null, message: request.message, author: request.author, date: new Date().toISOString(), files,
+        parent: parent?.oid ?? null,
+        message: request.message,
+        author: request.author,
+        date: new Date().toISOString(),
+        files,
       });
       for (const [file, entry] of Object.entries(files)) {
         if (entry.lfs && parent?.files[file]?.sha256 !== entry.sha256) await this.grantLfsObject(ref, entry.sha256);
@@ -288,7 +334,10 @@ export class HubStorage {
   /** Size of an LFS object this repo may reference, or undefined (not uploaded through this repo). */
   async lfsObjectSize(ref: RepoRef, sha256: string): Promise<number | undefined> {
     if (!isSha256(sha256)) return undefined;
-    const marked = await readFile(path.join(this.repoDir(ref), "lfs", sha256)).then(() => true, () => false);
+    const marked = await readFile(path.join(this.repoDir(ref), "lfs", sha256)).then(
+      () => true,
+      () => false,
+    );
     return marked ? this.blobs.sizeOf(sha256) : undefined;
   }
 

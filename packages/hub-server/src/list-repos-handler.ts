@@ -8,8 +8,15 @@ const MAX_LIMIT = 1000;
 
 /** Sort keys as huggingface_hub and @huggingface/hub send them (camelCase), and the snake_case spelling. */
 const SORT_KEYS: Record<string, "lastModified" | "createdAt" | "downloads" | "likes" | "trendingScore" | "id"> = {
-  lastModified: "lastModified", last_modified: "lastModified", createdAt: "createdAt", created_at: "createdAt",
-  downloads: "downloads", likes: "likes", trendingScore: "trendingScore", trending_score: "trendingScore", id: "id",
+  lastModified: "lastModified",
+  last_modified: "lastModified",
+  createdAt: "createdAt",
+  created_at: "createdAt",
+  downloads: "downloads",
+  likes: "likes",
+  trendingScore: "trendingScore",
+  trending_score: "trendingScore",
+  id: "id",
 };
 
 /** One entry of a listing, as the Hub lists repos (huggingface_hub's ModelInfo / DatasetInfo / SpaceInfo read it). */
@@ -64,11 +71,21 @@ export async function listReposHandler(hr: HubRequest, type: RepoType): Promise<
   hr.caller.assertCredentialsValid();
   const params = hr.url.searchParams;
   const author = params.get("author")?.toLowerCase() || undefined;
-  const searches = params.getAll("search").map((s) => s.toLowerCase()).filter(Boolean);
-  const filters = params.getAll("filter").flatMap((f) => f.split(",")).map((f) => f.trim()).filter(Boolean);
+  const searches = params
+    .getAll("search")
+    .map((s) => s.toLowerCase())
+    .filter(Boolean);
+  const filters = params
+    .getAll("filter")
+    .flatMap((f) => f.split(","))
+    .map((f) => f.trim())
+    .filter(Boolean);
   const sortParam = params.get("sort");
   const sort = sortParam === null || sortParam === "" ? undefined : SORT_KEYS[sortParam];
-  if (sortParam && !sort) throw HubHttpError.badRequest(`Invalid "sort": ${JSON.stringify(sortParam)} (expected one of lastModified, createdAt, downloads, likes, trendingScore, id)`);
+  if (sortParam && !sort)
+    throw HubHttpError.badRequest(
+      `Invalid "sort": ${JSON.stringify(sortParam)} (expected one of lastModified, createdAt, downloads, likes, trendingScore, id)`,
+    );
   const direction = params.get("direction");
   const descending = sort !== undefined && (direction === null || direction === "" || direction === "-1");
   const limit = Math.min(positiveInt(params.get("limit"), "limit") ?? DEFAULT_LIMIT, MAX_LIMIT);
@@ -80,14 +97,28 @@ export async function listReposHandler(hr: HubRequest, type: RepoType): Promise<
     if (author !== undefined && !(id.includes("/") && id.split("/")[0] === author)) return false;
     return searches.every((s) => id.includes(s));
   });
-  const entries = await Promise.all(visible.map(async (meta): Promise<ListedRepo> => {
-    const head = await storage.resolveRevision({ type, id: meta.id }, "main");
-    return {
-      _id: meta._id, id: meta.id, ...(type === "model" ? { modelId: meta.id } : {}), ...(meta.id.includes("/") ? { author: meta.id.split("/")[0] } : {}),
-      private: meta.private, gated: false, disabled: false, ...(head ? { sha: head.oid } : {}), lastModified: head?.date ?? meta.createdAt,
-      createdAt: meta.createdAt, tags: [], downloads: 0, likes: 0, trendingScore: 0, ...(type === "space" ? { sdk: "static" } : {}),
-    };
-  }));
+  const entries = await Promise.all(
+    visible.map(async (meta): Promise<ListedRepo> => {
+      const head = await storage.resolveRevision({ type, id: meta.id }, "main");
+      return {
+        _id: meta._id,
+        id: meta.id,
+        ...(type === "model" ? { modelId: meta.id } : {}),
+        ...(meta.id.includes("/") ? { author: meta.id.split("/")[0] } : {}),
+        private: meta.private,
+        gated: false,
+        disabled: false,
+        ...(head ? { sha: head.oid } : {}),
+        lastModified: head?.date ?? meta.createdAt,
+        createdAt: meta.createdAt,
+        tags: [],
+        downloads: 0,
+        likes: 0,
+        trendingScore: 0,
+        ...(type === "space" ? { sdk: "static" } : {}),
+      };
+    }),
+  );
   // Tags are not read from the cards (every entry has `tags: []`), so a tag filter matches nothing.
   const matching = entries.filter((entry) => filters.every((f) => entry.tags.includes(f)));
   const byId = (a: ListedRepo, b: ListedRepo) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);

@@ -69,17 +69,31 @@ export const repoHandlers = {
     const meta = await hr.openRepo(repo, "read");
     const { commit } = await resolveRevisionPath(hr.ctx.storage, repo, rest.length ? rest : ["main"], { pathRequired: false });
     const blobs = hr.flag("blobs");
-    const siblings = Object.keys(commit.files).sort().map((rfilename) => {
-      if (!blobs) return { rfilename };
-      const f = commit.files[rfilename]!;
-      const lfs = f.lfs ? { sha256: f.sha256, size: f.size, pointerSize: gitObjects.lfsPointerInfo(f.sha256, f.size).pointerSize } : undefined;
-      return { rfilename, size: f.size, blobId: f.gitOid, ...(lfs ? { lfs } : {}) };
-    });
+    const siblings = Object.keys(commit.files)
+      .sort()
+      .map((rfilename) => {
+        if (!blobs) return { rfilename };
+        const f = commit.files[rfilename]!;
+        const lfs = f.lfs ? { sha256: f.sha256, size: f.size, pointerSize: gitObjects.lfsPointerInfo(f.sha256, f.size).pointerSize } : undefined;
+        return { rfilename, size: f.size, blobId: f.gitOid, ...(lfs ? { lfs } : {}) };
+      });
     const author = repo.id.includes("/") ? repo.id.split("/")[0] : undefined;
     hr.sendJson(200, {
-      _id: meta._id, id: repo.id, ...(repo.type === "model" ? { modelId: repo.id } : {}), ...(repo.type === "space" ? { sdk: "static" } : {}),
-      author, sha: commit.oid, private: meta.private, gated: false, disabled: false, createdAt: meta.createdAt,
-      lastModified: commit.date, siblings, tags: [], downloads: 0, likes: 0,
+      _id: meta._id,
+      id: repo.id,
+      ...(repo.type === "model" ? { modelId: repo.id } : {}),
+      ...(repo.type === "space" ? { sdk: "static" } : {}),
+      author,
+      sha: commit.oid,
+      private: meta.private,
+      gated: false,
+      disabled: false,
+      createdAt: meta.createdAt,
+      lastModified: commit.date,
+      siblings,
+      tags: [],
+      downloads: 0,
+      likes: 0,
     });
   },
 
@@ -100,7 +114,8 @@ export const repoHandlers = {
     hr.sendJson(200, {
       branches: branches.map((b) => ({ name: b.name, ref: `refs/heads/${b.name}`, targetCommit: b.oid })),
       tags: tags.map((t) => ({ name: t.name, ref: `refs/tags/${t.name}`, targetCommit: t.oid })),
-      converts: [], ...(hr.flag("include_prs") ? { pullRequests: [] } : {}),
+      converts: [],
+      ...(hr.flag("include_prs") ? { pullRequests: [] } : {}),
     });
   },
 
@@ -123,12 +138,15 @@ export const repoHandlers = {
       return;
     }
     // An empty or non-JSON body means "from main" (clients send none); a too-large one is still a 413.
-    const body = hr.req.headers["content-length"] === "0"
-      ? {}
-      : asObject(await hr.readJson().catch((error: unknown) => {
-        if (error instanceof HubHttpError && error.status === 400) return {};
-        throw error;
-      }));
+    const body =
+      hr.req.headers["content-length"] === "0"
+        ? {}
+        : asObject(
+            await hr.readJson().catch((error: unknown) => {
+              if (error instanceof HubHttpError && error.status === 400) return {};
+              throw error;
+            }),
+          );
     if (body.emptyBranch) throw HubHttpError.badRequest("Empty branches are not supported by this server");
     const start = typeof body.startingPoint === "string" ? body.startingPoint : "main";
     const commit = await storage.resolveRevision(repo, start);
@@ -168,7 +186,11 @@ export const repoHandlers = {
     hr.caller.assertCredentialsValid();
     if (!hr.caller.tokenValid) throw new HubHttpError(401, "Invalid or missing access token");
     hr.sendJson(200, {
-      type: "user", id: "lowrank", name: "lowrank", fullname: "lowrank", orgs: [],
+      type: "user",
+      id: "lowrank",
+      name: "lowrank",
+      fullname: "lowrank",
+      orgs: [],
       auth: { type: "access_token", accessToken: { displayName: "lowrank", role: "write" } },
     });
   },

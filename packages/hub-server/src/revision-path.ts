@@ -23,12 +23,7 @@ function decode(segment: string): string {
  * two segments, so longer prefixes are tried when the shorter ones are not a known revision.
  * Throws 404 RevisionNotFound when no prefix resolves.
  */
-export async function resolveRevisionPath(
-  storage: HubStorage,
-  repo: RepoRef,
-  segments: string[],
-  options: { pathRequired: boolean },
-): Promise<RevisionPath> {
+export async function resolveRevisionPath(storage: HubStorage, repo: RepoRef, segments: string[], options: { pathRequired: boolean }): Promise<RevisionPath> {
   const decoded = segments.map(decode);
   const maxRevisionSegments = options.pathRequired ? decoded.length - 1 : decoded.length;
   for (let k = 1; k <= maxRevisionSegments; k++) {

@@ -3,7 +3,18 @@ import { HubHttpError } from "./hub-error.js";
 
 /** Actions under `/api/{type}s/{repo}/…`; `rest` holds the (still percent-encoded) segments after the action. */
 export type RepoApiAction =
-  | "info" | "tree" | "paths-info" | "preupload" | "commit" | "refs" | "branch" | "tag" | "commits" | "settings" | "xet-write-token" | "xet-read-token";
+  | "info"
+  | "tree"
+  | "paths-info"
+  | "preupload"
+  | "commit"
+  | "refs"
+  | "branch"
+  | "tag"
+  | "commits"
+  | "settings"
+  | "xet-write-token"
+  | "xet-read-token";
 
 /** A parsed request path. */
 export type Route =
@@ -21,9 +32,18 @@ const API_TYPES: Record<string, RepoType> = { models: "model", datasets: "datase
 const SINGULAR_TYPES: Record<string, RepoType> = { model: "model", dataset: "dataset", space: "space" };
 /** Action keyword → minimum and maximum number of segments after it. */
 const ACTIONS: Record<string, [number, number]> = {
-  revision: [1, Infinity], tree: [1, Infinity], "paths-info": [1, Infinity], preupload: [1, Infinity],
-  commit: [1, Infinity], refs: [0, 0], branch: [1, Infinity], tag: [1, Infinity], commits: [1, Infinity], settings: [0, 0],
-  "xet-write-token": [1, Infinity], "xet-read-token": [1, Infinity],
+  revision: [1, Infinity],
+  tree: [1, Infinity],
+  "paths-info": [1, Infinity],
+  preupload: [1, Infinity],
+  commit: [1, Infinity],
+  refs: [0, 0],
+  branch: [1, Infinity],
+  tag: [1, Infinity],
+  commits: [1, Infinity],
+  settings: [0, 0],
+  "xet-write-token": [1, Infinity],
+  "xet-read-token": [1, Infinity],
 };
 const LFS_BATCH_TAIL = ["info", "lfs", "objects", "batch"];
 

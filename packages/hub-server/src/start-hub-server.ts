@@ -62,7 +62,10 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
   const logger = options.logger ?? silentLogger;
   const storage = await HubStorage.open(options.dir);
   const auth = await TokenAuth.create(options.tokens ?? [], path.join(options.dir, "tokens"));
-  const limits = { body: limit(options.maxBodyBytes, MAX_JSON_BODY, "maxBodyBytes"), lfsObject: limit(options.maxLfsObjectBytes, MAX_LFS_OBJECT, "maxLfsObjectBytes") };
+  const limits = {
+    body: limit(options.maxBodyBytes, MAX_JSON_BODY, "maxBodyBytes"),
+    lfsObject: limit(options.maxLfsObjectBytes, MAX_LFS_OBJECT, "maxLfsObjectBytes"),
+  };
   const ctx = { storage, auth, signer: new UrlSigner(), logger, fallbackUrl: "", limits };
   // requestTimeout 0: multi-GB LFS uploads may take long; idle sockets are reaped by setTimeout below.
   const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 }, createRequestHandler(ctx));

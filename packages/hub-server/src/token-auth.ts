@@ -53,7 +53,15 @@ export class TokenAuth {
 
   /** Builds the token set from the options and the tokens file. */
   static async create(tokens: readonly string[], tokensFile: string): Promise<TokenAuth> {
-    const auth = new TokenAuth(new Set(tokens.map((t) => t.trim()).filter(Boolean).map(hashToken)), tokensFile);
+    const auth = new TokenAuth(
+      new Set(
+        tokens
+          .map((t) => t.trim())
+          .filter(Boolean)
+          .map(hashToken),
+      ),
+      tokensFile,
+    );
     await auth.refresh();
     return auth;
   }
@@ -81,7 +89,11 @@ export class TokenAuth {
     if (stamp === this.fileStamp) return;
     const text = info ? await readFile(this.tokensFile, "utf8").catch(() => "") : "";
     this.fileDigests = new Set(
-      text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line && !line.startsWith("#")).map(hashToken),
+      text
+        .split(/\r?\n/)
+        .map((line) => line.trim())
+        .filter((line) => line && !line.startsWith("#"))
+        .map(hashToken),
     );
     this.fileStamp = stamp;
   }

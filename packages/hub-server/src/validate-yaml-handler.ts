@@ -31,7 +31,8 @@ export async function validateYamlHandler(hr: HubRequest): Promise<void> {
   }
   if (typeof fields.content !== "string") throw HubHttpError.badRequest('"content" must be the text of the repo card (README.md)');
   const repoType = fields.repoType ?? "model";
-  if (typeof repoType !== "string" || !REPO_TYPES.has(repoType)) throw HubHttpError.badRequest(`Invalid "repoType": ${JSON.stringify(repoType)} (expected model, dataset or space)`);
+  if (typeof repoType !== "string" || !REPO_TYPES.has(repoType))
+    throw HubHttpError.badRequest(`Invalid "repoType": ${JSON.stringify(repoType)} (expected model, dataset or space)`);
   const { errors, warnings } = validateCard(fields.content, repoType);
   const list = (messages: string[]) => messages.map((message) => ({ message }));
   if (errors.length > 0) throw HubHttpError.badRequest(errors[0]!).withBody({ errors: list(errors), warnings: list(warnings) });

@@ -7,8 +7,16 @@ import { frontMatter, validateCard, yamlProblem } from "./yaml-front-matter.js";
 // except duplicated keys, which PyYAML keeps (last wins) but JavaScript YAML parsers refuse.
 describe("YAML blocks that are valid", () => {
   test.each([
-    ["the card lowrank pushes", "library_name: peft\nbase_model: gpt2\npipeline_tag: text-generation\ntags:\n- peft\n- lora\n- \"base_model:adapter:gpt2\"\n", "mapping"],
-    ["nested lists and mappings", "model-index:\n- name: m\n  results:\n  - task:\n      type: text-generation\n    metrics:\n    - type: acc\n      value: 0.5\n", "mapping"],
+    [
+      "the card lowrank pushes",
+      'library_name: peft\nbase_model: gpt2\npipeline_tag: text-generation\ntags:\n- peft\n- lora\n- "base_model:adapter:gpt2"\n',
+      "mapping",
+    ],
+    [
+      "nested lists and mappings",
+      "model-index:\n- name: m\n  results:\n  - task:\n      type: text-generation\n    metrics:\n    - type: acc\n      value: 0.5\n",
+      "mapping",
+    ],
     ["indented lists", "tags:\n  - a\n  - b\nlicense: mit\n", "mapping"],
     ["compact nested nodes", "- a: 1\n  b: 2\n- - x\n  - y\n", "list"],
     ["block scalars", "a: |\n  line1\n\n  line2: with colon\nb: >-\n  folded\n  text\nc: |+\n  keep\n\nd: |2\n    indented\n", "mapping"],
@@ -34,9 +42,9 @@ describe("YAML blocks with a syntax error (line numbers count from the block's f
     ["mismatched brackets", "a: {b: [c, d}\n", /^line 1: "}" does not close/],
     ["text after a flow list", "a: [x] trailing\n", /^line 1: unexpected text after the flow collection/],
     ["an extra bracket", "a: [a]]\n", /^line 1: unexpected text after the flow collection/],
-    ["a value with \": \"", "a: b: c\n", /^line 1: a plain value cannot contain ": "/],
+    ['a value with ": "', "a: b: c\n", /^line 1: a plain value cannot contain ": "/],
     ["a key indented under a value", "license: mit\n  extra: x\n", /^line 2: a plain value cannot contain ": "/],
-    ["a continuation with \": \"", "a: this is\n  continued: bad\n", /^line 2: /],
+    ['a continuation with ": "', "a: this is\n  continued: bad\n", /^line 2: /],
     ["a dedented key", "a:\n  b: 1\n c: 2\n", /^line 3: bad indentation of a mapping entry$/],
     ["a key after a nested list at the wrong depth", "a:\n    - x\n    - y\n  b: c\n", /^line 4: bad indentation/],
     ["a list item after a value", "a: b\n- c\n", /^line 2: a list item/],
@@ -44,8 +52,8 @@ describe("YAML blocks with a syntax error (line numbers count from the block's f
     ["a mapping after a root list", "- a\nb: c\n", /^line 2: unexpected content/],
     ["a line that is no key", "a: 1\nb\n", /^line 2: expected a "key: value" line$/],
     ["text after a quoted string", "a: 'x'y\n", /^line 1: unexpected text after the quoted string/],
-    ["a key after a quoted value", "a: \"x\": y\n", /^line 1: a "key: value" on the same line as a value/],
-    ["an unclosed quote", "a: \"unterminated\nb: c\n", /^line 1: a quoted string is not closed$/],
+    ["a key after a quoted value", 'a: "x": y\n', /^line 1: a "key: value" on the same line as a value/],
+    ["an unclosed quote", 'a: "unterminated\nb: c\n', /^line 1: a quoted string is not closed$/],
     ["a bad block scalar header", "a: |x\n  t\n", /^line 1: bad block scalar header/],
     ["a tab as indentation", "a: b\n\tc: d\n", /^line 2: a tab is used for indentation/],
     ["reserved characters", "a: @x\n", /^line 1: a plain value cannot start with "@"/],
@@ -76,7 +84,11 @@ describe("cards", () => {
     ["no metadata", "# card\n", { errors: [], warnings: [expect.stringMatching(/^Empty or missing yaml metadata in repo card/)] }],
     ["an empty block", "---\n# nothing\n---\n", { errors: [], warnings: [expect.stringMatching(/^Empty or missing yaml metadata/)] }],
     ["null", "---\nnull\n---\n", { errors: [], warnings: [expect.stringMatching(/^Empty or missing yaml metadata/)] }],
-    ["a syntax error (line counted in README.md)", "---\nlicense: mit\ntags: [a\n---\n", { errors: ["Invalid YAML metadata in README.md, line 3: the flow collection opened with \"[\" is not closed"], warnings: [] }],
+    [
+      "a syntax error (line counted in README.md)",
+      "---\nlicense: mit\ntags: [a\n---\n",
+      { errors: ['Invalid YAML metadata in README.md, line 3: the flow collection opened with "[" is not closed'], warnings: [] },
+    ],
     ["a list", "---\n- a\n---\n", { errors: [expect.stringMatching(/must be a mapping of keys to values .*not a list/)], warnings: [] }],
     ["a single value", "---\njust text\n---\n", { errors: [expect.stringMatching(/not a single value/)], warnings: [] }],
   ])("%s", (_what, card, expected) => {
@@ -85,7 +97,17 @@ describe("cards", () => {
 });
 
 test.each(["gpt2", "org/base.v2", "/tmp/local/gpt2", undefined])("the model card lowrank pushes (base %j) validates", (base) => {
-  const config = { peft_type: "LORA", r: 8, lora_alpha: 16, lora_dropout: 0.05, use_rslora: false, use_dora: true, target_modules: ["q_proj", "v_proj"], task_type: "CAUSAL_LM", base_model_name_or_path: base } as unknown as LoraConfig;
+  const config = {
+    peft_type: "LORA",
+    r: 8,
+    lora_alpha: 16,
+    lora_dropout: 0.05,
+    use_rslora: false,
+    use_dora: true,
+    target_modules: ["q_proj", "v_proj"],
+    task_type: "CAUSAL_LM",
+    base_model_name_or_path: base,
+  } as unknown as LoraConfig;
   const card = modelCard({ repo: "team/adapter", config, summary: { steps: 10, final_loss: 1.25, seed: 1 } });
   expect(validateCard(card, "model")).toEqual({ errors: [], warnings: [] });
 });

@@ -22,7 +22,10 @@ class Unsupported extends Error {}
 
 /** A syntax error at a line of the YAML block (0-based). */
 class Problem extends Error {
-  constructor(readonly line: number, message: string) {
+  constructor(
+    readonly line: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -238,9 +241,12 @@ class BlockChecker {
         const after = text.slice(end + 1);
         const tail = after.slice(after.lastIndexOf("\n") + 1).trim();
         if (tail !== "" && !tail.startsWith("#")) {
-          throw new Problem(lineNo, /^:([ \t]|$)/.test(tail)
-            ? 'a "key: value" on the same line as a value (mapping values are not allowed here)'
-            : `unexpected text after the ${quoted ? "quoted string" : "flow collection"}: ${JSON.stringify(tail.slice(0, 40))}`);
+          throw new Problem(
+            lineNo,
+            /^:([ \t]|$)/.test(tail)
+              ? 'a "key: value" on the same line as a value (mapping values are not allowed here)'
+              : `unexpected text after the ${quoted ? "quoted string" : "flow collection"}: ${JSON.stringify(tail.slice(0, 40))}`,
+          );
         }
         return;
       }
@@ -255,7 +261,8 @@ class BlockChecker {
   private plainValue(first: string, parent: number, lineNo: number): void {
     const check = (text: string, line: number) => {
       const plain = withoutComment(text);
-      if (/:([ \t]|$)/.test(plain)) throw new Problem(line, 'a plain value cannot contain ": " (mapping values are not allowed here): quote it, or check the indentation');
+      if (/:([ \t]|$)/.test(plain))
+        throw new Problem(line, 'a plain value cannot contain ": " (mapping values are not allowed here): quote it, or check the indentation');
     };
     if (/^-([ \t]|$)/.test(first)) throw new Problem(lineNo, 'a list item ("- ") cannot start on the line of its key: put it on the next line');
     if (/^[@`\]},]/.test(first)) throw new Problem(lineNo, `a plain value cannot start with "${first[0]}": quote it`);
@@ -299,9 +306,15 @@ export function validateCard(content: string, repoType: string): { errors: strin
   if (!block) return { errors: [], warnings: [`Empty or missing yaml metadata in repo card (${docs})`] };
   const { problem, kind } = yamlProblem(block.yaml, block.firstLine);
   if (problem) return { errors: [`Invalid YAML metadata in README.md, ${problem}`], warnings: [] };
-  if (kind === "empty" || (kind === "scalar" && /^(null|Null|NULL|~)$/.test(block.yaml.replace(/(^|\s)#.*$/gm, "").trim()))) return { errors: [], warnings: [`Empty or missing yaml metadata in repo card (${docs})`] };
+  if (kind === "empty" || (kind === "scalar" && /^(null|Null|NULL|~)$/.test(block.yaml.replace(/(^|\s)#.*$/gm, "").trim())))
+    return { errors: [], warnings: [`Empty or missing yaml metadata in repo card (${docs})`] };
   if (kind === "list" || kind === "scalar") {
-    return { errors: [`The YAML metadata of README.md must be a mapping of keys to values ("key: value" lines), not a ${kind === "list" ? "list" : "single value"} (${docs})`], warnings: [] };
+    return {
+      errors: [
+        `The YAML metadata of README.md must be a mapping of keys to values ("key: value" lines), not a ${kind === "list" ? "list" : "single value"} (${docs})`,
+      ],
+      warnings: [],
+    };
   }
   return { errors: [], warnings: [] };
 }

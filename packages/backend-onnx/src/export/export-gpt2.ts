@@ -1,3 +1,4 @@
+import { moduleScope } from "../onnx/locate-weights.js";
 import { Checkpoint, LowrankError } from "@lowrank/core";
 import { floatValueInfo, ONNX_INT64, type ModelProto } from "../onnx/onnx-codec.js";
 import { GraphBuilder } from "./graph-builder.js";
@@ -24,14 +25,16 @@ export async function exportGpt2Onnx(dir: string): Promise<ModelProto> {
   const checkpoint = await Checkpoint.open(dir);
   try {
     const config = checkpoint.config;
-    if (config.model_type !== "gpt2") throw new LowrankError("CHECKPOINT_INVALID", `${dir}: model_type is ${JSON.stringify(config.model_type)}; the ONNX exporter handles gpt2`);
+    if (config.model_type !== "gpt2")
+      throw new LowrankError("CHECKPOINT_INVALID", `${dir}: model_type is ${JSON.stringify(config.model_type)}; the ONNX exporter handles gpt2`);
     const layers = num(config, "n_layer");
     const heads = num(config, "n_head");
     const d = num(config, "n_embd");
     const positions = num(config, "n_positions", 1024);
     const eps = num(config, "layer_norm_epsilon", 1e-5);
     const act = typeof config.activation_function === "string" ? config.activation_function : "gelu_new";
-    if (!["gelu_new", "gelu_pytorch_tanh", "gelu"].includes(act)) throw new LowrankError("CHECKPOINT_INVALID", `${dir}: activation ${act} is not supported by the ONNX exporter`);
+    if (!["gelu_new", "gelu_pytorch_tanh", "gelu"].includes(act))
+      throw new LowrankError("CHECKPOINT_INVALID", `${dir}: activation ${act} is not supported by the ONNX exporter`);
     const dh = d / heads;
     const prefix = checkpoint.has("transformer.wte.weight") ? "transformer." : "";
     const scope = prefix ? "/transformer" : "";
@@ -74,7 +77,7 @@ export async function exportGpt2Onnx(dir: string): Promise<ModelProto> {
     const seqEnds = g.one(scope, "Concat", [seq, seq], { axis: 0 });
     const mask = g.one(scope, "Slice", [causal, g.one(scope, "Concat", [zero, zero], { axis: 0 }), seqEnds]);
 
-    const scopeOf = (module: string) => `/${module.split(".").reduce<string[]>((parts, t) => (/^\d+$/.test(t) && parts.length ? [...parts.slice(0, -1), `${parts.at(-1)}.${t}`] : [...parts, t]), []).join("/")}`;
+    const scopeOf = moduleScope;
     const conv1d = async (module: string, x: string) => {
       const s = scopeOf(module);
       return g.one(s, "Add", [g.one(s, "MatMul", [x, await weight(`${module}.weight`)]), await weight(`${module}.bias`)]);
@@ -84,14 +87,17 @@ export async function exportGpt2Onnx(dir: string): Promise<ModelProto> {
       const inner = g.one(s, "Mul", [g.one(s, "Add", [x, g.one(s, "Mul", [g.one(s, "Pow", [x, three]), geluC])]), sqrt2pi]);
       return g.one(s, "Mul", [g.one(s, "Mul", [x, half]), g.one(s, "Add", [g.one(s, "Tanh", [inner]), oneF])]);
     };
-    const norm = async (module: string, x: string) => g.one(scopeOf(module), "LayerNormalization", [x, await weight(`${module}.weight`), await weight(`${module}.bias`)], { axis: -1, epsilon: eps });
+    const norm = async (module: string, x: string) =>
+      g.one(scopeOf(module), "LayerNormalization", [x, await weight(`${module}.weight`), await weight(`${module}.bias`)], { axis: -1, epsilon: eps });
 
     for (let i = 0; i < layers; i++) {
       const block = `${prefix}h.${i}`;
       const attnScope = scopeOf(`${block}.attn`);
       const a = await norm(`${block}.ln_1`, h);
       const qkv = await conv1d(`${block}.attn.c_attn`, a);
-      const [q, k, v] = g.op(attnScope, "Split", [qkv, split], { axis: 2 }, 3).map((t) => g.one(attnScope, "Transpose", [g.one(attnScope, "Reshape", [t, headShape])], { perm: [0, 2, 1, 3] }));
+      const [q, k, v] = g
+        .op(attnScope, "Split", [qkv, split], { axis: 2 }, 3)
+        .map((t) => g.one(attnScope, "Transpose", [g.one(attnScope, "Reshape", [t, headShape])], { perm: [0, 2, 1, 3] }));
       const kT = g.one(attnScope, "Transpose", [k!], { perm: [0, 1, 3, 2] });
       const scores = g.one(attnScope, "Add", [g.one(attnScope, "Mul", [g.one(attnScope, "MatMul", [q!, kT]), scale]), mask]);
       const attended = g.one(attnScope, "MatMul", [g.one(attnScope, "Softmax", [scores], { axis: -1 }), v!]);

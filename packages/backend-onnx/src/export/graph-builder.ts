@@ -3,12 +3,17 @@ import { newNode, newTensor, ONNX_FLOAT, ONNX_INT64, type AttributeProto, type N
 type Attribute = number | number[] | string;
 
 /** AttributeProto.AttributeType values used here. */
-const FLOAT = 1, INT = 2, STRING = 3, INTS = 7;
+const FLOAT = 1,
+  INT = 2,
+  STRING = 3,
+  INTS = 7;
 
 function attribute(name: string, value: Attribute): AttributeProto {
   if (typeof value === "string") return { name, type: STRING, s: new TextEncoder().encode(value) } as AttributeProto;
   if (Array.isArray(value)) return { name, type: INTS, ints: value } as unknown as AttributeProto;
-  return Number.isInteger(value) && !(name === "epsilon" || name === "alpha") ? ({ name, type: INT, i: value } as unknown as AttributeProto) : ({ name, type: FLOAT, f: value } as AttributeProto);
+  return Number.isInteger(value) && !(name === "epsilon" || name === "alpha")
+    ? ({ name, type: INT, i: value } as unknown as AttributeProto)
+    : ({ name, type: FLOAT, f: value } as AttributeProto);
 }
 
 /**

@@ -40,9 +40,10 @@ export function addLoraSlots(model: ModelProto, modules: { name: string; inFeatu
     if (output === undefined) throw new LowrankError("CHECKPOINT_INVALID", `${label}: node "${node.name}" (the weight of module "${name}") has no output`);
     const baseOutput = `${output}.lowrank_base`;
     node.output[0] = baseOutput;
-    const down = location.kind === "embedding"
-      ? newNode({ name: `${prefix}/Gather`, op_type: "Gather", input: [inputA, location.dataInput], output: [`${prefix}/down`] })
-      : newNode({ name: `${prefix}/MatMul_A`, op_type: "MatMul", input: [location.dataInput, inputA], output: [`${prefix}/down`] });
+    const down =
+      location.kind === "embedding"
+        ? newNode({ name: `${prefix}/Gather`, op_type: "Gather", input: [inputA, location.dataInput], output: [`${prefix}/down`] })
+        : newNode({ name: `${prefix}/MatMul_A`, op_type: "MatMul", input: [location.dataInput, inputA], output: [`${prefix}/down`] });
     const up = newNode({ name: `${prefix}/MatMul_B`, op_type: "MatMul", input: [`${prefix}/down`, inputB], output: [`${prefix}/delta`] });
     const add = newNode({ name: `${prefix}/Add`, op_type: "Add", input: [baseOutput, `${prefix}/delta`], output: [output] });
     graph.node.splice(graph.node.indexOf(node) + 1, 0, down, up, add);

@@ -34,18 +34,24 @@ test("external-data models are written, read, merged and served", async () => {
   const flat = toIntegers(cases.get("input_ids")!);
   const ids = [flat.slice(0, 12), flat.slice(12, 24)];
   const base = (await createOrtSession(externalFile)).session;
-  expect(maxAbsDiff((await base.run({ input_ids: idsTensor(ids) })).logits!.data as Float32Array, toFloat32(cases.get("base_logits")!))).toBeLessThanOrEqual(1e-4);
+  expect(maxAbsDiff((await base.run({ input_ids: idsTensor(ids) })).logits!.data as Float32Array, toFloat32(cases.get("base_logits")!))).toBeLessThanOrEqual(
+    1e-4,
+  );
   await base.release();
 
   const adapter = await readAdapter(requireFixture("gpt2-tiny-lora"));
   const mergedFile = path.join(tmp, "merged.onnx");
   await mergeOnnxFile({ model: externalFile, adapter, out: mergedFile });
   const merged = (await createOrtSession(mergedFile)).session;
-  expect(maxAbsDiff((await merged.run({ input_ids: idsTensor(ids) })).logits!.data as Float32Array, toFloat32(cases.get("adapted_logits")!))).toBeLessThanOrEqual(1e-4);
+  expect(
+    maxAbsDiff((await merged.run({ input_ids: idsTensor(ids) })).logits!.data as Float32Array, toFloat32(cases.get("adapted_logits")!)),
+  ).toBeLessThanOrEqual(1e-4);
   await merged.release();
 
   const runtime = await OnnxLoraSession.create(externalFile, { adapters: { a: adapter } });
-  expect(maxAbsDiff((await runtime.run({ input_ids: idsTensor(ids) }, { adapter: "a" })).logits!.data as Float32Array, toFloat32(cases.get("adapted_logits")!))).toBeLessThanOrEqual(1e-4);
+  expect(
+    maxAbsDiff((await runtime.run({ input_ids: idsTensor(ids) }, { adapter: "a" })).logits!.data as Float32Array, toFloat32(cases.get("adapted_logits")!)),
+  ).toBeLessThanOrEqual(1e-4);
   await runtime.release();
   expect(readdirSync(tmp).filter((f) => f.startsWith("."))).toEqual([]);
 });

@@ -56,7 +56,10 @@ export class GraphIndex {
 }
 
 /** The weight operand of a MatMul/Gemm/Gather, traced to an initializer through at most one Transpose. */
-function weightOperand(index: GraphIndex, node: NodeProto): { initializer: TensorProto; transposed?: NodeProto; layout: WeightLayout; kind: "linear" | "embedding"; dataInput: string } | undefined {
+function weightOperand(
+  index: GraphIndex,
+  node: NodeProto,
+): { initializer: TensorProto; transposed?: NodeProto; layout: WeightLayout; kind: "linear" | "embedding"; dataInput: string } | undefined {
   if (node.op_type === "Gather") {
     const [weight, ids] = node.input;
     // A Gather without both inputs is not a weight lookup lowrank can adapt.
@@ -91,33 +94,49 @@ function weightOperand(index: GraphIndex, node: NodeProto): { initializer: Tenso
  * keep the original.
  * @throws LowrankError ADAPTER_INVALID naming a module that cannot be mapped.
  */
-export function locateWeights(graph: GraphProto, modules: { name: string; inFeatures: number; outFeatures: number }[], label: string): Map<string, WeightLocation> {
+export function locateWeights(
+  graph: GraphProto,
+  modules: { name: string; inFeatures: number; outFeatures: number }[],
+  label: string,
+): Map<string, WeightLocation> {
   const found = new Map<string, WeightLocation>();
   for (const module of modules) {
     const index = new GraphIndex(graph);
     const scope = `${moduleScope(module.name)}/`;
     let via: "graph" | "name" = "graph";
-    let candidates = graph.node.filter((n) => n.name.startsWith(scope) && !n.name.slice(scope.length).includes("/") && ["MatMul", "Gemm", "Gather"].includes(n.op_type));
+    let candidates = graph.node.filter(
+      (n) => n.name.startsWith(scope) && !n.name.slice(scope.length).includes("/") && ["MatMul", "Gemm", "Gather"].includes(n.op_type),
+    );
     candidates = candidates.filter((n) => weightOperand(index, n) !== undefined);
     if (candidates.length !== 1) {
       via = "name";
       const consumers = index.consumers.get(`${module.name}.weight`) ?? [];
       const direct = consumers.filter((n) => ["MatMul", "Gemm", "Gather"].includes(n.op_type));
-      const throughTranspose = consumers.filter((n) => n.op_type === "Transpose").flatMap((t) => {
-        const transposed = t.output[0];
-        return transposed === undefined ? [] : (index.consumers.get(transposed) ?? []).filter((n) => ["MatMul", "Gemm"].includes(n.op_type) && n.input[1] === transposed);
-      });
+      const throughTranspose = consumers
+        .filter((n) => n.op_type === "Transpose")
+        .flatMap((t) => {
+          const transposed = t.output[0];
+          return transposed === undefined
+            ? []
+            : (index.consumers.get(transposed) ?? []).filter((n) => ["MatMul", "Gemm"].includes(n.op_type) && n.input[1] === transposed);
+        });
       candidates = [...direct, ...throughTranspose].filter((n) => weightOperand(index, n) !== undefined);
     }
     if (candidates.length !== 1) {
-      throw new LowrankError("ADAPTER_INVALID", `${label}: cannot find the weight of module "${module.name}" (${candidates.length === 0 ? `no MatMul/Gemm/Gather in scope ${scope} and no initializer "${module.name}.weight"` : `${candidates.length} candidate nodes`})`);
+      throw new LowrankError(
+        "ADAPTER_INVALID",
+        `${label}: cannot find the weight of module "${module.name}" (${candidates.length === 0 ? `no MatMul/Gemm/Gather in scope ${scope} and no initializer "${module.name}.weight"` : `${candidates.length} candidate nodes`})`,
+      );
     }
     const node = candidates[0]!;
     const operand = weightOperand(index, node)!;
     const dims = tensorDims(operand.initializer);
     const expected = operand.layout === "in_out" ? [module.inFeatures, module.outFeatures] : [module.outFeatures, module.inFeatures];
     if (dims.join(",") !== expected.join(",")) {
-      throw new LowrankError("SHAPE_MISMATCH", `${label}: module "${module.name}" maps to initializer "${operand.initializer.name}" of shape [${dims}], but the adapter needs [${expected}] (${operand.layout === "in_out" ? "input by output" : "output by input"}, as node "${node.name}" uses it)`);
+      throw new LowrankError(
+        "SHAPE_MISMATCH",
+        `${label}: module "${module.name}" maps to initializer "${operand.initializer.name}" of shape [${dims}], but the adapter needs [${expected}] (${operand.layout === "in_out" ? "input by output" : "output by input"}, as node "${node.name}" uses it)`,
+      );
     }
     let initializer = operand.initializer;
     // Copy a weight that anything else uses (deduplicated initializers, tied heads): only this module changes.
@@ -126,10 +145,24 @@ export function locateWeights(graph: GraphProto, modules: { name: string; inFeat
     const sharedTranspose = operand.transposed !== undefined && index.uses(operand.transposed.output[0]!) > 1;
     if (sharedInit || sharedTranspose) {
       const copyName = `${initializer.name}.lowrank.${module.name}`;
-      initializer = newTensor({ name: copyName, dims: [...initializer.dims], data_type: initializer.data_type, raw_data: initializer.raw_data, float_data: initializer.float_data, data_location: initializer.data_location, external_data: initializer.external_data });
+      initializer = newTensor({
+        name: copyName,
+        dims: [...initializer.dims],
+        data_type: initializer.data_type,
+        raw_data: initializer.raw_data,
+        float_data: initializer.float_data,
+        data_location: initializer.data_location,
+        external_data: initializer.external_data,
+      });
       graph.initializer.push(initializer);
       if (operand.transposed) {
-        const transpose = newNode({ name: `${operand.transposed.name}.lowrank.${module.name}`, op_type: "Transpose", input: [copyName], output: [`${operand.transposed.output[0]}.lowrank.${module.name}`], attribute: operand.transposed.attribute });
+        const transpose = newNode({
+          name: `${operand.transposed.name}.lowrank.${module.name}`,
+          op_type: "Transpose",
+          input: [copyName],
+          output: [`${operand.transposed.output[0]}.lowrank.${module.name}`],
+          attribute: operand.transposed.attribute,
+        });
         graph.node.splice(graph.node.indexOf(node), 0, transpose);
         node.input[1] = transpose.output[0]!;
       } else if (operand.kind === "embedding") {

@@ -8,7 +8,6 @@ import { createOrtSession, idsTensor } from "../session/ort-session.js";
 import { decodeModel, encodeModel } from "./onnx-codec.js";
 import { mergeIntoOnnxModel } from "./merge-onnx.js";
 
-
 async function logitsOf(model: string | Uint8Array, ids: number[][]): Promise<Float32Array> {
   const { session } = await createOrtSession(model);
   const out = await session.run({ input_ids: idsTensor(ids) });
@@ -17,10 +16,14 @@ async function logitsOf(model: string | Uint8Array, ids: number[][]): Promise<Fl
 }
 
 describe.each([
-  ["gpt2-tiny", "model.onnx", "gpt2-tiny-lora"], ["gpt2-tiny", "model.folded.onnx", "gpt2-tiny-lora"],
-  ["llama-tiny", "model.onnx", "llama-tiny-lora"], ["llama-tiny", "model.folded.onnx", "llama-tiny-lora"],
-  ["gpt2-tiny", "model.onnx", "gpt2-tiny-dora"], ["gpt2-tiny", "model.folded.onnx", "gpt2-tiny-dora"],
-  ["llama-tiny", "model.onnx", "llama-tiny-embed-lora"], ["llama-tiny", "model.folded.onnx", "llama-tiny-embed-lora"],
+  ["gpt2-tiny", "model.onnx", "gpt2-tiny-lora"],
+  ["gpt2-tiny", "model.folded.onnx", "gpt2-tiny-lora"],
+  ["llama-tiny", "model.onnx", "llama-tiny-lora"],
+  ["llama-tiny", "model.folded.onnx", "llama-tiny-lora"],
+  ["gpt2-tiny", "model.onnx", "gpt2-tiny-dora"],
+  ["gpt2-tiny", "model.folded.onnx", "gpt2-tiny-dora"],
+  ["llama-tiny", "model.onnx", "llama-tiny-embed-lora"],
+  ["llama-tiny", "model.folded.onnx", "llama-tiny-embed-lora"],
 ])("%s/%s with %s", (base, file, adapterName) => {
   test("round-trips byte for byte and gives the ONNX cases' logits", async () => {
     const bytes = await readFile(requireFixture(base, file));
@@ -35,7 +38,9 @@ describe.each([
     const before = new Map(model.graph.initializer.map((t) => [t.name, Buffer.from(t.raw_data ?? [])]));
     const nodesBefore = model.graph.node.map((n) => `${n.op_type}:${n.input.join(",")}`);
     const merged = mergeIntoOnnxModel(model, await readAdapter(requireFixture(adapterName)), { modelDir: path.dirname(requireFixture(base, file)) });
-    const changed = model.graph.initializer.filter((t) => Buffer.compare(before.get(t.name) ?? Buffer.alloc(0), Buffer.from(t.raw_data ?? [])) !== 0).map((t) => t.name);
+    const changed = model.graph.initializer
+      .filter((t) => Buffer.compare(before.get(t.name) ?? Buffer.alloc(0), Buffer.from(t.raw_data ?? [])) !== 0)
+      .map((t) => t.name);
     // Each adapted module changes exactly one initializer; the embedding adapter's saved base_layer copy
     // replaces the table with itself.
     expect(changed).toHaveLength(merged.mergedModules.length);

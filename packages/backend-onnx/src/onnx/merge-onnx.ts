@@ -18,7 +18,11 @@ export interface MergedOnnx {
  * Shared initializers are copied first; nothing else in the graph changes.
  * @throws LowrankError when a module cannot be mapped or does not fit.
  */
-export function mergeIntoOnnxModel(model: ModelProto, adapter: LoraAdapter, options: { modelDir: string; safe?: boolean; logger?: Logger; label?: string }): MergedOnnx {
+export function mergeIntoOnnxModel(
+  model: ModelProto,
+  adapter: LoraAdapter,
+  options: { modelDir: string; safe?: boolean; logger?: Logger; label?: string },
+): MergedOnnx {
   const label = options.label ?? "model.onnx";
   const { description, adapter: bindable } = describeOnnxForAdapter(model.graph, adapter, label, options.modelDir);
   const bound = bindAdapter(bindable, description, { logger: options.logger, label: "adapter", layoutFromStorage: true });
@@ -39,8 +43,15 @@ export function mergeIntoOnnxModel(model: ModelProto, adapter: LoraAdapter, opti
 }
 
 /** `lowrank onnx merge`: reads an ONNX file, merges the adapter, writes the result atomically. */
-export async function mergeOnnxFile(params: { model: string; adapter: LoraAdapter; out: string; safe?: boolean; logger?: Logger }): Promise<MergedOnnx & { bytes: number }> {
-  if (path.resolve(params.out) === path.resolve(params.model)) throw new LowrankError("USAGE", "--out must differ from --model (the base model is never overwritten)");
+export async function mergeOnnxFile(params: {
+  model: string;
+  adapter: LoraAdapter;
+  out: string;
+  safe?: boolean;
+  logger?: Logger;
+}): Promise<MergedOnnx & { bytes: number }> {
+  if (path.resolve(params.out) === path.resolve(params.model))
+    throw new LowrankError("USAGE", "--out must differ from --model (the base model is never overwritten)");
   let bytes: Uint8Array;
   try {
     bytes = await readFile(params.model);

@@ -39,7 +39,12 @@ function withConcreteTargets(adapter: LoraAdapter, modelType: string | undefined
  * from a config.json in `modelDir`; `adapter` is the one to bind (targets made concrete when the
  * adapter leaves them to a model type the graph does not state).
  */
-export function describeOnnxForAdapter(graph: GraphProto, given: LoraAdapter, label: string, modelDir?: string): { description: ModelDescription; locations: Map<string, WeightLocation>; adapter: LoraAdapter } {
+export function describeOnnxForAdapter(
+  graph: GraphProto,
+  given: LoraAdapter,
+  label: string,
+  modelDir?: string,
+): { description: ModelDescription; locations: Map<string, WeightLocation>; adapter: LoraAdapter } {
   const modelType = onnxModelType(modelDir);
   const adapter = withConcreteTargets(given, modelType);
   const locations = locateWeights(graph, adapterModules(adapter), label);
@@ -62,7 +67,13 @@ export function describeOnnxForAdapter(graph: GraphProto, given: LoraAdapter, la
     tensors.set(`${loc.module}.weight`, { dtype: "F32", shape: dims });
   }
   const description: ModelDescription = {
-    modelType, architectures: [], modules, byName: new Map(modules.map((m) => [m.name, m])), tensors, outputHead: undefined, config: {},
+    modelType,
+    architectures: [],
+    modules,
+    byName: new Map(modules.map((m) => [m.name, m])),
+    tensors,
+    outputHead: undefined,
+    config: {},
   };
   return { description, locations, adapter };
 }

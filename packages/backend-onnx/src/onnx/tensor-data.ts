@@ -39,7 +39,8 @@ export function readTensorBytes(t: TensorProto, modelDir: string): Uint8Array {
   let fd: number | undefined;
   try {
     fd = openSync(file, "r");
-    if (offset + length > fstatSync(fd).size) throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}": external data range [${offset}, ${offset + length}) is beyond the end of ${file}`);
+    if (offset + length > fstatSync(fd).size)
+      throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}": external data range [${offset}, ${offset + length}) is beyond the end of ${file}`);
     const bytes = new Uint8Array(length);
     let done = 0;
     while (done < length) {
@@ -61,14 +62,16 @@ export function readTensorBytes(t: TensorProto, modelDir: string): Uint8Array {
  * @throws LowrankError CHECKPOINT_INVALID for other dtypes or unreadable external data.
  */
 export function readFloatTensor(t: TensorProto, modelDir: string): Float32Array {
-  if (t.data_type !== ONNX_FLOAT) throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}" has ONNX data type ${t.data_type}; only float32 (1) weights can be adapted`);
+  if (t.data_type !== ONNX_FLOAT)
+    throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}" has ONNX data type ${t.data_type}; only float32 (1) weights can be adapted`);
   const count = tensorDims(t).reduce((a, b) => a * b, 1);
   if (t.data_location !== EXTERNAL_LOCATION && !(t.raw_data && t.raw_data.byteLength > 0)) {
     if (t.float_data && t.float_data.length > 0) return Float32Array.from(t.float_data);
     if (count === 0) return new Float32Array(0);
   }
   const bytes = readTensorBytes(t, modelDir);
-  if (bytes.byteLength !== count * 4) throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}" holds ${bytes.byteLength} bytes for ${count} float32 values`);
+  if (bytes.byteLength !== count * 4)
+    throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}" holds ${bytes.byteLength} bytes for ${count} float32 values`);
   const out = new Float32Array(count);
   new Uint8Array(out.buffer).set(bytes);
   return out;

@@ -12,8 +12,16 @@ export const EXTERNAL_DATA_THRESHOLD = 1_800_000_000;
  * onnx.save_model(..., save_as_external_data=True) does; external data of the source is carried
  * over from `sourceDir`.
  */
-export async function writeOnnx(target: string, model: ModelProto, options: { sourceDir: string; external?: boolean }): Promise<{ bytes: number; externalFile?: string }> {
-  const inlineBytes = model.graph.initializer.reduce((n, t) => n + (t.raw_data?.byteLength ?? 0) + (t.data_location === EXTERNAL_LOCATION ? Number(t.external_data?.find((e) => e.key === "length")?.value ?? 0) : 0), 0);
+export async function writeOnnx(
+  target: string,
+  model: ModelProto,
+  options: { sourceDir: string; external?: boolean },
+): Promise<{ bytes: number; externalFile?: string }> {
+  const inlineBytes = model.graph.initializer.reduce(
+    (n, t) =>
+      n + (t.raw_data?.byteLength ?? 0) + (t.data_location === EXTERNAL_LOCATION ? Number(t.external_data?.find((e) => e.key === "length")?.value ?? 0) : 0),
+    0,
+  );
   const external = options.external ?? inlineBytes > EXTERNAL_DATA_THRESHOLD;
   const hasExternal = model.graph.initializer.some((t) => t.data_location === EXTERNAL_LOCATION);
   if (!external && !hasExternal) {
@@ -27,7 +35,7 @@ export async function writeOnnx(target: string, model: ModelProto, options: { so
     let offset = 0;
     const initializers = model.graph.initializer.map((t) => {
       const isExternal = t.data_location === EXTERNAL_LOCATION;
-      const size = isExternal ? 0 : t.raw_data?.byteLength ?? 0;
+      const size = isExternal ? 0 : (t.raw_data?.byteLength ?? 0);
       if (!isExternal && (!external || size < 1024)) return t;
       const data = isExternal ? readTensorBytes(t, options.sourceDir) : t.raw_data!;
       return { t, data };
@@ -38,15 +46,24 @@ export async function writeOnnx(target: string, model: ModelProto, options: { so
         rewritten.push(entry);
         continue;
       }
-      const { t, data } = entry as { t: typeof model.graph.initializer[number]; data: Uint8Array };
+      const { t, data } = entry as { t: (typeof model.graph.initializer)[number]; data: Uint8Array };
       const pad = (4096 - (offset % 4096)) % 4096;
       if (pad) await dataFile.write(new Uint8Array(pad), offset);
       offset += pad;
       await dataFile.write(data, offset);
-      rewritten.push(newTensor({
-        name: t.name, dims: t.dims, data_type: t.data_type, data_location: EXTERNAL_LOCATION,
-        external_data: [{ key: "location", value: dataName }, { key: "offset", value: String(offset) }, { key: "length", value: String(data.byteLength) }],
-      }));
+      rewritten.push(
+        newTensor({
+          name: t.name,
+          dims: t.dims,
+          data_type: t.data_type,
+          data_location: EXTERNAL_LOCATION,
+          external_data: [
+            { key: "location", value: dataName },
+            { key: "offset", value: String(offset) },
+            { key: "length", value: String(data.byteLength) },
+          ],
+        }),
+      );
       offset += data.byteLength;
     }
     const copy = { ...model, graph: { ...model.graph, initializer: rewritten } } as ModelProto;

@@ -41,7 +41,11 @@ export function concatSlotFeeds(slots: Iterable<LoraSlot>, each: readonly Feeds[
   return out;
 }
 
-type RowData = ort.Tensor["data"] & { subarray(begin: number, end: number): ort.Tensor["data"]; set(source: ArrayLike<unknown>, offset: number): void; constructor: new (n: number) => ort.Tensor["data"] };
+type RowData = ort.Tensor["data"] & {
+  subarray(begin: number, end: number): ort.Tensor["data"];
+  set(source: ArrayLike<unknown>, offset: number): void;
+  constructor: new (n: number) => ort.Tensor["data"];
+};
 
 /** The given rows (first dimension) of a tensor. */
 export function takeRows(tensor: ort.Tensor, rows: readonly number[]): ort.Tensor {
@@ -66,7 +70,11 @@ export function scatterRows(batch: number, groups: { rows: number[]; outputs: or
     const out = new ((first.data as RowData).constructor as new (n: number) => RowData)(batch * size);
     for (const { rows, outputs } of groups) {
       const tensor = outputs[name] as ort.Tensor;
-      if (tensor.dims[0] !== rows.length) throw new LowrankError("USAGE", `output "${name}" has ${tensor.dims[0]} rows for a group of ${rows.length}; a mixed batch needs outputs with the batch first`);
+      if (tensor.dims[0] !== rows.length)
+        throw new LowrankError(
+          "USAGE",
+          `output "${name}" has ${tensor.dims[0]} rows for a group of ${rows.length}; a mixed batch needs outputs with the batch first`,
+        );
       const data = tensor.data as RowData;
       rows.forEach((row, i) => out.set(data.subarray(i * size, (i + 1) * size) as ArrayLike<unknown>, row * size));
     }

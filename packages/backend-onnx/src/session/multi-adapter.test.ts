@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import * as ort from "onnxruntime-node";
+import type * as ort from "onnxruntime-node";
 import { readAdapter, readSafetensors, toFloat32 } from "@lowrank/core";
 import { captureLowrankRejection, idRows, maxAbsDiff, perturbedAdapter, requireFixture } from "@lowrank/core/testing";
 import { decodeModel, encodeModel } from "../onnx/onnx-codec.js";
@@ -27,7 +27,9 @@ describe("several adapters on one ONNX Runtime session", () => {
 
       // Both adapters, summed in one pass = both merged into the weights offline, one after the other.
       const model = decodeModel(await readFile(file), file);
-      const both = mergeIntoOnnxModel(mergeIntoOnnxModel(model, a, { modelDir: requireFixture("gpt2-tiny") }).model, b, { modelDir: requireFixture("gpt2-tiny") }).model;
+      const both = mergeIntoOnnxModel(mergeIntoOnnxModel(model, a, { modelDir: requireFixture("gpt2-tiny") }).model, b, {
+        modelDir: requireFixture("gpt2-tiny"),
+      }).model;
       const offline = (await createOrtSession(encodeModel(both))).session;
       const expected = await logitsOf(offline.run(feeds));
       await offline.release();
@@ -59,7 +61,12 @@ describe("several adapters on one ONNX Runtime session", () => {
     const b = await readAdapter(requireFixture("llama-tiny-embed-lora"));
     const session = await OnnxLoraSession.create(requireFixture("llama-tiny", "model.onnx"), { adapters: { a, b } });
     try {
-      const ids = [[5, 9, 200, 31, 7, 88], [1, 2, 3, 4, 5, 6], [400, 12, 77, 3, 3, 90], [5, 9, 200, 31, 7, 88]];
+      const ids = [
+        [5, 9, 200, 31, 7, 88],
+        [1, 2, 3, 4, 5, 6],
+        [400, 12, 77, 3, 3, 90],
+        [5, 9, 200, 31, 7, 88],
+      ];
       const names = ["b", null, "a", "__base__"];
       const mixed = (await session.runMixed({ input_ids: idsTensor(ids) }, names)).logits!;
       expect(mixed.dims).toEqual([4, 6, 512]);
@@ -68,8 +75,12 @@ describe("several adapters on one ONNX Runtime session", () => {
         expect(maxAbsDiff(rowOf(mixed.data as Float32Array, r, 4), alone), `row ${r}`).toBeLessThanOrEqual(1e-5);
       }
       expect(maxAbsDiff(rowOf(mixed.data as Float32Array, 0, 4), rowOf(mixed.data as Float32Array, 3, 4))).toBeGreaterThan(1e-2);
-      expect((await captureLowrankRejection(session.runMixed({ input_ids: idsTensor(ids) }, ["a"]))).message).toBe("adapterNames has 1 entries for a batch of 4 rows");
-      expect((await captureLowrankRejection(session.runMixed({ input_ids: idsTensor(ids) }, ["a", "a", "zz", null]))).message).toMatch(/adapter "zz" is not loaded/);
+      expect((await captureLowrankRejection(session.runMixed({ input_ids: idsTensor(ids) }, ["a"]))).message).toBe(
+        "adapterNames has 1 entries for a batch of 4 rows",
+      );
+      expect((await captureLowrankRejection(session.runMixed({ input_ids: idsTensor(ids) }, ["a", "a", "zz", null]))).message).toMatch(
+        /adapter "zz" is not loaded/,
+      );
     } finally {
       await session.release();
     }

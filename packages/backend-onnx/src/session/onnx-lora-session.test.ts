@@ -4,10 +4,11 @@ import { maxAbsDiff, requireFixture, idRows } from "@lowrank/core/testing";
 import { idsTensor } from "./ort-session.js";
 import { OnnxLoraSession } from "./onnx-lora-session.js";
 
-
 describe.each([
-  ["gpt2-tiny", "model.onnx"], ["gpt2-tiny", "model.folded.onnx"],
-  ["llama-tiny", "model.onnx"], ["llama-tiny", "model.folded.onnx"],
+  ["gpt2-tiny", "model.onnx"],
+  ["gpt2-tiny", "model.folded.onnx"],
+  ["llama-tiny", "model.onnx"],
+  ["llama-tiny", "model.folded.onnx"],
 ])("runtime adapters on %s/%s", (base, file) => {
   test("one session serves two adapters and the base in alternation, each matching PEFT", async () => {
     const second = base === "gpt2-tiny" ? null : "llama-tiny-embed-lora";
@@ -49,11 +50,15 @@ describe.each([
       expect(maxAbsDiff(b.logits!.data as Float32Array, toFloat32(casesSecond.get("adapted_logits")!))).toBeLessThanOrEqual(1e-4);
     }
     expect(session.session).toBe(sessionObject);
-    await expect(session.run({ input_ids: idsTensor(idsMain) }, { adapter: "nope" })).rejects.toThrow(/adapter "nope" is not loaded in this session \(loaded: main, second\)/);
+    await expect(session.run({ input_ids: idsTensor(idsMain) }, { adapter: "nope" })).rejects.toThrow(
+      /adapter "nope" is not loaded in this session \(loaded: main, second\)/,
+    );
     await session.release();
   });
 });
 
 test("DoRA is refused at runtime with a pointer to the offline merge", async () => {
-  await expect(OnnxLoraSession.create(requireFixture("gpt2-tiny", "model.onnx"), { adapters: { d: await readAdapter(requireFixture("gpt2-tiny-dora")) } })).rejects.toThrow(/is DoRA .* merge DoRA offline instead/);
+  await expect(
+    OnnxLoraSession.create(requireFixture("gpt2-tiny", "model.onnx"), { adapters: { d: await readAdapter(requireFixture("gpt2-tiny-dora")) } }),
+  ).rejects.toThrow(/is DoRA .* merge DoRA offline instead/);
 });

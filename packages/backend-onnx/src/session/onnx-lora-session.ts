@@ -94,7 +94,17 @@ export class OnnxLoraSession {
     const slots = addLoraSlots(rewritten, [...wanted.values()], label);
     const stored = initializersAsInputs(rewritten.graph, [...replaceable], modelDir, label);
     const created = await createSessionForModel(rewritten, modelDir, options);
-    const session = new OnnxLoraSession(created.session, created.provider, created.reason, slots, stored, label, options.logger ?? silentLogger, describeFor, async (adapter) => (await createSessionForModel(mergeIntoOnnxModel(pristine(), adapter, { modelDir, label }).model, modelDir, options)).session);
+    const session = new OnnxLoraSession(
+      created.session,
+      created.provider,
+      created.reason,
+      slots,
+      stored,
+      label,
+      options.logger ?? silentLogger,
+      describeFor,
+      async (adapter) => (await createSessionForModel(mergeIntoOnnxModel(pristine(), adapter, { modelDir, label }).model, modelDir, options)).session,
+    );
     try {
       for (const [name, adapter] of Object.entries(options.adapters ?? {})) session.loadAdapter(name, adapter);
     } catch (error) {
@@ -119,14 +129,27 @@ export class OnnxLoraSession {
     const bound = bindRuntimeAdapter(name, this.describeFor(adapter), this.logger);
     const feeds: Feeds = { ...this.base };
     for (const [key, tensor] of bound.replacements) {
-      if (!this.replaceable.has(key)) throw new LowrankError("ADAPTER_INVALID", `adapter "${name}" replaces "${key}" (a trained bias or modules_to_save), which this session cannot take at run time; create the session with this adapter (or list the tensor in \`replaceable\`)`);
+      if (!this.replaceable.has(key))
+        throw new LowrankError(
+          "ADAPTER_INVALID",
+          `adapter "${name}" replaces "${key}" (a trained bias or modules_to_save), which this session cannot take at run time; create the session with this adapter (or list the tensor in \`replaceable\`)`,
+        );
       feeds[key] = tensor;
     }
     for (const { plan, factors } of bound.modules) {
       const slot = this.slots.get(plan.name);
-      if (!slot) throw new LowrankError("ADAPTER_INVALID", `adapter "${name}" adapts "${plan.name}", which has no runtime slot in this session; create the session with this adapter (or list the module in \`slots\`)`);
-      if (factors.magnitude) throw new LowrankError("ADAPTER_INVALID", `adapter "${name}" is DoRA ("${plan.name}"); runtime adapters support plain LoRA — merge DoRA offline instead`);
-      if (factors.loraBias) throw new LowrankError("ADAPTER_INVALID", `adapter "${name}" has lora_bias; runtime adapters support plain LoRA — merge it offline instead`);
+      if (!slot)
+        throw new LowrankError(
+          "ADAPTER_INVALID",
+          `adapter "${name}" adapts "${plan.name}", which has no runtime slot in this session; create the session with this adapter (or list the module in \`slots\`)`,
+        );
+      if (factors.magnitude)
+        throw new LowrankError(
+          "ADAPTER_INVALID",
+          `adapter "${name}" is DoRA ("${plan.name}"); runtime adapters support plain LoRA — merge DoRA offline instead`,
+        );
+      if (factors.loraBias)
+        throw new LowrankError("ADAPTER_INVALID", `adapter "${name}" has lora_bias; runtime adapters support plain LoRA — merge it offline instead`);
       [feeds[slot.inputA], feeds[slot.inputB]] = slotTensors(slot, factors.A, factors.B, factors.r, factors.scaling);
     }
     this.adapters.set(name, feeds);
@@ -161,7 +184,14 @@ export class OnnxLoraSession {
    * @throws LowrankError USAGE for an adapter that is not loaded.
    */
   async run(feeds: Feeds, options: { adapter?: string | string[] | null } = {}): Promise<ort.InferenceSession.OnnxValueMapType> {
-    const names = options.adapter === undefined ? this.activeNames : options.adapter === null ? [] : typeof options.adapter === "string" ? [options.adapter] : options.adapter;
+    const names =
+      options.adapter === undefined
+        ? this.activeNames
+        : options.adapter === null
+          ? []
+          : typeof options.adapter === "string"
+            ? [options.adapter]
+            : options.adapter;
     const merged = names.length === 1 ? this.mergedSessions.get(names[0]!) : undefined;
     if (merged) return merged.run(feeds);
     const loras = names.length === 0 ? this.base : names.length === 1 ? this.feedsOf(names[0]!) : this.summedFeeds(names);
@@ -213,7 +243,11 @@ export class OnnxLoraSession {
   private summedFeeds(names: readonly string[]): Feeds {
     const each = names.map((n) => this.feedsOf(n));
     const replacing = names.filter((n) => (this.replacedBy.get(n) ?? []).length > 0);
-    if (replacing.length > 1) throw new LowrankError("USAGE", `adapters ${replacing.map((n) => `"${n}"`).join(" and ")} both replace whole tensors (trained biases or modules_to_save); PEFT runs only one such adapter at a time`);
+    if (replacing.length > 1)
+      throw new LowrankError(
+        "USAGE",
+        `adapters ${replacing.map((n) => `"${n}"`).join(" and ")} both replace whole tensors (trained biases or modules_to_save); PEFT runs only one such adapter at a time`,
+      );
     const feeds: Feeds = replacing.length === 1 ? this.feedsOf(replacing[0]!) : {};
     // loadAdapter put each tensor an adapter replaces into its feeds.
     const replaced = Object.fromEntries((replacing.length === 1 ? this.replacedBy.get(replacing[0]!)! : []).map((k) => [k, feeds[k]!]));
@@ -241,4 +275,3 @@ export class OnnxLoraSession {
     return `OnnxLoraSession(${this.graphLabel}, ${this.slots.size} slots, ${this.provider})`;
   }
 }
-

@@ -36,7 +36,9 @@ export async function createOrtSession(model: string | Uint8Array, options: Sess
     logSeverityLevel: 3,
   };
   const open = (providers: string[]) =>
-    typeof model === "string" ? ort.InferenceSession.create(model, { ...base, executionProviders: providers }) : ort.InferenceSession.create(model, { ...base, executionProviders: providers });
+    typeof model === "string"
+      ? ort.InferenceSession.create(model, { ...base, executionProviders: providers })
+      : ort.InferenceSession.create(model, { ...base, executionProviders: providers });
   if ((options.executionProvider ?? "cpu") === "cuda") {
     try {
       return { session: await open(["cuda"]), provider: "cuda", reason: "requested" };

@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { describe, expect, test } from "vitest";
-import * as ort from "onnxruntime-node";
+import type * as ort from "onnxruntime-node";
 import { Checkpoint, float32Tensor, readAdapter, readSafetensors, toFloat32, type LoraAdapter, type Tensor } from "@lowrank/core";
 import { PEFT_PREFIX, SeededRandom } from "@lowrank/core/internal";
 import { captureLowrankError, captureLowrankRejection, idRows, maxAbsDiff, requireFixture } from "@lowrank/core/testing";
@@ -54,7 +54,10 @@ describe("adapters that replace whole tensors run unmerged, switched per run", (
     const session = await OnnxLoraSession.create(requireFixture("gpt2-tiny", "model.onnx"), { adapters: { biases, saved, plain } });
     try {
       expect(session.modelInputs()).toEqual(["input_ids"]);
-      for (const [name, adapter] of [["biases", biases], ["saved", saved]] as const) {
+      for (const [name, adapter] of [
+        ["biases", biases],
+        ["saved", saved],
+      ] as const) {
         const runtime = await logitsOf(session.run(feeds, { adapter: name }));
         expect(maxAbsDiff(runtime, await offlineLogits(adapter, feeds)), name).toBeLessThanOrEqual(1e-4);
         // The replaced tensors matter: without them the result is the plain LoRA's.
@@ -67,13 +70,15 @@ describe("adapters that replace whole tensors run unmerged, switched per run", (
       const ids = idRows(cases.get("input_ids")!);
       const mixed = (await session.runMixed({ input_ids: idsTensor([ids[0]!, ids[0]!, ids[0]!]) }, ["biases", null, "saved"])).logits!.data as Float32Array;
       const per = mixed.length / 3;
-      const alone = async (name: string | null) => (await logitsOf(session.run({ input_ids: idsTensor([ids[0]!]) }, { adapter: name })));
+      const alone = async (name: string | null) => await logitsOf(session.run({ input_ids: idsTensor([ids[0]!]) }, { adapter: name }));
       expect(maxAbsDiff(mixed.slice(0, per), await alone("biases"))).toBeLessThanOrEqual(1e-5);
       expect(maxAbsDiff(mixed.slice(per, 2 * per), await alone(null))).toBeLessThanOrEqual(1e-5);
       expect(maxAbsDiff(mixed.slice(2 * per), await alone("saved"))).toBeLessThanOrEqual(1e-5);
 
       // Summing two adapters that both replace tensors is refused, as PEFT refuses it.
-      expect((await captureLowrankRejection(session.run(feeds, { adapter: ["biases", "saved"] }))).message).toMatch(/adapters "biases" and "saved" both replace whole tensors/);
+      expect((await captureLowrankRejection(session.run(feeds, { adapter: ["biases", "saved"] }))).message).toMatch(
+        /adapters "biases" and "saved" both replace whole tensors/,
+      );
       // One replacing adapter summed with a plain one is fine.
       await session.run(feeds, { adapter: ["biases", "plain"] });
     } finally {
@@ -83,14 +88,28 @@ describe("adapters that replace whole tensors run unmerged, switched per run", (
 
   test("an adapter loaded later may replace only tensors the session was made replaceable for", async () => {
     const biases = await withReplacements("bias-all", 3);
-    const session = await OnnxLoraSession.create(requireFixture("gpt2-tiny", "model.onnx"), { slots: [{ name: "transformer.h.0.attn.c_attn", inFeatures: 64, outFeatures: 192 }, { name: "transformer.h.1.attn.c_attn", inFeatures: 64, outFeatures: 192 }, { name: "transformer.h.0.attn.c_proj", inFeatures: 64, outFeatures: 64 }, { name: "transformer.h.1.attn.c_proj", inFeatures: 64, outFeatures: 64 }, { name: "transformer.h.0.mlp.c_proj", inFeatures: 256, outFeatures: 64 }, { name: "transformer.h.1.mlp.c_proj", inFeatures: 256, outFeatures: 64 }] });
+    const session = await OnnxLoraSession.create(requireFixture("gpt2-tiny", "model.onnx"), {
+      slots: [
+        { name: "transformer.h.0.attn.c_attn", inFeatures: 64, outFeatures: 192 },
+        { name: "transformer.h.1.attn.c_attn", inFeatures: 64, outFeatures: 192 },
+        { name: "transformer.h.0.attn.c_proj", inFeatures: 64, outFeatures: 64 },
+        { name: "transformer.h.1.attn.c_proj", inFeatures: 64, outFeatures: 64 },
+        { name: "transformer.h.0.mlp.c_proj", inFeatures: 256, outFeatures: 64 },
+        { name: "transformer.h.1.mlp.c_proj", inFeatures: 256, outFeatures: 64 },
+      ],
+    });
     try {
-      expect(captureLowrankError(() => session.loadAdapter("late", biases)).message).toMatch(/adapter "late" replaces ".*bias".*create the session with this adapter \(or list the tensor in `replaceable`\)/);
+      expect(captureLowrankError(() => session.loadAdapter("late", biases)).message).toMatch(
+        /adapter "late" replaces ".*bias".*create the session with this adapter \(or list the tensor in `replaceable`\)/,
+      );
     } finally {
       await session.release();
     }
     const replaceable = [...biases.tensors.keys()].filter((k) => k.endsWith("bias")).map((k) => k.slice(PEFT_PREFIX.length).replace(".base_layer.", "."));
-    const open = await OnnxLoraSession.create(requireFixture("gpt2-tiny", "model.onnx"), { adapters: { plain: await readAdapter(requireFixture("gpt2-tiny-lora")) }, replaceable });
+    const open = await OnnxLoraSession.create(requireFixture("gpt2-tiny", "model.onnx"), {
+      adapters: { plain: await readAdapter(requireFixture("gpt2-tiny-lora")) },
+      replaceable,
+    });
     try {
       open.loadAdapter("late", biases);
       const cases = (await readSafetensors(requireFixture("cases", "gpt2-tiny-lora.safetensors"))).tensors;

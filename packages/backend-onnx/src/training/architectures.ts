@@ -20,6 +20,10 @@ export const ONNX_TRAINABLE_MODEL_TYPES = Object.keys(ARCHITECTURES);
 export function trainingArchitecture(config: Record<string, unknown>, label: string): TrainingArchitecture {
   const type = typeof config.model_type === "string" ? config.model_type : "";
   const found = ARCHITECTURES[type];
-  if (!found) throw new LowrankError("CHECKPOINT_INVALID", `${label}: model_type ${JSON.stringify(type)} is not supported by the onnx trainer (supported: ${ONNX_TRAINABLE_MODEL_TYPES.join(", ")}); use --backend tfjs`);
+  if (!found)
+    throw new LowrankError(
+      "CHECKPOINT_INVALID",
+      `${label}: model_type ${JSON.stringify(type)} is not supported by the onnx trainer (supported: ${ONNX_TRAINABLE_MODEL_TYPES.join(", ")}); use --backend tfjs`,
+    );
   return found;
 }

@@ -39,7 +39,12 @@ const HEADS_T = [0, 2, 3, 1]; // [b, s, h, d] → [b, h, d, s]
 const FROM_HEADS_T = [0, 3, 1, 2]; // [b, h, d, s] → [b, s, h, d]
 
 function shape(g: GraphBuilder, scope: string, parts: (string | number[])[]): string {
-  return g.one(scope, "Concat", parts.map((p) => (typeof p === "string" ? p : g.constInts(p))), { axis: 0 });
+  return g.one(
+    scope,
+    "Concat",
+    parts.map((p) => (typeof p === "string" ? p : g.constInts(p))),
+    { axis: 0 },
+  );
 }
 
 /** Grouped-query attention: [b, kvHeads, m, n] → [b, heads, m, n], each kv head serving heads/kvHeads query heads. */

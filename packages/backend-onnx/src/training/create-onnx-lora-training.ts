@@ -46,7 +46,10 @@ export interface CreateOnnxLoraTrainingParams {
  */
 export async function createOnnxLoraTraining(params: CreateOnnxLoraTrainingParams): Promise<OnnxLoraTraining> {
   if ((await stat(params.model).catch(() => undefined))?.isFile()) {
-    throw new LowrankError("USAGE", `--model ${params.model}: the onnx trainer builds its graph from a Hugging Face model folder (config.json + safetensors), not an ONNX file`);
+    throw new LowrankError(
+      "USAGE",
+      `--model ${params.model}: the onnx trainer builds its graph from a Hugging Face model folder (config.json + safetensors), not an ONNX file`,
+    );
   }
   const checkpoint = await Checkpoint.open(params.model);
   let description;
@@ -73,9 +76,20 @@ export async function createOnnxLoraTraining(params: CreateOnnxLoraTrainingParam
   const factors = initialFactors(slots, config, params.seed);
   const dropout = config.lora_dropout > 0;
   const model = await buildTrainingGraph({ dir: params.model, architecture, slots, dropout, gradients: true });
-  const { session, provider, reason } = await openGraphSession(model, { executionProvider: params.executionProvider, threads: params.threads, logger: params.logger });
+  const { session, provider, reason } = await openGraphSession(model, {
+    executionProvider: params.executionProvider,
+    threads: params.threads,
+    logger: params.logger,
+  });
   return {
-    config, slots, params: factors, session, provider, reason, modelConfig, totalParameters,
+    config,
+    slots,
+    params: factors,
+    session,
+    provider,
+    reason,
+    modelConfig,
+    totalParameters,
     trainableParameters: slots.reduce((n, s) => n + s.r * (s.inFeatures + s.outFeatures), 0),
     adapter: () => adapterOf(slots, saved, factors),
     release: () => session.release(),

@@ -83,7 +83,13 @@ function layerNorm(x: Float64Array, n: number, d: number, g: Float64Array, b: Fl
 const gelu = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
 
 /** Mean next-token cross-entropy over labels ≥ 0 (labels −100 ignored), and the logits [b·s, vocab]. */
-export function referenceLoss(m: ReferenceGpt2, lora: readonly ReferenceLora[], factors: ReadonlyMap<string, Float64Array>, ids: number[][], labels: number[][]): { loss: number; logits: Float64Array } {
+export function referenceLoss(
+  m: ReferenceGpt2,
+  lora: readonly ReferenceLora[],
+  factors: ReadonlyMap<string, Float64Array>,
+  ids: number[][],
+  labels: number[][],
+): { loss: number; logits: Float64Array } {
   const { d, heads, vocab } = m;
   const bsz = ids.length;
   const seq = ids[0]!.length;
@@ -99,7 +105,8 @@ export function referenceLoss(m: ReferenceGpt2, lora: readonly ReferenceLora[], 
   let h = new Float64Array(n * d);
   const wte = W("transformer.wte.weight");
   const wpe = W("transformer.wpe.weight");
-  for (let b = 0; b < bsz; b++) for (let t = 0; t < seq; t++) for (let k = 0; k < d; k++) h[(b * seq + t) * d + k] = wte[ids[b]![t]! * d + k]! + wpe[t * d + k]!;
+  for (let b = 0; b < bsz; b++)
+    for (let t = 0; t < seq; t++) for (let k = 0; k < d; k++) h[(b * seq + t) * d + k] = wte[ids[b]![t]! * d + k]! + wpe[t * d + k]!;
   for (let layer = 0; layer < m.layers; layer++) {
     const p = `transformer.h.${layer}`;
     const a = layerNorm(h, n, d, W(`${p}.ln_1.weight`), W(`${p}.ln_1.bias`), m.eps);
@@ -117,7 +124,8 @@ export function referenceLoss(m: ReferenceGpt2, lora: readonly ReferenceLora[], 
           const max = Math.max(...scores);
           const e = scores.map((s) => Math.exp(s - max));
           const z = e.reduce((x, y) => x + y, 0);
-          for (let j = 0; j <= i; j++) for (let k = 0; k < dh; k++) o[(b * seq + i) * d + hd * dh + k]! += (e[j]! / z) * qkv[(b * seq + j) * 3 * d + 2 * d + hd * dh + k]!;
+          for (let j = 0; j <= i; j++)
+            for (let k = 0; k < dh; k++) o[(b * seq + i) * d + hd * dh + k]! += (e[j]! / z) * qkv[(b * seq + j) * 3 * d + 2 * d + hd * dh + k]!;
         }
       }
     }
@@ -130,23 +138,25 @@ export function referenceLoss(m: ReferenceGpt2, lora: readonly ReferenceLora[], 
   }
   const x = layerNorm(h, n, d, W("transformer.ln_f.weight"), W("transformer.ln_f.bias"), m.eps);
   const logits = new Float64Array(n * vocab);
-  for (let i = 0; i < n; i++) for (let v = 0; v < vocab; v++) {
-    let acc = 0;
-    for (let k = 0; k < d; k++) acc += x[i * d + k]! * wte[v * d + k]!;
-    logits[i * vocab + v] = acc;
-  }
+  for (let i = 0; i < n; i++)
+    for (let v = 0; v < vocab; v++) {
+      let acc = 0;
+      for (let k = 0; k < d; k++) acc += x[i * d + k]! * wte[v * d + k]!;
+      logits[i * vocab + v] = acc;
+    }
   let total = 0;
   let count = 0;
-  for (let b = 0; b < bsz; b++) for (let t = 0; t + 1 < seq; t++) {
-    const target = labels[b]![t + 1]!;
-    if (target < 0) continue;
-    const row = logits.subarray((b * seq + t) * vocab, (b * seq + t + 1) * vocab);
-    let max = -Infinity;
-    for (const v of row) max = Math.max(max, v);
-    let z = 0;
-    for (const v of row) z += Math.exp(v - max);
-    total += Math.log(z) + max - row[target]!;
-    count += 1;
-  }
+  for (let b = 0; b < bsz; b++)
+    for (let t = 0; t + 1 < seq; t++) {
+      const target = labels[b]![t + 1]!;
+      if (target < 0) continue;
+      const row = logits.subarray((b * seq + t) * vocab, (b * seq + t + 1) * vocab);
+      let max = -Infinity;
+      for (const v of row) max = Math.max(max, v);
+      let z = 0;
+      for (const v of row) z += Math.exp(v - max);
+      total += Math.log(z) + max - row[target]!;
+      count += 1;
+    }
   return { loss: total / Math.max(count, 1), logits };
 }

@@ -15,8 +15,14 @@ const dir = requireFixture("gpt2-tiny");
 // Every GPT-2 projection adapted ("c_proj" matches attn.c_proj and mlp.c_proj), B random so that
 // every gradient is non-trivial; a rank pattern and rsLoRA give modules different ranks and scalings.
 const config: LoraConfig = createLoraConfig({
-  r: 4, lora_alpha: 8, target_modules: ["c_attn", "c_proj", "c_fc"], init_lora_weights: false, fan_in_fan_out: true,
-  use_rslora: true, rank_pattern: { "h.1.mlp.c_fc": 2 }, task_type: "CAUSAL_LM",
+  r: 4,
+  lora_alpha: 8,
+  target_modules: ["c_attn", "c_proj", "c_fc"],
+  init_lora_weights: false,
+  fan_in_fan_out: true,
+  use_rslora: true,
+  rank_pattern: { "h.1.mlp.c_fc": 2 },
+  task_type: "CAUSAL_LM",
 });
 const seed = 3;
 // Two rows, the second right-padded as the trainer pads (labels −100 on padding).
@@ -43,7 +49,11 @@ beforeAll(async () => {
   onnx = await runBatch(session, { slots, ids, labels, factors, gradients: true });
   await session.release();
   const maskRng = new SeededRandom(31);
-  for (const s of slots) masks.set(s.module, Float32Array.from({ length: ids.length * width * s.inFeatures }, () => (maskRng.next() < 0.25 ? 0 : 1 / 0.75)));
+  for (const s of slots)
+    masks.set(
+      s.module,
+      Float32Array.from({ length: ids.length * width * s.inFeatures }, () => (maskRng.next() < 0.25 ? 0 : 1 / 0.75)),
+    );
   const withDropout = await openGraphSession(await buildTrainingGraph({ dir, architecture, slots, dropout: true, gradients: true }), {});
   dropped = await runBatch(withDropout.session, { slots, ids, labels, factors, masks, gradients: true });
   await withDropout.session.release();
@@ -76,7 +86,14 @@ describe("the ONNX training graph's gradients (GPT-2)", () => {
     ["with lora_dropout masks", true],
   ])("loss and every A/B gradient match central finite differences of the float64 reference (%s)", (_, withMasks) => {
     const result = withMasks ? dropped : onnx;
-    const lora: ReferenceLora[] = slots.map((s) => ({ module: s.module, aKey: s.aKey, bKey: s.bKey, r: s.r, scaling: s.scaling, mask: withMasks ? masks.get(s.module) : undefined }));
+    const lora: ReferenceLora[] = slots.map((s) => ({
+      module: s.module,
+      aKey: s.aKey,
+      bKey: s.bKey,
+      r: s.r,
+      scaling: s.scaling,
+      mask: withMasks ? masks.get(s.module) : undefined,
+    }));
     const point = new Map([...factors].map(([k, v]) => [k, Float64Array.from(v)]));
     const loss = (values: Map<string, Float64Array>) => referenceLoss(reference, lora, values, ids, labels).loss;
     const exact = loss(point);
@@ -116,15 +133,38 @@ describe("the ONNX training graph against the tfjs backend (GPT-2)", () => {
       expect([...training.variables.keys()].sort()).toEqual([...factors.keys()].sort());
       for (const [key, variable] of training.variables) expect(maxAbsDiff(variable.dataSync() as Float32Array, factors.get(key)!), key).toBe(0);
       const names = [...training.variables.keys()];
-      const { value, grads } = tf.variableGrads(() => tf.tidy(() => {
-        const out = model.forward({ inputIds: tf.tensor2d(ids, undefined, "int32"), attentionMask: labels.map((r) => r.map((l) => (l < 0 ? 0 : 1))) }, { training: true, seed: 0, dropoutCalls: 0 });
-        const [b, s, vocab] = out.logits.shape as [number, number, number];
-        const logProbs = tf.logSoftmax(tf.slice(out.logits, [0, 0, 0], [b, s - 1, vocab]).reshape([-1, vocab]));
-        const next = labels.flatMap((row) => row.slice(1));
-        const weights = tf.tensor2d(next.map((l) => (l < 0 ? 0 : 1)), [next.length, 1]);
-        const picked = tf.sum(tf.mul(logProbs, tf.mul(tf.oneHot(next.map((l) => Math.max(l, 0)), vocab).toFloat(), weights)));
-        return tf.neg(tf.div(picked, tf.sum(weights))) as tf.Scalar;
-      }), [...training.variables.values()]);
+      const { value, grads } = tf.variableGrads(
+        () =>
+          tf.tidy(() => {
+            const out = model.forward(
+              { inputIds: tf.tensor2d(ids, undefined, "int32"), attentionMask: labels.map((r) => r.map((l) => (l < 0 ? 0 : 1))) },
+              { training: true, seed: 0, dropoutCalls: 0 },
+            );
+            const [b, s, vocab] = out.logits.shape as [number, number, number];
+            const logProbs = tf.logSoftmax(tf.slice(out.logits, [0, 0, 0], [b, s - 1, vocab]).reshape([-1, vocab]));
+            const next = labels.flatMap((row) => row.slice(1));
+            const weights = tf.tensor2d(
+              next.map((l) => (l < 0 ? 0 : 1)),
+              [next.length, 1],
+            );
+            const picked = tf.sum(
+              tf.mul(
+                logProbs,
+                tf.mul(
+                  tf
+                    .oneHot(
+                      next.map((l) => Math.max(l, 0)),
+                      vocab,
+                    )
+                    .toFloat(),
+                  weights,
+                ),
+              ),
+            );
+            return tf.neg(tf.div(picked, tf.sum(weights))) as tf.Scalar;
+          }),
+        [...training.variables.values()],
+      );
       expect(Math.abs(value.dataSync()[0]! - onnx.loss)).toBeLessThanOrEqual(1e-5 * onnx.loss);
       const byVariable = new Map(names.map((n) => [training.variables.get(n)!.name, n]));
       for (const [variableName, g] of Object.entries(grads)) {

@@ -36,7 +36,11 @@ export const GPT2_TRAINING: TrainingArchitecture = {
     const d = ctx.num("n_embd");
     const eps = ctx.num("layer_norm_epsilon", 1e-5);
     const act = typeof ctx.config.activation_function === "string" ? ctx.config.activation_function : "gelu_new";
-    if (!(TRAINABLE_ACTIVATIONS as readonly string[]).includes(act)) throw new LowrankError("CHECKPOINT_INVALID", `${label}: config.json \`activation_function\` "${act}" is not supported by the onnx trainer (supported: ${TRAINABLE_ACTIVATIONS.join(", ")})`);
+    if (!(TRAINABLE_ACTIVATIONS as readonly string[]).includes(act))
+      throw new LowrankError(
+        "CHECKPOINT_INVALID",
+        `${label}: config.json \`activation_function\` "${act}" is not supported by the onnx trainer (supported: ${TRAINABLE_ACTIVATIONS.join(", ")})`,
+      );
     const scaleByLayer = ctx.config.scale_attn_by_inverse_layer_idx === true;
     const prefix = ctx.has("transformer.wte.weight") ? "transformer." : "";
     const lora = loraInputs(g, ctx.slots, { dropout: ctx.dropout });
@@ -44,12 +48,20 @@ export const GPT2_TRAINING: TrainingArchitecture = {
     const wpe = await ctx.weight(`${prefix}wpe.weight`);
     const { batch, seq, seqScalar } = sequenceDims(g);
     const mask = causalMask(g, seq);
-    const positions = g.one("/wpe", "Range", [g.one("/wpe", "Squeeze", [g.constInts([0]), g.constInts([0])]), seqScalar, g.one("/wpe", "Squeeze", [g.constInts([1]), g.constInts([0])])]);
+    const positions = g.one("/wpe", "Range", [
+      g.one("/wpe", "Squeeze", [g.constInts([0]), g.constInts([0])]),
+      seqScalar,
+      g.one("/wpe", "Squeeze", [g.constInts([1]), g.constInts([0])]),
+    ]);
     const embedded = g.one("/embed", "Add", [g.one("/wte", "Gather", [wte, IDS_INPUT]), g.one("/wpe", "Gather", [wpe, positions])]);
     let h = g.one("/embed", "Reshape", [embedded, g.constInts([-1, d])]);
 
     const linear = async (module: string): Promise<FrozenLinear> => ({
-      scope: moduleScope(module), weight: await ctx.weight(`${module}.weight`), bias: await ctx.weight(`${module}.bias`), layout: "in_out", lora: lora.get(module),
+      scope: moduleScope(module),
+      weight: await ctx.weight(`${module}.weight`),
+      bias: await ctx.weight(`${module}.bias`),
+      layout: "in_out",
+      lora: lora.get(module),
     });
     const blocks: BlockSaved[] = [];
     for (let i = 0; i < layers; i++) {
@@ -61,7 +73,16 @@ export const GPT2_TRAINING: TrainingArchitecture = {
       const ln1 = layerNormForward(g, moduleScope(`${b}.ln_1`), h, await ctx.weight(`${b}.ln_1.weight`), await ctx.weight(`${b}.ln_1.bias`), eps);
       const qkv = linearForward(g, cAttn, ln1.y);
       const [q, k, v] = g.op(cAttn.scope, "Split", [qkv.y, g.constInts([d, d, d])], { axis: 1 }, 3);
-      const spec: AttentionSpec = { scope: moduleScope(`${b}.attn`), heads, kvHeads: heads, headDim: d / heads, batch, seq, mask, scale: 1 / Math.sqrt(d / heads) / (scaleByLayer ? i + 1 : 1) };
+      const spec: AttentionSpec = {
+        scope: moduleScope(`${b}.attn`),
+        heads,
+        kvHeads: heads,
+        headDim: d / heads,
+        batch,
+        seq,
+        mask,
+        scale: 1 / Math.sqrt(d / heads) / (scaleByLayer ? i + 1 : 1),
+      };
       const attention = attentionForward(g, spec, q!, k!, v!);
       const proj = linearForward(g, attnProj, attention.y);
       h = g.one(moduleScope(b), "Add", [h, proj.y]);
@@ -71,8 +92,17 @@ export const GPT2_TRAINING: TrainingArchitecture = {
       const out = linearForward(g, mlpProj, activation.y);
       h = g.one(moduleScope(b), "Add", [h, out.y]);
       blocks.push({
-        ln1: ln1.saved, ln2: ln2.saved, attention: attention.saved, spec, derivative: activation.derivative,
-        linears: [{ layer: cAttn, saved: qkv.saved }, { layer: attnProj, saved: proj.saved }, { layer: cFc, saved: fc.saved }, { layer: mlpProj, saved: out.saved }],
+        ln1: ln1.saved,
+        ln2: ln2.saved,
+        attention: attention.saved,
+        spec,
+        derivative: activation.derivative,
+        linears: [
+          { layer: cAttn, saved: qkv.saved },
+          { layer: attnProj, saved: proj.saved },
+          { layer: cFc, saved: fc.saved },
+          { layer: mlpProj, saved: out.saved },
+        ],
       });
     }
     const lnF = `${prefix}ln_f`;

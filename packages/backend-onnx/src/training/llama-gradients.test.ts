@@ -13,9 +13,14 @@ const dir = requireFixture("llama-tiny");
 // The fixture adapter's shape: every projection, rsLoRA, a rank and an alpha pattern; B random so
 // that every gradient is non-trivial. llama-tiny has grouped-query attention (4 heads, 2 kv heads).
 const lora: LoraConfigInput = {
-  r: 8, lora_alpha: 16, use_rslora: true, init_lora_weights: false, lora_dropout: 0,
+  r: 8,
+  lora_alpha: 16,
+  use_rslora: true,
+  init_lora_weights: false,
+  lora_dropout: 0,
   target_modules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-  rank_pattern: { "layers.1.mlp.down_proj": 4 }, alpha_pattern: { "layers.0.self_attn.v_proj": 32 },
+  rank_pattern: { "layers.1.mlp.down_proj": 4 },
+  alpha_pattern: { "layers.0.self_attn.v_proj": 32 },
 };
 const rng = new SeededRandom(21);
 const lengths = [13, 9, 12];
@@ -36,15 +41,38 @@ describe("the ONNX training graph against the tfjs backend (LLaMA: RMSNorm, RoPE
       expect([...tfjsTraining.variables.keys()].sort()).toEqual([...training.params.keys()].sort());
       for (const [key, variable] of tfjsTraining.variables) expect(maxAbsDiff(variable.dataSync() as Float32Array, training.params.get(key)!), key).toBe(0);
       const names = new Map([...tfjsTraining.variables].map(([key, v]) => [v.name, key]));
-      const { value, grads } = tf.variableGrads(() => tf.tidy(() => {
-        const out = model.forward({ inputIds: tf.tensor2d(ids, undefined, "int32"), attentionMask: labels.map((r) => r.map((l) => (l < 0 ? 0 : 1))) }, { training: true, seed: 0, dropoutCalls: 0 });
-        const [b, s, vocab] = out.logits.shape as [number, number, number];
-        const logProbs = tf.logSoftmax(tf.slice(out.logits, [0, 0, 0], [b, s - 1, vocab]).reshape([-1, vocab]));
-        const next = labels.flatMap((row) => row.slice(1));
-        const weights = tf.tensor2d(next.map((l) => (l < 0 ? 0 : 1)), [next.length, 1]);
-        const picked = tf.sum(tf.mul(logProbs, tf.mul(tf.oneHot(next.map((l) => Math.max(l, 0)), vocab).toFloat(), weights)));
-        return tf.neg(tf.div(picked, tf.sum(weights))) as tf.Scalar;
-      }), [...tfjsTraining.variables.values()]);
+      const { value, grads } = tf.variableGrads(
+        () =>
+          tf.tidy(() => {
+            const out = model.forward(
+              { inputIds: tf.tensor2d(ids, undefined, "int32"), attentionMask: labels.map((r) => r.map((l) => (l < 0 ? 0 : 1))) },
+              { training: true, seed: 0, dropoutCalls: 0 },
+            );
+            const [b, s, vocab] = out.logits.shape as [number, number, number];
+            const logProbs = tf.logSoftmax(tf.slice(out.logits, [0, 0, 0], [b, s - 1, vocab]).reshape([-1, vocab]));
+            const next = labels.flatMap((row) => row.slice(1));
+            const weights = tf.tensor2d(
+              next.map((l) => (l < 0 ? 0 : 1)),
+              [next.length, 1],
+            );
+            const picked = tf.sum(
+              tf.mul(
+                logProbs,
+                tf.mul(
+                  tf
+                    .oneHot(
+                      next.map((l) => Math.max(l, 0)),
+                      vocab,
+                    )
+                    .toFloat(),
+                  weights,
+                ),
+              ),
+            );
+            return tf.neg(tf.div(picked, tf.sum(weights))) as tf.Scalar;
+          }),
+        [...tfjsTraining.variables.values()],
+      );
       expect(Math.abs(value.dataSync()[0]! - onnx.loss)).toBeLessThanOrEqual(1e-5 * onnx.loss);
       expect(Object.keys(grads)).toHaveLength(onnx.grads.size);
       for (const [variableName, g] of Object.entries(grads)) {
@@ -64,7 +92,18 @@ describe("the ONNX training graph against the tfjs backend (LLaMA: RMSNorm, RoPE
     await selectEngine();
     const data = new SeededRandom(4);
     const examples = Array.from({ length: 24 }, () => ({ ids: Array.from({ length: 6 + Math.floor(data.next() * 20) }, () => Math.floor(data.next() * 512)) }));
-    const options: TrainerOptions = { task: "causal-lm", learningRate: 3e-3, batchSize: 4, seed: 2, padTokenId: 0, warmupSteps: 3, schedule: "cosine", weightDecay: 0.01, maxGradNorm: 1, steps: 20 };
+    const options: TrainerOptions = {
+      task: "causal-lm",
+      learningRate: 3e-3,
+      batchSize: 4,
+      seed: 2,
+      padTokenId: 0,
+      warmupSteps: 3,
+      schedule: "cosine",
+      weightDecay: 0.01,
+      maxGradNorm: 1,
+      steps: 20,
+    };
     const plain = { ...lora, init_lora_weights: true };
     const training = await createOnnxLoraTraining({ model: dir, lora: plain, seed: 9 });
     const model = await loadModel(dir);

@@ -41,7 +41,11 @@ export const LLAMA_TRAINING: TrainingArchitecture = {
     const headDim = ctx.num("head_dim", hidden / heads);
     const eps = ctx.num("rms_norm_eps", 1e-6);
     const act = typeof ctx.config.hidden_act === "string" ? ctx.config.hidden_act : "silu";
-    if (!(TRAINABLE_ACTIVATIONS as readonly string[]).includes(act)) throw new LowrankError("CHECKPOINT_INVALID", `${label}: config.json \`hidden_act\` "${act}" is not supported by the onnx trainer (supported: ${TRAINABLE_ACTIVATIONS.join(", ")})`);
+    if (!(TRAINABLE_ACTIVATIONS as readonly string[]).includes(act))
+      throw new LowrankError(
+        "CHECKPOINT_INVALID",
+        `${label}: config.json \`hidden_act\` "${act}" is not supported by the onnx trainer (supported: ${TRAINABLE_ACTIVATIONS.join(", ")})`,
+      );
     const prefix = ctx.has("model.embed_tokens.weight") ? "model." : "";
     const lora = loraInputs(g, ctx.slots, { dropout: ctx.dropout });
     const embed = await ctx.weight(`${prefix}embed_tokens.weight`);
@@ -51,8 +55,11 @@ export const LLAMA_TRAINING: TrainingArchitecture = {
     let h = g.one("/embed", "Reshape", [g.one(moduleScope(`${prefix}embed_tokens`), "Gather", [embed, IDS_INPUT]), g.constInts([-1, hidden])]);
 
     const linear = async (module: string): Promise<FrozenLinear> => ({
-      scope: moduleScope(module), weight: await ctx.weight(`${module}.weight`), bias: ctx.has(`${module}.bias`) ? await ctx.weight(`${module}.bias`) : undefined,
-      layout: "out_in", lora: lora.get(module),
+      scope: moduleScope(module),
+      weight: await ctx.weight(`${module}.weight`),
+      bias: ctx.has(`${module}.bias`) ? await ctx.weight(`${module}.bias`) : undefined,
+      layout: "out_in",
+      lora: lora.get(module),
     });
     const blocks: BlockSaved[] = [];
     for (let i = 0; i < ctx.num("num_hidden_layers"); i++) {
@@ -67,7 +74,13 @@ export const LLAMA_TRAINING: TrainingArchitecture = {
       };
       const inputNorm = rmsNormForward(g, moduleScope(`${b}.input_layernorm`), h, await ctx.weight(`${b}.input_layernorm.weight`), eps);
       const spec: AttentionSpec = { scope: moduleScope(`${b}.self_attn`), heads, kvHeads, headDim, batch, seq, mask, scale: 1 / Math.sqrt(headDim), rope };
-      const attention = attentionForward(g, spec, apply("self_attn.q_proj", inputNorm.y), apply("self_attn.k_proj", inputNorm.y), apply("self_attn.v_proj", inputNorm.y));
+      const attention = attentionForward(
+        g,
+        spec,
+        apply("self_attn.q_proj", inputNorm.y),
+        apply("self_attn.k_proj", inputNorm.y),
+        apply("self_attn.v_proj", inputNorm.y),
+      );
       h = g.one(moduleScope(b), "Add", [h, apply("self_attn.o_proj", attention.y)]);
       const postNorm = rmsNormForward(g, moduleScope(`${b}.post_attention_layernorm`), h, await ctx.weight(`${b}.post_attention_layernorm.weight`), eps);
       const gate = activationForward(g, moduleScope(`${b}.mlp.act_fn`), act, apply("mlp.gate_proj", postNorm.y));
@@ -91,11 +104,17 @@ export const LLAMA_TRAINING: TrainingArchitecture = {
       const dGate = g.one(s, "Mul", [g.one(s, "Mul", [dProduct, block.up]), block.gate.derivative()]);
       const dUp = g.one(s, "Mul", [dProduct, block.gate.y]);
       const dPost = g.one(s, "Add", [back("mlp.gate_proj", dGate), back("mlp.up_proj", dUp)]);
-      dh = g.one(`/grad${moduleScope(b)}`, "Add", [dh, rmsNormBackward(g, moduleScope(`${b}.post_attention_layernorm`), block.postNorm, await ctx.weight(`${b}.post_attention_layernorm.weight`), dPost)]);
+      dh = g.one(`/grad${moduleScope(b)}`, "Add", [
+        dh,
+        rmsNormBackward(g, moduleScope(`${b}.post_attention_layernorm`), block.postNorm, await ctx.weight(`${b}.post_attention_layernorm.weight`), dPost),
+      ]);
       const { dq, dk, dv } = attentionBackward(g, block.spec, block.attention, back("self_attn.o_proj", dh));
       const a = `/grad${moduleScope(`${b}.self_attn`)}`;
       const dInput = g.one(a, "Add", [g.one(a, "Add", [back("self_attn.q_proj", dq), back("self_attn.k_proj", dk)]), back("self_attn.v_proj", dv)]);
-      dh = g.one(`/grad${moduleScope(b)}`, "Add", [dh, rmsNormBackward(g, moduleScope(`${b}.input_layernorm`), block.inputNorm, await ctx.weight(`${b}.input_layernorm.weight`), dInput)]);
+      dh = g.one(`/grad${moduleScope(b)}`, "Add", [
+        dh,
+        rmsNormBackward(g, moduleScope(`${b}.input_layernorm`), block.inputNorm, await ctx.weight(`${b}.input_layernorm.weight`), dInput),
+      ]);
     }
   },
 };

@@ -64,6 +64,7 @@ export function linearBackward(g: GraphBuilder, layer: FrozenLinear, saved: Line
   const gradA = g.one(`${s}/lora_A`, "Gemm", [down, saved.dropped], { transA: 1 });
   g.renameOutput(gradB, lora.gradB);
   g.renameOutput(gradA, lora.gradA);
-  if (lora.dropoutMask) return g.one(`${s}/lora_A`, "Add", [base, g.one(`${s}/lora_dropout`, "Mul", [g.one(`${s}/lora_A`, "MatMul", [down, lora.A]), lora.dropoutMask])]);
+  if (lora.dropoutMask)
+    return g.one(`${s}/lora_A`, "Add", [base, g.one(`${s}/lora_dropout`, "Mul", [g.one(`${s}/lora_A`, "MatMul", [down, lora.A]), lora.dropoutMask])]);
   return g.one(`${s}/lora_A`, "Gemm", [down, lora.A, base]);
 }

@@ -31,20 +31,34 @@ export const SCALINGS_INPUT = "lora_scalings";
  * accepts. DoRA, lora_bias, trained biases, modules_to_save, embedding LoRA and PiSSA/OLoRA are
  * refused with a LowrankError naming the field.
  */
-export function planLoraSlots(params: { config: LoraConfig; description: ModelDescription; supported: (module: string) => boolean; label: string; logger?: Logger }): TrainingSlot[] {
+export function planLoraSlots(params: {
+  config: LoraConfig;
+  description: ModelDescription;
+  supported: (module: string) => boolean;
+  label: string;
+  logger?: Logger;
+}): TrainingSlot[] {
   const { config, label } = params;
   const refuse = (what: string) => new LowrankError("TARGET_UNSUPPORTED", `${label}: the onnx trainer does not support ${what} yet; use --backend tfjs`);
   if (config.use_dora) throw refuse("`use_dora` (DoRA)");
   if (config.lora_bias) throw refuse("`lora_bias`");
   if (config.bias !== "none") throw refuse(`\`bias\` "${config.bias}" (trained biases)`);
-  if (typeof config.init_lora_weights === "string" && config.init_lora_weights !== "gaussian") throw refuse(`\`init_lora_weights\` "${config.init_lora_weights}"`);
+  if (typeof config.init_lora_weights === "string" && config.init_lora_weights !== "gaussian")
+    throw refuse(`\`init_lora_weights\` "${config.init_lora_weights}"`);
   const report = resolveTargets(config, params.description, { logger: params.logger });
   if (report.modulesToSave.length > 0) throw refuse(`\`modules_to_save\` (${report.modulesToSave.join(", ")})`);
   return report.targets.map((plan, index) => {
     if (plan.kind === "embedding" || !params.supported(plan.name)) throw refuse(`LoRA on \`${plan.name}\` (target_modules)`);
     return {
-      module: plan.name, kind: plan.kind, aKey: adapterKey(plan.name, "lora_A"), bKey: adapterKey(plan.name, "lora_B"),
-      r: plan.r, inFeatures: plan.inFeatures, outFeatures: plan.outFeatures, scaling: plan.scaling, index,
+      module: plan.name,
+      kind: plan.kind,
+      aKey: adapterKey(plan.name, "lora_A"),
+      bKey: adapterKey(plan.name, "lora_B"),
+      r: plan.r,
+      inFeatures: plan.inFeatures,
+      outFeatures: plan.outFeatures,
+      scaling: plan.scaling,
+      index,
     };
   });
 }
@@ -57,8 +71,14 @@ export function initialFactors(slots: readonly TrainingSlot[], config: LoraConfi
   const params = new Map<string, Float32Array>();
   for (const slot of slots) {
     const init = initLoraFactors({
-      init: config.init_lora_weights, kind: slot.kind, r: slot.r, inFeatures: slot.inFeatures, outFeatures: slot.outFeatures,
-      scaling: slot.scaling, seed: loraInitSeed(seed, slot.index), label: slot.module,
+      init: config.init_lora_weights,
+      kind: slot.kind,
+      r: slot.r,
+      inFeatures: slot.inFeatures,
+      outFeatures: slot.outFeatures,
+      scaling: slot.scaling,
+      seed: loraInitSeed(seed, slot.index),
+      label: slot.module,
     });
     params.set(slot.aKey, init.A);
     params.set(slot.bKey, init.B);
@@ -81,7 +101,10 @@ export function loraInputs(g: GraphBuilder, slots: readonly TrainingSlot[], opti
   const inputs = new Map<string, LoraInputs>();
   slots.forEach((slot, i) => {
     inputs.set(slot.module, {
-      A: slot.aKey, B: slot.bKey, gradA: gradientName(slot.aKey), gradB: gradientName(slot.bKey),
+      A: slot.aKey,
+      B: slot.bKey,
+      gradA: gradientName(slot.aKey),
+      gradB: gradientName(slot.bKey),
       scaling: g.one("/lora", "Gather", [SCALINGS_INPUT, g.constInts([i])], { axis: 0 }),
       ...(options.dropout ? { dropoutMask: dropoutMaskName(slot.module) } : {}),
     });

@@ -24,14 +24,24 @@ const dir = requireFixture("gpt2-tiny");
 
 /** Real text (E2E references) as byte-level ids, which fit the tiny fixtures' 512-token vocabulary. */
 function e2eExamples(count: number, seqLen: number): TrainingExample[] {
-  const lines = readFileSync(path.join(sharedDir(), "data", "e2e", "valid.txt"), "utf8").split("\n").filter(Boolean);
+  const lines = readFileSync(path.join(sharedDir(), "data", "e2e", "valid.txt"), "utf8")
+    .split("\n")
+    .filter(Boolean);
   return lines.slice(0, count).map((line) => ({ ids: [...Buffer.from(line.split("||")[1] ?? line, "utf8")].slice(0, seqLen) }));
 }
 
 const lora: LoraConfigInput = { r: 4, lora_alpha: 8, target_modules: ["c_attn", "c_proj", "c_fc"], lora_dropout: 0 };
 const options: TrainerOptions = {
-  task: "causal-lm", learningRate: 5e-3, batchSize: 4, seed: 11, padTokenId: 0, warmupSteps: 2, schedule: "linear",
-  weightDecay: 0.01, maxGradNorm: 1, gradientAccumulation: 2,
+  task: "causal-lm",
+  learningRate: 5e-3,
+  batchSize: 4,
+  seed: 11,
+  padTokenId: 0,
+  warmupSteps: 2,
+  schedule: "linear",
+  weightDecay: 0.01,
+  maxGradNorm: 1,
+  gradientAccumulation: 2,
 };
 
 async function onnxRun(steps: number) {
@@ -97,7 +107,14 @@ describe("LoRA training on ONNX Runtime", () => {
   test("lora_dropout > 0 trains with seeded masks: same seed, same losses", async () => {
     const run = async () => {
       const training = await createOnnxLoraTraining({ model: dir, lora: { ...lora, lora_dropout: 0.1 }, seed: 5 });
-      const trainer = new OnnxLoraTrainer(training.session, training.slots, training.params, e2eExamples(16, 32), { ...options, steps: 3 }, training.config.lora_dropout);
+      const trainer = new OnnxLoraTrainer(
+        training.session,
+        training.slots,
+        training.params,
+        e2eExamples(16, 32),
+        { ...options, steps: 3 },
+        training.config.lora_dropout,
+      );
       const losses = [];
       for (let i = 0; i < 3; i++) losses.push((await trainer.trainStep()).loss);
       await training.release();
@@ -125,7 +142,11 @@ describe("LoRA training on ONNX Runtime", () => {
 
   test("what the ONNX trainer cannot train is refused in one line naming it", async () => {
     for (const [model, input, message] of [
-      [requireFixture("roberta-tiny"), lora, /roberta-tiny: model_type "roberta" is not supported by the onnx trainer \(supported: gpt2, llama, mistral, qwen2\); use --backend tfjs/],
+      [
+        requireFixture("roberta-tiny"),
+        lora,
+        /roberta-tiny: model_type "roberta" is not supported by the onnx trainer \(supported: gpt2, llama, mistral, qwen2\); use --backend tfjs/,
+      ],
       [dir, { ...lora, use_dora: true }, /gpt2-tiny: the onnx trainer does not support `use_dora` \(DoRA\) yet; use --backend tfjs/],
       [dir, { ...lora, target_modules: ["wte"] }, /gpt2-tiny: the onnx trainer does not support LoRA on `transformer.wte` \(target_modules\) yet/],
       [dir, { ...lora, init_lora_weights: "pissa" }, /`init_lora_weights` "pissa"/],

@@ -1,6 +1,21 @@
 import type * as ort from "onnxruntime-node";
 import { LowrankError } from "@lowrank/core";
-import { BatchOrder, clipGradNorm, dropoutSeed, Float32AdamW, learningRateAt, makeBatch, SeededRandom, stepMicroBatches, type BackendTrainer, type EvalResult, type StepLog, type TrainerOptions, type TrainerState, type TrainingExample } from "@lowrank/core/internal";
+import {
+  BatchOrder,
+  clipGradNorm,
+  dropoutSeed,
+  Float32AdamW,
+  learningRateAt,
+  makeBatch,
+  SeededRandom,
+  stepMicroBatches,
+  type BackendTrainer,
+  type EvalResult,
+  type StepLog,
+  type TrainerOptions,
+  type TrainerState,
+  type TrainingExample,
+} from "@lowrank/core/internal";
 import type { TrainingSlot } from "./lora-plan.js";
 import { runBatch } from "./training-session.js";
 
@@ -29,7 +44,8 @@ export class OnnxLoraTrainer implements BackendTrainer {
     private readonly options: TrainerOptions,
     private readonly dropout = 0,
   ) {
-    if (options.task !== "causal-lm") throw new LowrankError("USAGE", `--task ${options.task}: the onnx trainer trains causal language models only; use --backend tfjs`);
+    if (options.task !== "causal-lm")
+      throw new LowrankError("USAGE", `--task ${options.task}: the onnx trainer trains causal language models only; use --backend tfjs`);
     if (params.size === 0) throw new LowrankError("USAGE", "nothing to train: the adapter has no trainable parameters");
     if (!(options.batchSize >= 1)) throw new LowrankError("USAGE", `--batch-size must be at least 1, got ${options.batchSize}`);
     this.accumulation = Math.max(1, options.gradientAccumulation ?? 1);
@@ -64,7 +80,13 @@ export class OnnxLoraTrainer implements BackendTrainer {
     const started = performance.now();
     let sums: Map<string, Float32Array> | undefined;
     let lossTotal = 0;
-    const { batches, tokens, epoch } = stepMicroBatches({ step: this.step, accumulation: this.accumulation, order: this.order, examples: this.examples, padTokenId: this.options.padTokenId });
+    const { batches, tokens, epoch } = stepMicroBatches({
+      step: this.step,
+      accumulation: this.accumulation,
+      order: this.order,
+      examples: this.examples,
+      padTokenId: this.options.padTokenId,
+    });
     for (const { index, batch } of batches) {
       const masks = this.masks(batch.ids.length * batch.ids[0]!.length, dropoutSeed(this.options.seed, index));
       const result = await runBatch(this.session, { slots: this.slots, ids: batch.ids, labels: batch.labels, factors: this.params, masks, gradients: true });
@@ -72,16 +94,20 @@ export class OnnxLoraTrainer implements BackendTrainer {
       lossTotal += Math.fround(result.loss / this.accumulation);
       if (this.accumulation > 1) for (const g of result.grads.values()) for (let i = 0; i < g.length; i++) g[i]! /= this.accumulation;
       if (!sums) sums = result.grads;
-      else for (const [name, g] of result.grads) {
-        const total = sums.get(name)!;
-        for (let i = 0; i < g.length; i++) total[i]! += g[i]!;
-      }
+      else
+        for (const [name, g] of result.grads) {
+          const total = sums.get(name)!;
+          for (let i = 0; i < g.length; i++) total[i]! += g[i]!;
+        }
     }
     const grads = sums!;
     const gradNorm = clipGradNorm(grads, this.options.maxGradNorm);
     const learningRate = learningRateAt({
-      step: this.step, total: this.totalSteps, warmup: this.options.warmupSteps ?? 0,
-      base: this.options.learningRate, schedule: this.options.schedule ?? "linear",
+      step: this.step,
+      total: this.totalSteps,
+      warmup: this.options.warmupSteps ?? 0,
+      base: this.options.learningRate,
+      schedule: this.options.schedule ?? "linear",
     });
     this.optimizer.apply(grads, learningRate);
     this.step += 1;

@@ -14,11 +14,15 @@ export interface OnnxTrainingOptions {
 /** Text lines need a tokenizer, which this backend does not carry: say what to do instead. */
 const noTokenizer = (file: string) => ({
   encode(): number[] {
-    throw new LowrankError("USAGE", `--data ${file}: has text, but the onnx trainer reads tokenised data only; give JSONL lines with \`input_ids\` or use --backend tfjs`);
+    throw new LowrankError(
+      "USAGE",
+      `--data ${file}: has text, but the onnx trainer reads tokenised data only; give JSONL lines with \`input_ids\` or use --backend tfjs`,
+    );
   },
 });
 
-const intOf = (v: unknown): number | undefined => (typeof v === "number" && Number.isInteger(v) ? v : Array.isArray(v) && Number.isInteger(v[0]) ? (v[0] as number) : undefined);
+const intOf = (v: unknown): number | undefined =>
+  typeof v === "number" && Number.isInteger(v) ? v : Array.isArray(v) && Number.isInteger(v[0]) ? (v[0] as number) : undefined;
 
 /**
  * How ONNX Runtime prepares a LoRA training run for core's runTraining: builds the
@@ -32,7 +36,12 @@ export function prepareOnnxTraining(options: OnnxTrainingOptions): PrepareTraini
     if (params.full) throw new LowrankError("USAGE", "--full: the onnx backend trains LoRA adapters only; use --backend tfjs for full fine-tuning");
     if (params.task === "seq-cls") throw new LowrankError("USAGE", "--task seq-cls: the onnx trainer trains causal language models only; use --backend tfjs");
     const training = await createOnnxLoraTraining({
-      model: params.model, lora: params.lora, seed, executionProvider: options.executionProvider, threads: options.threads, logger: options.logger,
+      model: params.model,
+      lora: params.lora,
+      seed,
+      executionProvider: options.executionProvider,
+      threads: options.threads,
+      logger: options.logger,
     });
     try {
       const config = training.modelConfig;
@@ -40,8 +49,14 @@ export function prepareOnnxTraining(options: OnnxTrainingOptions): PrepareTraini
       if (vocabSize === undefined) throw new LowrankError("CHECKPOINT_INVALID", `${params.model}: config.json has no \`vocab_size\``);
       const eos = intOf(config.eos_token_id);
       const examples = await readData({ task: "causal-lm", tokenizerFor: noTokenizer, vocabSize, eosTokenId: eos });
-      const trainer = new OnnxLoraTrainer(training.session, training.slots, training.params, examples,
-        trainerOptionsFor(params, { task: "causal-lm", seed, padTokenId: intOf(config.pad_token_id) ?? eos ?? 0 }), training.config.lora_dropout);
+      const trainer = new OnnxLoraTrainer(
+        training.session,
+        training.slots,
+        training.params,
+        examples,
+        trainerOptionsFor(params, { task: "causal-lm", seed, padTokenId: intOf(config.pad_token_id) ?? eos ?? 0 }),
+        training.config.lora_dropout,
+      );
       return onnxStepper(training, trainer);
     } catch (error) {
       await training.release();

@@ -5,7 +5,11 @@ import type { NodeProto, TensorProto } from "../onnx/onnx-codec.js";
  * whole backward pass of an evaluation graph), then the initializers nothing reads. Nodes must be in
  * topological order, as GraphBuilder emits them.
  */
-export function pruneGraph(nodes: readonly NodeProto[], initializers: readonly TensorProto[], outputs: readonly string[]): { nodes: NodeProto[]; initializers: TensorProto[] } {
+export function pruneGraph(
+  nodes: readonly NodeProto[],
+  initializers: readonly TensorProto[],
+  outputs: readonly string[],
+): { nodes: NodeProto[]; initializers: TensorProto[] } {
   const needed = new Set(outputs);
   const kept: NodeProto[] = [];
   for (let i = nodes.length - 1; i >= 0; i--) {

@@ -11,9 +11,23 @@ import type { HeadTransform } from "./attention-ops.js";
 export function ropeTransform(g: GraphBuilder, params: { headDim: number; theta: number; scaling: unknown; seqScalar: string; label: string }): HeadTransform {
   const { inv, positionScale } = ropeFrequencies(params.headDim, params.theta, (params.scaling ?? null) as RopeScaling | null, `${params.label}/config.json`);
   const s = "/rope";
-  const steps = g.one(s, "Cast", [g.one(s, "Range", [g.one(s, "Squeeze", [g.constInts([0]), g.constInts([0])]), params.seqScalar, g.one(s, "Squeeze", [g.constInts([1]), g.constInts([0])])])], { to: 1 });
+  const steps = g.one(
+    s,
+    "Cast",
+    [
+      g.one(s, "Range", [
+        g.one(s, "Squeeze", [g.constInts([0]), g.constInts([0])]),
+        params.seqScalar,
+        g.one(s, "Squeeze", [g.constInts([1]), g.constInts([0])]),
+      ]),
+    ],
+    { to: 1 },
+  );
   const positions = positionScale === 1 ? steps : g.one(s, "Div", [steps, g.constFloat(positionScale)]);
-  const angles = g.one(s, "Mul", [g.one(s, "Unsqueeze", [positions, g.constInts([1])]), g.floatInit("lowrank::rope_inv_freq", Float32Array.from(inv), [inv.length])]);
+  const angles = g.one(s, "Mul", [
+    g.one(s, "Unsqueeze", [positions, g.constInts([1])]),
+    g.floatInit("lowrank::rope_inv_freq", Float32Array.from(inv), [inv.length]),
+  ]);
   const table = (op: "Cos" | "Sin") => {
     const half = g.one(s, op, [angles]);
     return g.one(s, "Unsqueeze", [g.one(s, "Concat", [half, half], { axis: 1 }), g.constInts([1])]);

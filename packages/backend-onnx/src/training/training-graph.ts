@@ -62,7 +62,13 @@ export function causalMask(g: GraphBuilder, seq: string, window?: number): strin
  * a batch and, with `gradients`, the gradient of every LoRA A and B. Frozen weights are initializers
  * written once; the factors, scalings and dropout masks are inputs fed every step.
  */
-export async function buildTrainingGraph(params: { dir: string; architecture: TrainingArchitecture; slots: readonly TrainingSlot[]; dropout: boolean; gradients: boolean }): Promise<ModelProto> {
+export async function buildTrainingGraph(params: {
+  dir: string;
+  architecture: TrainingArchitecture;
+  slots: readonly TrainingSlot[];
+  dropout: boolean;
+  gradients: boolean;
+}): Promise<ModelProto> {
   const checkpoint = await Checkpoint.open(params.dir);
   try {
     const g = new GraphBuilder();
@@ -70,7 +76,12 @@ export async function buildTrainingGraph(params: { dir: string; architecture: Tr
     const info = checkpoint.tensorInfo();
     const config = checkpoint.config;
     const ctx: ArchitectureContext = {
-      g, config, label: params.dir, slots: params.slots, dropout: params.dropout, gradients: params.gradients,
+      g,
+      config,
+      label: params.dir,
+      slots: params.slots,
+      dropout: params.dropout,
+      gradients: params.gradients,
       has: (name) => info.has(name),
       num: (key, fallback) => {
         const v = config[key];
@@ -100,7 +111,15 @@ export async function buildTrainingGraph(params: { dir: string; architecture: Tr
       ...(params.slots.length > 0 ? [floatValueInfo(SCALINGS_INPUT, [params.slots.length])] : []),
       ...(params.dropout ? params.slots.map((s) => floatValueInfo(dropoutMaskName(s.module), ["tokens", s.inFeatures])) : []),
     ].filter((v) => used.has(v.name));
-    const shapes = new Map(params.slots.flatMap((s) => [[gradientName(s.aKey), [s.r, s.inFeatures]], [gradientName(s.bKey), [s.outFeatures, s.r]]] as [string, number[]][]));
+    const shapes = new Map(
+      params.slots.flatMap(
+        (s) =>
+          [
+            [gradientName(s.aKey), [s.r, s.inFeatures]],
+            [gradientName(s.bKey), [s.outFeatures, s.r]],
+          ] as [string, number[]][],
+      ),
+    );
     const output = outputs.map((name) => floatValueInfo(name, shapes.get(name) ?? []));
     const graph = { name: "lowrank_lora_training", node: nodes, initializer: initializers, input, output, value_info: [] };
     return ModelProtoType.fromObject({ ir_version: 8, producer_name: "lowrank", opset_import: [{ domain: "", version: 17 }], graph }) as unknown as ModelProto;

@@ -20,11 +20,28 @@ describe("the training graph", () => {
     expect(graph.node.every((n) => !n.domain)).toBe(true);
     expect(graph.node.filter((n) => n.op_type === "Transpose" && n.input.some((i) => weights.has(i)))).toEqual([]);
     // Each weight is one initializer (the tied head is the token embedding itself).
-    expect(graph.initializer.filter((t) => weights.has(t.name)).map((t) => t.name).sort()).toEqual([...weights].sort());
+    expect(
+      graph.initializer
+        .filter((t) => weights.has(t.name))
+        .map((t) => t.name)
+        .sort(),
+    ).toEqual([...weights].sort());
     expect(graph.output.map((o) => o.name)).toEqual(["loss", "tokens", ...slots.flatMap((s) => [gradientName(s.aKey), gradientName(s.bKey)])]);
 
     const factors = initialFactors(slots, config, 1);
-    const batch = { slots, ids: [[5, 6, 7, 8], [9, 10, 0, 0]], labels: [[5, 6, 7, 8], [9, 10, -100, -100]], factors, gradients: true };
+    const batch = {
+      slots,
+      ids: [
+        [5, 6, 7, 8],
+        [9, 10, 0, 0],
+      ],
+      labels: [
+        [5, 6, 7, 8],
+        [9, 10, -100, -100],
+      ],
+      factors,
+      gradients: true,
+    };
     const inline = await openGraphSession(model, {});
     const external = await openGraphSession(model, { external: true });
     const [a, b] = [await runBatch(inline.session, batch), await runBatch(external.session, batch)];

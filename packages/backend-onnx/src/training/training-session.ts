@@ -48,24 +48,32 @@ export async function openGraphSession(model: ModelProto, options: SessionOption
 const int64 = (rows: readonly (readonly number[])[]): BigInt64Array => BigInt64Array.from(rows.flat(), (x) => BigInt(x));
 
 /** Runs one batch: builds the feeds (ids, shifted targets, factors, scalings, masks) and reads the outputs. */
-export async function runBatch(session: ort.InferenceSession, params: {
-  slots: readonly TrainingSlot[];
-  ids: number[][];
-  labels: number[][];
-  factors: ReadonlyMap<string, Float32Array>;
-  masks?: ReadonlyMap<string, Float32Array>;
-  gradients: boolean;
-}): Promise<BatchResult> {
+export async function runBatch(
+  session: ort.InferenceSession,
+  params: {
+    slots: readonly TrainingSlot[];
+    ids: number[][];
+    labels: number[][];
+    factors: ReadonlyMap<string, Float32Array>;
+    masks?: ReadonlyMap<string, Float32Array>;
+    gradients: boolean;
+  },
+): Promise<BatchResult> {
   const b = params.ids.length;
   const s = params.ids[0]!.length;
   const { targets, weights, predicted } = causalTargets(params.labels);
   const wanted = new Set(session.inputNames);
   const feeds: Record<string, ort.Tensor> = {
     [IDS_INPUT]: new ort.Tensor("int64", int64(params.ids), [b, s]),
-    [LOSS_INPUTS.targets]: new ort.Tensor("int64", BigInt64Array.from(targets, (x) => BigInt(x)), [b, s]),
+    [LOSS_INPUTS.targets]: new ort.Tensor(
+      "int64",
+      BigInt64Array.from(targets, (x) => BigInt(x)),
+      [b, s],
+    ),
     [LOSS_INPUTS.targetMask]: new ort.Tensor("float32", Float32Array.from(weights), [b, s]),
   };
-  if (wanted.has(SCALINGS_INPUT)) feeds[SCALINGS_INPUT] = new ort.Tensor("float32", Float32Array.from(params.slots.map((x) => x.scaling)), [params.slots.length]);
+  if (wanted.has(SCALINGS_INPUT))
+    feeds[SCALINGS_INPUT] = new ort.Tensor("float32", Float32Array.from(params.slots.map((x) => x.scaling)), [params.slots.length]);
   for (const slot of params.slots) {
     if (wanted.has(slot.aKey)) feeds[slot.aKey] = new ort.Tensor("float32", params.factors.get(slot.aKey)!, [slot.r, slot.inFeatures]);
     if (wanted.has(slot.bKey)) feeds[slot.bKey] = new ort.Tensor("float32", params.factors.get(slot.bKey)!, [slot.outFeatures, slot.r]);

@@ -22,7 +22,12 @@ async function readJson(file: string): Promise<Record<string, unknown> | undefin
 
 function tokenIdOf(tokenizer: Tokenizer, config: Record<string, unknown>, key: string): number | undefined {
   const raw = config[key];
-  const text = typeof raw === "string" ? raw : raw && typeof raw === "object" && typeof (raw as { content?: unknown }).content === "string" ? (raw as { content: string }).content : undefined;
+  const text =
+    typeof raw === "string"
+      ? raw
+      : raw && typeof raw === "object" && typeof (raw as { content?: unknown }).content === "string"
+        ? (raw as { content: string }).content
+        : undefined;
   if (text === undefined) return undefined;
   const ids = tokenizer.encode(text, { add_special_tokens: false } as never).ids;
   return ids.length === 1 ? Number(ids[0]) : undefined;

@@ -72,7 +72,15 @@ export function mergeHeads(x: tf.Tensor4D): tf.Tensor3D {
  * the query when a sliding window is set (core's attentionWindow). Computed on the CPU: no gradient
  * flows through it.
  */
-export function attentionBias(params: { batch: number; queries: number; keys: number; causal: boolean; offset?: number; mask?: number[][]; window?: number }): tf.Tensor4D {
+export function attentionBias(params: {
+  batch: number;
+  queries: number;
+  keys: number;
+  causal: boolean;
+  offset?: number;
+  mask?: number[][];
+  window?: number;
+}): tf.Tensor4D {
   const { batch, queries, keys, causal } = params;
   const offset = params.offset ?? keys - queries;
   const data = new Float32Array(batch * queries * keys);

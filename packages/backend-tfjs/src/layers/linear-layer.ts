@@ -105,7 +105,10 @@ export class LinearLayer {
     const all = this.adapters.activeBranches().map(({ branch }) => branchFactors(branch, this.inFeatures, this.outFeatures, this.layout));
     if (all.length === 0 || this.merged) return;
     if (all.some((f) => f.loraBias) && !this.bias) {
-      throw new LowrankError("ADAPTER_INVALID", `${this.name}: cannot merge lora_bias because the base layer has no bias (PEFT refuses this too); run the adapter unmerged`);
+      throw new LowrankError(
+        "ADAPTER_INVALID",
+        `${this.name}: cannot merge lora_bias because the base layer has no bias (PEFT refuses this too); run the adapter unmerged`,
+      );
     }
     const weight = this.weight.dataSync().slice() as Float32Array;
     const bias = this.bias ? (this.bias.dataSync().slice() as Float32Array) : undefined;

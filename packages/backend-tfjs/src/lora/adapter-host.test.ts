@@ -81,14 +81,24 @@ describe("AdapterHost (PEFT's multi-adapter model) on tfjs", () => {
   test("a mixed batch gives, row by row, what each row gives with its adapter alone", async () => {
     const a = await readAdapter(requireFixture("gpt2-tiny-lora"));
     const b = perturbedAdapter(a, { seed: 3, only: "c_attn" });
-    const ids = [[5, 9, 200, 31, 7, 88], [1, 2, 3, 4, 5, 6], [400, 12, 77, 3, 3, 90], [5, 9, 200, 31, 7, 88]];
+    const ids = [
+      [5, 9, 200, 31, 7, 88],
+      [1, 2, 3, 4, 5, 6],
+      [400, 12, 77, 3, 3, 90],
+      [5, 9, 200, 31, 7, 88],
+    ];
     const names = ["a", null, "b", BASE_ROWS];
     const model = await loadModel(requireFixture("gpt2-tiny"));
     const host = new AdapterHost(model);
     host.load("a", a);
     host.load("b", b);
     const mixed = tf.tidy(() => host.forward({ inputIds: tf.tensor2d(ids, undefined, "int32") }, { adapterNames: names }).logits.dataSync() as Float32Array);
-    const expected = [await alone("gpt2-tiny", a, ids), await alone("gpt2-tiny", undefined, ids), await alone("gpt2-tiny", b, ids), await alone("gpt2-tiny", undefined, ids)];
+    const expected = [
+      await alone("gpt2-tiny", a, ids),
+      await alone("gpt2-tiny", undefined, ids),
+      await alone("gpt2-tiny", b, ids),
+      await alone("gpt2-tiny", undefined, ids),
+    ];
     for (let r = 0; r < ids.length; r++) expect(maxAbsDiff(row(mixed, r, ids.length), row(expected[r]!, r, ids.length)), `row ${r}`).toBeLessThanOrEqual(1e-5);
     // Rows 0 and 3 share ids but not adapters.
     expect(maxAbsDiff(row(mixed, 0, 4), row(mixed, 3, 4))).toBeGreaterThan(1e-3);
@@ -101,9 +111,15 @@ describe("AdapterHost (PEFT's multi-adapter model) on tfjs", () => {
     const ids = idRows(cases.get("input_ids")!);
     const mask = idRows(cases.get("attention_mask")!);
     const withHead = await readAdapter(requireFixture("roberta-tiny-lora"));
-    const plain: LoraAdapter = { config: { ...withHead.config, modules_to_save: null }, tensors: new Map([...withHead.tensors].filter(([k]) => parseAdapterKey(k)?.role !== "replacement" && parseAdapterKey(k) !== undefined)) };
+    const plain: LoraAdapter = {
+      config: { ...withHead.config, modules_to_save: null },
+      tensors: new Map([...withHead.tensors].filter(([k]) => parseAdapterKey(k)?.role !== "replacement" && parseAdapterKey(k) !== undefined)),
+    };
     const model = await loadModel(requireFixture("roberta-tiny"));
-    const run = () => tf.tidy(() => model.forward({ inputIds: tf.tensor2d(ids, undefined, "int32"), attentionMask: mask }, inferenceContext()).logits.dataSync() as Float32Array);
+    const run = () =>
+      tf.tidy(
+        () => model.forward({ inputIds: tf.tensor2d(ids, undefined, "int32"), attentionMask: mask }, inferenceContext()).logits.dataSync() as Float32Array,
+      );
     const baseLogits = run();
     const host = new AdapterHost(model);
     host.load("head", withHead);
@@ -112,7 +128,9 @@ describe("AdapterHost (PEFT's multi-adapter model) on tfjs", () => {
     host.setActive("plain");
     const reference = await loadModel(requireFixture("roberta-tiny"));
     attachAdapter(reference, plain);
-    const plainLogits = tf.tidy(() => reference.forward({ inputIds: tf.tensor2d(ids, undefined, "int32"), attentionMask: mask }, inferenceContext()).logits.dataSync() as Float32Array);
+    const plainLogits = tf.tidy(
+      () => reference.forward({ inputIds: tf.tensor2d(ids, undefined, "int32"), attentionMask: mask }, inferenceContext()).logits.dataSync() as Float32Array,
+    );
     expect(maxAbsDiff(run(), plainLogits)).toBeLessThanOrEqual(1e-6);
     host.disable();
     expect(maxAbsDiff(run(), baseLogits)).toBe(0);
@@ -122,9 +140,13 @@ describe("AdapterHost (PEFT's multi-adapter model) on tfjs", () => {
 
     host.load("head2", withHead);
     expect(captureLowrankError(() => host.setActive(["head", "head2"])).message).toMatch(/adapters "head" and "head2" both replace whole modules/);
-    expect(captureLowrankError(() => host.forward({ inputIds: tf.tensor2d(ids, undefined, "int32") }, { adapterNames: ["plain", "plain"] })).message).toMatch(/active adapter "head" replaces whole modules/);
+    expect(captureLowrankError(() => host.forward({ inputIds: tf.tensor2d(ids, undefined, "int32") }, { adapterNames: ["plain", "plain"] })).message).toMatch(
+      /active adapter "head" replaces whole modules/,
+    );
     host.disable();
-    expect(captureLowrankError(() => host.forward({ inputIds: tf.tensor2d(ids, undefined, "int32") }, { adapterNames: ["head", null] })).message).toMatch(/adapter "head" replaces whole modules \(modules_to_save\); a mixed batch/);
+    expect(captureLowrankError(() => host.forward({ inputIds: tf.tensor2d(ids, undefined, "int32") }, { adapterNames: ["head", null] })).message).toMatch(
+      /adapter "head" replaces whole modules \(modules_to_save\); a mixed batch/,
+    );
   });
 
   test("clear errors: duplicate and unknown names, DoRA in a mixed batch, wrong row count", async () => {
@@ -133,11 +155,20 @@ describe("AdapterHost (PEFT's multi-adapter model) on tfjs", () => {
     const a = await readAdapter(requireFixture("gpt2-tiny-lora"));
     host.load("a", a);
     host.load("dora", await readAdapter(requireFixture("gpt2-tiny-dora")));
-    const inputIds = tf.tensor2d([[1, 2], [3, 4]], undefined, "int32");
+    const inputIds = tf.tensor2d(
+      [
+        [1, 2],
+        [3, 4],
+      ],
+      undefined,
+      "int32",
+    );
     expect(captureLowrankError(() => host.load("a", a)).message).toMatch(/adapter "a" is already loaded/);
     expect(captureLowrankError(() => host.setActive("nope")).message).toBe('adapter "nope" is not loaded (loaded: a, dora)');
     expect(captureLowrankError(() => host.forward({ inputIds }, { adapterNames: ["a"] })).message).toBe("adapterNames has 1 entries for a batch of 2 rows");
-    expect(captureLowrankError(() => host.forward({ inputIds }, { adapterNames: ["dora", "a"] })).message).toMatch(/adapter "dora" is DoRA; a mixed batch supports plain LoRA/);
+    expect(captureLowrankError(() => host.forward({ inputIds }, { adapterNames: ["dora", "a"] })).message).toMatch(
+      /adapter "dora" is DoRA; a mixed batch supports plain LoRA/,
+    );
     expect(captureLowrankError(() => host.load(BASE_ROWS, a)).message).toMatch(/names the base model's rows/);
     host.merge();
     expect(captureLowrankError(() => host.forward({ inputIds }, { adapterNames: ["a", null] })).message).toMatch(/needs unmerged adapters/);

@@ -30,7 +30,10 @@ export class AdapterHost {
   private disabled = false;
   private merged = false;
 
-  constructor(readonly model: TfjsModel, private readonly logger?: Logger) {}
+  constructor(
+    readonly model: TfjsModel,
+    private readonly logger?: Logger,
+  ) {}
 
   /** Adapter names in load order. */
   get names(): string[] {
@@ -70,7 +73,11 @@ export class AdapterHost {
     const list = typeof names === "string" ? [names] : [...names];
     for (const name of list) this.require(name);
     const replacing = list.filter((n) => this.hosted.get(n)!.replacements.size > 0);
-    if (replacing.length > 1) throw new LowrankError("USAGE", `adapters ${replacing.map((n) => `"${n}"`).join(" and ")} both replace whole modules (modules_to_save); only one of them can be active`);
+    if (replacing.length > 1)
+      throw new LowrankError(
+        "USAGE",
+        `adapters ${replacing.map((n) => `"${n}"`).join(" and ")} both replace whole modules (modules_to_save); only one of them can be active`,
+      );
     if (this.merged) throw new LowrankError("USAGE", "cannot change the active adapters while they are merged; unmerge first");
     this.activeNames = list;
     this.apply();
@@ -122,17 +129,34 @@ export class AdapterHost {
   forward(input: ForwardInput, options: { adapterNames?: (string | null)[] } = {}): ForwardOutput {
     if (!options.adapterNames) return this.model.forward(input, inferenceContext());
     const rows = input.inputIds.shape[0];
-    if (options.adapterNames.length !== rows) throw new LowrankError("USAGE", `adapterNames has ${options.adapterNames.length} entries for a batch of ${rows} rows`);
+    if (options.adapterNames.length !== rows)
+      throw new LowrankError("USAGE", `adapterNames has ${options.adapterNames.length} entries for a batch of ${rows} rows`);
     if (this.merged) throw new LowrankError("USAGE", "a mixed batch needs unmerged adapters; unmerge first");
     const named = [...new Set(options.adapterNames.filter((n): n is string => n !== null && n !== BASE_ROWS))];
     for (const name of named) {
       const hosted = this.require(name);
       if (hosted.dora) throw new LowrankError("USAGE", `adapter "${name}" is DoRA; a mixed batch supports plain LoRA (as in PEFT)`);
-      if (hosted.replacements.size > 0) throw new LowrankError("USAGE", `adapter "${name}" replaces whole modules (modules_to_save); a mixed batch adds low-rank deltas per row only — run its rows on their own`);
+      if (hosted.replacements.size > 0)
+        throw new LowrankError(
+          "USAGE",
+          `adapter "${name}" replaces whole modules (modules_to_save); a mixed batch adds low-rank deltas per row only — run its rows on their own`,
+        );
     }
     const replacing = this.activeNames.filter((n) => this.hosted.get(n)!.replacements.size > 0);
-    if (!this.disabled && replacing.length > 0) throw new LowrankError("USAGE", `the active adapter "${replacing[0]}" replaces whole modules, which would apply to every row; disable adapters or activate another before a mixed batch`);
-    const masks = new Map(named.map((name) => [name, tf.tensor1d(options.adapterNames!.map((n) => (n === name ? 1 : 0)), "float32")]));
+    if (!this.disabled && replacing.length > 0)
+      throw new LowrankError(
+        "USAGE",
+        `the active adapter "${replacing[0]}" replaces whole modules, which would apply to every row; disable adapters or activate another before a mixed batch`,
+      );
+    const masks = new Map(
+      named.map((name) => [
+        name,
+        tf.tensor1d(
+          options.adapterNames!.map((n) => (n === name ? 1 : 0)),
+          "float32",
+        ),
+      ]),
+    );
     try {
       return this.model.forward(input, { ...inferenceContext(), adapterRows: masks });
     } finally {

@@ -71,9 +71,14 @@ export class BertModel implements TfjsModel {
       const b = `${p}encoder.layer.${i}`;
       const get = (name: string) => requireLayer(this.linears, `${b}.${name}`, label);
       this.blocks.push({
-        query: get("attention.self.query"), key: get("attention.self.key"), value: get("attention.self.value"),
-        attnOut: get("attention.output.dense"), attnNorm: `${b}.attention.output.LayerNorm`,
-        intermediate: get("intermediate.dense"), output: get("output.dense"), outNorm: `${b}.output.LayerNorm`,
+        query: get("attention.self.query"),
+        key: get("attention.self.key"),
+        value: get("attention.self.value"),
+        attnOut: get("attention.output.dense"),
+        attnNorm: `${b}.attention.output.LayerNorm`,
+        intermediate: get("intermediate.dense"),
+        output: get("output.dense"),
+        outNorm: `${b}.output.LayerNorm`,
       });
     }
     this.vocabSize = requireLayer(this.embeddings, `${p}embeddings.word_embeddings`, label).numEmbeddings;

@@ -31,5 +31,8 @@ export function requireLayer<T>(map: ReadonlyMap<string, T>, name: string, label
 export function detectPrefix(keys: Iterable<string>, candidates: string[], probe: string, label: string): string {
   const all = new Set(keys);
   for (const prefix of candidates) if (all.has(`${prefix}${probe}`)) return prefix;
-  throw new LowrankError("CHECKPOINT_INVALID", `${label}: no tensor "${probe}" under any of the prefixes ${candidates.map((c) => JSON.stringify(c)).join(", ")}`);
+  throw new LowrankError(
+    "CHECKPOINT_INVALID",
+    `${label}: no tensor "${probe}" under any of the prefixes ${candidates.map((c) => JSON.stringify(c)).join(", ")}`,
+  );
 }

@@ -2,7 +2,10 @@ import { LowrankError } from "@lowrank/core";
 
 /** Typed reads of config.json fields with clear errors. */
 export class ConfigValues {
-  constructor(private readonly config: Record<string, unknown>, private readonly label: string) {}
+  constructor(
+    private readonly config: Record<string, unknown>,
+    private readonly label: string,
+  ) {}
 
   number(key: string, fallback?: number): number {
     const v = this.config[key];

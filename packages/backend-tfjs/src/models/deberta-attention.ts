@@ -18,7 +18,10 @@ function multiply(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
   const p = b.shape[2];
   if (m * k * p < PER_ENTRY_MIN_WORK) return tf.matMul(a, b);
   const bs = tf.split(b, n, 0);
-  return tf.concat(tf.split(a, n, 0).map((x, i) => tf.matMul(x.reshape([m, k]) as tf.Tensor2D, bs[i]!.reshape([k, p]) as tf.Tensor2D).reshape([1, m, p])), 0) as tf.Tensor3D;
+  return tf.concat(
+    tf.split(a, n, 0).map((x, i) => tf.matMul(x.reshape([m, k]) as tf.Tensor2D, bs[i]!.reshape([k, p]) as tf.Tensor2D).reshape([1, m, p])),
+    0,
+  ) as tf.Tensor3D;
 }
 
 /**

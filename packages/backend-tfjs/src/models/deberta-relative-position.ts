@@ -49,7 +49,13 @@ export function relativeTableRows(seq: number, params: RelativePositionParams): 
 export function skewToPairs(x: tf.Tensor3D): tf.Tensor3D {
   const [n, s, width] = x.shape;
   if (width !== 2 * s - 1) throw new Error(`skewToPairs: expected ${2 * s - 1} distances for ${s} positions, got ${width}`);
-  const flat = tf.pad(x, [[0, 0], [0, 0], [0, 1]]).reshape([n, s * 2 * s]);
+  const flat = tf
+    .pad(x, [
+      [0, 0],
+      [0, 0],
+      [0, 1],
+    ])
+    .reshape([n, s * 2 * s]);
   const shifted = tf.slice(flat, [0, s - 1], [n, s * (2 * s - 1)]).reshape([n, s, 2 * s - 1]);
   return tf.slice(shifted, [0, 0, 0], [n, s, s]) as tf.Tensor3D;
 }

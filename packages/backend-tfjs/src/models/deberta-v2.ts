@@ -29,8 +29,17 @@ export function convolveSequence(input: tf.Tensor3D, weight: tf.Tensor3D, bias?:
   const [b, s, inFeatures] = input.shape;
   const [outFeatures, , kernel] = weight.shape;
   const pad = (kernel - 1) / 2;
-  const padded = tf.pad(input, [[0, 0], [pad, pad], [0, 0]]);
-  const columns = tf.concat(Array.from({ length: kernel }, (_, t) => tf.slice(padded, [0, t, 0], [b, s, inFeatures])), -1).reshape([b * s, kernel * inFeatures]) as tf.Tensor2D;
+  const padded = tf.pad(input, [
+    [0, 0],
+    [pad, pad],
+    [0, 0],
+  ]);
+  const columns = tf
+    .concat(
+      Array.from({ length: kernel }, (_, t) => tf.slice(padded, [0, t, 0], [b, s, inFeatures])),
+      -1,
+    )
+    .reshape([b * s, kernel * inFeatures]) as tf.Tensor2D;
   const byTap = tf.transpose(weight, [2, 1, 0]).reshape([kernel * inFeatures, outFeatures]) as tf.Tensor2D;
   const out = matMul(columns, byTap);
   return (bias ? tf.add(out, bias) : out).reshape([b, s, outFeatures]) as tf.Tensor3D;
@@ -96,21 +105,34 @@ export class DebertaV2Model implements TfjsModel {
       const maxRelative = c.number("max_relative_positions", -1);
       const maxPosition = maxRelative < 1 ? c.number("max_position_embeddings") : maxRelative;
       const buckets = c.number("position_buckets", -1);
-      const norms = c.string("norm_rel_ebd", "none").toLowerCase().split("|").map((x) => x.trim());
+      const norms = c
+        .string("norm_rel_ebd", "none")
+        .toLowerCase()
+        .split("|")
+        .map((x) => x.trim());
       this.relative = { buckets, maxPosition, span: buckets > 0 ? buckets : maxPosition, normalise: norms.includes("layer_norm") };
       const rows = store.get(`${p}encoder.rel_embeddings.weight`).shape[0];
       if (rows < 2 * this.relative.span) {
-        throw new LowrankError("CHECKPOINT_INVALID", `${label}: encoder.rel_embeddings has ${rows} rows, but \`position_buckets\` / \`max_relative_positions\` need ${2 * this.relative.span}`);
+        throw new LowrankError(
+          "CHECKPOINT_INVALID",
+          `${label}: encoder.rel_embeddings has ${rows} rows, but \`position_buckets\` / \`max_relative_positions\` need ${2 * this.relative.span}`,
+        );
       }
     }
     const kernel = c.number("conv_kernel_size", 0);
     if (kernel > 0) {
-      if (kernel % 2 === 0) throw new LowrankError("CHECKPOINT_INVALID", `${label}: config.json \`conv_kernel_size\` ${kernel} is even; transformers' ConvLayer only keeps the sequence length for odd sizes`);
+      if (kernel % 2 === 0)
+        throw new LowrankError(
+          "CHECKPOINT_INVALID",
+          `${label}: config.json \`conv_kernel_size\` ${kernel} is even; transformers' ConvLayer only keeps the sequence length for odd sizes`,
+        );
       const groups = c.number("conv_groups", 1);
-      if (groups !== 1) throw new LowrankError("CHECKPOINT_INVALID", `${label}: config.json \`conv_groups\` ${groups} is not supported by the tfjs backend (only 1)`);
+      if (groups !== 1)
+        throw new LowrankError("CHECKPOINT_INVALID", `${label}: config.json \`conv_groups\` ${groups} is not supported by the tfjs backend (only 1)`);
       this.conv = { act: c.string("conv_act", "tanh") };
       for (const key of [`${p}encoder.conv.conv.weight`, `${p}encoder.conv.LayerNorm.weight`]) {
-        if (!store.has(key)) throw new LowrankError("CHECKPOINT_INVALID", `${label}: config.json \`conv_kernel_size\` is ${kernel} but the checkpoint has no "${key}"`);
+        if (!store.has(key))
+          throw new LowrankError("CHECKPOINT_INVALID", `${label}: config.json \`conv_kernel_size\` is ${kernel} but the checkpoint has no "${key}"`);
       }
     }
     const shareKey = c.boolean("share_att_key", false);
@@ -118,16 +140,24 @@ export class DebertaV2Model implements TfjsModel {
       const b = `${p}encoder.layer.${i}`;
       const get = (name: string) => requireLayer(this.linears, `${b}.${name}`, label);
       this.blocks.push({
-        query: get("attention.self.query_proj"), key: get("attention.self.key_proj"), value: get("attention.self.value_proj"),
+        query: get("attention.self.query_proj"),
+        key: get("attention.self.key_proj"),
+        value: get("attention.self.value_proj"),
         ...(this.relative && !shareKey && this.c2p ? { posKey: get("attention.self.pos_key_proj") } : {}),
         ...(this.relative && !shareKey && this.p2c ? { posQuery: get("attention.self.pos_query_proj") } : {}),
-        attnOut: get("attention.output.dense"), attnNorm: `${b}.attention.output.LayerNorm`,
-        intermediate: get("intermediate.dense"), output: get("output.dense"), outNorm: `${b}.output.LayerNorm`,
+        attnOut: get("attention.output.dense"),
+        attnNorm: `${b}.attention.output.LayerNorm`,
+        intermediate: get("intermediate.dense"),
+        output: get("output.dense"),
+        outNorm: `${b}.output.LayerNorm`,
       });
     }
     this.vocabSize = requireLayer(this.embeddings, `${p}embeddings.word_embeddings`, label).numEmbeddings;
     if (!this.linears.has("classifier") || !this.linears.has("pooler.dense")) {
-      throw new LowrankError("CHECKPOINT_INVALID", `${label}: no pooler.dense and classifier: the tfjs backend runs DeBERTa-v2 as DebertaV2ForSequenceClassification (architectures: ${JSON.stringify(config.architectures ?? null)})`);
+      throw new LowrankError(
+        "CHECKPOINT_INVALID",
+        `${label}: no pooler.dense and classifier: the tfjs backend runs DeBERTa-v2 as DebertaV2ForSequenceClassification (architectures: ${JSON.stringify(config.architectures ?? null)})`,
+      );
     }
   }
 
@@ -187,7 +217,10 @@ export class DebertaV2Model implements TfjsModel {
     const maskColumn = attentionMask ? tf.tensor3d(attentionMask.flat(), [batch, seq, 1], "float32") : undefined;
     const embedded = this.embed(inputIds, maskColumn, ctx);
     const shared: DisentangledInputs = {
-      heads: this.heads, headDim: this.headDim, scale: this.scale, ctx,
+      heads: this.heads,
+      headDim: this.headDim,
+      scale: this.scale,
+      ctx,
       keep: tf.tensor3d(pairMask(attentionMask, batch, seq), [batch, seq, seq]),
       ...this.positionRows(seq),
     };

@@ -82,8 +82,13 @@ export class LlamaModel implements TfjsModel {
       this.blocks.push({
         inputNorm: `${b}.input_layernorm.weight`,
         postNorm: `${b}.post_attention_layernorm.weight`,
-        q: get("self_attn.q_proj"), k: get("self_attn.k_proj"), v: get("self_attn.v_proj"), o: get("self_attn.o_proj"),
-        gate: get("mlp.gate_proj"), up: get("mlp.up_proj"), down: get("mlp.down_proj"),
+        q: get("self_attn.q_proj"),
+        k: get("self_attn.k_proj"),
+        v: get("self_attn.v_proj"),
+        o: get("self_attn.o_proj"),
+        gate: get("mlp.gate_proj"),
+        up: get("mlp.up_proj"),
+        down: get("mlp.down_proj"),
       });
     }
     const embed = requireLayer(this.embeddings, `${p}embed_tokens`, label);

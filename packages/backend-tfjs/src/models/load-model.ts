@@ -37,7 +37,10 @@ export async function loadModel(dir: string): Promise<TfjsModel> {
     const modelType = typeof checkpoint.config.model_type === "string" ? checkpoint.config.model_type : "";
     const build = ARCHITECTURES[modelType];
     if (!build) {
-      throw new LowrankError("CHECKPOINT_INVALID", `${dir}: model_type ${JSON.stringify(modelType)} is not supported by the tfjs backend (supported: ${SUPPORTED_MODEL_TYPES.join(", ")})`);
+      throw new LowrankError(
+        "CHECKPOINT_INVALID",
+        `${dir}: model_type ${JSON.stringify(modelType)} is not supported by the tfjs backend (supported: ${SUPPORTED_MODEL_TYPES.join(", ")})`,
+      );
     }
     const info = checkpoint.tensorInfo();
     for (const [name, t] of info) {

@@ -16,7 +16,10 @@ export class AdamW {
   private readonly epsilon: number;
   private readonly weightDecay: number;
 
-  constructor(private readonly variables: ReadonlyMap<string, tf.Variable>, options: AdamWOptions = {}) {
+  constructor(
+    private readonly variables: ReadonlyMap<string, tf.Variable>,
+    options: AdamWOptions = {},
+  ) {
     this.beta1 = options.beta1 ?? ADAMW_DEFAULTS.beta1;
     this.beta2 = options.beta2 ?? ADAMW_DEFAULTS.beta2;
     this.epsilon = options.epsilon ?? ADAMW_DEFAULTS.epsilon;

@@ -15,11 +15,12 @@ export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, weights:
     save([x, target, w]);
     return {
       value: tf.tidy(() => tf.sum(tf.mul(tf.sub(tf.logSumExp(x, 1), tf.sum(tf.mul(x, tf.oneHot(target, classes).toFloat()), 1)), w))) as tf.Scalar,
-      gradFunc: (dy: tf.Tensor, saved: [tf.Tensor, tf.Tensor, tf.Tensor]) => tf.tidy(() => {
-        const [sx, st, sw] = saved;
-        const grad = tf.mul(tf.mul(tf.sub(tf.softmax(sx), tf.oneHot(st as tf.Tensor1D, classes).toFloat()), sw.reshape([-1, 1])), dy);
-        return [grad, tf.zerosLike(st), tf.zerosLike(sw)];
-      }),
+      gradFunc: (dy: tf.Tensor, saved: [tf.Tensor, tf.Tensor, tf.Tensor]) =>
+        tf.tidy(() => {
+          const [sx, st, sw] = saved;
+          const grad = tf.mul(tf.mul(tf.sub(tf.softmax(sx), tf.oneHot(st as tf.Tensor1D, classes).toFloat()), sw.reshape([-1, 1])), dy);
+          return [grad, tf.zerosLike(st), tf.zerosLike(sw)];
+        }),
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return (lossFn as unknown as (...xs: tf.Tensor[]) => tf.Scalar)(logits, targets, scaled);

@@ -30,18 +30,32 @@ export function prepareTfjsTraining(options: { logger: Logger; device: string })
       const task = params.task ?? model.task;
       if (task !== model.task) throw new LowrankError("USAGE", `--task ${task} does not fit ${params.model}, which is a ${model.task} model`);
       const tokenizer = await loadTokenizer(params.model, model.config);
-      const examples = await readData({ task, tokenizerFor: () => tokenizer, vocabSize: model.vocabSize, eosTokenId: tokenizer?.eosTokenId ?? model.eosTokenId });
+      const examples = await readData({
+        task,
+        tokenizerFor: () => tokenizer,
+        vocabSize: model.vocabSize,
+        eosTokenId: tokenizer?.eosTokenId ?? model.eosTokenId,
+      });
       const trainable = params.full
         ? createFullTraining(model)
-        : createLoraTraining(model, createLoraConfig({
-          task_type: TASK_TYPES[task],
-          base_model_name_or_path: params.model,
-          // GPT-2-style Conv1D weights are stored input by output: say so, as PEFT users must.
-          fan_in_fan_out: model.description.modules.some((m) => m.kind === "conv1d"),
-          ...(task === "seq-cls" ? { modules_to_save: ["classifier", "score"] } : {}),
-          ...params.lora,
-        }), { seed, logger: options.logger });
-      const trainer = new Trainer(model, trainable, examples, trainerOptionsFor(params, { task, seed, padTokenId: padTokenFor(model, task, tokenizer?.padTokenId) }));
+        : createLoraTraining(
+            model,
+            createLoraConfig({
+              task_type: TASK_TYPES[task],
+              base_model_name_or_path: params.model,
+              // GPT-2-style Conv1D weights are stored input by output: say so, as PEFT users must.
+              fan_in_fan_out: model.description.modules.some((m) => m.kind === "conv1d"),
+              ...(task === "seq-cls" ? { modules_to_save: ["classifier", "score"] } : {}),
+              ...params.lora,
+            }),
+            { seed, logger: options.logger },
+          );
+      const trainer = new Trainer(
+        model,
+        trainable,
+        examples,
+        trainerOptionsFor(params, { task, seed, padTokenId: padTokenFor(model, task, tokenizer?.padTokenId) }),
+      );
       return tfjsStepper({ model, trainable, trainer, device: options.device });
     } catch (error) {
       model.store.dispose();

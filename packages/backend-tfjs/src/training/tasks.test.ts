@@ -35,40 +35,88 @@ describe("training tasks", () => {
     const data = path.join(tmp, "cls.jsonl");
     writeFileSync(data, lines.join("\n"));
     const out = path.join(tmp, "cls");
-    const events = await drain(trainTfjs({ model: requireFixture("roberta-tiny"), data, out, steps: 60, learningRate: 2e-2, schedule: "constant", batchSize: 8, lora: { r: 4, lora_alpha: 8 } }));
+    const events = await drain(
+      trainTfjs({
+        model: requireFixture("roberta-tiny"),
+        data,
+        out,
+        steps: 60,
+        learningRate: 2e-2,
+        schedule: "constant",
+        batchSize: 8,
+        lora: { r: 4, lora_alpha: 8 },
+      }),
+    );
     const l = losses(events);
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     expect(mean(l.slice(-8))).toBeLessThan(mean(l.slice(0, 8)) * 0.7);
     const adapter = await readAdapter(out);
     expect(adapter.config).toMatchObject({ task_type: "SEQ_CLS", target_modules: ["query", "value"], modules_to_save: ["classifier", "score"] });
     expect([...adapter.tensors.keys()].filter((k) => k.includes("classifier")).sort()).toEqual([
-      "base_model.model.classifier.dense.bias", "base_model.model.classifier.dense.weight", "base_model.model.classifier.out_proj.bias", "base_model.model.classifier.out_proj.weight",
+      "base_model.model.classifier.dense.bias",
+      "base_model.model.classifier.dense.weight",
+      "base_model.model.classifier.out_proj.bias",
+      "base_model.model.classifier.out_proj.weight",
     ]);
     // PEFT's default targets for RoBERTa: query and value.
-    expect([...adapter.tensors.keys()].filter((k) => k.endsWith("lora_A.weight")).map((k) => k.split(".").slice(-3, -2)[0]).sort()).toEqual(["query", "query", "value", "value"]);
+    expect(
+      [...adapter.tensors.keys()]
+        .filter((k) => k.endsWith("lora_A.weight"))
+        .map((k) => k.split(".").slice(-3, -2)[0])
+        .sort(),
+    ).toEqual(["query", "query", "value", "value"]);
   });
 
   test("text data goes through the model's tokenizer.json (GPT-2 BPE on E2E text)", async () => {
     // A small random GPT-2 with the real 50,257-token vocabulary, so the real tokenizer fits.
     const dir = path.join(tmp, "gpt2-bpe");
     mkdirSync(dir);
-    const config = { model_type: "gpt2", architectures: ["GPT2LMHeadModel"], n_layer: 1, n_head: 2, n_embd: 16, n_positions: 64, vocab_size: 50257, eos_token_id: 50256, bos_token_id: 50256, layer_norm_epsilon: 1e-5, activation_function: "gelu_new" };
+    const config = {
+      model_type: "gpt2",
+      architectures: ["GPT2LMHeadModel"],
+      n_layer: 1,
+      n_head: 2,
+      n_embd: 16,
+      n_positions: 64,
+      vocab_size: 50257,
+      eos_token_id: 50256,
+      bos_token_id: 50256,
+      layer_norm_epsilon: 1e-5,
+      activation_function: "gelu_new",
+    };
     writeFileSync(path.join(dir, "config.json"), JSON.stringify(config));
     copyFileSync(path.join(sharedDir(), "data", "gpt2-tokenizer", "tokenizer.json"), path.join(dir, "tokenizer.json"));
     const rng = new SeededRandom(9);
-    const random = (shape: number[], scale = 0.02) => float32Tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal() * scale), shape);
+    const random = (shape: number[], scale = 0.02) =>
+      float32Tensor(
+        Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal() * scale),
+        shape,
+      );
     const tensors = new Map<string, Tensor>([
-      ["transformer.wte.weight", random([50257, 16])], ["transformer.wpe.weight", random([64, 16])],
-      ["transformer.h.0.ln_1.weight", float32Tensor(new Float32Array(16).fill(1), [16])], ["transformer.h.0.ln_1.bias", random([16], 0)],
-      ["transformer.h.0.attn.c_attn.weight", random([16, 48])], ["transformer.h.0.attn.c_attn.bias", random([48], 0)],
-      ["transformer.h.0.attn.c_proj.weight", random([16, 16])], ["transformer.h.0.attn.c_proj.bias", random([16], 0)],
-      ["transformer.h.0.ln_2.weight", float32Tensor(new Float32Array(16).fill(1), [16])], ["transformer.h.0.ln_2.bias", random([16], 0)],
-      ["transformer.h.0.mlp.c_fc.weight", random([16, 64])], ["transformer.h.0.mlp.c_fc.bias", random([64], 0)],
-      ["transformer.h.0.mlp.c_proj.weight", random([64, 16])], ["transformer.h.0.mlp.c_proj.bias", random([16], 0)],
-      ["transformer.ln_f.weight", float32Tensor(new Float32Array(16).fill(1), [16])], ["transformer.ln_f.bias", random([16], 0)],
+      ["transformer.wte.weight", random([50257, 16])],
+      ["transformer.wpe.weight", random([64, 16])],
+      ["transformer.h.0.ln_1.weight", float32Tensor(new Float32Array(16).fill(1), [16])],
+      ["transformer.h.0.ln_1.bias", random([16], 0)],
+      ["transformer.h.0.attn.c_attn.weight", random([16, 48])],
+      ["transformer.h.0.attn.c_attn.bias", random([48], 0)],
+      ["transformer.h.0.attn.c_proj.weight", random([16, 16])],
+      ["transformer.h.0.attn.c_proj.bias", random([16], 0)],
+      ["transformer.h.0.ln_2.weight", float32Tensor(new Float32Array(16).fill(1), [16])],
+      ["transformer.h.0.ln_2.bias", random([16], 0)],
+      ["transformer.h.0.mlp.c_fc.weight", random([16, 64])],
+      ["transformer.h.0.mlp.c_fc.bias", random([64], 0)],
+      ["transformer.h.0.mlp.c_proj.weight", random([64, 16])],
+      ["transformer.h.0.mlp.c_proj.bias", random([16], 0)],
+      ["transformer.ln_f.weight", float32Tensor(new Float32Array(16).fill(1), [16])],
+      ["transformer.ln_f.bias", random([16], 0)],
     ]);
     await writeSafetensors(path.join(dir, "model.safetensors"), tensors, { format: "pt" });
-    const text = readFileSync(path.join(sharedDir(), "data", "e2e", "valid.txt"), "utf8").split("\n").filter(Boolean).slice(0, 16).map((l) => l.replace("||", " = ")).join("\n");
+    const text = readFileSync(path.join(sharedDir(), "data", "e2e", "valid.txt"), "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .slice(0, 16)
+      .map((l) => l.replace("||", " = "))
+      .join("\n");
     const data = path.join(tmp, "e2e.txt");
     writeFileSync(data, text);
     const out = path.join(tmp, "bpe-out");

@@ -27,7 +27,9 @@ export function tfjsStepper(run: { model: TfjsModel; trainable: LoraTraining | F
       }
     },
     weights: ({ checkpoint }) =>
-      trainable.kind === "lora" ? { kind: "lora", adapter: trainable.exportAdapter({ raw: checkpoint }) } : { kind: "full", tensors: trainable.exportTensors() },
+      trainable.kind === "lora"
+        ? { kind: "lora", adapter: trainable.exportAdapter({ raw: checkpoint }) }
+        : { kind: "full", tensors: trainable.exportTensors() },
     async release() {
       trainer.dispose();
       model.store.dispose();

@@ -50,8 +50,16 @@ export function createLoraTraining(model: TfjsModel, config: LoraConfig, options
     const weight = layer ? (layer.weight.dataSync() as Float32Array) : undefined;
     const layout = plan.kind === "linear" ? "out_in" : "in_out";
     const init = initLoraFactors({
-      init: config.init_lora_weights, kind: plan.kind, r: plan.r, inFeatures: plan.inFeatures, outFeatures: plan.outFeatures,
-      scaling: plan.scaling, seed: loraInitSeed(options.seed, index), baseWeight: weight, layout, label: plan.name,
+      init: config.init_lora_weights,
+      kind: plan.kind,
+      r: plan.r,
+      inFeatures: plan.inFeatures,
+      outFeatures: plan.outFeatures,
+      scaling: plan.scaling,
+      seed: loraInitSeed(options.seed, index),
+      baseWeight: weight,
+      layout,
+      label: plan.name,
     });
     if (init.residualWeight && layer) {
       initial.set(plan.name, { A: init.A.slice(), B: init.B.slice() });
@@ -67,7 +75,8 @@ export function createLoraTraining(model: TfjsModel, config: LoraConfig, options
       mergeLora(merged, delta);
       tensors.set(adapterKey(plan.name, "magnitude"), float32Tensor(outputNorms(merged, delta), [plan.outFeatures]));
     }
-    if (config.lora_bias && !embedding) tensors.set(adapterKey(plan.name, "lora_B_bias"), float32Tensor(new Float32Array(plan.outFeatures), [plan.outFeatures]));
+    if (config.lora_bias && !embedding)
+      tensors.set(adapterKey(plan.name, "lora_B_bias"), float32Tensor(new Float32Array(plan.outFeatures), [plan.outFeatures]));
   });
   const storeKeys = model.store.keys();
   for (const saved of report.modulesToSave) {
@@ -125,13 +134,24 @@ function convertToPlainLora(adapter: LoraAdapter, initial: ReadonlyMap<string, {
   const alphaFactor = c.use_rslora ? Math.SQRT2 : 2;
   const double = (p: Record<string, number>, f: number) => Object.fromEntries(Object.entries(p).map(([k, v]) => [k, v * f]));
   return {
-    config: { ...c, r: 2 * c.r, lora_alpha: c.lora_alpha * alphaFactor, rank_pattern: double(c.rank_pattern, 2), alpha_pattern: double(c.alpha_pattern, alphaFactor), init_lora_weights: true },
+    config: {
+      ...c,
+      r: 2 * c.r,
+      lora_alpha: c.lora_alpha * alphaFactor,
+      rank_pattern: double(c.rank_pattern, 2),
+      alpha_pattern: double(c.alpha_pattern, alphaFactor),
+      init_lora_weights: true,
+    },
     tensors,
   };
 }
 
 /** Training state over an adapter already attached with `trainable: true` (e.g. a resumed one). */
-export function loraTrainingFrom(_model: TfjsModel, attached: AttachedAdapter, initial: ReadonlyMap<string, { A: Float32Array; B: Float32Array }> = new Map()): LoraTraining {
+export function loraTrainingFrom(
+  _model: TfjsModel,
+  attached: AttachedAdapter,
+  initial: ReadonlyMap<string, { A: Float32Array; B: Float32Array }> = new Map(),
+): LoraTraining {
   const variables = new Map<string, tf.Variable>();
   const roles = new Map<string, () => tf.Tensor>();
   for (const [name, branch] of attached.branches) {

@@ -25,12 +25,25 @@ afterAll(async () => {
 
 /** Real text (E2E references) as byte-level ids, which fit the tiny fixtures' 512-token vocabulary. */
 function e2eExamples(count: number, seqLen: number): Example[] {
-  const lines = readFileSync(path.join(sharedDir(), "data", "e2e", "valid.txt"), "utf8").split("\n").filter(Boolean);
+  const lines = readFileSync(path.join(sharedDir(), "data", "e2e", "valid.txt"), "utf8")
+    .split("\n")
+    .filter(Boolean);
   return lines.slice(0, count).map((line) => ({ ids: [...Buffer.from(line.split("||")[1] ?? line, "utf8")].slice(0, seqLen) }));
 }
 
 const config = () => createLoraConfig({ r: 4, lora_alpha: 8, target_modules: ["c_attn", "c_proj"], lora_dropout: 0.1, task_type: "CAUSAL_LM" });
-const options = { task: "causal-lm" as const, learningRate: 5e-3, batchSize: 4, seed: 11, padTokenId: 0, warmupSteps: 2, schedule: "linear" as const, weightDecay: 0.01, maxGradNorm: 1, gradientAccumulation: 2 };
+const options = {
+  task: "causal-lm" as const,
+  learningRate: 5e-3,
+  batchSize: 4,
+  seed: 11,
+  padTokenId: 0,
+  warmupSteps: 2,
+  schedule: "linear" as const,
+  weightDecay: 0.01,
+  maxGradNorm: 1,
+  gradientAccumulation: 2,
+};
 
 async function setup(steps: number) {
   const model = await loadModel(requireFixture("gpt2-tiny"));

@@ -1,6 +1,14 @@
 import * as tf from "@tensorflow/tfjs";
 import { LowrankError } from "@lowrank/core";
-import { dropoutSeed, stepMicroBatches, type BackendTrainer, type EvalResult, type StepLog, type TrainerOptions, type TrainerState } from "@lowrank/core/internal";
+import {
+  dropoutSeed,
+  stepMicroBatches,
+  type BackendTrainer,
+  type EvalResult,
+  type StepLog,
+  type TrainerOptions,
+  type TrainerState,
+} from "@lowrank/core/internal";
 import type { Example } from "../data/read-examples.js";
 import type { ForwardContext } from "../layers/lora-branch.js";
 import type { TfjsModel } from "../models/model.js";
@@ -56,7 +64,13 @@ export class Trainer implements BackendTrainer {
     const varList = [...this.trainable.variables.values()];
     let sums: Map<string, tf.Tensor> | undefined;
     let lossTotal = 0;
-    const { batches, tokens, epoch } = stepMicroBatches({ step: this.step, accumulation: this.accumulation, order: this.order, examples: this.examples, padTokenId: this.options.padTokenId });
+    const { batches, tokens, epoch } = stepMicroBatches({
+      step: this.step,
+      accumulation: this.accumulation,
+      order: this.order,
+      examples: this.examples,
+      padTokenId: this.options.padTokenId,
+    });
     for (const { index, batch } of batches) {
       const ctx: ForwardContext = { training: true, seed: dropoutSeed(this.options.seed, index), dropoutCalls: 0 };
       const { value, grads } = tf.variableGrads(() => tf.div(this.lossOf(batch, ctx), this.accumulation) as tf.Scalar, varList);
@@ -85,8 +99,11 @@ export class Trainer implements BackendTrainer {
       }
     }
     const learningRate = learningRateAt({
-      step: this.step, total: this.totalSteps, warmup: this.options.warmupSteps ?? 0,
-      base: this.options.learningRate, schedule: this.options.schedule ?? "linear",
+      step: this.step,
+      total: this.totalSteps,
+      warmup: this.options.warmupSteps ?? 0,
+      base: this.options.learningRate,
+      schedule: this.options.schedule ?? "linear",
     });
     this.optimizer.apply(grads, learningRate);
     for (const g of grads.values()) g.dispose();
@@ -118,7 +135,12 @@ export class Trainer implements BackendTrainer {
       });
     }
     const loss = weight > 0 ? weighted / weight : NaN;
-    return { loss, perplexity: Math.exp(loss), examples: examples.length, ...(this.options.task === "seq-cls" ? { accuracy: correct / Math.max(1, examples.length) } : {}) };
+    return {
+      loss,
+      perplexity: Math.exp(loss),
+      examples: examples.length,
+      ...(this.options.task === "seq-cls" ? { accuracy: correct / Math.max(1, examples.length) } : {}),
+    };
   }
 
   getState(): TrainerState {

@@ -15,7 +15,10 @@ export function corpusBleu(hypotheses: readonly string[], references: readonly (
     const hyp = tokens(hypothesis);
     const refs = references[i]!.map(tokens);
     hypLength += hyp.length;
-    refLength += closestLength(hyp.length, refs.map((r) => r.length));
+    refLength += closestLength(
+      hyp.length,
+      refs.map((r) => r.length),
+    );
     for (let n = 1; n <= maxOrder; n++) {
       const counts = ngrams(hyp, n);
       const maxRef = new Map<string, number>();
@@ -35,7 +38,10 @@ function tokens(text: string): string[] {
 }
 
 function closestLength(length: number, candidates: number[]): number {
-  return candidates.reduce((best, c) => (Math.abs(c - length) < Math.abs(best - length) || (Math.abs(c - length) === Math.abs(best - length) && c < best) ? c : best), candidates[0] ?? 0);
+  return candidates.reduce(
+    (best, c) => (Math.abs(c - length) < Math.abs(best - length) || (Math.abs(c - length) === Math.abs(best - length) && c < best) ? c : best),
+    candidates[0] ?? 0,
+  );
 }
 
 function ngrams(words: readonly string[], n: number): Map<string, number> {

@@ -15,7 +15,13 @@ const fmt = (x: number): string => (x === 0 ? "0" : x.toPrecision(4));
 /** The JSON form of one module: the issue's field names (singular_values, …). */
 function moduleJson(m: ModuleAnalysis): Record<string, unknown> {
   return {
-    name: m.name, kind: m.kind, r: m.r, in_features: m.inFeatures, out_features: m.outFeatures, scaling: m.scaling, dora: m.dora,
+    name: m.name,
+    kind: m.kind,
+    r: m.r,
+    in_features: m.inFeatures,
+    out_features: m.outFeatures,
+    scaling: m.scaling,
+    dora: m.dora,
     singular_values: m.singularValues,
     effective_rank: Object.fromEntries(m.effectiveRanks.map((e) => [String(e.energy), e.rank])),
     delta_norm: m.deltaNorm,
@@ -45,15 +51,39 @@ export async function analyzeCommand(ctx: CliContext, adapterArg: string, option
   }
   if (options.plot) {
     const svg = similarity
-      ? heatmapGridSvg({ title: `Subspace similarity φ(i, j) of ${adapterArg} and ${options.against}`, rowLabel: `i (top directions of ${adapterArg})`, columnLabel: "j (of the other)", panels: similarity.map((s) => ({ title: s.name, values: s.phi })) })
-      : heatmapGridSvg({ title: `Singular values of ΔW relative to the largest: ${adapterArg}`, rowLabel: "module", columnLabel: "singular value", columns: 1, cell: 18, panels: [{ title: "one row per module, in order", values: modules.map((m) => m.singularValues.map((s) => (m.singularValues[0] ? s / m.singularValues[0] : 0))) }] });
+      ? heatmapGridSvg({
+          title: `Subspace similarity φ(i, j) of ${adapterArg} and ${options.against}`,
+          rowLabel: `i (top directions of ${adapterArg})`,
+          columnLabel: "j (of the other)",
+          panels: similarity.map((s) => ({ title: s.name, values: s.phi })),
+        })
+      : heatmapGridSvg({
+          title: `Singular values of ΔW relative to the largest: ${adapterArg}`,
+          rowLabel: "module",
+          columnLabel: "singular value",
+          columns: 1,
+          cell: 18,
+          panels: [
+            {
+              title: "one row per module, in order",
+              values: modules.map((m) => m.singularValues.map((s) => (m.singularValues[0] ? s / m.singularValues[0] : 0))),
+            },
+          ],
+        });
     await writeFileAtomic(options.plot, svg);
   }
   if (options.json) {
-    ctx.out(JSON.stringify({
-      adapter: adapterArg, modules: modules.map(moduleJson),
-      ...(similarity ? { against: { adapter: options.against, modules: similarity } } : {}),
-    }, null, 2));
+    ctx.out(
+      JSON.stringify(
+        {
+          adapter: adapterArg,
+          modules: modules.map(moduleJson),
+          ...(similarity ? { against: { adapter: options.against, modules: similarity } } : {}),
+        },
+        null,
+        2,
+      ),
+    );
     return;
   }
   ctx.out(`${adapterArg}: ${modules.length} LoRA module(s)`);
@@ -63,7 +93,13 @@ export async function analyzeCommand(ctx: CliContext, adapterArg: string, option
   }
   if (similarity) {
     ctx.out(`subspace similarity with ${options.against} (φ(i, i) for i = 1, 2, …; 1 = same directions, 0 = orthogonal):`);
-    for (const s of similarity) ctx.out(`  ${s.name}  ${s.phi.slice(0, Math.min(s.phi.length, s.phi[0]?.length ?? 0)).map((row, i) => fmt(row[i]!)).join(", ")}`);
+    for (const s of similarity)
+      ctx.out(
+        `  ${s.name}  ${s.phi
+          .slice(0, Math.min(s.phi.length, s.phi[0]?.length ?? 0))
+          .map((row, i) => fmt(row[i]!))
+          .join(", ")}`,
+      );
   }
   if (options.plot) ctx.out(`wrote ${options.plot}`);
 }

@@ -39,14 +39,22 @@ export async function benchCommand(ctx: CliContext, options: BenchOptions): Prom
   }
   const modelDir = options.model ?? findEmbedded(path.join("models", "gpt2-mini"));
   const e2eFile = options.data ?? findEmbedded(path.join("data", "e2e", "valid.txt"));
-  if (!modelDir || !existsSync(path.join(modelDir, "config.json"))) throw new LowrankError("USAGE", `bench: cannot find the embedded model ${options.model ?? "models/gpt2-mini"}; pass --model <gpt2-folder>`);
-  if (!e2eFile || !existsSync(e2eFile)) throw new LowrankError("USAGE", `bench: cannot find the E2E data ${options.data ?? "data/e2e/valid.txt"}; pass --data <e2e.txt>`);
+  if (!modelDir || !existsSync(path.join(modelDir, "config.json")))
+    throw new LowrankError("USAGE", `bench: cannot find the embedded model ${options.model ?? "models/gpt2-mini"}; pass --model <gpt2-folder>`);
+  if (!e2eFile || !existsSync(e2eFile))
+    throw new LowrankError("USAGE", `bench: cannot find the E2E data ${options.data ?? "data/e2e/valid.txt"}; pass --data <e2e.txt>`);
   const results = await runBenchSuite({
-    quick: Boolean(options.quick), modelDir, e2eFile, lowrankVersion: LOWRANK_VERSION,
+    quick: Boolean(options.quick),
+    modelDir,
+    e2eFile,
+    lowrankVersion: LOWRANK_VERSION,
     log: (line) => ctx.logger.info(line),
   });
   ctx.out(`lowrank bench${options.quick ? " --quick" : ""}: ${results.seconds.toFixed(0)} s`);
-  for (const t of results.targets) ctx.out(`  ${t.ratio.padEnd(28)} ${t.value === null ? "not measured" : t.value.toFixed(3).padStart(8)}  target ${t.target.padEnd(7)} ${t.met ? "met" : "MISSED"}`);
+  for (const t of results.targets)
+    ctx.out(
+      `  ${t.ratio.padEnd(28)} ${t.value === null ? "not measured" : t.value.toFixed(3).padStart(8)}  target ${t.target.padEnd(7)} ${t.met ? "met" : "MISSED"}`,
+    );
   if (options.json) {
     await writeJsonResults(options.json, results);
     ctx.out(`wrote ${options.json}`);

@@ -21,7 +21,8 @@ export interface CombineCommandOptions {
 export async function combineCommand(ctx: CliContext, options: CombineCommandOptions): Promise<void> {
   const combination: CombinationType = choiceFlag("--combination", options.combination, COMBINATIONS) ?? "svd";
   const weights = options.weights === undefined ? options.adapter.map(() => 1) : options.weights.split(",").map((w) => numberFlag("--weights", w)!);
-  if (weights.length !== options.adapter.length) throw new LowrankError("USAGE", `--weights has ${weights.length} values for ${options.adapter.length} --adapter folders`);
+  if (weights.length !== options.adapter.length)
+    throw new LowrankError("USAGE", `--weights has ${weights.length} values for ${options.adapter.length} --adapter folders`);
   const inputs = [];
   for (const [i, dir] of options.adapter.entries()) {
     inputs.push({ adapter: await readAdapter(await ctx.local(dir), { logger: ctx.logger }), weight: weights[i]!, name: `adapter ${dir}` });
@@ -35,7 +36,17 @@ export async function combineCommand(ctx: CliContext, options: CombineCommandOpt
     seed: numberFlag("--seed", options.seed, { integer: true, min: 0 }),
     logger: ctx.logger,
   });
-  const provenance = { combination, adapters: options.adapter, weights, svd_rank: options.svdRank, svd_clamp: options.svdClamp, density: options.density, majority_sign_method: options.majoritySignMethod };
+  const provenance = {
+    combination,
+    adapters: options.adapter,
+    weights,
+    svd_rank: options.svdRank,
+    svd_clamp: options.svdClamp,
+    density: options.density,
+    majority_sign_method: options.majoritySignMethod,
+  };
   await writeAdapter(options.out, combined, { "combination.json": `${JSON.stringify(provenance, null, 2)}\n` });
-  ctx.out(`combined ${options.adapter.length} adapter(s) with ${combination} into ${options.out} (r=${combined.config.r}, lora_alpha=${combined.config.lora_alpha}, ${combined.tensors.size} tensors)`);
+  ctx.out(
+    `combined ${options.adapter.length} adapter(s) with ${combination} into ${options.out} (r=${combined.config.r}, lora_alpha=${combined.config.lora_alpha}, ${combined.tensors.size} tensors)`,
+  );
 }

@@ -27,7 +27,11 @@ export async function generateCommand(ctx: CliContext, o: GenerateOptions): Prom
   const { backend } = await (await ctx.registry()).resolveFor("infer", o.backend);
   if (!backend.generate) throw new LowrankError("USAGE", `backend "${backend.name}" cannot generate`);
   const result = await backend.generate({
-    model, adapter, merge: o.merge, prompt: o.prompt, promptIds,
+    model,
+    adapter,
+    merge: o.merge,
+    prompt: o.prompt,
+    promptIds,
     maxNewTokens: numberFlag("--max-new-tokens", o.maxNewTokens, { integer: true, min: 1 }) ?? 32,
     temperature: numberFlag("--temperature", o.temperature, { min: 0 }),
     topK: numberFlag("--top-k", o.topK, { integer: true, min: 1 }),

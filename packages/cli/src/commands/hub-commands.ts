@@ -30,7 +30,10 @@ export interface PullReporter {
  */
 export function pullReporter(logger: Logger, stream: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr): PullReporter {
   const bar = stream.isTTY
-    ? new cliProgress.SingleBar({ format: "{file} |{bar}| {percentage}% | {done} / {size}", hideCursor: true, clearOnComplete: true, stream }, cliProgress.Presets.shades_classic)
+    ? new cliProgress.SingleBar(
+        { format: "{file} |{bar}| {percentage}% | {done} / {size}", hideCursor: true, clearOnComplete: true, stream },
+        cliProgress.Presets.shades_classic,
+      )
     : undefined;
   let current: string | undefined;
   const stop = () => {
@@ -63,8 +66,12 @@ export async function pullCommand(ctx: CliContext, repo: string, options: { revi
   let result;
   try {
     result = await (await ctx.hubClient()).pullRepo({
-      repo, revision: options.revision, include: listFlag(options.include), config,
-      onProgress: reporter.onProgress, onFile: reporter.onFile,
+      repo,
+      revision: options.revision,
+      include: listFlag(options.include),
+      config,
+      onProgress: reporter.onProgress,
+      onFile: reporter.onFile,
     });
   } finally {
     reporter.stop();
@@ -74,8 +81,20 @@ export async function pullCommand(ctx: CliContext, repo: string, options: { revi
 }
 
 /** `lowrank push`: an adapter folder to a Hub repo with a generated model card; prints the commit URL. */
-export async function pushCommand(ctx: CliContext, dir: string, options: { repo: string; private?: boolean; revision?: string; message?: string }): Promise<void> {
-  const result = await (await ctx.hubClient()).pushAdapter({ dir, repo: options.repo, private: options.private, revision: options.revision, message: options.message, config: await ctx.hub(), logger: ctx.logger });
+export async function pushCommand(
+  ctx: CliContext,
+  dir: string,
+  options: { repo: string; private?: boolean; revision?: string; message?: string },
+): Promise<void> {
+  const result = await (await ctx.hubClient()).pushAdapter({
+    dir,
+    repo: options.repo,
+    private: options.private,
+    revision: options.revision,
+    message: options.message,
+    config: await ctx.hub(),
+    logger: ctx.logger,
+  });
   if (result.created) ctx.logger.info(`created ${options.private ? "private " : ""}repo ${options.repo}`);
   ctx.out(result.commitUrl);
 }
@@ -84,11 +103,17 @@ export async function pushCommand(ctx: CliContext, dir: string, options: { repo:
  * `lowrank hub serve`: the self-hosted Hub-compatible registry, until SIGINT/SIGTERM. The server
  * (@lowrank/hub-server) is loaded here, on first use, so `pull` and `push` never load it.
  */
-export async function hubServeCommand(ctx: CliContext, options: { dir: string; port?: string; host?: string; token?: string[]; maxBodyBytes?: string; maxFileBytes?: string }): Promise<void> {
+export async function hubServeCommand(
+  ctx: CliContext,
+  options: { dir: string; port?: string; host?: string; token?: string[]; maxBodyBytes?: string; maxFileBytes?: string },
+): Promise<void> {
   const { startHubServer } = await import("@lowrank/hub-server");
   const server = await startHubServer({
-    dir: options.dir, port: numberFlag("--port", options.port, { integer: true, min: 0, max: 65535 }) ?? 8080,
-    host: options.host ?? "127.0.0.1", tokens: options.token, logger: ctx.logger,
+    dir: options.dir,
+    port: numberFlag("--port", options.port, { integer: true, min: 0, max: 65535 }) ?? 8080,
+    host: options.host ?? "127.0.0.1",
+    tokens: options.token,
+    logger: ctx.logger,
     maxBodyBytes: numberFlag("--max-body-bytes", options.maxBodyBytes, { integer: true, min: 1 }),
     maxLfsObjectBytes: numberFlag("--max-file-bytes", options.maxFileBytes, { integer: true, min: 1 }),
   });

@@ -21,10 +21,20 @@ interface ModuleRow {
  */
 export function summarizeAdapter(adapter: LoraAdapter): { modules: ModuleRow[]; fullTensors: string[]; trainableParameters: number } {
   const { modules, replacements } = collectLoraModules(adapter);
-  const rows = [...modules.values()].map((m): ModuleRow => ({
-    name: m.name, kind: m.embedding ? "embedding" : "lora", r: m.r, alpha: m.alpha, scaling: m.scaling,
-    inFeatures: m.inFeatures, outFeatures: m.outFeatures, dora: m.magnitude !== undefined, loraBias: m.loraBias !== undefined, parameters: m.parameters,
-  }));
+  const rows = [...modules.values()].map(
+    (m): ModuleRow => ({
+      name: m.name,
+      kind: m.embedding ? "embedding" : "lora",
+      r: m.r,
+      alpha: m.alpha,
+      scaling: m.scaling,
+      inFeatures: m.inFeatures,
+      outFeatures: m.outFeatures,
+      dora: m.magnitude !== undefined,
+      loraBias: m.loraBias !== undefined,
+      parameters: m.parameters,
+    }),
+  );
   let trainableParameters = 0;
   for (const tensor of adapter.tensors.values()) trainableParameters += elementCount(tensor.shape);
   return { modules: rows, fullTensors: [...replacements.keys()], trainableParameters };
@@ -52,14 +62,20 @@ export async function inspectCommand(ctx: CliContext, adapterDir: string, option
   if (options.json) {
     const { extra, source, ...fields } = config;
     void source;
-    ctx.out(JSON.stringify({
-      adapter: adapterDir,
-      config: { ...fields, ...extra },
-      modules: summary.modules,
-      modules_to_save: summary.fullTensors,
-      trainable_parameters: summary.trainableParameters,
-      ...(base ? { base_parameters: base.totalParameters, trainable_fraction: summary.trainableParameters / base.totalParameters } : {}),
-    }, null, 2));
+    ctx.out(
+      JSON.stringify(
+        {
+          adapter: adapterDir,
+          config: { ...fields, ...extra },
+          modules: summary.modules,
+          modules_to_save: summary.fullTensors,
+          trainable_parameters: summary.trainableParameters,
+          ...(base ? { base_parameters: base.totalParameters, trainable_fraction: summary.trainableParameters / base.totalParameters } : {}),
+        },
+        null,
+        2,
+      ),
+    );
     return;
   }
   const lines = [
@@ -71,11 +87,16 @@ export async function inspectCommand(ctx: CliContext, adapterDir: string, option
     ...(Object.keys(config.alpha_pattern).length ? [`alpha_pattern: ${JSON.stringify(config.alpha_pattern)}`] : []),
     "",
     `modules (${summary.modules.length}):`,
-    ...summary.modules.map((m) => `  ${m.name}  ${m.kind}${m.dora ? "+dora" : ""}  r=${m.r}  alpha=${fmt(m.alpha)}  scaling=${fmt(m.scaling)}  ${m.inFeatures}→${m.outFeatures}  params=${m.parameters}`),
+    ...summary.modules.map(
+      (m) =>
+        `  ${m.name}  ${m.kind}${m.dora ? "+dora" : ""}  r=${m.r}  alpha=${fmt(m.alpha)}  scaling=${fmt(m.scaling)}  ${m.inFeatures}→${m.outFeatures}  params=${m.parameters}`,
+    ),
     ...(summary.fullTensors.length ? ["", `full tensors (modules_to_save, biases): ${summary.fullTensors.join(", ")}`] : []),
     "",
     `trainable parameters: ${summary.trainableParameters.toLocaleString("en-US")}` +
-      (base ? ` of ${base.totalParameters.toLocaleString("en-US")} in the base (${((100 * summary.trainableParameters) / base.totalParameters).toFixed(4)}%)` : ""),
+      (base
+        ? ` of ${base.totalParameters.toLocaleString("en-US")} in the base (${((100 * summary.trainableParameters) / base.totalParameters).toFixed(4)}%)`
+        : ""),
   ];
   ctx.out(lines.join("\n"));
 }

@@ -15,7 +15,9 @@ describe("loadBenchSuite", () => {
   });
 
   test("a module missing inside the suite is not reported as the suite missing", async () => {
-    const error = await loadBenchSuite(failing("ERR_MODULE_NOT_FOUND", "Cannot find package '@tensorflow/tfjs' imported from /app/node_modules/@lowrank/bench/dist/index.js")).catch((e: unknown) => e);
+    const error = await loadBenchSuite(
+      failing("ERR_MODULE_NOT_FOUND", "Cannot find package '@tensorflow/tfjs' imported from /app/node_modules/@lowrank/bench/dist/index.js"),
+    ).catch((e: unknown) => e);
     expect(error).not.toBeInstanceOf(LowrankError);
     expect((error as Error).message).toMatch(/@tensorflow\/tfjs/);
   });

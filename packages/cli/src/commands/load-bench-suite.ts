@@ -9,7 +9,11 @@ export const BENCH_NOT_INSTALLED = "the benchmark suite (@lowrank/bench) is not 
 /** Node's "cannot find" error for the package itself (ESM or CJS), not for a module it imports. */
 const suiteNotFound = (error: unknown): boolean => {
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-  return (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND") && typeof message === "string" && /^Cannot find (package|module) '@lowrank\/bench'/.test(message);
+  return (
+    (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND") &&
+    typeof message === "string" &&
+    /^Cannot find (package|module) '@lowrank\/bench'/.test(message)
+  );
 };
 
 /**

@@ -26,7 +26,11 @@ export async function mergeCommand(ctx: CliContext, options: MergeCommandOptions
     const showProgress = process.stderr.isTTY;
     try {
       result = await mergeCheckpoint({
-        baseDir: base, adapter, outDir: options.out, safe: options.safe, logger: ctx.logger,
+        baseDir: base,
+        adapter,
+        outDir: options.out,
+        safe: options.safe,
+        logger: ctx.logger,
         onTensor: showProgress ? (done, total) => process.stderr.write(`\rmerging ${done}/${total} tensors`) : undefined,
       });
     } finally {

@@ -7,7 +7,9 @@ export async function onnxMergeCommand(ctx: CliContext, options: { model: string
   const adapter = await readAdapter(await ctx.local(options.adapter), { logger: ctx.logger });
   const started = performance.now();
   const merged = await mergeOnnxFile({ model: options.model, adapter, out: options.out, safe: options.safe, logger: ctx.logger });
-  ctx.out(`merged ${merged.mergedModules.length} module(s)${merged.replacedTensors.length ? ` and replaced ${merged.replacedTensors.length} tensor(s)` : ""} into ${options.out} (${(merged.bytes / 1e6).toFixed(1)} MB, ${((performance.now() - started) / 1000).toFixed(2)} s)`);
+  ctx.out(
+    `merged ${merged.mergedModules.length} module(s)${merged.replacedTensors.length ? ` and replaced ${merged.replacedTensors.length} tensor(s)` : ""} into ${options.out} (${(merged.bytes / 1e6).toFixed(1)} MB, ${((performance.now() - started) / 1000).toFixed(2)} s)`,
+  );
 }
 
 /** `lowrank onnx export`: a GPT-2 checkpoint as an ONNX model (optionally with an adapter merged in). */
@@ -15,7 +17,8 @@ export async function onnxExportCommand(ctx: CliContext, options: { model: strin
   const { exportGpt2Onnx, mergeIntoOnnxModel, writeOnnx } = await import("@lowrank/backend-onnx");
   const modelDir = await ctx.local(options.model);
   let model = await exportGpt2Onnx(modelDir);
-  if (options.adapter) model = mergeIntoOnnxModel(model, await readAdapter(await ctx.local(options.adapter), { logger: ctx.logger }), { modelDir, logger: ctx.logger }).model;
+  if (options.adapter)
+    model = mergeIntoOnnxModel(model, await readAdapter(await ctx.local(options.adapter), { logger: ctx.logger }), { modelDir, logger: ctx.logger }).model;
   const written = await writeOnnx(options.out, model, { sourceDir: modelDir });
   ctx.out(`exported ${options.model}${options.adapter ? ` with ${options.adapter} merged` : ""} to ${options.out} (${(written.bytes / 1e6).toFixed(1)} MB)`);
 }

@@ -4,7 +4,12 @@ import { LowrankError } from "@lowrank/core";
 export function numberFlag(flag: string, text: string | undefined, check: { integer?: boolean; min?: number; max?: number } = {}): number | undefined {
   if (text === undefined) return undefined;
   const n = Number(text);
-  const bad = text.trim() === "" || !Number.isFinite(n) || (check.integer && !Number.isInteger(n)) || (check.min !== undefined && n < check.min) || (check.max !== undefined && n > check.max);
+  const bad =
+    text.trim() === "" ||
+    !Number.isFinite(n) ||
+    (check.integer && !Number.isInteger(n)) ||
+    (check.min !== undefined && n < check.min) ||
+    (check.max !== undefined && n > check.max);
   if (bad) {
     const want = `${check.integer ? "an integer" : "a number"}${check.min !== undefined ? ` ≥ ${check.min}` : ""}${check.max !== undefined ? ` ≤ ${check.max}` : ""}`;
     throw new LowrankError("USAGE", `${flag} must be ${want}, got ${JSON.stringify(text)}`);
@@ -14,12 +19,18 @@ export function numberFlag(flag: string, text: string | undefined, check: { inte
 
 /** A comma-separated list flag. */
 export function listFlag(text: string | undefined): string[] | undefined {
-  return text === undefined ? undefined : text.split(",").map((s) => s.trim()).filter(Boolean);
+  return text === undefined
+    ? undefined
+    : text
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
 }
 
 /** One of a fixed set of words. */
 export function choiceFlag<T extends string>(flag: string, text: string | undefined, choices: readonly T[]): T | undefined {
   if (text === undefined) return undefined;
-  if (!(choices as readonly string[]).includes(text)) throw new LowrankError("USAGE", `${flag} must be one of ${choices.join(", ")}, got ${JSON.stringify(text)}`);
+  if (!(choices as readonly string[]).includes(text))
+    throw new LowrankError("USAGE", `${flag} must be one of ${choices.join(", ")}, got ${JSON.stringify(text)}`);
   return text as T;
 }

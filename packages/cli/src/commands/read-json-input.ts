@@ -16,6 +16,7 @@ export async function readIdRows(file: string, flag: string): Promise<number[][]
   const rows = value as number[][];
   const width = rows[0]!.length;
   const bad = rows.findIndex((r) => r.length !== width);
-  if (bad >= 0) throw new LowrankError("USAGE", `${flag} ${file}: row ${bad} has ${rows[bad]!.length} entries but row 0 has ${width}; rows must be equally long`);
+  if (bad >= 0)
+    throw new LowrankError("USAGE", `${flag} ${file}: row ${bad} has ${rows[bad]!.length} entries but row 0 has ${width}; rows must be equally long`);
   return rows;
 }

@@ -86,7 +86,16 @@ export function trainParams(o: TrainOptions): TrainParams {
 function logLine(event: TrainEvent): Record<string, unknown> | undefined {
   switch (event.type) {
     case "step":
-      return { step: event.step, epoch: event.epoch, loss: event.loss, lr: event.learningRate, grad_norm: event.gradNorm, tokens: event.tokens, tokens_per_second: event.tokensPerSecond, seconds: event.seconds };
+      return {
+        step: event.step,
+        epoch: event.epoch,
+        loss: event.loss,
+        lr: event.learningRate,
+        grad_norm: event.gradNorm,
+        tokens: event.tokens,
+        tokens_per_second: event.tokensPerSecond,
+        seconds: event.seconds,
+      };
     case "eval":
       return { step: event.step, eval_loss: event.loss, perplexity: event.perplexity, ...(event.accuracy !== undefined ? { accuracy: event.accuracy } : {}) };
     default:
@@ -110,7 +119,12 @@ export async function trainCommand(ctx: CliContext, options: TrainOptions): Prom
     logStream = createWriteStream("", { fd: handle.fd, autoClose: true });
   }
   const tty = process.stderr.isTTY && !options.json;
-  const bar = tty ? new cliProgress.SingleBar({ format: "train |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta_formatted}", hideCursor: true }, cliProgress.Presets.shades_classic) : undefined;
+  const bar = tty
+    ? new cliProgress.SingleBar(
+        { format: "train |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta_formatted}", hideCursor: true },
+        cliProgress.Presets.shades_classic,
+      )
+    : undefined;
   let lastPrinted = 0;
   let summary: Extract<TrainEvent, { type: "done" }> | undefined;
   let start: Extract<TrainEvent, { type: "start" }> | undefined;
@@ -121,17 +135,24 @@ export async function trainCommand(ctx: CliContext, options: TrainOptions): Prom
       if (line && logStream) logStream.write(`${JSON.stringify(line)}\n`);
       if (event.type === "start") {
         start = event;
-        ctx.logger.info(`training ${options.full ? "all" : "LoRA"} parameters: ${event.trainableParameters.toLocaleString("en-US")} of ${event.totalParameters.toLocaleString("en-US")} (${((100 * event.trainableParameters) / event.totalParameters).toFixed(3)}%) on ${event.device}, ${event.examples} examples, ${event.totalSteps} steps`);
+        ctx.logger.info(
+          `training ${options.full ? "all" : "LoRA"} parameters: ${event.trainableParameters.toLocaleString("en-US")} of ${event.totalParameters.toLocaleString("en-US")} (${((100 * event.trainableParameters) / event.totalParameters).toFixed(3)}%) on ${event.device}, ${event.examples} examples, ${event.totalSteps} steps`,
+        );
         bar?.start(event.totalSteps, event.startStep, { loss: "-", tps: "-" });
       } else if (event.type === "step") {
         if (bar) bar.update(event.step, { loss: event.loss.toFixed(4), tps: Math.round(event.tokensPerSecond) });
         else if (!options.json && (event.step - lastPrinted >= Math.max(1, Math.round((start?.totalSteps ?? 10) / 10)) || event.step === start?.totalSteps)) {
           lastPrinted = event.step;
-          ctx.logger.info(`step ${event.step}/${start?.totalSteps ?? "?"}  loss ${event.loss.toFixed(4)}  lr ${event.learningRate.toExponential(2)}  ${Math.round(event.tokensPerSecond)} tok/s`);
+          ctx.logger.info(
+            `step ${event.step}/${start?.totalSteps ?? "?"}  loss ${event.loss.toFixed(4)}  lr ${event.learningRate.toExponential(2)}  ${Math.round(event.tokensPerSecond)} tok/s`,
+          );
         }
       } else if (event.type === "eval") {
         lastEval = event;
-        if (!bar && !options.json) ctx.logger.info(`eval at step ${event.step}: loss ${event.loss.toFixed(4)}, perplexity ${event.perplexity.toFixed(2)}${event.accuracy !== undefined ? `, accuracy ${(100 * event.accuracy).toFixed(1)}%` : ""}`);
+        if (!bar && !options.json)
+          ctx.logger.info(
+            `eval at step ${event.step}: loss ${event.loss.toFixed(4)}, perplexity ${event.perplexity.toFixed(2)}${event.accuracy !== undefined ? `, accuracy ${(100 * event.accuracy).toFixed(1)}%` : ""}`,
+          );
       } else if (event.type === "checkpoint") {
         if (!bar && !options.json) ctx.logger.info(`checkpoint at step ${event.step}: ${event.dir}`);
       } else if (event.type === "done") {
@@ -151,10 +172,19 @@ export async function trainCommand(ctx: CliContext, options: TrainOptions): Prom
     throw error;
   }
   const result = {
-    out: options.out, steps: summary?.steps, final_loss: summary?.finalLoss, seconds: summary?.seconds,
-    trainable_parameters: start?.trainableParameters, total_parameters: start?.totalParameters,
-    ...(lastEval ? { eval_loss: lastEval.loss, perplexity: lastEval.perplexity, ...(lastEval.accuracy !== undefined ? { accuracy: lastEval.accuracy } : {}) } : {}),
+    out: options.out,
+    steps: summary?.steps,
+    final_loss: summary?.finalLoss,
+    seconds: summary?.seconds,
+    trainable_parameters: start?.trainableParameters,
+    total_parameters: start?.totalParameters,
+    ...(lastEval
+      ? { eval_loss: lastEval.loss, perplexity: lastEval.perplexity, ...(lastEval.accuracy !== undefined ? { accuracy: lastEval.accuracy } : {}) }
+      : {}),
   };
   if (options.json) ctx.out(JSON.stringify(result, null, 2));
-  else ctx.out(`trained ${summary?.steps} steps in ${summary?.seconds.toFixed(1)} s, final loss ${summary?.finalLoss.toFixed(4)}${lastEval ? `, eval loss ${lastEval.loss.toFixed(4)}` : ""}; wrote ${options.full ? "the full checkpoint" : "the PEFT adapter"} to ${options.out}`);
+  else
+    ctx.out(
+      `trained ${summary?.steps} steps in ${summary?.seconds.toFixed(1)} s, final loss ${summary?.finalLoss.toFixed(4)}${lastEval ? `, eval loss ${lastEval.loss.toFixed(4)}` : ""}; wrote ${options.full ? "the full checkpoint" : "the PEFT adapter"} to ${options.out}`,
+    );
 }

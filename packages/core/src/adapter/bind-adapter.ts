@@ -31,7 +31,11 @@ const shapeText = (shape: readonly number[]): string => `[${shape.join(", ")}]`;
  * @throws LowrankError ADAPTER_INVALID (unknown keys or modules), SHAPE_MISMATCH (does not fit the base),
  *   TARGET_NOT_FOUND (config targets nothing in this base).
  */
-export function bindAdapter(adapter: LoraAdapter, model: ModelDescription, options: { logger?: Logger; label?: string; layoutFromStorage?: boolean } = {}): BoundAdapter {
+export function bindAdapter(
+  adapter: LoraAdapter,
+  model: ModelDescription,
+  options: { logger?: Logger; label?: string; layoutFromStorage?: boolean } = {},
+): BoundAdapter {
   const label = options.label ?? "adapter";
   const collected = collectLoraModules(adapter, label);
   const report = resolveTargets(adapter.config, model, options);
@@ -44,7 +48,10 @@ export function bindAdapter(adapter: LoraAdapter, model: ModelDescription, optio
     const base = model.tensors.get(baseKey);
     if (!base) throw new LowrankError("ADAPTER_INVALID", `${label}: tensor "${PEFT_PREFIX}${key}" replaces "${baseKey}", which the base model does not have`);
     if (shapeText(base.shape) !== shapeText(tensor.shape)) {
-      throw new LowrankError("SHAPE_MISMATCH", `${label}: tensor "${PEFT_PREFIX}${key}" is ${shapeText(tensor.shape)} but the base's "${baseKey}" is ${shapeText(base.shape)}`);
+      throw new LowrankError(
+        "SHAPE_MISMATCH",
+        `${label}: tensor "${PEFT_PREFIX}${key}" is ${shapeText(tensor.shape)} but the base's "${baseKey}" is ${shapeText(base.shape)}`,
+      );
     }
     replacements.set(baseKey, tensor);
   }
@@ -63,15 +70,27 @@ export function bindAdapter(adapter: LoraAdapter, model: ModelDescription, optio
     const where = `${label}: module "${name}"`;
     const isEmbedding = plan.kind === "embedding";
     if (m.embedding !== isEmbedding) {
-      throw new LowrankError("ADAPTER_INVALID", `${where} is ${isEmbedding ? "an embedding but has lora_A/lora_B" : `a ${plan.kind} layer but has lora_embedding_A/B`}`);
+      throw new LowrankError(
+        "ADAPTER_INVALID",
+        `${where} is ${isEmbedding ? "an embedding but has lora_A/lora_B" : `a ${plan.kind} layer but has lora_embedding_A/B`}`,
+      );
     }
     if (m.inFeatures !== plan.inFeatures || m.outFeatures !== plan.outFeatures) {
-      throw new LowrankError("SHAPE_MISMATCH", `${where}: factors [${m.r}, ${m.inFeatures}] · [${m.outFeatures}, ${m.r}] do not fit the base layer (in ${plan.inFeatures}, out ${plan.outFeatures})`);
+      throw new LowrankError(
+        "SHAPE_MISMATCH",
+        `${where}: factors [${m.r}, ${m.inFeatures}] · [${m.outFeatures}, ${m.r}] do not fit the base layer (in ${plan.inFeatures}, out ${plan.outFeatures})`,
+      );
     }
     if (m.magnitude && !adapter.config.use_dora) options.logger?.warn(`${where}: has a DoRA magnitude vector but \`use_dora\` is false; using it`);
-    if (!m.magnitude && adapter.config.use_dora) throw new LowrankError("ADAPTER_INVALID", `${where}: \`use_dora\` is true but the file has no lora_magnitude_vector for it`);
+    if (!m.magnitude && adapter.config.use_dora)
+      throw new LowrankError("ADAPTER_INVALID", `${where}: \`use_dora\` is true but the file has no lora_magnitude_vector for it`);
     const factors: LoraFactors = {
-      A: m.A, B: m.B, r: plan.r, inFeatures: plan.inFeatures, outFeatures: plan.outFeatures, scaling: plan.scaling,
+      A: m.A,
+      B: m.B,
+      r: plan.r,
+      inFeatures: plan.inFeatures,
+      outFeatures: plan.outFeatures,
+      scaling: plan.scaling,
       layout: plan.kind === "linear" ? "out_in" : "in_out",
       ...(m.magnitude ? { magnitude: m.magnitude } : {}),
       ...(m.loraBias ? { loraBias: m.loraBias } : {}),
@@ -80,7 +99,9 @@ export function bindAdapter(adapter: LoraAdapter, model: ModelDescription, optio
   }
   const missing = report.targets.filter((p) => !found.has(p.name)).map((p) => p.name);
   if (missing.length > 0) {
-    options.logger?.warn(`${label}: the config targets ${missing.length} module(s) with no weights in the file (${missing.slice(0, 3).join(", ")}); they are left unchanged`);
+    options.logger?.warn(
+      `${label}: the config targets ${missing.length} module(s) with no weights in the file (${missing.slice(0, 3).join(", ")}); they are left unchanged`,
+    );
   }
   if (modules.length === 0 && replacements.size === 0) {
     throw new LowrankError("ADAPTER_INVALID", `${label}: no LoRA weights in the file match the modules the config targets`);
@@ -102,7 +123,8 @@ function baseName(model: ModelDescription): (name: string) => string {
   return (name: string): string => {
     if (model.byName.has(name) || model.tensors.has(name)) return name;
     for (const prefix of BASE_MODEL_PREFIXES) {
-      if (name.startsWith(prefix) && (model.byName.has(name.slice(prefix.length)) || model.tensors.has(name.slice(prefix.length)))) return name.slice(prefix.length);
+      if (name.startsWith(prefix) && (model.byName.has(name.slice(prefix.length)) || model.tensors.has(name.slice(prefix.length))))
+        return name.slice(prefix.length);
       if (model.byName.has(prefix + name) || model.tensors.has(prefix + name)) return prefix + name;
     }
     return name;

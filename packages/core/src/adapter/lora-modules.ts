@@ -74,7 +74,8 @@ export function collectLoraModules(adapter: LoraAdapter, label = "adapter"): Ada
 
 function decodeModule(adapter: LoraAdapter, name: string, t: Parts, label: string): LoraModule {
   const where = `${label}: module "${name}"`;
-  if (!t.A || !t.B) throw new LowrankError("ADAPTER_INVALID", `${where} has ${t.A ? "lora_A but no lora_B" : t.B ? "lora_B but no lora_A" : "no lora_A or lora_B"}`);
+  if (!t.A || !t.B)
+    throw new LowrankError("ADAPTER_INVALID", `${where} has ${t.A ? "lora_A but no lora_B" : t.B ? "lora_B but no lora_A" : "no lora_A or lora_B"}`);
   const [r, inFeatures] = t.A.shape;
   const [outFeatures, bCols] = t.B.shape;
   if (t.A.shape.length !== 2 || t.B.shape.length !== 2 || r !== bCols || r === undefined || inFeatures === undefined || outFeatures === undefined) {
@@ -86,7 +87,8 @@ function decodeModule(adapter: LoraAdapter, name: string, t: Parts, label: strin
   }
   const perOutput = (tensor: Tensor | undefined, what: string): Float32Array | undefined => {
     if (!tensor) return undefined;
-    if (tensor.shape.length !== 1 || tensor.shape[0] !== outFeatures) throw new LowrankError("SHAPE_MISMATCH", `${where}: ${what} is ${shapeText(tensor.shape)}, expected [${outFeatures}]`);
+    if (tensor.shape.length !== 1 || tensor.shape[0] !== outFeatures)
+      throw new LowrankError("SHAPE_MISMATCH", `${where}: ${what} is ${shapeText(tensor.shape)}, expected [${outFeatures}]`);
     return toFloat32(tensor, `${where} ${what}`);
   };
   const magnitude = perOutput(t.magnitude, "lora_magnitude_vector");

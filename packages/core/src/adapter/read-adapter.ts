@@ -22,7 +22,8 @@ const exists = async (p: string): Promise<boolean> => Boolean(await stat(p).catc
  */
 export async function readAdapter(dir: string, options: { logger?: Logger } = {}): Promise<LoraAdapter> {
   const info = await stat(dir).catch(() => undefined);
-  if (!info?.isDirectory()) throw new LowrankError("ADAPTER_INVALID", `${dir}: not an adapter folder (expected ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE})`);
+  if (!info?.isDirectory())
+    throw new LowrankError("ADAPTER_INVALID", `${dir}: not an adapter folder (expected ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE})`);
   const configPath = path.join(dir, ADAPTER_CONFIG_FILE);
   if (!(await exists(configPath))) throw new LowrankError("ADAPTER_INVALID", `${dir}: has no ${ADAPTER_CONFIG_FILE}`);
   const config = await readLoraConfig(configPath, options);

@@ -18,21 +18,29 @@ afterAll(async () => {
 });
 
 describe("adapter folders", () => {
-  test.each(FIXTURE_PAIRS.filter((p) => p.key !== "gpt2_bin").map((p) => p.adapter))("%s: read then written is byte-identical to PEFT's files", async (name) => {
-    const out = path.join(tmp, name);
-    await writeAdapter(out, await readAdapter(requireFixture(name)));
-    expect((await readdir(out)).sort()).toEqual(["adapter_config.json", "adapter_model.safetensors"]);
-    for (const file of ["adapter_config.json", "adapter_model.safetensors"]) {
-      expect(Buffer.compare(await readFile(path.join(out, file)), await readFile(requireFixture(name, file))), file).toBe(0);
-    }
-  });
+  test.each(FIXTURE_PAIRS.filter((p) => p.key !== "gpt2_bin").map((p) => p.adapter))(
+    "%s: read then written is byte-identical to PEFT's files",
+    async (name) => {
+      const out = path.join(tmp, name);
+      await writeAdapter(out, await readAdapter(requireFixture(name)));
+      expect((await readdir(out)).sort()).toEqual(["adapter_config.json", "adapter_model.safetensors"]);
+      for (const file of ["adapter_config.json", "adapter_model.safetensors"]) {
+        expect(Buffer.compare(await readFile(path.join(out, file)), await readFile(requireFixture(name, file))), file).toBe(0);
+      }
+    },
+  );
 
   test("the legacy adapter_model.bin reads as the same tensors and converts to PEFT's safetensors bytes", async () => {
     const out = path.join(tmp, "from-bin");
     const adapter = await readAdapter(requireFixture("gpt2-tiny-lora-bin"));
     expect(adapter.tensors.size).toBe(12);
     await writeAdapter(out, adapter);
-    expect(Buffer.compare(await readFile(path.join(out, "adapter_model.safetensors")), await readFile(requireFixture("gpt2-tiny-lora", "adapter_model.safetensors")))).toBe(0);
+    expect(
+      Buffer.compare(
+        await readFile(path.join(out, "adapter_model.safetensors")),
+        await readFile(requireFixture("gpt2-tiny-lora", "adapter_model.safetensors")),
+      ),
+    ).toBe(0);
   });
 
   test("missing folder or files name what is missing", async () => {

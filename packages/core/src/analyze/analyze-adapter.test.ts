@@ -12,7 +12,11 @@ import { denseProduct, frobenius, referenceSingularValues, transposeDense } from
 import { summarizeModule } from "./summarize-module.js";
 
 const ADAPTERS = [
-  ["gpt2-tiny-lora", "gpt2"], ["llama-tiny-lora", "llama"], ["llama-tiny-embed-lora", "llama_embed"], ["gpt2-tiny-dora", "gpt2_dora"], ["roberta-tiny-lora", "roberta"],
+  ["gpt2-tiny-lora", "gpt2"],
+  ["llama-tiny-lora", "llama"],
+  ["llama-tiny-embed-lora", "llama_embed"],
+  ["gpt2-tiny-dora", "gpt2_dora"],
+  ["roberta-tiny-lora", "roberta"],
 ] as const;
 
 async function manifestScalings(key: string): Promise<Record<string, { scaling: number }>> {
@@ -126,8 +130,20 @@ describe("effectiveRank: smallest k with σ₁² + … + σ_k² ≥ e·Σσ²", 
 
 describe("summarizeModule", () => {
   const base: ModuleAnalysis = {
-    name: "transformer.h.0.attn.c_attn", kind: "linear", r: 8, inFeatures: 64, outFeatures: 192, weightShape: [64, 192], scaling: 2, dora: false,
-    singularValues: [], deltaNorm: 1, effectiveRanks: [{ energy: 0.9, rank: 2 }, { energy: 0.99, rank: 5 }],
+    name: "transformer.h.0.attn.c_attn",
+    kind: "linear",
+    r: 8,
+    inFeatures: 64,
+    outFeatures: 192,
+    weightShape: [64, 192],
+    scaling: 2,
+    dora: false,
+    singularValues: [],
+    deltaNorm: 1,
+    effectiveRanks: [
+      { energy: 0.9, rank: 2 },
+      { energy: 0.99, rank: 5 },
+    ],
   };
   test("states the effective ranks, and the relative norm when known", () => {
     expect(summarizeModule(base)).toBe("transformer.h.0.attn.c_attn: 90% of the update's energy lies in the top 2 of 8 directions, 99% in the top 5.");

@@ -64,10 +64,14 @@ const BASE_MODEL_PREFIXES = ["transformer.", "model.", "roberta.", "bert.", "deb
 async function readBaseWeight(base: BaseWeights, m: LoraModule, label: string): Promise<Float32Array> {
   const candidates = [m.name, ...BASE_MODEL_PREFIXES.flatMap((p) => (m.name.startsWith(p) ? [m.name.slice(p.length)] : [p + m.name]))];
   const key = candidates.map((c) => `${c}.weight`).find((k) => base.has(k));
-  if (key === undefined) throw new LowrankError("ADAPTER_INVALID", `${label}: the base has no weight "${m.name}.weight" for module "${m.name}"; is it the adapter's base model?`);
+  if (key === undefined)
+    throw new LowrankError("ADAPTER_INVALID", `${label}: the base has no weight "${m.name}.weight" for module "${m.name}"; is it the adapter's base model?`);
   const weight = "readFloat32" in base ? await base.readFloat32(key) : toFloat32((base as ReadonlyMap<string, Tensor>).get(key)!, key);
   if (weight.length !== m.inFeatures * m.outFeatures) {
-    throw new LowrankError("SHAPE_MISMATCH", `${label}: base weight "${key}" has ${weight.length} values but module "${m.name}" is ${m.outFeatures} × ${m.inFeatures}`);
+    throw new LowrankError(
+      "SHAPE_MISMATCH",
+      `${label}: base weight "${key}" has ${weight.length} values but module "${m.name}" is ${m.outFeatures} × ${m.inFeatures}`,
+    );
   }
   return weight;
 }

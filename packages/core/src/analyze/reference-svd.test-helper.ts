@@ -20,7 +20,9 @@ export function jacobiSvd(a: ArrayLike<number>, m: number, n: number): Reference
     let off = 0;
     for (let p = 0; p < n; p++) {
       for (let q = p + 1; q < n; q++) {
-        let app = 0, aqq = 0, apq = 0;
+        let app = 0,
+          aqq = 0,
+          apq = 0;
         for (let i = 0; i < m; i++) {
           app += u[i * n + p]! ** 2;
           aqq += u[i * n + q]! ** 2;
@@ -30,10 +32,15 @@ export function jacobiSvd(a: ArrayLike<number>, m: number, n: number): Reference
         off = Math.max(off, Math.abs(apq) / Math.sqrt(app * aqq));
         const theta = (aqq - app) / (2 * apq);
         const t = (theta >= 0 ? 1 : -1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
-        const c = 1 / Math.sqrt(t * t + 1), s = t * c;
-        for (const [x, rows] of [[u, m], [v, n]] as const) {
+        const c = 1 / Math.sqrt(t * t + 1),
+          s = t * c;
+        for (const [x, rows] of [
+          [u, m],
+          [v, n],
+        ] as const) {
           for (let i = 0; i < rows; i++) {
-            const xp = x[i * n + p]!, xq = x[i * n + q]!;
+            const xp = x[i * n + p]!,
+              xq = x[i * n + q]!;
             x[i * n + p] = c * xp - s * xq;
             x[i * n + q] = s * xp + c * xq;
           }
@@ -44,7 +51,8 @@ export function jacobiSvd(a: ArrayLike<number>, m: number, n: number): Reference
   }
   const norms = Array.from({ length: n }, (_, j) => Math.sqrt(Array.from({ length: m }, (_, i) => u[i * n + j]! ** 2).reduce((x, y) => x + y, 0)));
   const order = [...norms.keys()].sort((x, y) => norms[y]! - norms[x]!);
-  const uo = new Float64Array(m * n), vo = new Float64Array(n * n);
+  const uo = new Float64Array(m * n),
+    vo = new Float64Array(n * n);
   order.forEach((src, dst) => {
     const norm = norms[src]!;
     for (let i = 0; i < m; i++) uo[i * n + dst] = norm > 0 ? u[i * n + src]! / norm : 0;
@@ -79,11 +87,12 @@ export function transposeDense(a: ArrayLike<number>, m: number, n: number): Floa
 /** Row-major [m, p]·[p, n] by the triple loop. */
 export function denseProduct(x: ArrayLike<number>, y: ArrayLike<number>, m: number, p: number, n: number, scale = 1): Float64Array {
   const out = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
-    let acc = 0;
-    for (let q = 0; q < p; q++) acc += x[i * p + q]! * y[q * n + j]!;
-    out[i * n + j] = scale * acc;
-  }
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let acc = 0;
+      for (let q = 0; q < p; q++) acc += x[i * p + q]! * y[q * n + j]!;
+      out[i * n + j] = scale * acc;
+    }
   return out;
 }
 

@@ -5,7 +5,8 @@ import { collectLoraModules, type LoraModule } from "../adapter/lora-modules.js"
 
 function moduleOf(adapter: LoraAdapter, name: string, label: string): LoraModule {
   const m = collectLoraModules(adapter, label).modules.get(name);
-  if (!m) throw new LowrankError("ADAPTER_INVALID", `subspaceSimilarity: ${label} has no LoRA module "${name}" (give the module path without "base_model.model.")`);
+  if (!m)
+    throw new LowrankError("ADAPTER_INVALID", `subspaceSimilarity: ${label} has no LoRA module "${name}" (give the module path without "base_model.model.")`);
   return m;
 }
 
@@ -30,14 +31,20 @@ export function subspaceSimilarity(first: LoraAdapter, second: LoraAdapter, modu
   const a = moduleOf(first, module, "the first adapter");
   const b = moduleOf(second, module, "the second adapter");
   if (a.inFeatures !== b.inFeatures) {
-    throw new LowrankError("SHAPE_MISMATCH", `subspaceSimilarity: module "${module}" has ${a.inFeatures} input features in the first adapter but ${b.inFeatures} in the second`);
+    throw new LowrankError(
+      "SHAPE_MISMATCH",
+      `subspaceSimilarity: module "${module}" has ${a.inFeatures} input features in the first adapter but ${b.inFeatures} in the second`,
+    );
   }
   const d = a.inFeatures;
   const va = svdDecomposition(a.A, a.r, d);
   const vb = svdDecomposition(b.A, b.r, d);
   const maxI = options.i ?? va.k;
   const maxJ = options.j ?? vb.k;
-  for (const [name, value, limit] of [["i", maxI, va.k], ["j", maxJ, vb.k]] as const) {
+  for (const [name, value, limit] of [
+    ["i", maxI, va.k],
+    ["j", maxJ, vb.k],
+  ] as const) {
     if (!Number.isInteger(value) || value < 1 || value > limit) {
       throw new LowrankError("USAGE", `subspaceSimilarity: \`${name}\` is ${value}, expected an integer from 1 to ${limit}`);
     }
@@ -45,7 +52,8 @@ export function subspaceSimilarity(first: LoraAdapter, second: LoraAdapter, modu
   // Squared overlaps (u_pᵀ v_q)², then 2-D prefix sums: ‖U_iᵀ V_j‖²_F = Σ_{p<i, q<j} (u_pᵀ v_q)².
   const prefix = Array.from({ length: maxI + 1 }, () => new Float64Array(maxJ + 1));
   for (let p = 0; p < maxI; p++) {
-    const above = prefix[p]!, row = prefix[p + 1]!;
+    const above = prefix[p]!,
+      row = prefix[p + 1]!;
     for (let q = 0; q < maxJ; q++) {
       let dot = 0;
       for (let x = 0; x < d; x++) dot += va.v[x * va.k + p]! * vb.v[x * vb.k + q]!;

@@ -48,7 +48,8 @@ function tridiagonalize(a: Float64Array, n: number): { d: Float64Array; e: Float
     for (let i = 0; i < s; i++) p[i]! -= half * v[i]!;
     for (let i = 0; i < s; i++) {
       const row = (k + 1 + i) * n + k + 1;
-      const vi = v[i]!, wi = p[i]!;
+      const vi = v[i]!,
+        wi = p[i]!;
       for (let j = 0; j < s; j++) a[row + j]! -= vi * p[j]! + wi * v[j]!;
     }
   }
@@ -61,7 +62,8 @@ function tridiagonalize(a: Float64Array, n: number): { d: Float64Array; e: Float
   for (let k = n - 3; k >= 0; k--) {
     const tau = taus[k]!;
     if (tau === 0) continue;
-    const s = n - k - 1, c0 = k + 1;
+    const s = n - k - 1,
+      c0 = k + 1;
     v[0] = 1;
     for (let i = 1; i < s; i++) v[i] = a[(k + 1 + i) * n + k]!;
     dots.fill(0, c0, n);
@@ -97,7 +99,9 @@ function tridiagonalQl(d: Float64Array, e: Float64Array, zt: Float64Array, n: nu
       let g = (d[l + 1]! - d[l]!) / (2 * e[l]!);
       let r = Math.hypot(g, 1);
       g = d[m]! - d[l]! + e[l]! / (g + (g >= 0 ? r : -r));
-      let s = 1, c = 1, p = 0;
+      let s = 1,
+        c = 1,
+        p = 0;
       let i = m - 1;
       for (; i >= l; i--) {
         const f = s * e[i]!;
@@ -117,7 +121,8 @@ function tridiagonalQl(d: Float64Array, e: Float64Array, zt: Float64Array, n: nu
         p = s * r;
         d[i + 1] = g + p;
         g = c * r - b;
-        const lo = i * n, hi = (i + 1) * n;
+        const lo = i * n,
+          hi = (i + 1) * n;
         for (let k = 0; k < n; k++) {
           const x = zt[hi + k]!;
           zt[hi + k] = s * zt[lo + k]! + c * x;

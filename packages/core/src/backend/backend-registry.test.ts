@@ -71,7 +71,9 @@ describe("register and resolve by name", () => {
     const logger = memoryLogger();
     const registry = new BackendRegistry({ logger });
     registry.register("alpha", () => ({
-      name: "alpha", capabilities: [], devices: [],
+      name: "alpha",
+      capabilities: [],
+      devices: [],
       init: async ({ logger: l }) => {
         l.info("hello from init");
         return { device: "cpu" };
@@ -139,10 +141,14 @@ describe("resolveFor", () => {
   test("a factory that throws is skipped like a failing init", async () => {
     const registry = new BackendRegistry();
     let calls = 0;
-    registry.register("native", () => {
-      calls++;
-      throw new Error("cannot load native addon");
-    }, { priority: 5 });
+    registry.register(
+      "native",
+      () => {
+        calls++;
+        throw new Error("cannot load native addon");
+      },
+      { priority: 5 },
+    );
     registry.register("wasm", fake("wasm").factory);
     expect((await registry.resolveFor("infer")).backend.name).toBe("wasm");
     await captureLowrankRejection(registry.resolve("native"));
@@ -161,7 +167,13 @@ describe("resolveFor", () => {
     const registry = new BackendRegistry();
     registry.register("a", fake("a", { initError: "boom" }).factory, { priority: 3 });
     registry.register("b", fake("b", { capabilities: ["train"] }).factory, { priority: 2 });
-    registry.register("c", () => { throw new Error("missing dependency"); }, { priority: 1 });
+    registry.register(
+      "c",
+      () => {
+        throw new Error("missing dependency");
+      },
+      { priority: 1 },
+    );
     registry.register("d", () => ({ name: "wrong", capabilities: [], devices: [], init: async () => ({ device: "cpu" }) }));
     const e = await captureLowrankRejection(registry.resolveFor("merge"));
     expect(e.code).toBe("BACKEND_UNAVAILABLE");
@@ -224,7 +236,14 @@ describe("invalid registrations", () => {
     expect(e.message).toBe('backend "x": the factory is not a function');
   });
 
-  const base = { name: "x", capabilities: ["infer", "merge"], devices: ["cpu"], init: async () => ({ device: "cpu" }), predict: async () => ({}), merge: async () => ({}) };
+  const base = {
+    name: "x",
+    capabilities: ["infer", "merge"],
+    devices: ["cpu"],
+    init: async () => ({ device: "cpu" }),
+    predict: async () => ({}),
+    merge: async () => ({}),
+  };
   test.each([
     ["null", null, "the factory did not return an object"],
     ["a string", "x", "the factory did not return an object"],

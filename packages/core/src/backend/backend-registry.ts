@@ -40,7 +40,8 @@ export class BackendRegistry {
    * @throws LowrankError BACKEND_INVALID on a bad name, a conflicting registration or a bad priority.
    */
   register(name: string, factory: BackendFactory, options: { priority?: number } = {}): void {
-    if (!/^[a-z][a-z0-9-]*$/.test(name)) throw new LowrankError("BACKEND_INVALID", `backend name ${JSON.stringify(name)} must be lowercase letters, digits and '-'`);
+    if (!/^[a-z][a-z0-9-]*$/.test(name))
+      throw new LowrankError("BACKEND_INVALID", `backend name ${JSON.stringify(name)} must be lowercase letters, digits and '-'`);
     if (typeof factory !== "function") throw new LowrankError("BACKEND_INVALID", `backend "${name}": the factory is not a function`);
     const priority = options.priority ?? 0;
     if (!Number.isFinite(priority)) throw new LowrankError("BACKEND_INVALID", `backend "${name}": priority must be a finite number`);
@@ -93,7 +94,9 @@ export class BackendRegistry {
     if (preferred !== undefined) {
       const resolved = await this.resolve(preferred);
       if (!resolved.backend.capabilities.includes(capability)) {
-        throw new LowrankError("BACKEND_UNAVAILABLE", `backend "${preferred}" cannot ${capability} (it can: ${resolved.backend.capabilities.join(", ")})`, { usage: true });
+        throw new LowrankError("BACKEND_UNAVAILABLE", `backend "${preferred}" cannot ${capability} (it can: ${resolved.backend.capabilities.join(", ")})`, {
+          usage: true,
+        });
       }
       return resolved;
     }
@@ -115,13 +118,20 @@ export class BackendRegistry {
 function checkBackendShape(backend: unknown, name: string): asserts backend is LowrankBackend {
   const b = backend as Partial<LowrankBackend> | null;
   const problem =
-    !b || typeof b !== "object" ? "the factory did not return an object"
-      : b.name !== name ? `its name is ${JSON.stringify(b.name)}, registered as "${name}"`
-        : !Array.isArray(b.capabilities) ? "`capabilities` is not an array"
-          : typeof b.init !== "function" ? "`init` is not a function"
-            : b.capabilities.includes("infer") && typeof b.predict !== "function" ? "it claims `infer` but has no `predict`"
-              : b.capabilities.includes("merge") && typeof b.merge !== "function" ? "it claims `merge` but has no `merge`"
-                : b.capabilities.includes("train") && typeof b.train !== "function" ? "it claims `train` but has no `train`"
-                : undefined;
+    !b || typeof b !== "object"
+      ? "the factory did not return an object"
+      : b.name !== name
+        ? `its name is ${JSON.stringify(b.name)}, registered as "${name}"`
+        : !Array.isArray(b.capabilities)
+          ? "`capabilities` is not an array"
+          : typeof b.init !== "function"
+            ? "`init` is not a function"
+            : b.capabilities.includes("infer") && typeof b.predict !== "function"
+              ? "it claims `infer` but has no `predict`"
+              : b.capabilities.includes("merge") && typeof b.merge !== "function"
+                ? "it claims `merge` but has no `merge`"
+                : b.capabilities.includes("train") && typeof b.train !== "function"
+                  ? "it claims `train` but has no `train`"
+                  : undefined;
   if (problem) throw new LowrankError("BACKEND_INVALID", `backend "${name}" is invalid: ${problem}`);
 }

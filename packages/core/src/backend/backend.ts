@@ -65,7 +65,17 @@ export interface TrainParams {
 /** Progress of a training run, in order: start, steps (with evals and checkpoints between), done. */
 export type TrainEvent =
   | { type: "start"; totalSteps: number; startStep: number; trainableParameters: number; totalParameters: number; examples: number; device: string }
-  | { type: "step"; step: number; epoch: number; loss: number; learningRate: number; gradNorm: number; tokens: number; tokensPerSecond: number; seconds: number }
+  | {
+      type: "step";
+      step: number;
+      epoch: number;
+      loss: number;
+      learningRate: number;
+      gradNorm: number;
+      tokens: number;
+      tokensPerSecond: number;
+      seconds: number;
+    }
   | { type: "eval"; step: number; loss: number; perplexity: number; accuracy?: number }
   | { type: "checkpoint"; step: number; dir: string }
   | { type: "done"; out: string; steps: number; seconds: number; finalLoss: number };

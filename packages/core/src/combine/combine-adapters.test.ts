@@ -30,7 +30,14 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-interface Factors { A: Float32Array; B: Float32Array; r: number; inF: number; out: number; scaling: number }
+interface Factors {
+  A: Float32Array;
+  B: Float32Array;
+  r: number;
+  inF: number;
+  out: number;
+  scaling: number;
+}
 
 /** A module's factors and scaling (from the config, via the project's own rank/alpha lookup). */
 function factorsOf(adapter: LoraAdapter, name: string): Factors | undefined {
@@ -40,7 +47,9 @@ function factorsOf(adapter: LoraAdapter, name: string): Factors | undefined {
   return { A: toFloat32(a), B: toFloat32(b), r: a.shape[0]!, inF: a.shape[1]!, out: b.shape[0]!, scaling: moduleHyperparameters(adapter.config, name).scaling };
 }
 
-const modulesOf = (adapter: LoraAdapter): string[] => [...new Set([...adapter.tensors.keys()].map((k) => parseAdapterKey(k)).flatMap((p) => (p && p.role !== "replacement" ? [p.module] : [])))];
+const modulesOf = (adapter: LoraAdapter): string[] => [
+  ...new Set([...adapter.tensors.keys()].map((k) => parseAdapterKey(k)).flatMap((p) => (p && p.role !== "replacement" ? [p.module] : []))),
+];
 
 /** scaling·B·A as a dense float64 [out, in] matrix. */
 function delta(f: Factors, factor = 1): Float64Array {
@@ -63,18 +72,41 @@ const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => maxAbs(F
 
 describe("cat", () => {
   test("gpt2-tiny-lora (s = 2) ⊕ a perturbed copy (s = 1, c_attn only): B·A = Σ wᵢ·sᵢ·Bᵢ·Aᵢ within 1e-5, rank 4 + 4", () => {
-    const inputs = [{ adapter: gpt2, weight: 0.7 }, { adapter: other, weight: -0.4 }];
+    const inputs = [
+      { adapter: gpt2, weight: 0.7 },
+      { adapter: other, weight: -0.4 },
+    ];
     const combined = combineAdapters(inputs, { combination: "cat" });
-    expect(combined.config).toMatchObject({ r: 8, lora_alpha: 8, target_modules: ["c_attn", "c_proj"], use_rslora: false, fan_in_fan_out: true, rank_pattern: {}, alpha_pattern: {} });
+    expect(combined.config).toMatchObject({
+      r: 8,
+      lora_alpha: 8,
+      target_modules: ["c_attn", "c_proj"],
+      use_rslora: false,
+      fan_in_fan_out: true,
+      rank_pattern: {},
+      alpha_pattern: {},
+    });
     expect(modulesOf(combined).sort()).toEqual(modulesOf(gpt2).sort());
     for (const name of modulesOf(combined)) {
       const f = factorsOf(combined, name)!;
       expect([f.r, f.scaling]).toEqual([8, 1]);
-      expect(maxDiff(delta(f), weightedSum(inputs, name, (w) => w)), name).toBeLessThanOrEqual(1e-5);
+      expect(
+        maxDiff(
+          delta(f),
+          weightedSum(inputs, name, (w) => w),
+        ),
+        name,
+      ).toBeLessThanOrEqual(1e-5);
     }
     // PEFT puts wᵢ·sᵢ on lora_A and leaves lora_B as is; a module only the first adapter has is zero-padded.
-    const proj = factorsOf(combined, "transformer.h.0.attn.c_proj")!, source = factorsOf(gpt2, "transformer.h.0.attn.c_proj")!;
-    expect(maxDiff(proj.A.subarray(0, 4 * 64), source.A.map((x) => x * 0.7 * 2))).toBeLessThan(1e-6);
+    const proj = factorsOf(combined, "transformer.h.0.attn.c_proj")!,
+      source = factorsOf(gpt2, "transformer.h.0.attn.c_proj")!;
+    expect(
+      maxDiff(
+        proj.A.subarray(0, 4 * 64),
+        source.A.map((x) => x * 0.7 * 2),
+      ),
+    ).toBeLessThan(1e-6);
     expect(maxAbs(proj.A.subarray(4 * 64))).toBe(0);
   });
 
@@ -85,7 +117,9 @@ describe("cat", () => {
     ];
     const combined = combineAdapters(inputs, { combination: "cat" });
     expect(combined.config).toMatchObject({ r: 12, lora_alpha: 12, use_rslora: false, rank_pattern: {}, alpha_pattern: {} });
-    expect(new Set(combined.config.target_modules)).toEqual(new Set(["gate_proj", "v_proj", "o_proj", "k_proj", "up_proj", "down_proj", "q_proj", "embed_tokens"]));
+    expect(new Set(combined.config.target_modules)).toEqual(
+      new Set(["gate_proj", "v_proj", "o_proj", "k_proj", "up_proj", "down_proj", "q_proj", "embed_tokens"]),
+    );
     expect(combined.tensors.get(adapterKey("model.embed_tokens", "lora_embedding_A"))!.shape).toEqual([12, 512]);
     // Written, read back and bound to the base like any adapter: every delta (stored layout) is Σ wᵢ·sᵢ·ΔWᵢ.
     const dir = path.join(tmp, "llama-cat");
@@ -95,7 +129,10 @@ describe("cat", () => {
     for (const { plan, factors } of bound.modules) {
       const want = weightedSum(inputs, plan.name, (w) => w); // [out, in]
       const got = loraDelta(factors); // embeddings are stored [in, out]
-      const stored = factors.layout === "out_in" ? want : Float64Array.from(got, (_, i) => want[(i % factors.outFeatures) * factors.inFeatures + Math.floor(i / factors.outFeatures)]!);
+      const stored =
+        factors.layout === "out_in"
+          ? want
+          : Float64Array.from(got, (_, i) => want[(i % factors.outFeatures) * factors.inFeatures + Math.floor(i / factors.outFeatures)]!);
       expect(maxDiff(got, stored), plan.name).toBeLessThanOrEqual(1e-5 * Math.max(1, maxAbs(want)));
     }
   });
@@ -103,12 +140,16 @@ describe("cat", () => {
 
 describe("linear (PEFT: lora_A and lora_B merged separately with √|w·s|, the sign on A)", () => {
   test("A = Σ sign(wᵢsᵢ)·√|wᵢsᵢ|·Aᵢ and B = Σ √|wᵢsᵢ|·Bᵢ per module, on the two GPT-2 adapters", () => {
-    const inputs = [{ adapter: gpt2, weight: 0.7 }, { adapter: other, weight: -0.4 }];
+    const inputs = [
+      { adapter: gpt2, weight: 0.7 },
+      { adapter: other, weight: -0.4 },
+    ];
     const combined = combineAdapters(inputs, { combination: "linear" });
     expect(combined.config).toMatchObject({ r: 4, lora_alpha: 4, target_modules: ["c_attn", "c_proj"] });
     for (const name of modulesOf(combined)) {
       const got = factorsOf(combined, name)!;
-      const wantA = new Float64Array(got.A.length), wantB = new Float64Array(got.B.length);
+      const wantA = new Float64Array(got.A.length),
+        wantB = new Float64Array(got.B.length);
       for (const { adapter, weight } of inputs) {
         const f = factorsOf(adapter, name);
         if (!f) continue;
@@ -123,7 +164,10 @@ describe("linear (PEFT: lora_A and lora_B merged separately with √|w·s|, the 
 
   test("a module whose rank comes from rank_pattern keeps it through rank_pattern/alpha_pattern (scaling 1), so the file loads", async () => {
     const llama = await readAdapter(requireFixture("llama-tiny-lora"));
-    const inputs = [{ adapter: llama, weight: 0.5 }, { adapter: llama, weight: 0.25 }];
+    const inputs = [
+      { adapter: llama, weight: 0.5 },
+      { adapter: llama, weight: 0.25 },
+    ];
     const combined = combineAdapters(inputs, { combination: "linear" });
     const down = "model.layers.1.mlp.down_proj";
     expect(combined.config).toMatchObject({ r: 8, lora_alpha: 8, rank_pattern: { [down]: 4 }, alpha_pattern: { [down]: 4 }, use_rslora: false });
@@ -137,7 +181,7 @@ describe("linear (PEFT: lora_A and lora_B merged separately with √|w·s|, the 
     expect(maxDiff(delta(factorsOf(combined, down)!), want)).toBeLessThanOrEqual(1e-5 * maxAbs(want));
   });
 
-  test("one adapter is always combined linearly (PEFT): even \"svd\" gives rank r and B·A = w·s·B₁·A₁", () => {
+  test('one adapter is always combined linearly (PEFT): even "svd" gives rank r and B·A = w·s·B₁·A₁', () => {
     const combined = combineAdapters([{ adapter: gpt2, weight: 1.5 }], { combination: "svd", svdRank: 2 });
     expect(combined.config.r).toBe(4);
     const name = "transformer.h.1.mlp.c_proj";
@@ -145,7 +189,10 @@ describe("linear (PEFT: lora_A and lora_B merged separately with √|w·s|, the 
   });
 
   test("dare_linear at density 1 prunes nothing and equals linear; with density < 1 the seed fixes the masks", () => {
-    const inputs = [{ adapter: gpt2, weight: 0.7 }, { adapter: other, weight: 0.4 }];
+    const inputs = [
+      { adapter: gpt2, weight: 0.7 },
+      { adapter: other, weight: 0.4 },
+    ];
     const bytes = (a: LoraAdapter) => [...a.tensors.values()].map((t) => Buffer.from(t.data).toString("hex")).join();
     expect(bytes(combineAdapters(inputs, { combination: "dare_linear", density: 1 }))).toBe(bytes(combineAdapters(inputs, { combination: "linear" })));
     const run = (seed: number) => bytes(combineAdapters(inputs, { combination: "dare_ties", density: 0.5, seed }));
@@ -155,15 +202,30 @@ describe("linear (PEFT: lora_A and lora_B merged separately with √|w·s|, the 
 });
 
 describe("svd variants", () => {
-  const inputs = () => [{ adapter: gpt2, weight: 0.7 }, { adapter: other, weight: -0.4 }];
+  const inputs = () => [
+    { adapter: gpt2, weight: 0.7 },
+    { adapter: other, weight: -0.4 },
+  ];
 
   test("svd at full rank (svdRank 8 = 4 + 4) reproduces PEFT's Σ wᵢ·sᵢ·ΔWᵢ = Σ wᵢ·sᵢ²·Bᵢ·Aᵢ within 1e-5; lora_A has orthonormal rows", () => {
     const combined = combineAdapters(inputs(), { combination: "svd", svdRank: 8 });
     expect(combined.config).toMatchObject({ r: 8, lora_alpha: 8 });
     for (const name of modulesOf(combined)) {
       const f = factorsOf(combined, name)!;
-      expect(maxDiff(delta(f), weightedSum(inputs(), name, (w, s) => w * s)), name).toBeLessThanOrEqual(1e-5);
-      const gram = denseProduct(f.A, Float64Array.from({ length: f.A.length }, (_, i) => f.A[(i % 8) * f.inF + Math.floor(i / 8)]!), 8, f.inF, 8);
+      expect(
+        maxDiff(
+          delta(f),
+          weightedSum(inputs(), name, (w, s) => w * s),
+        ),
+        name,
+      ).toBeLessThanOrEqual(1e-5);
+      const gram = denseProduct(
+        f.A,
+        Float64Array.from({ length: f.A.length }, (_, i) => f.A[(i % 8) * f.inF + Math.floor(i / 8)]!),
+        8,
+        f.inF,
+        8,
+      );
       const kept = name.includes("c_attn") ? 8 : 4; // c_proj: only the first adapter, rank 4; the rest is zero
       for (let i = 0; i < 8; i++) expect(gram[i * 8 + i], `${name} row ${i}`).toBeCloseTo(i < kept ? 1 : 0, 5);
     }
@@ -187,9 +249,11 @@ describe("svd variants", () => {
     for (const q of [0.95, 0.5, 0.1]) {
       const clamped = combineAdapters(inputs(), { combination: "svd", svdRank: 3, svdClamp: q });
       for (const name of modulesOf(plain)) {
-        const p = factorsOf(plain, name)!, c = factorsOf(clamped, name)!;
+        const p = factorsOf(plain, name)!,
+          c = factorsOf(clamped, name)!;
         const all = [...p.B, ...p.A].sort((x, y) => x - y);
-        const at = q * (all.length - 1), lo = Math.floor(at);
+        const at = q * (all.length - 1),
+          lo = Math.floor(at);
         const h = all[lo]! + (all[Math.min(lo + 1, all.length - 1)]! - all[lo]!) * (at - lo);
         // torch.clamp(x, −h, h) = min(max(x, −h), h); when h < 0 every entry becomes h.
         const clamp = (x: number) => Math.min(Math.max(x, -h), h);
@@ -226,19 +290,40 @@ describe("refusals, with PEFT's conditions", () => {
   });
   const combine = (inputs: WeightedAdapter[], options: CombineOptions) => captureLowrankError(() => combineAdapters(inputs, options));
 
-  test.each(["linear", "ties", "dare_linear", "dare_ties", "magnitude_prune"] as const)("%s needs equal ranks: r 8 (max of r and rank_pattern) vs r 4 → USAGE naming both", (combination) => {
-    const error = combine([{ adapter: llama, weight: 1 }, { adapter: embed, weight: 1, name: "embed" }], { combination, density: 0.5 });
-    expect(error.code).toBe("USAGE");
-    expect(error.message).toMatch(/adapter 1 has r = 8 and embed has r = 4/);
-  });
+  test.each(["linear", "ties", "dare_linear", "dare_ties", "magnitude_prune"] as const)(
+    "%s needs equal ranks: r 8 (max of r and rank_pattern) vs r 4 → USAGE naming both",
+    (combination) => {
+      const error = combine(
+        [
+          { adapter: llama, weight: 1 },
+          { adapter: embed, weight: 1, name: "embed" },
+        ],
+        { combination, density: 0.5 },
+      );
+      expect(error.code).toBe("USAGE");
+      expect(error.message).toMatch(/adapter 1 has r = 8 and embed has r = 4/);
+    },
+  );
 
   test("target_modules as a regex string in one adapter and a list in the other → CONFIG_INVALID (cat and linear alike); two strings are joined as (a)|(b)", () => {
     const regex = { ...other, config: { ...other.config, target_modules: ".*c_attn" } };
     for (const combination of ["cat", "linear"] as const) {
-      const error = combine([{ adapter: gpt2, weight: 1 }, { adapter: regex, weight: 1 }], { combination });
+      const error = combine(
+        [
+          { adapter: gpt2, weight: 1 },
+          { adapter: regex, weight: 1 },
+        ],
+        { combination },
+      );
       expect([error.code, error.message]).toEqual(["CONFIG_INVALID", expect.stringMatching(/regex string in adapter 2/)]);
     }
-    const both = combineAdapters([{ adapter: { ...gpt2, config: { ...gpt2.config, target_modules: ".*\\.c_(attn|proj)" } }, weight: 1 }, { adapter: regex, weight: 1 }], { combination: "cat" });
+    const both = combineAdapters(
+      [
+        { adapter: { ...gpt2, config: { ...gpt2.config, target_modules: ".*\\.c_(attn|proj)" } }, weight: 1 },
+        { adapter: regex, weight: 1 },
+      ],
+      { combination: "cat" },
+    );
     expect(both.config.target_modules).toBe("(.*\\.c_(attn|proj))|(.*c_attn)");
     expect(both.tensors.size).toBe(12);
   });
@@ -253,11 +338,17 @@ describe("refusals, with PEFT's conditions", () => {
     [{ combination: "ties", density: 0.5, majoritySignMethod: "median" }, /`majoritySignMethod` is "median"/],
     [{ combination: "svd", svdRank: 65 }, /SVD rank 65 exceeds module "transformer.h.0.attn.c_attn"'s smaller side \(192 × 64\)/],
   ])("options %j → USAGE", (options, message) => {
-    const error = combine([{ adapter: gpt2, weight: 1 }, { adapter: other, weight: 1 }], options as CombineOptions);
+    const error = combine(
+      [
+        { adapter: gpt2, weight: 1 },
+        { adapter: other, weight: 1 },
+      ],
+      options as CombineOptions,
+    );
     expect([error.code, error.message]).toEqual(["USAGE", expect.stringMatching(message)]);
   });
 
-  test("one adapter is combined linearly, so \"ties\" then needs no density (PEFT)", () => {
+  test('one adapter is combined linearly, so "ties" then needs no density (PEFT)', () => {
     expect(combineAdapters([{ adapter: gpt2, weight: 1 }], { combination: "ties" }).config.r).toBe(4);
   });
 
@@ -268,17 +359,35 @@ describe("refusals, with PEFT's conditions", () => {
 
   test("a DoRA adapter → ADAPTER_INVALID (PEFT would start its magnitude from the base weights)", async () => {
     const dora = await readAdapter(requireFixture("gpt2-tiny-dora"));
-    const error = combine([{ adapter: gpt2, weight: 1 }, { adapter: dora, weight: 1 }], { combination: "cat" });
+    const error = combine(
+      [
+        { adapter: gpt2, weight: 1 },
+        { adapter: dora, weight: 1 },
+      ],
+      { combination: "cat" },
+    );
     expect([error.code, error.message]).toEqual(["ADAPTER_INVALID", expect.stringMatching(/adapter 2 is a DoRA adapter/)]);
   });
 
   test("two adapters with their own copy of one module (modules_to_save) → CONFIG_INVALID; one alone is dropped with a warning, as PEFT's fresh copy of the base module", async () => {
     const roberta = await readAdapter(requireFixture("roberta-tiny-lora"));
-    const error = combine([{ adapter: roberta, weight: 1 }, { adapter: roberta, weight: 1 }], { combination: "cat" });
+    const error = combine(
+      [
+        { adapter: roberta, weight: 1 },
+        { adapter: roberta, weight: 1 },
+      ],
+      { combination: "cat" },
+    );
     expect([error.code, error.message]).toEqual(["CONFIG_INVALID", expect.stringMatching(/adapter 1 and adapter 2 both save their own "classifier.dense"/)]);
     const plain = { ...roberta, tensors: new Map([...roberta.tensors].filter(([k]) => k.includes("lora_"))) };
     const logger = memoryLogger();
-    const combined = combineAdapters([{ adapter: roberta, weight: 1 }, { adapter: plain, weight: 1 }], { combination: "cat", logger });
+    const combined = combineAdapters(
+      [
+        { adapter: roberta, weight: 1 },
+        { adapter: plain, weight: 1 },
+      ],
+      { combination: "cat", logger },
+    );
     expect([...combined.tensors.keys()].every((k) => k.includes("lora_"))).toBe(true);
     expect(combined.config.modules_to_save).toEqual(roberta.config.modules_to_save);
     expect(logger.warnings).toEqual([expect.stringMatching(/adapter 1's modules_to_save tensors are not carried over/)]);

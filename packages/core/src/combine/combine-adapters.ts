@@ -41,13 +41,19 @@ function refuseUnsupported(inputs: readonly WeightedAdapter[], collected: readon
     if (!Number.isFinite(weight)) throw new LowrankError("USAGE", `combineAdapters: the weight of ${label} is ${weight}, expected a finite number`);
     const modules = [...collected[i]!.modules.values()];
     if (adapter.config.use_dora || modules.some((m) => m.magnitude)) {
-      throw new LowrankError("ADAPTER_INVALID", `combineAdapters: ${label} is a DoRA adapter (\`use_dora\`); PEFT's combination would start its magnitude vector from the base weights, so it is not supported`);
+      throw new LowrankError(
+        "ADAPTER_INVALID",
+        `combineAdapters: ${label} is a DoRA adapter (\`use_dora\`); PEFT's combination would start its magnitude vector from the base weights, so it is not supported`,
+      );
     }
     if (adapter.config.lora_bias || modules.some((m) => m.loraBias !== undefined)) {
       throw new LowrankError("ADAPTER_INVALID", `combineAdapters: ${label} trains lora_B.bias (\`lora_bias\`), which PEFT's combination does not carry over`);
     }
     if (adapter.config.bias !== "none") {
-      throw new LowrankError("ADAPTER_INVALID", `combineAdapters: ${label} has \`bias\` "${adapter.config.bias}"; its trained biases belong to the base model and cannot be combined`);
+      throw new LowrankError(
+        "ADAPTER_INVALID",
+        `combineAdapters: ${label} has \`bias\` "${adapter.config.bias}"; its trained biases belong to the base model and cannot be combined`,
+      );
     }
   });
   // PEFT refuses when two of the adapters keep their own copy (modules_to_save) of one module.
@@ -56,7 +62,10 @@ function refuseUnsupported(inputs: readonly WeightedAdapter[], collected: readon
     for (const key of new Set([...replacements.keys()].map((k) => k.slice(0, k.lastIndexOf("."))))) {
       const other = owner.get(key);
       if (other !== undefined && other !== i) {
-        throw new LowrankError("CONFIG_INVALID", `combineAdapters: ${labels[other]} and ${labels[i]} both save their own "${key}" (\`modules_to_save\`); PEFT cannot combine adapters that target the same module with modules_to_save`);
+        throw new LowrankError(
+          "CONFIG_INVALID",
+          `combineAdapters: ${labels[other]} and ${labels[i]} both save their own "${key}" (\`modules_to_save\`); PEFT cannot combine adapters that target the same module with modules_to_save`,
+        );
       }
       owner.set(key, i);
     }
@@ -93,7 +102,11 @@ export function combineAdapters(inputs: readonly WeightedAdapter[], options: Com
   const collected = inputs.map((x, i) => collectLoraModules(x.adapter, labels[i]));
   refuseUnsupported(inputs, collected, labels);
   const plan = planCombination(
-    inputs.map((x, i) => ({ config: x.adapter.config, label: labels[i]!, moduleLeaves: [...collected[i]!.modules.keys()].map((n) => n.slice(n.lastIndexOf(".") + 1)) })),
+    inputs.map((x, i) => ({
+      config: x.adapter.config,
+      label: labels[i]!,
+      moduleLeaves: [...collected[i]!.modules.keys()].map((n) => n.slice(n.lastIndexOf(".") + 1)),
+    })),
     requested,
     options,
   );

@@ -26,8 +26,16 @@ export interface CombinedFactors {
 }
 
 const METHOD: Readonly<Record<string, MergeMethod>> = {
-  linear: "task_arithmetic", svd: "task_arithmetic", ties: "ties", ties_svd: "ties", dare_linear: "dare_linear",
-  dare_linear_svd: "dare_linear", dare_ties: "dare_ties", dare_ties_svd: "dare_ties", magnitude_prune: "magnitude_prune", magnitude_prune_svd: "magnitude_prune",
+  linear: "task_arithmetic",
+  svd: "task_arithmetic",
+  ties: "ties",
+  ties_svd: "ties",
+  dare_linear: "dare_linear",
+  dare_linear_svd: "dare_linear",
+  dare_ties: "dare_ties",
+  dare_ties_svd: "dare_ties",
+  magnitude_prune: "magnitude_prune",
+  magnitude_prune_svd: "magnitude_prune",
 };
 
 const f64 = (x: Float32Array): Float64Array => Float64Array.from(x);
@@ -59,13 +67,26 @@ function mergeFactors(name: string, parts: readonly Contribution[], p: ModulePar
   const rank = parts[0]!.module.r;
   const odd = parts.find((c) => c.module.r !== rank);
   if (odd) {
-    throw new LowrankError("SHAPE_MISMATCH", `combineAdapters: module "${name}" has rank ${rank} in ${parts[0]!.label} but ${odd.module.r} in ${odd.label} (check \`rank_pattern\`); "${p.combination}" needs equal ranks, use "cat" or "svd"`);
+    throw new LowrankError(
+      "SHAPE_MISMATCH",
+      `combineAdapters: module "${name}" has rank ${rank} in ${parts[0]!.label} but ${odd.module.r} in ${odd.label} (check \`rank_pattern\`); "${p.combination}" needs equal ranks, use "cat" or "svd"`,
+    );
   }
   const magnitudes = parts.map((c) => Math.sqrt(Math.abs(c.weight * c.module.scaling)));
   const signs = parts.map((c) => (c.weight * c.module.scaling >= 0 ? 1 : -1));
   const method = METHOD[p.combination]!; // every combination but "cat" is listed
-  const A = mergeTasks(method, parts.map((c) => f64(c.module.A)), magnitudes.map((m, i) => m * signs[i]!), p);
-  const B = mergeTasks(method, parts.map((c) => f64(c.module.B)), magnitudes, p);
+  const A = mergeTasks(
+    method,
+    parts.map((c) => f64(c.module.A)),
+    magnitudes.map((m, i) => m * signs[i]!),
+    p,
+  );
+  const B = mergeTasks(
+    method,
+    parts.map((c) => f64(c.module.B)),
+    magnitudes,
+    p,
+  );
   return { A, B, rank };
 }
 
@@ -97,7 +118,15 @@ function decompose(name: string, parts: readonly Contribution[], p: ModuleParams
     });
     svd = lowRankSvd(left, right, out, total, inF);
   } else {
-    const deltas = parts.map(({ module: m }) => multiply(Float64Array.from(m.B, (x) => x * m.scaling), m.A, out, m.r, inF));
+    const deltas = parts.map(({ module: m }) =>
+      multiply(
+        Float64Array.from(m.B, (x) => x * m.scaling),
+        m.A,
+        out,
+        m.r,
+        inF,
+      ),
+    );
     svd = denseTruncatedSvd(mergeTasks(METHOD[p.combination]!, deltas, weights, p), out, inF, k);
   }
   return { ...svdFactors(svd, k, out, inF, p.svdClamp), rank: k };
@@ -112,7 +141,10 @@ export function combineModule(name: string, parts: readonly Contribution[], p: M
   const first = parts[0]!.module;
   for (const { module: m, label } of parts) {
     if (m.inFeatures !== first.inFeatures || m.outFeatures !== first.outFeatures || m.embedding !== first.embedding) {
-      throw new LowrankError("SHAPE_MISMATCH", `combineAdapters: module "${name}" is ${first.embedding ? "an embedding " : ""}${first.outFeatures} × ${first.inFeatures} in ${parts[0]!.label} but ${m.embedding ? "an embedding " : ""}${m.outFeatures} × ${m.inFeatures} in ${label}; were they trained on the same base model?`);
+      throw new LowrankError(
+        "SHAPE_MISMATCH",
+        `combineAdapters: module "${name}" is ${first.embedding ? "an embedding " : ""}${first.outFeatures} × ${first.inFeatures} in ${parts[0]!.label} but ${m.embedding ? "an embedding " : ""}${m.outFeatures} × ${m.inFeatures} in ${label}; were they trained on the same base model?`,
+      );
     }
   }
   if (p.combination === "cat") return concatenate(parts, p.newRank, first.outFeatures, first.inFeatures);

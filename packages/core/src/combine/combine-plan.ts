@@ -3,7 +3,17 @@ import type { LoraConfig } from "../config/lora-config.js";
 import { LowrankError } from "../errors/lowrank-error.js";
 
 export const COMBINATIONS = [
-  "linear", "cat", "svd", "ties", "ties_svd", "dare_linear", "dare_ties", "dare_linear_svd", "dare_ties_svd", "magnitude_prune", "magnitude_prune_svd",
+  "linear",
+  "cat",
+  "svd",
+  "ties",
+  "ties_svd",
+  "dare_linear",
+  "dare_ties",
+  "dare_linear_svd",
+  "dare_ties_svd",
+  "magnitude_prune",
+  "magnitude_prune_svd",
 ] as const;
 export type CombinationType = (typeof COMBINATIONS)[number];
 
@@ -28,7 +38,13 @@ export interface CombinePlan {
 }
 
 /** Checks a combination name and its numeric options the way PEFT and torch would reject them. */
-export function checkCombineOptions(o: { combination: string; svdRank?: number; svdClamp?: number; density?: number; majoritySignMethod?: string }): CombinationType {
+export function checkCombineOptions(o: {
+  combination: string;
+  svdRank?: number;
+  svdClamp?: number;
+  density?: number;
+  majoritySignMethod?: string;
+}): CombinationType {
   const combination = o.combination as CombinationType;
   if (!COMBINATIONS.includes(combination)) {
     throw new LowrankError("USAGE", `combineAdapters: unknown \`combination\` "${o.combination}"; expected one of ${COMBINATIONS.join(", ")}`);
@@ -56,7 +72,10 @@ export function adapterRank(config: LoraConfig): number {
 function targetsOf(input: PlanInput): string | string[] {
   const t = input.config.target_modules;
   if (t === null) {
-    throw new LowrankError("CONFIG_INVALID", `combineAdapters: ${input.label} has \`target_modules\` null; PEFT fills it in from the model type, so set it explicitly`);
+    throw new LowrankError(
+      "CONFIG_INVALID",
+      `combineAdapters: ${input.label} has \`target_modules\` null; PEFT fills it in from the model type, so set it explicitly`,
+    );
   }
   // PEFT replaces "all-linear" by the set of adapted leaf names when it injects the adapter.
   if (typeof t === "string" && t.toLowerCase() === "all-linear") return [...new Set(input.moduleLeaves)];
@@ -81,7 +100,10 @@ export function planCombination(inputs: readonly PlanInput[], requested: Combina
   if (SAME_RANK.has(combination)) {
     const other = ranks.findIndex((r) => r !== ranks[0]);
     if (other >= 0) {
-      throw new LowrankError("USAGE", `combineAdapters: "${combination}" needs adapters of one rank, but ${inputs[0]!.label} has r = ${ranks[0]} and ${inputs[other]!.label} has r = ${ranks[other]}; use "cat" or "svd"`);
+      throw new LowrankError(
+        "USAGE",
+        `combineAdapters: "${combination}" needs adapters of one rank, but ${inputs[0]!.label} has r = ${ranks[0]} and ${inputs[other]!.label} has r = ${ranks[other]}; use "cat" or "svd"`,
+      );
     }
     newRank = ranks[0]!;
   } else if (combination === "cat") {
@@ -92,7 +114,10 @@ export function planCombination(inputs: readonly PlanInput[], requested: Combina
   const targets = inputs.map(targetsOf);
   const mixed = targets.findIndex((t) => typeof t !== typeof targets[0]);
   if (mixed >= 0) {
-    throw new LowrankError("CONFIG_INVALID", `combineAdapters: \`target_modules\` is a ${typeof targets[0] === "string" ? "regex string" : "list"} in ${inputs[0]!.label} but a ${typeof targets[mixed] === "string" ? "regex string" : "list"} in ${inputs[mixed]!.label}; PEFT cannot combine a mix of the two`);
+    throw new LowrankError(
+      "CONFIG_INVALID",
+      `combineAdapters: \`target_modules\` is a ${typeof targets[0] === "string" ? "regex string" : "list"} in ${inputs[0]!.label} but a ${typeof targets[mixed] === "string" ? "regex string" : "list"} in ${inputs[mixed]!.label}; PEFT cannot combine a mix of the two`,
+    );
   }
   const targetModules = typeof targets[0] === "string" ? targets.map((t) => `(${t})`).join("|") : [...new Set(targets.flat())];
   return { combination, newRank, targetModules, inputTargets: targets };

@@ -23,7 +23,8 @@ describe("PEFT merge_utils on hand-made tensors", () => {
   test("random pruning (DARE): kept entries are x / density, the rest 0; about density of them kept; seeded", () => {
     const x = Float64Array.from({ length: 100_000 }, (_, i) => 1 + (i % 7));
     const pruned = pruneRandomly(x, 0.3, new SeededRandom(5));
-    let kept = 0, worst = 0;
+    let kept = 0,
+      worst = 0;
     pruned.forEach((v, i) => {
       if (v !== 0) {
         kept++;
@@ -39,8 +40,16 @@ describe("PEFT merge_utils on hand-made tensors", () => {
 
   test("majority sign: 'total' elects the sign of Σ x (3 − 1 − 1 > 0 → +), 'frequency' the sign of Σ sign(x) (1 − 2 < 0 → −); zeros never vote", () => {
     const tasks = [f(3, 0), f(-1, 0), f(-1, 2)];
-    expect(majoritySignMask(tasks, "total").map(list)).toEqual([[1, 0], [0, 0], [0, 1]]);
-    expect(majoritySignMask(tasks, "frequency").map(list)).toEqual([[0, 0], [1, 0], [1, 1]]);
+    expect(majoritySignMask(tasks, "total").map(list)).toEqual([
+      [1, 0],
+      [0, 0],
+      [0, 1],
+    ]);
+    expect(majoritySignMask(tasks, "frequency").map(list)).toEqual([
+      [0, 0],
+      [1, 0],
+      [1, 1],
+    ]);
   });
 
   test("disjoint merge: Σ mask·y / max(Σ mask, 1)", () => {
@@ -51,7 +60,10 @@ describe("PEFT merge_utils on hand-made tensors", () => {
   // total:     Σt = [1, −3, 4, −3] → signs [+, −, +, −] → [3·1/1, −5·3/1, 4·2/1, (−2·1 − 3·2)/2] = [3, −15, 8, −4]
   // frequency: Σ sign = [−1, 1, 1, −1] → [(−1·2 − 1·3)/2, (1·1 + 1·2)/2, 8, −4] = [−2.5, 1.5, 8, −4]
   const tasks = [f(3, 1, 0, -2), f(-1, 1, 4, -3), f(-1, -5, 0, 2)];
-  test.each([["total", [3, -15, 8, -4]], ["frequency", [-2.5, 1.5, 8, -4]]] as const)("ties at density 1 with '%s' sign election", (method, want) => {
+  test.each([
+    ["total", [3, -15, 8, -4]],
+    ["frequency", [-2.5, 1.5, 8, -4]],
+  ] as const)("ties at density 1 with '%s' sign election", (method, want) => {
     expect(list(mergeTasks("ties", tasks, [1, 2, 3], params(1, method)))).toEqual(want);
   });
 
@@ -71,7 +83,9 @@ describe("PEFT merge_utils on hand-made tensors", () => {
     const pruned = tasks.map((t) => pruneRandomly(t, 0.5, rng));
     expect(list(mergeTasks("dare_linear", tasks, [1, 2, 3], params(0.5, "total", 11)))).toEqual(list(taskArithmetic(pruned, [1, 2, 3])));
     const weighted = pruned.map((t, k) => t.map((v) => v * [1, 2, 3][k]!));
-    expect(list(mergeTasks("dare_ties", tasks, [1, 2, 3], params(0.5, "frequency", 11)))).toEqual(list(disjointMerge(weighted, majoritySignMask(pruned, "frequency"))));
+    expect(list(mergeTasks("dare_ties", tasks, [1, 2, 3], params(0.5, "frequency", 11)))).toEqual(
+      list(disjointMerge(weighted, majoritySignMask(pruned, "frequency"))),
+    );
     expect(list(mergeTasks("dare_linear", tasks, [1, 2, 3], params(1)))).toEqual(list(taskArithmetic(tasks, [1, 2, 3])));
   });
 });

@@ -57,7 +57,8 @@ export function disjointMerge(weighted: readonly Float64Array[], masks: readonly
   const n = weighted[0]!.length;
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    let sum = 0, count = 0;
+    let sum = 0,
+      count = 0;
     weighted.forEach((y, t) => {
       if (masks[t]![i]) {
         sum += y[i]!;
@@ -91,9 +92,15 @@ export function mergeTasks(method: MergeMethod, tasks: readonly Float64Array[], 
     case "task_arithmetic":
       return taskArithmetic(tasks, weights);
     case "magnitude_prune":
-      return taskArithmetic(tasks.map((t) => pruneByMagnitude(t, p.density)), weights);
+      return taskArithmetic(
+        tasks.map((t) => pruneByMagnitude(t, p.density)),
+        weights,
+      );
     case "dare_linear":
-      return taskArithmetic(tasks.map((t) => pruneRandomly(t, p.density, p.rng)), weights);
+      return taskArithmetic(
+        tasks.map((t) => pruneRandomly(t, p.density, p.rng)),
+        weights,
+      );
     case "ties":
     case "dare_ties": {
       const pruned = tasks.map((t) => (method === "ties" ? pruneByMagnitude(t, p.density) : pruneRandomly(t, p.density, p.rng)));

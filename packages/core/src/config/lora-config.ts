@@ -34,7 +34,10 @@ export const loraConfigSchema = z.object({
   /** How A and B start: true (Kaiming A, zero B), false (both random), "gaussian", "pissa", "olora", … */
   init_lora_weights: z.union([z.boolean(), z.string()]).default(true),
   /** Only adapt these layer indexes (with layers_pattern naming the layer container). */
-  layers_to_transform: z.union([z.number().int().nonnegative(), z.array(z.number().int().nonnegative())]).nullable().default(null),
+  layers_to_transform: z
+    .union([z.number().int().nonnegative(), z.array(z.number().int().nonnegative())])
+    .nullable()
+    .default(null),
   /** Name(s) of the module list that holds the layers ("layers", "h"), for layers_to_transform. */
   layers_pattern: z.union([z.string(), stringList]).nullable().default(null),
   /** Per-module ranks overriding r, keyed by a module name or regex (PEFT's lookup). */
@@ -95,8 +98,17 @@ export const NEWER_PEFT_KEYS: Readonly<Record<string, unknown>> = {
 export const KNOWN_PEFT_KEYS: ReadonlySet<string> = new Set([
   ...Object.keys(loraConfigSchema.shape),
   ...Object.keys(PEFT_PASSTHROUGH_DEFAULTS),
-  "runtime_config", "use_qalora", "qalora_group_size", "trainable_token_indices", "eva_config", "corda_config",
-  "target_parameters", "alora_invocation_tokens", "arrow_config", "ensure_weight_tying", "layers_to_transform",
+  "runtime_config",
+  "use_qalora",
+  "qalora_group_size",
+  "trainable_token_indices",
+  "eva_config",
+  "corda_config",
+  "target_parameters",
+  "alora_invocation_tokens",
+  "arrow_config",
+  "ensure_weight_tying",
+  "layers_to_transform",
   "peft_version",
 ]);
 

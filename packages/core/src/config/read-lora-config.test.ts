@@ -72,11 +72,11 @@ describe("bad configs name the field and the value", () => {
     [{ alpha_pattern: { a: "x" } }, '`alpha_pattern.a` must be an object from module pattern to number, got "x"'],
     [{ lora_dropout: -0.1 }, "`lora_dropout` must be a number from 0 to 1, got -0.1"],
     [{ task_type: 5 }, "`task_type`"],
-    [{ alpha_pattern: { "a[": 16 } }, "`alpha_pattern` key \"a[\" is not a valid regular expression"],
-    [{ rank_pattern: { "q_proj)": 4 } }, "`rank_pattern` key \"q_proj)\" is not a valid regular expression"],
-    [{ exclude_modules: "*.lm_head" }, "`exclude_modules` \"*.lm_head\" is not a valid regular expression"],
-    [{ layers_pattern: "h[", layers_to_transform: [0] }, "`layers_pattern` \"h[\" is not a valid regular expression"],
-    [{ layers_pattern: ["h", "(?<x"], layers_to_transform: [0] }, "`layers_pattern` \"(?<x\" is not a valid regular expression"],
+    [{ alpha_pattern: { "a[": 16 } }, '`alpha_pattern` key "a[" is not a valid regular expression'],
+    [{ rank_pattern: { "q_proj)": 4 } }, '`rank_pattern` key "q_proj)" is not a valid regular expression'],
+    [{ exclude_modules: "*.lm_head" }, '`exclude_modules` "*.lm_head" is not a valid regular expression'],
+    [{ layers_pattern: "h[", layers_to_transform: [0] }, '`layers_pattern` "h[" is not a valid regular expression'],
+    [{ layers_pattern: ["h", "(?<x"], layers_to_transform: [0] }, '`layers_pattern` "(?<x" is not a valid regular expression'],
     [{ peft_type: "IA3" }, '`peft_type` is "IA3"; lowrank reads LoRA adapters ("LORA") only'],
     [{ peft_type: "lora" }, '`peft_type` is "lora"'],
     [{ peft_type: null }, "`peft_type` is null"],
@@ -88,8 +88,8 @@ describe("bad configs name the field and the value", () => {
     [{ lora_dropout: 1.5 }, "`lora_dropout`"],
     [{ target_modules: 3 }, "`target_modules`"],
     [{ rank_pattern: { "a.b": 0 } }, "`rank_pattern.a.b`"],
-    [{ rank_pattern: { "(": 4 } }, "`rank_pattern` key \"(\" is not a valid regular expression"],
-    [{ target_modules: "([" }, "`target_modules` \"([\" is not a valid regular expression"],
+    [{ rank_pattern: { "(": 4 } }, '`rank_pattern` key "(" is not a valid regular expression'],
+    [{ target_modules: "([" }, '`target_modules` "([" is not a valid regular expression'],
     [{ peft_type: "PREFIX_TUNING" }, '`peft_type` is "PREFIX_TUNING"'],
     [{ peft_type: undefined }, "`peft_type` is missing"],
     [{ target_modules: ".*q", layers_to_transform: [0] }, "`layers_to_transform` cannot be used when `target_modules` is a regex string"],
@@ -124,7 +124,16 @@ describe("bad configs name the field and the value", () => {
 
 describe("new configs", () => {
   test("are written as PEFT 0.12 writes them", () => {
-    const config = createLoraConfig({ r: 4, lora_alpha: 8, target_modules: ["c_attn", "c_proj"], fan_in_fan_out: true, task_type: "CAUSAL_LM", base_model_name_or_path: "gpt2-tiny", init_lora_weights: false, inference_mode: true });
+    const config = createLoraConfig({
+      r: 4,
+      lora_alpha: 8,
+      target_modules: ["c_attn", "c_proj"],
+      fan_in_fan_out: true,
+      task_type: "CAUSAL_LM",
+      base_model_name_or_path: "gpt2-tiny",
+      init_lora_weights: false,
+      inference_mode: true,
+    });
     const written = serializeLoraConfig(config);
     // Same key set and values as the fixture PEFT wrote (target order is PEFT's set order, irrelevant).
     expect(JSON.parse(written)).toEqual({ ...base, target_modules: ["c_attn", "c_proj"] });
@@ -157,10 +166,13 @@ function expectConfigInvalid(error: unknown): void {
 
 describe("property: hostile adapter_config.json", () => {
   // Regex-like strings: metacharacters that make many of them invalid.
-  const regexish = fc.string({ unit: fc.constantFrom("a", "h", ".", "*", "+", "?", "(", ")", "[", "]", "{", "}", "\\", "|", "^", "$", "<", ">", "k", "1"), maxLength: 8 });
+  const regexish = fc.string({
+    unit: fc.constantFrom("a", "h", ".", "*", "+", "?", "(", ")", "[", "]", "{", "}", "\\", "|", "^", "$", "<", ">", "k", "1"),
+    maxLength: 8,
+  });
   const moduleSuffix = fc.constantFrom("q_proj", "c_attn", "d", "c_proj", "lm_head", "other");
   // Mostly plausible values, sometimes anything at all.
-  const mostly = <T,>(valid: fc.Arbitrary<T>) => fc.oneof({ arbitrary: valid as fc.Arbitrary<unknown>, weight: 6 }, { arbitrary: fc.anything(), weight: 1 });
+  const mostly = <T>(valid: fc.Arbitrary<T>) => fc.oneof({ arbitrary: valid as fc.Arbitrary<unknown>, weight: 6 }, { arbitrary: fc.anything(), weight: 1 });
   const stringOrList = mostly(fc.oneof(regexish, fc.array(fc.oneof(regexish, moduleSuffix), { maxLength: 3 }), fc.constant(null)));
   const patternMap = mostly(fc.dictionary(regexish, fc.oneof(fc.integer({ min: -2, max: 64 }), fc.double()), { maxKeys: 3 }));
   const fields = fc.record(
@@ -242,7 +254,11 @@ describe("property: hostile adapter_config.json", () => {
     const edit: fc.Arbitrary<Edit> = fc.oneof(
       fc.record({ kind: fc.constant("flip" as const), bit: fc.nat(bytes.length * 8 - 1) }),
       fc.record({ kind: fc.constant("cut" as const), at: fc.nat(bytes.length) }),
-      fc.record({ kind: fc.constant("insert" as const), at: fc.nat(bytes.length), text: fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom("1e999", "-0", "\"r\": 0,", "[", "\\u0000", "\"(\"", "null,")) }),
+      fc.record({
+        kind: fc.constant("insert" as const),
+        at: fc.nat(bytes.length),
+        text: fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom("1e999", "-0", '"r": 0,', "[", "\\u0000", '"("', "null,")),
+      }),
     );
     let refused = 0;
     fc.assert(

@@ -46,7 +46,7 @@ export function parseLoraConfig(raw: unknown, options: { label?: string; logger?
   };
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail("expected a JSON object");
   const record = raw as Record<string, unknown>;
-  if (record.peft_type === undefined) fail("`peft_type` is missing (PEFT requires it; a LoRA adapter has \"LORA\")");
+  if (record.peft_type === undefined) fail('`peft_type` is missing (PEFT requires it; a LoRA adapter has "LORA")');
   if (record.peft_type !== "LORA") {
     fail(`\`peft_type\` is ${describeValue(record.peft_type)}; lowrank reads LoRA adapters ("LORA") only`);
   }
@@ -74,7 +74,10 @@ export function parseLoraConfig(raw: unknown, options: { label?: string; logger?
   if (config.layers_pattern !== null && config.layers_to_transform === null) {
     fail("`layers_pattern` is set but `layers_to_transform` is not; set both");
   }
-  for (const [field, patterns] of [["rank_pattern", config.rank_pattern], ["alpha_pattern", config.alpha_pattern]] as const) {
+  for (const [field, patterns] of [
+    ["rank_pattern", config.rank_pattern],
+    ["alpha_pattern", config.alpha_pattern],
+  ] as const) {
     for (const key of Object.keys(patterns)) {
       try {
         new RegExp(key);

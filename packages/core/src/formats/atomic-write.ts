@@ -55,9 +55,7 @@ export class AtomicFile {
   async write(bytes: Uint8Array, position?: number): Promise<void> {
     let done = 0;
     while (done < bytes.byteLength) {
-      const { bytesWritten } = await this.handle.write(
-        bytes, done, bytes.byteLength - done, position === undefined ? null : position + done,
-      );
+      const { bytesWritten } = await this.handle.write(bytes, done, bytes.byteLength - done, position === undefined ? null : position + done);
       done += bytesWritten;
     }
     testKillPoint("atomic-write:partial", this.target);

@@ -61,7 +61,10 @@ export class Checkpoint {
         }
         for (const [name, shard] of Object.entries(weightMap as Record<string, unknown>)) {
           if (typeof shard !== "string" || shard.includes("/") || shard.includes("\\") || shard.startsWith(".")) {
-            throw new LowrankError("CHECKPOINT_INVALID", `${path.join(dir, INDEX_FILE)}: \`weight_map.${name}\` names an invalid shard ${JSON.stringify(shard)}`);
+            throw new LowrankError(
+              "CHECKPOINT_INVALID",
+              `${path.join(dir, INDEX_FILE)}: \`weight_map.${name}\` names an invalid shard ${JSON.stringify(shard)}`,
+            );
           }
           let file = files.get(shard);
           if (!file) {

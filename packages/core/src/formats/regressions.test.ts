@@ -16,7 +16,9 @@ function readBack(bytes: Uint8Array): { names: string[]; headerText: string } {
 
 describe("safetensors", () => {
   test("a tensor with a zero dimension after the first needs no bytes and is accepted", () => {
-    const header = Buffer.from(JSON.stringify({ w: { dtype: "F32", shape: [4, 0], data_offsets: [0, 0] }, x: { dtype: "F32", shape: [2], data_offsets: [0, 8] } }));
+    const header = Buffer.from(
+      JSON.stringify({ w: { dtype: "F32", shape: [4, 0], data_offsets: [0, 0] }, x: { dtype: "F32", shape: [2], data_offsets: [0, 8] } }),
+    );
     expect(parseHeader(header, 8, "t").entries.map((e) => e.name)).toEqual(["w", "x"]);
   });
 

@@ -26,12 +26,26 @@ const manifest = JSON.parse(readFileSync(requireFixture("manifest.json"), "utf8"
 const expected = manifest.fixtures.loralib_gpt2.expected_peft_import;
 
 async function loadStateDict(): Promise<Map<string, Tensor>> {
-  return new Map([...(await readTorchStateDict(requireFixture("loralib-gpt2", "lora_state_dict.pt")))].map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape, data: t.data }]));
+  return new Map(
+    [...(await readTorchStateDict(requireFixture("loralib-gpt2", "lora_state_dict.pt")))].map(([k, t]) => [
+      k,
+      { dtype: t.dtype, shape: t.shape, data: t.data },
+    ]),
+  );
 }
 
 describe("import of the microsoft/LoRA GPT-2 checkpoint", () => {
   test("config and tensor shapes are the PEFT import the fixture expects", async () => {
-    const adapter = importLoralib({ stateDict: await loadStateDict(), model: await loadFixtureModel("gpt2-tiny"), rank: 4, alpha: 32, targetModules: ["c_attn"], enableLora: [true, true, true], fanInFanOut: true, baseModelName: "gpt2-tiny" });
+    const adapter = importLoralib({
+      stateDict: await loadStateDict(),
+      model: await loadFixtureModel("gpt2-tiny"),
+      rank: 4,
+      alpha: 32,
+      targetModules: ["c_attn"],
+      enableLora: [true, true, true],
+      fanInFanOut: true,
+      baseModelName: "gpt2-tiny",
+    });
     for (const [key, value] of Object.entries(expected.adapter_config)) expect((adapter.config as unknown as Record<string, unknown>)[key], key).toEqual(value);
     for (const [key, shape] of Object.entries(expected.tensor_shapes)) expect(adapter.tensors.get(key)?.shape, key).toEqual(shape);
     expect(adapter.config.lora_alpha / adapter.config.r).toBe(expected.scaling);
@@ -39,7 +53,14 @@ describe("import of the microsoft/LoRA GPT-2 checkpoint", () => {
 
   test("lora_A is unchanged and lora_B is block-diagonal", async () => {
     const stateDict = await loadStateDict();
-    const adapter = importLoralib({ stateDict, model: await loadFixtureModel("gpt2-tiny"), rank: 4, alpha: 32, targetModules: ["c_attn"], enableLora: [true, true, true] });
+    const adapter = importLoralib({
+      stateDict,
+      model: await loadFixtureModel("gpt2-tiny"),
+      rank: 4,
+      alpha: 32,
+      targetModules: ["c_attn"],
+      enableLora: [true, true, true],
+    });
     const a = toFloat32(adapter.tensors.get("base_model.model.transformer.h.0.attn.c_attn.lora_A.weight")!);
     expect(maxAbsDiff(a, toFloat32(stateDict.get("transformer.h.0.attn.c_attn.lora_A")!))).toBe(0);
     const b = toFloat32(adapter.tensors.get("base_model.model.transformer.h.0.attn.c_attn.lora_B.weight")!);
@@ -54,7 +75,14 @@ describe("import of the microsoft/LoRA GPT-2 checkpoint", () => {
   });
 
   test("merging the import reproduces loralib's merged weights within 1e-5", async () => {
-    const adapter = importLoralib({ stateDict: await loadStateDict(), model: await loadFixtureModel("gpt2-tiny"), rank: 4, alpha: 32, targetModules: ["c_attn"], enableLora: [true, true, true] });
+    const adapter = importLoralib({
+      stateDict: await loadStateDict(),
+      model: await loadFixtureModel("gpt2-tiny"),
+      rank: 4,
+      alpha: 32,
+      targetModules: ["c_attn"],
+      enableLora: [true, true, true],
+    });
     const out = path.join(tmp, "merged");
     await mergeCheckpoint({ baseDir: requireFixture("gpt2-tiny"), adapter, outDir: out });
     const cases = (await readSafetensors(requireFixture("cases", "loralib-gpt2.safetensors"))).tensors;
@@ -75,7 +103,16 @@ describe("import of the microsoft/LoRA GPT-2 checkpoint", () => {
     [{ targetModules: ["c_proj"] }, "USAGE", /not among --target-modules c_proj/],
     [{ rank: 0 }, "USAGE", /--rank must be a positive integer/],
   ])("bad parameters %j are refused", async (patch, code, message) => {
-    const run = async () => importLoralib({ stateDict: await loadStateDict(), model: await loadFixtureModel("gpt2-tiny"), rank: 4, alpha: 32, targetModules: ["c_attn"], enableLora: [true, true, true], ...patch });
+    const run = async () =>
+      importLoralib({
+        stateDict: await loadStateDict(),
+        model: await loadFixtureModel("gpt2-tiny"),
+        rank: 4,
+        alpha: 32,
+        targetModules: ["c_attn"],
+        enableLora: [true, true, true],
+        ...patch,
+      });
     await expect(run()).rejects.toMatchObject({ code });
     await expect(run()).rejects.toThrow(message);
   });
@@ -95,7 +132,10 @@ describe("enable_lora with disabled blocks, and separate projections", () => {
   const B = rng(2 * 4 * r, 2);
 
   test("a fused Conv1D with enable_lora 1,0,1 puts the groups in blocks 0 and 2", () => {
-    const stateDict = new Map([["module.blk.0.attn.c_attn.lora_A", float32Tensor(A, [2 * r, 6])], ["module.blk.0.attn.c_attn.lora_B", float32Tensor(B, [2 * 4, r])]]);
+    const stateDict = new Map([
+      ["module.blk.0.attn.c_attn.lora_A", float32Tensor(A, [2 * r, 6])],
+      ["module.blk.0.attn.c_attn.lora_B", float32Tensor(B, [2 * 4, r])],
+    ]);
     const adapter = importLoralib({ stateDict, model: gptLike, rank: r, alpha: 4, targetModules: ["c_attn"], enableLora: [true, false, true] });
     expect(adapter.config).toMatchObject({ r: 4, lora_alpha: 8, fan_in_fan_out: true });
     const b = toFloat32(adapter.tensors.get("base_model.model.blk.0.attn.c_attn.lora_B.weight")!);
@@ -106,21 +146,33 @@ describe("enable_lora with disabled blocks, and separate projections", () => {
   });
 
   test("separate projections are split into one rank-r LoRA each", () => {
-    const stateDict = new Map([["blk.0.attn.qkv.lora_A", float32Tensor(A, [2 * r, 6])], ["blk.0.attn.qkv.lora_B", float32Tensor(B, [2 * 4, r])]]);
+    const stateDict = new Map([
+      ["blk.0.attn.qkv.lora_A", float32Tensor(A, [2 * r, 6])],
+      ["blk.0.attn.qkv.lora_B", float32Tensor(B, [2 * 4, r])],
+    ]);
     const adapter = importLoralib({ stateDict, model: gptLike, rank: r, alpha: 4, targetModules: ["q", "k", "v"], enableLora: [true, false, true] });
     expect(adapter.config).toMatchObject({ r: 2, lora_alpha: 4, target_modules: ["q", "v"] });
     expect([...adapter.tensors.keys()].sort()).toEqual([
-      "base_model.model.blk.0.attn.q.lora_A.weight", "base_model.model.blk.0.attn.q.lora_B.weight",
-      "base_model.model.blk.0.attn.v.lora_A.weight", "base_model.model.blk.0.attn.v.lora_B.weight",
+      "base_model.model.blk.0.attn.q.lora_A.weight",
+      "base_model.model.blk.0.attn.q.lora_B.weight",
+      "base_model.model.blk.0.attn.v.lora_A.weight",
+      "base_model.model.blk.0.attn.v.lora_B.weight",
     ]);
     expect(Array.from(toFloat32(adapter.tensors.get("base_model.model.blk.0.attn.v.lora_A.weight")!))).toEqual(Array.from(A.slice(r * 6)));
     expect(Array.from(toFloat32(adapter.tensors.get("base_model.model.blk.0.attn.v.lora_B.weight")!))).toEqual(Array.from(B.slice(4 * r)));
   });
 
   test("an unknown module is an error naming it", () => {
-    const stateDict = new Map([["blk.9.attn.qkv.lora_A", float32Tensor(A, [2 * r, 6])], ["blk.9.attn.qkv.lora_B", float32Tensor(B, [2 * 4, r])]]);
-    expect(() => importLoralib({ stateDict, model: gptLike, rank: r, alpha: 4, targetModules: ["q", "k", "v"], enableLora: [true, false, true] })).toThrow(LowrankError);
-    expect(() => importLoralib({ stateDict, model: gptLike, rank: r, alpha: 4, targetModules: ["q", "k", "v"], enableLora: [true, false, true] })).toThrow(/"blk.9.attn.qkv" is not in the base model/);
+    const stateDict = new Map([
+      ["blk.9.attn.qkv.lora_A", float32Tensor(A, [2 * r, 6])],
+      ["blk.9.attn.qkv.lora_B", float32Tensor(B, [2 * 4, r])],
+    ]);
+    expect(() => importLoralib({ stateDict, model: gptLike, rank: r, alpha: 4, targetModules: ["q", "k", "v"], enableLora: [true, false, true] })).toThrow(
+      LowrankError,
+    );
+    expect(() => importLoralib({ stateDict, model: gptLike, rank: r, alpha: 4, targetModules: ["q", "k", "v"], enableLora: [true, false, true] })).toThrow(
+      /"blk.9.attn.qkv" is not in the base model/,
+    );
   });
 });
 
@@ -134,15 +186,25 @@ describe("loralib embeddings and hints", () => {
   const B = Float32Array.from({ length: 4 * 2 }, (_, i) => 1 - i / 5);
 
   test("a loralib.Embedding becomes PEFT's lora_embedding_A / lora_embedding_B", () => {
-    const stateDict = new Map([["model.embed_tokens.lora_A", float32Tensor(A, [2, 10])], ["model.embed_tokens.lora_B", float32Tensor(B, [4, 2])]]);
+    const stateDict = new Map([
+      ["model.embed_tokens.lora_A", float32Tensor(A, [2, 10])],
+      ["model.embed_tokens.lora_B", float32Tensor(B, [4, 2])],
+    ]);
     const adapter = importLoralib({ stateDict, model, rank: 2, alpha: 4, targetModules: ["embed_tokens"] });
-    expect([...adapter.tensors.keys()].sort()).toEqual(["base_model.model.model.embed_tokens.lora_embedding_A", "base_model.model.model.embed_tokens.lora_embedding_B"]);
+    expect([...adapter.tensors.keys()].sort()).toEqual([
+      "base_model.model.model.embed_tokens.lora_embedding_A",
+      "base_model.model.model.embed_tokens.lora_embedding_B",
+    ]);
     expect(adapter.config).toMatchObject({ r: 2, lora_alpha: 4, target_modules: ["embed_tokens"] });
   });
 
   test("a MergedLinear imported without --enable-lora says so", () => {
-    const stateDict = new Map([["model.layers.0.self_attn.q_proj.lora_A", float32Tensor(new Float32Array(8 * 4), [8, 4])], ["model.layers.0.self_attn.q_proj.lora_B", float32Tensor(new Float32Array(4 * 2), [4, 2])]]);
-    expect(() => importLoralib({ stateDict, model, rank: 2, alpha: 4, targetModules: ["q_proj"] })).toThrow(/looks like a MergedLinear with 4 enabled blocks: pass --enable-lora/);
+    const stateDict = new Map([
+      ["model.layers.0.self_attn.q_proj.lora_A", float32Tensor(new Float32Array(8 * 4), [8, 4])],
+      ["model.layers.0.self_attn.q_proj.lora_B", float32Tensor(new Float32Array(4 * 2), [4, 2])],
+    ]);
+    expect(() => importLoralib({ stateDict, model, rank: 2, alpha: 4, targetModules: ["q_proj"] })).toThrow(
+      /looks like a MergedLinear with 4 enabled blocks: pass --enable-lora/,
+    );
   });
 });
-

@@ -70,26 +70,40 @@ export function importLoralib(p: ImportLoralibParams): LoraAdapter {
       throw new LowrankError("USAGE", `loralib checkpoint: module "${name}" is not among --target-modules ${p.targetModules.join(",")}`);
     }
     if (!module && (!splitTargets || splitTargets.length !== enable.length || splitTargets.some((t) => !t))) {
-      throw new LowrankError("ADAPTER_INVALID", `loralib checkpoint: module "${name}" is not in the base model, and --target-modules ${p.targetModules.join(",")} does not name one existing projection per --enable-lora entry beside it`);
+      throw new LowrankError(
+        "ADAPTER_INVALID",
+        `loralib checkpoint: module "${name}" is not in the base model, and --target-modules ${p.targetModules.join(",")} does not name one existing projection per --enable-lora entry beside it`,
+      );
     }
     const outFeatures = module ? module.outFeatures! : splitTargets!.reduce((s, t) => s + t!.outFeatures!, 0);
     const inFeatures = module ? module.inFeatures! : splitTargets![0]!.inFeatures!;
-    if (outFeatures % enable.length !== 0) throw new LowrankError("SHAPE_MISMATCH", `loralib checkpoint: "${name}" has ${outFeatures} outputs, not divisible into ${enable.length} --enable-lora blocks`);
+    if (outFeatures % enable.length !== 0)
+      throw new LowrankError(
+        "SHAPE_MISMATCH",
+        `loralib checkpoint: "${name}" has ${outFeatures} outputs, not divisible into ${enable.length} --enable-lora blocks`,
+      );
     const m = outFeatures / enable.length;
     const r = p.rank;
     if (shapeText(A.shape) !== shapeText([groups * r, inFeatures])) {
       const looksMerged = A.shape.length === 2 && A.shape[1] === inFeatures && A.shape[0]! % r === 0 && A.shape[0]! / r !== groups;
       const hint = looksMerged ? ` (it looks like a MergedLinear with ${A.shape[0]! / r} enabled blocks: pass --enable-lora)` : "";
-      throw new LowrankError("SHAPE_MISMATCH", `loralib checkpoint: "${name}.lora_A" is ${shapeText(A.shape)}, expected [k·r, in] = [${groups * r}, ${inFeatures}] for --rank ${r} and ${groups} enabled block(s)${hint}`);
+      throw new LowrankError(
+        "SHAPE_MISMATCH",
+        `loralib checkpoint: "${name}.lora_A" is ${shapeText(A.shape)}, expected [k·r, in] = [${groups * r}, ${inFeatures}] for --rank ${r} and ${groups} enabled block(s)${hint}`,
+      );
     }
     if (shapeText(B.shape) !== shapeText([groups * m, r])) {
-      throw new LowrankError("SHAPE_MISMATCH", `loralib checkpoint: "${name}.lora_B" is ${shapeText(B.shape)}, expected [k·m, r] = [${groups * m}, ${r}] for --rank ${r} and --enable-lora ${enable.map(Number).join(",")}`);
+      throw new LowrankError(
+        "SHAPE_MISMATCH",
+        `loralib checkpoint: "${name}.lora_B" is ${shapeText(B.shape)}, expected [k·m, r] = [${groups * m}, ${r}] for --rank ${r} and --enable-lora ${enable.map(Number).join(",")}`,
+      );
     }
     const a = toFloat32(A, `${name}.lora_A`);
     const b = toFloat32(B, `${name}.lora_B`);
     if (module?.kind === "embedding") {
       // loralib.Embedding: ΔW = (lora_B·lora_A)ᵀ·scaling, exactly PEFT's embedding LoRA.
-      if (enable.length !== 1) throw new LowrankError("USAGE", `loralib checkpoint: "${name}" is an embedding; --enable-lora applies only to MergedLinear layers`);
+      if (enable.length !== 1)
+        throw new LowrankError("USAGE", `loralib checkpoint: "${name}" is an embedding; --enable-lora applies only to MergedLinear layers`);
       tensors.set(adapterKey(name, "lora_embedding_A"), float32Tensor(a, [r, inFeatures]));
       tensors.set(adapterKey(name, "lora_embedding_B"), float32Tensor(b, [outFeatures, r]));
       fused += 1;
@@ -116,7 +130,11 @@ export function importLoralib(p: ImportLoralibParams): LoraAdapter {
         const target = splitTargets![block]!;
         checkKind(target, target.name);
         layoutIsConv1d = target.kind === "conv1d";
-        if (target.outFeatures !== m) throw new LowrankError("SHAPE_MISMATCH", `loralib checkpoint: "${target.name}" has ${target.outFeatures} outputs but each block of "${name}" has ${m}`);
+        if (target.outFeatures !== m)
+          throw new LowrankError(
+            "SHAPE_MISMATCH",
+            `loralib checkpoint: "${target.name}" has ${target.outFeatures} outputs but each block of "${name}" has ${m}`,
+          );
         tensors.set(adapterKey(target.name, "lora_A"), float32Tensor(a.slice(j * r * inFeatures, (j + 1) * r * inFeatures), [r, inFeatures]));
         tensors.set(adapterKey(target.name, "lora_B"), float32Tensor(b.slice(j * m * r, (j + 1) * m * r), [m, r]));
         j += 1;
@@ -127,7 +145,9 @@ export function importLoralib(p: ImportLoralibParams): LoraAdapter {
   if (fused > 0 && split > 0) throw new LowrankError("ADAPTER_INVALID", "loralib checkpoint: mixes fused and separate projections; import them separately");
   if (p.fanInFanOut !== undefined && layoutIsConv1d !== undefined && p.fanInFanOut !== layoutIsConv1d) {
     // loralib's flag only says how its own base weight is stored; the base checkpoint decides here.
-    p.logger?.warn(`--fan-in-fan-out is ${p.fanInFanOut} but the base layers are ${layoutIsConv1d ? "Conv1D (input by output)" : "Linear (output by input)"}; using the base's layout`);
+    p.logger?.warn(
+      `--fan-in-fan-out is ${p.fanInFanOut} but the base layers are ${layoutIsConv1d ? "Conv1D (input by output)" : "Linear (output by input)"}; using the base's layout`,
+    );
   }
   const factor = fused > 0 ? groups : 1;
   const config: LoraConfig = createLoraConfig({

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { LowrankError } from "../errors/lowrank-error.js";
+import type { LowrankError } from "../errors/lowrank-error.js";
 import { captureLowrankError } from "../testing/capture-error.js";
 import { maxAbsDiff } from "../testing/fixtures.js";
 import type { WeightLayout } from "../model/model-description.js";
@@ -14,7 +14,10 @@ function params(overrides: Partial<InitParams>): InitParams {
 }
 
 function stats(x: ArrayLike<number>): { mean: number; std: number; min: number; max: number } {
-  let sum = 0, sq = 0, min = Infinity, max = -Infinity;
+  let sum = 0,
+    sq = 0,
+    min = Infinity,
+    max = -Infinity;
   for (let i = 0; i < x.length; i++) {
     sum += x[i]!;
     sq += x[i]! * x[i]!;
@@ -30,11 +33,12 @@ const allZero = (x: ArrayLike<number>) => Array.prototype.every.call(x, (v: numb
 /** scaling·B·A as float64 [out, in]. */
 function product(B: ArrayLike<number>, A: ArrayLike<number>, out: number, inn: number, r: number, scaling: number): Float64Array {
   const d = new Float64Array(out * inn);
-  for (let o = 0; o < out; o++) for (let i = 0; i < inn; i++) {
-    let s = 0;
-    for (let k = 0; k < r; k++) s += B[o * r + k]! * A[k * inn + i]!;
-    d[o * inn + i] = scaling * s;
-  }
+  for (let o = 0; o < out; o++)
+    for (let i = 0; i < inn; i++) {
+      let s = 0;
+      for (let k = 0; k < r; k++) s += B[o * r + k]! * A[k * inn + i]!;
+      d[o * inn + i] = scaling * s;
+    }
   return d;
 }
 
@@ -56,16 +60,25 @@ function initError(p: InitParams): LowrankError {
 function knownSpectrum(out: number, inn: number, seed: number) {
   const rng = new SeededRandom(seed);
   const k = Math.min(out, inn);
-  const U = qrDecomposition(Float64Array.from({ length: out * k }, () => rng.normal()), out, k).q;
-  const V = qrDecomposition(Float64Array.from({ length: inn * k }, () => rng.normal()), inn, k).q;
+  const U = qrDecomposition(
+    Float64Array.from({ length: out * k }, () => rng.normal()),
+    out,
+    k,
+  ).q;
+  const V = qrDecomposition(
+    Float64Array.from({ length: inn * k }, () => rng.normal()),
+    inn,
+    k,
+  ).q;
   const sigma = Array.from({ length: k }, (_, j) => 3 * 0.6 ** j);
   const rankApprox = (r: number) => {
     const m = new Float64Array(out * inn);
-    for (let o = 0; o < out; o++) for (let i = 0; i < inn; i++) {
-      let s = 0;
-      for (let j = 0; j < r; j++) s += U[o * k + j]! * sigma[j]! * V[i * k + j]!;
-      m[o * inn + i] = s;
-    }
+    for (let o = 0; o < out; o++)
+      for (let i = 0; i < inn; i++) {
+        let s = 0;
+        for (let j = 0; j < r; j++) s += U[o * k + j]! * sigma[j]! * V[i * k + j]!;
+        m[o * inn + i] = s;
+      }
     return m;
   };
   return { w: rankApprox(k), rankApprox };
@@ -78,7 +91,11 @@ function stored(m: Float64Array, layout: WeightLayout, out: number, inn: number)
 }
 
 describe("init_lora_weights = true", () => {
-  test.each([[1, 7], [4, 64], [8, 1000]])("linear, r=%i, in=%i: A ~ U(±1/√in), B = 0", (r, inFeatures) => {
+  test.each([
+    [1, 7],
+    [4, 64],
+    [8, 1000],
+  ])("linear, r=%i, in=%i: A ~ U(±1/√in), B = 0", (r, inFeatures) => {
     const { A, B, residualWeight } = initLoraFactors(params({ r, inFeatures }));
     expect(A.length).toBe(r * inFeatures);
     expect(B.length).toBe(24 * r);
@@ -134,7 +151,8 @@ describe('init_lora_weights = "gaussian"', () => {
 
 describe("init_lora_weights = false", () => {
   test("linear: A ~ U(±1/√in), B ~ U(±1/√r), both non-zero", () => {
-    const r = 4, inFeatures = 100;
+    const r = 4,
+      inFeatures = 100;
     const { A, B } = initLoraFactors(params({ init: false, r, inFeatures, outFeatures: 500 }));
     expect(allZero(A)).toBe(false);
     expect(allZero(B)).toBe(false);
@@ -173,7 +191,12 @@ describe("seeding", () => {
 });
 
 describe.each(LAYOUTS)("pissa / olora, %s layout", (layout) => {
-  const shapes: [number, number, number][] = [[12, 8, 3], [8, 12, 3], [10, 10, 1], [9, 6, 6]];
+  const shapes: [number, number, number][] = [
+    [12, 8, 3],
+    [8, 12, 3],
+    [10, 10, 1],
+    [9, 6, 6],
+  ];
 
   test.each(shapes)('"pissa" out=%i in=%i r=%i: scaling·B·A + residual = W and scaling·B·A is the best rank-r approximation', (out, inn, r) => {
     const scaling = 0.5;
@@ -187,15 +210,24 @@ describe.each(LAYOUTS)("pissa / olora, %s layout", (layout) => {
     expect(maxAbsDiff(recombined, outIn(base, layout, out, inn))).toBeLessThan(1e-5);
     expect(maxAbsDiff(delta, rankApprox(r))).toBeLessThan(1e-5);
     // the residual is what the top-r directions leave: W − W_r
-    expect(maxAbsDiff(outIn(residualWeight!, layout, out, inn), w.map((x, k) => x - rankApprox(r)[k]!))).toBeLessThan(1e-5);
+    expect(
+      maxAbsDiff(
+        outIn(residualWeight!, layout, out, inn),
+        w.map((x, k) => x - rankApprox(r)[k]!),
+      ),
+    ).toBeLessThan(1e-5);
   });
 
   test('"pissa": A and B share √(S/scaling): rows of A and columns of B have equal norms', () => {
-    const out = 10, inn = 7, r = 3, scaling = 4;
+    const out = 10,
+      inn = 7,
+      r = 3,
+      scaling = 4;
     const { w } = knownSpectrum(out, inn, 5);
     const { A, B } = initLoraFactors(params({ init: "pissa", r, inFeatures: inn, outFeatures: out, scaling, baseWeight: stored(w, layout, out, inn), layout }));
     for (let j = 0; j < r; j++) {
-      let na = 0, nb = 0;
+      let na = 0,
+        nb = 0;
       for (let i = 0; i < inn; i++) na += A[j * inn + i]! ** 2;
       for (let o = 0; o < out; o++) nb += B[o * r + j]! ** 2;
       // ‖A_j‖² = ‖B_j‖² = σ_j / scaling with σ_j = 3·0.6^j
@@ -221,19 +253,21 @@ describe.each(LAYOUTS)("pissa / olora, %s layout", (layout) => {
     const delta = product(B, A, out, inn, r, scaling);
     const recombined = outIn(residualWeight!, layout, out, inn).map((x, k) => x + delta[k]!);
     expect(maxAbsDiff(recombined, outIn(base, layout, out, inn))).toBeLessThan(1e-5);
-    for (let c1 = 0; c1 < r; c1++) for (let c2 = 0; c2 < r; c2++) {
-      let s = 0;
-      for (let o = 0; o < out; o++) s += B[o * r + c1]! * B[o * r + c2]!;
-      expect(Math.abs(s - (c1 === c2 ? 1 : 0))).toBeLessThan(1e-6);
-    }
+    for (let c1 = 0; c1 < r; c1++)
+      for (let c2 = 0; c2 < r; c2++) {
+        let s = 0;
+        for (let o = 0; o < out; o++) s += B[o * r + c1]! * B[o * r + c2]!;
+        expect(Math.abs(s - (c1 === c2 ? 1 : 0))).toBeLessThan(1e-6);
+      }
     for (let j = 0; j < r; j++) for (let i = 0; i < Math.min(j, inn); i++) expect(A[j * inn + i]).toBe(0);
     // B·A (unscaled) is the projection of W onto span(B): BᵀW = A
     const wOI = outIn(base, layout, out, inn);
-    for (let j = 0; j < r; j++) for (let i = 0; i < inn; i++) {
-      let s = 0;
-      for (let o = 0; o < out; o++) s += B[o * r + j]! * wOI[o * inn + i]!;
-      expect(Math.abs(s - A[j * inn + i]!)).toBeLessThan(1e-5);
-    }
+    for (let j = 0; j < r; j++)
+      for (let i = 0; i < inn; i++) {
+        let s = 0;
+        for (let o = 0; o < out; o++) s += B[o * r + j]! * wOI[o * inn + i]!;
+        expect(Math.abs(s - A[j * inn + i]!)).toBeLessThan(1e-5);
+      }
   });
 
   test("r greater than min(out, in) is refused", () => {

@@ -35,7 +35,16 @@ function orientOutIn(w: Float32Array, layout: WeightLayout, out: number, inn: nu
   return m;
 }
 
-function residual(base: Float32Array, layout: WeightLayout, out: number, inn: number, A: Float32Array, B: Float32Array, r: number, scaling: number): Float32Array {
+function residual(
+  base: Float32Array,
+  layout: WeightLayout,
+  out: number,
+  inn: number,
+  A: Float32Array,
+  B: Float32Array,
+  r: number,
+  scaling: number,
+): Float32Array {
   const res = new Float32Array(base.length);
   for (let o = 0; o < out; o++) {
     for (let i = 0; i < inn; i++) {
@@ -89,7 +98,10 @@ export function initLoraFactors(p: InitParams): InitResult {
   }
   const isPissa = init === "pissa" || /^pissa_niter_\d+$/.test(init);
   if (!isPissa && init !== "olora") {
-    throw new LowrankError("INIT_UNSUPPORTED", `${label}: \`init_lora_weights\` ${JSON.stringify(init)} is not supported; use true, false, "gaussian", "pissa" or "olora"`);
+    throw new LowrankError(
+      "INIT_UNSUPPORTED",
+      `${label}: \`init_lora_weights\` ${JSON.stringify(init)} is not supported; use true, false, "gaussian", "pissa" or "olora"`,
+    );
   }
   if (!p.baseWeight || !p.layout) throw new LowrankError("INIT_UNSUPPORTED", `${label}: ${init} initialisation needs the base weight`);
   const out = p.outFeatures;

@@ -23,22 +23,24 @@ function lowRank(m: number, n: number, rank: number, seed: number): Mat {
 /** Row-major product of [m, k] and [k, n]. */
 function matmul(x: ArrayLike<number>, y: ArrayLike<number>, m: number, k: number, n: number): Float64Array {
   const out = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
-    let s = 0;
-    for (let p = 0; p < k; p++) s += x[i * k + p]! * y[p * n + j]!;
-    out[i * n + j] = s;
-  }
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += x[i * k + p]! * y[p * n + j]!;
+      out[i * n + j] = s;
+    }
   return out;
 }
 
 /** Largest deviation of XᵀX from the identity for the listed columns of a row-major [rows, cols] X. */
 function orthonormalError(x: ArrayLike<number>, rows: number, cols: number, which: number[] = [...Array(cols).keys()]): number {
   let err = 0;
-  for (const c1 of which) for (const c2 of which) {
-    let s = 0;
-    for (let i = 0; i < rows; i++) s += x[i * cols + c1]! * x[i * cols + c2]!;
-    err = Math.max(err, Math.abs(s - (c1 === c2 ? 1 : 0)));
-  }
+  for (const c1 of which)
+    for (const c2 of which) {
+      let s = 0;
+      for (let i = 0; i < rows; i++) s += x[i * cols + c1]! * x[i * cols + c2]!;
+      err = Math.max(err, Math.abs(s - (c1 === c2 ? 1 : 0)));
+    }
   return err;
 }
 
@@ -104,17 +106,18 @@ describe("qrDecomposition", () => {
     // numpy 2.4: np.linalg.qr([[2,-1,0.5],[1,3,-2],[0,1,4],[-1,2,1]])
     const a = [2, -1, 0.5, 1, 3, -2, 0, 1, 4, -1, 2, 1];
     const { q, r } = qrDecomposition(a, 4, 3);
-    expect(maxAbsDiff(q, [
-      -0.816496580927726, 0.17309692896316617, -0.24917970202021072,
-      -0.408248290463863, -0.8222104125750394, 0.32852050266346194,
-      -0.0, -0.2596453934447493, -0.8950634072566775,
-      0.408248290463863, -0.476016554648707, -0.16983890137695948,
-    ])).toBeLessThan(1e-12);
-    expect(maxAbsDiff(r, [
-      -2.449489742783178, 0.4082482904638629, 0.816496580927726,
-      0.0, -3.8514066694304474, 0.21637116120395739,
-      0.0, 0.0, -4.5317233867406985,
-    ])).toBeLessThan(1e-12);
+    expect(
+      maxAbsDiff(
+        q,
+        [
+          -0.816496580927726, 0.17309692896316617, -0.24917970202021072, -0.408248290463863, -0.8222104125750394, 0.32852050266346194, -0.0,
+          -0.2596453934447493, -0.8950634072566775, 0.408248290463863, -0.476016554648707, -0.16983890137695948,
+        ],
+      ),
+    ).toBeLessThan(1e-12);
+    expect(
+      maxAbsDiff(r, [-2.449489742783178, 0.4082482904638629, 0.816496580927726, 0.0, -3.8514066694304474, 0.21637116120395739, 0.0, 0.0, -4.5317233867406985]),
+    ).toBeLessThan(1e-12);
   });
 
   test("does not modify its input", () => {

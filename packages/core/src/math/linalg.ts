@@ -75,10 +75,14 @@ export function svdDecomposition(a: ArrayLike<number>, m: number, n: number): { 
     let rotated = false;
     for (let p = 0; p < n - 1; p++) {
       for (let q = p + 1; q < n; q++) {
-        let alpha = 0, beta = 0, gamma = 0;
-        const po = p * m, qo = q * m;
+        let alpha = 0,
+          beta = 0,
+          gamma = 0;
+        const po = p * m,
+          qo = q * m;
         for (let i = 0; i < m; i++) {
-          const x = w[po + i]!, y = w[qo + i]!;
+          const x = w[po + i]!,
+            y = w[qo + i]!;
           alpha += x * x;
           beta += y * y;
           gamma += x * y;
@@ -90,13 +94,16 @@ export function svdDecomposition(a: ArrayLike<number>, m: number, n: number): { 
         const c = 1 / Math.sqrt(1 + t * t);
         const s = c * t;
         for (let i = 0; i < m; i++) {
-          const x = w[po + i]!, y = w[qo + i]!;
+          const x = w[po + i]!,
+            y = w[qo + i]!;
           w[po + i] = c * x - s * y;
           w[qo + i] = s * x + c * y;
         }
-        const pv = p * n, qv = q * n;
+        const pv = p * n,
+          qv = q * n;
         for (let i = 0; i < n; i++) {
-          const x = v[pv + i]!, y = v[qv + i]!;
+          const x = v[pv + i]!,
+            y = v[qv + i]!;
           v[pv + i] = c * x - s * y;
           v[qv + i] = s * x + c * y;
         }

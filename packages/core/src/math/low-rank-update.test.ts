@@ -35,21 +35,37 @@ function maxRelError(got: ArrayLike<number>, want: ArrayLike<number>): number {
 describe("addLowRankProduct", () => {
   test.each(RANKS)("rank %i matches a float64 triple loop on random sizes", (rank) => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 24 }), fc.integer({ min: 1, max: 24 }), fc.double({ min: -4, max: 4, noNaN: true }), fc.nat(), (rows, cols, scale, seed) => {
-        const rng = new SeededRandom(seed);
-        const target = randomMatrix(rng, rows * cols);
-        const left = randomMatrix(rng, rows * rank);
-        const right = randomMatrix(rng, rank * cols);
-        const want = naive(target, rows, cols, rank, left, right, scale);
-        addLowRankProduct({ target, rows, cols, rank, left, right, scale });
-        expect(maxRelError(target, want)).toBeLessThan(1e-6);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 24 }),
+        fc.integer({ min: 1, max: 24 }),
+        fc.double({ min: -4, max: 4, noNaN: true }),
+        fc.nat(),
+        (rows, cols, scale, seed) => {
+          const rng = new SeededRandom(seed);
+          const target = randomMatrix(rng, rows * cols);
+          const left = randomMatrix(rng, rows * rank);
+          const right = randomMatrix(rng, rank * cols);
+          const want = naive(target, rows, cols, rank, left, right, scale);
+          addLowRankProduct({ target, rows, cols, rank, left, right, scale });
+          expect(maxRelError(target, want)).toBeLessThan(1e-6);
+        },
+      ),
       { numRuns: 40 },
     );
   });
 
   // rows × cols ≥ 16384 takes the WebAssembly SIMD kernel (float32 multiply-adds); forceJs the float64 loop.
-  const LARGE = RANKS.flatMap((rank) => ([[130, 129], [9, 2000], [2000, 9], [16384, 1], [1, 16384]] as const).map(([rows, cols]) => [rank, rows, cols] as const));
+  const LARGE = RANKS.flatMap((rank) =>
+    (
+      [
+        [130, 129],
+        [9, 2000],
+        [2000, 9],
+        [16384, 1],
+        [1, 16384],
+      ] as const
+    ).map(([rows, cols]) => [rank, rows, cols] as const),
+  );
   test.each(LARGE)("rank %i, large [%i × %i] target: both kernels match a float64 triple loop", (rank, rows, cols) => {
     const rng = new SeededRandom(rank * 7919 + rows);
     const base = randomMatrix(rng, rows * cols);
@@ -65,7 +81,9 @@ describe("addLowRankProduct", () => {
 
   test("a large update reads factor subarrays at non-zero offsets correctly", () => {
     const rng = new SeededRandom(99);
-    const rows = 200, cols = 100, rank = 3;
+    const rows = 200,
+      cols = 100,
+      rank = 3;
     const leftBuf = randomMatrix(rng, rows * rank + 5);
     const rightBuf = randomMatrix(rng, rank * cols + 7);
     const left = leftBuf.subarray(5);
@@ -78,7 +96,8 @@ describe("addLowRankProduct", () => {
 
   test.each(RANKS)("rank %i with a reused scratch buffer gives the same result", (rank) => {
     const rng = new SeededRandom(rank);
-    const rows = 7, cols = 9;
+    const rows = 7,
+      cols = 9;
     const left = randomMatrix(rng, rows * rank);
     const right = randomMatrix(rng, rank * cols);
     const a = randomMatrix(rng, rows * cols);

@@ -40,20 +40,39 @@ export function addLowRankProduct(params: {
       const c0 = c[0]!;
       for (let j = 0; j < cols; j++) target[base + j]! += c0 * right[j]!;
     } else if (rank === 2) {
-      const c0 = c[0]!, c1 = c[1]!;
+      const c0 = c[0]!,
+        c1 = c[1]!;
       for (let j = 0; j < cols; j++) target[base + j]! += c0 * right[j]! + c1 * right[cols + j]!;
     } else if (rank === 4) {
-      const c0 = c[0]!, c1 = c[1]!, c2 = c[2]!, c3 = c[3]!;
-      const r1 = cols, r2 = 2 * cols, r3 = 3 * cols;
+      const c0 = c[0]!,
+        c1 = c[1]!,
+        c2 = c[2]!,
+        c3 = c[3]!;
+      const r1 = cols,
+        r2 = 2 * cols,
+        r3 = 3 * cols;
       for (let j = 0; j < cols; j++) {
         target[base + j]! += c0 * right[j]! + c1 * right[r1 + j]! + c2 * right[r2 + j]! + c3 * right[r3 + j]!;
       }
     } else if (rank === 8) {
-      const c0 = c[0]!, c1 = c[1]!, c2 = c[2]!, c3 = c[3]!, c4 = c[4]!, c5 = c[5]!, c6 = c[6]!, c7 = c[7]!;
+      const c0 = c[0]!,
+        c1 = c[1]!,
+        c2 = c[2]!,
+        c3 = c[3]!,
+        c4 = c[4]!,
+        c5 = c[5]!,
+        c6 = c[6]!,
+        c7 = c[7]!;
       for (let j = 0; j < cols; j++) {
         target[base + j]! +=
-          c0 * right[j]! + c1 * right[cols + j]! + c2 * right[2 * cols + j]! + c3 * right[3 * cols + j]! +
-          c4 * right[4 * cols + j]! + c5 * right[5 * cols + j]! + c6 * right[6 * cols + j]! + c7 * right[7 * cols + j]!;
+          c0 * right[j]! +
+          c1 * right[cols + j]! +
+          c2 * right[2 * cols + j]! +
+          c3 * right[3 * cols + j]! +
+          c4 * right[4 * cols + j]! +
+          c5 * right[5 * cols + j]! +
+          c6 * right[6 * cols + j]! +
+          c7 * right[7 * cols + j]!;
       }
     } else {
       for (let j = 0; j < cols; j++) {

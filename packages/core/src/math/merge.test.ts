@@ -111,7 +111,12 @@ describe("mergeLora / unmergeLora (plain LoRA)", () => {
         const record = mergeLora(w, f, { safe });
         expect(record.weightNorm).toBeUndefined();
         const delta = toStored(f, naiveDeltaOutIn(f));
-        expect(maxAbs(w, Float64Array.from(base, (x, k) => x + delta[k]!))).toBeLessThan(1e-5);
+        expect(
+          maxAbs(
+            w,
+            Float64Array.from(base, (x, k) => x + delta[k]!),
+          ),
+        ).toBeLessThan(1e-5);
         unmergeLora(w, f, record);
         expect(maxAbs(w, base)).toBeLessThan(1e-6);
       }),
@@ -177,24 +182,49 @@ describe("DoRA", () => {
 
 describe("safe merge", () => {
   const poison: [string, (f: LoraFactors) => void][] = [
-    ["NaN in lora_A", (f) => { f.A[0] = NaN; }],
-    ["Infinity in lora_B", (f) => { f.B[f.B.length - 1] = Infinity; }],
-    ["a product that overflows float32", (f) => { f.A.fill(1e30); f.B.fill(1e30); }],
-    ["a product that overflows to -Infinity", (f) => { f.A[0] = -3e38; f.B.fill(3e38); }],
+    [
+      "NaN in lora_A",
+      (f) => {
+        f.A[0] = NaN;
+      },
+    ],
+    [
+      "Infinity in lora_B",
+      (f) => {
+        f.B[f.B.length - 1] = Infinity;
+      },
+    ],
+    [
+      "a product that overflows float32",
+      (f) => {
+        f.A.fill(1e30);
+        f.B.fill(1e30);
+      },
+    ],
+    [
+      "a product that overflows to -Infinity",
+      (f) => {
+        f.A[0] = -3e38;
+        f.B.fill(3e38);
+      },
+    ],
   ];
-  test.each(LAYOUTS.flatMap((l) => poison.map(([what, p]) => [l, what, p] as const)))("%s, %s: throws MERGE_NOT_FINITE and leaves the weight byte-identical", (layout, _what, apply) => {
-    const f = makeFactors(7, 4, layout, { bias: true });
-    apply(f);
-    const w = randomWeight(7, f);
-    const before = bytesOf(w);
-    const bias = randomMatrix(new SeededRandom(8), f.outFeatures);
-    const biasBefore = bytesOf(bias);
-    const e = captureLowrankError(() => mergeLora(w, f, { safe: true, label: "layer.7", bias }));
-    expect(e.code).toBe("MERGE_NOT_FINITE");
-    expect(e.message).toMatch(/^layer\.7: merging gives a non-finite value/);
-    expect(bytesOf(w)).toEqual(before);
-    expect(bytesOf(bias)).toEqual(biasBefore);
-  });
+  test.each(LAYOUTS.flatMap((l) => poison.map(([what, p]) => [l, what, p] as const)))(
+    "%s, %s: throws MERGE_NOT_FINITE and leaves the weight byte-identical",
+    (layout, _what, apply) => {
+      const f = makeFactors(7, 4, layout, { bias: true });
+      apply(f);
+      const w = randomWeight(7, f);
+      const before = bytesOf(w);
+      const bias = randomMatrix(new SeededRandom(8), f.outFeatures);
+      const biasBefore = bytesOf(bias);
+      const e = captureLowrankError(() => mergeLora(w, f, { safe: true, label: "layer.7", bias }));
+      expect(e.code).toBe("MERGE_NOT_FINITE");
+      expect(e.message).toMatch(/^layer\.7: merging gives a non-finite value/);
+      expect(bytesOf(w)).toEqual(before);
+      expect(bytesOf(bias)).toEqual(biasBefore);
+    },
+  );
 
   test.each(LAYOUTS)("%s: a DoRA merge whose norm is 0 (magnitude / 0) throws under safe and leaves the weight", (layout) => {
     const f = makeFactors(9, 1, layout, { dora: true });
@@ -238,11 +268,41 @@ describe("safe merge", () => {
 describe("shape checks", () => {
   const f = () => makeFactors(3, 2, "out_in", { dora: true, bias: true });
   test.each([
-    ["lora_A too short", (x: LoraFactors) => { x.A = x.A.subarray(1); }, /lora_A has \d+ values, expected r × in/],
-    ["lora_B too long", (x: LoraFactors) => { x.B = new Float32Array(x.B.length + 1); }, /lora_B has \d+ values, expected out × r/],
-    ["r inconsistent with the factors", (x: LoraFactors) => { x.r = 3; }, /lora_A has \d+ values/],
-    ["magnitude of the wrong length", (x: LoraFactors) => { x.magnitude = new Float32Array(x.outFeatures + 1); }, /lora_magnitude_vector has \d+ values, expected out = \d+/],
-    ["lora bias of the wrong length", (x: LoraFactors) => { x.loraBias = new Float32Array(x.outFeatures + 2); }, /lora_B\.bias has \d+ values, expected out = \d+/],
+    [
+      "lora_A too short",
+      (x: LoraFactors) => {
+        x.A = x.A.subarray(1);
+      },
+      /lora_A has \d+ values, expected r × in/,
+    ],
+    [
+      "lora_B too long",
+      (x: LoraFactors) => {
+        x.B = new Float32Array(x.B.length + 1);
+      },
+      /lora_B has \d+ values, expected out × r/,
+    ],
+    [
+      "r inconsistent with the factors",
+      (x: LoraFactors) => {
+        x.r = 3;
+      },
+      /lora_A has \d+ values/,
+    ],
+    [
+      "magnitude of the wrong length",
+      (x: LoraFactors) => {
+        x.magnitude = new Float32Array(x.outFeatures + 1);
+      },
+      /lora_magnitude_vector has \d+ values, expected out = \d+/,
+    ],
+    [
+      "lora bias of the wrong length",
+      (x: LoraFactors) => {
+        x.loraBias = new Float32Array(x.outFeatures + 2);
+      },
+      /lora_B\.bias has \d+ values, expected out = \d+/,
+    ],
   ])("%s → SHAPE_MISMATCH from merge, unmerge and loraDelta", (_what, breakIt, pattern) => {
     const x = f();
     const w = randomWeight(3, x);
@@ -286,7 +346,12 @@ describe("lora_bias", () => {
     const bias = randomMatrix(new SeededRandom(22), f.outFeatures);
     const biasBefore = bias.slice();
     const record = mergeLora(w, f, { bias });
-    expect(maxAbs(bias, Float64Array.from(biasBefore, (b, o) => b + f.scaling * f.loraBias![o]!))).toBeLessThan(1e-6);
+    expect(
+      maxAbs(
+        bias,
+        Float64Array.from(biasBefore, (b, o) => b + f.scaling * f.loraBias![o]!),
+      ),
+    ).toBeLessThan(1e-6);
     unmergeLora(w, f, record, { bias });
     expect(maxAbs(bias, biasBefore)).toBeLessThan(1e-6);
   });
@@ -310,7 +375,9 @@ describe("lora_bias", () => {
     expect(Array.from(bias)).toEqual([1, 2]);
     expect(captureLowrankError(() => mergeLoraBias(bias, Float32Array.of(Infinity, 0), 1, { safe: true })).code).toBe("MERGE_NOT_FINITE");
     expect(Array.from(bias)).toEqual([1, 2]);
-    expect(captureLowrankError(() => mergeLoraBias(bias, Float32Array.of(1), 1, { label: "q" })).message).toBe("q: lora_B.bias has 1 values but the layer's bias has 2");
+    expect(captureLowrankError(() => mergeLoraBias(bias, Float32Array.of(1), 1, { label: "q" })).message).toBe(
+      "q: lora_B.bias has 1 values but the layer's bias has 2",
+    );
   });
 });
 
@@ -322,7 +389,12 @@ describe("large weights (the WebAssembly kernel path, ≥ 16384 elements)", () =
     const w = base.slice();
     const record = mergeLora(w, f, { safe: true });
     const delta = toStored(f, naiveDeltaOutIn(f));
-    expect(maxAbs(w, Float64Array.from(base, (x, k) => x + delta[k]!))).toBeLessThan(1e-5);
+    expect(
+      maxAbs(
+        w,
+        Float64Array.from(base, (x, k) => x + delta[k]!),
+      ),
+    ).toBeLessThan(1e-5);
     unmergeLora(w, f, record);
     expect(maxAbs(w, base)).toBeLessThan(1e-5);
     expect(maxAbs(loraDelta(f), delta)).toBeLessThan(1e-5);

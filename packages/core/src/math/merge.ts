@@ -14,8 +14,13 @@ function addDelta(target: Float32Array, f: LoraFactors, sign: 1 | -1): void {
   } else {
     // (B·A)ᵀ = Aᵀ·Bᵀ: rows are input features.
     addLowRankProduct({
-      target, rows: f.inFeatures, cols: f.outFeatures, rank: f.r,
-      left: transpose(f.A, f.r, f.inFeatures), right: transpose(f.B, f.outFeatures, f.r), scale: sign * f.scaling,
+      target,
+      rows: f.inFeatures,
+      cols: f.outFeatures,
+      rank: f.r,
+      left: transpose(f.A, f.r, f.inFeatures),
+      right: transpose(f.B, f.outFeatures, f.r),
+      scale: sign * f.scaling,
     });
   }
 }
@@ -120,7 +125,10 @@ export function mergeLora(weight: Float32Array, f: LoraFactors, options: MergeOp
 function assertFinite(values: Float32Array, label: string): void {
   for (let i = 0; i < values.length; i++) {
     if (!Number.isFinite(values[i])) {
-      throw new LowrankError("MERGE_NOT_FINITE", `${label}: merging gives a non-finite value (NaN or Infinity) at element ${i}; the adapter is probably broken, the weight was left unchanged`);
+      throw new LowrankError(
+        "MERGE_NOT_FINITE",
+        `${label}: merging gives a non-finite value (NaN or Infinity) at element ${i}; the adapter is probably broken, the weight was left unchanged`,
+      );
     }
   }
 }
@@ -130,7 +138,12 @@ function assertFinite(values: Float32Array, label: string): void {
  * output, bias included, by the same factor).
  * @throws LowrankError MERGE_NOT_FINITE with `safe` (bias untouched).
  */
-export function mergeLoraBias(bias: Float32Array, loraBias: Float32Array, scaling: number, options: { safe?: boolean; label?: string; sign?: 1 | -1 } = {}): void {
+export function mergeLoraBias(
+  bias: Float32Array,
+  loraBias: Float32Array,
+  scaling: number,
+  options: { safe?: boolean; label?: string; sign?: 1 | -1 } = {},
+): void {
   const sign = options.sign ?? 1;
   if (bias.length !== loraBias.length) {
     throw new LowrankError("SHAPE_MISMATCH", `${options.label ?? "merge"}: lora_B.bias has ${loraBias.length} values but the layer's bias has ${bias.length}`);

@@ -15,7 +15,12 @@ export interface RopeScaling {
  * applied to the frequencies and "linear" scaling returned as a divisor of the positions.
  * @throws LowrankError CHECKPOINT_INVALID naming `label` for another scaling type.
  */
-export function ropeFrequencies(headDim: number, theta: number, scaling: RopeScaling | null | undefined, label = "config.json"): { inv: Float64Array; positionScale: number } {
+export function ropeFrequencies(
+  headDim: number,
+  theta: number,
+  scaling: RopeScaling | null | undefined,
+  label = "config.json",
+): { inv: Float64Array; positionScale: number } {
   const inv = Float64Array.from({ length: headDim / 2 }, (_, i) => 1 / theta ** ((2 * i) / headDim));
   const kind = scaling?.rope_type ?? scaling?.type ?? "default";
   const factor = scaling?.factor ?? 1;

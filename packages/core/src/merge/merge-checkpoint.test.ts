@@ -55,31 +55,39 @@ describe("merging reproduces PEFT's merge_and_unload", () => {
 
   // 1e-6, plus the float32 rounding the merged values themselves carry (the embedding fixture's
   // merged values reach 43, where adjacent float32 numbers are 3.8e-6 apart).
-  test.each(FIXTURE_PAIRS.map((p) => [p.adapter, p] as const))("%s: unmerge restores the base within 1e-6 (+ float32 rounding of the merged values)", async (_, pair) => {
-    const adapter = await readAdapter(requireFixture(pair.adapter));
-    const model = await loadFixtureModel(pair.base);
-    const bound = bindAdapter(adapter, model);
-    const base = await Checkpoint.open(requireFixture(pair.base));
-    try {
-      for (const m of bound.modules) {
-        const original = await base.readFloat32(m.plan.module.weightKey!);
-        const weight = original.slice();
-        const record = mergeLora(weight, m.factors);
-        expect(maxAbsDiff(weight, original)).toBeGreaterThan(1e-4);
-        const roundoff = 2 ** -23 * Math.max(...weight.map(Math.abs));
-        unmergeLora(weight, m.factors, record);
-        expect(maxAbsDiff(weight, original), m.plan.name).toBeLessThanOrEqual(1e-6 + roundoff);
+  test.each(FIXTURE_PAIRS.map((p) => [p.adapter, p] as const))(
+    "%s: unmerge restores the base within 1e-6 (+ float32 rounding of the merged values)",
+    async (_, pair) => {
+      const adapter = await readAdapter(requireFixture(pair.adapter));
+      const model = await loadFixtureModel(pair.base);
+      const bound = bindAdapter(adapter, model);
+      const base = await Checkpoint.open(requireFixture(pair.base));
+      try {
+        for (const m of bound.modules) {
+          const original = await base.readFloat32(m.plan.module.weightKey!);
+          const weight = original.slice();
+          const record = mergeLora(weight, m.factors);
+          expect(maxAbsDiff(weight, original)).toBeGreaterThan(1e-4);
+          const roundoff = 2 ** -23 * Math.max(...weight.map(Math.abs));
+          unmergeLora(weight, m.factors, record);
+          expect(maxAbsDiff(weight, original), m.plan.name).toBeLessThanOrEqual(1e-6 + roundoff);
+        }
+      } finally {
+        await base.close();
       }
-    } finally {
-      await base.close();
-    }
-  });
+    },
+  );
 });
 
 describe("merge refuses bad input and writes nothing", () => {
   async function expectNothingWritten(run: () => Promise<unknown>, code: string, message: RegExp): Promise<void> {
     const out = path.join(tmp, `bad-${Math.random().toString(36).slice(2)}`);
-    await expect(run().then(() => undefined, (e) => Promise.reject(e))).rejects.toMatchObject({ code });
+    await expect(
+      run().then(
+        () => undefined,
+        (e) => Promise.reject(e),
+      ),
+    ).rejects.toMatchObject({ code });
     await expect(run()).rejects.toThrow(message);
     await expect(readdir(out)).rejects.toThrow();
     expect((await readdir(tmp)).filter((f) => f.startsWith("."))).toEqual([]);
@@ -95,13 +103,21 @@ describe("merge refuses bad input and writes nothing", () => {
     const adapter = await readAdapter(requireFixture("gpt2-tiny-lora"));
     const key = "base_model.model.transformer.h.0.attn.c_attn.lora_A.weight";
     adapter.tensors.set(key, float32Tensor(new Float32Array(4 * 32), [4, 32]));
-    await expectNothingWritten(() => mergeCheckpoint({ baseDir: requireFixture("gpt2-tiny"), adapter, outDir: path.join(tmp, "never-2") }), "SHAPE_MISMATCH", /module "transformer.h.0.attn.c_attn": factors \[4, 32\] · \[192, 4\] do not fit the base layer \(in 64, out 192\)/);
+    await expectNothingWritten(
+      () => mergeCheckpoint({ baseDir: requireFixture("gpt2-tiny"), adapter, outDir: path.join(tmp, "never-2") }),
+      "SHAPE_MISMATCH",
+      /module "transformer.h.0.attn.c_attn": factors \[4, 32\] · \[192, 4\] do not fit the base layer \(in 64, out 192\)/,
+    );
   });
 
   test("rank that disagrees with the config", async () => {
     const adapter = await readAdapter(requireFixture("gpt2-tiny-lora"));
     adapter.config = { ...adapter.config, r: 8 };
-    await expectNothingWritten(() => mergeCheckpoint({ baseDir: requireFixture("gpt2-tiny"), adapter, outDir: path.join(tmp, "never-3") }), "SHAPE_MISMATCH", /lora_A has rank 4 but the config gives r = 8/);
+    await expectNothingWritten(
+      () => mergeCheckpoint({ baseDir: requireFixture("gpt2-tiny"), adapter, outDir: path.join(tmp, "never-3") }),
+      "SHAPE_MISMATCH",
+      /lora_A has rank 4 but the config gives r = 8/,
+    );
   });
 
   test("safe merge refuses non-finite results", async () => {
@@ -110,13 +126,21 @@ describe("merge refuses bad input and writes nothing", () => {
     const b = toFloat32(adapter.tensors.get(key)!);
     b[5] = Infinity;
     adapter.tensors.set(key, float32Tensor(b, adapter.tensors.get(key)!.shape));
-    await expectNothingWritten(() => mergeCheckpoint({ baseDir: requireFixture("gpt2-tiny"), adapter, outDir: path.join(tmp, "never-4"), safe: true }), "MERGE_NOT_FINITE", /non-finite/);
+    await expectNothingWritten(
+      () => mergeCheckpoint({ baseDir: requireFixture("gpt2-tiny"), adapter, outDir: path.join(tmp, "never-4"), safe: true }),
+      "MERGE_NOT_FINITE",
+      /non-finite/,
+    );
   });
 
   test("a modules_to_save tensor the base does not have", async () => {
     const adapter = await readAdapter(requireFixture("roberta-tiny-lora"));
     adapter.tensors.set("base_model.model.score.weight", float32Tensor(new Float32Array(3), [3]));
-    await expectNothingWritten(() => mergeCheckpoint({ baseDir: requireFixture("roberta-tiny"), adapter, outDir: path.join(tmp, "never-5") }), "ADAPTER_INVALID", /replaces "score.weight", which the base model does not have/);
+    await expectNothingWritten(
+      () => mergeCheckpoint({ baseDir: requireFixture("roberta-tiny"), adapter, outDir: path.join(tmp, "never-5") }),
+      "ADAPTER_INVALID",
+      /replaces "score.weight", which the base model does not have/,
+    );
   });
 
   test("an existing output folder keeps its other files and gets complete new ones", async () => {
@@ -151,7 +175,12 @@ describe("sharded and half-precision checkpoints", () => {
 
     const out = path.join(tmp, "sharded-merged");
     await mergeCheckpoint({ baseDir, adapter: await readAdapter(requireFixture("llama-tiny-lora")), outDir: out });
-    expect((await readdir(out)).sort()).toEqual(["config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"]);
+    expect((await readdir(out)).sort()).toEqual([
+      "config.json",
+      "model-00001-of-00002.safetensors",
+      "model-00002-of-00002.safetensors",
+      "model.safetensors.index.json",
+    ]);
     const merged = await Checkpoint.open(out);
     const cases = (await readSafetensors(requireFixture("cases", "llama-tiny-lora.safetensors"))).tensors;
     try {
@@ -176,13 +205,18 @@ describe("review regressions", () => {
     await mkdir(dir);
     const { tensors } = await readSafetensors(requireFixture("gpt2-tiny", "model.safetensors"));
     await writeSafetensors(path.join(dir, "model.safetensors"), new Map([...tensors].map(([k, t]) => [k.replace(/^transformer\./, ""), t])), { format: "pt" });
-    await writeFile(path.join(dir, "config.json"), JSON.stringify({ ...JSON.parse(await readFile(requireFixture("gpt2-tiny", "config.json"), "utf8")), architectures: ["GPT2Model"] }));
+    await writeFile(
+      path.join(dir, "config.json"),
+      JSON.stringify({ ...JSON.parse(await readFile(requireFixture("gpt2-tiny", "config.json"), "utf8")), architectures: ["GPT2Model"] }),
+    );
     const out = path.join(tmp, "bare-merged");
     await mergeCheckpoint({ baseDir: dir, adapter: await readAdapter(requireFixture("gpt2-tiny-lora")), outDir: out });
     const cases = (await readSafetensors(requireFixture("cases", "gpt2-tiny-lora.safetensors"))).tensors;
     const merged = await Checkpoint.open(out);
     try {
-      expect(maxAbsDiff(await merged.readFloat32("h.0.attn.c_attn.weight"), toFloat32(cases.get("merged.transformer.h.0.attn.c_attn.weight")!))).toBeLessThanOrEqual(1e-5);
+      expect(
+        maxAbsDiff(await merged.readFloat32("h.0.attn.c_attn.weight"), toFloat32(cases.get("merged.transformer.h.0.attn.c_attn.weight")!)),
+      ).toBeLessThanOrEqual(1e-5);
     } finally {
       await merged.close();
     }

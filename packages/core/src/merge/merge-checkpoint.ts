@@ -60,7 +60,8 @@ export async function mergeCheckpoint(params: MergeCheckpointParams): Promise<Me
         if (!m.plan.module.biasKey) params.logger?.warn(`adapter: module "${m.plan.name}" has lora_B.bias but the base layer has no bias; it is dropped`);
         else byBiasKey.set(m.plan.module.biasKey, m);
       }
-      if (m.plan.module.tiedTo) params.logger?.warn(`adapter: "${m.plan.name}" shares its weight with "${m.plan.module.tiedTo}"; merging changes both, as in PEFT`);
+      if (m.plan.module.tiedTo)
+        params.logger?.warn(`adapter: "${m.plan.name}" shares its weight with "${m.plan.module.tiedTo}"; merging changes both, as in PEFT`);
     }
     const total = model.tensors.size;
     const touched = new Set([...bound.replacements.keys(), ...byWeightKey.keys(), ...byBiasKey.keys()]);
@@ -68,35 +69,39 @@ export async function mergeCheckpoint(params: MergeCheckpointParams): Promise<Me
     let scratch = new Uint8Array(0);
     let done = 0;
     let bytesWritten = 0;
-    await writeDirectoryAtomic(params.outDir, async (temp) => {
-      for (const [fileName, file] of base.files) {
-        const specs = file.header.entries.map((e) => ({ name: e.name, dtype: e.dtype, shape: e.shape }));
-        const writer = await SafetensorsWriter.create(path.join(temp, fileName), specs, file.header.metadata ?? { format: "pt" });
-        try {
-          // Tensors the adapter leaves alone are copied in pieces through one buffer; the others are
-          // read whole into a reused buffer, merged in place and written. Reusing buffers matters:
-          // fresh allocations cost more than the reads themselves (page faults).
-          for (const { name, begin, end } of file.header.entries) {
-            if (!touched.has(name)) {
-              await writer.writeChunks(name, file.readChunks(name, copyBuffer));
-              bytesWritten += end - begin;
-            } else {
-              if (scratch.byteLength < end - begin) scratch = new Uint8Array(Buffer.allocUnsafeSlow(end - begin).buffer);
-              const bytes = await produceTensor(name, await file.read(name, scratch));
-              await writer.write(name, bytes);
-              bytesWritten += bytes.byteLength;
+    await writeDirectoryAtomic(
+      params.outDir,
+      async (temp) => {
+        for (const [fileName, file] of base.files) {
+          const specs = file.header.entries.map((e) => ({ name: e.name, dtype: e.dtype, shape: e.shape }));
+          const writer = await SafetensorsWriter.create(path.join(temp, fileName), specs, file.header.metadata ?? { format: "pt" });
+          try {
+            // Tensors the adapter leaves alone are copied in pieces through one buffer; the others are
+            // read whole into a reused buffer, merged in place and written. Reusing buffers matters:
+            // fresh allocations cost more than the reads themselves (page faults).
+            for (const { name, begin, end } of file.header.entries) {
+              if (!touched.has(name)) {
+                await writer.writeChunks(name, file.readChunks(name, copyBuffer));
+                bytesWritten += end - begin;
+              } else {
+                if (scratch.byteLength < end - begin) scratch = new Uint8Array(Buffer.allocUnsafeSlow(end - begin).buffer);
+                const bytes = await produceTensor(name, await file.read(name, scratch));
+                await writer.write(name, bytes);
+                bytesWritten += bytes.byteLength;
+              }
+              params.onTensor?.(++done, total);
             }
-            params.onTensor?.(++done, total);
+            await writer.commit();
+          } catch (error) {
+            await writer.abort();
+            throw error;
           }
-          await writer.commit();
-        } catch (error) {
-          await writer.abort();
-          throw error;
         }
-      }
-      if (base.index) await writeFileAtomic(path.join(temp, INDEX_FILE), `${JSON.stringify(base.index, null, 2)}\n`);
-      await copyModelFiles(params.baseDir, temp);
-    }, { removeStale: WEIGHT_FILE });
+        if (base.index) await writeFileAtomic(path.join(temp, INDEX_FILE), `${JSON.stringify(base.index, null, 2)}\n`);
+        await copyModelFiles(params.baseDir, temp);
+      },
+      { removeStale: WEIGHT_FILE },
+    );
     return {
       mergedModules: bound.modules.map((m) => m.plan.name),
       replacedTensors: [...bound.replacements.keys()],
@@ -113,9 +118,7 @@ export async function mergeCheckpoint(params: MergeCheckpointParams): Promise<Me
       const source = replacement ?? original;
       // A float32 tensor read from the file is merged in place (its buffer is fresh and aligned).
       const inPlace = source === original && original.dtype === "F32" && original.data.byteOffset % 4 === 0;
-      const values = inPlace
-        ? new Float32Array(original.data.buffer, original.data.byteOffset, original.data.byteLength / 4)
-        : toFloat32(source, label);
+      const values = inPlace ? new Float32Array(original.data.buffer, original.data.byteOffset, original.data.byteLength / 4) : toFloat32(source, label);
       for (const m of mods ?? []) mergeLora(values, { ...m.factors, loraBias: undefined }, { safe: params.safe, label: `${label} (module ${m.plan.name})` });
       if (biasOwner) {
         mergeLoraBias(values, biasOwner.factors.loraBias!, biasOwner.factors.scaling, { safe: params.safe, label });

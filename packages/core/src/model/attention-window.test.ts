@@ -15,7 +15,11 @@ describe("attentionWindow", () => {
   });
 
   test("refuses what it cannot run as transformers does", () => {
-    expect(captureLowrankError(() => attentionWindow({ model_type: "mistral", sliding_window: 0 }, "m")).message).toBe("m/config.json: `sliding_window` must be a positive integer or null, got 0");
-    expect(captureLowrankError(() => attentionWindow({ model_type: "qwen2", sliding_window: 8, use_sliding_window: true }, "m")).message).toMatch(/^m\/config\.json: `use_sliding_window` true/);
+    expect(captureLowrankError(() => attentionWindow({ model_type: "mistral", sliding_window: 0 }, "m")).message).toBe(
+      "m/config.json: `sliding_window` must be a positive integer or null, got 0",
+    );
+    expect(captureLowrankError(() => attentionWindow({ model_type: "qwen2", sliding_window: 8, use_sliding_window: true }, "m")).message).toMatch(
+      /^m\/config\.json: `use_sliding_window` true/,
+    );
   });
 });

@@ -11,7 +11,10 @@ import { LowrankError } from "../errors/lowrank-error.js";
 export function attentionWindow(config: Record<string, unknown>, label: string): number | undefined {
   const type = config.model_type;
   if (type === "qwen2" && config.use_sliding_window === true) {
-    throw new LowrankError("CHECKPOINT_INVALID", `${label}/config.json: \`use_sliding_window\` true (Qwen2's per-layer window) is not supported; lowrank would attend past the window`);
+    throw new LowrankError(
+      "CHECKPOINT_INVALID",
+      `${label}/config.json: \`use_sliding_window\` true (Qwen2's per-layer window) is not supported; lowrank would attend past the window`,
+    );
   }
   if (type !== "mistral" && type !== "mixtral") return undefined;
   const window = config.sliding_window;

@@ -7,7 +7,12 @@ import { LowrankError } from "../errors/lowrank-error.js";
  * must never reach them. `vocabSize` undefined checks only that ids are non-negative integers.
  * @throws LowrankError USAGE naming the row, position and value.
  */
-export function checkModelInput(params: { inputIds: readonly (readonly number[])[]; attentionMask?: readonly (readonly number[])[]; vocabSize: number | undefined; label?: string }): void {
+export function checkModelInput(params: {
+  inputIds: readonly (readonly number[])[];
+  attentionMask?: readonly (readonly number[])[];
+  vocabSize: number | undefined;
+  label?: string;
+}): void {
   const { inputIds, attentionMask, vocabSize } = params;
   const what = params.label ?? "input";
   if (inputIds.length === 0 || inputIds[0]!.length === 0) throw new LowrankError("USAGE", `${what} ids are empty`);

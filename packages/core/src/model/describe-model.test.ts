@@ -5,7 +5,14 @@ describe("module trees of the fixture checkpoints", () => {
   test("GPT-2: Conv1D projections stored [in, out], learned embeddings, tied lm_head", async () => {
     const model = await loadFixtureModel("gpt2-tiny");
     expect(model.modelType).toBe("gpt2");
-    expect(model.byName.get("transformer.h.0.attn.c_attn")).toMatchObject({ kind: "conv1d", layout: "in_out", inFeatures: 64, outFeatures: 192, layerIndex: 0, biasKey: "transformer.h.0.attn.c_attn.bias" });
+    expect(model.byName.get("transformer.h.0.attn.c_attn")).toMatchObject({
+      kind: "conv1d",
+      layout: "in_out",
+      inFeatures: 64,
+      outFeatures: 192,
+      layerIndex: 0,
+      biasKey: "transformer.h.0.attn.c_attn.bias",
+    });
     expect(model.byName.get("transformer.h.1.mlp.c_proj")).toMatchObject({ kind: "conv1d", inFeatures: 256, outFeatures: 64, layerIndex: 1 });
     expect(model.byName.get("transformer.wte")).toMatchObject({ kind: "embedding", inFeatures: 512, outFeatures: 64 });
     expect(model.byName.get("transformer.h.0.ln_1")?.kind).toBe("norm");

@@ -6,9 +6,21 @@ const CONV1D_NAMES = new Set(["c_attn", "c_proj", "c_fc", "q_attn"]);
 
 /** Leaf names that transformers uses for nn.Embedding modules. */
 const EMBEDDING_NAMES = new Set([
-  "wte", "wpe", "embed_tokens", "word_embeddings", "position_embeddings", "token_type_embeddings",
-  "rel_embeddings", "embed_positions", "shared", "embed_in", "relative_attention_bias", "tok_embeddings",
-  "embed_tokens_per_layer", "wordpe", "embedding",
+  "wte",
+  "wpe",
+  "embed_tokens",
+  "word_embeddings",
+  "position_embeddings",
+  "token_type_embeddings",
+  "rel_embeddings",
+  "embed_positions",
+  "shared",
+  "embed_in",
+  "relative_attention_bias",
+  "tok_embeddings",
+  "embed_tokens_per_layer",
+  "wordpe",
+  "embedding",
 ]);
 
 /** Input-embedding leaf names, in the order a tied output head looks for them. */
@@ -94,8 +106,14 @@ export function describeModel(config: Record<string, unknown>, tensors: Readonly
     if (embedding?.weightKey) {
       const [vocab, hidden] = tensors.get(embedding.weightKey)!.shape;
       leaves.set("lm_head", {
-        name: "lm_head", kind: "linear", layout: "out_in", inFeatures: hidden, outFeatures: vocab,
-        weightKey: embedding.weightKey, tiedTo: embedding.name, isOutputHead: true,
+        name: "lm_head",
+        kind: "linear",
+        layout: "out_in",
+        inFeatures: hidden,
+        outFeatures: vocab,
+        weightKey: embedding.weightKey,
+        tiedTo: embedding.name,
+        isOutputHead: true,
       });
       order.push("lm_head");
       outputHead = "lm_head";

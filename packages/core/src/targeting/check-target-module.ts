@@ -28,9 +28,7 @@ export function matchesNameList(names: readonly string[], key: string): boolean 
 
 function layerIndexOf(key: string, layersPattern: string | string[] | null): number | undefined {
   // PEFT: re.match(r".*\.[^.]*\.(\d+)\.", key), or with the given pattern(s) in place of [^.]*.
-  const patterns = layersPattern === null || layersPattern.length === 0
-    ? ["[^.]*"]
-    : (typeof layersPattern === "string" ? [layersPattern] : layersPattern);
+  const patterns = layersPattern === null || layersPattern.length === 0 ? ["[^.]*"] : typeof layersPattern === "string" ? [layersPattern] : layersPattern;
   for (const pattern of patterns) {
     const m = new RegExp(`^.*\\.(?:${pattern})\\.(\\d+)\\.`).exec(key);
     if (m) return Number(m[1]);

@@ -12,8 +12,17 @@ import { loadFixtureModel } from "../testing/load-fixture-model.js";
 import { checkTargetModule, patternKeyFor } from "./check-target-module.js";
 import { resolveTargets } from "./resolve-targets.js";
 
-interface ManifestModule { r: number; lora_alpha: number; scaling: number; fan_in_fan_out: boolean | null; base_layer: string; use_dora?: boolean }
-const manifest = JSON.parse(readFileSync(requireFixture("manifest.json"), "utf8")) as { fixtures: Record<string, { lora_modules: Record<string, ManifestModule> }> };
+interface ManifestModule {
+  r: number;
+  lora_alpha: number;
+  scaling: number;
+  fan_in_fan_out: boolean | null;
+  base_layer: string;
+  use_dora?: boolean;
+}
+const manifest = JSON.parse(readFileSync(requireFixture("manifest.json"), "utf8")) as {
+  fixtures: Record<string, { lora_modules: Record<string, ManifestModule> }>;
+};
 
 describe("targets and scalings match PEFT's for every fixture adapter", () => {
   test.each(FIXTURE_PAIRS.map((p) => [p.adapter, p] as const))("%s", async (_, pair) => {
@@ -91,7 +100,9 @@ describe("PEFT's matching rules", () => {
     expect(names({ target_modules: ["c_attn"], layers_to_transform: 1 })).toEqual(["transformer.h.1.attn.c_attn"]);
     expect(names({ target_modules: ["c_attn"], layers_to_transform: [1], layers_pattern: "h" })).toEqual(["transformer.h.1.attn.c_attn"]);
     expect(() => names({ target_modules: ["c_attn"], layers_to_transform: [1], layers_pattern: "layers" })).toThrow(LowrankError);
-    expect(names({ target_modules: ["q_proj"], layers_to_transform: [1], layers_pattern: ["blocks", "layers"] }, llama())).toEqual(["model.layers.1.self_attn.q_proj"]);
+    expect(names({ target_modules: ["q_proj"], layers_to_transform: [1], layers_pattern: ["blocks", "layers"] }, llama())).toEqual([
+      "model.layers.1.self_attn.q_proj",
+    ]);
   });
 
   test("exclude_modules is applied first and reported", () => {
@@ -129,7 +140,9 @@ describe("PEFT's matching rules", () => {
       throw new Error("expected an error");
     } catch (error) {
       expect((error as LowrankError).code).toBe("TARGET_NOT_FOUND");
-      expect((error as LowrankError).message).toMatch(/`target_modules` \["q_proj"\] matched no module of the base model; some module names: transformer.wte, /);
+      expect((error as LowrankError).message).toMatch(
+        /`target_modules` \["q_proj"\] matched no module of the base model; some module names: transformer.wte, /,
+      );
     }
   });
 
@@ -142,13 +155,20 @@ describe("PEFT's matching rules", () => {
 
   test("the tied lm_head exists as a module and can be targeted", () => {
     const model = gpt2();
-    expect(model.byName.get("lm_head")).toMatchObject({ kind: "linear", tiedTo: "transformer.wte", weightKey: "transformer.wte.weight", inFeatures: 8, outFeatures: 100 });
+    expect(model.byName.get("lm_head")).toMatchObject({
+      kind: "linear",
+      tiedTo: "transformer.wte",
+      weightKey: "transformer.wte.weight",
+      inFeatures: 8,
+      outFeatures: 100,
+    });
     expect(names({ target_modules: ["lm_head"] })).toEqual(["lm_head"]);
   });
 });
 
 describe("rank_pattern and alpha_pattern (PEFT 0.12)", () => {
-  const cfg = (rank_pattern: Record<string, number>, alpha_pattern: Record<string, number>) => createLoraConfig({ r: 8, lora_alpha: 16, rank_pattern, alpha_pattern });
+  const cfg = (rank_pattern: Record<string, number>, alpha_pattern: Record<string, number>) =>
+    createLoraConfig({ r: 8, lora_alpha: 16, rank_pattern, alpha_pattern });
   test("a key must match the end of the name after a dot", () => {
     expect(patternKeyFor(cfg({ "layers.1.mlp.down_proj": 4 }, {}), "model.layers.1.mlp.down_proj")).toBe("layers.1.mlp.down_proj");
     expect(patternKeyFor(cfg({ "ayers.1.mlp.down_proj": 4 }, {}), "model.layers.1.mlp.down_proj")).toBe("model.layers.1.mlp.down_proj");
@@ -156,14 +176,26 @@ describe("rank_pattern and alpha_pattern (PEFT 0.12)", () => {
   });
   test("the first matching key (rank_pattern first) decides both r and alpha", () => {
     const model = llama();
-    const report = resolveTargets(createLoraConfig({ r: 8, lora_alpha: 16, target_modules: ["q_proj", "v_proj"], rank_pattern: { q_proj: 4 }, alpha_pattern: { "layers.0.self_attn.q_proj": 64, v_proj: 32 } }), model);
+    const report = resolveTargets(
+      createLoraConfig({
+        r: 8,
+        lora_alpha: 16,
+        target_modules: ["q_proj", "v_proj"],
+        rank_pattern: { q_proj: 4 },
+        alpha_pattern: { "layers.0.self_attn.q_proj": 64, v_proj: 32 },
+      }),
+      model,
+    );
     const by = Object.fromEntries(report.targets.map((t) => [t.name, t]));
     // rank key "q_proj" wins for q_proj, so alpha_pattern's layer-0 key is never consulted (PEFT 0.12).
     expect(by["model.layers.0.self_attn.q_proj"]).toMatchObject({ r: 4, alpha: 16, scaling: 4 });
     expect(by["model.layers.0.self_attn.v_proj"]).toMatchObject({ r: 8, alpha: 32, scaling: 4 });
   });
   test("a full module name works as a key", () => {
-    const report = resolveTargets(createLoraConfig({ r: 8, lora_alpha: 8, target_modules: ["q_proj"], rank_pattern: { "model.layers.1.self_attn.q_proj": 2 } }), llama());
+    const report = resolveTargets(
+      createLoraConfig({ r: 8, lora_alpha: 8, target_modules: ["q_proj"], rank_pattern: { "model.layers.1.self_attn.q_proj": 2 } }),
+      llama(),
+    );
     expect(report.targets.map((t) => t.r)).toEqual([8, 2]);
   });
   test("rsLoRA divides by √r", () => {

@@ -37,7 +37,10 @@ const SEQ_CLS_HEAD_NAMES = ["score", "classifier"];
 const SUPPORTED = new Set(["linear", "conv1d", "embedding"]);
 
 /** A module's r, alpha and scaling: rank/alpha patterns (PEFT 0.12's lookup), then α/r or α/√r. */
-export function moduleHyperparameters(config: Pick<LoraConfig, "r" | "lora_alpha" | "rank_pattern" | "alpha_pattern" | "use_rslora">, name: string): { r: number; alpha: number; scaling: number } {
+export function moduleHyperparameters(
+  config: Pick<LoraConfig, "r" | "lora_alpha" | "rank_pattern" | "alpha_pattern" | "use_rslora">,
+  name: string,
+): { r: number; alpha: number; scaling: number } {
   const key = patternKeyFor(config, name);
   const r = Object.hasOwn(config.rank_pattern, key) ? config.rank_pattern[key]! : config.r;
   const alpha = Object.hasOwn(config.alpha_pattern, key) ? config.alpha_pattern[key]! : config.lora_alpha;
@@ -50,7 +53,10 @@ export function expandTargetModules(config: LoraConfig, model: ModelDescription)
   if (targets === null) {
     const defaults = model.modelType === undefined ? undefined : DEFAULT_TARGET_MODULES[model.modelType];
     if (!defaults) {
-      throw new LowrankError("CONFIG_INVALID", `\`target_modules\` is not set and there is no default for model type ${JSON.stringify(model.modelType ?? "unknown")}; list the modules to adapt`);
+      throw new LowrankError(
+        "CONFIG_INVALID",
+        `\`target_modules\` is not set and there is no default for model type ${JSON.stringify(model.modelType ?? "unknown")}; list the modules to adapt`,
+      );
     }
     return [...defaults];
   }
@@ -107,12 +113,17 @@ export function resolveTargets(config: LoraConfig, model: ModelDescription, opti
     }
     if (verdict !== "targeted") continue;
     if (!SUPPORTED.has(module.kind)) {
-      throw new LowrankError("TARGET_UNSUPPORTED", `\`target_modules\` matched "${module.name}", which is ${module.kind === "container" ? "a container module" : `a ${module.kind} layer`}; LoRA adapts only linear, Conv1D and embedding layers — name the layers inside it`);
+      throw new LowrankError(
+        "TARGET_UNSUPPORTED",
+        `\`target_modules\` matched "${module.name}", which is ${module.kind === "container" ? "a container module" : `a ${module.kind} layer`}; LoRA adapts only linear, Conv1D and embedding layers — name the layers inside it`,
+      );
     }
     const { r, alpha, scaling } = moduleHyperparameters(config, module.name);
     const fanInFanOut = module.kind === "conv1d";
     if (module.kind !== "embedding" && fanInFanOut !== config.fan_in_fan_out && !fanInFanOutWarned && !options.layoutFromStorage) {
-      options.logger?.warn(`\`fan_in_fan_out\` is ${config.fan_in_fan_out} but "${module.name}" is a ${module.kind === "conv1d" ? "Conv1D" : "Linear"} layer; using ${fanInFanOut} for it, as PEFT does`);
+      options.logger?.warn(
+        `\`fan_in_fan_out\` is ${config.fan_in_fan_out} but "${module.name}" is a ${module.kind === "conv1d" ? "Conv1D" : "Linear"} layer; using ${fanInFanOut} for it, as PEFT does`,
+      );
       fanInFanOutWarned = true;
     }
     if (config.use_dora && module.kind === "embedding") {
@@ -135,7 +146,10 @@ export function resolveTargets(config: LoraConfig, model: ModelDescription, opti
   if (targets.length === 0) {
     const what = typeof targetModules === "string" ? JSON.stringify(targetModules) : `[${targetModules.map((t) => JSON.stringify(t)).join(", ")}]`;
     if (excluded.length > 0) {
-      throw new LowrankError("TARGET_NOT_FOUND", `every module matched by \`target_modules\` ${what} was removed by \`exclude_modules\` (${excluded.slice(0, 4).join(", ")}); check both`);
+      throw new LowrankError(
+        "TARGET_NOT_FOUND",
+        `every module matched by \`target_modules\` ${what} was removed by \`exclude_modules\` (${excluded.slice(0, 4).join(", ")}); check both`,
+      );
     }
     throw new LowrankError("TARGET_NOT_FOUND", `\`target_modules\` ${what} matched no module of the base model; some module names: ${sampleNames(model)}`);
   }

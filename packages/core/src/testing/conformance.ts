@@ -34,13 +34,17 @@ function assertClose(what: string, got: ArrayLike<number>, want: ArrayLike<numbe
  * logits within 1e-4. Only checks for the given capabilities are returned, so none passes vacuously.
  * Run each with your test framework (e.g. `test.each`).
  */
-export function backendConformanceChecks(create: () => LowrankBackend | Promise<LowrankBackend>, capabilities: readonly BackendCapability[]): ConformanceCheck[] {
+export function backendConformanceChecks(
+  create: () => LowrankBackend | Promise<LowrankBackend>,
+  capabilities: readonly BackendCapability[],
+): ConformanceCheck[] {
   const checks: ConformanceCheck[] = [
     {
       name: "declares a name, capabilities and devices, and initialises",
       run: async () => {
         const backend = await create();
-        if (!backend.name || backend.capabilities.length === 0 || backend.devices.length === 0) throw new Error("backend must declare name, capabilities and devices");
+        if (!backend.name || backend.capabilities.length === 0 || backend.devices.length === 0)
+          throw new Error("backend must declare name, capabilities and devices");
         const init = await backend.init({ logger: silentLogger });
         if (!init.device) throw new Error("init must report the device it uses");
         const missing = capabilities.filter((c) => !backend.capabilities.includes(c));
@@ -93,9 +97,15 @@ export function backendConformanceChecks(create: () => LowrankBackend | Promise<
         };
         const adapter = await readAdapter(requireFixture(pair.adapter));
         const model = requireFixture(pair.base);
-        for (const [mode, expected] of [["base", "base_logits"], ["adapted", "adapted_logits"], ["merged", "merged_logits"]] as const) {
+        for (const [mode, expected] of [
+          ["base", "base_logits"],
+          ["adapted", "adapted_logits"],
+          ["merged", "merged_logits"],
+        ] as const) {
           const result = await backend.predict!({
-            model, inputIds: rows(ids), attentionMask: rows(mask),
+            model,
+            inputIds: rows(ids),
+            attentionMask: rows(mask),
             ...(mode === "base" ? {} : { adapter, merge: mode === "merged" }),
           });
           assertClose(`${pair.adapter} ${expected}`, result.logits.data, toFloat32(tensors.get(expected)!), 1e-4);

@@ -16,5 +16,8 @@ export function perturbedAdapter(source: LoraAdapter, options: { seed: number; o
     tensors.set(key, float32Tensor(values.reverse(), t.shape));
   }
   const targets = options.only === undefined ? source.config.target_modules : [options.only];
-  return { config: { ...source.config, lora_alpha: source.config.r, target_modules: targets, rank_pattern: {}, alpha_pattern: {}, modules_to_save: null }, tensors };
+  return {
+    config: { ...source.config, lora_alpha: source.config.r, target_modules: targets, rank_pattern: {}, alpha_pattern: {}, modules_to_save: null },
+    tensors,
+  };
 }

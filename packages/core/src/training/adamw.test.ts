@@ -39,7 +39,10 @@ describe("Float32AdamW", () => {
 
 describe("clipGradNorm", () => {
   test("returns the global norm and scales by maxNorm/(norm + 1e-6) only above the limit", () => {
-    const grads = new Map([["a", new Float32Array([3, 0])], ["b", new Float32Array([4])]]);
+    const grads = new Map([
+      ["a", new Float32Array([3, 0])],
+      ["b", new Float32Array([4])],
+    ]);
     expect(clipGradNorm(grads, 10)).toBe(5);
     expect(grads.get("a")![0]).toBe(3);
     expect(clipGradNorm(grads, 1)).toBe(5);

@@ -30,7 +30,10 @@ export class Float32AdamW {
   private readonly options: Required<AdamWOptions>;
 
   /** `params`: the trained arrays by name, updated in place by `apply`. */
-  constructor(private readonly params: ReadonlyMap<string, Float32Array>, options: AdamWOptions = {}) {
+  constructor(
+    private readonly params: ReadonlyMap<string, Float32Array>,
+    options: AdamWOptions = {},
+  ) {
     this.options = { ...ADAMW_DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) };
   }
 
@@ -45,7 +48,11 @@ export class Float32AdamW {
     const t = this.step;
     const c1 = f(1 - beta1 ** t);
     const c2 = f(1 - beta2 ** t);
-    const b1 = f(beta1), nb1 = f(1 - beta1), b2 = f(beta2), nb2 = f(1 - beta2), eps = f(epsilon);
+    const b1 = f(beta1),
+      nb1 = f(1 - beta1),
+      b2 = f(beta2),
+      nb2 = f(1 - beta2),
+      eps = f(epsilon);
     const keep = f(1 - lr * weightDecay);
     const rate = f(lr);
     for (const [name, p] of this.params) {

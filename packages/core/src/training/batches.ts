@@ -41,7 +41,11 @@ export class BatchOrder {
   private cache: { epoch: number; order: number[] } | undefined;
   readonly batchesPerEpoch: number;
 
-  constructor(private readonly count: number, private readonly batchSize: number, private readonly seed: number) {
+  constructor(
+    private readonly count: number,
+    private readonly batchSize: number,
+    private readonly seed: number,
+  ) {
     this.batchesPerEpoch = Math.ceil(count / batchSize);
   }
 
@@ -98,12 +102,23 @@ export interface MicroBatch {
  * the step's token count and its epoch (the last micro-batch's). Both backends' trainers walk a step
  * through this, so they see the same examples in the same order.
  */
-export function stepMicroBatches(params: { step: number; accumulation: number; order: BatchOrder; examples: readonly TrainingExample[]; padTokenId: number }): { batches: MicroBatch[]; tokens: number; epoch: number } {
+export function stepMicroBatches(params: { step: number; accumulation: number; order: BatchOrder; examples: readonly TrainingExample[]; padTokenId: number }): {
+  batches: MicroBatch[];
+  tokens: number;
+  epoch: number;
+} {
   const batches: MicroBatch[] = [];
   for (let micro = 0; micro < params.accumulation; micro++) {
     const index = params.step * params.accumulation + micro;
     const { epoch, items } = params.order.indexes(index);
-    batches.push({ index, epoch, batch: makeBatch(items.map((i) => params.examples[i]!), params.padTokenId) });
+    batches.push({
+      index,
+      epoch,
+      batch: makeBatch(
+        items.map((i) => params.examples[i]!),
+        params.padTokenId,
+      ),
+    });
   }
   return { batches, tokens: batches.reduce((n, m) => n + m.batch.tokens, 0), epoch: batches.at(-1)?.epoch ?? 0 };
 }

@@ -82,14 +82,19 @@ export async function readExamples(file: string, options: ReadExamplesOptions): 
       ids = options.tokenizer.encode(record.text);
       if (options.task === "causal-lm" && options.eosTokenId !== undefined) ids.push(options.eosTokenId);
       const outside = ids.find((id) => id >= options.vocabSize);
-      if (outside !== undefined) throw new LowrankError("USAGE", `${where}: the tokenizer gives id ${outside}, outside the model's vocabulary of ${options.vocabSize}; the tokenizer does not belong to this model`);
+      if (outside !== undefined)
+        throw new LowrankError(
+          "USAGE",
+          `${where}: the tokenizer gives id ${outside}, outside the model's vocabulary of ${options.vocabSize}; the tokenizer does not belong to this model`,
+        );
     } else {
       throw new LowrankError("USAGE", `${where}: needs a \`text\` string or an \`input_ids\` array`);
     }
     if (ids.length === 0) return;
     const example: TrainingExample = { ids: ids.slice(0, options.seqLen) };
     if (options.task === "seq-cls") {
-      if (!Number.isInteger(record.label) || (record.label as number) < 0) throw new LowrankError("USAGE", `${where}: sequence classification needs an integer \`label\``);
+      if (!Number.isInteger(record.label) || (record.label as number) < 0)
+        throw new LowrankError("USAGE", `${where}: sequence classification needs an integer \`label\``);
       example.label = record.label as number;
     }
     if (options.task === "causal-lm" && example.ids.length < 2) return;

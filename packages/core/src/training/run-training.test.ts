@@ -26,7 +26,10 @@ function fakeBackend(options: { totalSteps: number; divergeAt?: number; released
     const value = new Float32Array([0]);
     let step = 0;
     return {
-      kind: "lora", device: "fake", trainableParameters: 1, totalParameters: 10,
+      kind: "lora",
+      device: "fake",
+      trainableParameters: 1,
+      totalParameters: 10,
       trainer: {
         totalSteps: options.totalSteps,
         get currentStep() {
@@ -43,7 +46,10 @@ function fakeBackend(options: { totalSteps: number; divergeAt?: number; released
         setState: (state) => void (step = state.step),
       },
       restoreWeights: (checkpoint) => value.set(toFloat32(checkpoint.weights.get(KEY)!)),
-      weights: () => ({ kind: "lora", adapter: { config: createLoraConfig({ r: 1, target_modules: ["q"] }), tensors: new Map([[KEY, float32Tensor(value.slice(), [1, 1])]]) } }),
+      weights: () => ({
+        kind: "lora",
+        adapter: { config: createLoraConfig({ r: 1, target_modules: ["q"] }), tensors: new Map([[KEY, float32Tensor(value.slice(), [1, 1])]]) },
+      }),
       release: async () => void options.released?.push("released"),
     };
   };
@@ -62,14 +68,36 @@ describe("runTraining", () => {
     const params: TrainParams = { model: tmp, data, out, evalData: data, evalEvery: 2, saveEvery: 3, seed: 7 };
     const events = await drain(runTraining(fakeBackend({ totalSteps: 6, released }), params, { backend: "fake" }));
     expect(events.map((e) => `${e.type}${"step" in e ? e.step : ""}`)).toEqual([
-      "start", "step1", "step2", "eval2", "step3", "checkpoint3", "step4", "eval4", "step5", "step6", "eval6", "done",
+      "start",
+      "step1",
+      "step2",
+      "eval2",
+      "step3",
+      "checkpoint3",
+      "step4",
+      "eval4",
+      "step5",
+      "step6",
+      "eval6",
+      "done",
     ]);
     expect(events[0]).toEqual({ type: "start", totalSteps: 6, startStep: 0, trainableParameters: 1, totalParameters: 10, examples: 3, device: "fake" });
     expect(events.at(-1)).toMatchObject({ type: "done", out, steps: 6, finalLoss: 1 / 6 });
     expect(released).toEqual(["released"]);
     expect(readdirSync(out).sort()).toEqual(["adapter_config.json", "adapter_model.safetensors", "checkpoint-3", "training_summary.json"]);
-    expect(readdirSync(path.join(out, "checkpoint-3")).sort()).toEqual(["adapter_config.json", "adapter_model.safetensors", "optimizer.safetensors", "trainer_state.json"]);
-    expect(JSON.parse(readFileSync(path.join(out, "training_summary.json"), "utf8"))).toMatchObject({ steps: 6, seed: 7, eval_loss: 6, backend: "fake", device: "fake" });
+    expect(readdirSync(path.join(out, "checkpoint-3")).sort()).toEqual([
+      "adapter_config.json",
+      "adapter_model.safetensors",
+      "optimizer.safetensors",
+      "trainer_state.json",
+    ]);
+    expect(JSON.parse(readFileSync(path.join(out, "training_summary.json"), "utf8"))).toMatchObject({
+      steps: 6,
+      seed: 7,
+      eval_loss: 6,
+      backend: "fake",
+      device: "fake",
+    });
     expect(toFloat32((await readAdapter(out)).tensors.get(KEY)!)[0]).toBe(6);
   });
 
@@ -77,7 +105,9 @@ describe("runTraining", () => {
     const out = path.join(tmp, "first");
     await drain(runTraining(fakeBackend({ totalSteps: 6 }), { model: tmp, data, out, saveEvery: 4 }, { backend: "fake" }));
     const resumed = path.join(tmp, "resumed");
-    const events = await drain(runTraining(fakeBackend({ totalSteps: 6 }), { model: tmp, data, out: resumed, resume: path.join(out, "checkpoint-4") }, { backend: "fake" }));
+    const events = await drain(
+      runTraining(fakeBackend({ totalSteps: 6 }), { model: tmp, data, out: resumed, resume: path.join(out, "checkpoint-4") }, { backend: "fake" }),
+    );
     expect(events[0]).toMatchObject({ type: "start", startStep: 4 });
     expect(events.filter((e) => e.type === "step").map((e) => e.step)).toEqual([5, 6]);
     expect(JSON.parse(readFileSync(path.join(resumed, "training_summary.json"), "utf8")).losses).toHaveLength(6);
@@ -86,19 +116,27 @@ describe("runTraining", () => {
   test("a non-finite loss stops the run in one line naming the last good checkpoint; no adapter is written", async () => {
     const out = path.join(tmp, "diverged");
     const released: string[] = [];
-    const error = await captureLowrankRejection(drain(runTraining(fakeBackend({ totalSteps: 6, divergeAt: 3, released }), { model: tmp, data, out, saveEvery: 2 }, { backend: "fake" })));
+    const error = await captureLowrankRejection(
+      drain(runTraining(fakeBackend({ totalSteps: 6, divergeAt: 3, released }), { model: tmp, data, out, saveEvery: 2 }, { backend: "fake" })),
+    );
     const last = path.join(out, "checkpoint-2");
     expect(error.code).toBe("TRAINING_DIVERGED");
-    expect(error.message).toBe(`training diverged at step 3: loss NaN, gradient norm 1 (lower --lr or set --max-grad-norm); the last good checkpoint is ${last} (continue with --resume ${last}); no adapter was written`);
+    expect(error.message).toBe(
+      `training diverged at step 3: loss NaN, gradient norm 1 (lower --lr or set --max-grad-norm); the last good checkpoint is ${last} (continue with --resume ${last}); no adapter was written`,
+    );
     expect(existsSync(path.join(out, "adapter_model.safetensors"))).toBe(false);
     expect(released).toEqual(["released"]);
-    const none = await captureLowrankRejection(drain(runTraining(fakeBackend({ totalSteps: 6, divergeAt: 1 }), { model: tmp, data, out: path.join(tmp, "never") }, { backend: "fake" })));
+    const none = await captureLowrankRejection(
+      drain(runTraining(fakeBackend({ totalSteps: 6, divergeAt: 1 }), { model: tmp, data, out: path.join(tmp, "never") }, { backend: "fake" })),
+    );
     expect(none.message).toMatch(/; no checkpoint was saved before it \(use --save-every N\); no adapter was written$/);
   });
 
   test("a backend that never reads the data is refused", async () => {
     const released: string[] = [];
-    const error = await captureLowrankRejection(drain(runTraining(fakeBackend({ totalSteps: 1, skipData: true, released }), { model: tmp, data, out: path.join(tmp, "x") }, { backend: "fake" })));
+    const error = await captureLowrankRejection(
+      drain(runTraining(fakeBackend({ totalSteps: 1, skipData: true, released }), { model: tmp, data, out: path.join(tmp, "x") }, { backend: "fake" })),
+    );
     expect([error.code, error.message]).toEqual(["BACKEND_INVALID", "the fake backend prepared a training run without reading its data (readData)"]);
     expect(released).toEqual(["released"]);
   });

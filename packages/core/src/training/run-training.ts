@@ -48,9 +48,14 @@ export async function* runTraining(prepare: PrepareTrainingStepper, params: Trai
   let examples: TrainingExample[] | undefined;
   let evalExamples: TrainingExample[] | undefined;
   const readData = async (format: TrainingDataFormat): Promise<TrainingExample[]> => {
-    const read = (file: string) => readExamples(file, {
-      task: format.task, tokenizer: format.tokenizerFor?.(file), seqLen: params.seqLen ?? 128, vocabSize: format.vocabSize, eosTokenId: format.eosTokenId,
-    });
+    const read = (file: string) =>
+      readExamples(file, {
+        task: format.task,
+        tokenizer: format.tokenizerFor?.(file),
+        seqLen: params.seqLen ?? 128,
+        vocabSize: format.vocabSize,
+        eosTokenId: format.eosTokenId,
+      });
     examples = await read(params.data);
     evalExamples = params.evalData ? await read(params.evalData) : undefined;
     return examples;
@@ -61,8 +66,13 @@ export async function* runTraining(prepare: PrepareTrainingStepper, params: Trai
     ensure(examples, "BACKEND_INVALID", () => `the ${options.backend} backend prepared a training run without reading its data (readData)`);
     let log: StepLog[] = params.resume ? await restoreTrainingCheckpoint(params.resume, stepper) : [];
     yield {
-      type: "start", totalSteps: trainer.totalSteps, startStep: trainer.currentStep, trainableParameters: stepper.trainableParameters,
-      totalParameters: stepper.totalParameters, examples: examples.length, device: stepper.device,
+      type: "start",
+      totalSteps: trainer.totalSteps,
+      startStep: trainer.currentStep,
+      trainableParameters: stepper.trainableParameters,
+      totalParameters: stepper.totalParameters,
+      examples: examples.length,
+      device: stepper.device,
     };
     let lastCheckpoint = params.resume;
     while (trainer.currentStep < trainer.totalSteps) {
@@ -89,10 +99,21 @@ export async function* runTraining(prepare: PrepareTrainingStepper, params: Trai
     const finalEval = await evaluate(trainer, evalExamples, trainer.currentStep);
     if (finalEval) yield finalEval;
     const summary = trainingSummaryText({
-      params, seed, log, finalEval, trainableParameters: stepper.trainableParameters, totalParameters: stepper.totalParameters,
-      seconds: seconds(), device: stepper.device, backend: options.backend,
+      params,
+      seed,
+      log,
+      finalEval,
+      trainableParameters: stepper.trainableParameters,
+      totalParameters: stepper.totalParameters,
+      seconds: seconds(),
+      device: stepper.device,
+      backend: options.backend,
     });
-    await writeTrainedWeights(params.out, stepper.weights({ checkpoint: false }), { baseDir: params.model, files: { [TRAINING_SUMMARY_FILE]: summary }, removeStaleWeights: true });
+    await writeTrainedWeights(params.out, stepper.weights({ checkpoint: false }), {
+      baseDir: params.model,
+      files: { [TRAINING_SUMMARY_FILE]: summary },
+      removeStaleWeights: true,
+    });
     yield { type: "done", out: params.out, steps: trainer.currentStep, seconds: seconds(), finalLoss: log.at(-1)?.loss ?? NaN };
   } finally {
     await stepper.release();

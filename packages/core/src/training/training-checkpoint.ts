@@ -40,12 +40,18 @@ export function optimizerStateBytes(state: AdamWState): Uint8Array {
  * parameters (`weightsFile` inside it) and the optimizer state.
  * @throws LowrankError USAGE when the folder is not a checkpoint of a `kind` run.
  */
-export async function readTrainingCheckpoint(dir: string, kind: "lora" | "full"): Promise<{ state: SavedTrainerState; weights: Map<string, Tensor>; optimizer: AdamWState }> {
+export async function readTrainingCheckpoint(
+  dir: string,
+  kind: "lora" | "full",
+): Promise<{ state: SavedTrainerState; weights: Map<string, Tensor>; optimizer: AdamWState }> {
   let state: SavedTrainerState;
   try {
     state = JSON.parse(await readFile(path.join(dir, TRAINER_STATE_FILE), "utf8"));
   } catch (error) {
-    throw new LowrankError("USAGE", `--resume ${dir}: no readable ${TRAINER_STATE_FILE} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    throw new LowrankError(
+      "USAGE",
+      `--resume ${dir}: no readable ${TRAINER_STATE_FILE} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+    );
   }
   if (state.kind !== kind) throw new LowrankError("USAGE", `--resume ${dir}: a ${state.kind} checkpoint cannot resume a ${kind} run`);
   const weights = (await readSafetensors(path.join(dir, kind === "lora" ? "adapter_model.safetensors" : "model.safetensors"))).tensors;
@@ -67,7 +73,10 @@ export function savedParameter(checkpoint: CheckpointWeights, name: string, expe
   const fits = typeof expected === "number" ? saved?.shape.reduce((a, b) => a * b, 1) === expected : saved?.shape.join(",") === expected.join(",");
   if (!saved || !fits) {
     const here = typeof expected === "number" ? `has ${expected} values` : `[${expected}]`;
-    throw new LowrankError("USAGE", `--resume ${checkpoint.dir}: parameter "${name}" is ${saved ? `[${saved.shape}]` : "missing"} in the checkpoint but ${here} in this run; use the same model and LoRA settings`);
+    throw new LowrankError(
+      "USAGE",
+      `--resume ${checkpoint.dir}: parameter "${name}" is ${saved ? `[${saved.shape}]` : "missing"} in the checkpoint but ${here} in this run; use the same model and LoRA settings`,
+    );
   }
   return toFloat32(saved);
 }
@@ -85,7 +94,8 @@ export async function saveTrainingCheckpoint(
   const { step, optimizer } = stepper.trainer.getState();
   const state = trainerStateText({ step, total_steps: stepper.trainer.totalSteps, seed: run.seed, kind: stepper.kind, log: run.log });
   await writeTrainedWeights(dir, stepper.weights({ checkpoint: true }), {
-    baseDir: run.baseDir, files: { [TRAINER_STATE_FILE]: state, [OPTIMIZER_FILE]: optimizerStateBytes(optimizer) },
+    baseDir: run.baseDir,
+    files: { [TRAINER_STATE_FILE]: state, [OPTIMIZER_FILE]: optimizerStateBytes(optimizer) },
   });
 }
 

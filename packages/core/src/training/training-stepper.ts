@@ -6,9 +6,7 @@ import type { ExampleTokenizer } from "./read-examples.js";
 import type { EvalResult, StepLog, TrainerState } from "./trainer-types.js";
 
 /** The parameters a run trains, ready to write: a PEFT adapter, or (full fine-tuning) every tensor of the model. */
-export type TrainedWeights =
-  | { kind: "lora"; adapter: LoraAdapter }
-  | { kind: "full"; tensors: Map<string, Tensor> };
+export type TrainedWeights = { kind: "lora"; adapter: LoraAdapter } | { kind: "full"; tensors: Map<string, Tensor> };
 
 /** A checkpoint's saved parameters, as core read them for a stepper to continue from. */
 export interface CheckpointWeights {

@@ -24,10 +24,14 @@ export async function writeTrainedWeights(
     await writeAdapter(dir, weights.adapter, options.files);
     return;
   }
-  await writeDirectoryAtomic(dir, async (temp) => {
-    await writeSafetensors(path.join(temp, FULL_WEIGHTS_FILE), weights.tensors, { format: "pt" });
-    // The base's files first, so that the run's own files replace any of the same name.
-    await copyModelFiles(options.baseDir, temp);
-    for (const [name, content] of Object.entries(options.files)) await writeFileAtomic(path.join(temp, name), content);
-  }, options.removeStaleWeights ? { removeStale: WEIGHT_FILE } : {});
+  await writeDirectoryAtomic(
+    dir,
+    async (temp) => {
+      await writeSafetensors(path.join(temp, FULL_WEIGHTS_FILE), weights.tensors, { format: "pt" });
+      // The base's files first, so that the run's own files replace any of the same name.
+      await copyModelFiles(options.baseDir, temp);
+      for (const [name, content] of Object.entries(options.files)) await writeFileAtomic(path.join(temp, name), content);
+    },
+    options.removeStaleWeights ? { removeStale: WEIGHT_FILE } : {},
+  );
 }

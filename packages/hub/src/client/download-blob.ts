@@ -86,7 +86,9 @@ export async function downloadBlob(d: BlobDownload): Promise<void> {
       if (have > d.size) await rm(incomplete, { force: true });
       if (have === d.size) break;
       const start = have > d.size ? 0 : have;
-      const response = await hubFetch(d.url, { token: d.token, headers: start > 0 ? { Range: `bytes=${start}-` } : {} }, d.what).catch((error) => error as Error);
+      const response = await hubFetch(d.url, { token: d.token, headers: start > 0 ? { Range: `bytes=${start}-` } : {} }, d.what).catch(
+        (error) => error as Error,
+      );
       if (response instanceof Error) {
         if (++failures > 4) throw response;
         continue;
@@ -114,7 +116,8 @@ export async function downloadBlob(d: BlobDownload): Promise<void> {
         // A body that ended cleanly but early counts as a break-off too (else it would be retried forever).
         if (!tooLong && written < d.size) throw new Error(`the body ended after ${written} of ${d.size} bytes`);
       } catch (error) {
-        if (++failures > 4) throw new LowrankError("IO_ERROR", `${d.what}: the download broke off ${failures} times (${(error as Error).message.split("\n")[0]})`);
+        if (++failures > 4)
+          throw new LowrankError("IO_ERROR", `${d.what}: the download broke off ${failures} times (${(error as Error).message.split("\n")[0]})`);
       } finally {
         await handle.close();
       }

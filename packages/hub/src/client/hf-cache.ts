@@ -12,7 +12,11 @@ import { writeFileAtomic } from "@lowrank/core/internal";
 export class RepoCache {
   readonly folder: string;
 
-  constructor(readonly cacheDir: string, readonly repo: string, readonly type: "model" | "dataset" | "space" = "model") {
+  constructor(
+    readonly cacheDir: string,
+    readonly repo: string,
+    readonly type: "model" | "dataset" | "space" = "model",
+  ) {
     this.folder = path.join(cacheDir, `${type}s--${repo.replace(/\//g, "--")}`);
   }
 

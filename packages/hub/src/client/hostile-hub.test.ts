@@ -153,7 +153,11 @@ describe("pull: a Hub listing unsafe file paths is refused before anything is wr
   test.each([
     ["not JSON", "<html>oops</html>", /org\/repo@main: the Hub's answer is not JSON/],
     ["siblings that are not a list", JSON.stringify({ sha: COMMIT, siblings: "adapter_config.json" }), /org\/repo@main: the Hub's answer has no list of files/],
-    ["a file name that is not a string", JSON.stringify({ sha: COMMIT, siblings: [{ rfilename: 7 }] }), /org\/repo@main: the Hub's answer has no list of files/],
+    [
+      "a file name that is not a string",
+      JSON.stringify({ sha: COMMIT, siblings: [{ rfilename: 7 }] }),
+      /org\/repo@main: the Hub's answer has no list of files/,
+    ],
     ["no commit sha", JSON.stringify({ siblings: [] }), /org\/repo@main: the Hub's answer has no commit sha/],
     ["a commit sha with a path in it", JSON.stringify({ sha: "../../../../etc", siblings: [] }), /has no commit sha/],
   ])("a repo listing with %s is a one-line IO_ERROR", async (_what, body, pattern) => {
@@ -217,15 +221,78 @@ const isGet = (req: http.IncomingMessage) => req.method === "GET" && (req.url ??
 describe("pull: error answers are one clear line and leave no file in the cache", () => {
   test.each([
     ["the listing", 401, isInfo, {}, "", undefined, "USAGE", /^org\/repo@main: 401 unauthorized: it needs a token \(--token \/ HF_TOKEN\)$/],
-    ["the listing", 401, isInfo, {}, '{"error":"Invalid credentials"}', "hf_secret_123", "USAGE", /^org\/repo@main: 401 unauthorized: the token \(--token \/ HF_TOKEN\) has no access \(Invalid credentials\)$/],
-    ["the listing", 403, isInfo, {}, '{"error":"Access to this repo is restricted"}', "hf_secret_123", "USAGE", /^org\/repo@main: 403 forbidden: .*\(Access to this repo is restricted\)$/],
-    ["the listing", 403, isInfo, {}, '{"error":"token hf_secret_123 lacks access"}', "hf_secret_123", "USAGE", /^org\/repo@main: 403 forbidden: .*\(token \*\*\* lacks access\)$/],
+    [
+      "the listing",
+      401,
+      isInfo,
+      {},
+      '{"error":"Invalid credentials"}',
+      "hf_secret_123",
+      "USAGE",
+      /^org\/repo@main: 401 unauthorized: the token \(--token \/ HF_TOKEN\) has no access \(Invalid credentials\)$/,
+    ],
+    [
+      "the listing",
+      403,
+      isInfo,
+      {},
+      '{"error":"Access to this repo is restricted"}',
+      "hf_secret_123",
+      "USAGE",
+      /^org\/repo@main: 403 forbidden: .*\(Access to this repo is restricted\)$/,
+    ],
+    [
+      "the listing",
+      403,
+      isInfo,
+      {},
+      '{"error":"token hf_secret_123 lacks access"}',
+      "hf_secret_123",
+      "USAGE",
+      /^org\/repo@main: 403 forbidden: .*\(token \*\*\* lacks access\)$/,
+    ],
     ["the listing", 404, isInfo, { "X-Error-Code": "RepoNotFound" }, "", undefined, "USAGE", /^org\/repo@main: 404 repository not found$/],
-    ["the listing", 404, isInfo, { "X-Error-Code": "RevisionNotFound", "X-Error-Message": "Invalid rev id: main" }, "", undefined, "USAGE", /^org\/repo@main: 404 revision not found \(Invalid rev id: main\)$/],
-    ["the listing", 500, isInfo, {}, "<html>\n<h1>Internal Server Error</h1>\n</html>", undefined, "IO_ERROR", /^org\/repo@main: the Hub answered 500 \(<html>\)$/],
-    ["the listing", 503, isInfo, {}, `{"error":"${"down for maintenance ".repeat(100)}"}`, undefined, "IO_ERROR", /^org\/repo@main: the Hub answered 503 \(down for maintenance .*\)$/],
+    [
+      "the listing",
+      404,
+      isInfo,
+      { "X-Error-Code": "RevisionNotFound", "X-Error-Message": "Invalid rev id: main" },
+      "",
+      undefined,
+      "USAGE",
+      /^org\/repo@main: 404 revision not found \(Invalid rev id: main\)$/,
+    ],
+    [
+      "the listing",
+      500,
+      isInfo,
+      {},
+      "<html>\n<h1>Internal Server Error</h1>\n</html>",
+      undefined,
+      "IO_ERROR",
+      /^org\/repo@main: the Hub answered 500 \(<html>\)$/,
+    ],
+    [
+      "the listing",
+      503,
+      isInfo,
+      {},
+      `{"error":"${"down for maintenance ".repeat(100)}"}`,
+      undefined,
+      "IO_ERROR",
+      /^org\/repo@main: the Hub answered 503 \(down for maintenance .*\)$/,
+    ],
     ["the HEAD of a file", 403, isHead, {}, "", "hf_secret_123", "USAGE", /^org\/repo@main: adapter_config\.json: 403 forbidden/],
-    ["the HEAD of a file", 404, isHead, { "X-Error-Code": "EntryNotFound" }, "", undefined, "USAGE", /^org\/repo@main: adapter_config\.json: 404 file not found$/],
+    [
+      "the HEAD of a file",
+      404,
+      isHead,
+      { "X-Error-Code": "EntryNotFound" },
+      "",
+      undefined,
+      "USAGE",
+      /^org\/repo@main: adapter_config\.json: 404 file not found$/,
+    ],
     ["the HEAD of a file", 502, isHead, {}, "", undefined, "IO_ERROR", /^org\/repo@main: adapter_config\.json: the Hub answered 502$/],
     ["the download", 401, isGet, {}, "", undefined, "USAGE", /^org\/repo@main: adapter_config\.json: 401 unauthorized/],
     ["the download", 404, isGet, { "X-Error-Code": "EntryNotFound" }, "", undefined, "USAGE", /^org\/repo@main: adapter_config\.json: 404 file not found$/],
@@ -262,14 +329,16 @@ describe("pull: broken downloads", () => {
 
   test("a connection dropped mid-body every time: one-line IO_ERROR after retries, no blob, no snapshot; the partial .incomplete resumes later", async () => {
     const ranges: string[] = [];
-    hub.handle(withGet((req, res) => {
-      ranges.push(req.headers.range ?? "");
-      const start = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? "")?.[1] ?? 0);
-      // Announce the rest of the file, send 1000 bytes of it, and drop the connection.
-      res.writeHead(start > 0 ? 206 : 200, { "Content-Length": String(CONTENT.byteLength - start) });
-      res.write(CONTENT.subarray(start, start + 1000));
-      setTimeout(() => res.socket?.destroy(), 10);
-    }));
+    hub.handle(
+      withGet((req, res) => {
+        ranges.push(req.headers.range ?? "");
+        const start = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? "")?.[1] ?? 0);
+        // Announce the rest of the file, send 1000 bytes of it, and drop the connection.
+        res.writeHead(start > 0 ? 206 : 200, { "Content-Length": String(CONTENT.byteLength - start) });
+        res.write(CONTENT.subarray(start, start + 1000));
+        setTimeout(() => res.socket?.destroy(), 10);
+      }),
+    );
     const cfg = config();
     const e = await pullError(cfg);
     expect(e.code).toBe("IO_ERROR");
@@ -285,10 +354,12 @@ describe("pull: broken downloads", () => {
     expect(Buffer.compare(partial, CONTENT.subarray(0, 5000))).toBe(0);
 
     ranges.length = 0;
-    hub.handle(withGet((req, res, body) => {
-      ranges.push(req.headers.range ?? "");
-      goodHub()(req, res, body);
-    }));
+    hub.handle(
+      withGet((req, res, body) => {
+        ranges.push(req.headers.range ?? "");
+        goodHub()(req, res, body);
+      }),
+    );
     const result = await pullRepo({ repo: "org/repo", config: cfg });
     expect(ranges).toEqual(["bytes=5000-"]);
     expect(Buffer.compare(readFileSync(path.join(result.snapshotDir, "adapter_config.json")), CONTENT)).toBe(0);
@@ -297,12 +368,14 @@ describe("pull: broken downloads", () => {
 
   test("a body that ends cleanly but short, every time, is an IO_ERROR (no endless retry)", async () => {
     let requests = 0;
-    hub.handle(withGet((_req, res) => {
-      requests++;
-      // Chunked: the response ends normally, after half the file.
-      res.writeHead(200, { "Transfer-Encoding": "chunked" });
-      res.end(CONTENT.subarray(0, CONTENT.byteLength >> 1));
-    }));
+    hub.handle(
+      withGet((_req, res) => {
+        requests++;
+        // Chunked: the response ends normally, after half the file.
+        res.writeHead(200, { "Transfer-Encoding": "chunked" });
+        res.end(CONTENT.subarray(0, CONTENT.byteLength >> 1));
+      }),
+    );
     const cfg = config();
     const e = await pullError(cfg);
     expect(e.code).toBe("IO_ERROR");
@@ -313,21 +386,23 @@ describe("pull: broken downloads", () => {
   });
 
   test("a body longer than announced is cut off and refused: no blob, no .incomplete", async () => {
-    hub.handle(withGet((_req, res) => {
-      res.writeHead(200, { "Transfer-Encoding": "chunked" });
-      // An endless stream would fill the disk: the client must stop reading at the announced size.
-      const chunk = Buffer.alloc(64 * 1024, 0x41);
-      let sent = 0;
-      const pump = (): void => {
-        while (sent < 64 * 2 ** 20) {
-          sent += chunk.byteLength;
-          if (!res.write(chunk)) return void res.once("drain", pump);
-        }
-        res.end();
-      };
-      res.on("error", () => undefined);
-      pump();
-    }));
+    hub.handle(
+      withGet((_req, res) => {
+        res.writeHead(200, { "Transfer-Encoding": "chunked" });
+        // An endless stream would fill the disk: the client must stop reading at the announced size.
+        const chunk = Buffer.alloc(64 * 1024, 0x41);
+        let sent = 0;
+        const pump = (): void => {
+          while (sent < 64 * 2 ** 20) {
+            sent += chunk.byteLength;
+            if (!res.write(chunk)) return void res.once("drain", pump);
+          }
+          res.end();
+        };
+        res.on("error", () => undefined);
+        pump();
+      }),
+    );
     const cfg = config();
     const e = await pullError(cfg);
     expect(e.code).toBe("IO_ERROR");
@@ -337,11 +412,13 @@ describe("pull: broken downloads", () => {
   });
 
   test("content that does not match its ETag is refused: no blob, no .incomplete", async () => {
-    hub.handle(withGet((_req, res) => {
-      const forged = Buffer.from(CONTENT);
-      forged[100]! ^= 1;
-      res.writeHead(200, { "Content-Length": String(forged.byteLength) }).end(forged);
-    }));
+    hub.handle(
+      withGet((_req, res) => {
+        const forged = Buffer.from(CONTENT);
+        forged[100]! ^= 1;
+        res.writeHead(200, { "Content-Length": String(forged.byteLength) }).end(forged);
+      }),
+    );
     const cfg = config();
     const e = await pullError(cfg);
     expect(e.code).toBe("IO_ERROR");
@@ -390,21 +467,51 @@ describe("push: error answers and dropped connections are one clear line", () =>
         return void res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ id: "org/pushed", sha: COMMIT }));
       }
       if (p.startsWith("/api/models/org/pushed/preupload/")) {
-        return void res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ files: [
-          { path: "adapter_config.json", uploadMode: "regular" }, { path: "adapter_model.safetensors", uploadMode: "regular" }, { path: "README.md", uploadMode: "regular" },
-        ] }));
+        return void res.writeHead(200, { "Content-Type": "application/json" }).end(
+          JSON.stringify({
+            files: [
+              { path: "adapter_config.json", uploadMode: "regular" },
+              { path: "adapter_model.safetensors", uploadMode: "regular" },
+              { path: "README.md", uploadMode: "regular" },
+            ],
+          }),
+        );
       }
       res.writeHead(500).end();
     };
   }
 
   test.each([
-    ["creating the repo", "/api/repos/create", 401, "hf_secret_456", /^creating org\/pushed: 401 unauthorized: the token \(--token \/ HF_TOKEN\) has no access \(status 401\. URL: http:\/\/127\.0\.0\.1:\d+\/api\/repos\/create\)$/],
-    ["creating the repo", "/api/repos/create", 403, undefined, /^creating org\/pushed: 403 forbidden: it needs a token \(--token \/ HF_TOKEN\) \(status 403\. URL: /],
+    [
+      "creating the repo",
+      "/api/repos/create",
+      401,
+      "hf_secret_456",
+      /^creating org\/pushed: 401 unauthorized: the token \(--token \/ HF_TOKEN\) has no access \(status 401\. URL: http:\/\/127\.0\.0\.1:\d+\/api\/repos\/create\)$/,
+    ],
+    [
+      "creating the repo",
+      "/api/repos/create",
+      403,
+      undefined,
+      /^creating org\/pushed: 403 forbidden: it needs a token \(--token \/ HF_TOKEN\) \(status 403\. URL: /,
+    ],
     ["creating the repo", "/api/repos/create", 500, undefined, /^creating org\/pushed: the Hub answered 500 \(status 500\. URL: /],
-    ["the preupload", "/preupload/", 401, "hf_secret_456", /^pushing to org\/pushed: 401 unauthorized: the token \(--token \/ HF_TOKEN\) has no access \(status 401\. URL: .*\/preupload\/main\)$/],
+    [
+      "the preupload",
+      "/preupload/",
+      401,
+      "hf_secret_456",
+      /^pushing to org\/pushed: 401 unauthorized: the token \(--token \/ HF_TOKEN\) has no access \(status 401\. URL: .*\/preupload\/main\)$/,
+    ],
     ["the preupload", "/preupload/", 404, undefined, /^pushing to org\/pushed: 404 not found \(status 404\. URL: .*\/preupload\/main\)$/],
-    ["the commit", "/commit/", 403, "hf_secret_456", /^pushing to org\/pushed: 403 forbidden: the token .* has no access \(status 403\. URL: .*\/commit\/main\)$/],
+    [
+      "the commit",
+      "/commit/",
+      403,
+      "hf_secret_456",
+      /^pushing to org\/pushed: 403 forbidden: the token .* has no access \(status 403\. URL: .*\/commit\/main\)$/,
+    ],
     ["the commit", "/commit/", 500, "hf_secret_456", /^pushing to org\/pushed: the Hub answered 500 \(status 500\. URL: .*\/commit\/main\)$/],
     ["the commit", "/commit/", 503, undefined, /^pushing to org\/pushed: the Hub answered 503 \(status 503\. URL: .*\/commit\/main\)$/],
   ] as const)("%s (%s) answering %i", async (_what, step, status, token, pattern) => {
@@ -418,18 +525,24 @@ describe("push: error answers and dropped connections are one clear line", () =>
     hub.handle(pushHub("/commit/", (res) => res.socket?.destroy()));
     const e = await pushError("hf_secret_456");
     expect(e.code).toBe("IO_ERROR");
-    expect(e.message).toMatch(/^pushing to org\/pushed: the connection to http:\/\/127\.0\.0\.1:\d+ failed or broke off \((other side closed|terminated|[^)]*ECONN\w+[^)]*)\)$/);
+    expect(e.message).toMatch(
+      /^pushing to org\/pushed: the connection to http:\/\/127\.0\.0\.1:\d+ failed or broke off \((other side closed|terminated|[^)]*ECONN\w+[^)]*)\)$/,
+    );
   });
 
   test("a connection dropped mid-answer is a one-line IO_ERROR", async () => {
-    hub.handle(pushHub("/commit/", (res) => {
-      res.writeHead(200, { "Content-Type": "application/json", "Content-Length": "500" });
-      res.write('{"success": true, "commitOid": "');
-      setTimeout(() => res.socket?.destroy(), 10);
-    }));
+    hub.handle(
+      pushHub("/commit/", (res) => {
+        res.writeHead(200, { "Content-Type": "application/json", "Content-Length": "500" });
+        res.write('{"success": true, "commitOid": "');
+        setTimeout(() => res.socket?.destroy(), 10);
+      }),
+    );
     const e = await pushError("hf_secret_456");
     expect(e.code).toBe("IO_ERROR");
-    expect(e.message).toMatch(/^pushing to org\/pushed: the connection to http:\/\/127\.0\.0\.1:\d+ failed or broke off \((other side closed|terminated|[^)]*ECONN\w+[^)]*)\)$/);
+    expect(e.message).toMatch(
+      /^pushing to org\/pushed: the connection to http:\/\/127\.0\.0\.1:\d+ failed or broke off \((other side closed|terminated|[^)]*ECONN\w+[^)]*)\)$/,
+    );
   });
 });
 

@@ -23,7 +23,8 @@ function truthy(value: string | undefined): boolean {
  */
 export function resolveHubConfig(options: { hubUrl?: string; token?: string; cacheDir?: string } = {}, env: NodeJS.ProcessEnv = process.env): HubConfig {
   const hubUrl = (options.hubUrl ?? env.HF_ENDPOINT ?? DEFAULT_HUB_URL).replace(/\/+$/, "");
-  if (!/^https?:\/\/[^\s/]+/.test(hubUrl)) throw new LowrankError("USAGE", `the Hub address ${JSON.stringify(hubUrl)} is not an http(s) URL (check --hub-url / HF_ENDPOINT)`);
+  if (!/^https?:\/\/[^\s/]+/.test(hubUrl))
+    throw new LowrankError("USAGE", `the Hub address ${JSON.stringify(hubUrl)} is not an http(s) URL (check --hub-url / HF_ENDPOINT)`);
   const home = env.HF_HOME ?? path.join(env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "huggingface");
   const cacheDir = options.cacheDir ?? env.HF_HUB_CACHE ?? env.HUGGINGFACE_HUB_CACHE ?? path.join(home, "hub");
   const token = options.token ?? env.HF_TOKEN ?? env.HUGGING_FACE_HUB_TOKEN;

@@ -33,7 +33,10 @@ function config(token: string | undefined, hubUrl: string): HubConfig {
 }
 
 async function failure(promise: Promise<unknown>): Promise<HubError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error, "the call should have failed").toBeInstanceOf(HubError);
   expect(error).toBeInstanceOf(LowrankError);
   const e = error as HubError;
@@ -71,8 +74,17 @@ describe("hubLibraryError: what @huggingface/hub throws, classified", () => {
   });
 
   test("HTTP answers keep status and URL; 401, 403 and 404 are usage errors, others IO_ERROR; the token is redacted", () => {
-    const api = (statusCode: number) => Object.assign(new Error(`denied for operator-secret\nsecond line. URL: http://hub.local:8080/api/repos/create`), { statusCode, url: "http://hub.local:8080/api/repos/create" });
-    for (const [status, code] of [[401, "USAGE"], [403, "USAGE"], [404, "USAGE"], [500, "IO_ERROR"]] as const) {
+    const api = (statusCode: number) =>
+      Object.assign(new Error(`denied for operator-secret\nsecond line. URL: http://hub.local:8080/api/repos/create`), {
+        statusCode,
+        url: "http://hub.local:8080/api/repos/create",
+      });
+    for (const [status, code] of [
+      [401, "USAGE"],
+      [403, "USAGE"],
+      [404, "USAGE"],
+      [500, "IO_ERROR"],
+    ] as const) {
       const e = hubLibraryError("creating org/x", api(status), cfg);
       expect(e.status).toBe(status);
       expect(e.url).toBe("http://hub.local:8080/api/repos/create");
@@ -109,14 +121,22 @@ describe("the token goes to the Hub's own origin only", () => {
         const json = (status: number, body: unknown) => res.writeHead(status, { "Content-Type": "application/json" }).end(JSON.stringify(body));
         if (p === "/api/models/org/leak") return json(200, { id: "org/leak", sha: "a".repeat(40) });
         if (p.endsWith("/preupload/main")) {
-          return json(200, { files: [
-            { path: "adapter_config.json", uploadMode: "regular" }, { path: "adapter_model.safetensors", uploadMode: "lfs" }, { path: "README.md", uploadMode: "regular" },
-          ] });
+          return json(200, {
+            files: [
+              { path: "adapter_config.json", uploadMode: "regular" },
+              { path: "adapter_model.safetensors", uploadMode: "lfs" },
+              { path: "README.md", uploadMode: "regular" },
+            ],
+          });
         }
         if (p === "/org/leak.git/info/lfs/objects/batch") {
-          return json(200, { transfer: "basic", objects: [{ oid, size: weights.byteLength, actions: { upload: { href: `${storageUrl}/upload/${oid}`, header: {} } } }] });
+          return json(200, {
+            transfer: "basic",
+            objects: [{ oid, size: weights.byteLength, actions: { upload: { href: `${storageUrl}/upload/${oid}`, header: {} } } }],
+          });
         }
-        if (p.endsWith("/commit/main")) return json(200, { success: true, commitOid: "b".repeat(40), commitUrl: `http://hub/org/leak/commit/${"b".repeat(40)}` });
+        if (p.endsWith("/commit/main"))
+          return json(200, { success: true, commitOid: "b".repeat(40), commitUrl: `http://hub/org/leak/commit/${"b".repeat(40)}` });
         json(404, { error: "not here" });
       });
     });
@@ -146,7 +166,9 @@ describe("the token goes to the Hub's own origin only", () => {
     });
     await new Promise<void>((resolve) => hub.listen(0, "127.0.0.1", resolve));
     try {
-      const e = await failure(pushAdapter({ dir: adapter, repo: "org/anon", config: config(undefined, `http://127.0.0.1:${(hub.address() as AddressInfo).port}`) }));
+      const e = await failure(
+        pushAdapter({ dir: adapter, repo: "org/anon", config: config(undefined, `http://127.0.0.1:${(hub.address() as AddressInfo).port}`) }),
+      );
       expect(e.status).toBe(403);
       expect(authorizations.length).toBeGreaterThan(0);
       expect(authorizations.every((a) => a === undefined)).toBe(true);

@@ -46,10 +46,21 @@ export async function hubResponseError(response: Response, what: string, token: 
   const fields = { status: response.status, url: response.url || url };
   if (response.status === 401 || response.status === 403) {
     const hint = token ? "the token (--token / HF_TOKEN) has no access" : "it needs a token (--token / HF_TOKEN)";
-    return new HubError("USAGE", `${what}: ${response.status} ${response.status === 401 ? "unauthorized" : "forbidden"}: ${hint}${message ? ` (${message})` : ""}`, fields);
+    return new HubError(
+      "USAGE",
+      `${what}: ${response.status} ${response.status === 401 ? "unauthorized" : "forbidden"}: ${hint}${message ? ` (${message})` : ""}`,
+      fields,
+    );
   }
   if (response.status === 404) {
-    const kind = code === "RevisionNotFound" ? "revision not found" : code === "EntryNotFound" ? "file not found" : code === "RepoNotFound" ? "repository not found" : "not found";
+    const kind =
+      code === "RevisionNotFound"
+        ? "revision not found"
+        : code === "EntryNotFound"
+          ? "file not found"
+          : code === "RepoNotFound"
+            ? "repository not found"
+            : "not found";
     return new HubError("USAGE", `${what}: 404 ${kind}${message ? ` (${message})` : ""}`, fields);
   }
   return new HubError("IO_ERROR", `${what}: the Hub answered ${response.status}${message ? ` (${message})` : ""}`, fields);

@@ -29,7 +29,12 @@ export function hubLibraryError(what: string, error: unknown, config: Pick<HubCo
   const message = firstLine(e.message ?? error, 300);
   if (status !== undefined) {
     const fields = { status, url: e.url };
-    if (status === 401 || status === 403) return new HubError("USAGE", `${what}: ${status} ${status === 401 ? "unauthorized" : "forbidden"}: ${token ? "the token (--token / HF_TOKEN) has no access" : "it needs a token (--token / HF_TOKEN)"} (${message})`, fields);
+    if (status === 401 || status === 403)
+      return new HubError(
+        "USAGE",
+        `${what}: ${status} ${status === 401 ? "unauthorized" : "forbidden"}: ${token ? "the token (--token / HF_TOKEN) has no access" : "it needs a token (--token / HF_TOKEN)"} (${message})`,
+        fields,
+      );
     if (status === 404) return new HubError("USAGE", `${what}: 404 not found (${message})`, fields);
     return new HubError("IO_ERROR", `${what}: the Hub answered ${status} (${message})`, fields);
   }

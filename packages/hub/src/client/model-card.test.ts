@@ -4,7 +4,17 @@ import { isHubRepoId } from "./hub-repo-id.js";
 import { modelCard } from "./model-card.js";
 
 const config = (base: string | null | undefined) =>
-  ({ peft_type: "LORA", r: 8, lora_alpha: 16, lora_dropout: 0, use_rslora: false, use_dora: false, target_modules: ["c_attn"], task_type: "CAUSAL_LM", base_model_name_or_path: base }) as unknown as LoraConfig;
+  ({
+    peft_type: "LORA",
+    r: 8,
+    lora_alpha: 16,
+    lora_dropout: 0,
+    use_rslora: false,
+    use_dora: false,
+    target_modules: ["c_attn"],
+    task_type: "CAUSAL_LM",
+    base_model_name_or_path: base,
+  }) as unknown as LoraConfig;
 
 /** The YAML metadata block of a card. */
 const metadata = (card: string) => /^---\n([\s\S]*?)\n---\n/.exec(card)![1];
@@ -62,9 +72,24 @@ describe("the card's base_model is a Hub repo id or absent", () => {
 
 describe("isHubRepoId", () => {
   test.each([
-    ["gpt2", true], ["org/name", true], ["Org_1/na.me-2", true], ["a", true], [`o/${"n".repeat(96)}`, true],
-    [`o/${"n".repeat(97)}`, false], ["org/", false], ["/name", false], ["org//name", false], [".name", false], ["name-", false],
-    ["org/name/x", false], ["org name", false], ["org/n@me", false], ["örg/name", false], ["org/name.git", false], ["a--b", false], ["a..b", false],
+    ["gpt2", true],
+    ["org/name", true],
+    ["Org_1/na.me-2", true],
+    ["a", true],
+    [`o/${"n".repeat(96)}`, true],
+    [`o/${"n".repeat(97)}`, false],
+    ["org/", false],
+    ["/name", false],
+    ["org//name", false],
+    [".name", false],
+    ["name-", false],
+    ["org/name/x", false],
+    ["org name", false],
+    ["org/n@me", false],
+    ["örg/name", false],
+    ["org/name.git", false],
+    ["a--b", false],
+    ["a..b", false],
   ] as const)("%j → %s", (id, ok) => {
     expect(isHubRepoId(id)).toBe(ok);
   });
@@ -75,6 +100,8 @@ describe("an id-shaped name that is a local folder is a local path", () => {
     const card = modelCard({ repo: "me/adapter", config: config("models/gpt2-mini"), isLocalPath: (p) => p === "models/gpt2-mini" });
     expect(metadata(card)).not.toMatch(/base_model/);
     expect(card).toContain("folder `gpt2-mini`");
-    expect(metadata(modelCard({ repo: "me/adapter", config: config("models/gpt2-mini"), isLocalPath: () => false }))).toMatch(/^base_model: models\/gpt2-mini$/m);
+    expect(metadata(modelCard({ repo: "me/adapter", config: config("models/gpt2-mini"), isLocalPath: () => false }))).toMatch(
+      /^base_model: models\/gpt2-mini$/m,
+    );
   });
 });

@@ -17,7 +17,11 @@ export interface TrainingSummary {
 const yamlString = (s: string): string => (/^[\w./-]+$/.test(s) ? s : JSON.stringify(s));
 
 /** The last folder name of a local path ("/x/y/gpt2-mini/" → "gpt2-mini"), for a hint that shows no full path. */
-const folderName = (p: string): string | undefined => p.split(/[\\/]+/).filter((s) => s !== "" && s !== "." && s !== "..").pop();
+const folderName = (p: string): string | undefined =>
+  p
+    .split(/[\\/]+/)
+    .filter((s) => s !== "" && s !== "." && s !== "..")
+    .pop();
 
 /**
  * A Hub model card (README.md) for a PEFT adapter: YAML metadata PEFT and the Hub read
@@ -50,7 +54,12 @@ export function modelCard(params: { repo: string; config: LoraConfig; summary?: 
     `# ${repo}`,
     "",
     `A ${config.use_dora ? "DoRA" : "LoRA"} adapter${base ? ` for \`${base}\`` : ""}, made with [lowrank](https://www.npmjs.com/package/@lowrank/cli) in the PEFT format.`,
-    ...(localBase ? ["", `It was trained on a local copy of a base model (folder \`${localBase}\`), so the card names no \`base_model\`: add the base model's Hub id to the metadata above if it has one.`] : []),
+    ...(localBase
+      ? [
+          "",
+          `It was trained on a local copy of a base model (folder \`${localBase}\`), so the card names no \`base_model\`: add the base model's Hub id to the metadata above if it has one.`,
+        ]
+      : []),
     "",
     "| setting | value |",
     "|---|---|",
@@ -77,7 +86,8 @@ export function modelCard(params: { repo: string; config: LoraConfig; summary?: 
   ];
   if (summary) {
     lines.push("", "## Training", "", "| | |", "|---|---|");
-    const row = (k: string, v: unknown) => v !== undefined && v !== null && lines.push(`| ${k} | ${typeof v === "number" && !Number.isInteger(v) ? v.toFixed(4) : v} |`);
+    const row = (k: string, v: unknown) =>
+      v !== undefined && v !== null && lines.push(`| ${k} | ${typeof v === "number" && !Number.isInteger(v) ? v.toFixed(4) : v} |`);
     row("steps", summary.steps);
     row("final training loss", summary.final_loss);
     row("eval loss", summary.eval_loss);

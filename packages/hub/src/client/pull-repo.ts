@@ -48,7 +48,10 @@ export function fnmatch(pattern: string, name: string): boolean {
       const end = pattern.indexOf("]", i + 1);
       if (end < 0) re += "\\[";
       else {
-        re += `[${pattern.slice(i + 1, end).replace(/^!/, "^").replace(/\\/g, "\\\\")}]`;
+        re += `[${pattern
+          .slice(i + 1, end)
+          .replace(/^!/, "^")
+          .replace(/\\/g, "\\\\")}]`;
         i = end;
       }
     } else re += c.replace(/[.+^${}()|\\/]/g, "\\$&");
@@ -110,14 +113,21 @@ function checkListedPaths(names: readonly string[], what: string): void {
     const parts = name.split("/");
     for (let i = 1; i < parts.length; i++) {
       const folder = parts.slice(0, i).join("/");
-      if (files.has(folder)) throw new LowrankError("IO_ERROR", `${what}: the Hub lists ${JSON.stringify(folder)} both as a file and as a folder; nothing was written`);
+      if (files.has(folder))
+        throw new LowrankError("IO_ERROR", `${what}: the Hub lists ${JSON.stringify(folder)} both as a file and as a folder; nothing was written`);
     }
   }
 }
 
 /** A revision is a branch, tag or commit name: it names a file under refs/, so it may not climb out. */
 function checkRevision(revision: string): string {
-  if (revision === "" || revision.length > 256 || /[\\\0]/.test(revision) || revision.startsWith("/") || revision.split("/").some((p) => p === "" || p === "." || p === "..")) {
+  if (
+    revision === "" ||
+    revision.length > 256 ||
+    /[\\\0]/.test(revision) ||
+    revision.startsWith("/") ||
+    revision.split("/").some((p) => p === "" || p === "." || p === "..")
+  ) {
     throw new LowrankError("USAGE", `revision ${JSON.stringify(revision)} is not a branch, tag or commit name`);
   }
   return revision;
@@ -159,7 +169,11 @@ export async function pullRepo(params: PullParams): Promise<PullResult> {
     const url = `${config.hubUrl}/${repo}/resolve/${commit}/${name.split("/").map(encodeURIComponent).join("/")}`;
     // As huggingface_hub: no redirect is followed, so an LFS file's X-Linked-Etag / X-Linked-Size
     // (on the Hub's redirect to its CDN) are read, not the CDN's own ETag.
-    const head = await hubFetch(url, { method: "HEAD", redirect: "manual", token: config.token, headers: { "Accept-Encoding": "identity" } }, `${what}: ${name}`);
+    const head = await hubFetch(
+      url,
+      { method: "HEAD", redirect: "manual", token: config.token, headers: { "Accept-Encoding": "identity" } },
+      `${what}: ${name}`,
+    );
     const redirected = head.status >= 300 && head.status < 400;
     if (!head.ok && !redirected) throw await hubResponseError(head, `${what}: ${name}`, config.token);
     const linked = unquote(head.headers.get("x-linked-etag"));
@@ -170,10 +184,12 @@ export async function pullRepo(params: PullParams): Promise<PullResult> {
     }
     const cached = await cache.hasBlob(etag);
     let reported = -1;
-    const onBytes = params.onProgress && ((bytes: number, total: number) => {
-      reported = bytes;
-      params.onProgress!({ path: name, bytes, total });
-    });
+    const onBytes =
+      params.onProgress &&
+      ((bytes: number, total: number) => {
+        reported = bytes;
+        params.onProgress!({ path: name, bytes, total });
+      });
     await downloadBlob({ url, token: config.token, cache, etag, size, lfs: etag.length === 64, what: `${what}: ${name}`, onBytes });
     await cache.link(commit, name, etag);
     if (reported !== size) params.onProgress?.({ path: name, bytes: size, total: size });

@@ -36,7 +36,10 @@ export async function pushAdapter(params: PushParams): Promise<{ commitUrl: stri
   const adapter = await readAdapter(params.dir, { logger: params.logger });
   const weights = path.join(params.dir, ADAPTER_WEIGHTS_FILE);
   const weightBytes = await readFile(weights).catch(() => {
-    throw new LowrankError("ADAPTER_INVALID", `${params.dir}: has no ${ADAPTER_WEIGHTS_FILE} (convert a legacy .bin by reading and writing it with lowrank first)`);
+    throw new LowrankError(
+      "ADAPTER_INVALID",
+      `${params.dir}: has no ${ADAPTER_WEIGHTS_FILE} (convert a legacy .bin by reading and writing it with lowrank first)`,
+    );
   });
   let summary: TrainingSummary | undefined;
   try {
@@ -65,7 +68,9 @@ export async function pushAdapter(params: PushParams): Promise<{ commitUrl: stri
   }
   const base = adapter.config.base_model_name_or_path;
   if (base && !isHubRepoId(base)) {
-    params.logger?.warn(`${ADAPTER_CONFIG_FILE}: \`base_model_name_or_path\` ${JSON.stringify(base)} is not a Hub repo id (a local path?): the model card leaves out \`base_model\``);
+    params.logger?.warn(
+      `${ADAPTER_CONFIG_FILE}: \`base_model_name_or_path\` ${JSON.stringify(base)} is not a Hub repo id (a local path?): the model card leaves out \`base_model\``,
+    );
   }
   // A name that is also a folder here was a local base (e.g. "models/gpt2-mini"), not a Hub id.
   const card = modelCard({ repo, config: adapter.config, summary, isLocalPath: (p) => existsSync(p) || existsSync(path.resolve(params.dir, p)) });

@@ -10,7 +10,10 @@ export interface ParsedJson {
 }
 
 export class JsonSyntaxError extends Error {
-  constructor(message: string, readonly offset: number) {
+  constructor(
+    message: string,
+    readonly offset: number,
+  ) {
     super(message);
     this.name = "JsonSyntaxError";
   }
@@ -55,14 +58,30 @@ export function parseJson(text: string): ParsedJson {
         const e = text[pos + 1];
         pos += 2;
         switch (e) {
-          case '"': out += '"'; break;
-          case "\\": out += "\\"; break;
-          case "/": out += "/"; break;
-          case "b": out += "\b"; break;
-          case "f": out += "\f"; break;
-          case "n": out += "\n"; break;
-          case "r": out += "\r"; break;
-          case "t": out += "\t"; break;
+          case '"':
+            out += '"';
+            break;
+          case "\\":
+            out += "\\";
+            break;
+          case "/":
+            out += "/";
+            break;
+          case "b":
+            out += "\b";
+            break;
+          case "f":
+            out += "\f";
+            break;
+          case "n":
+            out += "\n";
+            break;
+          case "r":
+            out += "\r";
+            break;
+          case "t":
+            out += "\t";
+            break;
           case "u": {
             const hex = text.slice(pos, pos + 4);
             if (!/^[0-9a-fA-F]{4}$/.test(hex)) fail("bad \\u escape");
@@ -70,7 +89,8 @@ export function parseJson(text: string): ParsedJson {
             pos += 4;
             break;
           }
-          default: fail("bad escape");
+          default:
+            fail("bad escape");
         }
         chunkStart = pos;
       } else {
@@ -103,14 +123,20 @@ export function parseJson(text: string): ParsedJson {
         skipWhitespace();
         if (text[pos] !== '"') fail("expected a key");
         const key = parseString();
-        if (Object.prototype.hasOwnProperty.call(obj, key)) fail(`duplicate key "${key}"`);
+        if (Object.hasOwn(obj, key)) fail(`duplicate key "${key}"`);
         skipWhitespace();
         if (text[pos] !== ":") fail("expected ':'");
         pos++;
         obj[key] = parseValue(`${pointer}/${escapePointer(key)}`, depth + 1);
         skipWhitespace();
-        if (text[pos] === ",") { pos++; continue; }
-        if (text[pos] === "}") { pos++; break; }
+        if (text[pos] === ",") {
+          pos++;
+          continue;
+        }
+        if (text[pos] === "}") {
+          pos++;
+          break;
+        }
         fail("expected ',' or '}'");
       }
       // A plain object (keys like "__proto__" are kept as data by defineProperty).
@@ -122,18 +148,34 @@ export function parseJson(text: string): ParsedJson {
       pos++;
       const arr: unknown[] = [];
       skipWhitespace();
-      if (text[pos] === "]") { pos++; return arr; }
+      if (text[pos] === "]") {
+        pos++;
+        return arr;
+      }
       for (;;) {
         arr.push(parseValue(`${pointer}/${arr.length}`, depth + 1));
         skipWhitespace();
-        if (text[pos] === ",") { pos++; continue; }
-        if (text[pos] === "]") { pos++; break; }
+        if (text[pos] === ",") {
+          pos++;
+          continue;
+        }
+        if (text[pos] === "]") {
+          pos++;
+          break;
+        }
         fail("expected ',' or ']'");
       }
       return arr;
     }
     if (c === '"') return parseString();
-    for (const [word, val] of [["true", true], ["false", false], ["null", null], ["NaN", NaN], ["Infinity", Infinity], ["-Infinity", -Infinity]] as const) {
+    for (const [word, val] of [
+      ["true", true],
+      ["false", false],
+      ["null", null],
+      ["NaN", NaN],
+      ["Infinity", Infinity],
+      ["-Infinity", -Infinity],
+    ] as const) {
       if (text.startsWith(word, pos)) {
         pos += word.length;
         if (typeof val === "number") floatPaths.add(pointer);

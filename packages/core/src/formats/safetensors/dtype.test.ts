@@ -303,7 +303,11 @@ describe("toIntegers", () => {
   });
 
   test.each(["F32", "F16", "BF16", "F64"] as DType[])("%s is not an integer type", (dtype) => {
-    expectLowrankError(() => toIntegers({ dtype, shape: [1], data: new Uint8Array(DTYPE_BYTES[dtype]) }, "x"), "SHAPE_MISMATCH", /^x: dtype \w+ is not an integer type$/);
+    expectLowrankError(
+      () => toIntegers({ dtype, shape: [1], data: new Uint8Array(DTYPE_BYTES[dtype]) }, "x"),
+      "SHAPE_MISMATCH",
+      /^x: dtype \w+ is not an integer type$/,
+    );
   });
 
   test("int64Tensor round-trips through toIntegers", () => {
@@ -347,7 +351,18 @@ describe("dtype tables", () => {
       { name: "k", dtype: "U8" as DType },
     ];
     expect([...entries].sort(compareForLayout).map((e) => `${e.dtype}:${e.name}`)).toEqual([
-      "U64:u", "I64:z", "F64:d", "F32:a", "F32:b", "I32:i", "BF16:g", "F16:h", "I16:s", "I8:c", "U8:k", "BOOL:m",
+      "U64:u",
+      "I64:z",
+      "F64:d",
+      "F32:a",
+      "F32:b",
+      "I32:i",
+      "BF16:g",
+      "F16:h",
+      "I16:s",
+      "I8:c",
+      "U8:k",
+      "BOOL:m",
     ]);
   });
 });

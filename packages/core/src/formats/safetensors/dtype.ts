@@ -5,7 +5,19 @@ export const DTYPES = ["F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "
 export type DType = (typeof DTYPES)[number];
 
 export const DTYPE_BYTES: Readonly<Record<DType, number>> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U64: 8,
+  U32: 4,
+  U16: 2,
+  U8: 1,
+  BOOL: 1,
 };
 
 /**
@@ -13,7 +25,19 @@ export const DTYPE_BYTES: Readonly<Record<DType, number>> = {
  * this order, largest first, then by name.
  */
 const RUST_DTYPE_RANK: Readonly<Record<DType, number>> = {
-  BOOL: 0, U8: 1, I8: 2, I16: 5, U16: 6, F16: 7, BF16: 8, I32: 9, U32: 10, F32: 11, F64: 12, I64: 13, U64: 14,
+  BOOL: 0,
+  U8: 1,
+  I8: 2,
+  I16: 5,
+  U16: 6,
+  F16: 7,
+  BF16: 8,
+  I32: 9,
+  U32: 10,
+  F32: 11,
+  F64: 12,
+  I64: 13,
+  U64: 14,
 };
 
 /** Compares two entries the way the safetensors serializer orders them (dtype descending, then name). */
@@ -59,7 +83,7 @@ function floatToHalf(value: number): number {
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
   if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
+  const e = exp - 127 + 15;
   if (e >= 0x1f) return sign | 0x7c00;
   if (e <= 0) {
     if (e < -10) return sign;
@@ -153,7 +177,8 @@ export function toIntegers(tensor: Tensor, label = "tensor"): number[] {
   for (let i = 0; i < n; i++) {
     const o = i * size;
     switch (tensor.dtype) {
-      case "I64": case "U64": {
+      case "I64":
+      case "U64": {
         const v = tensor.dtype === "I64" ? dv.getBigInt64(o, true) : dv.getBigUint64(o, true);
         if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
           throw new LowrankError("SHAPE_MISMATCH", `${label}: integer ${v} does not fit a JavaScript number`);
@@ -161,12 +186,25 @@ export function toIntegers(tensor: Tensor, label = "tensor"): number[] {
         out[i] = Number(v);
         break;
       }
-      case "I32": out[i] = dv.getInt32(o, true); break;
-      case "U32": out[i] = dv.getUint32(o, true); break;
-      case "I16": out[i] = dv.getInt16(o, true); break;
-      case "U16": out[i] = dv.getUint16(o, true); break;
-      case "I8": out[i] = dv.getInt8(o); break;
-      case "U8": case "BOOL": out[i] = dv.getUint8(o); break;
+      case "I32":
+        out[i] = dv.getInt32(o, true);
+        break;
+      case "U32":
+        out[i] = dv.getUint32(o, true);
+        break;
+      case "I16":
+        out[i] = dv.getInt16(o, true);
+        break;
+      case "U16":
+        out[i] = dv.getUint16(o, true);
+        break;
+      case "I8":
+        out[i] = dv.getInt8(o);
+        break;
+      case "U8":
+      case "BOOL":
+        out[i] = dv.getUint8(o);
+        break;
       default:
         throw new LowrankError("SHAPE_MISMATCH", `${label}: dtype ${tensor.dtype} is not an integer type`);
     }

@@ -61,12 +61,13 @@ describe("parseHeader", () => {
   const entry = (dtype: string, shape: unknown, offsets: unknown) => ({ dtype, shape, data_offsets: offsets });
 
   test("returns entries in data order with metadata and data start", () => {
-    const text = JSON.stringify({
-      __metadata__: { format: "pt" },
-      b: entry("F32", [2, 2], [8, 24]),
-      a: entry("I64", [1], [0, 8]),
-      empty: entry("F16", [0, 3], [24, 24]),
-    }) + "    ";
+    const text =
+      JSON.stringify({
+        __metadata__: { format: "pt" },
+        b: entry("F32", [2, 2], [8, 24]),
+        a: entry("I64", [1], [0, 8]),
+        empty: entry("F16", [0, 3], [24, 24]),
+      }) + "    ";
     const h = parseHeader(utf8(text), 24, LABEL);
     expect(h.metadata).toEqual({ format: "pt" });
     expect(h.dataStart).toBe(8 + utf8(text).byteLength);
@@ -100,7 +101,12 @@ describe("parseHeader", () => {
     ["a truncated JSON object", utf8(`{"a":{"dtype":"F32"`), 0, /header is not valid JSON/],
     ["trailing text after the object", utf8(`{} x`), 0, /header is not valid JSON/],
     ["NUL padding instead of spaces", utf8(`{}\u0000\u0000`), 0, /header is not valid JSON/],
-    ["duplicate tensor names", utf8(`{"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"w":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}`), 2, /not valid JSON \(duplicate key "w"/],
+    [
+      "duplicate tensor names",
+      utf8(`{"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"w":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}`),
+      2,
+      /not valid JSON \(duplicate key "w"/,
+    ],
     ["a JSON array", utf8(`[]`), 0, /header is not a JSON object/],
     ["a JSON string", utf8(`"x"`), 0, /header is not a JSON object/],
     ["null", utf8(`null`), 0, /header is not a JSON object/],
@@ -120,18 +126,58 @@ describe("parseHeader", () => {
     ["end before begin", obj({ w: entry("F32", [1], [8, 4]) }), 8, /tensor "w" has data_offsets \[8, 4\] that end before they begin/],
     ["offsets past the data section", obj({ w: entry("F32", [2], [0, 8]) }), 4, /tensor "w" has data_offsets \[0, 8\] beyond the 4-byte data section/],
     ["offsets far past the data section", obj({ w: entry("U8", [1], [1e15, 1e15 + 1]) }), 4, /tensor "w" has data_offsets .* beyond the 4-byte data section/],
-    ["a byte range shorter than shape × dtype", obj({ w: entry("F32", [2, 2], [0, 12]) }), 16, /tensor "w" of shape \[2, 2\] and dtype F32 needs 16 bytes but data_offsets span 12/],
-    ["a byte range longer than shape × dtype", obj({ w: entry("F16", [3], [0, 8]) }), 8, /tensor "w" of shape \[3\] and dtype F16 needs 6 bytes but data_offsets span 8/],
-    ["huge dims", obj({ w: entry("F32", [1e15, 1e15], [0, 4]) }), 4, /tensor "w" of shape \[1000000000000000, 1000000000000000\] needs more bytes than the file holds/],
-    ["dims whose product overflows 2^53", obj({ w: entry("F64", [2 ** 52, 2 ** 52, 2 ** 52], [0, 8]) }), 8, /tensor "w" .* needs more bytes than the file holds/],
-    ["overlapping tensors", obj({ a: entry("F32", [2], [0, 8]), b: entry("F32", [2], [4, 12]) }), 12, /tensors "a" and "b" overlap \(data_offsets \[0, 8\] and \[4, 12\]\)/],
+    [
+      "a byte range shorter than shape × dtype",
+      obj({ w: entry("F32", [2, 2], [0, 12]) }),
+      16,
+      /tensor "w" of shape \[2, 2\] and dtype F32 needs 16 bytes but data_offsets span 12/,
+    ],
+    [
+      "a byte range longer than shape × dtype",
+      obj({ w: entry("F16", [3], [0, 8]) }),
+      8,
+      /tensor "w" of shape \[3\] and dtype F16 needs 6 bytes but data_offsets span 8/,
+    ],
+    [
+      "huge dims",
+      obj({ w: entry("F32", [1e15, 1e15], [0, 4]) }),
+      4,
+      /tensor "w" of shape \[1000000000000000, 1000000000000000\] needs more bytes than the file holds/,
+    ],
+    [
+      "dims whose product overflows 2^53",
+      obj({ w: entry("F64", [2 ** 52, 2 ** 52, 2 ** 52], [0, 8]) }),
+      8,
+      /tensor "w" .* needs more bytes than the file holds/,
+    ],
+    [
+      "overlapping tensors",
+      obj({ a: entry("F32", [2], [0, 8]), b: entry("F32", [2], [4, 12]) }),
+      12,
+      /tensors "a" and "b" overlap \(data_offsets \[0, 8\] and \[4, 12\]\)/,
+    ],
     ["two tensors on the same bytes", obj({ a: entry("U8", [4], [0, 4]), b: entry("I32", [1], [0, 4]) }), 4, /tensors "[ab]" and "[ab]" overlap/],
     ["a tensor inside another", obj({ big: entry("U8", [16], [0, 16]), small: entry("U8", [2], [4, 6]) }), 16, /tensors "big" and "small" overlap/],
-    ["a gap between two tensors", obj({ a: entry("U8", [2], [0, 2]), b: entry("U8", [2], [4, 6]) }), 6, /bytes \[2, 4\) of the data section belong to no tensor \(before tensor "b"\)/],
-    ["a first tensor that does not start at 0", obj({ a: entry("U8", [2], [2, 4]) }), 4, /bytes \[0, 2\) of the data section belong to no tensor \(before tensor "a"\)/],
+    [
+      "a gap between two tensors",
+      obj({ a: entry("U8", [2], [0, 2]), b: entry("U8", [2], [4, 6]) }),
+      6,
+      /bytes \[2, 4\) of the data section belong to no tensor \(before tensor "b"\)/,
+    ],
+    [
+      "a first tensor that does not start at 0",
+      obj({ a: entry("U8", [2], [2, 4]) }),
+      4,
+      /bytes \[0, 2\) of the data section belong to no tensor \(before tensor "a"\)/,
+    ],
     ["trailing bytes after the last tensor", obj({ a: entry("U8", [2], [0, 2]) }), 10, /the data section has 8 trailing bytes after the last tensor/],
     ["a data section with no tensor at all", obj({}), 3, /the data section has 3 trailing bytes/],
-    ["unordered and overlapping tensors", obj({ b: entry("U8", [4], [2, 6]), a: entry("U8", [4], [0, 4]) }), 6, /tensors "a" and "b" overlap \(data_offsets \[0, 4\] and \[2, 6\]\)/],
+    [
+      "unordered and overlapping tensors",
+      obj({ b: entry("U8", [4], [2, 6]), a: entry("U8", [4], [0, 4]) }),
+      6,
+      /tensors "a" and "b" overlap \(data_offsets \[0, 4\] and \[2, 6\]\)/,
+    ],
     ["__metadata__ with a number value", obj({ __metadata__: { format: "pt", epochs: 3 } }), 0, /`__metadata__\.epochs` is not a string/],
     ["__metadata__ with a null value", obj({ __metadata__: { note: null } }), 0, /`__metadata__\.note` is not a string/],
     ["__metadata__ with a nested object", obj({ __metadata__: { cfg: { r: "8" } } }), 0, /`__metadata__\.cfg` is not a string/],
@@ -153,7 +199,11 @@ describe("parseHeader", () => {
 
   test("unordered offsets (header order is not data order) are accepted and each tensor keeps its own range", () => {
     const h = parseHeader(obj({ c: entry("F32", [1], [6, 10]), a: entry("U8", [2], [0, 2]), b: entry("I32", [1], [2, 6]) }), 10, LABEL);
-    expect(h.entries.map((e) => [e.name, e.begin, e.end])).toEqual([["a", 0, 2], ["b", 2, 6], ["c", 6, 10]]);
+    expect(h.entries.map((e) => [e.name, e.begin, e.end])).toEqual([
+      ["a", 0, 2],
+      ["b", 2, 6],
+      ["c", 6, 10],
+    ]);
   });
 
   test("zero-sized tensors at the same offset do not overlap", () => {

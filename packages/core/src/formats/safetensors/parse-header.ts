@@ -104,10 +104,13 @@ export function parseHeader(headerBytes: Uint8Array, dataBytes: number, label: s
   for (let i = 0; i < entries.length; i++) {
     const cur = entries[i]!;
     const prev = entries[i - 1];
-    if (prev && cur.begin < prev.end) bad(`tensors "${prev.name}" and "${cur.name}" overlap (data_offsets [${prev.begin}, ${prev.end}] and [${cur.begin}, ${cur.end}])`);
-    if (cur.begin > cursor) bad(`bytes [${cursor}, ${cur.begin}) of the data section belong to no tensor (before tensor "${cur.name}"): data_offsets must follow one another`);
+    if (prev && cur.begin < prev.end)
+      bad(`tensors "${prev.name}" and "${cur.name}" overlap (data_offsets [${prev.begin}, ${prev.end}] and [${cur.begin}, ${cur.end}])`);
+    if (cur.begin > cursor)
+      bad(`bytes [${cursor}, ${cur.begin}) of the data section belong to no tensor (before tensor "${cur.name}"): data_offsets must follow one another`);
     cursor = cur.end;
   }
-  if (cursor !== dataBytes) bad(`the data section has ${dataBytes - cursor} trailing bytes after the last tensor (data_offsets end at ${cursor}, the file holds ${dataBytes})`);
+  if (cursor !== dataBytes)
+    bad(`the data section has ${dataBytes - cursor} trailing bytes after the last tensor (data_offsets end at ${cursor}, the file holds ${dataBytes})`);
   return { entries, metadata, dataStart: 8 + headerBytes.byteLength };
 }

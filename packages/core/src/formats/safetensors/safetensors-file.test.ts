@@ -67,15 +67,27 @@ describe("SafetensorsFile.open on hostile files", () => {
     ["offsets out of range", () => rawFile(`{${t("w", "F32", [4], [0, 16])}}`, 8), /tensor "w" has data_offsets \[0, 16\] beyond the 8-byte data section/],
     ["overlapping offsets", () => rawFile(`{${t("a", "F32", [2], [0, 8])},${t("b", "F32", [2], [4, 12])}}`, 12), /tensors "a" and "b" overlap/],
     ["end before begin", () => rawFile(`{${t("w", "U8", [0], [4, 2])}}`, 4), /tensor "w" has data_offsets \[4, 2\] that end before they begin/],
-    ["a byte range that does not match shape × dtype", () => rawFile(`{${t("w", "I64", [2], [0, 8])}}`, 16), /tensor "w" of shape \[2\] and dtype I64 needs 16 bytes but data_offsets span 8/],
+    [
+      "a byte range that does not match shape × dtype",
+      () => rawFile(`{${t("w", "I64", [2], [0, 8])}}`, 16),
+      /tensor "w" of shape \[2\] and dtype I64 needs 16 bytes but data_offsets span 8/,
+    ],
     ["an unknown dtype", () => rawFile(`{${t("w", "Q4", [2], [0, 1])}}`, 1), /tensor "w" has unknown dtype "Q4"/],
     ["negative dims", () => rawFile(`{${t("w", "F32", [-2, -2], [0, 16])}}`, 16), /tensor "w" has an invalid shape \[-2,-2\]/],
-    ["huge dims", () => rawFile(`{${t("w", "F32", [1e15, 1e15], [0, 16])}}`, 16), /tensor "w" of shape \[1000000000000000, 1000000000000000\] needs more bytes than the file holds/],
+    [
+      "huge dims",
+      () => rawFile(`{${t("w", "F32", [1e15, 1e15], [0, 16])}}`, 16),
+      /tensor "w" of shape \[1000000000000000, 1000000000000000\] needs more bytes than the file holds/,
+    ],
     ["non-string metadata", () => rawFile(`{"__metadata__":{"format":"pt","r":8}}`), /`__metadata__\.r` is not a string/],
     ["a truncated header", () => rawFile(`{${t("w", "U8", [1], [0, 1])}}`, 1).subarray(0, 20), /header length \d+ is beyond the end of the 20-byte file/],
     ["a header cut inside its JSON", () => rawFile(`{${t("w", "U8", [1], [0, 1])}}`, 0, 20n), /header is not valid JSON/],
     ["unordered, overlapping offsets", () => rawFile(`{${t("b", "U8", [4], [2, 6])},${t("a", "U8", [4], [0, 4])}}`, 6), /tensors "a" and "b" overlap/],
-    ["a gap between tensors", () => rawFile(`{${t("b", "U8", [2], [4, 6])},${t("a", "U8", [2], [0, 2])}}`, 6), /bytes \[2, 4\) of the data section belong to no tensor/],
+    [
+      "a gap between tensors",
+      () => rawFile(`{${t("b", "U8", [2], [4, 6])},${t("a", "U8", [2], [0, 2])}}`, 6),
+      /bytes \[2, 4\) of the data section belong to no tensor/,
+    ],
     ["trailing bytes after the data", () => rawFile(`{${t("w", "U8", [2], [0, 2])}}`, 64), /the data section has 62 trailing bytes/],
     ["a dim beyond 2^53", () => rawFile(`{"w":{"dtype":"U8","shape":[18446744073709551616],"data_offsets":[0,1]}}`, 1), /tensor "w" has an invalid shape/],
   ])("refuses %s with a one-line SAFETENSORS_INVALID naming the file", async (_what, make, pattern) => {
@@ -162,7 +174,10 @@ describe("SafetensorsFile reading", () => {
     try {
       expect(() => file.entry("nope")).toThrow(expect.objectContaining({ code: "SAFETENSORS_INVALID", message: `${p}: no tensor named "nope"` }));
       await expect(file.read("nope")).rejects.toMatchObject({ code: "SAFETENSORS_INVALID" });
-      await expect(file.readFloat32("ids")).rejects.toMatchObject({ code: "SHAPE_MISMATCH", message: `${p}: tensor "ids": dtype I64 is not a floating-point type` });
+      await expect(file.readFloat32("ids")).rejects.toMatchObject({
+        code: "SHAPE_MISMATCH",
+        message: `${p}: tensor "ids": dtype I64 is not a floating-point type`,
+      });
     } finally {
       await file.close();
     }
@@ -280,11 +295,7 @@ describe("property: hostile headers never allocate more than the file holds", ()
     fc.integer({ min: -5, max: -1 }),
     fc.constantFrom(2 ** 31, 2 ** 32, 2 ** 40, 2 ** 53 - 1, 2 ** 53 + 2, 1e15, 1e300, 0.5, Number.MAX_VALUE),
   );
-  const offset = fc.oneof(
-    fc.nat(80),
-    fc.integer({ min: -100, max: -1 }),
-    fc.constantFrom(2 ** 31, 2 ** 32 + 1, 2 ** 53, 1e18, 1.5),
-  );
+  const offset = fc.oneof(fc.nat(80), fc.integer({ min: -100, max: -1 }), fc.constantFrom(2 ** 31, 2 ** 32 + 1, 2 ** 53, 1e18, 1.5));
   const tensor = fc.record({
     dtype: fc.constantFrom("F32", "F16", "BF16", "I64", "U8", "BOOL", "F64", "Q4", "f32", ""),
     shape: fc.array(dims, { maxLength: 4 }),
@@ -293,7 +304,11 @@ describe("property: hostile headers never allocate more than the file holds", ()
   const randomHeader = fc.dictionary(fc.string({ minLength: 1, maxLength: 6 }), tensor, { maxKeys: 5 });
   // A valid layout, then (usually) one of its numbers replaced by a hostile one.
   const validLayout = fc.uniqueArray(
-    fc.record({ name: fc.string({ minLength: 1, maxLength: 4 }), dtype: fc.constantFrom("F32", "F16", "U8", "I64"), shape: fc.array(fc.nat(3), { maxLength: 3 }) }),
+    fc.record({
+      name: fc.string({ minLength: 1, maxLength: 4 }),
+      dtype: fc.constantFrom("F32", "F16", "U8", "I64"),
+      shape: fc.array(fc.nat(3), { maxLength: 3 }),
+    }),
     { selector: (t) => t.name, minLength: 1, maxLength: 4 },
   );
   const perturbation = fc.option(fc.record({ index: fc.nat(3), field: fc.constantFrom("dim", "begin", "end"), value: fc.oneof(dims, offset) }), { freq: 3 });
@@ -325,7 +340,10 @@ describe("property: hostile headers never allocate more than the file holds", ()
 
   function build(header: Record<string, unknown>, dataBytes: number, length: bigint | "exact" | { delta: number }): Uint8Array {
     // JSON.stringify writes big numbers in exponent form; also try them written out in full.
-    const json = Buffer.from(JSON.stringify(header).replace(/(\d)e\+(\d+)/g, (_m, d: string, e: string) => d + "0".repeat(Math.min(Number(e), 400))), "utf8");
+    const json = Buffer.from(
+      JSON.stringify(header).replace(/(\d)e\+(\d+)/g, (_m, d: string, e: string) => d + "0".repeat(Math.min(Number(e), 400))),
+      "utf8",
+    );
     const out = new Uint8Array(8 + json.byteLength + dataBytes);
     const n = length === "exact" ? BigInt(json.byteLength) : typeof length === "bigint" ? length : BigInt(Math.max(0, json.byteLength + length.delta));
     new DataView(out.buffer).setBigUint64(0, n, true);
@@ -384,19 +402,23 @@ describe("property: hostile headers never allocate more than the file holds", ()
     const valid = sampleBytes();
     const p = path.join(dir, "flipped.safetensors");
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.tuple(fc.nat(valid.length * 8 - 1), fc.boolean()), { minLength: 1, maxLength: 6 }), fc.nat(valid.length), async (flips, keep) => {
-        const bytes = valid.slice();
-        for (const [bit] of flips) bytes[bit >> 3]! ^= 1 << (bit & 7);
-        // Half the runs also truncate the file.
-        const file = flips[0]![1] ? bytes.subarray(0, keep) : bytes;
-        await writeFile(p, file);
-        const { result, sizes } = await withAllocations(() => readSafetensors(p).catch((error: unknown) => error));
-        for (const size of sizes) expect(size).toBeLessThanOrEqual(file.byteLength);
-        if (result instanceof Error) {
-          expect(result).toBeInstanceOf(LowrankError);
-          expect((result as LowrankError).code).toBe("SAFETENSORS_INVALID");
-        }
-      }),
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.nat(valid.length * 8 - 1), fc.boolean()), { minLength: 1, maxLength: 6 }),
+        fc.nat(valid.length),
+        async (flips, keep) => {
+          const bytes = valid.slice();
+          for (const [bit] of flips) bytes[bit >> 3]! ^= 1 << (bit & 7);
+          // Half the runs also truncate the file.
+          const file = flips[0]![1] ? bytes.subarray(0, keep) : bytes;
+          await writeFile(p, file);
+          const { result, sizes } = await withAllocations(() => readSafetensors(p).catch((error: unknown) => error));
+          for (const size of sizes) expect(size).toBeLessThanOrEqual(file.byteLength);
+          if (result instanceof Error) {
+            expect(result).toBeInstanceOf(LowrankError);
+            expect((result as LowrankError).code).toBe("SAFETENSORS_INVALID");
+          }
+        },
+      ),
       { numRuns: 300 },
     );
   });

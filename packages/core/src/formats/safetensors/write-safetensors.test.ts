@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { LowrankError } from "../../errors/lowrank-error.js";
+import type { LowrankError } from "../../errors/lowrank-error.js";
 import { captureLowrankRejection } from "../../testing/capture-error.js";
 import { requireFixture } from "../../testing/fixtures.js";
 import { compareForLayout, DTYPE_BYTES, elementCount, type DType, type Tensor } from "./dtype.js";
@@ -92,10 +92,12 @@ describe("planSafetensorsLayout", () => {
   });
 
   test("duplicate names are refused", () => {
-    expect(() => planSafetensorsLayout([
-      { name: "w", dtype: "F32", shape: [1] },
-      { name: "w", dtype: "F16", shape: [1] },
-    ])).toThrow(expect.objectContaining({ code: "SAFETENSORS_INVALID", message: 'duplicate tensor name "w"' }));
+    expect(() =>
+      planSafetensorsLayout([
+        { name: "w", dtype: "F32", shape: [1] },
+        { name: "w", dtype: "F16", shape: [1] },
+      ]),
+    ).toThrow(expect.objectContaining({ code: "SAFETENSORS_INVALID", message: 'duplicate tensor name "w"' }));
   });
 
   test("property: the header is a multiple of 8, space-padded, and lists entries in layout order", () => {
@@ -166,8 +168,20 @@ describe("serializeSafetensors / writeSafetensors round trip", () => {
     const dtypeOf = (k: string) => tensors.get(k)!.dtype;
     expect(keys[0]).toBe("__metadata__");
     expect(keys.slice(1).map((k) => `${dtypeOf(k)}:${k}`)).toEqual([
-      "U64:n03", "I64:n09", "F64:n13", "F32:a_f32", "F32:n12", "U32:n02", "I32:n08",
-      "BF16:n10", "F16:n11", "U16:n01", "I16:n07", "I8:n06", "U8:n05", "BOOL:n04",
+      "U64:n03",
+      "I64:n09",
+      "F64:n13",
+      "F32:a_f32",
+      "F32:n12",
+      "U32:n02",
+      "I32:n08",
+      "BF16:n10",
+      "F16:n11",
+      "U16:n01",
+      "I16:n07",
+      "I8:n06",
+      "U8:n05",
+      "BOOL:n04",
     ]);
     const p = path.join(dir, "mixed.safetensors");
     await writeFile(p, bytes);
@@ -178,9 +192,12 @@ describe("serializeSafetensors / writeSafetensors round trip", () => {
 
   test("a tensor whose data length does not match its shape is refused", () => {
     const bad = new Map<string, Tensor>([["w", { dtype: "F32", shape: [2, 2], data: new Uint8Array(12) }]]);
-    expect(() => serializeSafetensors(bad)).toThrow(expect.objectContaining({
-      code: "SHAPE_MISMATCH", message: 'tensor "w" has 12 bytes, expected 16 for F32[2, 2]',
-    }));
+    expect(() => serializeSafetensors(bad)).toThrow(
+      expect.objectContaining({
+        code: "SHAPE_MISMATCH",
+        message: 'tensor "w" has 12 bytes, expected 16 for F32[2, 2]',
+      }),
+    );
   });
 
   test("writeSafetensors with a bad tensor leaves the folder empty", async () => {
@@ -196,9 +213,16 @@ describe("serializeSafetensors / writeSafetensors round trip", () => {
     const dtypes = fc.constantFrom<DType>("F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL");
     const entry = fc
       // Zero dims only in front: see the report about [n, 0] shapes in parse-header.
-      .tuple(dtypes, fc.oneof(fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 3 }), fc.array(fc.nat(3), { maxLength: 2 }).map((s) => [0, ...s])))
+      .tuple(
+        dtypes,
+        fc.oneof(
+          fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 3 }),
+          fc.array(fc.nat(3), { maxLength: 2 }).map((s) => [0, ...s]),
+        ),
+      )
       .chain(([dtype, shape]) =>
-        fc.uint8Array({ minLength: elementCount(shape) * DTYPE_BYTES[dtype], maxLength: elementCount(shape) * DTYPE_BYTES[dtype] })
+        fc
+          .uint8Array({ minLength: elementCount(shape) * DTYPE_BYTES[dtype], maxLength: elementCount(shape) * DTYPE_BYTES[dtype] })
           .map((data): Tensor => ({ dtype, shape, data })),
       );
     const name = fc.string({ minLength: 1, maxLength: 10 }).filter((n) => n !== "__metadata__" && n !== "__proto__");
@@ -316,7 +340,11 @@ describe("SafetensorsWriter", () => {
 
 describe("streaming a tensor through a small buffer", () => {
   test("readChunks + writeChunks copy a file byte for byte; read(name, into) reuses the buffer", async () => {
-    const tensors = new Map<string, Tensor>([["big", tensorOf("F32", [1000, 3])], ["small", tensorOf("BF16", [7], 2)], ["empty", tensorOf("F32", [0, 4])]]);
+    const tensors = new Map<string, Tensor>([
+      ["big", tensorOf("F32", [1000, 3])],
+      ["small", tensorOf("BF16", [7], 2)],
+      ["empty", tensorOf("F32", [0, 4])],
+    ]);
     const source = path.join(dir, "a.safetensors");
     await writeSafetensors(source, tensors, { format: "pt" });
     const file = await SafetensorsFile.open(source);

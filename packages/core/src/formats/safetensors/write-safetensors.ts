@@ -80,7 +80,10 @@ export class SafetensorsWriter {
     const range = this.layout.offsets.get(name);
     if (!spec || !range) throw new LowrankError("SAFETENSORS_INVALID", `${this.file.target}: tensor "${name}" was not declared`);
     if (data.byteLength !== range.end - range.begin) {
-      throw new LowrankError("SHAPE_MISMATCH", `${this.file.target}: tensor "${name}" has ${data.byteLength} bytes, expected ${range.end - range.begin} for ${spec.dtype}[${spec.shape.join(", ")}]`);
+      throw new LowrankError(
+        "SHAPE_MISMATCH",
+        `${this.file.target}: tensor "${name}" has ${data.byteLength} bytes, expected ${range.end - range.begin} for ${spec.dtype}[${spec.shape.join(", ")}]`,
+      );
     }
     await this.file.write(data, this.layout.headerBytes.byteLength + range.begin);
     this.written.add(name);
@@ -98,7 +101,8 @@ export class SafetensorsWriter {
       await this.file.write(chunk, this.layout.headerBytes.byteLength + at);
       at += chunk.byteLength;
     }
-    if (at !== range.end) throw new LowrankError("SHAPE_MISMATCH", `${this.file.target}: tensor "${name}" got ${at - range.begin} bytes, expected ${range.end - range.begin}`);
+    if (at !== range.end)
+      throw new LowrankError("SHAPE_MISMATCH", `${this.file.target}: tensor "${name}" got ${at - range.begin} bytes, expected ${range.end - range.begin}`);
     this.written.add(name);
   }
 
@@ -125,7 +129,10 @@ export function serializeSafetensors(tensors: ReadonlyMap<string, Tensor>, metad
   for (const [name, t] of tensors) {
     const range = layout.offsets.get(name)!;
     if (t.data.byteLength !== range.end - range.begin) {
-      throw new LowrankError("SHAPE_MISMATCH", `tensor "${name}" has ${t.data.byteLength} bytes, expected ${range.end - range.begin} for ${t.dtype}[${t.shape.join(", ")}]`);
+      throw new LowrankError(
+        "SHAPE_MISMATCH",
+        `tensor "${name}" has ${t.data.byteLength} bytes, expected ${range.end - range.begin} for ${t.dtype}[${t.shape.join(", ")}]`,
+      );
     }
     out.set(t.data, layout.headerBytes.byteLength + range.begin);
   }
@@ -134,7 +141,11 @@ export function serializeSafetensors(tensors: ReadonlyMap<string, Tensor>, metad
 
 /** Writes tensors to a safetensors file atomically, in PyTorch's layout. */
 export async function writeSafetensors(target: string, tensors: ReadonlyMap<string, Tensor>, metadata?: Record<string, string>): Promise<void> {
-  const writer = await SafetensorsWriter.create(target, [...tensors].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })), metadata);
+  const writer = await SafetensorsWriter.create(
+    target,
+    [...tensors].map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })),
+    metadata,
+  );
   try {
     for (const [name, t] of tensors) await writer.write(name, t.data);
     await writer.commit();

@@ -43,8 +43,7 @@ class PickleMachine {
     }
   }
 
-  fail = (problem: string): Error =>
-    torchFormatError(this.label, `pickle opcode ${describeOpcode(this.op)} at byte ${this.opStart} ${problem}`);
+  fail = (problem: string): Error => torchFormatError(this.label, `pickle opcode ${describeOpcode(this.op)} at byte ${this.opStart} ${problem}`);
 
   take(length: number): Uint8Array {
     if (length > this.bytes.length - this.pos) {
@@ -55,11 +54,25 @@ class PickleMachine {
     return out;
   }
 
-  u8(): number { return this.take(1)[0]!; }
-  u16(): number { const at = this.advance(2); return this.view.getUint16(at, true); }
-  u32(): number { const at = this.advance(4); return this.view.getUint32(at, true); }
-  i32(): number { const at = this.advance(4); return this.view.getInt32(at, true); }
-  f64be(): number { const at = this.advance(8); return this.view.getFloat64(at, false); }
+  u8(): number {
+    return this.take(1)[0]!;
+  }
+  u16(): number {
+    const at = this.advance(2);
+    return this.view.getUint16(at, true);
+  }
+  u32(): number {
+    const at = this.advance(4);
+    return this.view.getUint32(at, true);
+  }
+  i32(): number {
+    const at = this.advance(4);
+    return this.view.getInt32(at, true);
+  }
+  f64be(): number {
+    const at = this.advance(8);
+    return this.view.getFloat64(at, false);
+  }
   u64(): number {
     const at = this.advance(8);
     const value = this.view.getBigUint64(at, true);
@@ -173,13 +186,31 @@ class PickleMachine {
 }
 
 const HANDLERS = new Map<number, Handler>([
-  [0x80, (m) => { const v = m.u8(); if (v < 2 || v > 5) throw m.fail(`declares protocol ${v} (only 2 to 5 are supported)`); }], // PROTO
-  [0x95, (m) => { m.u64(); }], // FRAME: frames are transparent when the whole pickle is in memory
+  [
+    0x80,
+    (m) => {
+      const v = m.u8();
+      if (v < 2 || v > 5) throw m.fail(`declares protocol ${v} (only 2 to 5 are supported)`);
+    },
+  ], // PROTO
+  [
+    0x95,
+    (m) => {
+      m.u64();
+    },
+  ], // FRAME: frames are transparent when the whole pickle is in memory
   [0x7d, (m) => m.push(new PickleDict(false))], // EMPTY_DICT
   [0x5d, (m) => m.push(new PickleList())], // EMPTY_LIST
   [0x29, (m) => m.tuple([])], // EMPTY_TUPLE
   [0x28, (m) => m.mark()], // MARK
-  [0x73, (m) => { const value = m.pop(); const key = m.pop(); m.setItems([key, value]); }], // SETITEM
+  [
+    0x73,
+    (m) => {
+      const value = m.pop();
+      const key = m.pop();
+      m.setItems([key, value]);
+    },
+  ], // SETITEM
   [0x75, (m) => m.setItems(m.popMark())], // SETITEMS
   [0x61, (m) => m.append([m.pop()])], // APPEND
   [0x65, (m) => m.append(m.popMark())], // APPENDS
@@ -187,14 +218,31 @@ const HANDLERS = new Map<number, Handler>([
   [0x8c, (m) => m.push(m.text(m.u8()))], // SHORT_BINUNICODE
   [0x8d, (m) => m.push(m.text(m.u64()))], // BINUNICODE8
   [0x55, (m) => m.push(m.text(m.u8()))], // SHORT_BINSTRING (decoded as UTF-8, like torch.load)
-  [0x54, (m) => { const n = m.i32(); if (n < 0) throw m.fail(`has a negative string length ${n}`); m.push(m.text(n)); }], // BINSTRING
-  [0x63, (m) => { const module = m.line(); m.global(module, m.line()); }], // GLOBAL
-  [0x93, (m) => { // STACK_GLOBAL
-    const name = m.pop();
-    const module = m.pop();
-    if (typeof module !== "string" || typeof name !== "string") throw m.fail("needs a module and a name string on the stack");
-    m.global(module, name);
-  }],
+  [
+    0x54,
+    (m) => {
+      const n = m.i32();
+      if (n < 0) throw m.fail(`has a negative string length ${n}`);
+      m.push(m.text(n));
+    },
+  ], // BINSTRING
+  [
+    0x63,
+    (m) => {
+      const module = m.line();
+      m.global(module, m.line());
+    },
+  ], // GLOBAL
+  [
+    0x93,
+    (m) => {
+      // STACK_GLOBAL
+      const name = m.pop();
+      const module = m.pop();
+      if (typeof module !== "string" || typeof name !== "string") throw m.fail("needs a module and a name string on the stack");
+      m.global(module, name);
+    },
+  ],
   [0x71, (m) => m.put(m.u8())], // BINPUT
   [0x72, (m) => m.put(m.u32())], // LONG_BINPUT
   [0x94, (m) => m.put(m.memo.size)], // MEMOIZE
@@ -211,18 +259,55 @@ const HANDLERS = new Map<number, Handler>([
   [0x89, (m) => m.push(false)], // NEWFALSE
   [0x74, (m) => m.tuple(m.popMark())], // TUPLE
   [0x85, (m) => m.tuple([m.pop()])], // TUPLE1
-  [0x86, (m) => { const b = m.pop(); m.tuple([m.pop(), b]); }], // TUPLE2
-  [0x87, (m) => { const c = m.pop(); const b = m.pop(); m.tuple([m.pop(), b, c]); }], // TUPLE3
-  [0x52, (m) => { const args = m.pop(); m.push(reduceGlobal(m.pop(), args, m.fail)); }], // REDUCE
-  [0x62, (m) => { // BUILD: only dict state on a dict (OrderedDict._metadata), which is ignored
-    const state = m.pop();
-    const target = m.top();
-    if (!(target instanceof PickleDict) || !(state === null || state instanceof PickleDict)) {
-      throw m.fail(`can only set dict state on a dict, got ${describeValue(state)} state for a ${describeValue(target)}`);
-    }
-  }],
-  [0x64, (m) => { const items = m.popMark(); m.push(new PickleDict(false)); m.setItems(items); }], // DICT
-  [0x6c, (m) => { const items = m.popMark(); m.push(new PickleList()); m.append(items); }], // LIST
+  [
+    0x86,
+    (m) => {
+      const b = m.pop();
+      m.tuple([m.pop(), b]);
+    },
+  ], // TUPLE2
+  [
+    0x87,
+    (m) => {
+      const c = m.pop();
+      const b = m.pop();
+      m.tuple([m.pop(), b, c]);
+    },
+  ], // TUPLE3
+  [
+    0x52,
+    (m) => {
+      const args = m.pop();
+      m.push(reduceGlobal(m.pop(), args, m.fail));
+    },
+  ], // REDUCE
+  [
+    0x62,
+    (m) => {
+      // BUILD: only dict state on a dict (OrderedDict._metadata), which is ignored
+      const state = m.pop();
+      const target = m.top();
+      if (!(target instanceof PickleDict) || !(state === null || state instanceof PickleDict)) {
+        throw m.fail(`can only set dict state on a dict, got ${describeValue(state)} state for a ${describeValue(target)}`);
+      }
+    },
+  ],
+  [
+    0x64,
+    (m) => {
+      const items = m.popMark();
+      m.push(new PickleDict(false));
+      m.setItems(items);
+    },
+  ], // DICT
+  [
+    0x6c,
+    (m) => {
+      const items = m.popMark();
+      m.push(new PickleList());
+      m.append(items);
+    },
+  ], // LIST
 ]);
 
 /**

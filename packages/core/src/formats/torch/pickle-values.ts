@@ -4,18 +4,7 @@ import type { TorchDType } from "./torch-dtypes.js";
  * The values the safe pickle reader can build. There are no Python objects: only plain data, the few allowed
  * globals as inert references, and torch storage/tensor descriptions that point into the zip archive.
  */
-export type PickleValue =
-  | null
-  | boolean
-  | number
-  | bigint
-  | string
-  | PickleTuple
-  | PickleList
-  | PickleDict
-  | PickleGlobal
-  | TorchStorageRef
-  | TorchTensorRef;
+export type PickleValue = null | boolean | number | bigint | string | PickleTuple | PickleList | PickleDict | PickleGlobal | TorchStorageRef | TorchTensorRef;
 
 /** A Python tuple. `depth` is its nesting depth (1 for a tuple of scalars). */
 export class PickleTuple {
@@ -39,11 +28,7 @@ export class PickleDict {
 }
 
 /** What an allowed global stands for. */
-export type AllowedGlobal =
-  | { kind: "rebuild_tensor_v2" }
-  | { kind: "rebuild_parameter" }
-  | { kind: "ordered_dict" }
-  | { kind: "storage"; dtype: TorchDType };
+export type AllowedGlobal = { kind: "rebuild_tensor_v2" } | { kind: "rebuild_parameter" } | { kind: "ordered_dict" } | { kind: "storage"; dtype: TorchDType };
 
 /** A reference to one of the whitelisted globals; it is never executed, only interpreted. */
 export class PickleGlobal {

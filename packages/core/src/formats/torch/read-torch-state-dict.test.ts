@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { deflateRawSync } from "node:zlib";
-import { LowrankError } from "../../errors/lowrank-error.js";
+import type { LowrankError } from "../../errors/lowrank-error.js";
 import { captureLowrankError, captureLowrankRejection } from "../../testing/capture-error.js";
 import { requireFixture } from "../../testing/fixtures.js";
 import { parseTorchStateDict, readTorchStateDict, type TorchTensor } from "./read-torch-state-dict.js";
@@ -72,30 +72,72 @@ const utf8 = new TextEncoder();
 
 class PickleBuilder {
   private readonly out: number[] = [];
-  raw(...bytes: number[]): this { this.out.push(...bytes); return this; }
-  u32(n: number): this { return this.raw(n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff); }
-  proto(v = 2): this { return this.raw(0x80, v); }
-  str(s: string): this { const b = utf8.encode(s); this.raw(0x58).u32(b.length); this.out.push(...b); return this; }
-  global(module: string, name: string): this { this.raw(0x63); this.out.push(...utf8.encode(`${module}\n${name}\n`)); return this; }
+  raw(...bytes: number[]): this {
+    this.out.push(...bytes);
+    return this;
+  }
+  u32(n: number): this {
+    return this.raw(n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff);
+  }
+  proto(v = 2): this {
+    return this.raw(0x80, v);
+  }
+  str(s: string): this {
+    const b = utf8.encode(s);
+    this.raw(0x58).u32(b.length);
+    this.out.push(...b);
+    return this;
+  }
+  global(module: string, name: string): this {
+    this.raw(0x63);
+    this.out.push(...utf8.encode(`${module}\n${name}\n`));
+    return this;
+  }
   int(n: number): this {
     if (n < 256) return this.raw(0x4b, n);
     if (n < 65536) return this.raw(0x4d, n & 0xff, n >>> 8);
     return this.raw(0x4a).u32(n);
   }
-  longPut(i: number): this { return this.raw(0x72).u32(i); }
-  longGet(i: number): this { return this.raw(0x6a).u32(i); }
-  mark(): this { return this.raw(0x28); }
-  tuple(): this { return this.raw(0x74); }
-  reduce(): this { return this.raw(0x52); }
-  bool(b: boolean): this { return this.raw(b ? 0x88 : 0x89); }
-  emptyDict(): this { return this.raw(0x7d); }
-  emptyTuple(): this { return this.raw(0x29); }
-  setitem(): this { return this.raw(0x73); }
-  setitems(): this { return this.raw(0x75); }
-  stop(): this { return this.raw(0x2e); }
+  longPut(i: number): this {
+    return this.raw(0x72).u32(i);
+  }
+  longGet(i: number): this {
+    return this.raw(0x6a).u32(i);
+  }
+  mark(): this {
+    return this.raw(0x28);
+  }
+  tuple(): this {
+    return this.raw(0x74);
+  }
+  reduce(): this {
+    return this.raw(0x52);
+  }
+  bool(b: boolean): this {
+    return this.raw(b ? 0x88 : 0x89);
+  }
+  emptyDict(): this {
+    return this.raw(0x7d);
+  }
+  emptyTuple(): this {
+    return this.raw(0x29);
+  }
+  setitem(): this {
+    return this.raw(0x73);
+  }
+  setitems(): this {
+    return this.raw(0x75);
+  }
+  stop(): this {
+    return this.raw(0x2e);
+  }
   ints(xs: number[]): this {
     if (xs.length === 0) return this.emptyTuple();
-    if (xs.length > 3) { this.mark(); xs.forEach((x) => this.int(x)); return this.tuple(); }
+    if (xs.length > 3) {
+      this.mark();
+      xs.forEach((x) => this.int(x));
+      return this.tuple();
+    }
     xs.forEach((x) => this.int(x));
     return this.raw([0x85, 0x86, 0x87][xs.length - 1]!);
   }
@@ -109,17 +151,29 @@ class PickleBuilder {
     this.int(offset).ints(size).ints(stride).bool(requiresGrad);
     return this.global("collections", "OrderedDict").emptyTuple().reduce().tuple().reduce();
   }
-  bytes(): Uint8Array { return Uint8Array.from(this.out); }
+  bytes(): Uint8Array {
+    return Uint8Array.from(this.out);
+  }
 }
 
-interface ZipInput { name: string; data: Uint8Array; method?: 0 | 8 | 12 }
-interface ZipOptions { zip64?: boolean; zip64Extra?: boolean }
+interface ZipInput {
+  name: string;
+  data: Uint8Array;
+  method?: 0 | 8 | 12;
+}
+interface ZipOptions {
+  zip64?: boolean;
+  zip64Extra?: boolean;
+}
 
 /** Writes a zip like torch.save does: flags 0x0808, data descriptors, 64-byte aligned data via "FB" padding. */
 function makeZip(members: ZipInput[], options: ZipOptions = {}): Uint8Array {
   const chunks: Buffer[] = [];
   let offset = 0;
-  const push = (b: Buffer): void => { chunks.push(b); offset += b.length; };
+  const push = (b: Buffer): void => {
+    chunks.push(b);
+    offset += b.length;
+  };
   const central: Buffer[] = [];
   for (const member of members) {
     const method = member.method ?? 0;
@@ -128,24 +182,41 @@ function makeZip(members: ZipInput[], options: ZipOptions = {}): Uint8Array {
     const headerOffset = offset;
     const pad = (64 - ((offset + 30 + name.length + 4) % 64)) % 64;
     const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0); local.writeUInt16LE(20, 4); local.writeUInt16LE(0x0808, 6);
-    local.writeUInt16LE(method, 8); local.writeUInt16LE(0x21, 12);
-    local.writeUInt16LE(name.length, 26); local.writeUInt16LE(4 + pad, 28);
-    const extra = Buffer.alloc(4 + pad, 0x5a); extra.write("FB", 0, "latin1"); extra.writeUInt16LE(pad, 2);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4);
+    local.writeUInt16LE(0x0808, 6);
+    local.writeUInt16LE(method, 8);
+    local.writeUInt16LE(0x21, 12);
+    local.writeUInt16LE(name.length, 26);
+    local.writeUInt16LE(4 + pad, 28);
+    const extra = Buffer.alloc(4 + pad, 0x5a);
+    extra.write("FB", 0, "latin1");
+    extra.writeUInt16LE(pad, 2);
     push(Buffer.concat([local, name, extra, stored]));
     const descriptor = Buffer.alloc(16);
-    descriptor.writeUInt32LE(0x08074b50, 0); descriptor.writeUInt32LE(stored.length, 8); descriptor.writeUInt32LE(member.data.length, 12);
+    descriptor.writeUInt32LE(0x08074b50, 0);
+    descriptor.writeUInt32LE(stored.length, 8);
+    descriptor.writeUInt32LE(member.data.length, 12);
     push(descriptor);
     const entry = Buffer.alloc(46);
     const big = options.zip64Extra === true;
-    entry.writeUInt32LE(0x02014b50, 0); entry.writeUInt16LE(0x031e, 4); entry.writeUInt16LE(45, 6); entry.writeUInt16LE(0x0808, 8);
-    entry.writeUInt16LE(method, 10); entry.writeUInt16LE(0x21, 14);
-    entry.writeUInt32LE(big ? 0xffffffff : stored.length, 20); entry.writeUInt32LE(big ? 0xffffffff : member.data.length, 24);
-    entry.writeUInt16LE(name.length, 28); entry.writeUInt16LE(big ? 28 : 0, 30); entry.writeUInt32LE(big ? 0xffffffff : headerOffset, 42);
+    entry.writeUInt32LE(0x02014b50, 0);
+    entry.writeUInt16LE(0x031e, 4);
+    entry.writeUInt16LE(45, 6);
+    entry.writeUInt16LE(0x0808, 8);
+    entry.writeUInt16LE(method, 10);
+    entry.writeUInt16LE(0x21, 14);
+    entry.writeUInt32LE(big ? 0xffffffff : stored.length, 20);
+    entry.writeUInt32LE(big ? 0xffffffff : member.data.length, 24);
+    entry.writeUInt16LE(name.length, 28);
+    entry.writeUInt16LE(big ? 28 : 0, 30);
+    entry.writeUInt32LE(big ? 0xffffffff : headerOffset, 42);
     const zip64 = Buffer.alloc(big ? 28 : 0);
     if (big) {
-      zip64.writeUInt16LE(1, 0); zip64.writeUInt16LE(24, 2);
-      zip64.writeBigUInt64LE(BigInt(member.data.length), 4); zip64.writeBigUInt64LE(BigInt(stored.length), 12);
+      zip64.writeUInt16LE(1, 0);
+      zip64.writeUInt16LE(24, 2);
+      zip64.writeBigUInt64LE(BigInt(member.data.length), 4);
+      zip64.writeBigUInt64LE(BigInt(stored.length), 12);
       zip64.writeBigUInt64LE(BigInt(headerOffset), 20);
     }
     central.push(Buffer.concat([entry, name, zip64]));
@@ -156,18 +227,27 @@ function makeZip(members: ZipInput[], options: ZipOptions = {}): Uint8Array {
   const n = members.length;
   if (options.zip64 === true) {
     const record = Buffer.alloc(56);
-    record.writeUInt32LE(0x06064b50, 0); record.writeBigUInt64LE(44n, 4); record.writeUInt16LE(0x031e, 12); record.writeUInt16LE(45, 14);
-    record.writeBigUInt64LE(BigInt(n), 24); record.writeBigUInt64LE(BigInt(n), 32);
-    record.writeBigUInt64LE(BigInt(cd.length), 40); record.writeBigUInt64LE(BigInt(cdOffset), 48);
+    record.writeUInt32LE(0x06064b50, 0);
+    record.writeBigUInt64LE(44n, 4);
+    record.writeUInt16LE(0x031e, 12);
+    record.writeUInt16LE(45, 14);
+    record.writeBigUInt64LE(BigInt(n), 24);
+    record.writeBigUInt64LE(BigInt(n), 32);
+    record.writeBigUInt64LE(BigInt(cd.length), 40);
+    record.writeBigUInt64LE(BigInt(cdOffset), 48);
     const locator = Buffer.alloc(20);
-    locator.writeUInt32LE(0x07064b50, 0); locator.writeBigUInt64LE(BigInt(offset), 8); locator.writeUInt32LE(1, 16);
+    locator.writeUInt32LE(0x07064b50, 0);
+    locator.writeBigUInt64LE(BigInt(offset), 8);
+    locator.writeUInt32LE(1, 16);
     push(Buffer.concat([record, locator]));
   }
   const eocd = Buffer.alloc(22);
   const z = options.zip64 === true;
   eocd.writeUInt32LE(0x06054b50, 0);
-  eocd.writeUInt16LE(z ? 0xffff : n, 8); eocd.writeUInt16LE(z ? 0xffff : n, 10);
-  eocd.writeUInt32LE(z ? 0xffffffff : cd.length, 12); eocd.writeUInt32LE(z ? 0xffffffff : cdOffset, 16);
+  eocd.writeUInt16LE(z ? 0xffff : n, 8);
+  eocd.writeUInt16LE(z ? 0xffff : n, 10);
+  eocd.writeUInt32LE(z ? 0xffffffff : cd.length, 12);
+  eocd.writeUInt32LE(z ? 0xffffffff : cdOffset, 16);
   push(eocd);
   return new Uint8Array(Buffer.concat(chunks));
 }
@@ -195,9 +275,15 @@ function expectPickleError(run: () => unknown, pattern: RegExp, label = "test.pt
 
 /** A one-tensor state dict {"w": float32[n]} whose storage key is "0". */
 function simplePickle(numel: number, size: number[], stride: number[], offset = 0): Uint8Array {
-  return new PickleBuilder().proto().emptyDict().mark()
-    .str("w").tensor((p) => p.storage("FloatStorage", "0", numel), offset, size, stride)
-    .setitems().stop().bytes();
+  return new PickleBuilder()
+    .proto()
+    .emptyDict()
+    .mark()
+    .str("w")
+    .tensor((p) => p.storage("FloatStorage", "0", numel), offset, size, stride)
+    .setitems()
+    .stop()
+    .bytes();
 }
 
 // ---------- tests ----------
@@ -247,7 +333,10 @@ describe("readTorchStateDict on the fixtures", () => {
   });
 
   it("locates every zip member where the manifest says (central directory + local header)", () => {
-    for (const [name, file] of [["gpt2_bin", "gpt2-tiny-lora-bin/adapter_model.bin"], ["loralib_gpt2", "loralib-gpt2/lora_state_dict.pt"]] as const) {
+    for (const [name, file] of [
+      ["gpt2_bin", "gpt2-tiny-lora-bin/adapter_model.bin"],
+      ["loralib_gpt2", "loralib-gpt2/lora_state_dict.pt"],
+    ] as const) {
       const archive = openZipArchive(fixture(file), file);
       const members = manifestFixture(name).torch_save_format.members_in_file_order;
       expect(archive.names()).toEqual(members.map((m) => m.name));
@@ -262,25 +351,57 @@ describe("readTorchStateDict on the fixtures", () => {
 
 describe("parseTorchStateDict on handmade archives", () => {
   const storage0 = float32Bytes([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
-  const shared = (p: PickleBuilder): void => { p.longGet(100); };
+  const shared = (p: PickleBuilder): void => {
+    p.longGet(100);
+  };
 
   /** OrderedDict top level, shared storage, views, TUPLE1/TUPLE3, LONG_BINPUT/GET, BININT, NEWTRUE, BUILD. */
   function richPickle(): Uint8Array {
-    const p = new PickleBuilder().proto()
-      .global("collections", "OrderedDict").emptyTuple().reduce().longPut(1)
-      .str("a").tensor((q) => q.storage("FloatStorage", "0", 12).longPut(100), 0, [3, 4], [4, 1]).setitem()
+    const p = new PickleBuilder()
+      .proto()
+      .global("collections", "OrderedDict")
+      .emptyTuple()
+      .reduce()
+      .longPut(1)
+      .str("a")
+      .tensor((q) => q.storage("FloatStorage", "0", 12).longPut(100), 0, [3, 4], [4, 1])
+      .setitem()
       .mark()
-      .str("a_t").tensor(shared, 0, [4, 3], [1, 4])
-      .str("b").tensor(shared, 2, [5], [2])
-      .str("c").tensor(shared, 0, [1, 2, 3], [12, 1, 2])
-      .str("meta").int(7)
-      .str("big").tensor((q) => q.storage("ByteStorage", "1", 70000), 0, [70000], [1], true)
-      .str("p").global("torch._utils", "_rebuild_parameter")
-      .mark().tensor(shared, 6, [6], [1]).bool(true).global("collections", "OrderedDict").emptyTuple().reduce().tuple().reduce()
+      .str("a_t")
+      .tensor(shared, 0, [4, 3], [1, 4])
+      .str("b")
+      .tensor(shared, 2, [5], [2])
+      .str("c")
+      .tensor(shared, 0, [1, 2, 3], [12, 1, 2])
+      .str("meta")
+      .int(7)
+      .str("big")
+      .tensor((q) => q.storage("ByteStorage", "1", 70000), 0, [70000], [1], true)
+      .str("p")
+      .global("torch._utils", "_rebuild_parameter")
+      .mark()
+      .tensor(shared, 6, [6], [1])
+      .bool(true)
+      .global("collections", "OrderedDict")
+      .emptyTuple()
+      .reduce()
+      .tuple()
+      .reduce()
       .setitems();
     // BUILD with a {"_metadata": OrderedDict({"": {"version": 1}})} state, as state_dict() pickles it
-    p.emptyDict().str("_metadata").global("collections", "OrderedDict").emptyTuple().reduce()
-      .str("").emptyDict().str("version").int(1).setitem().setitem().setitem().raw(0x62);
+    p.emptyDict()
+      .str("_metadata")
+      .global("collections", "OrderedDict")
+      .emptyTuple()
+      .reduce()
+      .str("")
+      .emptyDict()
+      .str("version")
+      .int(1)
+      .setitem()
+      .setitem()
+      .setitem()
+      .raw(0x62);
     return p.stop().bytes();
   }
 
@@ -313,12 +434,21 @@ describe("parseTorchStateDict on handmade archives", () => {
   });
 
   it("unwraps a lone dict under model_state_dict and keeps other tensors out", () => {
-    const pickle = new PickleBuilder().proto().emptyDict().mark()
-      .str("epoch").int(3)
-      .str("model_state_dict").emptyDict().mark()
-      .str("x").tensor((p) => p.storage("FloatStorage", "0", 12), 4, [2, 2], [2, 1])
+    const pickle = new PickleBuilder()
+      .proto()
+      .emptyDict()
+      .mark()
+      .str("epoch")
+      .int(3)
+      .str("model_state_dict")
+      .emptyDict()
+      .mark()
+      .str("x")
+      .tensor((p) => p.storage("FloatStorage", "0", 12), 4, [2, 2], [2, 1])
       .setitems()
-      .setitems().stop().bytes();
+      .setitems()
+      .stop()
+      .bytes();
     const tensors = parseTorchStateDict(torchZip(pickle, { "0": storage0 }), "wrapped.pt");
     expect([...tensors.keys()]).toEqual(["x"]);
     expect(floats(tensors.get("x"))).toEqual([4, 5, 6, 7]);
@@ -326,12 +456,23 @@ describe("parseTorchStateDict on handmade archives", () => {
 
   it("rejects GLOBAL os.system + REDUCE before anything is called", () => {
     const pickle = new PickleBuilder().proto().global("os", "system").str("touch /tmp/pwned").raw(0x85).reduce().stop().bytes();
-    const error = expectPickleError(() => parseTorchStateDict(torchZip(pickle, {}), "test.pt"), /0x63 'GLOBAL' at byte 2 refers to os\.system, which is not allowed/);
+    const error = expectPickleError(
+      () => parseTorchStateDict(torchZip(pickle, {}), "test.pt"),
+      /0x63 'GLOBAL' at byte 2 refers to os\.system, which is not allowed/,
+    );
     expect(error.usage).toBe(true);
   });
 
   it("rejects builtins.eval via STACK_GLOBAL and REDUCE on a storage class", () => {
-    const viaStack = new PickleBuilder().proto(4).raw(0x8c, 8).raw(...utf8.encode("builtins")).raw(0x8c, 4).raw(...utf8.encode("eval")).raw(0x93).stop().bytes();
+    const viaStack = new PickleBuilder()
+      .proto(4)
+      .raw(0x8c, 8)
+      .raw(...utf8.encode("builtins"))
+      .raw(0x8c, 4)
+      .raw(...utf8.encode("eval"))
+      .raw(0x93)
+      .stop()
+      .bytes();
     expectPickleError(() => parseTorchStateDict(torchZip(viaStack, {}), "test.pt"), /'STACK_GLOBAL' .*builtins\.eval, which is not allowed/);
     const callStorage = new PickleBuilder().proto().global("torch", "FloatStorage").emptyTuple().reduce().stop().bytes();
     expectPickleError(() => parseTorchStateDict(torchZip(callStorage, {}), "test.pt"), /'REDUCE' .*cannot call torch\.FloatStorage/);
@@ -362,7 +503,9 @@ describe("parseTorchStateDict on handmade archives", () => {
   });
 
   it("rejects unknown and unsupported opcodes, underflow, memo misses and missing STOP", () => {
-    const run = (body: number[]): void => { parseTorchStateDict(torchZip(Uint8Array.from([0x80, 2, ...body]), {}), "test.pt"); };
+    const run = (body: number[]): void => {
+      parseTorchStateDict(torchZip(Uint8Array.from([0x80, 2, ...body]), {}), "test.pt");
+    };
     expectPickleError(() => run([0xff]), /opcode 0xff \(not a pickle opcode\) at byte 2 is not supported/);
     expectPickleError(() => run([0x69]), /opcode 0x69 'INST' at byte 2 is not supported/);
     expectPickleError(() => run([0x86, 0x2e]), /'TUPLE2' .*stack underflow/);
@@ -416,25 +559,90 @@ function evilPickles(marker: string): Array<[string, Uint8Array, RegExp]> {
   const b = () => new PickleBuilder().proto();
   const stackGlobal = (p: PickleBuilder, module: string, name: string) => p.str(module).str(name).raw(0x93);
   return [
-    ["GLOBAL os.system + REDUCE", b().global("os", "system").str(touch).raw(0x85).reduce().stop().bytes(), /0x63 'GLOBAL' at byte 2 refers to os\.system, which is not allowed/],
-    ["GLOBAL posix.system + REDUCE", b().global("posix", "system").str(touch).raw(0x85).reduce().stop().bytes(), /refers to posix\.system, which is not allowed/],
-    ["GLOBAL builtins.eval + REDUCE", b().global("builtins", "eval").str(`__import__("os").system(${JSON.stringify(touch)})`).raw(0x85).reduce().stop().bytes(), /refers to builtins\.eval, which is not allowed/],
-    ["GLOBAL builtins.exec + REDUCE", b().global("builtins", "exec").str(exec).raw(0x85).reduce().stop().bytes(), /refers to builtins\.exec, which is not allowed/],
-    ["STACK_GLOBAL subprocess.call + REDUCE", stackGlobal(b(), "subprocess", "call").mark().str("touch").str(marker).raw(0x6c).raw(0x85).reduce().stop().bytes(), /0x93 'STACK_GLOBAL' .*refers to subprocess\.call, which is not allowed/],
+    [
+      "GLOBAL os.system + REDUCE",
+      b().global("os", "system").str(touch).raw(0x85).reduce().stop().bytes(),
+      /0x63 'GLOBAL' at byte 2 refers to os\.system, which is not allowed/,
+    ],
+    [
+      "GLOBAL posix.system + REDUCE",
+      b().global("posix", "system").str(touch).raw(0x85).reduce().stop().bytes(),
+      /refers to posix\.system, which is not allowed/,
+    ],
+    [
+      "GLOBAL builtins.eval + REDUCE",
+      b()
+        .global("builtins", "eval")
+        .str(`__import__("os").system(${JSON.stringify(touch)})`)
+        .raw(0x85)
+        .reduce()
+        .stop()
+        .bytes(),
+      /refers to builtins\.eval, which is not allowed/,
+    ],
+    [
+      "GLOBAL builtins.exec + REDUCE",
+      b().global("builtins", "exec").str(exec).raw(0x85).reduce().stop().bytes(),
+      /refers to builtins\.exec, which is not allowed/,
+    ],
+    [
+      "STACK_GLOBAL subprocess.call + REDUCE",
+      stackGlobal(b(), "subprocess", "call").mark().str("touch").str(marker).raw(0x6c).raw(0x85).reduce().stop().bytes(),
+      /0x93 'STACK_GLOBAL' .*refers to subprocess\.call, which is not allowed/,
+    ],
     ["STACK_GLOBAL builtins.getattr chain", stackGlobal(b(), "builtins", "getattr").stop().bytes(), /refers to builtins\.getattr, which is not allowed/],
-    ["INST os.system (protocol 0 call)", new PickleBuilder().mark().str(touch).raw(0x69, ...utf8.encode("os\nsystem\n")).stop().bytes(), /0x69 'INST' at byte \d+ is not supported by this safe reader/],
+    [
+      "INST os.system (protocol 0 call)",
+      new PickleBuilder()
+        .mark()
+        .str(touch)
+        .raw(0x69, ...utf8.encode("os\nsystem\n"))
+        .stop()
+        .bytes(),
+      /0x69 'INST' at byte \d+ is not supported by this safe reader/,
+    ],
     ["OBJ on a class", b().mark().global("collections", "OrderedDict").raw(0x6f).stop().bytes(), /0x6f 'OBJ' at byte \d+ is not supported/],
     ["NEWOBJ on a class", b().global("collections", "OrderedDict").emptyTuple().raw(0x81).stop().bytes(), /0x81 'NEWOBJ' at byte \d+ is not supported/],
-    ["NEWOBJ_EX on a class", b().global("collections", "OrderedDict").emptyTuple().emptyDict().raw(0x92).stop().bytes(), /0x92 'NEWOBJ_EX' at byte \d+ is not supported/],
+    [
+      "NEWOBJ_EX on a class",
+      b().global("collections", "OrderedDict").emptyTuple().emptyDict().raw(0x92).stop().bytes(),
+      /0x92 'NEWOBJ_EX' at byte \d+ is not supported/,
+    ],
     ["EXT1 (the copyreg extension registry)", b().raw(0x82, 1).stop().bytes(), /0x82 'EXT1' at byte 2 is not supported/],
     ["EXT4", b().raw(0x84, 1, 0, 0, 0).stop().bytes(), /0x84 'EXT4' at byte 2 is not supported/],
-    ["text PERSID", b().raw(0x50, ...utf8.encode("x\n")).stop().bytes(), /0x50 'PERSID' at byte 2 is not supported/],
-    ["BUILD with __setstate__-style state", b().global("collections", "OrderedDict").emptyTuple().reduce().str(exec).raw(0x62).stop().bytes(), /'BUILD' .*can only set dict state on a dict/],
+    [
+      "text PERSID",
+      b()
+        .raw(0x50, ...utf8.encode("x\n"))
+        .stop()
+        .bytes(),
+      /0x50 'PERSID' at byte 2 is not supported/,
+    ],
+    [
+      "BUILD with __setstate__-style state",
+      b().global("collections", "OrderedDict").emptyTuple().reduce().str(exec).raw(0x62).stop().bytes(),
+      /'BUILD' .*can only set dict state on a dict/,
+    ],
     ["REDUCE of a string", b().str("os.system").str(touch).raw(0x85).reduce().stop().bytes(), /'REDUCE' .*cannot call a/],
     ["GLOBAL torch.load (nested unpickling)", b().global("torch", "load").stop().bytes(), /refers to torch\.load, which is not allowed/],
-    ["GLOBAL torch.storage._load_from_bytes", b().global("torch.storage", "_load_from_bytes").stop().bytes(), /refers to torch\.storage\._load_from_bytes, which is not allowed/],
-    ["GLOBAL numpy.core.multiarray._reconstruct", b().global("numpy.core.multiarray", "_reconstruct").stop().bytes(), /refers to numpy\.core\.multiarray\._reconstruct, which is not allowed/],
-    ["GLOBAL with a newline-smuggled name", b().raw(0x63, ...utf8.encode("torch._utils\n_rebuild_tensor_v2 os\n")).stop().bytes(), /refers to torch\._utils\._rebuild_tensor_v2 os, which is not allowed/],
+    [
+      "GLOBAL torch.storage._load_from_bytes",
+      b().global("torch.storage", "_load_from_bytes").stop().bytes(),
+      /refers to torch\.storage\._load_from_bytes, which is not allowed/,
+    ],
+    [
+      "GLOBAL numpy.core.multiarray._reconstruct",
+      b().global("numpy.core.multiarray", "_reconstruct").stop().bytes(),
+      /refers to numpy\.core\.multiarray\._reconstruct, which is not allowed/,
+    ],
+    [
+      "GLOBAL with a newline-smuggled name",
+      b()
+        .raw(0x63, ...utf8.encode("torch._utils\n_rebuild_tensor_v2 os\n"))
+        .stop()
+        .bytes(),
+      /refers to torch\._utils\._rebuild_tensor_v2 os, which is not allowed/,
+    ],
   ];
 }
 

@@ -58,11 +58,17 @@ function archivePrefix(zip: ZipArchive, label: string): string {
   const names = zip.names();
   const pickles = names.filter((name) => name === "data.pkl" || name.endsWith("/data.pkl"));
   if (pickles.length === 0) {
-    const shown = names.slice(0, 5).map((n) => `"${printable(n)}"`).join(", ");
+    const shown = names
+      .slice(0, 5)
+      .map((n) => `"${printable(n)}"`)
+      .join(", ");
     throw torchFormatError(label, `zip archive has no data.pkl member, so it is not a torch.save file (members: ${shown || "none"})`);
   }
   if (pickles.length > 1) {
-    throw torchFormatError(label, `zip archive has ${pickles.length} data.pkl members ("${printable(pickles[0]!)}", "${printable(pickles[1]!)}", …); expected one`);
+    throw torchFormatError(
+      label,
+      `zip archive has ${pickles.length} data.pkl members ("${printable(pickles[0]!)}", "${printable(pickles[1]!)}", …); expected one`,
+    );
   }
   const pickle = pickles[0]!; // not empty, checked above
   return pickle.slice(0, pickle.length - "data.pkl".length);
@@ -86,13 +92,7 @@ function selectStateDict(root: PickleValue, label: string): PickleDict {
 }
 
 /** Returns the bytes of a storage's zip member, checked to hold its declared element count (cached by key). */
-function loadStorage(
-  zip: ZipArchive,
-  prefix: string,
-  ref: TorchStorageRef,
-  cache: Map<string, Uint8Array>,
-  fail: (problem: string) => Error,
-): Uint8Array {
+function loadStorage(zip: ZipArchive, prefix: string, ref: TorchStorageRef, cache: Map<string, Uint8Array>, fail: (problem: string) => Error): Uint8Array {
   const member = `${prefix}data/${ref.key}`;
   let bytes = cache.get(ref.key);
   if (bytes === undefined) {
@@ -102,7 +102,9 @@ function loadStorage(
   }
   const needed = ref.numel * DTYPE_ITEM_SIZE[ref.dtype];
   if (needed > bytes.length) {
-    throw fail(`uses storage "${printable(ref.key)}" of ${ref.numel} ${ref.dtype} elements (${needed} bytes), but zip member "${printable(member)}" holds only ${bytes.length} bytes`);
+    throw fail(
+      `uses storage "${printable(ref.key)}" of ${ref.numel} ${ref.dtype} elements (${needed} bytes), but zip member "${printable(member)}" holds only ${bytes.length} bytes`,
+    );
   }
   return bytes.subarray(0, needed);
 }

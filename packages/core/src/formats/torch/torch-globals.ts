@@ -1,20 +1,11 @@
 import { printable } from "./torch-format-error.js";
 import { STORAGE_CLASS_DTYPES } from "./torch-dtypes.js";
-import {
-  describeValue,
-  PickleDict,
-  PickleGlobal,
-  PickleTuple,
-  TorchStorageRef,
-  TorchTensorRef,
-  type PickleValue,
-} from "./pickle-values.js";
+import { describeValue, PickleDict, PickleGlobal, PickleTuple, TorchStorageRef, TorchTensorRef, type PickleValue } from "./pickle-values.js";
 
 /** Builds an error from a description of the problem; the caller adds file and opcode context. */
 export type Fail = (problem: string) => Error;
 
-const ALLOWED_LIST =
-  "only torch._utils._rebuild_tensor_v2, torch._utils._rebuild_parameter, torch.*Storage, collections.OrderedDict";
+const ALLOWED_LIST = "only torch._utils._rebuild_tensor_v2, torch._utils._rebuild_parameter, torch.*Storage, collections.OrderedDict";
 const MAX_DIMS = 64;
 
 /**

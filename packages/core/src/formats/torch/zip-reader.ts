@@ -82,7 +82,9 @@ export class ZipArchive {
   private inflate(member: ZipMember, raw: Uint8Array): Uint8Array {
     const name = printable(member.name);
     if (member.uncompressedSize > member.compressedSize * MAX_DEFLATE_RATIO + 1024) {
-      throw this.fail(`deflated zip member "${name}" claims ${member.uncompressedSize} bytes from ${member.compressedSize} compressed bytes, which is impossible`);
+      throw this.fail(
+        `deflated zip member "${name}" claims ${member.uncompressedSize} bytes from ${member.compressedSize} compressed bytes, which is impossible`,
+      );
     }
     if (member.uncompressedSize === 0) return new Uint8Array(0);
     let out: Uint8Array;

@@ -13,7 +13,14 @@ function random(n: number, seed: number): Float32Array {
  * summed, |base| + |scale| · Σ |left · right|. A correct kernel stays below 1; a wrong or skipped
  * column, row or rank term is off by about the element's whole update, hundreds of times more.
  */
-function worstError(got: Float32Array, base: Float32Array, shape: { rows: number; cols: number; rank: number }, left: Float32Array, right: Float32Array, scale: number): number {
+function worstError(
+  got: Float32Array,
+  base: Float32Array,
+  shape: { rows: number; cols: number; rank: number },
+  left: Float32Array,
+  right: Float32Array,
+  scale: number,
+): number {
   const { rows, cols, rank } = shape;
   let worst = 0;
   for (let i = 0; i < rows; i++) {
@@ -41,8 +48,19 @@ describe("WebAssembly SIMD low-rank kernel", () => {
   // Columns: 16 at a time, then 4, then one by one, so odd widths (1, 3, 5, 17, 19, 35, 77...) reach
   // each tail; ranks not multiples of 4; several row blocks of 256 KB (the last ones partial).
   test.each([
-    [1, 1, 1], [3, 5, 2], [7, 3, 5], [5, 17, 3], [2, 19, 7], [9, 35, 1], [4, 20, 4], [300, 77, 1],
-    [129, 1000, 3], [64, 4099, 8], [1000, 130, 16], [257, 513, 7], [2048, 96, 64],
+    [1, 1, 1],
+    [3, 5, 2],
+    [7, 3, 5],
+    [5, 17, 3],
+    [2, 19, 7],
+    [9, 35, 1],
+    [4, 20, 4],
+    [300, 77, 1],
+    [129, 1000, 3],
+    [64, 4099, 8],
+    [1000, 130, 16],
+    [257, 513, 7],
+    [2048, 96, 64],
   ])("matches a float64 JavaScript loop for a [%i × %i] target, rank %i", (rows, cols, rank) => {
     const base = random(rows * cols, 1);
     const left = random(rows * rank, 2);

@@ -26,7 +26,16 @@ const TARGET_BLOCK_BYTES = 256 * 1024;
  * `right` is copied into the module's memory once, then the target passes through in blocks of
  * rows that stay in cache (copy in, update, copy out).
  */
-export function addLowRankProductWasm(k: KernelExports, target: Float32Array, rows: number, cols: number, rank: number, left: Float32Array, right: Float32Array, scale: number): void {
+export function addLowRankProductWasm(
+  k: KernelExports,
+  target: Float32Array,
+  rows: number,
+  cols: number,
+  rank: number,
+  left: Float32Array,
+  right: Float32Array,
+  scale: number,
+): void {
   const align = (n: number): number => (n + 15) & ~15;
   const rowsPerBlock = Math.max(1, Math.min(rows, Math.floor(TARGET_BLOCK_BYTES / (cols * 4))));
   const scratch = 0;
