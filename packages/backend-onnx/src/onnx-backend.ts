@@ -1,18 +1,7 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import {
-  LowrankError,
-  mergeCheckpoint,
-  silentLogger,
-  type BackendRegistry,
-  type Logger,
-  type LowrankBackend,
-  type MergeParams,
-  type PredictParams,
-  type PredictResult,
-  type TrainEvent,
-  type TrainParams,
-} from "@lowrank/core";
+import { LowrankError, mergeCheckpoint, silentLogger } from "@lowrank/core";
+import type { BackendRegistry, Logger, LowrankBackend, MergeParams, PredictParams, PredictResult, TrainEvent, TrainParams } from "@lowrank/core";
 import { checkModelInput, runTraining } from "@lowrank/core/internal";
 import { decodeModel } from "./onnx/onnx-codec.js";
 import { onnxVocabSize } from "./onnx/onnx-vocab-size.js";

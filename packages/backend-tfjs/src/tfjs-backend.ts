@@ -1,18 +1,16 @@
 import * as tf from "@tensorflow/tfjs";
-import {
-  LowrankError,
-  mergeCheckpoint,
-  silentLogger,
-  type BackendRegistry,
-  type Logger,
-  type LowrankBackend,
-  type MergeParams,
-  type PredictParams,
-  type PredictResult,
-  type TrainEvent,
-  type TrainParams,
-  type GenerateParams,
-  type GenerateResult,
+import { LowrankError, mergeCheckpoint, silentLogger } from "@lowrank/core";
+import type {
+  BackendRegistry,
+  Logger,
+  LowrankBackend,
+  MergeParams,
+  PredictParams,
+  PredictResult,
+  TrainEvent,
+  TrainParams,
+  GenerateParams,
+  GenerateResult,
 } from "@lowrank/core";
 import { checkModelInput, runTraining } from "@lowrank/core/internal";
 import { selectEngine, type EngineChoice } from "./engine/select-engine.js";

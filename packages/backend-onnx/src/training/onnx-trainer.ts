@@ -1,21 +1,7 @@
 import type * as ort from "onnxruntime-node";
 import { LowrankError } from "@lowrank/core";
-import {
-  BatchOrder,
-  clipGradNorm,
-  dropoutSeed,
-  Float32AdamW,
-  learningRateAt,
-  makeBatch,
-  SeededRandom,
-  stepMicroBatches,
-  type BackendTrainer,
-  type EvalResult,
-  type StepLog,
-  type TrainerOptions,
-  type TrainerState,
-  type TrainingExample,
-} from "@lowrank/core/internal";
+import { clipGradNorm, dropoutSeed, Float32AdamW, stepLearningRate, makeBatch, SeededRandom, TrainingBatches } from "@lowrank/core/internal";
+import type { BackendTrainer, EvalResult, StepLog, TrainerOptions, TrainerState, TrainingExample } from "@lowrank/core/internal";
 import type { TrainingSlot } from "./lora-plan.js";
 import { runBatch } from "./training-session.js";
 
@@ -28,7 +14,7 @@ import { runBatch } from "./training-session.js";
 export class OnnxLoraTrainer implements BackendTrainer {
   readonly totalSteps: number;
   private readonly optimizer: Float32AdamW;
-  private readonly order: BatchOrder;
+  private readonly batches: TrainingBatches;
   private readonly accumulation: number;
   private step = 0;
 
@@ -40,7 +26,7 @@ export class OnnxLoraTrainer implements BackendTrainer {
     private readonly session: ort.InferenceSession,
     private readonly slots: readonly TrainingSlot[],
     readonly params: Map<string, Float32Array>,
-    private readonly examples: readonly TrainingExample[],
+    examples: readonly TrainingExample[],
     private readonly options: TrainerOptions,
     private readonly dropout = 0,
   ) {
@@ -48,9 +34,9 @@ export class OnnxLoraTrainer implements BackendTrainer {
       throw new LowrankError("USAGE", `--task ${options.task}: the onnx trainer trains causal language models only; use --backend tfjs`);
     if (params.size === 0) throw new LowrankError("USAGE", "nothing to train: the adapter has no trainable parameters");
     if (!(options.batchSize >= 1)) throw new LowrankError("USAGE", `--batch-size must be at least 1, got ${options.batchSize}`);
-    this.accumulation = Math.max(1, options.gradientAccumulation ?? 1);
-    this.order = new BatchOrder(examples.length, options.batchSize, options.seed);
-    this.totalSteps = options.steps ?? Math.max(1, Math.ceil(((options.epochs ?? 1) * this.order.batchesPerEpoch) / this.accumulation));
+    this.batches = new TrainingBatches(examples, options);
+    this.accumulation = this.batches.accumulation;
+    this.totalSteps = this.batches.totalSteps;
     this.optimizer = new Float32AdamW(params, { weightDecay: options.weightDecay ?? 0 });
   }
 
@@ -80,13 +66,7 @@ export class OnnxLoraTrainer implements BackendTrainer {
     const started = performance.now();
     let sums: Map<string, Float32Array> | undefined;
     let lossTotal = 0;
-    const { batches, tokens, epoch } = stepMicroBatches({
-      step: this.step,
-      accumulation: this.accumulation,
-      order: this.order,
-      examples: this.examples,
-      padTokenId: this.options.padTokenId,
-    });
+    const { batches, tokens, epoch } = this.batches.step(this.step);
     for (const { index, batch } of batches) {
       const masks = this.masks(batch.ids.length * batch.ids[0]!.length, dropoutSeed(this.options.seed, index));
       const result = await runBatch(this.session, { slots: this.slots, ids: batch.ids, labels: batch.labels, factors: this.params, masks, gradients: true });
@@ -102,13 +82,7 @@ export class OnnxLoraTrainer implements BackendTrainer {
     }
     const grads = sums!;
     const gradNorm = clipGradNorm(grads, this.options.maxGradNorm);
-    const learningRate = learningRateAt({
-      step: this.step,
-      total: this.totalSteps,
-      warmup: this.options.warmupSteps ?? 0,
-      base: this.options.learningRate,
-      schedule: this.options.schedule ?? "linear",
-    });
+    const learningRate = stepLearningRate(this.options, this.step, this.totalSteps);
     this.optimizer.apply(grads, learningRate);
     this.step += 1;
     const seconds = (performance.now() - started) / 1000;

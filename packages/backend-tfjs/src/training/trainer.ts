@@ -1,21 +1,14 @@
 import * as tf from "@tensorflow/tfjs";
 import { LowrankError } from "@lowrank/core";
-import {
-  dropoutSeed,
-  stepMicroBatches,
-  type BackendTrainer,
-  type EvalResult,
-  type StepLog,
-  type TrainerOptions,
-  type TrainerState,
-} from "@lowrank/core/internal";
+import { dropoutSeed, TrainingBatches } from "@lowrank/core/internal";
+import type { BackendTrainer, EvalResult, StepLog, TrainerOptions, TrainerState } from "@lowrank/core/internal";
 import type { Example } from "../data/read-examples.js";
 import type { ForwardContext } from "../layers/lora-branch.js";
 import type { TfjsModel } from "../models/model.js";
 import { AdamW } from "./adamw.js";
-import { BatchOrder, makeBatch, type Batch } from "./batches.js";
+import { makeBatch, type Batch } from "./batches.js";
 import { causalLmLoss, classificationLoss } from "./loss.js";
-import { learningRateAt } from "./schedule.js";
+import { stepLearningRate } from "@lowrank/core/internal";
 import type { TrainableSet } from "./trainable.js";
 
 export type { TrainerOptions, StepLog, EvalResult, TrainerState };
@@ -29,21 +22,21 @@ export type { TrainerOptions, StepLog, EvalResult, TrainerState };
 export class Trainer implements BackendTrainer {
   readonly totalSteps: number;
   private readonly optimizer: AdamW;
-  private readonly order: BatchOrder;
+  private readonly batches: TrainingBatches;
   private readonly accumulation: number;
   private step = 0;
 
   constructor(
     private readonly model: TfjsModel,
     private readonly trainable: TrainableSet,
-    private readonly examples: readonly Example[],
+    examples: readonly Example[],
     private readonly options: TrainerOptions,
   ) {
     if (trainable.variables.size === 0) throw new LowrankError("USAGE", "nothing to train: the adapter has no trainable parameters");
     if (!(options.batchSize >= 1)) throw new LowrankError("USAGE", `--batch-size must be at least 1, got ${options.batchSize}`);
-    this.accumulation = Math.max(1, options.gradientAccumulation ?? 1);
-    this.order = new BatchOrder(examples.length, options.batchSize, options.seed);
-    this.totalSteps = options.steps ?? Math.max(1, Math.ceil(((options.epochs ?? 1) * this.order.batchesPerEpoch) / this.accumulation));
+    this.batches = new TrainingBatches(examples, options);
+    this.accumulation = this.batches.accumulation;
+    this.totalSteps = this.batches.totalSteps;
     this.optimizer = new AdamW(trainable.variables, { weightDecay: options.weightDecay ?? 0 });
   }
 
@@ -64,13 +57,7 @@ export class Trainer implements BackendTrainer {
     const varList = [...this.trainable.variables.values()];
     let sums: Map<string, tf.Tensor> | undefined;
     let lossTotal = 0;
-    const { batches, tokens, epoch } = stepMicroBatches({
-      step: this.step,
-      accumulation: this.accumulation,
-      order: this.order,
-      examples: this.examples,
-      padTokenId: this.options.padTokenId,
-    });
+    const { batches, tokens, epoch } = this.batches.step(this.step);
     for (const { index, batch } of batches) {
       const ctx: ForwardContext = { training: true, seed: dropoutSeed(this.options.seed, index), dropoutCalls: 0 };
       const { value, grads } = tf.variableGrads(() => tf.div(this.lossOf(batch, ctx), this.accumulation) as tf.Scalar, varList);
@@ -98,13 +85,7 @@ export class Trainer implements BackendTrainer {
         g.dispose();
       }
     }
-    const learningRate = learningRateAt({
-      step: this.step,
-      total: this.totalSteps,
-      warmup: this.options.warmupSteps ?? 0,
-      base: this.options.learningRate,
-      schedule: this.options.schedule ?? "linear",
-    });
+    const learningRate = stepLearningRate(this.options, this.step, this.totalSteps);
     this.optimizer.apply(grads, learningRate);
     for (const g of grads.values()) g.dispose();
     this.step += 1;

@@ -97,28 +97,40 @@ export interface MicroBatch {
 }
 
 /**
- * The micro-batches of optimizer step `step` (0-based) with gradient accumulation: micro-batch
- * step·accumulation + k for k < accumulation, drawn from `order` and padded with `padTokenId`; with
- * the step's token count and its epoch (the last micro-batch's). Both backends' trainers walk a step
- * through this, so they see the same examples in the same order.
+ * Which examples each optimizer step of a run sees: a seeded order per epoch (BatchOrder), gradient
+ * accumulation (step·accumulation + k for k < accumulation), padding with `padTokenId`, and the
+ * number of steps (`steps`, else `epochs` — default 1 — over the data). Both backends' trainers take
+ * their batches from here, so they see the same examples in the same order.
  */
-export function stepMicroBatches(params: { step: number; accumulation: number; order: BatchOrder; examples: readonly TrainingExample[]; padTokenId: number }): {
-  batches: MicroBatch[];
-  tokens: number;
-  epoch: number;
-} {
-  const batches: MicroBatch[] = [];
-  for (let micro = 0; micro < params.accumulation; micro++) {
-    const index = params.step * params.accumulation + micro;
-    const { epoch, items } = params.order.indexes(index);
-    batches.push({
-      index,
-      epoch,
-      batch: makeBatch(
-        items.map((i) => params.examples[i]!),
-        params.padTokenId,
-      ),
-    });
+export class TrainingBatches {
+  readonly accumulation: number;
+  readonly totalSteps: number;
+  private readonly order: BatchOrder;
+
+  constructor(
+    private readonly examples: readonly TrainingExample[],
+    private readonly options: { batchSize: number; seed: number; padTokenId: number; gradientAccumulation?: number; steps?: number; epochs?: number },
+  ) {
+    this.accumulation = Math.max(1, options.gradientAccumulation ?? 1);
+    this.order = new BatchOrder(examples.length, options.batchSize, options.seed);
+    this.totalSteps = options.steps ?? Math.max(1, Math.ceil(((options.epochs ?? 1) * this.order.batchesPerEpoch) / this.accumulation));
   }
-  return { batches, tokens: batches.reduce((n, m) => n + m.batch.tokens, 0), epoch: batches.at(-1)?.epoch ?? 0 };
+
+  /** The micro-batches of optimizer step `step` (0-based), with the step's token count and its epoch (the last micro-batch's). */
+  step(step: number): { batches: MicroBatch[]; tokens: number; epoch: number } {
+    const batches: MicroBatch[] = [];
+    for (let micro = 0; micro < this.accumulation; micro++) {
+      const index = step * this.accumulation + micro;
+      const { epoch, items } = this.order.indexes(index);
+      batches.push({
+        index,
+        epoch,
+        batch: makeBatch(
+          items.map((i) => this.examples[i]!),
+          this.options.padTokenId,
+        ),
+      });
+    }
+    return { batches, tokens: batches.reduce((n, m) => n + m.batch.tokens, 0), epoch: batches.at(-1)?.epoch ?? 0 };
+  }
 }

@@ -13,3 +13,8 @@ export function learningRateAt(params: { step: number; total: number; warmup: nu
   if (schedule === "linear") return base * Math.max(0, 1 - progress);
   return base * 0.5 * (1 + Math.cos(Math.PI * progress));
 }
+
+/** The learning rate of optimizer step `step` of `total` under a run's options (defaults: no warm-up, linear decay). */
+export function stepLearningRate(options: { learningRate: number; warmupSteps?: number; schedule?: ScheduleName }, step: number, total: number): number {
+  return learningRateAt({ step, total, warmup: options.warmupSteps ?? 0, base: options.learningRate, schedule: options.schedule ?? "linear" });
+}
