@@ -1,10 +1,13 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { LowrankError, mergeCheckpoint, silentLogger } from "@lowrank/core";
-import type { BackendRegistry, Logger, LowrankBackend, MergeParams, PredictParams, PredictResult, TrainEvent, TrainParams } from "@lowrank/core";
+import type { BackendRegistry, GenerateParams, GenerateResult, Logger, LowrankBackend } from "@lowrank/core";
+import type { MergeParams, PredictParams, PredictResult, TrainEvent, TrainParams } from "@lowrank/core";
 import { checkModelInput, runTraining } from "@lowrank/core/internal";
 import { decodeModel } from "./onnx/onnx-codec.js";
 import { onnxVocabSize } from "./onnx/onnx-vocab-size.js";
+import { onnxStopTokens } from "./onnx/onnx-generation-config.js";
+import { generateWithKvCache, kvLayoutOf } from "./session/kv-cache.js";
 import { mergeIntoOnnxModel, mergeOnnxFile } from "./onnx/merge-onnx.js";
 import { idsTensor, createOrtSession, createSessionForModel, type ExecutionProvider } from "./session/ort-session.js";
 import { OnnxLoraSession } from "./session/onnx-lora-session.js";
@@ -91,6 +94,51 @@ export class OnnxBackend implements LowrankBackend {
       return result;
     } finally {
       await release();
+    }
+  }
+
+  /**
+   * Generates from a decoder exported with a key/value cache (Optimum's layout: past_key_values.N.*
+   * in, present.N.* out): the prompt once, then one token per step, with the adapter fed at run time
+   * or merged (`merge`). Tokens are chosen by core's TokenDecoder, so they equal the tfjs backend's
+   * for the same logits and seed; stop tokens come from generation_config.json beside the file.
+   * @throws LowrankError USAGE for a text prompt (give token ids), ids outside the vocabulary, or a
+   *   graph without cache inputs.
+   */
+  async generate(params: GenerateParams): Promise<GenerateResult> {
+    const file = await onnxFileOf(params.model);
+    const dir = path.dirname(file);
+    if (params.promptIds === undefined) {
+      throw new LowrankError(
+        "USAGE",
+        `${file}: the onnx backend takes the prompt as token ids (--prompt-ids); text prompts are tokenised by the tfjs backend (--backend tfjs)`,
+      );
+    }
+    const graph = decodeModel(await readFile(file), file, { checkRoundTrip: false }).graph;
+    checkModelInput({ inputIds: [params.promptIds], vocabSize: onnxVocabSize(graph, dir), label: "prompt" });
+    const options = { executionProvider: this.provider, threads: this.threads, logger: this.logger };
+    const session = await OnnxLoraSession.create(file, { ...options, adapters: params.adapter ? { adapter: params.adapter } : {} });
+    try {
+      const layout = kvLayoutOf(session.session, file);
+      if (!layout) {
+        throw new LowrankError(
+          "USAGE",
+          `${file}: has no key/value cache inputs (past_key_values.N.key); the onnx backend generates with decoders exported with a cache, as Optimum exports them — or use --backend tfjs`,
+        );
+      }
+      if (params.adapter && params.merge) await session.merge("adapter");
+      const ids = await generateWithKvCache(session, layout, params.promptIds, {
+        maxNewTokens: params.maxNewTokens,
+        temperature: params.temperature,
+        topK: params.topK,
+        topP: params.topP,
+        seed: params.seed,
+        eosTokenId: onnxStopTokens(dir),
+        adapter: params.adapter ? "adapter" : null,
+      });
+      return { ids };
+    } finally {
+      await session.release();
     }
   }
 

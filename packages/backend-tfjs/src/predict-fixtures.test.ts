@@ -20,6 +20,11 @@ const PAIRS = [
   { base: "gpt2-tiny", adapter: "gpt2-tiny-lora-bin", cases: "gpt2-tiny-lora" },
   // Mistral with sliding_window 4 on 12-token cases: positions past the window differ without it.
   { base: "mistral-sw-tiny", adapter: "mistral-sw-tiny-lora", cases: "mistral-sw-tiny-lora" },
+  // LoRA on Phi-3's fused qkv_proj, applied before the split.
+  { base: "phi3-tiny", adapter: "phi3-tiny-lora", cases: "phi3-tiny-lora" },
+  { base: "gemma-tiny", adapter: "gemma-tiny-lora", cases: "gemma-tiny-lora" },
+  // Soft caps, query_pre_attn_scalar, a window of 4 on even layers, pre/post feed-forward norms.
+  { base: "gemma2-tiny", adapter: "gemma2-tiny-lora", cases: "gemma2-tiny-lora" },
 ];
 
 describe.each(PAIRS)("$adapter on tfjs", (pair) => {

@@ -1,17 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { LowrankError, mergeCheckpoint, silentLogger } from "@lowrank/core";
-import type {
-  BackendRegistry,
-  Logger,
-  LowrankBackend,
-  MergeParams,
-  PredictParams,
-  PredictResult,
-  TrainEvent,
-  TrainParams,
-  GenerateParams,
-  GenerateResult,
-} from "@lowrank/core";
+import type { BackendRegistry, GenerateParams, GenerateResult, Logger, LowrankBackend } from "@lowrank/core";
+import type { MergeParams, PredictParams, PredictResult, TrainEvent, TrainParams } from "@lowrank/core";
 import { checkModelInput, runTraining } from "@lowrank/core/internal";
 import { selectEngine, type EngineChoice } from "./engine/select-engine.js";
 import { inferenceContext } from "./layers/lora-branch.js";

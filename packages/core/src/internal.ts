@@ -51,3 +51,5 @@ export type {
   TrainedWeights,
   CheckpointWeights,
 } from "./training/training-stepper.js";
+export { sampleToken, type SamplingOptions } from "./generation/sample-token.js";
+export { TokenDecoder, type DecodeOptions } from "./generation/token-decoder.js";

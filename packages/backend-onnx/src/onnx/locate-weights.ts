@@ -104,10 +104,13 @@ export function locateWeights(
     const index = new GraphIndex(graph);
     const scope = `${moduleScope(module.name)}/`;
     let via: "graph" | "name" = "graph";
-    let candidates = graph.node.filter(
-      (n) => n.name.startsWith(scope) && !n.name.slice(scope.length).includes("/") && ["MatMul", "Gemm", "Gather"].includes(n.op_type),
-    );
-    candidates = candidates.filter((n) => weightOperand(index, n) !== undefined);
+    // Exports of a wrapper module put one more scope in front ("/m/model/layers.0/…"): accepted too.
+    const inScope = (n: NodeProto, wrapped: boolean): boolean => {
+      const at = wrapped ? n.name.lastIndexOf(scope) : n.name.startsWith(scope) ? 0 : -1;
+      return at >= 0 && !n.name.slice(at + scope.length).includes("/") && ["MatMul", "Gemm", "Gather"].includes(n.op_type);
+    };
+    let candidates = graph.node.filter((n) => inScope(n, false) && weightOperand(index, n) !== undefined);
+    if (candidates.length === 0) candidates = graph.node.filter((n) => inScope(n, true) && weightOperand(index, n) !== undefined);
     if (candidates.length !== 1) {
       via = "name";
       const consumers = index.consumers.get(`${module.name}.weight`) ?? [];

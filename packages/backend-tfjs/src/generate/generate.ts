@@ -1,19 +1,12 @@
 import * as tf from "@tensorflow/tfjs";
 import { LowrankError } from "@lowrank/core";
-import { SeededRandom } from "@lowrank/core/internal";
+import { TokenDecoder, type DecodeOptions } from "@lowrank/core/internal";
 import { inferenceContext } from "../layers/lora-branch.js";
 import type { KvCache, TfjsModel } from "../models/model.js";
-import { sampleToken, type SamplingOptions } from "./sample-token.js";
 
-export interface GenerateOptions extends SamplingOptions {
-  maxNewTokens: number;
-  /** Stop after this token (defaults to the model's EOS). */
-  eosTokenId?: number;
-  seed?: number;
+export interface GenerateOptions extends DecodeOptions {
   /** Reuse keys and values between steps (default true); without it every step reruns the prefix. */
   useCache?: boolean;
-  /** Called with each new token as it is chosen. */
-  onToken?: (token: number) => void;
 }
 
 function lastRow(logits: tf.Tensor): Float32Array {
@@ -37,16 +30,13 @@ function disposeCache(cache: KvCache | undefined): void {
  */
 export function generate(model: TfjsModel, prompt: number[], options: GenerateOptions): number[] {
   if (model.task !== "causal-lm") throw new LowrankError("USAGE", `generation needs a causal language model; this one is ${model.task}`);
-  if (prompt.length === 0) throw new LowrankError("USAGE", "the prompt is empty");
-  const rng = new SeededRandom(options.seed ?? 0);
-  const eos = options.eosTokenId ?? model.eosTokenId;
+  const decoder = new TokenDecoder(prompt, { ...options, eosTokenId: options.eosTokenId ?? model.eosTokenId });
   const useCache = options.useCache ?? true;
   const tokens = [...prompt];
-  const produced: number[] = [];
   let cache: KvCache | undefined = useCache ? { keys: [], values: [], length: 0 } : undefined;
   let pending = prompt;
   try {
-    for (let step = 0; step < options.maxNewTokens; step++) {
+    while (!decoder.done) {
       const input = useCache ? pending : tokens;
       let logitsRow: Float32Array | undefined;
       let nextCache: KvCache | undefined;
@@ -62,15 +52,12 @@ export function generate(model: TfjsModel, prompt: number[], options: GenerateOp
         disposeCache(cache);
         cache = nextCache;
       }
-      const next = sampleToken(logitsRow!, options, rng);
-      produced.push(next);
+      const next = decoder.next(logitsRow!);
       tokens.push(next);
       pending = [next];
-      options.onToken?.(next);
-      if (next === eos) break;
     }
   } finally {
     disposeCache(cache);
   }
-  return produced;
+  return decoder.produced;
 }

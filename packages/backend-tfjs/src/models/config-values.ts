@@ -17,6 +17,12 @@ export class ConfigValues {
     throw new LowrankError("CHECKPOINT_INVALID", `${this.label}: config.json \`${key}\` must be a number, got ${JSON.stringify(v)}`);
   }
 
+  /** A number, or undefined when the field is absent or null. */
+  optionalNumber(key: string): number | undefined {
+    const v = this.config[key];
+    return v === undefined || v === null ? undefined : this.number(key);
+  }
+
   string(key: string, fallback: string): string {
     const v = this.config[key];
     return typeof v === "string" ? v : fallback;

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import type { ModelDescription } from "@lowrank/core";
-import { attentionWindow, ropeFrequencies, type RopeScaling } from "@lowrank/core/internal";
+import { ropeFrequencies } from "@lowrank/core/internal";
 import type { EmbeddingLayer } from "../layers/embedding-layer.js";
 import { activation, attention, attentionBias, mergeHeads, rmsNorm, splitHeads } from "../layers/functional.js";
 import { LinearLayer } from "../layers/linear-layer.js";
@@ -8,20 +8,11 @@ import type { ForwardContext } from "../layers/lora-branch.js";
 import type { ParamStore } from "../layers/param-store.js";
 import { buildLayers, detectPrefix, requireLayer } from "./build-layers.js";
 import { ConfigValues } from "./config-values.js";
+import { buildDecoderBlock, type DecoderBlock } from "./decoder-block.js";
+import { decoderOptions, type DecoderOptions } from "./decoder-options.js";
 import type { ForwardInput, ForwardOutput, KvCache, TfjsModel } from "./model.js";
 import { applyRope, ropeTables } from "./rope.js";
-
-interface LlamaBlock {
-  inputNorm: string;
-  postNorm: string;
-  q: LinearLayer;
-  k: LinearLayer;
-  v: LinearLayer;
-  o: LinearLayer;
-  gate: LinearLayer;
-  up: LinearLayer;
-  down: LinearLayer;
-}
+import { softCap, softCappedAttention } from "./soft-cap.js";
 
 /** [b, kvHeads, t, d] → [b, kvHeads·rep, t, d], each key/value head repeated for its query group. */
 function repeatKv(x: tf.Tensor4D, rep: number): tf.Tensor4D {
@@ -32,9 +23,11 @@ function repeatKv(x: tf.Tensor4D, rep: number): tf.Tensor4D {
 }
 
 /**
- * The LLaMA family (llama, mistral, qwen2): RMSNorm, rotary positions (rope_theta, linear and llama3
- * scaling), grouped-query attention (within Mistral's sliding window), SwiGLU MLP; q/k/v biases when
- * the checkpoint has them (qwen2).
+ * The LLaMA family and its relatives: RMSNorm, rotary positions (rope_theta, linear and llama3
+ * scaling), grouped-query attention, gated MLP; q/k/v biases when the checkpoint has them (qwen2);
+ * Mistral's sliding window; Phi-3's fused qkv_proj / gate_up_proj; Gemma's scaled embeddings,
+ * x·(1 + w) norms and GeGLU; Gemma-2's soft caps, query_pre_attn_scalar, sliding window on even
+ * layers and extra norms (see decoder-options.ts).
  */
 export class LlamaModel implements TfjsModel {
   readonly task = "causal-lm" as const;
@@ -43,17 +36,11 @@ export class LlamaModel implements TfjsModel {
   readonly vocabSize: number;
   readonly eosTokenId?: number;
   private readonly prefix: string;
-  private readonly blocks: LlamaBlock[] = [];
-  private readonly heads: number;
-  private readonly kvHeads: number;
-  private readonly headDim: number;
-  private readonly eps: number;
-  private readonly act: string;
+  private readonly blocks: DecoderBlock[] = [];
+  private readonly options: DecoderOptions;
   private readonly inv: Float64Array;
   private readonly positionScale: number;
   private readonly lmHead: LinearLayer;
-  /** Mistral's sliding window (keys within this many positions of the query), if any. */
-  private readonly window: number | undefined;
 
   constructor(
     readonly config: Record<string, unknown>,
@@ -66,51 +53,59 @@ export class LlamaModel implements TfjsModel {
     this.prefix = detectPrefix(store.keys(), ["model.", ""], "embed_tokens.weight", label);
     ({ linears: this.linears, embeddings: this.embeddings } = buildLayers(description, store));
     const hidden = c.number("hidden_size");
-    this.heads = c.number("num_attention_heads");
-    this.kvHeads = c.number("num_key_value_heads", this.heads);
-    this.headDim = c.number("head_dim", hidden / this.heads);
-    this.eps = c.number("rms_norm_eps", 1e-6);
-    this.act = c.string("hidden_act", "silu");
+    const o = decoderOptions(modelType, config, c, label);
+    this.options = o;
     this.eosTokenId = c.tokenId("eos_token_id");
-    this.window = attentionWindow({ ...config, model_type: modelType }, label);
-    const scaling = (config.rope_scaling ?? null) as RopeScaling | null;
-    ({ inv: this.inv, positionScale: this.positionScale } = ropeFrequencies(this.headDim, c.number("rope_theta", 10000), scaling, `${label}/config.json`));
-    const p = this.prefix;
+    ({ inv: this.inv, positionScale: this.positionScale } = ropeFrequencies(o.headDim, c.number("rope_theta", 10000), o.ropeScaling, `${label}/config.json`));
     for (let i = 0; i < c.number("num_hidden_layers"); i++) {
-      const b = `${p}layers.${i}`;
-      const get = (name: string) => requireLayer(this.linears, `${b}.${name}`, label);
-      this.blocks.push({
-        inputNorm: `${b}.input_layernorm.weight`,
-        postNorm: `${b}.post_attention_layernorm.weight`,
-        q: get("self_attn.q_proj"),
-        k: get("self_attn.k_proj"),
-        v: get("self_attn.v_proj"),
-        o: get("self_attn.o_proj"),
-        gate: get("mlp.gate_proj"),
-        up: get("mlp.up_proj"),
-        down: get("mlp.down_proj"),
-      });
+      this.blocks.push(
+        buildDecoderBlock({
+          linears: this.linears,
+          prefix: `${this.prefix}layers.${i}`,
+          label,
+          fused: o.fused,
+          sandwichNorms: o.sandwichNorms,
+          qSize: o.heads * o.headDim,
+          kvSize: o.kvHeads * o.headDim,
+        }),
+      );
     }
-    const embed = requireLayer(this.embeddings, `${p}embed_tokens`, label);
+    const embed = requireLayer(this.embeddings, `${this.prefix}embed_tokens`, label);
     this.vocabSize = embed.numEmbeddings;
     this.lmHead = this.linears.get("lm_head") ?? new LinearLayer("lm_head", store, embed.weightKey, undefined, "out_in", hidden, this.vocabSize);
   }
 
+  /** RMSNorm with the weight under `key` (plus Gemma's offset of 1). */
+  private norm(x: tf.Tensor, key: string): tf.Tensor {
+    const weight = this.store.get(key);
+    return rmsNorm(x, this.options.normOffset ? tf.add(weight, this.options.normOffset) : weight, this.options.eps);
+  }
+
   forward(input: ForwardInput, ctx: ForwardContext): ForwardOutput {
     const { inputIds, attentionMask, cache } = input;
+    const o = this.options;
     const [batch, seq] = inputIds.shape;
     const past = cache?.length ?? 0;
     let h: tf.Tensor = requireLayer(this.embeddings, `${this.prefix}embed_tokens`, "llama").apply(inputIds, ctx);
-    const bias = attentionBias({ batch, queries: seq, keys: past + seq, causal: true, mask: attentionMask, window: this.window });
+    if (o.embedScale !== undefined) h = tf.mul(h, o.embedScale);
+    // One bias per distinct window (Gemma-2 alternates windowed and full layers).
+    const biases = new Map<number | undefined, tf.Tensor4D>();
+    const biasFor = (window: number | undefined): tf.Tensor4D => {
+      let bias = biases.get(window);
+      if (!bias) {
+        bias = attentionBias({ batch, queries: seq, keys: past + seq, causal: true, mask: attentionMask, window });
+        biases.set(window, bias);
+      }
+      return bias;
+    };
     const { cos, sin } = ropeTables(this.inv, past, seq, this.positionScale);
-    const rep = this.heads / this.kvHeads;
-    const scale = 1 / Math.sqrt(this.headDim);
+    const rep = o.heads / o.kvHeads;
     const nextCache: KvCache | undefined = cache ? { keys: [], values: [], length: past + seq } : undefined;
     this.blocks.forEach((block, layer) => {
-      const x = rmsNorm(h, this.store.get(block.inputNorm), this.eps);
-      const q = applyRope(splitHeads(block.q.apply(x, ctx), this.heads, this.headDim), cos, sin);
-      let k = applyRope(splitHeads(block.k.apply(x, ctx), this.kvHeads, this.headDim), cos, sin);
-      let v = splitHeads(block.v.apply(x, ctx), this.kvHeads, this.headDim);
+      const projected = block.qkv(this.norm(h, block.inputNorm), ctx);
+      const q = applyRope(splitHeads(projected.q, o.heads, o.headDim), cos, sin);
+      let k = applyRope(splitHeads(projected.k, o.kvHeads, o.headDim), cos, sin);
+      let v = splitHeads(projected.v, o.kvHeads, o.headDim);
       if (cache && nextCache) {
         if (cache.length > 0) {
           k = tf.concat([cache.keys[layer]!, k], 2);
@@ -119,12 +114,28 @@ export class LlamaModel implements TfjsModel {
         nextCache.keys.push(k);
         nextCache.values.push(v);
       }
-      const attended = mergeHeads(attention(q, repeatKv(k, rep), repeatKv(v, rep), bias, scale));
-      h = tf.add(h, block.o.apply(attended, ctx));
-      const m = rmsNorm(h, this.store.get(block.postNorm), this.eps);
-      h = tf.add(h, block.down.apply(tf.mul(activation(this.act, block.gate.apply(m, ctx)), block.up.apply(m, ctx)), ctx));
+      const bias = biasFor(o.windowOf(layer));
+      const [kr, vr] = [repeatKv(k, rep), repeatKv(v, rep)];
+      const attended =
+        o.attentionSoftcap === undefined
+          ? attention(q, kr, vr, bias, o.attentionScale)
+          : softCappedAttention(q, kr, vr, bias, o.attentionScale, o.attentionSoftcap);
+      const attnOut = block.o.apply(mergeHeads(attended), ctx);
+      const mlp = (x: tf.Tensor) => {
+        const { gate, up } = block.gateUp(x, ctx);
+        return block.down.apply(tf.mul(activation(o.act, gate), up), ctx);
+      };
+      if (block.preFeedForwardNorm && block.postFeedForwardNorm) {
+        // Gemma-2: residual + norm(attention), then residual + norm(mlp(norm(hidden))).
+        h = tf.add(h, this.norm(attnOut, block.postNorm));
+        h = tf.add(h, this.norm(mlp(this.norm(h, block.preFeedForwardNorm)), block.postFeedForwardNorm));
+      } else {
+        h = tf.add(h, attnOut);
+        h = tf.add(h, mlp(this.norm(h, block.postNorm)));
+      }
     });
-    const last = rmsNorm(h, this.store.get(`${this.prefix}norm.weight`), this.eps) as tf.Tensor3D;
-    return { logits: this.lmHead.apply(last, ctx), lastHiddenState: last, cache: nextCache };
+    const last = this.norm(h, `${this.prefix}norm.weight`) as tf.Tensor3D;
+    const logits = this.lmHead.apply(last, ctx);
+    return { logits: o.finalSoftcap === undefined ? logits : softCap(logits, o.finalSoftcap), lastHiddenState: last, cache: nextCache };
   }
 }

@@ -39,6 +39,6 @@ export async function generateCommand(ctx: CliContext, o: GenerateOptions): Prom
     seed: numberFlag("--seed", o.seed, { integer: true, min: 0 }),
     useCache: o.cache !== false,
   });
-  if (o.json) ctx.out(JSON.stringify({ ids: result.ids, ...(result.text !== undefined ? { text: result.text } : {}) }));
+  if (o.json) ctx.out(JSON.stringify({ ids: result.ids, ...(result.text !== undefined ? { text: result.text } : {}), backend: backend.name }));
   else ctx.out(result.text ?? result.ids.join(" "));
 }

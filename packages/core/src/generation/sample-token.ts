@@ -1,4 +1,4 @@
-import type { SeededRandom } from "@lowrank/core/internal";
+import type { SeededRandom } from "../math/random.js";
 
 export interface SamplingOptions {
   /** 0 or undefined: greedy. */
