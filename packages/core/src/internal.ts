@@ -6,7 +6,7 @@ export { checkModelInput } from "./model/check-model-input.js";
 export { attentionWindow } from "./model/attention-window.js";
 export { checkTargetModule, patternKeyFor, type TargetVerdict } from "./targeting/check-target-module.js";
 export { expandTargetModules, moduleHyperparameters } from "./targeting/resolve-targets.js";
-export { mergeLoraBias, outputNorms, storedShape, type MergeRecord, type MergeOptions } from "./math/merge.js";
+export { doraOutputScale, mergeLoraBias, outputNorms, storedShape, type MergeRecord, type MergeOptions } from "./math/merge.js";
 export { addLowRankProduct, transpose } from "./math/low-rank-update.js";
 export { initLoraFactors, type InitParams, type InitResult } from "./math/init.js";
 export { qrDecomposition, svdDecomposition } from "./math/linalg.js";

@@ -1,5 +1,5 @@
 import { LowrankError } from "@lowrank/core";
-import { floatValueInfo, newNode, type ModelProto } from "./onnx-codec.js";
+import { floatValueInfo, newNode, type ModelProto, type NodeProto } from "./onnx-codec.js";
 import { locateWeights, type WeightLocation } from "./locate-weights.js";
 
 /** A runtime LoRA branch in the graph: two graph inputs that the session feeds per run. */
@@ -13,16 +13,27 @@ export interface LoraSlot {
   inFeatures: number;
   outFeatures: number;
   location: WeightLocation;
+  /**
+   * DoRA slots only: inputs fed the per-output factor m/‖W + ΔW‖ ([out]) and the shift
+   * (1 − factor)·bias ([out], for a node whose output includes its bias, as Gemm's C does), so the
+   * output is factor ⊙ (x·W + delta) + bias. The base and plain LoRA adapters feed ones and zeros.
+   */
+  dora?: { scaleInput: string; shiftInput: string; bias?: string };
 }
 
 /**
  * Rewrites a graph so that each listed module's output gains x·Aᵀ·(s·Bᵀ), with Aᵀ and s·Bᵀ as graph
  * inputs whose rank dimension is symbolic — any adapter's rank, or a zero rank-1 pair for the base
  * model, can be fed per run. For an embedding (Gather), the branch gathers rows of Aᵀ by the same
- * ids. The original weights stay as they are.
+ * ids. Modules with `dora` get two more inputs, a per-output scale and shift (see LoraSlot.dora).
+ * The original weights stay as they are.
  * @throws LowrankError CHECKPOINT_INVALID for a module's node without an output (and locateWeights' errors).
  */
-export function addLoraSlots(model: ModelProto, modules: { name: string; inFeatures: number; outFeatures: number }[], label: string): Map<string, LoraSlot> {
+export function addLoraSlots(
+  model: ModelProto,
+  modules: { name: string; inFeatures: number; outFeatures: number; dora?: boolean }[],
+  label: string,
+): Map<string, LoraSlot> {
   const graph = model.graph;
   const locations = locateWeights(graph, modules, label);
   const slots = new Map<string, LoraSlot>();
@@ -45,9 +56,30 @@ export function addLoraSlots(model: ModelProto, modules: { name: string; inFeatu
         ? newNode({ name: `${prefix}/Gather`, op_type: "Gather", input: [inputA, location.dataInput], output: [`${prefix}/down`] })
         : newNode({ name: `${prefix}/MatMul_A`, op_type: "MatMul", input: [location.dataInput, inputA], output: [`${prefix}/down`] });
     const up = newNode({ name: `${prefix}/MatMul_B`, op_type: "MatMul", input: [`${prefix}/down`, inputB], output: [`${prefix}/delta`] });
-    const add = newNode({ name: `${prefix}/Add`, op_type: "Add", input: [baseOutput, `${prefix}/delta`], output: [output] });
-    graph.node.splice(graph.node.indexOf(node) + 1, 0, down, up, add);
-    slots.set(name, { module: name, kind: location.kind, inputA, inputB, inFeatures: module.inFeatures, outFeatures: module.outFeatures, location });
+    const added: NodeProto[] = [down, up];
+    let dora: LoraSlot["dora"];
+    if (module.dora && location.kind === "linear") {
+      dora = { scaleInput: `${prefix}.dora_scale`, shiftInput: `${prefix}.dora_shift`, bias: node.op_type === "Gemm" ? node.input[2] : undefined };
+      graph.input.push(floatValueInfo(dora.scaleInput, [module.outFeatures]), floatValueInfo(dora.shiftInput, [module.outFeatures]));
+      added.push(
+        newNode({ name: `${prefix}/Add`, op_type: "Add", input: [baseOutput, `${prefix}/delta`], output: [`${prefix}/sum`] }),
+        newNode({ name: `${prefix}/Mul_dora`, op_type: "Mul", input: [`${prefix}/sum`, dora.scaleInput], output: [`${prefix}/scaled`] }),
+        newNode({ name: `${prefix}/Add_dora`, op_type: "Add", input: [`${prefix}/scaled`, dora.shiftInput], output: [output] }),
+      );
+    } else {
+      added.push(newNode({ name: `${prefix}/Add`, op_type: "Add", input: [baseOutput, `${prefix}/delta`], output: [output] }));
+    }
+    graph.node.splice(graph.node.indexOf(node) + 1, 0, ...added);
+    slots.set(name, {
+      module: name,
+      kind: location.kind,
+      inputA,
+      inputB,
+      inFeatures: module.inFeatures,
+      outFeatures: module.outFeatures,
+      location,
+      ...(dora ? { dora } : {}),
+    });
   }
   return slots;
 }

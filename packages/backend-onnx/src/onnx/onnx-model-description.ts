@@ -6,8 +6,13 @@ import { locateWeights, type WeightLocation } from "./locate-weights.js";
 import { tensorDims } from "./tensor-data.js";
 
 /** The modules an adapter adapts, with in/out features read from its factors (core's collectLoraModules). */
-export function adapterModules(adapter: LoraAdapter): { name: string; inFeatures: number; outFeatures: number }[] {
-  return [...collectLoraModules(adapter).modules.values()].map(({ name, inFeatures, outFeatures }) => ({ name, inFeatures, outFeatures }));
+export function adapterModules(adapter: LoraAdapter): { name: string; inFeatures: number; outFeatures: number; dora: boolean }[] {
+  return [...collectLoraModules(adapter).modules.values()].map(({ name, inFeatures, outFeatures, magnitude }) => ({
+    name,
+    inFeatures,
+    outFeatures,
+    dora: magnitude !== undefined,
+  }));
 }
 
 /** The model type of an ONNX export from the config.json beside it (Optimum's layout), if any. */

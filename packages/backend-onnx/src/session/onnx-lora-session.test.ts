@@ -57,8 +57,19 @@ describe.each([
   });
 });
 
-test("DoRA is refused at runtime with a pointer to the offline merge", async () => {
-  await expect(
-    OnnxLoraSession.create(requireFixture("gpt2-tiny", "model.onnx"), { adapters: { d: await readAdapter(requireFixture("gpt2-tiny-dora")) } }),
-  ).rejects.toThrow(/is DoRA .* merge DoRA offline instead/);
+test("a DoRA adapter loaded into a session made without DoRA inputs is refused in one line", async () => {
+  const session = await OnnxLoraSession.create(requireFixture("gpt2-tiny", "model.onnx"), {
+    slots: ["0", "1"].flatMap((l) => [
+      { name: `transformer.h.${l}.attn.c_attn`, inFeatures: 64, outFeatures: 192 },
+      { name: `transformer.h.${l}.mlp.c_fc`, inFeatures: 64, outFeatures: 256 },
+    ]),
+  });
+  try {
+    const dora = await readAdapter(requireFixture("gpt2-tiny-dora"));
+    expect(() => session.loadAdapter("d", dora)).toThrow(
+      /adapter "d" is DoRA \("transformer\.h\.0\.attn\.c_attn"\), but this session's slot has no DoRA inputs; create the session with this adapter/,
+    );
+  } finally {
+    await session.release();
+  }
 });

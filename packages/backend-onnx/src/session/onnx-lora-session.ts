@@ -7,6 +7,7 @@ import { decodeModel, type GraphProto } from "../onnx/onnx-codec.js";
 import { initializersAsInputs } from "../onnx/initializers-as-inputs.js";
 import { adapterModules, describeOnnxForAdapter } from "../onnx/onnx-model-description.js";
 import { bindRuntimeAdapter } from "./bind-runtime-adapter.js";
+import { doraFeeds, neutralDoraFeeds } from "./dora-feeds.js";
 import { mergeIntoOnnxModel } from "../onnx/merge-onnx.js";
 import { concatSlotFeeds, scatterRows, slotTensors, takeRows, type Feeds } from "./adapter-feeds.js";
 import { createSessionForModel, type ExecutionProvider, type SessionOptions } from "./ort-session.js";
@@ -15,7 +16,7 @@ export interface OnnxLoraSessionOptions extends SessionOptions {
   /** Adapters to load at once; their modules get runtime slots. */
   adapters?: Record<string, LoraAdapter>;
   /** More modules to give slots to (for adapters loaded later): names with in/out features. */
-  slots?: { name: string; inFeatures: number; outFeatures: number }[];
+  slots?: { name: string; inFeatures: number; outFeatures: number; dora?: boolean }[];
   /**
    * More initializers that adapters loaded later may replace at run time (trained biases,
    * modules_to_save weights); those of the adapters given at creation are found automatically.
@@ -41,6 +42,8 @@ export class OnnxLoraSession {
   private activeNames: string[] = [];
   private readonly base: Feeds;
   private readonly replaceable: ReadonlySet<string>;
+  /** Adapters with DoRA modules (they cannot be summed with others). */
+  private readonly doraAdapters = new Set<string>();
   /** Per adapter, the whole tensors it replaces. */
   private readonly replacedBy = new Map<string, string[]>();
 
@@ -61,6 +64,7 @@ export class OnnxLoraSession {
     for (const slot of slots.values()) {
       this.base[slot.inputA] = new ort.Tensor("float32", new Float32Array(slot.inFeatures), [slot.inFeatures, 1]);
       this.base[slot.inputB] = new ort.Tensor("float32", new Float32Array(slot.outFeatures), [1, slot.outFeatures]);
+      Object.assign(this.base, neutralDoraFeeds(slot));
     }
   }
 
@@ -78,9 +82,12 @@ export class OnnxLoraSession {
       bytes = model;
     }
     const pristine = () => decodeModel(bytes, label, { checkRoundTrip: false });
-    const wanted = new Map<string, { name: string; inFeatures: number; outFeatures: number }>();
-    for (const adapter of Object.values(options.adapters ?? {})) for (const m of adapterModules(adapter)) wanted.set(m.name, m);
-    for (const m of options.slots ?? []) wanted.set(m.name, m);
+    const wanted = new Map<string, { name: string; inFeatures: number; outFeatures: number; dora?: boolean }>();
+    // A module gets DoRA inputs when any adapter (or the `slots` option) needs them.
+    const want = (m: { name: string; inFeatures: number; outFeatures: number; dora?: boolean }) =>
+      wanted.set(m.name, { ...m, dora: Boolean(m.dora || wanted.get(m.name)?.dora) });
+    for (const adapter of Object.values(options.adapters ?? {})) for (const m of adapterModules(adapter)) want(m);
+    for (const m of options.slots ?? []) want(m);
     const modelDir = typeof model === "string" ? path.dirname(model) : process.cwd();
     const describeFor = (adapter: LoraAdapter) => {
       const graph = pristine().graph;
@@ -143,11 +150,13 @@ export class OnnxLoraSession {
           "ADAPTER_INVALID",
           `adapter "${name}" adapts "${plan.name}", which has no runtime slot in this session; create the session with this adapter (or list the module in \`slots\`)`,
         );
-      if (factors.magnitude)
-        throw new LowrankError(
-          "ADAPTER_INVALID",
-          `adapter "${name}" is DoRA ("${plan.name}"); runtime adapters support plain LoRA — merge DoRA offline instead`,
-        );
+      if (factors.magnitude) {
+        const target = this.describeFor(adapter);
+        const biasKey = slot.dora?.bias;
+        const replaced = biasKey === undefined ? undefined : (feeds[biasKey]?.data as Float32Array | undefined);
+        Object.assign(feeds, doraFeeds({ slot, factors, graph: target.graph, modelDir: target.modelDir, adapterName: name, replacedBias: replaced }));
+        this.doraAdapters.add(name);
+      }
       if (factors.loraBias)
         throw new LowrankError("ADAPTER_INVALID", `adapter "${name}" has lora_bias; runtime adapters support plain LoRA — merge it offline instead`);
       [feeds[slot.inputA], feeds[slot.inputB]] = slotTensors(slot, factors.A, factors.B, factors.r, factors.scaling);
@@ -163,6 +172,7 @@ export class OnnxLoraSession {
     this.activeNames = this.activeNames.filter((n) => n !== name);
     this.loaded.delete(name);
     this.replacedBy.delete(name);
+    this.doraAdapters.delete(name);
     return this.adapters.delete(name);
   }
 
@@ -241,6 +251,12 @@ export class OnnxLoraSession {
 
   /** Several adapters in one pass: ranks concatenated; at most one of them may replace tensors. */
   private summedFeeds(names: readonly string[]): Feeds {
+    const dora = names.filter((n) => this.doraAdapters.has(n));
+    if (dora.length > 0)
+      throw new LowrankError(
+        "USAGE",
+        `adapter "${dora[0]}" is DoRA: its scaling depends on its own update, so it cannot be summed with other adapters in one pass`,
+      );
     const each = names.map((n) => this.feedsOf(n));
     const replacing = names.filter((n) => (this.replacedBy.get(n) ?? []).length > 0);
     if (replacing.length > 1)
@@ -262,7 +278,7 @@ export class OnnxLoraSession {
 
   /** The session's own input names, without the LoRA slots. */
   modelInputs(): string[] {
-    const slotInputs = new Set([...this.slots.values()].flatMap((s) => [s.inputA, s.inputB]));
+    const slotInputs = new Set([...this.slots.values()].flatMap((s) => [s.inputA, s.inputB, ...(s.dora ? [s.dora.scaleInput, s.dora.shiftInput] : [])]));
     return this.session.inputNames.filter((n) => !slotInputs.has(n) && !this.replaceable.has(n));
   }
 

@@ -106,9 +106,7 @@ export function mergeLora(weight: Float32Array, f: LoraFactors, options: MergeOp
   const record: MergeRecord = {};
   if (f.magnitude) {
     const norm = outputNorms(work, f);
-    const factor = new Float64Array(f.outFeatures);
-    for (let o = 0; o < f.outFeatures; o++) factor[o] = f.magnitude[o]! / norm[o]!;
-    scaleOutputs(work, f, factor);
+    scaleOutputs(work, f, doraFactor(f.magnitude, norm));
     record.weightNorm = norm;
   }
   const bias = options.bias && f.loraBias ? options.bias : undefined;
@@ -131,6 +129,27 @@ function assertFinite(values: Float32Array, label: string): void {
       );
     }
   }
+}
+
+/** DoRA's per-output factor m / ‖W + ΔW‖ from the magnitude and the norms of the updated weight. */
+function doraFactor(magnitude: Float32Array, norm: ArrayLike<number>): Float64Array {
+  const factor = new Float64Array(magnitude.length);
+  for (let o = 0; o < magnitude.length; o++) factor[o] = magnitude[o]! / norm[o]!;
+  return factor;
+}
+
+/**
+ * DoRA's per-output factor m / ‖W + ΔW‖ for an unmerged forward: W + scaling·B·A is formed on a
+ * copy (the weight is untouched) and its norm taken per output feature, as the merge does. The
+ * unmerged DoRA layer is then factor ⊙ (x·W + scaling·x·Aᵀ·Bᵀ) + bias (PEFT 0.12's forward).
+ * @throws LowrankError SHAPE_MISMATCH when the factors do not fit the weight, USAGE without a magnitude.
+ */
+export function doraOutputScale(weight: Float32Array, f: LoraFactors): Float64Array {
+  if (!f.magnitude) throw new LowrankError("USAGE", "doraOutputScale needs a DoRA magnitude vector");
+  checkWeight(weight, f, "DoRA scale");
+  const work = weight.slice();
+  addDelta(work, f, 1);
+  return doraFactor(f.magnitude, outputNorms(work, f));
 }
 
 /**
