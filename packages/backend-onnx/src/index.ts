@@ -6,3 +6,4 @@ export { mergeOnnxFile, mergeIntoOnnxModel, type MergedOnnx } from "./onnx/merge
 export { decodeModel, encodeModel, type ModelProto } from "./onnx/onnx-codec.js";
 export { writeOnnx } from "./onnx/write-onnx.js";
 export { exportGpt2Onnx } from "./export/export-gpt2.js";
+export { probeExecutionProviders, onnxRuntimeVersion, CUDA_PROVIDER_INSTALL_COMMAND, type ProviderStatus } from "./session/probe-providers.js";

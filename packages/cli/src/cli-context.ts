@@ -2,6 +2,7 @@ import "reflect-metadata";
 import { container as rootContainer, type DependencyContainer, type InjectionToken } from "tsyringe";
 import { BackendRegistry, loadBackendPlugin, stderrLogger, type Logger } from "@lowrank/core";
 import type { HubConfig, pullRepo, pushAdapter, resolveHubConfig, resolveLocation } from "@lowrank/hub";
+import { choiceFlag } from "./commands/parse-flags.js";
 
 /** Options every command shares. */
 export interface GlobalOptions {
@@ -10,6 +11,8 @@ export interface GlobalOptions {
   hubUrl?: string;
   /** Repeatable: client commands use the last; `hub serve` accepts all. */
   token?: string[];
+  /** ONNX Runtime's execution provider: cpu (default) or cuda (falls back to the CPU with a warning). */
+  device?: string;
 }
 
 /** What the CLI needs of a Hub client (by default @lowrank/hub, loaded on first use). */
@@ -46,7 +49,8 @@ export interface CliContext {
  */
 async function defaultBackendSetup(registry: BackendRegistry, globals: GlobalOptions): Promise<void> {
   registry.register("tfjs", async () => new (await import("@lowrank/backend-tfjs")).TfjsBackend(), { priority: 10 });
-  registry.register("onnx", async () => new (await import("@lowrank/backend-onnx")).OnnxBackend(), { priority: 5 });
+  const device = choiceFlag("--device", globals.device, ["cpu", "cuda"] as const);
+  registry.register("onnx", async () => new (await import("@lowrank/backend-onnx")).OnnxBackend(device ? { executionProvider: device } : {}), { priority: 5 });
   const plugins = [
     ...(process.env.LOWRANK_PLUGINS ?? "")
       .split(",")

@@ -15,6 +15,8 @@ import { generateCommand } from "./commands/generate.js";
 import { onnxExportCommand, onnxMergeCommand } from "./commands/onnx-merge.js";
 import { hubServeCommand, pullCommand, pushCommand } from "./commands/hub-commands.js";
 import { benchCommand } from "./commands/bench.js";
+import { doctorCommand } from "./commands/doctor.js";
+import { choiceFlag } from "./commands/parse-flags.js";
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -71,6 +73,7 @@ export function buildProgram(container?: DependencyContainer): Command {
     .option("--debug", "print stack traces on errors")
     .option("--plugin <module>", "load a backend plugin module (repeatable)", collect)
     .option("--hub-url <url>", "the Hub's address (default HF_ENDPOINT or https://huggingface.co)")
+    .option("--device <device>", "ONNX Runtime's execution provider: cpu (default) or cuda (falls back to the CPU with a warning when CUDA is missing)")
     .option("--token <token>", "Hub token (default HF_TOKEN); for `hub serve`, an accepted token (repeatable)", collect)
     .version(LOWRANK_VERSION, "--version", "print the version")
     .showHelpAfterError(false)
@@ -314,12 +317,20 @@ export function buildProgram(container?: DependencyContainer): Command {
     .action((options) => benchCommand(ctx, options));
 
   program
+    .command("doctor")
+    .description("what runs here: ONNX Runtime's execution providers (CPU, CUDA), TensorFlow.js's engine, and how to install the CUDA provider")
+    .option("--json", "machine-readable output")
+    .addHelpText("after", "\nExamples:\n  $ lowrank doctor\n  $ lowrank doctor --json")
+    .action((options) => doctorCommand(ctx, options));
+
+  program
     .command("backends")
     .description("list registered backends and whether they run here")
     .option("--json", "machine-readable output")
     .addHelpText("after", "\nExamples:\n  $ lowrank backends\n  $ lowrank --plugin ./my-backend.mjs backends --json")
     .action((options) => backendsCommand(ctx, options));
 
+  program.hook("preAction", () => void choiceFlag("--device", program.opts<GlobalOptions>().device, ["cpu", "cuda"] as const));
   markRequired(program);
   return program;
 }

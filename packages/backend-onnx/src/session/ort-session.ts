@@ -4,6 +4,10 @@ import * as ort from "onnxruntime-node";
 import { LowrankError, silentLogger, type Logger } from "@lowrank/core";
 import { decodeModel, encodeModel, EXTERNAL_LOCATION, type ModelProto } from "../onnx/onnx-codec.js";
 
+// ONNX Runtime's native logger writes colour-coded lines to stderr (e.g. when the CUDA provider is
+// missing). Every failure also reaches us as an exception, which lowrank reports in one line.
+ort.env.logLevel = "fatal";
+
 /** Execution providers lowrank asks ONNX Runtime for, best first. */
 export type ExecutionProvider = "cuda" | "cpu";
 
