@@ -33,7 +33,7 @@ export async function onnxFileOf(model: string): Promise<string> {
  */
 export class OnnxBackend implements LowrankBackend {
   readonly name = "onnx";
-  readonly capabilities = ["infer", "merge", "train"] as const;
+  readonly capabilities = ["infer", "generate", "merge", "train"] as const;
   readonly devices = ["cuda", "cpu"] as const;
   private logger: Logger = silentLogger;
   private provider: ExecutionProvider;

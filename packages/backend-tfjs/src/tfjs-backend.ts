@@ -23,7 +23,7 @@ export function checkPredictInput(model: TfjsModel, inputIds: number[][], attent
  */
 export class TfjsBackend implements LowrankBackend {
   readonly name = "tfjs";
-  readonly capabilities = ["infer", "train", "merge"] as const;
+  readonly capabilities = ["infer", "generate", "train", "merge"] as const;
   readonly devices = ["gpu", "cpu"] as const;
   private engine?: EngineChoice;
   private readonly models = new Map<string, Promise<TfjsModel>>();

@@ -3,7 +3,7 @@ import type * as ort from "onnxruntime-node";
 import { readAdapter, readSafetensors, toFloat32 } from "@lowrank/core";
 import { idRows, maxAbsDiff, requireFixture } from "@lowrank/core/testing";
 import { attachAdapter, generate, loadModel, selectEngine } from "@lowrank/backend-tfjs";
-import { emptyPast, generateWithKvCache, kvLayoutOf, kvStepFeeds, presentAsPast } from "./kv-cache.js";
+import { emptyPast, generateBatchWithKvCache, generateWithKvCache, kvLayoutOf, kvStepFeeds, presentAsPast } from "./kv-cache.js";
 import { OnnxLoraSession } from "./onnx-lora-session.js";
 
 // llama-tiny/model.kv.onnx: an Optimum-style decoder (past_key_values.N.* in, present.N.* out).
@@ -64,6 +64,31 @@ describe("ONNX decoders exported with a key/value cache, adapters at run time or
       await session.release();
       base.store.dispose();
       adapted.store.dispose();
+    }
+  });
+
+  test("a batch of prompts of different lengths (left-padded), each row with its own adapter, gives each row its solo tokens", async () => {
+    const session = await OnnxLoraSession.create(kvModel(), { adapters: { lora: await readAdapter(requireFixture("llama-tiny-lora")) } });
+    try {
+      const layout = kvLayoutOf(session.session, "model.kv.onnx")!;
+      const prompts = [
+        [5, 17, 42, 99, 3, 250],
+        [7, 8, 9],
+        [400, 12, 77, 3, 90],
+      ];
+      const adapters = ["lora", null, "lora"];
+      for (const sampling of [{}, { temperature: 0.9, topK: 40, seed: 5 }]) {
+        const options = { maxNewTokens: 12, eosTokenId: -1, ...sampling };
+        const batched = await generateBatchWithKvCache(session, layout, prompts, { ...options, adapters });
+        for (let row = 0; row < prompts.length; row++) {
+          const alone = await generateWithKvCache(session, layout, prompts[row]!, { ...options, adapter: adapters[row] ?? null });
+          expect(batched[row], `row ${row}`).toEqual(alone);
+        }
+      }
+      const same = await generateBatchWithKvCache(session, layout, prompts, { maxNewTokens: 8, eosTokenId: -1 });
+      expect(same[1]).toEqual(await generateWithKvCache(session, layout, prompts[1]!, { maxNewTokens: 8, eosTokenId: -1, adapter: null }));
+    } finally {
+      await session.release();
     }
   });
 });

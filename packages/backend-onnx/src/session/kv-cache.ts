@@ -110,3 +110,49 @@ export async function generateWithKvCache(
   }
   return decoder.produced;
 }
+
+/**
+ * Generates for several prompts of different lengths in one batch, as transformers batches them:
+ * prompts left-padded (pad positions masked out of attention, position ids counted over real tokens
+ * only), then one token per row per step. Each row has its own TokenDecoder seeded with `seed`, so a
+ * row's tokens are those it gets alone. `adapters` gives each row its adapter (null: the base): rows
+ * with different adapters share the batch (the session runs each adapter's rows as one group).
+ * Rows that finished keep being fed their last token; their output is ignored. Returns each row's new tokens.
+ */
+export async function generateBatchWithKvCache(
+  session: OnnxLoraSession,
+  layout: KvLayout,
+  prompts: readonly (readonly number[])[],
+  options: DecodeOptions & { adapters?: readonly (string | null)[] },
+): Promise<number[][]> {
+  if (!layout.attentionMask || !layout.positionIds) {
+    throw new LowrankError("USAGE", "batched generation needs a decoder with attention_mask and position_ids inputs (to left-pad prompts)");
+  }
+  const decoders = prompts.map((p) => new TokenDecoder(p, options));
+  const width = Math.max(...prompts.map((p) => p.length));
+  const pad = (p: readonly number[]) => [...Array.from({ length: width - p.length }, () => 0), ...p];
+  let mask = prompts.map((p) => [...Array.from({ length: width - p.length }, () => 0), ...p.map(() => 1)]);
+  let ids = prompts.map(pad);
+  // transformers: position_ids = cumsum(mask) − 1, with padded positions set to 1.
+  let positions = mask.map((row) => row.map((m, i) => (m ? row.slice(0, i + 1).reduce((a, b) => a + b, 0) - 1 : 1)));
+  let past = emptyPast(layout, prompts.length);
+  const names = options.adapters ?? prompts.map(() => null);
+  if (names.length !== prompts.length) throw new LowrankError("USAGE", `adapters has ${names.length} entries for ${prompts.length} prompts`);
+  while (!decoders.every((d) => d.done)) {
+    const feeds: Record<string, ort.Tensor> = { input_ids: int64(ids), attention_mask: int64(mask), position_ids: int64(positions), ...past };
+    const outputs = new Set(names).size === 1 ? await session.run(feeds, { adapter: names[0] ?? null }) : await session.runMixed(feeds, names);
+    const logits = outputs.logits as ort.Tensor | undefined;
+    if (!logits) throw new LowrankError("CHECKPOINT_INVALID", "the decoder has no logits output");
+    const [, steps, vocab] = logits.dims as [number, number, number];
+    const data = logits.data as Float32Array;
+    const next = decoders.map((d, row) => {
+      const last = (row * steps + steps - 1) * vocab;
+      return d.done ? (ids[row]!.at(-1) ?? 0) : d.next(data.subarray(last, last + vocab));
+    });
+    past = presentAsPast(layout, outputs);
+    positions = positions.map((row) => [(row.at(-1) ?? 0) + 1]);
+    mask = mask.map((row) => [...row, 1]);
+    ids = next.map((t) => [t]);
+  }
+  return decoders.map((d) => d.produced);
+}

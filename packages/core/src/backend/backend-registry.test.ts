@@ -252,6 +252,7 @@ describe("invalid registrations", () => {
     ["no init", { ...base, init: undefined }, "`init` is not a function"],
     ["infer without predict", { ...base, predict: undefined }, "it claims `infer` but has no `predict`"],
     ["merge without merge", { ...base, merge: undefined }, "it claims `merge` but has no `merge`"],
+    ["generate without generate", { ...base, capabilities: ["generate"] }, "it claims `generate` but has no `generate`"],
   ])("a backend with %s is rejected at resolve with BACKEND_INVALID", async (_what, backend, problem) => {
     const registry = new BackendRegistry();
     let inits = 0;

@@ -132,6 +132,8 @@ function checkBackendShape(backend: unknown, name: string): asserts backend is L
                 ? "it claims `merge` but has no `merge`"
                 : b.capabilities.includes("train") && typeof b.train !== "function"
                   ? "it claims `train` but has no `train`"
-                  : undefined;
+                  : b.capabilities.includes("generate") && typeof b.generate !== "function"
+                    ? "it claims `generate` but has no `generate`"
+                    : undefined;
   if (problem) throw new LowrankError("BACKEND_INVALID", `backend "${name}" is invalid: ${problem}`);
 }

@@ -4,7 +4,7 @@ import type { MergeCheckpointResult } from "../merge/merge-checkpoint.js";
 import type { LoraConfigInput } from "../config/lora-config.js";
 
 /** What a backend can do. */
-export type BackendCapability = "train" | "infer" | "merge";
+export type BackendCapability = "train" | "infer" | "merge" | "generate";
 
 /** What `init` found: the device it will run on and, when it fell back, why. */
 export interface BackendInitResult {
