@@ -106,8 +106,9 @@ progress.stop();
 const after = measure("after");
 
 const adapterDir = path.join(out, "adapter");
+const trainingSummary = { steps, losses, base_model: "models/gpt2-mini", eval_loss: after.eval_loss, eval_perplexity: after.perplexity };
 await writeAdapter(adapterDir, training.exportAdapter(), {
-  "training_summary.json": `${JSON.stringify({ steps, losses, base_model: "models/gpt2-mini", eval_loss: after.eval_loss, eval_perplexity: after.perplexity }, null, 2)}\n`,
+  "training_summary.json": `${JSON.stringify(trainingSummary, null, 2)}\n`,
 });
 const mergedDir = path.join(out, "merged");
 await mergeCheckpoint({ baseDir: modelDir, adapter: training.exportAdapter(), outDir: mergedDir });
@@ -155,7 +156,10 @@ writeFileSync(
   [
     "# lowrank demo: LoRA on E2E",
     "",
-    `Base: the embedded GPT-2 (\`models/gpt2-mini\`, ${totalParams.toLocaleString("en-US")} parameters, pretrained on DART). LoRA r=4, alpha 32 on \`c_attn\`: ${training.parameterCount.toLocaleString("en-US")} trainable parameters (${((100 * training.parameterCount) / totalParams).toFixed(2)}%), ${steps} steps on ${trainExamples.length} E2E examples. Held out: ${heldOut.length} unseen meaning representations.`,
+    `Base: the embedded GPT-2 (\`models/gpt2-mini\`, ${totalParams.toLocaleString("en-US")} parameters, pretrained on DART). LoRA r=4, alpha 32 on ` +
+      `\`c_attn\`: ${training.parameterCount.toLocaleString("en-US")} trainable parameters ` +
+      `(${((100 * training.parameterCount) / totalParams).toFixed(2)}%), ${steps} steps on ${trainExamples.length} E2E examples. Held out: ` +
+      `${heldOut.length} unseen meaning representations.`,
     "",
     "| | eval loss | perplexity | BLEU |",
     "|---|---|---|---|",
@@ -164,7 +168,8 @@ writeFileSync(
     "",
     "![training loss](loss-curve.svg)",
     "",
-    `The merged model, exported to ONNX and run on ONNX Runtime, agrees with the adapted model on TensorFlow.js within ${agreement.toExponential(1)} (max abs logit difference).`,
+    `The merged model, exported to ONNX and run on ONNX Runtime, agrees with the adapted model on TensorFlow.js within ${agreement.toExponential(1)} ` +
+      `(max abs logit difference).`,
     "",
     "## Sample generations (greedy)",
     "",
@@ -180,7 +185,8 @@ say("               eval loss   perplexity   BLEU");
 say(`before         ${before.eval_loss.toFixed(3).padEnd(11)} ${before.perplexity.toFixed(2).padEnd(12)} ${(100 * before.bleu).toFixed(2)}`);
 say(`after LoRA     ${after.eval_loss.toFixed(3).padEnd(11)} ${after.perplexity.toFixed(2).padEnd(12)} ${(100 * after.bleu).toFixed(2)}`);
 say(
-  `trainable parameters: ${training.parameterCount.toLocaleString("en-US")} of ${totalParams.toLocaleString("en-US")} (${((100 * training.parameterCount) / totalParams).toFixed(2)}%)`,
+  `trainable parameters: ${training.parameterCount.toLocaleString("en-US")} of ${totalParams.toLocaleString("en-US")} ` +
+    `(${((100 * training.parameterCount) / totalParams).toFixed(2)}%)`,
 );
 say(`merged model on ONNX Runtime vs adapted model on TensorFlow.js: max |Δlogit| = ${agreement.toExponential(1)}`);
 say(`wrote ${out}/{adapter/, merged/, merged.onnx, metrics.json, report.md, loss-curve.svg} in ${metrics.seconds.toFixed(0)} s`);

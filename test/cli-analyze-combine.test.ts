@@ -89,7 +89,10 @@ describe("lowrank analyze", () => {
 });
 
 describe("lowrank merge --combination (PEFT's add_weighted_adapter)", () => {
-  test("cat is exact: the new ΔW = Σ wᵢ·sᵢ·Bᵢ·Aᵢ; svd at full rank reproduces Σ wᵢ·sᵢ·ΔWᵢ (PEFT weights the deltas by wᵢ·sᵢ)", async () => {
+  // biome-ignore format: keeps the line within 160 bytes (the title has multi-byte characters)
+  const catExactTitle =
+    "cat is exact: the new ΔW = Σ wᵢ·sᵢ·Bᵢ·Aᵢ; svd at full rank reproduces Σ wᵢ·sᵢ·ΔWᵢ (PEFT weights the deltas by wᵢ·sᵢ)";
+  test(catExactTitle, async () => {
     const a = requireFixture("gpt2-tiny-lora");
     const b = requireFixture("gpt2-tiny-lora-bin");
     const weights = [0.7, -0.3];

@@ -39,7 +39,10 @@ describe("TensorFlow.js engine choice", () => {
     );
     expect(run.status).toBe(1);
     expect(run.stderr).toMatch(
-      /^lowrank: error: backend "tfjs" cannot run here: TensorFlow\.js engine tfjs-node-gpu was requested but cannot run here: @tensorflow\/tfjs-node-gpu is not installed\n$/,
+      new RegExp(
+        /^lowrank: error: backend "tfjs" cannot run here: TensorFlow\.js engine tfjs-node-gpu was requested but cannot run here: /.source +
+          /@tensorflow\/tfjs-node-gpu is not installed\n$/.source,
+      ),
     );
     const bogus = lowrank(
       ["predict", "--backend", "tfjs", "--model", requireFixture("gpt2-tiny"), "--input-ids", ids, "--output", path.join(tmp, "y.safetensors")],

@@ -123,7 +123,8 @@ export class OnnxBackend implements LowrankBackend {
       if (!layout) {
         throw new LowrankError(
           "USAGE",
-          `${file}: has no key/value cache inputs (past_key_values.N.key); the onnx backend generates with decoders exported with a cache, as Optimum exports them — or use --backend tfjs`,
+          `${file}: has no key/value cache inputs (past_key_values.N.key); the onnx backend generates with decoders exported with a cache, as Optimum ` +
+            `exports them — or use --backend tfjs`,
         );
       }
       if (params.adapter && params.merge) await session.merge("adapter");

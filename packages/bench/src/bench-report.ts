@@ -21,17 +21,24 @@ const WHY_MISSED: Record<string, string> = {
   merged_over_base_latency:
     "a merged adapter runs the very graph of the base with other weight values, so any gap is timing noise between interleaved runs (see the min–max ranges)",
   unmerged_over_base_latency:
-    "the unmerged adapter adds two small products per adapted layer and feeds its A and B as inputs on every run; on a model this small those fixed costs are a visible fraction of a sub-millisecond pass",
+    "the unmerged adapter adds two small products per adapted layer and feeds its A and B as inputs on every run; on a model this small those fixed " +
+    "costs are a visible fraction of a sub-millisecond pass",
   lora_over_full_step_time:
-    "LoRA skips the frozen weights' gradients and their optimizer update, but the forward pass and the activations' gradients (two thirds of a full step) remain; the saving grows with the share of weight-gradient work",
+    "LoRA skips the frozen weights' gradients and their optimizer update, but the forward pass and the activations' gradients (two thirds of a full " +
+    "step) remain; the saving grows with the share of weight-gradient work",
   lora_over_full_peak_memory:
-    "LoRA saves the frozen weights' gradients and AdamW moments (3× the weights), but TensorFlow.js keeps every intermediate of a step for its backward pass (about 2.2 GB for one 1 × 128 micro-batch of GPT-2 small), so at the sizes where full fine-tuning still fits its 4 GB heap the activations weigh as much as the weights. At GPT-2 small full fine-tuning does not fit at all, while LoRA does",
+    "LoRA saves the frozen weights' gradients and AdamW moments (3× the weights), but TensorFlow.js keeps every intermediate of a step for its " +
+    "backward pass (about 2.2 GB for one 1 × 128 micro-batch of GPT-2 small), so at the sizes where full fine-tuning still fits its 4 GB heap the " +
+    "activations weigh as much as the weights. At GPT-2 small full fine-tuning does not fit at all, while LoRA does",
   merge_over_copy_bandwidth:
     "merging must also read the adapter and compute s·B·A for every adapted matrix before writing; on a disk-bound copy this is extra work on the same bytes",
   lora_over_full_eval_loss:
-    "the embedded base is tiny (2.6 M parameters, pretrained for one epoch on DART), so a rank-4 update of 0.5% of its parameters cannot match moving all of them within the same 100 steps; the paper's parity is for large pretrained models (GPT-2 M/L, GPT-3), whose updates have a low intrinsic rank — the all-linear row shows the gap narrowing with more adapted layers",
+    "the embedded base is tiny (2.6 M parameters, pretrained for one epoch on DART), so a rank-4 update of 0.5% of its parameters cannot match moving " +
+    "all of them within the same 100 steps; the paper's parity is for large pretrained models (GPT-2 M/L, GPT-3), whose updates have a low " +
+    "intrinsic rank — the all-linear row shows the gap narrowing with more adapted layers",
   tfjs_over_onnx_lora_step_time:
-    "on a small model both runtimes spend their time in per-operation overhead rather than in matrix products, where ONNX Runtime's advantage lies; the ratio grows with the model (see the GPT-2-small row of a full run)",
+    "on a small model both runtimes spend their time in per-operation overhead rather than in matrix products, where ONNX Runtime's advantage lies; " +
+    "the ratio grows with the model (see the GPT-2-small row of a full run)",
 };
 
 function charts(results: BenchResults): Record<string, string> {
@@ -77,16 +84,23 @@ function charts(results: BenchResults): Record<string, string> {
 /** The benchmark page: machine and versions, the ratio targets, then one table per measurement. */
 export function renderBenchMarkdown(results: BenchResults, chartDir: string): string {
   const r = results.ratios;
+  const tfjsMicroBatches =
+    results.onnx_training.tfjs.gradient_accumulation > 1
+      ? ` (${results.onnx_training.tfjs.gradient_accumulation} × ${results.onnx_training.tfjs.batch_size})`
+      : "";
   const lines = [
     "# Benchmarks",
     "",
-    `Written by \`lowrank bench${results.quick ? " --quick" : ""}\` (\`pnpm bench\`) on ${results.date.slice(0, 10)} in ${(results.seconds / 60).toFixed(1)} minutes.`,
+    `Written by \`lowrank bench${results.quick ? " --quick" : ""}\` (\`pnpm bench\`) on ${results.date.slice(0, 10)} in ` +
+      `${(results.seconds / 60).toFixed(1)} minutes.`,
     "Every timing is the median of repeats after warm-up, with min–max in brackets; every ratio compares",
     "figures measured in the same run, so that machine noise cancels. Each training mode runs in a process",
     "of its own so that peak memory belongs to one mode.",
     "",
-    `**Machine:** ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.memory_gb} GB, ${results.machine.os}, Node ${results.machine.node}.`,
-    `**Versions:** lowrank ${results.versions.lowrank}, TensorFlow.js ${results.versions.tfjs} (${results.versions.tfjs_engine} engine), onnxruntime-node ${results.versions.onnxruntime_node}.`,
+    `**Machine:** ${results.machine.cpu}, ${results.machine.cores} cores, ${results.machine.memory_gb} GB, ${results.machine.os}, Node ` +
+      `${results.machine.node}.`,
+    `**Versions:** lowrank ${results.versions.lowrank}, TensorFlow.js ${results.versions.tfjs} (${results.versions.tfjs_engine} engine), ` +
+      `onnxruntime-node ${results.versions.onnxruntime_node}.`,
     "",
     "## The paper's claims, measured",
     "",
@@ -113,7 +127,9 @@ export function renderBenchMarkdown(results: BenchResults, chartDir: string): st
       ]),
     ),
     "",
-    `Full fine-tuning trains ${n(Math.round(r.full_over_lora_trainable_parameters ?? NaN))}× more parameters than LoRA r=4 on the attention projection and saves a file ${n(Math.round(r.full_over_lora_file_size ?? NaN))}× larger. GPT-2 fuses q, k and v into \`c_attn\`, so PEFT adapts all three where the paper adapts q and v only.`,
+    `Full fine-tuning trains ${n(Math.round(r.full_over_lora_trainable_parameters ?? NaN))}× more parameters than LoRA r=4 on the attention ` +
+      `projection and saves a file ${n(Math.round(r.full_over_lora_file_size ?? NaN))}× larger. GPT-2 fuses q, k and v into \`c_attn\`, so PEFT ` +
+      `adapts all three where the paper adapts q and v only.`,
     "",
     "## 2. Training step: LoRA r=8 on c_attn vs full fine-tuning (TensorFlow.js)",
     "",
@@ -141,7 +157,8 @@ export function renderBenchMarkdown(results: BenchResults, chartDir: string): st
     "",
     ...results.training.filter((t) => t.full_error).map((t) => `${t.model}: ${t.full_error}. LoRA trains it in the same heap.`),
     "",
-    "The larger models run a 4 × 128 step as four micro-batches of 1 × 128 (gradient accumulation: the same optimizer step), because TensorFlow.js keeps every intermediate of a pass for the backward pass.",
+    "The larger models run a 4 × 128 step as four micro-batches of 1 × 128 (gradient accumulation: the same optimizer step), because TensorFlow.js " +
+      "keeps every intermediate of a pass for the backward pass.",
     "",
     `### LoRA on ONNX Runtime vs TensorFlow.js (${results.onnx_training.model})`,
     "",
@@ -157,7 +174,7 @@ export function renderBenchMarkdown(results: BenchResults, chartDir: string): st
         ],
         [
           `TensorFlow.js (${results.onnx_training.tfjs.engine})`,
-          `${results.onnx_training.tfjs.batch_size * results.onnx_training.tfjs.gradient_accumulation} × ${results.onnx_training.seq_len}${results.onnx_training.tfjs.gradient_accumulation > 1 ? ` (${results.onnx_training.tfjs.gradient_accumulation} × ${results.onnx_training.tfjs.batch_size})` : ""}`,
+          `${results.onnx_training.tfjs.batch_size * results.onnx_training.tfjs.gradient_accumulation} × ${results.onnx_training.seq_len}${tfjsMicroBatches}`,
           s3(results.onnx_training.tfjs.step_seconds),
           n(Math.round(results.onnx_training.tfjs.tokens_per_second)),
           mb(results.onnx_training.tfjs.peak_rss_bytes),
@@ -165,15 +182,20 @@ export function renderBenchMarkdown(results: BenchResults, chartDir: string): st
       ],
     ),
     "",
-    `tfjs / ONNX Runtime step time: ${(r.tfjs_over_onnx_lora_step_time ?? NaN).toFixed(2)}×, the same optimizer step on the same tokens. For reference (issue 10), PyTorch + PEFT takes 2.0–2.3 s per LoRA step (r = 8 on c_attn) on a GPT-2-small-sized model at 4 × 128 on this machine.`,
+    `tfjs / ONNX Runtime step time: ${(r.tfjs_over_onnx_lora_step_time ?? NaN).toFixed(2)}×, the same optimizer step on the same tokens. For ` +
+      `reference (issue 10), PyTorch + PEFT takes 2.0–2.3 s per LoRA step (r = 8 on c_attn) on a GPT-2-small-sized model at 4 × 128 on this machine.`,
     "",
-    "Peak RSS training: the process's resident-set high-water mark reset once the model is loaded, so it holds the weights, the optimizer state, the gradients and the activations of the steps (the paper's training memory); with loading: the whole process, including the loader's transient copies. Peak tensor bytes: TensorFlow.js's own count of live tensors.",
+    "Peak RSS training: the process's resident-set high-water mark reset once the model is loaded, so it holds the weights, the optimizer state, the " +
+      "gradients and the activations of the steps (the paper's training memory); with loading: the whole process, including the loader's transient " +
+      "copies. Peak tensor bytes: TensorFlow.js's own count of live tensors.",
     "",
     "![training ratios](benchmarks/training.svg)",
     "",
     "## 3. Inference latency: base, merged, unmerged (ms per forward pass)",
     "",
-    "Merged: the adapter folded into the weights offline. Unmerged: ONNX Runtime with the LoRA factors fed as inputs on each run; TensorFlow.js with the LoRA branch beside the frozen weight. ONNX Runtime's three sessions are interleaved run by run; TensorFlow.js's one model is switched between the three states in blocks (its kernels re-pack a switched weight on first use, which the untimed warm-up of each block absorbs).",
+    "Merged: the adapter folded into the weights offline. Unmerged: ONNX Runtime with the LoRA factors fed as inputs on each run; TensorFlow.js with " +
+      "the LoRA branch beside the frozen weight. ONNX Runtime's three sessions are interleaved run by run; TensorFlow.js's one model is switched " +
+      "between the three states in blocks (its kernels re-pack a switched weight on first use, which the untimed warm-up of each block absorbs).",
     "",
     ...table(
       ["model", "batch × seq", "ORT base", "ORT merged", "ORT unmerged", "tfjs base", "tfjs merged", "tfjs unmerged"],
@@ -212,11 +234,17 @@ export function renderBenchMarkdown(results: BenchResults, chartDir: string): st
     "",
     "### Bounded memory",
     "",
-    `Merging ${results.merge_memory.adapter} into ${results.merge_memory.model}: a ${mb(results.merge_memory.checkpoint_bytes)} checkpoint merged in ${results.merge_memory.seconds.toFixed(1)} s with a peak RSS of ${mb(results.merge_memory.peak_rss_bytes)} (${((100 * results.merge_memory.peak_rss_bytes) / results.merge_memory.checkpoint_bytes).toFixed(1)}% of the checkpoint): tensors the adapter does not touch are copied through one 8 MB buffer, the others are read, merged and written one at a time.`,
+    `Merging ${results.merge_memory.adapter} into ${results.merge_memory.model}: a ${mb(results.merge_memory.checkpoint_bytes)} checkpoint merged in ` +
+      `${results.merge_memory.seconds.toFixed(1)} s with a peak RSS of ${mb(results.merge_memory.peak_rss_bytes)} ` +
+      `(${((100 * results.merge_memory.peak_rss_bytes) / results.merge_memory.checkpoint_bytes).toFixed(1)}% of the checkpoint): tensors the ` +
+      `adapter does not touch are copied through one 8 MB buffer, the others are read, merged and written one at a time.`,
     "",
     `## 6. Quality on E2E (${results.quality.model})`,
     "",
-    "The paper's Table 3 at small scale: the same training examples in the same order, the same number of steps and schedule (linear decay after a short warm-up, AdamW, weight decay 0.01, gradient clipping at 1), each method at the best learning rate of a sweep (LoRA 2e-3 / 4e-3, full fine-tuning 1e-4 / 2e-4 / 4e-4, 100 steps); eval loss on held-out meaning representations (unseen in training), BLEU of greedy generations against all their references.",
+    "The paper's Table 3 at small scale: the same training examples in the same order, the same number of steps and schedule (linear decay after a " +
+      "short warm-up, AdamW, weight decay 0.01, gradient clipping at 1), each method at the best learning rate of a sweep (LoRA 2e-3 / 4e-3, full " +
+      "fine-tuning 1e-4 / 2e-4 / 4e-4, 100 steps); eval loss on held-out meaning representations (unseen in training), BLEU of greedy generations " +
+      "against all their references.",
     "",
     ...table(
       ["method", "trainable parameters", "steps", "learning rate", "eval loss", "perplexity", "BLEU", "train time"],

@@ -115,7 +115,9 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
       try {
         full = await worker<TrainingStep>({ part: "training-step", params: { ...params, mode: "full" } });
       } catch (error) {
-        fullError = `full fine-tuning did not fit: its worker ran out of TensorFlow.js's 4 GB wasm heap (${(error as Error).message.replace(/^bench: /, "")}) — weights, their gradients and AdamW's two moments on top of the step's activations`;
+        fullError =
+          `full fine-tuning did not fit: its worker ran out of TensorFlow.js's 4 GB wasm heap ` +
+          `(${(error as Error).message.replace(/^bench: /, "")}) — weights, their gradients and AdamW's two moments on top of the step's activations`;
         log(`  ${fullError}`);
       }
       training.push({

@@ -103,7 +103,8 @@ export function buildProgram(container?: DependencyContainer): Command {
     .option("--backend <name>", "merge with a registered backend instead of core")
     .option(
       "--combination <type>",
-      "combine the adapters as PEFT's add_weighted_adapter: linear, cat, svd (default), ties, ties_svd, dare_linear, dare_ties, dare_linear_svd, dare_ties_svd, magnitude_prune, magnitude_prune_svd",
+      "combine the adapters as PEFT's add_weighted_adapter: linear, cat, svd (default), ties, ties_svd, dare_linear, dare_ties, dare_linear_svd, " +
+        "dare_ties_svd, magnitude_prune, magnitude_prune_svd",
     )
     .option("--weights <w1,w2,…>", "one weight per --adapter (default 1 each)")
     .option("--svd-rank <n>", "rank of the svd combinations (default the largest input rank)")
@@ -113,7 +114,9 @@ export function buildProgram(container?: DependencyContainer): Command {
     .option("--seed <n>", "seed of DARE's random pruning (default 0)")
     .addHelpText(
       "after",
-      "\nExamples:\n  $ lowrank merge --model ./base-model --adapter ./my-adapter --out ./merged\n  $ lowrank merge --model ./base-model --adapter org/adapter --out ./merged --safe\n  $ lowrank merge --adapter ./a --adapter ./b --weights 0.7,0.3 --combination cat --out ./a-plus-b\n  $ lowrank merge --adapter ./a --adapter ./b --combination ties_svd --density 0.5 --svd-rank 8 --out ./ties",
+      "\nExamples:\n  $ lowrank merge --model ./base-model --adapter ./my-adapter --out ./merged\n  $ lowrank merge --model ./base-model --adapter " +
+        "org/adapter --out ./merged --safe\n  $ lowrank merge --adapter ./a --adapter ./b --weights 0.7,0.3 --combination cat --out ./a-plus-b\n  $ " +
+        "lowrank merge --adapter ./a --adapter ./b --combination ties_svd --density 0.5 --svd-rank 8 --out ./ties",
     )
     .action((options) => {
       const combining = options.combination !== undefined || options.adapter.length > 1;
@@ -141,7 +144,9 @@ export function buildProgram(container?: DependencyContainer): Command {
     .option("--attention-mask <mask.json>", "JSON array of 0/1 arrays, same shape as the ids")
     .addHelpText(
       "after",
-      "\nExamples:\n  $ echo '[[1, 2, 3]]' > ids.json\n  $ lowrank predict --model ./base-model --adapter ./my-adapter --input-ids ids.json --out logits.safetensors\n  $ lowrank predict --backend onnx --model model.onnx --adapter ./my-adapter --merge --input-ids ids.json --out logits.safetensors",
+      "\nExamples:\n  $ echo '[[1, 2, 3]]' > ids.json\n  $ lowrank predict --model ./base-model --adapter ./my-adapter --input-ids ids.json --out " +
+        "logits.safetensors\n  $ lowrank predict --backend onnx --model model.onnx --adapter ./my-adapter --merge --input-ids ids.json --out " +
+        "logits.safetensors",
     );
   option(predict, "--out <out.safetensors>", "where to write logits (and last_hidden_state for encoders)", { aliases: ["--output"], required: true }).action(
     (options) => predictCommand(ctx, options),
@@ -182,7 +187,10 @@ export function buildProgram(container?: DependencyContainer): Command {
     .option("--json", "print the summary as JSON")
     .addHelpText(
       "after",
-      "\nExamples:\n  $ lowrank train --model models/gpt2-mini --data data.txt --rank 8 --alpha 16 --steps 200 --out ./my-adapter\n  $ lowrank train --model ./roberta --data labelled.jsonl --task seq-cls --epochs 3 --eval-data held-out.jsonl --out ./cls-adapter\n  $ lowrank train --model models/gpt2-mini --data data.txt --steps 200 --save-every 50 --out run/\n  $ lowrank train --model models/gpt2-mini --data data.txt --steps 200 --resume run/checkpoint-100 --out run/",
+      "\nExamples:\n  $ lowrank train --model models/gpt2-mini --data data.txt --rank 8 --alpha 16 --steps 200 --out ./my-adapter\n  $ lowrank train " +
+        "--model ./roberta --data labelled.jsonl --task seq-cls --epochs 3 --eval-data held-out.jsonl --out ./cls-adapter\n  $ lowrank train --model " +
+        "models/gpt2-mini --data data.txt --steps 200 --save-every 50 --out run/\n  $ lowrank train --model models/gpt2-mini --data data.txt " +
+        "--steps 200 --resume run/checkpoint-100 --out run/",
     )
     .action((options) => trainCommand(ctx, options));
 
@@ -204,7 +212,8 @@ export function buildProgram(container?: DependencyContainer): Command {
     .option("--json", "print ids (and text) as JSON")
     .addHelpText(
       "after",
-      "\nExamples:\n  $ lowrank generate --model models/gpt2-mini --adapter demo-output/adapter --prompt 'name : Aromi | food : Chinese ||'\n  $ lowrank generate --model ./base --prompt-ids 1,2,3 --temperature 0.8 --top-p 0.9 --seed 1 --json",
+      "\nExamples:\n  $ lowrank generate --model models/gpt2-mini --adapter demo-output/adapter --prompt 'name : Aromi | food : Chinese ||'\n  $ " +
+        "lowrank generate --model ./base --prompt-ids 1,2,3 --temperature 0.8 --top-p 0.9 --seed 1 --json",
     )
     .action((options) => generateCommand(ctx, options));
 
@@ -236,7 +245,8 @@ export function buildProgram(container?: DependencyContainer): Command {
     .option("--json", "print the result as JSON")
     .addHelpText(
       "after",
-      "\nExamples:\n  $ lowrank pull org/model\n  $ HF_ENDPOINT=http://127.0.0.1:8080 lowrank pull team/adapter --revision main --include '*.json,*.safetensors'",
+      "\nExamples:\n  $ lowrank pull org/model\n  $ HF_ENDPOINT=http://127.0.0.1:8080 lowrank pull team/adapter --revision main --include " +
+        "'*.json,*.safetensors'",
     )
     .action((repo: string, options) => pullCommand(ctx, repo, options));
 
@@ -250,7 +260,8 @@ export function buildProgram(container?: DependencyContainer): Command {
     .option("--message <text>", "commit message")
     .addHelpText(
       "after",
-      "\nExamples:\n  $ HF_TOKEN=hf_... lowrank push ./my-adapter --repo you/my-adapter\n  $ lowrank --hub-url http://127.0.0.1:8080 --token t push ./my-adapter --repo team/adapter --private",
+      "\nExamples:\n  $ HF_TOKEN=hf_... lowrank push ./my-adapter --repo you/my-adapter\n  $ lowrank --hub-url http://127.0.0.1:8080 --token t push " +
+        "./my-adapter --repo team/adapter --private",
     )
     .action((dir: string, options) => pushCommand(ctx, dir, options));
 
@@ -283,7 +294,8 @@ export function buildProgram(container?: DependencyContainer): Command {
     .requiredOption("--out <dir>", "output adapter folder")
     .addHelpText(
       "after",
-      "\nExamples:\n  $ lowrank import loralib lora_state_dict.pt --model ./gpt2 --rank 4 --alpha 32 --target-modules c_attn --enable-lora 1,0,1 --out ./imported",
+      "\nExamples:\n  $ lowrank import loralib lora_state_dict.pt --model ./gpt2 --rank 4 --alpha 32 --target-modules c_attn --enable-lora 1,0,1 " +
+        "--out ./imported",
     );
   option(loralib, "--model <model>", "the base model folder it was trained on", { aliases: ["--base"], required: true }).action((file: string, options) =>
     importLoralibCommand(ctx, file, options),
@@ -298,7 +310,8 @@ export function buildProgram(container?: DependencyContainer): Command {
     .option("--plot <file.svg>", "an SVG heatmap: φ per module with --against, else the spectra")
     .addHelpText(
       "after",
-      "\nExamples:\n  $ lowrank analyze ./my-adapter\n  $ lowrank analyze ./my-adapter --model ./base-model --json\n  $ lowrank analyze ./run-seed1 --against ./run-seed2 --plot similarity.svg",
+      "\nExamples:\n  $ lowrank analyze ./my-adapter\n  $ lowrank analyze ./my-adapter --model ./base-model --json\n  $ lowrank analyze ./run-seed1 " +
+        "--against ./run-seed2 --plot similarity.svg",
     );
   option(analyze, "--model <model>", "the base model, for ‖ΔW‖ / ‖W‖ per module", { aliases: ["--base"] }).action((adapter: string, options) =>
     analyzeCommand(ctx, adapter, options),

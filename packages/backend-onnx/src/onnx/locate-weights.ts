@@ -126,10 +126,9 @@ export function locateWeights(
       candidates = [...direct, ...throughTranspose].filter((n) => weightOperand(index, n) !== undefined);
     }
     if (candidates.length !== 1) {
-      throw new LowrankError(
-        "ADAPTER_INVALID",
-        `${label}: cannot find the weight of module "${module.name}" (${candidates.length === 0 ? `no MatMul/Gemm/Gather in scope ${scope} and no initializer "${module.name}.weight"` : `${candidates.length} candidate nodes`})`,
-      );
+      const matches =
+        candidates.length === 0 ? `no MatMul/Gemm/Gather in scope ${scope} and no initializer "${module.name}.weight"` : `${candidates.length} candidate nodes`;
+      throw new LowrankError("ADAPTER_INVALID", `${label}: cannot find the weight of module "${module.name}" (${matches})`);
     }
     const node = candidates[0]!;
     const operand = weightOperand(index, node)!;
@@ -138,7 +137,8 @@ export function locateWeights(
     if (dims.join(",") !== expected.join(",")) {
       throw new LowrankError(
         "SHAPE_MISMATCH",
-        `${label}: module "${module.name}" maps to initializer "${operand.initializer.name}" of shape [${dims}], but the adapter needs [${expected}] (${operand.layout === "in_out" ? "input by output" : "output by input"}, as node "${node.name}" uses it)`,
+        `${label}: module "${module.name}" maps to initializer "${operand.initializer.name}" of shape [${dims}], but the adapter needs [${expected}] ` +
+          `(${operand.layout === "in_out" ? "input by output" : "output by input"}, as node "${node.name}" uses it)`,
       );
     }
     let initializer = operand.initializer;

@@ -139,7 +139,8 @@ export class OnnxLoraSession {
       if (!this.replaceable.has(key))
         throw new LowrankError(
           "ADAPTER_INVALID",
-          `adapter "${name}" replaces "${key}" (a trained bias or modules_to_save), which this session cannot take at run time; create the session with this adapter (or list the tensor in \`replaceable\`)`,
+          `adapter "${name}" replaces "${key}" (a trained bias or modules_to_save), which this session cannot take at run time; create the session ` +
+            `with this adapter (or list the tensor in \`replaceable\`)`,
         );
       feeds[key] = tensor;
     }
@@ -148,7 +149,8 @@ export class OnnxLoraSession {
       if (!slot)
         throw new LowrankError(
           "ADAPTER_INVALID",
-          `adapter "${name}" adapts "${plan.name}", which has no runtime slot in this session; create the session with this adapter (or list the module in \`slots\`)`,
+          `adapter "${name}" adapts "${plan.name}", which has no runtime slot in this session; create the session with this adapter (or list the ` +
+            `module in \`slots\`)`,
         );
       if (factors.magnitude) {
         const target = this.describeFor(adapter);
@@ -262,7 +264,8 @@ export class OnnxLoraSession {
     if (replacing.length > 1)
       throw new LowrankError(
         "USAGE",
-        `adapters ${replacing.map((n) => `"${n}"`).join(" and ")} both replace whole tensors (trained biases or modules_to_save); PEFT runs only one such adapter at a time`,
+        `adapters ${replacing.map((n) => `"${n}"`).join(" and ")} both replace whole tensors (trained biases or modules_to_save); PEFT runs only one ` +
+          `such adapter at a time`,
       );
     const feeds: Feeds = replacing.length === 1 ? this.feedsOf(replacing[0]!) : {};
     // loadAdapter put each tensor an adapter replaces into its feeds.

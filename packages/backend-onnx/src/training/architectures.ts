@@ -23,7 +23,8 @@ export function trainingArchitecture(config: Record<string, unknown>, label: str
   if (!found)
     throw new LowrankError(
       "CHECKPOINT_INVALID",
-      `${label}: model_type ${JSON.stringify(type)} is not supported by the onnx trainer (supported: ${ONNX_TRAINABLE_MODEL_TYPES.join(", ")}); use --backend tfjs`,
+      `${label}: model_type ${JSON.stringify(type)} is not supported by the onnx trainer (supported: ${ONNX_TRAINABLE_MODEL_TYPES.join(", ")}); use ` +
+        `--backend tfjs`,
     );
   return found;
 }

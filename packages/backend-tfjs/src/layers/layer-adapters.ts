@@ -70,7 +70,8 @@ export class LayerAdapters {
       if (rows.shape[0] !== batch) {
         throw new LowrankError(
           "USAGE",
-          `${this.layerName}: a mixed batch names an adapter per row (${rows.shape[0]} rows) but this layer sees ${batch} rows; this module cannot take per-row adapters`,
+          `${this.layerName}: a mixed batch names an adapter per row (${rows.shape[0]} rows) but this layer sees ${batch} rows; this module cannot ` +
+            `take per-row adapters`,
         );
       }
       out.push({ name, branch, rows });

@@ -146,7 +146,8 @@ export class AdapterHost {
     if (!this.disabled && replacing.length > 0)
       throw new LowrankError(
         "USAGE",
-        `the active adapter "${replacing[0]}" replaces whole modules, which would apply to every row; disable adapters or activate another before a mixed batch`,
+        `the active adapter "${replacing[0]}" replaces whole modules, which would apply to every row; disable adapters or activate another before a ` +
+          `mixed batch`,
       );
     const masks = new Map(
       named.map((name) => [

@@ -156,7 +156,8 @@ export class DebertaV2Model implements TfjsModel {
     if (!this.linears.has("classifier") || !this.linears.has("pooler.dense")) {
       throw new LowrankError(
         "CHECKPOINT_INVALID",
-        `${label}: no pooler.dense and classifier: the tfjs backend runs DeBERTa-v2 as DebertaV2ForSequenceClassification (architectures: ${JSON.stringify(config.architectures ?? null)})`,
+        `${label}: no pooler.dense and classifier: the tfjs backend runs DeBERTa-v2 as DebertaV2ForSequenceClassification (architectures: ` +
+          `${JSON.stringify(config.architectures ?? null)})`,
       );
     }
   }

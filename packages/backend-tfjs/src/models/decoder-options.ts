@@ -73,7 +73,8 @@ export function decoderOptions(modelType: string, config: Record<string, unknown
         const kind = base.ropeScaling.rope_type ?? base.ropeScaling.type;
         throw new LowrankError(
           "CHECKPOINT_INVALID",
-          `${label}/config.json: Phi-3 \`rope_scaling\` type ${JSON.stringify(kind)} is not supported by the tfjs backend (only \`rope_scaling\` null is); use a 4k-context Phi-3 checkpoint`,
+          `${label}/config.json: Phi-3 \`rope_scaling\` type ${JSON.stringify(kind)} is not supported by the tfjs backend (only \`rope_scaling\` null ` +
+            `is); use a 4k-context Phi-3 checkpoint`,
         );
       }
       // transformers 4.43 builds Phi-3's eager mask with _prepare_4d_causal_attention_mask, which

@@ -28,7 +28,8 @@ function yTicks(y0: number, y1: number, sy: (y: number) => number, f: Frame): st
   const digits = y1 - y0 >= 10 ? 0 : 2;
   return Array.from({ length: 5 }, (_, i) => y0 + ((y1 - y0) * i) / 4).map(
     (t) =>
-      `<text x="${f.pad.left - 6}" y="${sy(t) + 4}" text-anchor="end" font-size="11">${t.toFixed(digits)}</text><line x1="${f.pad.left}" x2="${f.width - f.pad.right}" y1="${sy(t)}" y2="${sy(t)}" stroke="#eee"/>`,
+      `<text x="${f.pad.left - 6}" y="${sy(t) + 4}" text-anchor="end" font-size="11">${t.toFixed(digits)}</text><line x1="${f.pad.left}" ` +
+      `x2="${f.width - f.pad.right}" y1="${sy(t)}" y2="${sy(t)}" stroke="#eee"/>`,
   );
 }
 
@@ -54,7 +55,8 @@ export function lineChartSvg(chart: {
     `<text x="${f.width / 2}" y="${f.height - 8}" text-anchor="middle" font-size="12">${escapeXml(chart.xLabel)}</text>`,
     ...chart.series.map(
       (s, i) =>
-        `<polyline fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="2" points="${s.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ")}"/>`,
+        `<polyline fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="2" ` +
+        `points="${s.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ")}"/>`,
     ),
     ...chart.series.map(
       (s, i) =>
@@ -88,7 +90,8 @@ export function barChartSvg(chart: {
       const x = gx + i * barWidth;
       const v = s.values[c]!;
       body.push(
-        `<rect x="${x.toFixed(1)}" y="${sy(v).toFixed(1)}" width="${(barWidth - 2).toFixed(1)}" height="${(sy(0) - sy(v)).toFixed(1)}" fill="${COLORS[i % COLORS.length]}"><title>${escapeXml(`${s.name}: ${v}`)}</title></rect>`,
+        `<rect x="${x.toFixed(1)}" y="${sy(v).toFixed(1)}" width="${(barWidth - 2).toFixed(1)}" height="${(sy(0) - sy(v)).toFixed(1)}" ` +
+          `fill="${COLORS[i % COLORS.length]}"><title>${escapeXml(`${s.name}: ${v}`)}</title></rect>`,
       );
       const range = s.ranges?.[c];
       if (range) {
@@ -99,7 +102,8 @@ export function barChartSvg(chart: {
   });
   chart.series.forEach((s, i) =>
     body.push(
-      `<rect x="${f.pad.left + 8 + i * 150}" y="30" width="10" height="10" fill="${COLORS[i % COLORS.length]}"/><text x="${f.pad.left + 22 + i * 150}" y="39" font-size="12">${escapeXml(s.name)}</text>`,
+      `<rect x="${f.pad.left + 8 + i * 150}" y="30" width="10" height="10" fill="${COLORS[i % COLORS.length]}"/><text ` +
+        `x="${f.pad.left + 22 + i * 150}" y="39" font-size="12">${escapeXml(s.name)}</text>`,
     ),
   );
   return frame(f, chart.title, chart.yLabel, body);

@@ -47,6 +47,7 @@ export async function combineCommand(ctx: CliContext, options: CombineCommandOpt
   };
   await writeAdapter(options.out, combined, { "combination.json": `${JSON.stringify(provenance, null, 2)}\n` });
   ctx.out(
-    `combined ${options.adapter.length} adapter(s) with ${combination} into ${options.out} (r=${combined.config.r}, lora_alpha=${combined.config.lora_alpha}, ${combined.tensors.size} tensors)`,
+    `combined ${options.adapter.length} adapter(s) with ${combination} into ${options.out} (r=${combined.config.r}, ` +
+      `lora_alpha=${combined.config.lora_alpha}, ${combined.tensors.size} tensors)`,
   );
 }

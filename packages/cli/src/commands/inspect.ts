@@ -80,16 +80,20 @@ export async function inspectCommand(ctx: CliContext, adapterDir: string, option
   }
   const lines = [
     `adapter: ${adapterDir}`,
-    `type: ${config.peft_type}${config.use_dora ? " (DoRA)" : ""}${config.use_rslora ? " (rsLoRA)" : ""}   task: ${config.task_type ?? "-"}   base: ${config.base_model_name_or_path ?? "-"}`,
-    `r: ${config.r}   lora_alpha: ${fmt(config.lora_alpha)}   dropout: ${config.lora_dropout}   bias: ${config.bias}   fan_in_fan_out: ${config.fan_in_fan_out}`,
-    `target_modules: ${JSON.stringify(config.target_modules)}${config.modules_to_save ? `   modules_to_save: ${JSON.stringify([...new Set(config.modules_to_save)])}` : ""}`,
+    `type: ${config.peft_type}${config.use_dora ? " (DoRA)" : ""}${config.use_rslora ? " (rsLoRA)" : ""}   task: ${config.task_type ?? "-"}   base: ` +
+      `${config.base_model_name_or_path ?? "-"}`,
+    `r: ${config.r}   lora_alpha: ${fmt(config.lora_alpha)}   dropout: ${config.lora_dropout}   bias: ${config.bias}   fan_in_fan_out: ` +
+      `${config.fan_in_fan_out}`,
+    `target_modules: ` +
+      `${JSON.stringify(config.target_modules)}${config.modules_to_save ? `   modules_to_save: ${JSON.stringify([...new Set(config.modules_to_save)])}` : ""}`,
     ...(Object.keys(config.rank_pattern).length ? [`rank_pattern: ${JSON.stringify(config.rank_pattern)}`] : []),
     ...(Object.keys(config.alpha_pattern).length ? [`alpha_pattern: ${JSON.stringify(config.alpha_pattern)}`] : []),
     "",
     `modules (${summary.modules.length}):`,
     ...summary.modules.map(
       (m) =>
-        `  ${m.name}  ${m.kind}${m.dora ? "+dora" : ""}  r=${m.r}  alpha=${fmt(m.alpha)}  scaling=${fmt(m.scaling)}  ${m.inFeatures}→${m.outFeatures}  params=${m.parameters}`,
+        `  ${m.name}  ${m.kind}${m.dora ? "+dora" : ""}  r=${m.r}  alpha=${fmt(m.alpha)}  scaling=${fmt(m.scaling)}  ` +
+        `${m.inFeatures}→${m.outFeatures}  params=${m.parameters}`,
     ),
     ...(summary.fullTensors.length ? ["", `full tensors (modules_to_save, biases): ${summary.fullTensors.join(", ")}`] : []),
     "",

@@ -8,7 +8,9 @@ export async function onnxMergeCommand(ctx: CliContext, options: { model: string
   const started = performance.now();
   const merged = await mergeOnnxFile({ model: options.model, adapter, out: options.out, safe: options.safe, logger: ctx.logger });
   ctx.out(
-    `merged ${merged.mergedModules.length} module(s)${merged.replacedTensors.length ? ` and replaced ${merged.replacedTensors.length} tensor(s)` : ""} into ${options.out} (${(merged.bytes / 1e6).toFixed(1)} MB, ${((performance.now() - started) / 1000).toFixed(2)} s)`,
+    `merged ${merged.mergedModules.length} ` +
+      `module(s)${merged.replacedTensors.length ? ` and replaced ${merged.replacedTensors.length} tensor(s)` : ""} into ${options.out} ` +
+      `(${(merged.bytes / 1e6).toFixed(1)} MB, ${((performance.now() - started) / 1000).toFixed(2)} s)`,
   );
 }
 

@@ -11,7 +11,9 @@ export function numberFlag(flag: string, text: string | undefined, check: { inte
     (check.min !== undefined && n < check.min) ||
     (check.max !== undefined && n > check.max);
   if (bad) {
-    const want = `${check.integer ? "an integer" : "a number"}${check.min !== undefined ? ` ≥ ${check.min}` : ""}${check.max !== undefined ? ` ≤ ${check.max}` : ""}`;
+    const atLeast = check.min !== undefined ? ` ≥ ${check.min}` : "";
+    const atMost = check.max !== undefined ? ` ≤ ${check.max}` : "";
+    const want = `${check.integer ? "an integer" : "a number"}${atLeast}${atMost}`;
     throw new LowrankError("USAGE", `${flag} must be ${want}, got ${JSON.stringify(text)}`);
   }
   return n;

@@ -136,7 +136,9 @@ export async function trainCommand(ctx: CliContext, options: TrainOptions): Prom
       if (event.type === "start") {
         start = event;
         ctx.logger.info(
-          `training ${options.full ? "all" : "LoRA"} parameters: ${event.trainableParameters.toLocaleString("en-US")} of ${event.totalParameters.toLocaleString("en-US")} (${((100 * event.trainableParameters) / event.totalParameters).toFixed(3)}%) on ${event.device}, ${event.examples} examples, ${event.totalSteps} steps`,
+          `training ${options.full ? "all" : "LoRA"} parameters: ${event.trainableParameters.toLocaleString("en-US")} of ` +
+            `${event.totalParameters.toLocaleString("en-US")} (${((100 * event.trainableParameters) / event.totalParameters).toFixed(3)}%) on ` +
+            `${event.device}, ${event.examples} examples, ${event.totalSteps} steps`,
         );
         bar?.start(event.totalSteps, event.startStep, { loss: "-", tps: "-" });
       } else if (event.type === "step") {
@@ -144,14 +146,16 @@ export async function trainCommand(ctx: CliContext, options: TrainOptions): Prom
         else if (!options.json && (event.step - lastPrinted >= Math.max(1, Math.round((start?.totalSteps ?? 10) / 10)) || event.step === start?.totalSteps)) {
           lastPrinted = event.step;
           ctx.logger.info(
-            `step ${event.step}/${start?.totalSteps ?? "?"}  loss ${event.loss.toFixed(4)}  lr ${event.learningRate.toExponential(2)}  ${Math.round(event.tokensPerSecond)} tok/s`,
+            `step ${event.step}/${start?.totalSteps ?? "?"}  loss ${event.loss.toFixed(4)}  lr ${event.learningRate.toExponential(2)}  ` +
+              `${Math.round(event.tokensPerSecond)} tok/s`,
           );
         }
       } else if (event.type === "eval") {
         lastEval = event;
         if (!bar && !options.json)
           ctx.logger.info(
-            `eval at step ${event.step}: loss ${event.loss.toFixed(4)}, perplexity ${event.perplexity.toFixed(2)}${event.accuracy !== undefined ? `, accuracy ${(100 * event.accuracy).toFixed(1)}%` : ""}`,
+            `eval at step ${event.step}: loss ${event.loss.toFixed(4)}, perplexity ` +
+              `${event.perplexity.toFixed(2)}${event.accuracy !== undefined ? `, accuracy ${(100 * event.accuracy).toFixed(1)}%` : ""}`,
           );
       } else if (event.type === "checkpoint") {
         if (!bar && !options.json) ctx.logger.info(`checkpoint at step ${event.step}: ${event.dir}`);
@@ -185,6 +189,8 @@ export async function trainCommand(ctx: CliContext, options: TrainOptions): Prom
   if (options.json) ctx.out(JSON.stringify(result, null, 2));
   else
     ctx.out(
-      `trained ${summary?.steps} steps in ${summary?.seconds.toFixed(1)} s, final loss ${summary?.finalLoss.toFixed(4)}${lastEval ? `, eval loss ${lastEval.loss.toFixed(4)}` : ""}; wrote ${options.full ? "the full checkpoint" : "the PEFT adapter"} to ${options.out}`,
+      `trained ${summary?.steps} steps in ${summary?.seconds.toFixed(1)} s, final loss ` +
+        `${summary?.finalLoss.toFixed(4)}${lastEval ? `, eval loss ${lastEval.loss.toFixed(4)}` : ""}; wrote ` +
+        `${options.full ? "the full checkpoint" : "the PEFT adapter"} to ${options.out}`,
     );
 }

@@ -35,7 +35,8 @@ export function heatmapGridSvg(chart: {
     panel.values.forEach((row, i) =>
       row.forEach((v, j) => {
         body.push(
-          `<rect x="${x0 + j * cell}" y="${y0 + i * cell}" width="${cell}" height="${cell}" fill="${shade(v)}" stroke="#fff" stroke-width="0.5"><title>${escapeXml(`${chart.rowLabel} ${i + 1}, ${chart.columnLabel} ${j + 1}: ${v.toFixed(3)}`)}</title></rect>`,
+          `<rect x="${x0 + j * cell}" y="${y0 + i * cell}" width="${cell}" height="${cell}" fill="${shade(v)}" stroke="#fff" ` +
+            `stroke-width="0.5"><title>${escapeXml(`${chart.rowLabel} ${i + 1}, ${chart.columnLabel} ${j + 1}: ${v.toFixed(3)}`)}</title></rect>`,
         );
       }),
     );
@@ -44,7 +45,8 @@ export function heatmapGridSvg(chart: {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${width / 2}" y="20" text-anchor="middle" font-size="14">${escapeXml(chart.title)}</text>`,
-    `<text x="${width / 2}" y="36" text-anchor="middle" font-size="11">rows: ${escapeXml(chart.rowLabel)}, columns: ${escapeXml(chart.columnLabel)}; white 0 → blue 1</text>`,
+    `<text x="${width / 2}" y="36" text-anchor="middle" font-size="11">rows: ${escapeXml(chart.rowLabel)}, columns: ${escapeXml(chart.columnLabel)}; ` +
+      `white 0 → blue 1</text>`,
     ...body,
     "</svg>",
     "",

@@ -32,23 +32,26 @@ function factors(adapter: LoraAdapter, name: string): { A: Float32Array; B: Floa
 }
 
 describe("analyzeAdapter on the fixtures", () => {
-  test.each(ADAPTERS)("%s: σ(scaling·B·A) equal a one-sided Jacobi SVD of the dense float64 ΔW within 1e-5 relative, scaling as PEFT's", async (dir, key) => {
-    const adapter = await readAdapter(requireFixture(dir));
-    const scalings = await manifestScalings(key);
-    const report = await analyzeAdapter(adapter);
-    expect(report.map((m) => m.name).sort()).toEqual(Object.keys(scalings).sort());
-    for (const m of report) {
-      expect(m.scaling, m.name).toBeCloseTo(scalings[m.name]!.scaling, 12);
-      const f = factors(adapter, m.name);
-      // ΔW = scaling·B·A, [out, in], in float64 by the triple loop.
-      const reference = referenceSingularValues(denseProduct(f.B, f.A, f.out, f.r, f.inF, scalings[m.name]!.scaling), f.out, f.inF).slice(0, f.r);
-      expect(m.singularValues).toHaveLength(f.r);
-      m.singularValues.forEach((s, i) => expect(Math.abs(s - reference[i]!), `${m.name} σ${i + 1}`).toBeLessThanOrEqual(1e-5 * reference[0]!));
-      expect(m.deltaNorm).toBeCloseTo(Math.hypot(...reference), 10);
-      expect(m.dora).toBe(key === "gpt2_dora");
-      expect(m.kind).toBe(m.name.endsWith("embed_tokens") ? "embedding" : "linear");
-    }
-  });
+  test.each(ADAPTERS)(
+    "%s: σ(scaling·B·A) equal a one-sided Jacobi SVD of the dense float64 ΔW within 1e-5 relative, scaling as " + "PEFT's",
+    async (dir, key) => {
+      const adapter = await readAdapter(requireFixture(dir));
+      const scalings = await manifestScalings(key);
+      const report = await analyzeAdapter(adapter);
+      expect(report.map((m) => m.name).sort()).toEqual(Object.keys(scalings).sort());
+      for (const m of report) {
+        expect(m.scaling, m.name).toBeCloseTo(scalings[m.name]!.scaling, 12);
+        const f = factors(adapter, m.name);
+        // ΔW = scaling·B·A, [out, in], in float64 by the triple loop.
+        const reference = referenceSingularValues(denseProduct(f.B, f.A, f.out, f.r, f.inF, scalings[m.name]!.scaling), f.out, f.inF).slice(0, f.r);
+        expect(m.singularValues).toHaveLength(f.r);
+        m.singularValues.forEach((s, i) => expect(Math.abs(s - reference[i]!), `${m.name} σ${i + 1}`).toBeLessThanOrEqual(1e-5 * reference[0]!));
+        expect(m.deltaNorm).toBeCloseTo(Math.hypot(...reference), 10);
+        expect(m.dora).toBe(key === "gpt2_dora");
+        expect(m.kind).toBe(m.name.endsWith("embed_tokens") ? "embedding" : "linear");
+      }
+    },
+  );
 
   test("gpt2-tiny-lora: the spectrum of the stored merged − base weights (float32, an independent ΔW) agrees within 1e-4 relative", async () => {
     const report = await analyzeAdapter(await readAdapter(requireFixture("gpt2-tiny-lora")));

@@ -207,7 +207,10 @@ describe("svd variants", () => {
     { adapter: other, weight: -0.4 },
   ];
 
-  test("svd at full rank (svdRank 8 = 4 + 4) reproduces PEFT's Σ wᵢ·sᵢ·ΔWᵢ = Σ wᵢ·sᵢ²·Bᵢ·Aᵢ within 1e-5; lora_A has orthonormal rows", () => {
+  // biome-ignore format: keeps the line within 160 bytes (the title has multi-byte characters)
+  const svdFullRankTitle =
+    "svd at full rank (svdRank 8 = 4 + 4) reproduces PEFT's Σ wᵢ·sᵢ·ΔWᵢ = Σ wᵢ·sᵢ²·Bᵢ·Aᵢ within 1e-5; lora_A has orthonormal rows";
+  test(svdFullRankTitle, () => {
     const combined = combineAdapters(inputs(), { combination: "svd", svdRank: 8 });
     expect(combined.config).toMatchObject({ r: 8, lora_alpha: 8 });
     for (const name of modulesOf(combined)) {
@@ -264,7 +267,10 @@ describe("svd variants", () => {
     }
   });
 
-  test("magnitude_prune_svd: the best rank-4 approximation of Σ wᵢsᵢ·prune(sᵢBᵢAᵢ) (top ⌊density·n⌋ entries by |x|), on the dense route", () => {
+  // biome-ignore format: keeps the line within 160 bytes (the title has multi-byte characters)
+  const magnitudePruneSvdTitle =
+    "magnitude_prune_svd: the best rank-4 approximation of Σ wᵢsᵢ·prune(sᵢBᵢAᵢ) (top ⌊density·n⌋ entries by |x|), on the dense route";
+  test(magnitudePruneSvdTitle, () => {
     const combined = combineAdapters(inputs(), { combination: "magnitude_prune_svd", density: 0.3, svdRank: 4 });
     for (const name of ["transformer.h.0.attn.c_attn", "transformer.h.1.mlp.c_proj"]) {
       const f = factorsOf(combined, name)!;
@@ -305,28 +311,31 @@ describe("refusals, with PEFT's conditions", () => {
     },
   );
 
-  test("target_modules as a regex string in one adapter and a list in the other → CONFIG_INVALID (cat and linear alike); two strings are joined as (a)|(b)", () => {
-    const regex = { ...other, config: { ...other.config, target_modules: ".*c_attn" } };
-    for (const combination of ["cat", "linear"] as const) {
-      const error = combine(
+  test(
+    "target_modules as a regex string in one adapter and a list in the other → CONFIG_INVALID (cat and linear alike); two strings are joined as " + "(a)|(b)",
+    () => {
+      const regex = { ...other, config: { ...other.config, target_modules: ".*c_attn" } };
+      for (const combination of ["cat", "linear"] as const) {
+        const error = combine(
+          [
+            { adapter: gpt2, weight: 1 },
+            { adapter: regex, weight: 1 },
+          ],
+          { combination },
+        );
+        expect([error.code, error.message]).toEqual(["CONFIG_INVALID", expect.stringMatching(/regex string in adapter 2/)]);
+      }
+      const both = combineAdapters(
         [
-          { adapter: gpt2, weight: 1 },
+          { adapter: { ...gpt2, config: { ...gpt2.config, target_modules: ".*\\.c_(attn|proj)" } }, weight: 1 },
           { adapter: regex, weight: 1 },
         ],
-        { combination },
+        { combination: "cat" },
       );
-      expect([error.code, error.message]).toEqual(["CONFIG_INVALID", expect.stringMatching(/regex string in adapter 2/)]);
-    }
-    const both = combineAdapters(
-      [
-        { adapter: { ...gpt2, config: { ...gpt2.config, target_modules: ".*\\.c_(attn|proj)" } }, weight: 1 },
-        { adapter: regex, weight: 1 },
-      ],
-      { combination: "cat" },
-    );
-    expect(both.config.target_modules).toBe("(.*\\.c_(attn|proj))|(.*c_attn)");
-    expect(both.tensors.size).toBe(12);
-  });
+      expect(both.config.target_modules).toBe("(.*\\.c_(attn|proj))|(.*c_attn)");
+      expect(both.tensors.size).toBe(12);
+    },
+  );
 
   test.each([
     [{ combination: "mean" }, /unknown `combination` "mean"/],
@@ -369,27 +378,31 @@ describe("refusals, with PEFT's conditions", () => {
     expect([error.code, error.message]).toEqual(["ADAPTER_INVALID", expect.stringMatching(/adapter 2 is a DoRA adapter/)]);
   });
 
-  test("two adapters with their own copy of one module (modules_to_save) → CONFIG_INVALID; one alone is dropped with a warning, as PEFT's fresh copy of the base module", async () => {
-    const roberta = await readAdapter(requireFixture("roberta-tiny-lora"));
-    const error = combine(
-      [
-        { adapter: roberta, weight: 1 },
-        { adapter: roberta, weight: 1 },
-      ],
-      { combination: "cat" },
-    );
-    expect([error.code, error.message]).toEqual(["CONFIG_INVALID", expect.stringMatching(/adapter 1 and adapter 2 both save their own "classifier.dense"/)]);
-    const plain = { ...roberta, tensors: new Map([...roberta.tensors].filter(([k]) => k.includes("lora_"))) };
-    const logger = memoryLogger();
-    const combined = combineAdapters(
-      [
-        { adapter: roberta, weight: 1 },
-        { adapter: plain, weight: 1 },
-      ],
-      { combination: "cat", logger },
-    );
-    expect([...combined.tensors.keys()].every((k) => k.includes("lora_"))).toBe(true);
-    expect(combined.config.modules_to_save).toEqual(roberta.config.modules_to_save);
-    expect(logger.warnings).toEqual([expect.stringMatching(/adapter 1's modules_to_save tensors are not carried over/)]);
-  });
+  test(
+    "two adapters with their own copy of one module (modules_to_save) → CONFIG_INVALID; one alone is dropped with a warning, as PEFT's fresh " +
+      "copy of the base module",
+    async () => {
+      const roberta = await readAdapter(requireFixture("roberta-tiny-lora"));
+      const error = combine(
+        [
+          { adapter: roberta, weight: 1 },
+          { adapter: roberta, weight: 1 },
+        ],
+        { combination: "cat" },
+      );
+      expect([error.code, error.message]).toEqual(["CONFIG_INVALID", expect.stringMatching(/adapter 1 and adapter 2 both save their own "classifier.dense"/)]);
+      const plain = { ...roberta, tensors: new Map([...roberta.tensors].filter(([k]) => k.includes("lora_"))) };
+      const logger = memoryLogger();
+      const combined = combineAdapters(
+        [
+          { adapter: roberta, weight: 1 },
+          { adapter: plain, weight: 1 },
+        ],
+        { combination: "cat", logger },
+      );
+      expect([...combined.tensors.keys()].every((k) => k.includes("lora_"))).toBe(true);
+      expect(combined.config.modules_to_save).toEqual(roberta.config.modules_to_save);
+      expect(logger.warnings).toEqual([expect.stringMatching(/adapter 1's modules_to_save tensors are not carried over/)]);
+    },
+  );
 });

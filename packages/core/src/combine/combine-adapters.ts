@@ -43,7 +43,8 @@ function refuseUnsupported(inputs: readonly WeightedAdapter[], collected: readon
     if (adapter.config.use_dora || modules.some((m) => m.magnitude)) {
       throw new LowrankError(
         "ADAPTER_INVALID",
-        `combineAdapters: ${label} is a DoRA adapter (\`use_dora\`); PEFT's combination would start its magnitude vector from the base weights, so it is not supported`,
+        `combineAdapters: ${label} is a DoRA adapter (\`use_dora\`); PEFT's combination would start its magnitude vector from the base weights, so it ` +
+          `is not supported`,
       );
     }
     if (adapter.config.lora_bias || modules.some((m) => m.loraBias !== undefined)) {
@@ -64,7 +65,8 @@ function refuseUnsupported(inputs: readonly WeightedAdapter[], collected: readon
       if (other !== undefined && other !== i) {
         throw new LowrankError(
           "CONFIG_INVALID",
-          `combineAdapters: ${labels[other]} and ${labels[i]} both save their own "${key}" (\`modules_to_save\`); PEFT cannot combine adapters that target the same module with modules_to_save`,
+          `combineAdapters: ${labels[other]} and ${labels[i]} both save their own "${key}" (\`modules_to_save\`); PEFT cannot combine adapters that ` +
+            `target the same module with modules_to_save`,
         );
       }
       owner.set(key, i);

@@ -69,7 +69,8 @@ function mergeFactors(name: string, parts: readonly Contribution[], p: ModulePar
   if (odd) {
     throw new LowrankError(
       "SHAPE_MISMATCH",
-      `combineAdapters: module "${name}" has rank ${rank} in ${parts[0]!.label} but ${odd.module.r} in ${odd.label} (check \`rank_pattern\`); "${p.combination}" needs equal ranks, use "cat" or "svd"`,
+      `combineAdapters: module "${name}" has rank ${rank} in ${parts[0]!.label} but ${odd.module.r} in ${odd.label} (check \`rank_pattern\`); ` +
+        `"${p.combination}" needs equal ranks, use "cat" or "svd"`,
     );
   }
   const magnitudes = parts.map((c) => Math.sqrt(Math.abs(c.weight * c.module.scaling)));
@@ -143,7 +144,9 @@ export function combineModule(name: string, parts: readonly Contribution[], p: M
     if (m.inFeatures !== first.inFeatures || m.outFeatures !== first.outFeatures || m.embedding !== first.embedding) {
       throw new LowrankError(
         "SHAPE_MISMATCH",
-        `combineAdapters: module "${name}" is ${first.embedding ? "an embedding " : ""}${first.outFeatures} × ${first.inFeatures} in ${parts[0]!.label} but ${m.embedding ? "an embedding " : ""}${m.outFeatures} × ${m.inFeatures} in ${label}; were they trained on the same base model?`,
+        `combineAdapters: module "${name}" is ${first.embedding ? "an embedding " : ""}${first.outFeatures} × ${first.inFeatures} in ` +
+          `${parts[0]!.label} but ${m.embedding ? "an embedding " : ""}${m.outFeatures} × ${m.inFeatures} in ${label}; were they trained on the same ` +
+          `base model?`,
       );
     }
   }

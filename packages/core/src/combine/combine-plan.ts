@@ -102,7 +102,8 @@ export function planCombination(inputs: readonly PlanInput[], requested: Combina
     if (other >= 0) {
       throw new LowrankError(
         "USAGE",
-        `combineAdapters: "${combination}" needs adapters of one rank, but ${inputs[0]!.label} has r = ${ranks[0]} and ${inputs[other]!.label} has r = ${ranks[other]}; use "cat" or "svd"`,
+        `combineAdapters: "${combination}" needs adapters of one rank, but ${inputs[0]!.label} has r = ${ranks[0]} and ${inputs[other]!.label} has r ` +
+          `= ${ranks[other]}; use "cat" or "svd"`,
       );
     }
     newRank = ranks[0]!;
@@ -116,7 +117,8 @@ export function planCombination(inputs: readonly PlanInput[], requested: Combina
   if (mixed >= 0) {
     throw new LowrankError(
       "CONFIG_INVALID",
-      `combineAdapters: \`target_modules\` is a ${typeof targets[0] === "string" ? "regex string" : "list"} in ${inputs[0]!.label} but a ${typeof targets[mixed] === "string" ? "regex string" : "list"} in ${inputs[mixed]!.label}; PEFT cannot combine a mix of the two`,
+      `combineAdapters: \`target_modules\` is a ${typeof targets[0] === "string" ? "regex string" : "list"} in ${inputs[0]!.label} but a ` +
+        `${typeof targets[mixed] === "string" ? "regex string" : "list"} in ${inputs[mixed]!.label}; PEFT cannot combine a mix of the two`,
     );
   }
   const targetModules = typeof targets[0] === "string" ? targets.map((t) => `(${t})`).join("|") : [...new Set(targets.flat())];

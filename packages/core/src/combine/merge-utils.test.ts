@@ -38,7 +38,10 @@ describe("PEFT merge_utils on hand-made tensors", () => {
     expect(pruneRandomly(x, 1, new SeededRandom(5))).toBe(x); // PEFT: density ≥ 1 returns the tensor, no rescale
   });
 
-  test("majority sign: 'total' elects the sign of Σ x (3 − 1 − 1 > 0 → +), 'frequency' the sign of Σ sign(x) (1 − 2 < 0 → −); zeros never vote", () => {
+  // biome-ignore format: keeps the line within 160 bytes (the title has multi-byte characters)
+  const majoritySignTitle =
+    "majority sign: 'total' elects the sign of Σ x (3 − 1 − 1 > 0 → +), 'frequency' the sign of Σ sign(x) (1 − 2 < 0 → −); zeros never vote";
+  test(majoritySignTitle, () => {
     const tasks = [f(3, 0), f(-1, 0), f(-1, 2)];
     expect(majoritySignMask(tasks, "total").map(list)).toEqual([
       [1, 0],

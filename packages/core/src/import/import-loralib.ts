@@ -72,7 +72,8 @@ export function importLoralib(p: ImportLoralibParams): LoraAdapter {
     if (!module && (!splitTargets || splitTargets.length !== enable.length || splitTargets.some((t) => !t))) {
       throw new LowrankError(
         "ADAPTER_INVALID",
-        `loralib checkpoint: module "${name}" is not in the base model, and --target-modules ${p.targetModules.join(",")} does not name one existing projection per --enable-lora entry beside it`,
+        `loralib checkpoint: module "${name}" is not in the base model, and --target-modules ${p.targetModules.join(",")} does not name one existing ` +
+          `projection per --enable-lora entry beside it`,
       );
     }
     const outFeatures = module ? module.outFeatures! : splitTargets!.reduce((s, t) => s + t!.outFeatures!, 0);
@@ -89,13 +90,15 @@ export function importLoralib(p: ImportLoralibParams): LoraAdapter {
       const hint = looksMerged ? ` (it looks like a MergedLinear with ${A.shape[0]! / r} enabled blocks: pass --enable-lora)` : "";
       throw new LowrankError(
         "SHAPE_MISMATCH",
-        `loralib checkpoint: "${name}.lora_A" is ${shapeText(A.shape)}, expected [k·r, in] = [${groups * r}, ${inFeatures}] for --rank ${r} and ${groups} enabled block(s)${hint}`,
+        `loralib checkpoint: "${name}.lora_A" is ${shapeText(A.shape)}, expected [k·r, in] = [${groups * r}, ${inFeatures}] for --rank ${r} and ` +
+          `${groups} enabled block(s)${hint}`,
       );
     }
     if (shapeText(B.shape) !== shapeText([groups * m, r])) {
       throw new LowrankError(
         "SHAPE_MISMATCH",
-        `loralib checkpoint: "${name}.lora_B" is ${shapeText(B.shape)}, expected [k·m, r] = [${groups * m}, ${r}] for --rank ${r} and --enable-lora ${enable.map(Number).join(",")}`,
+        `loralib checkpoint: "${name}.lora_B" is ${shapeText(B.shape)}, expected [k·m, r] = [${groups * m}, ${r}] for --rank ${r} and --enable-lora ` +
+          `${enable.map(Number).join(",")}`,
       );
     }
     const a = toFloat32(A, `${name}.lora_A`);
@@ -146,7 +149,8 @@ export function importLoralib(p: ImportLoralibParams): LoraAdapter {
   if (p.fanInFanOut !== undefined && layoutIsConv1d !== undefined && p.fanInFanOut !== layoutIsConv1d) {
     // loralib's flag only says how its own base weight is stored; the base checkpoint decides here.
     p.logger?.warn(
-      `--fan-in-fan-out is ${p.fanInFanOut} but the base layers are ${layoutIsConv1d ? "Conv1D (input by output)" : "Linear (output by input)"}; using the base's layout`,
+      `--fan-in-fan-out is ${p.fanInFanOut} but the base layers are ${layoutIsConv1d ? "Conv1D (input by output)" : "Linear (output by input)"}; ` +
+        `using the base's layout`,
     );
   }
   const factor = fused > 0 ? groups : 1;

@@ -115,14 +115,16 @@ export function resolveTargets(config: LoraConfig, model: ModelDescription, opti
     if (!SUPPORTED.has(module.kind)) {
       throw new LowrankError(
         "TARGET_UNSUPPORTED",
-        `\`target_modules\` matched "${module.name}", which is ${module.kind === "container" ? "a container module" : `a ${module.kind} layer`}; LoRA adapts only linear, Conv1D and embedding layers — name the layers inside it`,
+        `\`target_modules\` matched "${module.name}", which is ${module.kind === "container" ? "a container module" : `a ${module.kind} layer`}; LoRA ` +
+          `adapts only linear, Conv1D and embedding layers — name the layers inside it`,
       );
     }
     const { r, alpha, scaling } = moduleHyperparameters(config, module.name);
     const fanInFanOut = module.kind === "conv1d";
     if (module.kind !== "embedding" && fanInFanOut !== config.fan_in_fan_out && !fanInFanOutWarned && !options.layoutFromStorage) {
       options.logger?.warn(
-        `\`fan_in_fan_out\` is ${config.fan_in_fan_out} but "${module.name}" is a ${module.kind === "conv1d" ? "Conv1D" : "Linear"} layer; using ${fanInFanOut} for it, as PEFT does`,
+        `\`fan_in_fan_out\` is ${config.fan_in_fan_out} but "${module.name}" is a ${module.kind === "conv1d" ? "Conv1D" : "Linear"} layer; using ` +
+          `${fanInFanOut} for it, as PEFT does`,
       );
       fanInFanOutWarned = true;
     }

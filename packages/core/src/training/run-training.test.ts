@@ -122,7 +122,8 @@ describe("runTraining", () => {
     const last = path.join(out, "checkpoint-2");
     expect(error.code).toBe("TRAINING_DIVERGED");
     expect(error.message).toBe(
-      `training diverged at step 3: loss NaN, gradient norm 1 (lower --lr or set --max-grad-norm); the last good checkpoint is ${last} (continue with --resume ${last}); no adapter was written`,
+      `training diverged at step 3: loss NaN, gradient norm 1 (lower --lr or set --max-grad-norm); the last good checkpoint is ${last} (continue with ` +
+        `--resume ${last}); no adapter was written`,
     );
     expect(existsSync(path.join(out, "adapter_model.safetensors"))).toBe(false);
     expect(released).toEqual(["released"]);

@@ -16,7 +16,10 @@ function divergedMessage(entry: StepLog, lastCheckpoint: string | undefined): st
   const checkpoint = lastCheckpoint
     ? `the last good checkpoint is ${lastCheckpoint} (continue with --resume ${lastCheckpoint})`
     : "no checkpoint was saved before it (use --save-every N)";
-  return `training diverged at step ${entry.step}: loss ${entry.loss}, gradient norm ${entry.gradNorm} (lower --lr or set --max-grad-norm); ${checkpoint}; no adapter was written`;
+  return (
+    `training diverged at step ${entry.step}: loss ${entry.loss}, gradient norm ${entry.gradNorm} (lower --lr or set --max-grad-norm); ` +
+    `${checkpoint}; no adapter was written`
+  );
 }
 
 async function evaluate(trainer: BackendTrainer, examples: readonly TrainingExample[] | undefined, step: number): Promise<EvalEvent | undefined> {

@@ -75,7 +75,8 @@ export function savedParameter(checkpoint: CheckpointWeights, name: string, expe
     const here = typeof expected === "number" ? `has ${expected} values` : `[${expected}]`;
     throw new LowrankError(
       "USAGE",
-      `--resume ${checkpoint.dir}: parameter "${name}" is ${saved ? `[${saved.shape}]` : "missing"} in the checkpoint but ${here} in this run; use the same model and LoRA settings`,
+      `--resume ${checkpoint.dir}: parameter "${name}" is ${saved ? `[${saved.shape}]` : "missing"} in the checkpoint but ${here} in this run; use ` +
+        `the same model and LoRA settings`,
     );
   }
   return toFloat32(saved);

@@ -487,7 +487,10 @@ describe("push: error answers and dropped connections are one clear line", () =>
       "/api/repos/create",
       401,
       "hf_secret_456",
-      /^creating org\/pushed: 401 unauthorized: the token \(--token \/ HF_TOKEN\) has no access \(status 401\. URL: http:\/\/127\.0\.0\.1:\d+\/api\/repos\/create\)$/,
+      new RegExp(
+        /^creating org\/pushed: 401 unauthorized: the token \(--token \/ HF_TOKEN\) has no access /.source +
+          /\(status 401\. URL: http:\/\/127\.0\.0\.1:\d+\/api\/repos\/create\)$/.source,
+      ),
     ],
     [
       "creating the repo",

@@ -18,7 +18,8 @@ export function authorizationHeader(token: string, what?: string): string {
   if (!SENDABLE_TOKEN.test(token)) {
     throw new HubError(
       "USAGE",
-      `${what ? `${what}: ` : ""}the token (--token / HF_TOKEN) cannot be sent in an HTTP header: it has spaces, line breaks, control characters or characters beyond Latin-1 (check for a stray newline or quote)`,
+      `${what ? `${what}: ` : ""}the token (--token / HF_TOKEN) cannot be sent in an HTTP header: it has spaces, line breaks, control characters or ` +
+        `characters beyond Latin-1 (check for a stray newline or quote)`,
     );
   }
   return `Bearer ${token}`;

@@ -32,7 +32,8 @@ export function hubLibraryError(what: string, error: unknown, config: Pick<HubCo
     if (status === 401 || status === 403)
       return new HubError(
         "USAGE",
-        `${what}: ${status} ${status === 401 ? "unauthorized" : "forbidden"}: ${token ? "the token (--token / HF_TOKEN) has no access" : "it needs a token (--token / HF_TOKEN)"} (${message})`,
+        `${what}: ${status} ${status === 401 ? "unauthorized" : "forbidden"}: ` +
+          `${token ? "the token (--token / HF_TOKEN) has no access" : "it needs a token (--token / HF_TOKEN)"} (${message})`,
         fields,
       );
     if (status === 404) return new HubError("USAGE", `${what}: 404 not found (${message})`, fields);

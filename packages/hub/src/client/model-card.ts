@@ -53,11 +53,13 @@ export function modelCard(params: { repo: string; config: LoraConfig; summary?: 
     "",
     `# ${repo}`,
     "",
-    `A ${config.use_dora ? "DoRA" : "LoRA"} adapter${base ? ` for \`${base}\`` : ""}, made with [lowrank](https://www.npmjs.com/package/@lowrank/cli) in the PEFT format.`,
+    `A ${config.use_dora ? "DoRA" : "LoRA"} adapter${base ? ` for \`${base}\`` : ""}, made with [lowrank](https://www.npmjs.com/package/@lowrank/cli) ` +
+      `in the PEFT format.`,
     ...(localBase
       ? [
           "",
-          `It was trained on a local copy of a base model (folder \`${localBase}\`), so the card names no \`base_model\`: add the base model's Hub id to the metadata above if it has one.`,
+          `It was trained on a local copy of a base model (folder \`${localBase}\`), so the card names no \`base_model\`: add the base model's Hub id ` +
+            `to the metadata above if it has one.`,
         ]
       : []),
     "",

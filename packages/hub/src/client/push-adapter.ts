@@ -69,7 +69,8 @@ export async function pushAdapter(params: PushParams): Promise<{ commitUrl: stri
   const base = adapter.config.base_model_name_or_path;
   if (base && !isHubRepoId(base)) {
     params.logger?.warn(
-      `${ADAPTER_CONFIG_FILE}: \`base_model_name_or_path\` ${JSON.stringify(base)} is not a Hub repo id (a local path?): the model card leaves out \`base_model\``,
+      `${ADAPTER_CONFIG_FILE}: \`base_model_name_or_path\` ${JSON.stringify(base)} is not a Hub repo id (a local path?): the model card leaves out ` +
+        `\`base_model\``,
     );
   }
   // A name that is also a folder here was a local base (e.g. "models/gpt2-mini"), not a Hub id.

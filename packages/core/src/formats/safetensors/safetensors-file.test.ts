@@ -126,7 +126,9 @@ describe("SafetensorsFile.open on hostile files", () => {
 
 describe("SafetensorsFile reading", () => {
   test("a header listing tensors out of data order reads each tensor from its own range", async () => {
-    const header = `{"c":{"dtype":"U8","shape":[2],"data_offsets":[5,7]},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"b":{"dtype":"I32","shape":[1],"data_offsets":[1,5]}}`;
+    const header =
+      `{"c":{"dtype":"U8","shape":[2],"data_offsets":[5,7]},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},` +
+      `"b":{"dtype":"I32","shape":[1],"data_offsets":[1,5]}}`;
     const bytes = rawFile(header, 7);
     bytes.set([9, 1, 0, 0, 0, 7, 8], bytes.length - 7);
     const file = await SafetensorsFile.open(await fileWith(bytes));

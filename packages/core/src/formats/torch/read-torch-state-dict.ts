@@ -103,7 +103,8 @@ function loadStorage(zip: ZipArchive, prefix: string, ref: TorchStorageRef, cach
   const needed = ref.numel * DTYPE_ITEM_SIZE[ref.dtype];
   if (needed > bytes.length) {
     throw fail(
-      `uses storage "${printable(ref.key)}" of ${ref.numel} ${ref.dtype} elements (${needed} bytes), but zip member "${printable(member)}" holds only ${bytes.length} bytes`,
+      `uses storage "${printable(ref.key)}" of ${ref.numel} ${ref.dtype} elements (${needed} bytes), but zip member "${printable(member)}" holds only ` +
+        `${bytes.length} bytes`,
     );
   }
   return bytes.subarray(0, needed);

@@ -45,7 +45,8 @@ export function loadPersistentId(pid: PickleValue, fail: Fail): TorchStorageRef 
   if (!(pid instanceof PickleTuple) || pid.items.length !== 5 || pid.items[0] !== "storage") {
     throw fail(`expects a persistent id ("storage", class, key, location, numel), got ${describeValue(pid)}`);
   }
-  const [, storageClass, key, location, numel] = pid.items as readonly [PickleValue, PickleValue, PickleValue, PickleValue, PickleValue]; // length checked above
+  // length checked above
+  const [, storageClass, key, location, numel] = pid.items as readonly [PickleValue, PickleValue, PickleValue, PickleValue, PickleValue];
   if (!(storageClass instanceof PickleGlobal) || storageClass.target.kind !== "storage") {
     throw fail(`expects a torch.*Storage class in the persistent id, got ${describeValue(storageClass)}`);
   }
