@@ -41,6 +41,37 @@ describe.each([
   });
 });
 
+// A GPT-2 checkpoint folder (no .onnx file): the graph is built from the checkpoint in memory.
+describe("lowrank predict --backend onnx on the gpt2-tiny checkpoint folder", () => {
+  test.each([
+    ["gpt2-tiny-lora", [] as string[], "base_logits"],
+    ["gpt2-tiny-lora", ["--adapter"], "adapted_logits"],
+    ["gpt2-tiny-lora", ["--adapter", "--merge"], "merged_logits"],
+    ["gpt2-tiny-dora", ["--adapter"], "adapted_logits"],
+  ])("%s %j matches PEFT within 1e-4", async (adapter, flags, expected) => {
+    const { file: ids, tensors } = await idsFile(adapter);
+    const out = path.join(tmp, `folder-${adapter}-${flags.join("")}.safetensors`);
+    const args = ["predict", "--backend", "onnx", "--model", requireFixture("gpt2-tiny"), "--input-ids", ids, "--out", out];
+    for (const f of flags) args.push(f, ...(f === "--adapter" ? [requireFixture(adapter)] : []));
+    const run = lowrank(args);
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/\(backend onnx\)/);
+    expect(maxAbsDiff(await logits(out), toFloat32(tensors.get(expected)!))).toBeLessThanOrEqual(1e-4);
+  });
+
+  test("a folder of another architecture without model.onnx is one clear line", () => {
+    const ids = path.join(tmp, "folder-ids.json");
+    writeFileSync(ids, "[[1, 2, 3]]");
+    const out = path.join(tmp, "x.safetensors");
+    const run = lowrank(["predict", "--backend", "onnx", "--model", requireFixture("roberta-tiny"), "--input-ids", ids, "--out", out]);
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(
+      /^lowrank: error: .*roberta-tiny: has no model\.onnx \(the onnx backend runs ONNX files, or builds GPT-2 from its checkpoint\)\n$/,
+    );
+    expect(existsSync(out)).toBe(false);
+  });
+});
+
 // DoRA and embedding LoRA (no ONNX files were made for them: the bases' exports are used).
 describe.each([
   ["gpt2-tiny", "gpt2-tiny-dora", ["--adapter", "--merge"]],

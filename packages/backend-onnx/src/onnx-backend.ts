@@ -4,7 +4,8 @@ import { LowrankError, mergeCheckpoint, silentLogger } from "@lowrank/core";
 import type { BackendRegistry, GenerateParams, GenerateResult, Logger, LowrankBackend } from "@lowrank/core";
 import type { MergeParams, PredictParams, PredictResult, TrainEvent, TrainParams } from "@lowrank/core";
 import { checkModelInput, runTraining } from "@lowrank/core/internal";
-import { decodeModel } from "./onnx/onnx-codec.js";
+import { decodeModel, encodeModel } from "./onnx/onnx-codec.js";
+import { exportGpt2Onnx } from "./export/export-gpt2.js";
 import { onnxVocabSize } from "./onnx/onnx-vocab-size.js";
 import { onnxStopTokens } from "./onnx/onnx-generation-config.js";
 import { generateWithKvCache, kvLayoutOf } from "./session/kv-cache.js";
@@ -24,6 +25,34 @@ export async function onnxFileOf(model: string): Promise<string> {
   }
   if (!info) throw new LowrankError("CHECKPOINT_INVALID", `${model}: no such ONNX file or folder`);
   return model;
+}
+
+/** An ONNX model to run: its bytes, a label for messages and the folder its side files live in. */
+interface OnnxSource {
+  bytes: Uint8Array;
+  label: string;
+  dir: string;
+  /** The file, when the model is one (ONNX Runtime then resolves its external data itself). */
+  file?: string;
+}
+
+/**
+ * The ONNX model for a model argument: a .onnx file, model.onnx inside a folder, or — for a Hugging
+ * Face GPT-2 folder without one — the graph built from its checkpoint in memory (exportGpt2Onnx).
+ * @throws LowrankError CHECKPOINT_INVALID when none of these applies.
+ */
+async function onnxSourceOf(model: string): Promise<OnnxSource> {
+  const info = await stat(model).catch(() => undefined);
+  if (info?.isDirectory() && !(await stat(path.join(model, "model.onnx")).catch(() => undefined))) {
+    const config = await readFile(path.join(model, "config.json"), "utf8").then(
+      (t) => JSON.parse(t) as { model_type?: unknown },
+      () => undefined,
+    );
+    if (config?.model_type === "gpt2") return { bytes: encodeModel(await exportGpt2Onnx(model)), label: model, dir: model };
+    throw new LowrankError("CHECKPOINT_INVALID", `${model}: has no model.onnx (the onnx backend runs ONNX files, or builds GPT-2 from its checkpoint)`);
+  }
+  const file = await onnxFileOf(model);
+  return { bytes: await readFile(file), label: file, dir: path.dirname(file), file };
 }
 
 /**
@@ -55,26 +84,27 @@ export class OnnxBackend implements LowrankBackend {
   }
 
   async predict(params: PredictParams): Promise<PredictResult> {
-    const file = await onnxFileOf(params.model);
-    const graph = decodeModel(await readFile(file), file, { checkRoundTrip: false }).graph;
-    checkModelInput({ inputIds: params.inputIds, attentionMask: params.attentionMask, vocabSize: onnxVocabSize(graph, path.dirname(file)) });
+    const source = await onnxSourceOf(params.model);
+    const { bytes, label: file, dir } = source;
+    const graph = decodeModel(bytes, file, { checkRoundTrip: false }).graph;
+    checkModelInput({ inputIds: params.inputIds, attentionMask: params.attentionMask, vocabSize: onnxVocabSize(graph, dir) });
     const options = { executionProvider: this.provider, threads: this.threads, logger: this.logger };
     let run: (feeds: Record<string, ort.Tensor>) => Promise<ort.InferenceSession.OnnxValueMapType>;
     let release: () => Promise<void>;
     let inputs: readonly string[];
     if (params.adapter && !params.merge) {
-      const session = await OnnxLoraSession.create(file, { ...options, adapters: { adapter: params.adapter } });
+      const session = await OnnxLoraSession.create(bytes, { ...options, label: file, modelDir: dir, adapters: { adapter: params.adapter } });
       run = (feeds) => session.run(feeds, { adapter: "adapter" });
       release = () => session.release();
       inputs = session.modelInputs();
     } else {
       let session: ort.InferenceSession;
       if (params.adapter) {
-        const decoded = decodeModel(await readFile(file), file);
-        const merged = mergeIntoOnnxModel(decoded, params.adapter, { modelDir: path.dirname(file), logger: this.logger, label: file }).model;
-        ({ session } = await createSessionForModel(merged, path.dirname(file), options));
+        const decoded = decodeModel(bytes, file);
+        const merged = mergeIntoOnnxModel(decoded, params.adapter, { modelDir: dir, logger: this.logger, label: file }).model;
+        ({ session } = await createSessionForModel(merged, dir, options));
       } else {
-        ({ session } = await createOrtSession(file, options));
+        ({ session } = await createOrtSession(source.file ?? bytes, options));
       }
       run = (feeds) => session.run(feeds);
       release = () => session.release();

@@ -22,6 +22,9 @@ export interface OnnxLoraSessionOptions extends SessionOptions {
    * modules_to_save weights); those of the adapters given at creation are found automatically.
    */
   replaceable?: string[];
+  /** For a model given as bytes: a name for messages, and the folder its external data and config.json are in. */
+  label?: string;
+  modelDir?: string;
 }
 
 /**
@@ -70,7 +73,7 @@ export class OnnxLoraSession {
 
   /** @throws LowrankError when a module cannot be found in the graph or the model does not load. */
   static async create(model: string | Uint8Array, options: OnnxLoraSessionOptions = {}): Promise<OnnxLoraSession> {
-    const label = typeof model === "string" ? model : "model.onnx";
+    const label = typeof model === "string" ? model : (options.label ?? "model.onnx");
     let bytes: Uint8Array;
     if (typeof model === "string") {
       try {
@@ -88,10 +91,14 @@ export class OnnxLoraSession {
       wanted.set(m.name, { ...m, dora: Boolean(m.dora || wanted.get(m.name)?.dora) });
     for (const adapter of Object.values(options.adapters ?? {})) for (const m of adapterModules(adapter)) want(m);
     for (const m of options.slots ?? []) want(m);
-    const modelDir = typeof model === "string" ? path.dirname(model) : process.cwd();
+    const modelDir = typeof model === "string" ? path.dirname(model) : (options.modelDir ?? process.cwd());
     const describeFor = (adapter: LoraAdapter) => {
       const graph = pristine().graph;
-      return { ...describeOnnxForAdapter(graph, adapter, label, typeof model === "string" ? modelDir : undefined), graph, modelDir };
+      return {
+        ...describeOnnxForAdapter(graph, adapter, label, typeof model === "string" || options.modelDir !== undefined ? modelDir : undefined),
+        graph,
+        modelDir,
+      };
     };
     const replaceable = new Set(options.replaceable ?? []);
     for (const [name, adapter] of Object.entries(options.adapters ?? {})) {
