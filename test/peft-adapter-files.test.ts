@@ -24,9 +24,11 @@ describe("lowrank train saves target_modules resolved, as PEFT saves them", () =
     ["llama-tiny", ["--backend", "onnx", "--target-modules", "all-linear"], ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]],
   ] as const)("%s %j → %j", (model, flags, expected) => {
     const out = path.join(tmp, `${model}-${flags.join("")}`);
-    const run = train(model, out, [...flags]);
+    const run = train(model, out, [...flags, "--json"]);
     expect(run.status, run.stderr).toBe(0);
     expect(savedTargets(out)).toEqual(expected);
+    // `train --json` names the backend that ran (the design's command contract).
+    expect(JSON.parse(run.stdout).backend).toBe(flags[1]);
   });
 });
 

@@ -184,7 +184,7 @@ export function buildProgram(container?: DependencyContainer): Command {
     .option("--log <file.jsonl>", "one JSON line per step (step, loss, lr, …) and per evaluation")
     .option("--full", "full fine-tuning of every parameter, for comparison")
     .option("--backend <name>", "training backend (default: the best available)")
-    .option("--json", "print the summary as JSON")
+    .option("--json", "print the summary as JSON (with the backend that ran)")
     .addHelpText(
       "after",
       "\nExamples:\n  $ lowrank train --model models/gpt2-mini --data data.txt --rank 8 --alpha 16 --steps 200 --out ./my-adapter\n  $ lowrank train " +

@@ -177,6 +177,7 @@ export async function trainCommand(ctx: CliContext, options: TrainOptions): Prom
   }
   const result = {
     out: options.out,
+    backend: backend.name,
     steps: summary?.steps,
     final_loss: summary?.finalLoss,
     seconds: summary?.seconds,
