@@ -144,10 +144,16 @@ export class OnnxBackend implements LowrankBackend {
         `${file}: the onnx backend takes the prompt as token ids (--prompt-ids); text prompts are tokenised by the tfjs backend (--backend tfjs)`,
       );
     }
-    const graph = decodeModel(await readFile(file), file, { checkRoundTrip: false }).graph;
+    const bytes = await readFile(file);
+    const graph = decodeModel(bytes, file, { checkRoundTrip: false }).graph;
     checkModelInput({ inputIds: [params.promptIds], vocabSize: onnxVocabSize(graph, dir), label: "prompt" });
     const options = { executionProvider: this.provider, threads: this.threads, logger: this.logger };
-    const session = await OnnxLoraSession.create(file, { ...options, adapters: params.adapter ? { adapter: params.adapter } : {} });
+    const session = await OnnxLoraSession.create(bytes, {
+      ...options,
+      label: file,
+      modelDir: dir,
+      adapters: params.adapter ? { adapter: params.adapter } : {},
+    });
     try {
       const layout = kvLayoutOf(session.session, file);
       if (!layout) {

@@ -134,7 +134,10 @@ export async function generateBatchWithKvCache(
   let mask = prompts.map((p) => [...Array.from({ length: width - p.length }, () => 0), ...p.map(() => 1)]);
   let ids = prompts.map(pad);
   // transformers: position_ids = cumsum(mask) − 1, with padded positions set to 1.
-  let positions = mask.map((row) => row.map((m, i) => (m ? row.slice(0, i + 1).reduce((a, b) => a + b, 0) - 1 : 1)));
+  let positions = mask.map((row) => {
+    let seen = 0;
+    return row.map((m) => (m ? seen++ : 1));
+  });
   let past = emptyPast(layout, prompts.length);
   const names = options.adapters ?? prompts.map(() => null);
   if (names.length !== prompts.length) throw new LowrankError("USAGE", `adapters has ${names.length} entries for ${prompts.length} prompts`);

@@ -140,7 +140,9 @@ export class OnnxLoraSession {
    *   session was not created to take (give the adapter at creation, or list it in `replaceable`).
    */
   loadAdapter(name: string, adapter: LoraAdapter): void {
-    const bound = bindRuntimeAdapter(name, this.describeFor(adapter), this.logger);
+    // One decode of the graph per adapter: binding and DoRA's weight norms both read it.
+    const target = this.describeFor(adapter);
+    const bound = bindRuntimeAdapter(name, target, this.logger);
     const feeds: Feeds = { ...this.base };
     for (const [key, tensor] of bound.replacements) {
       if (!this.replaceable.has(key))
@@ -160,7 +162,6 @@ export class OnnxLoraSession {
             `module in \`slots\`)`,
         );
       if (factors.magnitude) {
-        const target = this.describeFor(adapter);
         const biasKey = slot.dora?.bias;
         const replaced = biasKey === undefined ? undefined : (feeds[biasKey]?.data as Float32Array | undefined);
         Object.assign(feeds, doraFeeds({ slot, factors, graph: target.graph, modelDir: target.modelDir, adapterName: name, replacedBias: replaced }));
