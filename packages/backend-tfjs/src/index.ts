@@ -5,5 +5,4 @@ export { loadModel, SUPPORTED_MODEL_TYPES } from "./models/load-model.js";
 export type { TfjsModel } from "./models/model.js";
 export { attachAdapter, detachAdapter, setMerged, type AttachedAdapter } from "./lora/attach-adapter.js";
 export { AdapterHost, BASE_ROWS } from "./lora/adapter-host.js";
-export { loadTokenizer, type TextTokenizer } from "./data/tokenizer.js";
 export { generate, type GenerateOptions } from "./generate/generate.js";

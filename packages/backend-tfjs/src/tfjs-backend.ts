@@ -10,7 +10,7 @@ import { loadModel } from "./models/load-model.js";
 import type { TfjsModel } from "./models/model.js";
 import { prepareTfjsTraining } from "./training/prepare-tfjs-training.js";
 import { generate } from "./generate/generate.js";
-import { loadTokenizer } from "./data/tokenizer.js";
+import { loadTokenizer } from "@lowrank/core";
 
 /** Checks token ids against the vocabulary and the mask against the ids. @throws LowrankError USAGE */
 export function checkPredictInput(model: TfjsModel, inputIds: number[][], attentionMask?: number[][]): void {

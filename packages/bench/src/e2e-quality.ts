@@ -1,5 +1,5 @@
-import { createLoraConfig } from "@lowrank/core";
-import { generate, loadModel, loadTokenizer, selectEngine } from "@lowrank/backend-tfjs";
+import { createLoraConfig, loadTokenizer } from "@lowrank/core";
+import { generate, loadModel, selectEngine } from "@lowrank/backend-tfjs";
 import { createFullTraining, createLoraTraining, Trainer } from "@lowrank/backend-tfjs/internal";
 import { checkpointParameterCount } from "./footprint.js";
 import { corpusBleu } from "./metrics/bleu.js";

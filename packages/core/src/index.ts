@@ -29,6 +29,7 @@ export { bindAdapter, type BoundAdapter, type BoundModule } from "./adapter/bind
 export { collectLoraModules, type AdapterModules, type LoraModule } from "./adapter/lora-modules.js";
 export { mergeCheckpoint, type MergeCheckpointParams, type MergeCheckpointResult } from "./merge/merge-checkpoint.js";
 export { importLoralib, type ImportLoralibParams } from "./import/import-loralib.js";
+export { loadTokenizer, type TextTokenizer } from "./text/tokenizer.js";
 export type {
   LowrankBackend,
   BackendCapability,

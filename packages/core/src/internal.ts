@@ -53,3 +53,5 @@ export type {
 } from "./training/training-stepper.js";
 export { sampleToken, type SamplingOptions } from "./generation/sample-token.js";
 export { TokenDecoder, type DecodeOptions } from "./generation/token-decoder.js";
+export { ConfigValues } from "./model/config-values.js";
+export { decoderOptions, type DecoderOptions } from "./model/decoder-options.js";

@@ -117,3 +117,72 @@ export function attentionBackward(g: GraphBuilder, spec: AttentionSpec, saved: A
   const flat = (x: string, heads: number) => g.one(s, "Reshape", [x, g.constInts([-1, heads * spec.headDim])]);
   return { dq: flat(dq3, spec.heads), dk: flat(dk3, spec.kvHeads), dv: flat(dv3, spec.kvHeads) };
 }
+
+/** What cached attention needs besides q, k and v: AttentionSpec without the training-only parts. */
+export interface CachedAttentionSpec {
+  scope: string;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  batch: string;
+  seq: string;
+  /** Additive mask [batch, 1, seq, past + seq] (cachedAttentionMask). */
+  mask: string;
+  scale: number;
+  /** Gemma-2's attention-logit soft cap: scores → tanh(scores / cap)·cap before the mask. */
+  softcap?: number;
+  rope?: HeadTransform;
+  /** This layer's cache: past_key_values.N.key and .value [batch, kvHeads, past, headDim]. */
+  pastKey: string;
+  pastValue: string;
+  /** The names the layer's present key and value get ([batch, kvHeads, past + seq, headDim]). */
+  presentKey: string;
+  presentValue: string;
+}
+
+/**
+ * Attention of the new tokens over the cache and themselves, as transformers' eager path computes
+ * it: softmax(q·kᵀ·scale (soft-capped) + mask)·v, with k and v the past followed by the new ones,
+ * which become the present outputs. Grouped-query heads share their key/value head through a
+ * reshape of q ([b, kvHeads, group·seq, d]), so the cache is never repeated per query head.
+ */
+export function cachedAttention(g: GraphBuilder, spec: CachedAttentionSpec, q: string, k: string, v: string): string {
+  const s = spec.scope;
+  const d = spec.headDim;
+  const split = (x: string, heads: number) => g.one(s, "Reshape", [x, shape(g, s, [spec.batch, spec.seq, [heads, d]])]);
+  let q3 = split(q, spec.heads);
+  let k3 = split(k, spec.kvHeads);
+  if (spec.rope) {
+    q3 = spec.rope.forward(g, `${s}/rope_q`, q3);
+    k3 = spec.rope.forward(g, `${s}/rope_k`, k3);
+  }
+  const transpose = (x: string, perm: number[]) => g.one(s, "Transpose", [x], { perm });
+  const key = g.renameOutput(g.one(s, "Concat", [spec.pastKey, transpose(k3, HEADS)], { axis: 2 }), spec.presentKey);
+  const value = g.renameOutput(g.one(s, "Concat", [spec.pastValue, transpose(split(v, spec.kvHeads), HEADS)], { axis: 2 }), spec.presentValue);
+  const grouped = g.one(s, "Reshape", [transpose(q3, HEADS), g.constInts([0, spec.kvHeads, -1, d])]);
+  let scores = g.one(s, "Mul", [g.one(s, "MatMul", [grouped, transpose(key, [0, 1, 3, 2])]), g.constFloat(spec.scale)]);
+  if (spec.softcap !== undefined) scores = g.one(s, "Mul", [g.one(s, "Tanh", [g.one(s, "Div", [scores, g.constFloat(spec.softcap)])]), g.constFloat(spec.softcap)]);
+  const masked = g.one(s, "Add", [g.one(s, "Reshape", [scores, g.constInts([0, spec.heads, -1, 0])]), spec.mask]);
+  const probs = g.one(s, "Reshape", [g.one(s, "Softmax", [masked], { axis: -1 }), g.constInts([0, spec.kvHeads, -1, 0])]);
+  const y = g.one(s, "Reshape", [g.one(s, "MatMul", [probs, value]), g.constInts([0, spec.heads, -1, d])]);
+  return g.one(s, "Reshape", [transpose(y, HEADS), g.constInts([-1, spec.heads * d])]);
+}
+
+/**
+ * The additive mask of cached attention, [batch, 1, seq, past + seq]: a new token at position
+ * past + i sees key j when j ≤ past + i, the key is not padding (attention_mask), and — with a
+ * sliding `window` — past + i − j < window; 0 where it sees, float32's minimum where not.
+ */
+export function cachedAttentionMask(g: GraphBuilder, params: { attentionMask: string; pastLength: string; seq: string; window?: number }): string {
+  const s = `/mask${params.window === undefined ? "" : `_window_${params.window}`}`;
+  const scalar = (x: string) => g.one(s, "Squeeze", [x, g.constInts([0])]);
+  const total = g.one(s, "Add", [params.pastLength, params.seq]);
+  const one = scalar(g.constInts([1]));
+  const queries = g.one(s, "Range", [scalar(params.pastLength), scalar(total), one]);
+  const keys = g.one(s, "Range", [scalar(g.constInts([0])), scalar(total), one]);
+  const distance = g.one(s, "Sub", [g.one(s, "Unsqueeze", [queries, g.constInts([1])]), g.one(s, "Unsqueeze", [keys, g.constInts([0])])]);
+  let allowed = g.one(s, "GreaterOrEqual", [distance, g.constInts([0])]);
+  if (params.window !== undefined) allowed = g.one(s, "And", [allowed, g.one(s, "Less", [distance, g.constInts([params.window])])]);
+  const real = g.one(s, "Cast", [g.one(s, "Unsqueeze", [params.attentionMask, g.constInts([1, 2])])], { to: 9 });
+  return g.one(s, "Where", [g.one(s, "And", [allowed, real]), g.constFloat(0), g.constFloat(-3.4028234663852886e38)]);
+}

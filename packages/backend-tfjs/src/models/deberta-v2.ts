@@ -7,7 +7,7 @@ import type { ForwardContext } from "../layers/lora-branch.js";
 import { matMul } from "../layers/mat-mul.js";
 import type { ParamStore } from "../layers/param-store.js";
 import { buildLayers, detectPrefix, requireLayer } from "./build-layers.js";
-import { ConfigValues } from "./config-values.js";
+import { ConfigValues } from "@lowrank/core/internal";
 import { disentangledAttention, type DisentangledInputs, type DisentangledProjections } from "./deberta-attention.js";
 import { pairMask, relativeTableRows, type RelativePositionParams } from "./deberta-relative-position.js";
 import type { ForwardInput, ForwardOutput, TfjsModel } from "./model.js";

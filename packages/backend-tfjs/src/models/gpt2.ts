@@ -6,7 +6,7 @@ import { LinearLayer } from "../layers/linear-layer.js";
 import type { ForwardContext } from "../layers/lora-branch.js";
 import type { ParamStore } from "../layers/param-store.js";
 import { buildLayers, detectPrefix, requireLayer } from "./build-layers.js";
-import { ConfigValues } from "./config-values.js";
+import { ConfigValues } from "@lowrank/core/internal";
 import type { ForwardInput, ForwardOutput, KvCache, TfjsModel } from "./model.js";
 
 interface Gpt2Block {

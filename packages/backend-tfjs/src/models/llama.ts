@@ -1,15 +1,13 @@
 import * as tf from "@tensorflow/tfjs";
 import type { ModelDescription } from "@lowrank/core";
-import { ropeFrequencies } from "@lowrank/core/internal";
+import { ConfigValues, decoderOptions, ropeFrequencies, type DecoderOptions } from "@lowrank/core/internal";
 import type { EmbeddingLayer } from "../layers/embedding-layer.js";
 import { activation, attention, attentionBias, mergeHeads, rmsNorm, splitHeads } from "../layers/functional.js";
 import { LinearLayer } from "../layers/linear-layer.js";
 import type { ForwardContext } from "../layers/lora-branch.js";
 import type { ParamStore } from "../layers/param-store.js";
 import { buildLayers, detectPrefix, requireLayer } from "./build-layers.js";
-import { ConfigValues } from "./config-values.js";
 import { buildDecoderBlock, type DecoderBlock } from "./decoder-block.js";
-import { decoderOptions, type DecoderOptions } from "./decoder-options.js";
 import type { ForwardInput, ForwardOutput, KvCache, TfjsModel } from "./model.js";
 import { applyRope, ropeTables } from "./rope.js";
 import { softCap, softCappedAttention } from "./soft-cap.js";

@@ -1,6 +1,6 @@
 import { createLoraConfig, LowrankError, type Logger } from "@lowrank/core";
 import { trainerOptionsFor, type PrepareTrainingStepper } from "@lowrank/core/internal";
-import { loadTokenizer } from "../data/tokenizer.js";
+import { loadTokenizer } from "@lowrank/core";
 import { loadModel } from "../models/load-model.js";
 import type { TfjsModel } from "../models/model.js";
 import { tfjsStepper } from "./tfjs-stepper.js";

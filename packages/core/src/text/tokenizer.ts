@@ -1,7 +1,7 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
-import { LowrankError } from "@lowrank/core";
+import { LowrankError } from "../errors/lowrank-error.js";
 
 /** The few tokenizer operations training and generation need. */
 export interface TextTokenizer {

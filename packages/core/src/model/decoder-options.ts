@@ -1,5 +1,6 @@
-import { LowrankError } from "@lowrank/core";
-import { attentionWindow, type RopeScaling } from "@lowrank/core/internal";
+import { LowrankError } from "../errors/lowrank-error.js";
+import { attentionWindow } from "./attention-window.js";
+import type { RopeScaling } from "../math/rope.js";
 import type { ConfigValues } from "./config-values.js";
 
 /**
@@ -73,7 +74,7 @@ export function decoderOptions(modelType: string, config: Record<string, unknown
         const kind = base.ropeScaling.rope_type ?? base.ropeScaling.type;
         throw new LowrankError(
           "CHECKPOINT_INVALID",
-          `${label}/config.json: Phi-3 \`rope_scaling\` type ${JSON.stringify(kind)} is not supported by the tfjs backend (only \`rope_scaling\` null ` +
+          `${label}/config.json: Phi-3 \`rope_scaling\` type ${JSON.stringify(kind)} is not supported by lowrank (only \`rope_scaling\` null ` +
             `is); use a 4k-context Phi-3 checkpoint`,
         );
       }

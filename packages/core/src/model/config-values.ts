@@ -1,4 +1,4 @@
-import { LowrankError } from "@lowrank/core";
+import { LowrankError } from "../errors/lowrank-error.js";
 
 /** Typed reads of config.json fields with clear errors. */
 export class ConfigValues {
