@@ -50,6 +50,7 @@ test("a PEFT adapter pulled from the Hub and merged into an ONNX export gives PE
     hubUrl: hub.url,
     token: TOKEN,
     cacheDir: path.join(tmp, "cache"),
+    out: path.join(tmp, "merged.onnx"),
     ids: idRows(expected.get("input_ids")!),
   });
   expect(result.merged).toHaveLength(6);

@@ -1,11 +1,13 @@
-// Pull a PEFT adapter from a Hub and merge it into an ONNX export of its base; run it on ONNX Runtime.
+// Pull a PEFT adapter from a Hub and merge it into the ONNX graph of its base; run it on ONNX Runtime.
 import { readAdapter } from "@lowrank/core";
-import { createOrtSession, encodeModel, exportGpt2Onnx, idsTensor, mergeIntoOnnxModel } from "@lowrank/backend-onnx";
+import { buildDecoderGraph, mergeIntoOnnxModel, OnnxBackend, writeOnnx } from "@lowrank/backend-onnx";
 import { pullRepo, resolveHubConfig } from "@lowrank/hub";
 
 export async function hubAdapterToOnnx(options: {
   baseDir: string;
   repo: string;
+  /** Where the merged model.onnx is written. */
+  out: string;
   hubUrl?: string;
   token?: string;
   cacheDir?: string;
@@ -14,10 +16,9 @@ export async function hubAdapterToOnnx(options: {
   const config = resolveHubConfig({ hubUrl: options.hubUrl, token: options.token, cacheDir: options.cacheDir });
   const { snapshotDir } = await pullRepo({ repo: options.repo, config });
   const adapter = await readAdapter(snapshotDir);
-  const onnx = await exportGpt2Onnx(options.baseDir);
-  const { mergedModules } = mergeIntoOnnxModel(onnx, adapter, { modelDir: options.baseDir });
-  const { session } = await createOrtSession(encodeModel(onnx));
-  const out = await session.run({ input_ids: idsTensor(options.ids) });
-  await session.release();
-  return { logits: out.logits!.data as Float32Array, merged: mergedModules };
+  // The base's graph (with a key/value cache), built from its checkpoint, with the adapter folded in.
+  const { model, mergedModules } = mergeIntoOnnxModel(await buildDecoderGraph(options.baseDir), adapter, { modelDir: options.baseDir });
+  await writeOnnx(options.out, model, { sourceDir: options.baseDir });
+  const { logits } = await new OnnxBackend().predict({ model: options.out, inputIds: options.ids });
+  return { logits: logits.data, merged: mergedModules };
 }

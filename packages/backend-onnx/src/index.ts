@@ -5,5 +5,5 @@ export { createOrtSession, idsTensor, type ExecutionProvider, type SessionOption
 export { mergeOnnxFile, mergeIntoOnnxModel, type MergedOnnx } from "./onnx/merge-onnx.js";
 export { decodeModel, encodeModel, type ModelProto } from "./onnx/onnx-codec.js";
 export { writeOnnx } from "./onnx/write-onnx.js";
-export { exportGpt2Onnx } from "./export/export-gpt2.js";
+export { buildDecoderGraph, ONNX_DECODER_MODEL_TYPES } from "./export/decoder-graph.js";
 export { probeExecutionProviders, onnxRuntimeVersion, CUDA_PROVIDER_INSTALL_COMMAND, type ProviderStatus } from "./session/probe-providers.js";

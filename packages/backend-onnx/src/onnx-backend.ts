@@ -1,16 +1,15 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { LowrankError, mergeCheckpoint, silentLogger } from "@lowrank/core";
-import type { BackendRegistry, GenerateParams, GenerateResult, Logger, LowrankBackend } from "@lowrank/core";
+import { LowrankError, loadTokenizer, mergeCheckpoint, readStopTokens, silentLogger } from "@lowrank/core";
+import type { BackendJob, BackendRegistry, GenerateParams, GenerateResult, Logger, LoraAdapter, LowrankBackend } from "@lowrank/core";
 import type { MergeParams, PredictParams, PredictResult, TrainEvent, TrainParams } from "@lowrank/core";
 import { checkModelInput, runTraining } from "@lowrank/core/internal";
 import { decodeModel, encodeModel } from "./onnx/onnx-codec.js";
-import { exportGpt2Onnx } from "./export/export-gpt2.js";
+import { buildDecoderGraph, ONNX_DECODER_MODEL_TYPES } from "./export/decoder-graph.js";
 import { onnxVocabSize } from "./onnx/onnx-vocab-size.js";
-import { onnxStopTokens } from "./onnx/onnx-generation-config.js";
-import { generateWithKvCache, kvLayoutOf } from "./session/kv-cache.js";
+import { emptyPast, generateWithKvCache, kvLayoutOf, kvStepFeeds } from "./session/kv-cache.js";
 import { mergeIntoOnnxModel, mergeOnnxFile } from "./onnx/merge-onnx.js";
-import { idsTensor, createOrtSession, createSessionForModel, type ExecutionProvider } from "./session/ort-session.js";
+import { idsTensor, type ExecutionProvider } from "./session/ort-session.js";
 import { OnnxLoraSession } from "./session/onnx-lora-session.js";
 import { prepareOnnxTraining } from "./training/prepare-onnx-training.js";
 import * as ort from "onnxruntime-node";
@@ -36,20 +35,41 @@ interface OnnxSource {
   file?: string;
 }
 
+/** config.json's model_type in a folder, or undefined when it has none (or no readable config). */
+async function modelTypeIn(dir: string): Promise<string | undefined> {
+  const config = await readFile(path.join(dir, "config.json"), "utf8").then(
+    (t) => JSON.parse(t) as { model_type?: unknown },
+    () => undefined,
+  );
+  return typeof config?.model_type === "string" ? config.model_type : undefined;
+}
+
+/**
+ * Why `model` cannot be run here, or undefined when it can: a .onnx file, a folder with model.onnx,
+ * or a Hugging Face decoder checkpoint whose graph buildDecoderGraph builds.
+ */
+async function unsupportedModel(model: string): Promise<string | undefined> {
+  const info = await stat(model).catch(() => undefined);
+  if (!info) return `${model}: no such ONNX file or folder`;
+  if (!info.isDirectory() || (await stat(path.join(model, "model.onnx")).catch(() => undefined))) return undefined;
+  const type = await modelTypeIn(model);
+  if (type !== undefined && (ONNX_DECODER_MODEL_TYPES as readonly string[]).includes(type)) return undefined;
+  return (
+    `${model}: has no model.onnx, and ${type === undefined ? "no config.json model_type" : `model_type "${type}"`} has no ONNX graph builder ` +
+    `(supported: ${ONNX_DECODER_MODEL_TYPES.join(", ")})`
+  );
+}
+
 /**
  * The ONNX model for a model argument: a .onnx file, model.onnx inside a folder, or — for a Hugging
- * Face GPT-2 folder without one — the graph built from its checkpoint in memory (exportGpt2Onnx).
+ * Face decoder folder without one — the graph built from its checkpoint in memory (buildDecoderGraph).
  * @throws LowrankError CHECKPOINT_INVALID when none of these applies.
  */
 async function onnxSourceOf(model: string): Promise<OnnxSource> {
-  const info = await stat(model).catch(() => undefined);
-  if (info?.isDirectory() && !(await stat(path.join(model, "model.onnx")).catch(() => undefined))) {
-    const config = await readFile(path.join(model, "config.json"), "utf8").then(
-      (t) => JSON.parse(t) as { model_type?: unknown },
-      () => undefined,
-    );
-    if (config?.model_type === "gpt2") return { bytes: encodeModel(await exportGpt2Onnx(model)), label: model, dir: model };
-    throw new LowrankError("CHECKPOINT_INVALID", `${model}: has no model.onnx (the onnx backend runs ONNX files, or builds GPT-2 from its checkpoint)`);
+  const reason = await unsupportedModel(model);
+  if (reason) throw new LowrankError("CHECKPOINT_INVALID", reason);
+  if ((await stat(model)).isDirectory() && !(await stat(path.join(model, "model.onnx")).catch(() => undefined))) {
+    return { bytes: encodeModel(await buildDecoderGraph(model)), label: model, dir: model };
   }
   const file = await onnxFileOf(model);
   return { bytes: await readFile(file), label: file, dir: path.dirname(file), file };
@@ -83,97 +103,97 @@ export class OnnxBackend implements LowrankBackend {
     };
   }
 
+  async declineReason(job: BackendJob): Promise<string | undefined> {
+    if (job.capability === "train") return "the default trainer is tfjs; train on ONNX Runtime with --backend onnx";
+    if (job.capability === "merge") return undefined;
+    return unsupportedModel(job.model);
+  }
+
+  /**
+   * One session for a model and an optional adapter: fed at run time (`runAs` names it), or merged
+   * into the weights first (`merge`) so the session is the merged model alone.
+   */
+  private async open(source: OnnxSource, adapter: LoraAdapter | undefined, merge: boolean | undefined) {
+    const options = { executionProvider: this.provider, threads: this.threads, logger: this.logger, label: source.label, modelDir: source.dir };
+    if (adapter && merge) {
+      const merged = mergeIntoOnnxModel(decodeModel(source.bytes, source.label), adapter, { modelDir: source.dir, logger: this.logger, label: source.label });
+      return { session: await OnnxLoraSession.create(encodeModel(merged.model), options), runAs: null };
+    }
+    const model = adapter ? source.bytes : (source.file ?? source.bytes);
+    return { session: await OnnxLoraSession.create(model, { ...options, adapters: adapter ? { adapter } : {} }), runAs: adapter ? "adapter" : null };
+  }
+
+  /**
+   * Logits for token ids. Decoders with a key/value cache (built from a checkpoint or exported so)
+   * get an empty past and positions 0 … seq − 1, as transformers' forward without a cache.
+   */
   async predict(params: PredictParams): Promise<PredictResult> {
     const source = await onnxSourceOf(params.model);
-    const { bytes, label: file, dir } = source;
-    const graph = decodeModel(bytes, file, { checkRoundTrip: false }).graph;
-    checkModelInput({ inputIds: params.inputIds, attentionMask: params.attentionMask, vocabSize: onnxVocabSize(graph, dir) });
-    const options = { executionProvider: this.provider, threads: this.threads, logger: this.logger };
-    let run: (feeds: Record<string, ort.Tensor>) => Promise<ort.InferenceSession.OnnxValueMapType>;
-    let release: () => Promise<void>;
-    let inputs: readonly string[];
-    if (params.adapter && !params.merge) {
-      const session = await OnnxLoraSession.create(bytes, { ...options, label: file, modelDir: dir, adapters: { adapter: params.adapter } });
-      run = (feeds) => session.run(feeds, { adapter: "adapter" });
-      release = () => session.release();
-      inputs = session.modelInputs();
-    } else {
-      let session: ort.InferenceSession;
-      if (params.adapter) {
-        const decoded = decodeModel(bytes, file);
-        const merged = mergeIntoOnnxModel(decoded, params.adapter, { modelDir: dir, logger: this.logger, label: file }).model;
-        ({ session } = await createSessionForModel(merged, dir, options));
-      } else {
-        ({ session } = await createOrtSession(source.file ?? bytes, options));
-      }
-      run = (feeds) => session.run(feeds);
-      release = () => session.release();
-      inputs = session.inputNames;
-    }
+    const graph = decodeModel(source.bytes, source.label, { checkRoundTrip: false }).graph;
+    checkModelInput({ inputIds: params.inputIds, attentionMask: params.attentionMask, vocabSize: onnxVocabSize(graph, source.dir) });
+    const { session, runAs } = await this.open(source, params.adapter, params.merge);
     try {
-      const feeds: Record<string, ort.Tensor> = { input_ids: idsTensor(params.inputIds) };
-      if (inputs.includes("attention_mask")) feeds.attention_mask = idsTensor(params.attentionMask ?? params.inputIds.map((r) => r.map(() => 1)));
-      const unknown = inputs.filter((n) => !(n in feeds));
-      if (unknown.length > 0) throw new LowrankError("USAGE", `${file}: needs inputs lowrank does not provide (${unknown.join(", ")})`);
-      const out = await run(feeds);
+      const layout = kvLayoutOf(session.session, source.label);
+      const ones = params.inputIds.map((r) => r.map(() => 1));
+      const feeds: Record<string, ort.Tensor> = layout
+        ? kvStepFeeds(layout, params.inputIds, emptyPast(layout, params.inputIds.length), 0)
+        : { input_ids: idsTensor(params.inputIds) };
+      if (session.modelInputs().includes("attention_mask")) feeds.attention_mask = idsTensor(params.attentionMask ?? ones);
+      const unknown = session.modelInputs().filter((n) => !(n in feeds));
+      if (unknown.length > 0) throw new LowrankError("USAGE", `${source.label}: needs inputs lowrank does not provide (${unknown.join(", ")})`);
+      const out = await session.run(feeds, { adapter: runAs });
       const firstOutput = Object.keys(out)[0];
       const logits = out.logits ?? (firstOutput === undefined ? undefined : out[firstOutput]);
-      if (!logits) throw new LowrankError("CHECKPOINT_INVALID", `${file}: the model has no outputs`);
+      if (!logits) throw new LowrankError("CHECKPOINT_INVALID", `${source.label}: the model has no outputs`);
       const result: PredictResult = { logits: { data: logits.data as Float32Array, shape: logits.dims.map(Number) } };
       if (out.last_hidden_state) result.lastHiddenState = { data: out.last_hidden_state.data as Float32Array, shape: out.last_hidden_state.dims.map(Number) };
       return result;
     } finally {
-      await release();
+      await session.release();
     }
   }
 
   /**
-   * Generates from a decoder exported with a key/value cache (Optimum's layout: past_key_values.N.*
-   * in, present.N.* out): the prompt once, then one token per step, with the adapter fed at run time
-   * or merged (`merge`). Tokens are chosen by core's TokenDecoder, so they equal the tfjs backend's
-   * for the same logits and seed; stop tokens come from generation_config.json beside the file.
-   * @throws LowrankError USAGE for a text prompt (give token ids), ids outside the vocabulary, or a
-   *   graph without cache inputs.
+   * Generates with a key/value cache — from a decoder checkpoint folder (its graph built in memory)
+   * or a decoder exported with a cache (Optimum's layout: past_key_values.N.* in, present.N.* out):
+   * the prompt once, then one token per step, with the adapter fed at run time or merged (`merge`).
+   * Text prompts go through the model folder's tokenizer.json. Tokens are chosen by core's
+   * TokenDecoder, so they equal the tfjs backend's for the same logits and seed; stop tokens as
+   * core's readStopTokens reads them.
+   * @throws LowrankError USAGE for a text prompt without a tokenizer, ids outside the vocabulary, or
+   *   a graph without cache inputs.
    */
   async generate(params: GenerateParams): Promise<GenerateResult> {
-    const file = await onnxFileOf(params.model);
-    const dir = path.dirname(file);
-    if (params.promptIds === undefined) {
-      throw new LowrankError(
-        "USAGE",
-        `${file}: the onnx backend takes the prompt as token ids (--prompt-ids); text prompts are tokenised by the tfjs backend (--backend tfjs)`,
-      );
+    const source = await onnxSourceOf(params.model);
+    const tokenizer = await loadTokenizer(source.dir);
+    let prompt = params.promptIds;
+    if (prompt === undefined) {
+      if (params.prompt === undefined) throw new LowrankError("USAGE", "give a prompt (text) or prompt ids");
+      if (!tokenizer) throw new LowrankError("USAGE", `${source.dir} has no tokenizer.json; give the prompt as token ids`);
+      prompt = tokenizer.encode(params.prompt);
     }
-    const bytes = await readFile(file);
-    const graph = decodeModel(bytes, file, { checkRoundTrip: false }).graph;
-    checkModelInput({ inputIds: [params.promptIds], vocabSize: onnxVocabSize(graph, dir), label: "prompt" });
-    const options = { executionProvider: this.provider, threads: this.threads, logger: this.logger };
-    const session = await OnnxLoraSession.create(bytes, {
-      ...options,
-      label: file,
-      modelDir: dir,
-      adapters: params.adapter ? { adapter: params.adapter } : {},
-    });
+    const graph = decodeModel(source.bytes, source.label, { checkRoundTrip: false }).graph;
+    checkModelInput({ inputIds: [prompt], vocabSize: onnxVocabSize(graph, source.dir), label: "prompt" });
+    const { session, runAs } = await this.open(source, params.adapter, params.merge);
     try {
-      const layout = kvLayoutOf(session.session, file);
+      const layout = kvLayoutOf(session.session, source.label);
       if (!layout) {
         throw new LowrankError(
           "USAGE",
-          `${file}: has no key/value cache inputs (past_key_values.N.key); the onnx backend generates with decoders exported with a cache, as Optimum ` +
-            `exports them — or use --backend tfjs`,
+          `${source.label}: has no key/value cache inputs (past_key_values.N.key); the onnx backend generates with decoders exported with a cache, ` +
+            "as Optimum exports them, or built from a checkpoint folder — or use --backend tfjs",
         );
       }
-      if (params.adapter && params.merge) await session.merge("adapter");
-      const ids = await generateWithKvCache(session, layout, params.promptIds, {
+      const ids = await generateWithKvCache(session, layout, prompt, {
         maxNewTokens: params.maxNewTokens,
         temperature: params.temperature,
         topK: params.topK,
         topP: params.topP,
         seed: params.seed,
-        eosTokenId: onnxStopTokens(dir),
-        adapter: params.adapter ? "adapter" : null,
+        eosTokenId: readStopTokens(source.dir, tokenizer?.eosTokenId),
+        adapter: runAs,
       });
-      return { ids };
+      return { ids, ...(tokenizer ? { text: tokenizer.decode(ids) } : {}) };
     } finally {
       await session.release();
     }
@@ -203,7 +223,7 @@ export class OnnxBackend implements LowrankBackend {
   }
 }
 
-/** Registers the onnx backend (priority 5: after tfjs for "best available", chosen with --backend onnx). */
+/** Registers the onnx backend (priority 20: the default wherever it takes the job, see declineReason). */
 export function register(registry: BackendRegistry, options: { executionProvider?: ExecutionProvider; threads?: number } = {}): void {
-  registry.register("onnx", () => new OnnxBackend(options), { priority: 5 });
+  registry.register("onnx", () => new OnnxBackend(options), { priority: 20 });
 }

@@ -10,7 +10,7 @@ import { loadModel } from "./models/load-model.js";
 import type { TfjsModel } from "./models/model.js";
 import { prepareTfjsTraining } from "./training/prepare-tfjs-training.js";
 import { generate } from "./generate/generate.js";
-import { loadTokenizer } from "@lowrank/core";
+import { loadTokenizer, readStopTokens } from "@lowrank/core";
 
 /** Checks token ids against the vocabulary and the mask against the ids. @throws LowrankError USAGE */
 export function checkPredictInput(model: TfjsModel, inputIds: number[][], attentionMask?: number[][]): void {
@@ -87,7 +87,7 @@ export class TfjsBackend implements LowrankBackend {
         topP: params.topP,
         seed: params.seed,
         useCache: params.useCache,
-        eosTokenId: tokenizer?.eosTokenId ?? model.eosTokenId,
+        eosTokenId: readStopTokens(params.model, tokenizer?.eosTokenId) ?? model.eosTokenId,
       });
       return { ids, ...(tokenizer ? { text: tokenizer.decode(ids) } : {}) };
     } finally {

@@ -3,7 +3,8 @@ import type { LoraAdapter } from "@lowrank/core";
 import { SeededRandom } from "@lowrank/core/internal";
 import { AdapterHost, loadModel, selectEngine, type TfjsModel } from "@lowrank/backend-tfjs";
 import { inferenceContext } from "@lowrank/backend-tfjs/internal";
-import { createOrtSession, decodeModel, encodeModel, exportGpt2Onnx, idsTensor, mergeIntoOnnxModel, OnnxLoraSession } from "@lowrank/backend-onnx";
+import { buildDecoderGraph, createOrtSession, decodeModel, encodeModel, mergeIntoOnnxModel, OnnxLoraSession } from "@lowrank/backend-onnx";
+import { emptyPast, kvLayoutOf, kvStepFeeds } from "@lowrank/backend-onnx/internal";
 import { timeInBlocks, timeInterleaved, type Spread } from "./stats.js";
 
 export interface LatencyRow {
@@ -52,7 +53,7 @@ function tfjsLogits(model: TfjsModel, ids: number[][]): void {
  */
 export async function measureInferenceLatency(params: LatencyParams): Promise<LatencyRow[]> {
   const engine = await selectEngine();
-  const onnx = encodeModel(await exportGpt2Onnx(params.modelDir));
+  const onnx = encodeModel(await buildDecoderGraph(params.modelDir));
   const merged = encodeModel(mergeIntoOnnxModel(decodeModel(onnx, "model.onnx"), params.adapter, { modelDir: params.modelDir }).model);
   const { session: ortBase, provider } = await createOrtSession(onnx);
   const ortMerged = (await createOrtSession(merged)).session;
@@ -73,7 +74,9 @@ export async function measureInferenceLatency(params: LatencyParams): Promise<La
   try {
     for (const batch of params.batches) {
       const ids = randomIds(batch, params.seqLen, vocab, batch);
-      const feeds = { input_ids: idsTensor(ids) };
+      const layout = kvLayoutOf(ortBase, params.modelDir)!;
+      // The whole sequence with an empty cache: the forward pass transformers runs without one.
+      const feeds = kvStepFeeds(layout, ids, emptyPast(layout, batch), 0);
       const ort = await timeInterleaved(
         {
           ort_base: () => ortBase.run(feeds),

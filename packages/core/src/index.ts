@@ -30,6 +30,7 @@ export { collectLoraModules, type AdapterModules, type LoraModule } from "./adap
 export { mergeCheckpoint, type MergeCheckpointParams, type MergeCheckpointResult } from "./merge/merge-checkpoint.js";
 export { importLoralib, type ImportLoralibParams } from "./import/import-loralib.js";
 export { loadTokenizer, type TextTokenizer } from "./text/tokenizer.js";
+export { readStopTokens } from "./text/stop-tokens.js";
 export type {
   LowrankBackend,
   BackendCapability,
@@ -43,6 +44,7 @@ export type {
   TrainEvent,
   GenerateParams,
   GenerateResult,
+  BackendJob,
 } from "./backend/backend.js";
 export { BackendRegistry, type ResolvedBackend } from "./backend/backend-registry.js";
 export { loadBackendPlugin, type RegisterPlugin } from "./backend/load-plugin.js";

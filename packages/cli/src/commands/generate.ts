@@ -24,7 +24,7 @@ export async function generateCommand(ctx: CliContext, o: GenerateOptions): Prom
   const promptIds = listFlag(o.promptIds)?.map((id) => numberFlag("--prompt-ids", id, { integer: true, min: 0 })!);
   const adapter = o.adapter ? await readAdapter(await ctx.local(o.adapter), { logger: ctx.logger }) : undefined;
   const model = await ctx.local(o.model);
-  const { backend } = await (await ctx.registry()).resolveFor("generate", o.backend);
+  const { backend } = await (await ctx.registry()).resolveFor("generate", o.backend, model);
   if (!backend.generate) throw new LowrankError("USAGE", `backend "${backend.name}" cannot generate`);
   const result = await backend.generate({
     model,

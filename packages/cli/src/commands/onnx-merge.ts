@@ -14,11 +14,14 @@ export async function onnxMergeCommand(ctx: CliContext, options: { model: string
   );
 }
 
-/** `lowrank onnx export`: a GPT-2 checkpoint as an ONNX model (optionally with an adapter merged in). */
+/**
+ * `lowrank onnx export`: a decoder checkpoint as an ONNX model with a key/value cache in Optimum's
+ * layout (optionally with an adapter merged in).
+ */
 export async function onnxExportCommand(ctx: CliContext, options: { model: string; adapter?: string; out: string }): Promise<void> {
-  const { exportGpt2Onnx, mergeIntoOnnxModel, writeOnnx } = await import("@lowrank/backend-onnx");
+  const { buildDecoderGraph, mergeIntoOnnxModel, writeOnnx } = await import("@lowrank/backend-onnx");
   const modelDir = await ctx.local(options.model);
-  let model = await exportGpt2Onnx(modelDir);
+  let model = await buildDecoderGraph(modelDir);
   if (options.adapter)
     model = mergeIntoOnnxModel(model, await readAdapter(await ctx.local(options.adapter), { logger: ctx.logger }), { modelDir, logger: ctx.logger }).model;
   const written = await writeOnnx(options.out, model, { sourceDir: modelDir });

@@ -19,7 +19,7 @@ export async function predictCommand(ctx: CliContext, options: PredictOptions): 
   const attentionMask = options.attentionMask ? await readIdRows(options.attentionMask, "--attention-mask") : undefined;
   const adapter = options.adapter ? await readAdapter(await ctx.local(options.adapter), { logger: ctx.logger }) : undefined;
   const model = await ctx.local(options.model);
-  const { backend } = await (await ctx.registry()).resolveFor("infer", options.backend);
+  const { backend } = await (await ctx.registry()).resolveFor("infer", options.backend, model);
   const result = await backend.predict!({ model, adapter, merge: options.merge, inputIds, attentionMask });
   const tensors = new Map<string, Tensor>([["logits", float32Tensor(result.logits.data, result.logits.shape)]]);
   if (result.lastHiddenState) tensors.set("last_hidden_state", float32Tensor(result.lastHiddenState.data, result.lastHiddenState.shape));

@@ -2,7 +2,7 @@ import { describe, expect, test } from "vitest";
 import { LowrankError } from "../errors/lowrank-error.js";
 import { captureLowrankError, captureLowrankRejection } from "../testing/capture-error.js";
 import { memoryLogger } from "../logger.js";
-import type { BackendCapability, BackendInitResult, LowrankBackend } from "./backend.js";
+import type { BackendCapability, BackendInitResult, BackendJob, LowrankBackend } from "./backend.js";
 import { BackendRegistry } from "./backend-registry.js";
 
 interface FakeOptions {
@@ -161,6 +161,29 @@ describe("resolveFor", () => {
     registry.register("runner", fake("runner", { capabilities: ["infer"] }).factory);
     expect((await registry.resolveFor("infer")).backend.name).toBe("runner");
     expect((await registry.resolveFor("train")).backend.name).toBe("trainer");
+  });
+
+  test("given the model, a backend that declines the job is passed over with a note; named, it is used as asked", async () => {
+    const logger = memoryLogger();
+    const registry = new BackendRegistry({ logger });
+    const picky = fake("picky");
+    const backend = (await picky.factory()) as LowrankBackend;
+    const asked: BackendJob[] = [];
+    backend.declineReason = async (job) => {
+      asked.push(job);
+      return job.model.endsWith(".bin") ? "no graph builder for this model" : undefined;
+    };
+    registry.register("picky", () => backend, { priority: 9 });
+    registry.register("other", fake("other").factory, { priority: 1 });
+    expect((await registry.resolveFor("infer", undefined, "m.onnx")).backend.name).toBe("picky");
+    expect((await registry.resolveFor("infer", undefined, "m.bin")).backend.name).toBe("other");
+    expect(asked).toEqual([
+      { capability: "infer", model: "m.onnx" },
+      { capability: "infer", model: "m.bin" },
+    ]);
+    expect(logger.infos).toEqual(['backend "picky" does not take this job (no graph builder for this model); trying the next']);
+    expect((await registry.resolveFor("infer", "picky", "m.bin")).backend.name).toBe("picky");
+    expect((await registry.resolveFor("infer")).backend.name).toBe("picky");
   });
 
   test("when none works, one error lists every backend's reason", async () => {

@@ -86,11 +86,12 @@ export class BackendRegistry {
   }
 
   /**
-   * The highest-priority backend that has `capability` and initialises, or the named one when
-   * `preferred` is given. Failures are logged as warnings and the next backend is tried.
+   * The highest-priority backend that has `capability`, initialises and — given the `model` — does
+   * not decline the job (LowrankBackend.declineReason), or the named one when `preferred` is given.
+   * Failures are logged as warnings, declines as notes, and the next backend is tried.
    * @throws LowrankError BACKEND_UNAVAILABLE listing every backend's reason.
    */
-  async resolveFor(capability: BackendCapability, preferred?: string): Promise<ResolvedBackend> {
+  async resolveFor(capability: BackendCapability, preferred?: string, model?: string): Promise<ResolvedBackend> {
     if (preferred !== undefined) {
       const resolved = await this.resolve(preferred);
       if (!resolved.backend.capabilities.includes(capability)) {
@@ -102,14 +103,22 @@ export class BackendRegistry {
     }
     const reasons: string[] = [];
     for (const name of this.names()) {
+      let resolved: ResolvedBackend;
       try {
-        const resolved = await this.resolve(name);
-        if (resolved.backend.capabilities.includes(capability)) return resolved;
-        reasons.push(`${name}: cannot ${capability}`);
+        resolved = await this.resolve(name);
       } catch (error) {
         this.logger.warn(`backend "${name}" unavailable, trying the next: ${this.failures.get(name) ?? (error as Error).message}`);
         reasons.push(`${name}: ${this.failures.get(name) ?? (error as Error).message}`);
+        continue;
       }
+      if (!resolved.backend.capabilities.includes(capability)) {
+        reasons.push(`${name}: cannot ${capability}`);
+        continue;
+      }
+      const declined = model === undefined ? undefined : await resolved.backend.declineReason?.({ capability, model });
+      if (declined === undefined) return resolved;
+      this.logger.info(`backend "${name}" does not take this job (${declined}); trying the next`);
+      reasons.push(`${name}: ${declined}`);
     }
     throw new LowrankError("BACKEND_UNAVAILABLE", `no backend can ${capability} here${reasons.length ? ` (${reasons.join("; ")})` : " (none registered)"}`);
   }

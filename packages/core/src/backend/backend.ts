@@ -110,6 +110,12 @@ export interface MergeParams {
   safe?: boolean;
 }
 
+/** A job to place on a backend: what is asked and the model it is for (a folder, a file or a Hub id). */
+export interface BackendJob {
+  capability: BackendCapability;
+  model: string;
+}
+
 /**
  * The contract a lowrank backend implements. Operations are optional; `capabilities` says which
  * exist. A backend never re-implements LoRA math: it calls core's, or expresses the same formula
@@ -122,6 +128,11 @@ export interface LowrankBackend {
   readonly devices: readonly string[];
   /** Prepares the backend once; throws when it cannot run here (the registry then tries the next). */
   init(options: { logger: Logger }): Promise<BackendInitResult>;
+  /**
+   * Why this backend would not take `job` when no backend is named (an architecture it cannot
+   * build, say), or undefined when it would. The registry then offers the job to the next backend.
+   */
+  declineReason?(job: BackendJob): Promise<string | undefined>;
   predict?(params: PredictParams): Promise<PredictResult>;
   merge?(params: MergeParams): Promise<MergeCheckpointResult>;
   generate?(params: GenerateParams): Promise<GenerateResult>;

@@ -2,10 +2,11 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 
 /**
- * The stop tokens of the model an ONNX file was exported from: `eos_token_id` (a number or a list)
- * of generation_config.json beside it, else of config.json; undefined when neither says.
+ * A model's stop tokens, as transformers' generate takes them: `eos_token_id` (a number or a
+ * list) of generation_config.json, else of config.json, else the tokenizer's end-of-sequence token;
+ * undefined when none says.
  */
-export function onnxStopTokens(modelDir: string): number[] | undefined {
+export function readStopTokens(modelDir: string, tokenizerEos?: number): number[] | undefined {
   for (const file of ["generation_config.json", "config.json"]) {
     try {
       const eos = (JSON.parse(readFileSync(path.join(modelDir, file), "utf8")) as { eos_token_id?: unknown }).eos_token_id;
@@ -15,5 +16,5 @@ export function onnxStopTokens(modelDir: string): number[] | undefined {
       // absent or unreadable: try the next file
     }
   }
-  return undefined;
+  return tokenizerEos === undefined ? undefined : [tokenizerEos];
 }
