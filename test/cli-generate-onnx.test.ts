@@ -30,7 +30,7 @@ describe("lowrank generate --backend onnx", () => {
     expect(noCache.stderr).toMatch(/^lowrank: error: .*model\.onnx: has no key\/value cache inputs \(past_key_values\.N\.key\)[^\n]*\n$/);
     const text = lowrank(["generate", "--backend", "onnx", "--model", requireFixture("llama-tiny", "model.kv.onnx"), "--prompt", "hello"]);
     expect(text.status).toBe(2);
-    expect(text.stderr).toMatch(/takes the prompt as token ids \(--prompt-ids\)/);
+    expect(text.stderr).toMatch(/^lowrank: error: .*llama-tiny has no tokenizer\.json; give the prompt as token ids\n$/);
     const outside = lowrank(["generate", "--backend", "onnx", "--model", requireFixture("llama-tiny", "model.kv.onnx"), "--prompt-ids", "1,600"]);
     expect(outside.status).toBe(2);
     expect(outside.stderr).toBe("lowrank: error: prompt id 600 at [0][1] is outside the vocabulary (0–511)\n");

@@ -66,7 +66,7 @@ describe("lowrank predict --backend onnx on the gpt2-tiny checkpoint folder", ()
     const run = lowrank(["predict", "--backend", "onnx", "--model", requireFixture("roberta-tiny"), "--input-ids", ids, "--out", out]);
     expect(run.status).toBe(2);
     expect(run.stderr).toMatch(
-      /^lowrank: error: .*roberta-tiny: has no model\.onnx \(the onnx backend runs ONNX files, or builds GPT-2 from its checkpoint\)\n$/,
+      /^lowrank: error: .*roberta-tiny: has no model\.onnx, and model_type "roberta" has no ONNX graph builder \(supported: gpt2, llama, [^)]*\)\n$/,
     );
     expect(existsSync(out)).toBe(false);
   });

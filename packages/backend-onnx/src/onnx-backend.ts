@@ -105,7 +105,7 @@ export class OnnxBackend implements LowrankBackend {
 
   async declineReason(job: BackendJob): Promise<string | undefined> {
     if (job.capability === "train") return "the default trainer is tfjs; train on ONNX Runtime with --backend onnx";
-    if (job.capability === "merge") return undefined;
+    if (job.capability === "merge" || job.model === undefined) return undefined;
     return unsupportedModel(job.model);
   }
 

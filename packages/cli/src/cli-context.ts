@@ -50,7 +50,7 @@ export interface CliContext {
 async function defaultBackendSetup(registry: BackendRegistry, globals: GlobalOptions): Promise<void> {
   registry.register("tfjs", async () => new (await import("@lowrank/backend-tfjs")).TfjsBackend(), { priority: 10 });
   const device = choiceFlag("--device", globals.device, ["cpu", "cuda"] as const);
-  registry.register("onnx", async () => new (await import("@lowrank/backend-onnx")).OnnxBackend(device ? { executionProvider: device } : {}), { priority: 5 });
+  registry.register("onnx", async () => new (await import("@lowrank/backend-onnx")).OnnxBackend(device ? { executionProvider: device } : {}), { priority: 20 });
   const plugins = [
     ...(process.env.LOWRANK_PLUGINS ?? "")
       .split(",")

@@ -1,4 +1,4 @@
-import * as ort from "onnxruntime-node";
+import type * as ort from "onnxruntime-node";
 import { describe, expect, test } from "vitest";
 import { readAdapter, readSafetensors, toFloat32 } from "@lowrank/core";
 import { idRows, maxAbsDiff, requireFixture } from "@lowrank/core/testing";
@@ -68,5 +68,7 @@ describe.each(PAIRS)("the ONNX graph built from $base's checkpoint, with $adapte
 });
 
 test("a model type without a graph builder is one clear line naming the folder", async () => {
-  await expect(buildDecoderGraph(requireFixture("roberta-tiny"))).rejects.toThrow(/roberta-tiny: model_type "roberta" has no ONNX graph builder \(supported: gpt2, /);
+  await expect(buildDecoderGraph(requireFixture("roberta-tiny"))).rejects.toThrow(
+    /roberta-tiny: model_type "roberta" has no ONNX graph builder \(supported: gpt2, /,
+  );
 });

@@ -123,7 +123,10 @@ async function llamaBody(ctx: DecoderContext, modelType: string): Promise<Decode
   const embed = await ctx.weight(`${prefix}embed_tokens.weight`);
   let h = g.one("/embed", "Reshape", [g.one(moduleScope(`${prefix}embed_tokens`), "Gather", [embed, IDS]), g.constInts([-1, c.number("hidden_size")])]);
   if (o.embedScale !== undefined) h = g.one("/embed", "Mul", [h, g.constFloat(o.embedScale)]);
-  const rope = rotary(ropeTables(g, { headDim: o.headDim, theta: c.number("rope_theta", 10000), scaling: o.ropeScaling, positions: ctx.positions(), label }), o.headDim);
+  const rope = rotary(
+    ropeTables(g, { headDim: o.headDim, theta: c.number("rope_theta", 10000), scaling: o.ropeScaling, positions: ctx.positions(), label }),
+    o.headDim,
+  );
   const norm = async (module: string, x: string) => {
     const w = await ctx.weight(`${module}.weight`);
     const weight = o.normOffset ? g.one(moduleScope(module), "Add", [w, g.constFloat(o.normOffset)]) : w;
@@ -236,7 +239,10 @@ export async function buildDecoderGraph(dir: string): Promise<ModelProto> {
     let logits = g.one("/lm_head", "Gemm", [body.hidden, body.head], { transB: 1 });
     logits = g.one("/lm_head", "Reshape", [logits, g.one("/lm_head", "Concat", [batch, seq, g.constInts([vocab])], { axis: 0 })]);
     if (body.finalSoftcap !== undefined)
-      logits = g.one("/softcap", "Mul", [g.one("/softcap", "Tanh", [g.one("/softcap", "Div", [logits, g.constFloat(body.finalSoftcap)])]), g.constFloat(body.finalSoftcap)]);
+      logits = g.one("/softcap", "Mul", [
+        g.one("/softcap", "Tanh", [g.one("/softcap", "Div", [logits, g.constFloat(body.finalSoftcap)])]),
+        g.constFloat(body.finalSoftcap),
+      ]);
     g.renameOutput(logits, "logits");
     const cache = Array.from({ length: body.layers }, (_, i) => [i, "key", "value"] as const).flatMap(([i, ...parts]) => parts.map((p) => [i, p] as const));
     const outputs = ["logits", ...cache.map(([i, p]) => present(i, p))];

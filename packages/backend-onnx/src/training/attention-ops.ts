@@ -161,7 +161,8 @@ export function cachedAttention(g: GraphBuilder, spec: CachedAttentionSpec, q: s
   const value = g.renameOutput(g.one(s, "Concat", [spec.pastValue, transpose(split(v, spec.kvHeads), HEADS)], { axis: 2 }), spec.presentValue);
   const grouped = g.one(s, "Reshape", [transpose(q3, HEADS), g.constInts([0, spec.kvHeads, -1, d])]);
   let scores = g.one(s, "Mul", [g.one(s, "MatMul", [grouped, transpose(key, [0, 1, 3, 2])]), g.constFloat(spec.scale)]);
-  if (spec.softcap !== undefined) scores = g.one(s, "Mul", [g.one(s, "Tanh", [g.one(s, "Div", [scores, g.constFloat(spec.softcap)])]), g.constFloat(spec.softcap)]);
+  if (spec.softcap !== undefined)
+    scores = g.one(s, "Mul", [g.one(s, "Tanh", [g.one(s, "Div", [scores, g.constFloat(spec.softcap)])]), g.constFloat(spec.softcap)]);
   const masked = g.one(s, "Add", [g.one(s, "Reshape", [scores, g.constInts([0, spec.heads, -1, 0])]), spec.mask]);
   const probs = g.one(s, "Reshape", [g.one(s, "Softmax", [masked], { axis: -1 }), g.constInts([0, spec.kvHeads, -1, 0])]);
   const y = g.one(s, "Reshape", [g.one(s, "MatMul", [probs, value]), g.constInts([0, spec.heads, -1, d])]);

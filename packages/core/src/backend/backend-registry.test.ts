@@ -163,7 +163,7 @@ describe("resolveFor", () => {
     expect((await registry.resolveFor("train")).backend.name).toBe("trainer");
   });
 
-  test("given the model, a backend that declines the job is passed over with a note; named, it is used as asked", async () => {
+  test("a backend that declines the job (for this model) is passed over with a note; named, it is used as asked", async () => {
     const logger = memoryLogger();
     const registry = new BackendRegistry({ logger });
     const picky = fake("picky");
@@ -171,7 +171,7 @@ describe("resolveFor", () => {
     const asked: BackendJob[] = [];
     backend.declineReason = async (job) => {
       asked.push(job);
-      return job.model.endsWith(".bin") ? "no graph builder for this model" : undefined;
+      return job.model?.endsWith(".bin") ? "no graph builder for this model" : undefined;
     };
     registry.register("picky", () => backend, { priority: 9 });
     registry.register("other", fake("other").factory, { priority: 1 });
@@ -184,6 +184,7 @@ describe("resolveFor", () => {
     expect(logger.infos).toEqual(['backend "picky" does not take this job (no graph builder for this model); trying the next']);
     expect((await registry.resolveFor("infer", "picky", "m.bin")).backend.name).toBe("picky");
     expect((await registry.resolveFor("infer")).backend.name).toBe("picky");
+    expect(asked.at(-1)).toEqual({ capability: "infer" });
   });
 
   test("when none works, one error lists every backend's reason", async () => {

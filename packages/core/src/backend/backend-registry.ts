@@ -86,8 +86,9 @@ export class BackendRegistry {
   }
 
   /**
-   * The highest-priority backend that has `capability`, initialises and — given the `model` — does
-   * not decline the job (LowrankBackend.declineReason), or the named one when `preferred` is given.
+   * The highest-priority backend that has `capability`, initialises and does not decline the job
+   * (LowrankBackend.declineReason, asked with the `model` when given), or the named one when
+   * `preferred` is given.
    * Failures are logged as warnings, declines as notes, and the next backend is tried.
    * @throws LowrankError BACKEND_UNAVAILABLE listing every backend's reason.
    */
@@ -115,7 +116,7 @@ export class BackendRegistry {
         reasons.push(`${name}: cannot ${capability}`);
         continue;
       }
-      const declined = model === undefined ? undefined : await resolved.backend.declineReason?.({ capability, model });
+      const declined = await resolved.backend.declineReason?.(model === undefined ? { capability } : { capability, model });
       if (declined === undefined) return resolved;
       this.logger.info(`backend "${name}" does not take this job (${declined}); trying the next`);
       reasons.push(`${name}: ${declined}`);

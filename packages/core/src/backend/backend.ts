@@ -110,10 +110,10 @@ export interface MergeParams {
   safe?: boolean;
 }
 
-/** A job to place on a backend: what is asked and the model it is for (a folder, a file or a Hub id). */
+/** A job to place on a backend: what is asked and the model it is for (left out: the capability in general). */
 export interface BackendJob {
   capability: BackendCapability;
-  model: string;
+  model?: string;
 }
 
 /**
