@@ -33,6 +33,8 @@ describe("registered as a plugin, it is found through the registry", () => {
       available: true,
       device: "cpu",
       capabilities: ["merge"],
+      // onnx is registered first and is the default for merge; the plugin is chosen by name.
+      default_for: [],
       note: "example plugin from examples/custom-backend",
     });
     const out = mkdtempSync(path.join(os.tmpdir(), "lowrank-example-"));
@@ -68,6 +70,6 @@ describe("registered as a plugin, it is found through the registry", () => {
       { encoding: "utf8" },
     );
     expect(run.status).toBe(2);
-    expect(run.stderr).toBe('lowrank: error: backend "nope" is not registered (registered: tfjs, onnx, example-cpu)\n');
+    expect(run.stderr).toBe('lowrank: error: backend "nope" is not registered (registered: onnx, tfjs, example-cpu)\n');
   });
 });

@@ -28,6 +28,7 @@ export async function onnxFileOf(model: string): Promise<string> {
 
 /** An ONNX model to run: its bytes, a label for messages and the folder its side files live in. */
 interface OnnxSource {
+  /** Emptied once a session holds the model (see OnnxBackend.open). */
   bytes: Uint8Array;
   label: string;
   dir: string;
@@ -75,6 +76,10 @@ async function onnxSourceOf(model: string): Promise<OnnxSource> {
   return { bytes: await readFile(file), label: file, dir: path.dirname(file), file };
 }
 
+function vocabSizeOf(source: OnnxSource): number | undefined {
+  return onnxVocabSize(decodeModel(source.bytes, source.label, { checkRoundTrip: false }).graph, source.dir);
+}
+
 /**
  * The ONNX Runtime backend: inference with adapters merged offline or fed per run, and LoRA training
  * of Hugging Face GPT-2 and LLaMA-family checkpoints through one loss-and-gradients graph, on the
@@ -115,12 +120,21 @@ export class OnnxBackend implements LowrankBackend {
    */
   private async open(source: OnnxSource, adapter: LoraAdapter | undefined, merge: boolean | undefined) {
     const options = { executionProvider: this.provider, threads: this.threads, logger: this.logger, label: source.label, modelDir: source.dir };
+    const { file, dir } = source;
+    const reloadModel = file ? () => readFile(file) : async () => encodeModel(await buildDecoderGraph(dir));
+    const bytes = source.bytes;
+    // From here the weights live in ONNX Runtime only.
+    source.bytes = new Uint8Array(0);
     if (adapter && merge) {
-      const merged = mergeIntoOnnxModel(decodeModel(source.bytes, source.label), adapter, { modelDir: source.dir, logger: this.logger, label: source.label });
-      return { session: await OnnxLoraSession.create(encodeModel(merged.model), options), runAs: null };
+      const merged = mergeIntoOnnxModel(decodeModel(bytes, source.label), adapter, { modelDir: source.dir, logger: this.logger, label: source.label });
+      const remerge = async () => encodeModel(mergeIntoOnnxModel(decodeModel(await reloadModel(), source.label), adapter, { modelDir: dir }).model);
+      return { session: await OnnxLoraSession.create(encodeModel(merged.model), { ...options, reloadModel: remerge }), runAs: null };
     }
-    const model = adapter ? source.bytes : (source.file ?? source.bytes);
-    return { session: await OnnxLoraSession.create(model, { ...options, adapters: adapter ? { adapter } : {} }), runAs: adapter ? "adapter" : null };
+    const model = adapter || !file ? bytes : file;
+    return {
+      session: await OnnxLoraSession.create(model, { ...options, reloadModel, adapters: adapter ? { adapter } : {} }),
+      runAs: adapter ? "adapter" : null,
+    };
   }
 
   /**
@@ -129,8 +143,7 @@ export class OnnxBackend implements LowrankBackend {
    */
   async predict(params: PredictParams): Promise<PredictResult> {
     const source = await onnxSourceOf(params.model);
-    const graph = decodeModel(source.bytes, source.label, { checkRoundTrip: false }).graph;
-    checkModelInput({ inputIds: params.inputIds, attentionMask: params.attentionMask, vocabSize: onnxVocabSize(graph, source.dir) });
+    checkModelInput({ inputIds: params.inputIds, attentionMask: params.attentionMask, vocabSize: vocabSizeOf(source) });
     const { session, runAs } = await this.open(source, params.adapter, params.merge);
     try {
       const layout = kvLayoutOf(session.session, source.label);
@@ -172,8 +185,7 @@ export class OnnxBackend implements LowrankBackend {
       if (!tokenizer) throw new LowrankError("USAGE", `${source.dir} has no tokenizer.json; give the prompt as token ids`);
       prompt = tokenizer.encode(params.prompt);
     }
-    const graph = decodeModel(source.bytes, source.label, { checkRoundTrip: false }).graph;
-    checkModelInput({ inputIds: [prompt], vocabSize: onnxVocabSize(graph, source.dir), label: "prompt" });
+    checkModelInput({ inputIds: [prompt], vocabSize: vocabSizeOf(source), label: "prompt" });
     const { session, runAs } = await this.open(source, params.adapter, params.merge);
     try {
       const layout = kvLayoutOf(session.session, source.label);

@@ -3,10 +3,11 @@ import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { LowrankError, silentLogger, type LoraAdapter, type Logger } from "@lowrank/core";
 import { addLoraSlots, type LoraSlot } from "../onnx/add-lora-slots.js";
-import { decodeModel, type GraphProto } from "../onnx/onnx-codec.js";
+import { decodeModel, encodeModel } from "../onnx/onnx-codec.js";
 import { initializersAsInputs } from "../onnx/initializers-as-inputs.js";
 import { adapterModules, describeOnnxForAdapter } from "../onnx/onnx-model-description.js";
-import { bindRuntimeAdapter } from "./bind-runtime-adapter.js";
+import { bindRuntimeAdapter, type RuntimeTarget } from "./bind-runtime-adapter.js";
+import { valueFingerprint } from "./value-fingerprint.js";
 import { doraFeeds, neutralDoraFeeds } from "./dora-feeds.js";
 import { mergeIntoOnnxModel } from "../onnx/merge-onnx.js";
 import { concatSlotFeeds, scatterRows, slotTensors, takeRows, type Feeds } from "./adapter-feeds.js";
@@ -22,6 +23,8 @@ export interface OnnxLoraSessionOptions extends SessionOptions {
    * modules_to_save weights); those of the adapters given at creation are found automatically.
    */
   replaceable?: string[];
+  /** How `merge(name)` gets a model given as bytes again (without it, the bytes are kept for merges). */
+  reloadModel?: () => Promise<Uint8Array>;
   /** For a model given as bytes: a name for messages, and the folder its external data and config.json are in. */
   label?: string;
   modelDir?: string;
@@ -58,7 +61,7 @@ export class OnnxLoraSession {
     stored: ReadonlyMap<string, { values: Float32Array; dims: number[] }>,
     private readonly graphLabel: string,
     private readonly logger: Logger,
-    private readonly describeFor: (adapter: LoraAdapter) => ReturnType<typeof describeOnnxForAdapter> & { graph: GraphProto; modelDir: string },
+    private readonly describeFor: (adapter: LoraAdapter) => RuntimeTarget,
     private readonly mergedSession: (adapter: LoraAdapter) => Promise<ort.InferenceSession>,
   ) {
     this.base = {};
@@ -71,7 +74,13 @@ export class OnnxLoraSession {
     }
   }
 
-  /** @throws LowrankError when a module cannot be found in the graph or the model does not load. */
+  /**
+   * The weights are held once, by ONNX Runtime: JS keeps only the graph without weight values (to
+   * bind adapters loaded later), plus the few values binding reads (DoRA modules' weights and biases,
+   * replaceable tensors). `merge(name)` gets the full model again: the file re-read, or
+   * `reloadModel` — a model given as bytes without it is kept for merges (one more copy).
+   * @throws LowrankError when a module cannot be found in the graph or the model does not load.
+   */
   static async create(model: string | Uint8Array, options: OnnxLoraSessionOptions = {}): Promise<OnnxLoraSession> {
     const label = typeof model === "string" ? model : (options.label ?? "model.onnx");
     let bytes: Uint8Array;
@@ -84,7 +93,6 @@ export class OnnxLoraSession {
     } else {
       bytes = model;
     }
-    const pristine = () => decodeModel(bytes, label, { checkRoundTrip: false });
     const wanted = new Map<string, { name: string; inFeatures: number; outFeatures: number; dora?: boolean }>();
     // A module gets DoRA inputs when any adapter (or the `slots` option) needs them.
     const want = (m: { name: string; inFeatures: number; outFeatures: number; dora?: boolean }) =>
@@ -92,22 +100,30 @@ export class OnnxLoraSession {
     for (const adapter of Object.values(options.adapters ?? {})) for (const m of adapterModules(adapter)) want(m);
     for (const m of options.slots ?? []) want(m);
     const modelDir = typeof model === "string" ? path.dirname(model) : (options.modelDir ?? process.cwd());
-    const describeFor = (adapter: LoraAdapter) => {
-      const graph = pristine().graph;
-      return {
-        ...describeOnnxForAdapter(graph, adapter, label, typeof model === "string" || options.modelDir !== undefined ? modelDir : undefined),
-        graph,
-        modelDir,
-      };
-    };
+    const describeDir = typeof model === "string" || options.modelDir !== undefined ? modelDir : undefined;
+    const fullDescriber = graphDescriber({ bytes }, label, modelDir, describeDir);
     const replaceable = new Set(options.replaceable ?? []);
     for (const [name, adapter] of Object.entries(options.adapters ?? {})) {
-      for (const key of bindRuntimeAdapter(name, describeFor(adapter)).replacements.keys()) replaceable.add(key);
+      for (const key of bindRuntimeAdapter(name, fullDescriber(adapter)).replacements.keys()) replaceable.add(key);
     }
     const rewritten = decodeModel(bytes, label);
     const slots = addLoraSlots(rewritten, [...wanted.values()], label);
     const stored = initializersAsInputs(rewritten.graph, [...replaceable], modelDir, label);
     const created = await createSessionForModel(rewritten, modelDir, options);
+    // ONNX Runtime holds the weights now; the slots keep their nodes and initializers for names only.
+    for (const t of rewritten.graph.initializer) {
+      t.raw_data = new Uint8Array(0);
+      t.float_data = [];
+    }
+    const keep = new Set(replaceable);
+    for (const slot of slots.values()) {
+      if (!slot.dora) continue;
+      // A weight shared with other nodes was copied for the module ("<name>.lowrank.<module>"): keep the original.
+      keep.add(slot.location.initializer.name.split(".lowrank.")[0]!);
+      if (slot.dora.bias !== undefined) keep.add(slot.dora.bias);
+    }
+    const describeFor = graphDescriber(withoutWeightValues(bytes, label, keep), label, modelDir, describeDir);
+    const reload = typeof model === "string" ? () => readFile(model) : (options.reloadModel ?? keptBytes(bytes));
     const session = new OnnxLoraSession(
       created.session,
       created.provider,
@@ -117,7 +133,7 @@ export class OnnxLoraSession {
       label,
       options.logger ?? silentLogger,
       describeFor,
-      async (adapter) => (await createSessionForModel(mergeIntoOnnxModel(pristine(), adapter, { modelDir, label }).model, modelDir, options)).session,
+      mergedSessionMaker(reload, label, modelDir, options),
     );
     try {
       for (const [name, adapter] of Object.entries(options.adapters ?? {})) session.loadAdapter(name, adapter);
@@ -301,4 +317,46 @@ export class OnnxLoraSession {
   toString(): string {
     return `OnnxLoraSession(${this.graphLabel}, ${this.slots.size} slots, ${this.provider})`;
   }
+}
+
+/**
+ * How an adapter is bound to the graph in `bytes`: a fresh decode per adapter (locating weights may
+ * copy a shared one), so nothing else the closure could reach holds the caller's full model.
+ */
+function graphDescriber(
+  source: { bytes: Uint8Array; fingerprints?: ReadonlyMap<string, string> },
+  label: string,
+  modelDir: string,
+  describeDir: string | undefined,
+) {
+  return (adapter: LoraAdapter) => {
+    const graph = decodeModel(source.bytes, label, { checkRoundTrip: false }).graph;
+    return { ...describeOnnxForAdapter(graph, adapter, label, describeDir), graph, modelDir, fingerprints: source.fingerprints };
+  };
+}
+
+/**
+ * The model re-encoded without the values of its inline initializers, except those in `keep` (shapes
+ * stay), and the fingerprints of the values dropped.
+ */
+function withoutWeightValues(bytes: Uint8Array, label: string, keep: ReadonlySet<string>): { bytes: Uint8Array; fingerprints: Map<string, string> } {
+  const model = decodeModel(bytes, label, { checkRoundTrip: false });
+  const fingerprints = new Map<string, string>();
+  for (const t of model.graph.initializer) {
+    if (keep.has(t.name) || !(t.raw_data && t.raw_data.byteLength > 0)) continue;
+    fingerprints.set(t.name, valueFingerprint(t.raw_data));
+    t.raw_data = new Uint8Array(0);
+  }
+  return { bytes: encodeModel(model), fingerprints };
+}
+
+function keptBytes(bytes: Uint8Array): () => Promise<Uint8Array> {
+  return async () => bytes;
+}
+
+function mergedSessionMaker(reload: () => Promise<Uint8Array>, label: string, modelDir: string, options: SessionOptions) {
+  return async (adapter: LoraAdapter) => {
+    const full = decodeModel(await reload(), label, { checkRoundTrip: false });
+    return (await createSessionForModel(mergeIntoOnnxModel(full, adapter, { modelDir, label }).model, modelDir, options)).session;
+  };
 }
