@@ -1,6 +1,10 @@
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import type * as ort from "onnxruntime-node";
 import { describe, expect, test } from "vitest";
-import { readAdapter, readSafetensors, toFloat32 } from "@lowrank/core";
+import { Checkpoint, readAdapter, readSafetensors, toFloat32, writeSafetensors } from "@lowrank/core";
+import { fromFloat32 } from "@lowrank/core/internal";
 import { idRows, maxAbsDiff, requireFixture } from "@lowrank/core/testing";
 import { encodeModel } from "../onnx/onnx-codec.js";
 import { emptyPast, kvLayoutOf, kvStepFeeds, presentAsPast } from "../session/kv-cache.js";
@@ -71,4 +75,49 @@ test("a model type without a graph builder is one clear line naming the folder",
   await expect(buildDecoderGraph(requireFixture("roberta-tiny"))).rejects.toThrow(
     /roberta-tiny: model_type "roberta" has no ONNX graph builder \(supported: gpt2, /,
   );
+});
+
+test("a bfloat16 checkpoint in two shards builds the same graph as its float32 values (weights widened exactly)", async () => {
+  const source = requireFixture("gemma-tiny");
+  const dir = mkdtempSync(path.join(os.tmpdir(), "lowrank-bf16-"));
+  const widened = mkdtempSync(path.join(os.tmpdir(), "lowrank-bf16-f32-"));
+  try {
+    const checkpoint = await Checkpoint.open(source);
+    const names = [...checkpoint.tensorInfo().keys()];
+    const shards = [new Map(), new Map()] as Map<string, { dtype: "BF16" | "F32"; shape: number[]; data: Uint8Array }>[];
+    const exact = new Map<string, { dtype: "F32"; shape: number[]; data: Uint8Array }>();
+    const weightMap: Record<string, string> = {};
+    for (const [i, name] of names.entries()) {
+      const shape = checkpoint.tensorInfo().get(name)!.shape;
+      const bf16 = fromFloat32(await checkpoint.readFloat32(name), "BF16", name);
+      shards[i % 2]!.set(name, { dtype: "BF16", shape, data: bf16 });
+      // The float32 values the bfloat16 ones stand for: the high half of each float32.
+      const f32 = new Uint8Array((bf16.length / 2) * 4);
+      for (let j = 0; j < bf16.length / 2; j++) {
+        f32[j * 4 + 2] = bf16[j * 2]!;
+        f32[j * 4 + 3] = bf16[j * 2 + 1]!;
+      }
+      exact.set(name, { dtype: "F32", shape, data: f32 });
+      weightMap[name] = `model-0000${(i % 2) + 1}-of-00002.safetensors`;
+    }
+    await checkpoint.close();
+    for (const [i, shard] of shards.entries()) await writeSafetensors(path.join(dir, `model-0000${i + 1}-of-00002.safetensors`), shard, { format: "pt" });
+    writeFileSync(path.join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    await writeSafetensors(path.join(widened, "model.safetensors"), exact, { format: "pt" });
+    for (const d of [dir, widened]) copyFileSync(path.join(source, "config.json"), path.join(d, "config.json"));
+    const ids = [[3, 9, 27, 81, 243 % 200, 1]];
+    const logits = async (d: string) => {
+      const session = await OnnxLoraSession.create(encodeModel(await buildDecoderGraph(d)), { label: d, modelDir: d });
+      try {
+        const layout = kvLayoutOf(session.session, d)!;
+        return (await session.run(kvStepFeeds(layout, ids, emptyPast(layout, 1), 0))).logits!.data as Float32Array;
+      } finally {
+        await session.release();
+      }
+    };
+    expect(maxAbsDiff(await logits(dir), await logits(widened))).toBe(0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(widened, { recursive: true, force: true });
+  }
 });
