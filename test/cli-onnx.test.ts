@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
@@ -63,10 +63,13 @@ describe("lowrank predict --backend onnx on the gpt2-tiny checkpoint folder", ()
     const ids = path.join(tmp, "folder-ids.json");
     writeFileSync(ids, "[[1, 2, 3]]");
     const out = path.join(tmp, "x.safetensors");
-    const run = lowrank(["predict", "--backend", "onnx", "--model", requireFixture("roberta-tiny"), "--input-ids", ids, "--out", out]);
+    const t5 = path.join(tmp, "t5-folder");
+    mkdirSync(t5, { recursive: true });
+    writeFileSync(path.join(t5, "config.json"), JSON.stringify({ model_type: "t5" }));
+    const run = lowrank(["predict", "--backend", "onnx", "--model", t5, "--input-ids", ids, "--out", out]);
     expect(run.status).toBe(2);
     expect(run.stderr).toMatch(
-      /^lowrank: error: .*roberta-tiny: has no model\.onnx, and model_type "roberta" has no ONNX graph builder \(supported: gpt2, llama, [^)]*\)\n$/,
+      /^lowrank: error: .*t5-folder: has no model\.onnx, and model_type "t5" has no ONNX graph builder \(supported: gpt2, llama, .*, roberta, [^)]*\)\n$/,
     );
     expect(existsSync(out)).toBe(false);
   });

@@ -4,7 +4,7 @@ import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { readAdapter, readSafetensors, toFloat32 } from "@lowrank/core";
 import { requireFixture } from "@lowrank/core/testing";
-import { e2eByteData, lowrank, readTrainingLog } from "./cli-helpers.js";
+import { e2eByteData, lowrank, readTrainingLog, repoRoot } from "./cli-helpers.js";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "lowrank-cli-train-onnx-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -166,6 +166,35 @@ describe("lowrank train --backend onnx", () => {
     ours.forEach((e, i) => expect(Math.abs(e.loss! - theirs[i]!.loss!)).toBeLessThanOrEqual(1e-3));
   });
 
+  test("text data goes through the model folder's tokenizer (core's), with tfjs's losses", () => {
+    const args = [
+      "train",
+      "--model",
+      path.join(repoRoot, "models", "gpt2-mini"),
+      "--data",
+      path.join(repoRoot, "examples", "data", "e2e-restaurants.jsonl"),
+      "--rank",
+      "4",
+      "--target-modules",
+      "c_attn",
+      "--batch-size",
+      "4",
+      "--seq-len",
+      "48",
+      "--seed",
+      "5",
+      "--steps",
+      "4",
+    ];
+    const [onnxLog, tfjsLog] = [path.join(tmp, "text-onnx.jsonl"), path.join(tmp, "text-tfjs.jsonl")];
+    const run = lowrank([...args, "--backend", "onnx", "--out", path.join(tmp, "text-onnx"), "--log", onnxLog]);
+    expect(run.status, run.stderr).toBe(0);
+    expect(lowrank([...args, "--backend", "tfjs", "--out", path.join(tmp, "text-tfjs"), "--log", tfjsLog]).status).toBe(0);
+    const [ours, theirs] = [readLog(onnxLog), readLog(tfjsLog)].map((log) => log.filter((e) => e.loss !== undefined));
+    expect(ours!.map((e) => e.step)).toEqual([1, 2, 3, 4]);
+    ours!.forEach((e, i) => expect(Math.abs(e.loss! - theirs![i]!.loss!)).toBeLessThanOrEqual(1e-3));
+  });
+
   test("what the ONNX trainer does not do is a one-line usage error that writes nothing", () => {
     const text = path.join(tmp, "text.txt");
     writeFileSync(text, "hello there\n");
@@ -179,7 +208,7 @@ describe("lowrank train --backend onnx", () => {
       [["--model", requireFixture("gpt2-tiny"), "--data", data, "--use-dora"], /does not support `use_dora` \(DoRA\) yet/],
       [
         ["--model", requireFixture("gpt2-tiny"), "--data", text],
-        /text\.txt: has text, but the onnx trainer reads tokenised data only; give JSONL lines with `input_ids`/,
+        /text\.txt line 1: has text but the model folder has no tokenizer\.json; give `input_ids` instead/,
       ],
     ] as const) {
       const run = lowrank(["train", "--backend", "onnx", "--out", out, ...args]);

@@ -6,4 +6,6 @@ export { mergeOnnxFile, mergeIntoOnnxModel, type MergedOnnx } from "./onnx/merge
 export { decodeModel, encodeModel, type ModelProto } from "./onnx/onnx-codec.js";
 export { writeOnnx } from "./onnx/write-onnx.js";
 export { buildDecoderGraph, ONNX_DECODER_MODEL_TYPES } from "./export/decoder-graph.js";
+export { buildEncoderGraph, ONNX_ENCODER_MODEL_TYPES } from "./export/encoder-graph.js";
+export { buildCheckpointGraph, ONNX_MODEL_TYPES } from "./export/checkpoint-graph.js";
 export { probeExecutionProviders, onnxRuntimeVersion, CUDA_PROVIDER_INSTALL_COMMAND, type ProviderStatus } from "./session/probe-providers.js";

@@ -5,7 +5,7 @@ import type { BackendJob, BackendRegistry, GenerateParams, GenerateResult, Logge
 import type { MergeParams, PredictParams, PredictResult, TrainEvent, TrainParams } from "@lowrank/core";
 import { checkModelInput, runTraining } from "@lowrank/core/internal";
 import { decodeModel, encodeModel } from "./onnx/onnx-codec.js";
-import { buildDecoderGraph, ONNX_DECODER_MODEL_TYPES } from "./export/decoder-graph.js";
+import { buildCheckpointGraph, modelTypeIn, ONNX_MODEL_TYPES } from "./export/checkpoint-graph.js";
 import { onnxVocabSize } from "./onnx/onnx-vocab-size.js";
 import { emptyPast, generateWithKvCache, kvLayoutOf, kvStepFeeds } from "./session/kv-cache.js";
 import { mergeIntoOnnxModel, mergeOnnxFile } from "./onnx/merge-onnx.js";
@@ -36,41 +36,32 @@ interface OnnxSource {
   file?: string;
 }
 
-/** config.json's model_type in a folder, or undefined when it has none (or no readable config). */
-async function modelTypeIn(dir: string): Promise<string | undefined> {
-  const config = await readFile(path.join(dir, "config.json"), "utf8").then(
-    (t) => JSON.parse(t) as { model_type?: unknown },
-    () => undefined,
-  );
-  return typeof config?.model_type === "string" ? config.model_type : undefined;
-}
-
 /**
  * Why `model` cannot be run here, or undefined when it can: a .onnx file, a folder with model.onnx,
- * or a Hugging Face decoder checkpoint whose graph buildDecoderGraph builds.
+ * or a Hugging Face checkpoint whose graph buildCheckpointGraph builds.
  */
 async function unsupportedModel(model: string): Promise<string | undefined> {
   const info = await stat(model).catch(() => undefined);
   if (!info) return `${model}: no such ONNX file or folder`;
   if (!info.isDirectory() || (await stat(path.join(model, "model.onnx")).catch(() => undefined))) return undefined;
   const type = await modelTypeIn(model);
-  if (type !== undefined && (ONNX_DECODER_MODEL_TYPES as readonly string[]).includes(type)) return undefined;
+  if (type !== undefined && ONNX_MODEL_TYPES.includes(type)) return undefined;
   return (
     `${model}: has no model.onnx, and ${type === undefined ? "no config.json model_type" : `model_type "${type}"`} has no ONNX graph builder ` +
-    `(supported: ${ONNX_DECODER_MODEL_TYPES.join(", ")})`
+    `(supported: ${ONNX_MODEL_TYPES.join(", ")})`
   );
 }
 
 /**
  * The ONNX model for a model argument: a .onnx file, model.onnx inside a folder, or — for a Hugging
- * Face decoder folder without one — the graph built from its checkpoint in memory (buildDecoderGraph).
+ * Face folder without one — the graph built from its checkpoint in memory (buildCheckpointGraph).
  * @throws LowrankError CHECKPOINT_INVALID when none of these applies.
  */
 async function onnxSourceOf(model: string): Promise<OnnxSource> {
   const reason = await unsupportedModel(model);
   if (reason) throw new LowrankError("CHECKPOINT_INVALID", reason);
   if ((await stat(model)).isDirectory() && !(await stat(path.join(model, "model.onnx")).catch(() => undefined))) {
-    return { bytes: encodeModel(await buildDecoderGraph(model)), label: model, dir: model };
+    return { bytes: encodeModel(await buildCheckpointGraph(model)), label: model, dir: model };
   }
   const file = await onnxFileOf(model);
   return { bytes: await readFile(file), label: file, dir: path.dirname(file), file };
@@ -121,7 +112,7 @@ export class OnnxBackend implements LowrankBackend {
   private async open(source: OnnxSource, adapter: LoraAdapter | undefined, merge: boolean | undefined) {
     const options = { executionProvider: this.provider, threads: this.threads, logger: this.logger, label: source.label, modelDir: source.dir };
     const { file, dir } = source;
-    const reloadModel = file ? () => readFile(file) : async () => encodeModel(await buildDecoderGraph(dir));
+    const reloadModel = file ? () => readFile(file) : async () => encodeModel(await buildCheckpointGraph(dir));
     const bytes = source.bytes;
     // From here the weights live in ONNX Runtime only.
     source.bytes = new Uint8Array(0);

@@ -55,3 +55,4 @@ export { sampleToken, type SamplingOptions } from "./generation/sample-token.js"
 export { TokenDecoder, type DecodeOptions } from "./generation/token-decoder.js";
 export { ConfigValues } from "./model/config-values.js";
 export { decoderOptions, type DecoderOptions } from "./model/decoder-options.js";
+export { logBucketPosition, relativePosition, type RelativePositionParams } from "./math/relative-position.js";

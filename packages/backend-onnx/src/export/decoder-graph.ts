@@ -1,18 +1,13 @@
-import protobuf from "protobufjs";
-import { Checkpoint, LowrankError } from "@lowrank/core";
-import { ConfigValues, decoderOptions, type DecoderOptions } from "@lowrank/core/internal";
+import { LowrankError } from "@lowrank/core";
+import { decoderOptions, type DecoderOptions } from "@lowrank/core/internal";
 import { floatValueInfo, ONNX_INT64, type ModelProto } from "../onnx/onnx-codec.js";
 import { moduleScope } from "../onnx/locate-weights.js";
-import { ONNX_PROTO } from "../onnx/onnx-proto.js";
 import { activationForward, TRAINABLE_ACTIVATIONS } from "../training/activation-ops.js";
 import { cachedAttention, cachedAttentionMask, type CachedAttentionSpec } from "../training/attention-ops.js";
 import { linearForward, type FrozenLinear } from "../training/lora-linear-ops.js";
 import { layerNormForward, rmsNormForward } from "../training/norm-ops.js";
-import { pruneGraph } from "../training/prune-graph.js";
 import { ropeTables, rotary } from "../training/rope-ops.js";
-import { GraphBuilder } from "./graph-builder.js";
-
-const ModelProtoType = protobuf.parse(ONNX_PROTO, { keepCase: true }).root.lookupType("onnx.ModelProto");
+import { fromCheckpoint, inferenceModel, type CheckpointSource } from "./checkpoint-source.js";
 
 /** The model types buildDecoderGraph builds. */
 export const ONNX_DECODER_MODEL_TYPES = ["gpt2", "llama", "mistral", "qwen2", "phi3", "gemma", "gemma2"] as const;
@@ -24,14 +19,7 @@ const past = (layer: number, part: "key" | "value") => `past_key_values.${layer}
 const present = (layer: number, part: "key" | "value") => `present.${layer}.${part}`;
 
 /** What the architectures below share while they build. */
-interface DecoderContext {
-  g: GraphBuilder;
-  c: ConfigValues;
-  label: string;
-  config: Record<string, unknown>;
-  has(name: string): boolean;
-  /** Adds a checkpoint tensor as a float32 initializer under its own name (once). */
-  weight(name: string): Promise<string>;
+interface DecoderContext extends CheckpointSource {
   batch: string;
   seq: string;
   /** The additive attention mask for a sliding window (or none), built once per window. */
@@ -187,18 +175,8 @@ async function llamaBody(ctx: DecoderContext, modelType: string): Promise<Decode
  * @throws LowrankError CHECKPOINT_INVALID for another model type, a missing tensor or config field.
  */
 export async function buildDecoderGraph(dir: string): Promise<ModelProto> {
-  const checkpoint = await Checkpoint.open(dir);
-  try {
-    const config = checkpoint.config;
-    const modelType = typeof config.model_type === "string" ? config.model_type : "";
-    if (!(ONNX_DECODER_MODEL_TYPES as readonly string[]).includes(modelType))
-      throw new LowrankError(
-        "CHECKPOINT_INVALID",
-        `${dir}: model_type ${JSON.stringify(modelType)} has no ONNX graph builder (supported: ${ONNX_DECODER_MODEL_TYPES.join(", ")})`,
-      );
-    const g = new GraphBuilder();
-    const info = checkpoint.tensorInfo();
-    const loaded = new Set<string>();
+  return fromCheckpoint(dir, ONNX_DECODER_MODEL_TYPES, "ONNX graph builder", async (source) => {
+    const { g } = source;
     const shape = g.one("/dims", "Shape", [IDS]);
     const batch = g.one("/dims", "Slice", [shape, g.constInts([0]), g.constInts([1])]);
     const seq = g.one("/dims", "Slice", [shape, g.constInts([1]), g.constInts([2])]);
@@ -206,20 +184,9 @@ export async function buildDecoderGraph(dir: string): Promise<ModelProto> {
     const masks = new Map<number | undefined, string>();
     let positions: string | undefined;
     const ctx: DecoderContext = {
-      g,
-      c: new ConfigValues(config, dir),
-      label: dir,
-      config,
+      ...source,
       batch,
       seq,
-      has: (name) => info.has(name),
-      weight: async (name) => {
-        if (loaded.has(name)) return name;
-        const t = info.get(name);
-        if (!t) throw new LowrankError("CHECKPOINT_INVALID", `${dir}: missing tensor "${name}"`);
-        loaded.add(name);
-        return g.floatInit(name, await checkpoint.readFloat32(name), t.shape);
-      },
       maskFor: (window) => {
         let mask = masks.get(window);
         if (!mask) {
@@ -233,8 +200,8 @@ export async function buildDecoderGraph(dir: string): Promise<ModelProto> {
         return positions;
       },
     };
-    const body = modelType === "gpt2" ? await gpt2Body(ctx) : await llamaBody(ctx, modelType);
-    const vocab = info.get(body.head)?.shape[0];
+    const body = source.modelType === "gpt2" ? await gpt2Body(ctx) : await llamaBody(ctx, source.modelType);
+    const vocab = source.shapeOf(body.head)?.[0];
     if (vocab === undefined) throw new LowrankError("CHECKPOINT_INVALID", `${dir}: no output head`);
     let logits = g.one("/lm_head", "Gemm", [body.hidden, body.head], { transB: 1 });
     logits = g.one("/lm_head", "Reshape", [logits, g.one("/lm_head", "Concat", [batch, seq, g.constInts([vocab])], { axis: 0 })]);
@@ -245,24 +212,14 @@ export async function buildDecoderGraph(dir: string): Promise<ModelProto> {
       ]);
     g.renameOutput(logits, "logits");
     const cache = Array.from({ length: body.layers }, (_, i) => [i, "key", "value"] as const).flatMap(([i, ...parts]) => parts.map((p) => [i, p] as const));
-    const outputs = ["logits", ...cache.map(([i, p]) => present(i, p))];
-    const { nodes, initializers } = pruneGraph(g.nodes, g.initializers, outputs);
     const kvShape = (length: string) => ["batch", body.kvHeads, length, body.headDim];
-    const graph = {
-      name: `lowrank_${modelType}_decoder`,
-      node: nodes,
-      initializer: initializers,
-      input: [
-        floatValueInfo(IDS, ["batch", "sequence"], ONNX_INT64),
-        floatValueInfo(MASK, ["batch", "total_sequence"], ONNX_INT64),
-        floatValueInfo(POSITIONS, ["batch", "sequence"], ONNX_INT64),
-        ...cache.map(([i, p]) => floatValueInfo(past(i, p), kvShape("past_sequence"))),
-      ],
-      output: [floatValueInfo("logits", ["batch", "sequence", vocab]), ...cache.map(([i, p]) => floatValueInfo(present(i, p), kvShape("total_sequence")))],
-      value_info: [],
-    };
-    return ModelProtoType.fromObject({ ir_version: 8, producer_name: "lowrank", opset_import: [{ domain: "", version: 17 }], graph }) as unknown as ModelProto;
-  } finally {
-    await checkpoint.close();
-  }
+    const input = [
+      floatValueInfo(IDS, ["batch", "sequence"], ONNX_INT64),
+      floatValueInfo(MASK, ["batch", "total_sequence"], ONNX_INT64),
+      floatValueInfo(POSITIONS, ["batch", "sequence"], ONNX_INT64),
+      ...cache.map(([i, p]) => floatValueInfo(past(i, p), kvShape("past_sequence"))),
+    ];
+    const output = [floatValueInfo("logits", ["batch", "sequence", vocab]), ...cache.map(([i, p]) => floatValueInfo(present(i, p), kvShape("total_sequence")))];
+    return inferenceModel(g, `lowrank_${source.modelType}_decoder`, input, output);
+  });
 }

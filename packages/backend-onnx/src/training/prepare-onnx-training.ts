@@ -1,4 +1,4 @@
-import { LowrankError, type Logger } from "@lowrank/core";
+import { loadTokenizer, LowrankError, type Logger } from "@lowrank/core";
 import { trainerOptionsFor, type PrepareTrainingStepper } from "@lowrank/core/internal";
 import type { ExecutionProvider } from "../session/ort-session.js";
 import { createOnnxLoraTraining } from "./create-onnx-lora-training.js";
@@ -11,23 +11,13 @@ export interface OnnxTrainingOptions {
   threads?: number;
 }
 
-/** Text lines need a tokenizer, which this backend does not carry: say what to do instead. */
-const noTokenizer = (file: string) => ({
-  encode(): number[] {
-    throw new LowrankError(
-      "USAGE",
-      `--data ${file}: has text, but the onnx trainer reads tokenised data only; give JSONL lines with \`input_ids\` or use --backend tfjs`,
-    );
-  },
-});
-
 const intOf = (v: unknown): number | undefined =>
   typeof v === "number" && Number.isInteger(v) ? v : Array.isArray(v) && Number.isInteger(v[0]) ? (v[0] as number) : undefined;
 
 /**
  * How ONNX Runtime prepares a LoRA training run for core's runTraining: builds the
  * loss-and-gradients graph of the Hugging Face model in `params.model` with the new adapter's
- * factors, opens its session, reads the (tokenised) data and creates the trainer.
+ * factors, opens its session, reads the data (text through the folder's tokenizer) and creates the trainer.
  * @returns the preparation; it throws LowrankError USAGE for `full` and `seq-cls` runs (use the tfjs
  * backend), CHECKPOINT_INVALID when config.json has no `vocab_size`, and what createOnnxLoraTraining throws.
  */
@@ -47,14 +37,16 @@ export function prepareOnnxTraining(options: OnnxTrainingOptions): PrepareTraini
       const config = training.modelConfig;
       const vocabSize = intOf(config.vocab_size);
       if (vocabSize === undefined) throw new LowrankError("CHECKPOINT_INVALID", `${params.model}: config.json has no \`vocab_size\``);
-      const eos = intOf(config.eos_token_id);
-      const examples = await readData({ task: "causal-lm", tokenizerFor: noTokenizer, vocabSize, eosTokenId: eos });
+      // Text goes through the model folder's tokenizer, core's, as on the tfjs backend.
+      const tokenizer = await loadTokenizer(params.model, config);
+      const eos = tokenizer?.eosTokenId ?? intOf(config.eos_token_id);
+      const examples = await readData({ task: "causal-lm", tokenizerFor: () => tokenizer, vocabSize, eosTokenId: eos });
       const trainer = new OnnxLoraTrainer(
         training.session,
         training.slots,
         training.params,
         examples,
-        trainerOptionsFor(params, { task: "causal-lm", seed, padTokenId: intOf(config.pad_token_id) ?? eos ?? 0 }),
+        trainerOptionsFor(params, { task: "causal-lm", seed, padTokenId: tokenizer?.padTokenId ?? intOf(config.pad_token_id) ?? eos ?? 0 }),
         training.config.lora_dropout,
       );
       return onnxStepper(training, trainer);

@@ -12,7 +12,8 @@ import { attachAdapter, detachAdapter, setMerged } from "../lora/attach-adapter.
 import { createLoraTraining } from "../training/trainable.js";
 import { Trainer } from "../training/trainer.js";
 import { maskedSoftmax } from "./deberta-attention.js";
-import { logBucketPosition, pairMask, relativeTableRows, skewToPairs } from "./deberta-relative-position.js";
+import { logBucketPosition } from "@lowrank/core/internal";
+import { pairMask, relativeTableRows, skewToPairs } from "./deberta-relative-position.js";
 import { convolveSequence } from "./deberta-v2.js";
 import { loadModel } from "./load-model.js";
 import type { TfjsModel } from "./model.js";

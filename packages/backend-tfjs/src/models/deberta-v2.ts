@@ -9,7 +9,8 @@ import type { ParamStore } from "../layers/param-store.js";
 import { buildLayers, detectPrefix, requireLayer } from "./build-layers.js";
 import { ConfigValues } from "@lowrank/core/internal";
 import { disentangledAttention, type DisentangledInputs, type DisentangledProjections } from "./deberta-attention.js";
-import { pairMask, relativeTableRows, type RelativePositionParams } from "./deberta-relative-position.js";
+import type { RelativePositionParams } from "@lowrank/core/internal";
+import { pairMask, relativeTableRows } from "./deberta-relative-position.js";
 import type { ForwardInput, ForwardOutput, TfjsModel } from "./model.js";
 
 interface DebertaBlock extends DisentangledProjections {

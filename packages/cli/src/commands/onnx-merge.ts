@@ -15,13 +15,13 @@ export async function onnxMergeCommand(ctx: CliContext, options: { model: string
 }
 
 /**
- * `lowrank onnx export`: a decoder checkpoint as an ONNX model with a key/value cache in Optimum's
- * layout (optionally with an adapter merged in).
+ * `lowrank onnx export`: a checkpoint as an ONNX model — decoders with a key/value cache in
+ * Optimum's layout, encoders with their heads — optionally with an adapter merged in.
  */
 export async function onnxExportCommand(ctx: CliContext, options: { model: string; adapter?: string; out: string }): Promise<void> {
-  const { buildDecoderGraph, mergeIntoOnnxModel, writeOnnx } = await import("@lowrank/backend-onnx");
+  const { buildCheckpointGraph, mergeIntoOnnxModel, writeOnnx } = await import("@lowrank/backend-onnx");
   const modelDir = await ctx.local(options.model);
-  let model = await buildDecoderGraph(modelDir);
+  let model = await buildCheckpointGraph(modelDir);
   if (options.adapter)
     model = mergeIntoOnnxModel(model, await readAdapter(await ctx.local(options.adapter), { logger: ctx.logger }), { modelDir, logger: ctx.logger }).model;
   const written = await writeOnnx(options.out, model, { sourceDir: modelDir });
