@@ -87,13 +87,37 @@ describe.each([
   });
 });
 
-test("lowrank backends says what each backend is the default for: ONNX Runtime for inference and generation, tfjs for training", () => {
+test("lowrank backends says what each backend is the default for; a training run ONNX Runtime cannot do goes to tfjs with a note", () => {
   const run = lowrank(["backends", "--json"]);
   expect(run.status, run.stderr).toBe(0);
   const rows = JSON.parse(run.stdout) as { name: string; default_for: string[] }[];
   expect(rows.map((r) => r.name)).toEqual(["onnx", "tfjs"]);
-  expect(rows[0]!.default_for).toEqual(["infer", "generate", "merge"]);
-  expect(rows[1]!.default_for).toEqual(["train"]);
+  expect(rows[0]!.default_for).toEqual(["infer", "generate", "merge", "train"]);
+  expect(rows[1]!.default_for).toEqual([]);
   const text = lowrank(["backends"]);
-  expect(text.stdout).toMatch(/^onnx\tavailable on cpu\tinfer,generate,merge,train \(default for infer,generate,merge\)\t/);
+  expect(text.stdout).toMatch(/^onnx\tavailable on cpu\tinfer,generate,merge,train \(default for infer,generate,merge,train\)\t/);
+  const data = path.join(repoRoot, "examples", "data", "e2e-restaurants.jsonl");
+  const common = [
+    "train",
+    "--model",
+    path.join(repoRoot, "models", "gpt2-mini"),
+    "--data",
+    data,
+    "--steps",
+    "1",
+    "--batch-size",
+    "2",
+    "--seq-len",
+    "16",
+    "--json",
+  ];
+  const plain = lowrank([...common, "--out", path.join(tmp, "plain")]);
+  expect(plain.status, plain.stderr).toBe(0);
+  expect(JSON.parse(plain.stdout).backend).toBe("onnx");
+  const dora = lowrank([...common, "--use-dora", "--out", path.join(tmp, "dora")]);
+  expect(dora.status, dora.stderr).toBe(0);
+  expect(JSON.parse(dora.stdout).backend).toBe("tfjs");
+  expect(dora.stderr).toMatch(
+    /^backend "onnx" does not take this job \(.*the onnx trainer does not support `use_dora` \(DoRA\) yet; use --backend tfjs\); trying the next\n/,
+  );
 });

@@ -12,6 +12,7 @@ import { mergeIntoOnnxModel, mergeOnnxFile } from "./onnx/merge-onnx.js";
 import { idsTensor, type ExecutionProvider } from "./session/ort-session.js";
 import { OnnxLoraSession } from "./session/onnx-lora-session.js";
 import { prepareOnnxTraining } from "./training/prepare-onnx-training.js";
+import { planOnnxLoraTraining } from "./training/create-onnx-lora-training.js";
 import * as ort from "onnxruntime-node";
 
 /** The .onnx file for a model argument: the file itself, or model.onnx inside a folder. */
@@ -67,6 +68,19 @@ async function onnxSourceOf(model: string): Promise<OnnxSource> {
   return { bytes: await readFile(file), label: file, dir: path.dirname(file), file };
 }
 
+/** Why the ONNX trainer would not take this run (core's planning, no graph built), or undefined. */
+async function onnxTrainingDeclineReason(train: TrainParams): Promise<string | undefined> {
+  if (train.full) return "full fine-tuning (--full) is trained by tfjs";
+  if (train.task === "seq-cls") return "sequence classification is trained by tfjs";
+  try {
+    await planOnnxLoraTraining({ model: train.model, lora: train.lora, logger: silentLogger });
+    return undefined;
+  } catch (error) {
+    if (error instanceof LowrankError) return error.message;
+    throw error;
+  }
+}
+
 function vocabSizeOf(source: OnnxSource): number | undefined {
   return onnxVocabSize(decodeModel(source.bytes, source.label, { checkRoundTrip: false }).graph, source.dir);
 }
@@ -99,10 +113,15 @@ export class OnnxBackend implements LowrankBackend {
     };
   }
 
+  /**
+   * Declines a model it has no graph for, and a training run its trainer does not cover (full
+   * fine-tuning, sequence classification, DoRA, embedding LoRA, trained biases, modules_to_save,
+   * PiSSA/OLoRA, other architectures): the reason is the error the run would meet here.
+   */
   async declineReason(job: BackendJob): Promise<string | undefined> {
-    if (job.capability === "train") return "the default trainer is tfjs; train on ONNX Runtime with --backend onnx";
-    if (job.capability === "merge" || job.model === undefined) return undefined;
-    return unsupportedModel(job.model);
+    if (job.capability === "merge") return undefined;
+    if (job.capability === "train") return job.train ? onnxTrainingDeclineReason(job.train) : undefined;
+    return job.model === undefined ? undefined : unsupportedModel(job.model);
   }
 
   /**

@@ -39,12 +39,12 @@ export interface CreateOnnxLoraTrainingParams {
 }
 
 /**
- * Plans a new LoRA adapter on a Hugging Face checkpoint with core's targeting and initialisation
- * (the same factors as the tfjs backend for the same seed), builds the loss-and-gradients ONNX graph
- * for it and opens one session (CUDA when asked and present, else the CPU).
- * @throws LowrankError CHECKPOINT_INVALID / TARGET_UNSUPPORTED naming what the ONNX trainer cannot train.
+ * What a LoRA run on ONNX Runtime would train, without building anything: the adapter's config and
+ * slots (core's targeting), the architecture, and the checkpoint's parameter count.
+ * @throws LowrankError USAGE for an ONNX file, CHECKPOINT_INVALID / TARGET_UNSUPPORTED naming what
+ *   the ONNX trainer cannot train.
  */
-export async function createOnnxLoraTraining(params: CreateOnnxLoraTrainingParams): Promise<OnnxLoraTraining> {
+export async function planOnnxLoraTraining(params: { model: string; lora?: LoraConfigInput; logger?: Logger }) {
   if ((await stat(params.model).catch(() => undefined))?.isFile()) {
     throw new LowrankError(
       "USAGE",
@@ -71,6 +71,17 @@ export async function createOnnxLoraTraining(params: CreateOnnxLoraTrainingParam
     ...params.lora,
   });
   const slots = planLoraSlots({ config, description, supported: architecture.supports, label: params.model, logger: params.logger });
+  return { config, slots, description, modelConfig, architecture, totalParameters };
+}
+
+/**
+ * Plans a new LoRA adapter on a Hugging Face checkpoint with core's targeting and initialisation
+ * (the same factors as the tfjs backend for the same seed), builds the loss-and-gradients ONNX graph
+ * for it and opens one session (CUDA when asked and present, else the CPU).
+ * @throws LowrankError CHECKPOINT_INVALID / TARGET_UNSUPPORTED naming what the ONNX trainer cannot train.
+ */
+export async function createOnnxLoraTraining(params: CreateOnnxLoraTrainingParams): Promise<OnnxLoraTraining> {
+  const { config, slots, description, modelConfig, architecture, totalParameters } = await planOnnxLoraTraining(params);
   // Saved as PEFT saves it: the resolved module list, never null or "all-linear".
   const saved = { ...config, target_modules: expandTargetModules(config, description) };
   const factors = initialFactors(slots, config, params.seed);

@@ -108,7 +108,7 @@ export async function trainCommand(ctx: CliContext, options: TrainOptions): Prom
   const parsed = trainParams(options);
   // The adapter records the model as the user named it (a Hub id stays a Hub id), as PEFT does.
   const params = { ...parsed, model: await ctx.local(options.model), lora: { base_model_name_or_path: options.model, ...parsed.lora } };
-  const { backend } = await (await ctx.registry()).resolveFor("train", options.backend, params.model);
+  const { backend } = await (await ctx.registry()).resolveFor("train", options.backend, params.model, params);
   const partialLog = options.log ? `${options.log}.partial` : undefined;
   let logStream: WriteStream | undefined;
   if (partialLog) {

@@ -2,7 +2,7 @@ import "reflect-metadata";
 import { container as rootContainer, instanceCachingFactory, type DependencyContainer } from "tsyringe";
 import { LowrankError } from "../errors/lowrank-error.js";
 import { silentLogger, type Logger } from "../logger.js";
-import type { BackendCapability, BackendFactory, BackendInitResult, LowrankBackend } from "./backend.js";
+import type { BackendCapability, BackendFactory, BackendInitResult, LowrankBackend, TrainParams } from "./backend.js";
 
 interface Registration {
   name: string;
@@ -87,12 +87,12 @@ export class BackendRegistry {
 
   /**
    * The highest-priority backend that has `capability`, initialises and does not decline the job
-   * (LowrankBackend.declineReason, asked with the `model` when given), or the named one when
-   * `preferred` is given.
+   * (LowrankBackend.declineReason, asked with the `model` and a training run's parameters when
+   * given), or the named one when `preferred` is given.
    * Failures are logged as warnings, declines as notes, and the next backend is tried.
    * @throws LowrankError BACKEND_UNAVAILABLE listing every backend's reason.
    */
-  async resolveFor(capability: BackendCapability, preferred?: string, model?: string): Promise<ResolvedBackend> {
+  async resolveFor(capability: BackendCapability, preferred?: string, model?: string, train?: TrainParams): Promise<ResolvedBackend> {
     if (preferred !== undefined) {
       const resolved = await this.resolve(preferred);
       if (!resolved.backend.capabilities.includes(capability)) {
@@ -116,7 +116,7 @@ export class BackendRegistry {
         reasons.push(`${name}: cannot ${capability}`);
         continue;
       }
-      const declined = await resolved.backend.declineReason?.(model === undefined ? { capability } : { capability, model });
+      const declined = await resolved.backend.declineReason?.({ capability, ...(model === undefined ? {} : { model }), ...(train ? { train } : {}) });
       if (declined === undefined) return resolved;
       this.logger.info(`backend "${name}" does not take this job (${declined}); trying the next`);
       reasons.push(`${name}: ${declined}`);

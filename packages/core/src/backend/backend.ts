@@ -114,6 +114,8 @@ export interface MergeParams {
 export interface BackendJob {
   capability: BackendCapability;
   model?: string;
+  /** For "train": the run's parameters (adapter type, task, full fine-tuning). */
+  train?: TrainParams;
 }
 
 /**
