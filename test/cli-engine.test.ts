@@ -11,21 +11,24 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe("TensorFlow.js engine choice", () => {
   test("by default the best available engine is chosen and the reason reported", () => {
-    const [tfjs] = JSON.parse(lowrank(["backends", "--json"]).stdout);
+    const tfjs = JSON.parse(lowrank(["backends", "--json"]).stdout).find((b: { name: string }) => b.name === "tfjs");
     expect(tfjs).toMatchObject({ name: "tfjs", available: true, device: "cpu" });
     // tfjs-node(-gpu) cannot be installed on this kind of machine: the report says why it fell back.
     expect(tfjs.note).toMatch(/TensorFlow\.js (wasm|tfjs-node|tfjs-node-gpu) \((best available|fell back: .*tfjs-node-gpu.*)\)/);
   });
 
   test("LOWRANK_TFJS_ENGINE forces one; the cpu engine gives the same logits", async () => {
-    const [tfjs] = JSON.parse(lowrank(["backends", "--json"], { LOWRANK_TFJS_ENGINE: "cpu" }).stdout);
+    const tfjs = JSON.parse(lowrank(["backends", "--json"], { LOWRANK_TFJS_ENGINE: "cpu" }).stdout).find((b: { name: string }) => b.name === "tfjs");
     expect(tfjs.note).toBe("TensorFlow.js cpu (forced)");
     const ids = path.join(tmp, "ids.json");
     writeFileSync(ids, "[[1, 2, 3, 4]]");
     const outCpu = path.join(tmp, "cpu.safetensors");
     const outDefault = path.join(tmp, "default.safetensors");
-    expect(lowrank(["predict", "--model", requireFixture("gpt2-tiny"), "--input-ids", ids, "--output", outCpu], { LOWRANK_TFJS_ENGINE: "cpu" }).status).toBe(0);
-    expect(lowrank(["predict", "--model", requireFixture("gpt2-tiny"), "--input-ids", ids, "--output", outDefault]).status).toBe(0);
+    expect(
+      lowrank(["predict", "--backend", "tfjs", "--model", requireFixture("gpt2-tiny"), "--input-ids", ids, "--output", outCpu], { LOWRANK_TFJS_ENGINE: "cpu" })
+        .status,
+    ).toBe(0);
+    expect(lowrank(["predict", "--backend", "tfjs", "--model", requireFixture("gpt2-tiny"), "--input-ids", ids, "--output", outDefault]).status).toBe(0);
     const [cpu, other] = await Promise.all([readSafetensors(outCpu), readSafetensors(outDefault)]);
     expect(maxAbsDiff(toFloat32(cpu.tensors.get("logits")!), toFloat32(other.tensors.get("logits")!))).toBeLessThan(1e-4);
   });

@@ -1,6 +1,6 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { LowrankError, loadTokenizer, mergeCheckpoint, readStopTokens, silentLogger } from "@lowrank/core";
+import { bindAdapter, Checkpoint, describeModel, LowrankError, loadTokenizer, mergeCheckpoint, readStopTokens, silentLogger } from "@lowrank/core";
 import type { BackendJob, BackendRegistry, GenerateParams, GenerateResult, Logger, LoraAdapter, LowrankBackend } from "@lowrank/core";
 import type { MergeParams, PredictParams, PredictResult, TrainEvent, TrainParams } from "@lowrank/core";
 import { checkModelInput, runTraining } from "@lowrank/core/internal";
@@ -37,16 +37,26 @@ interface OnnxSource {
   file?: string;
 }
 
+/** Whether `model` is a folder whose checkpoint (config.json of a model type with a graph builder, and weights) lowrank builds a graph from. */
+async function buildsFromCheckpoint(model: string): Promise<boolean> {
+  if (!(await stat(model).catch(() => undefined))?.isDirectory()) return false;
+  const type = await modelTypeIn(model);
+  if (type === undefined || !ONNX_MODEL_TYPES.includes(type)) return false;
+  const checkpoint = await Checkpoint.open(model).catch(() => undefined);
+  await checkpoint?.close();
+  return checkpoint !== undefined;
+}
+
 /**
- * Why `model` cannot be run here, or undefined when it can: a .onnx file, a folder with model.onnx,
- * or a Hugging Face checkpoint whose graph buildCheckpointGraph builds.
+ * Why `model` cannot be run here, or undefined when it can: a .onnx file, a Hugging Face checkpoint
+ * folder whose graph buildCheckpointGraph builds (preferred: its graph has a key/value cache), or a
+ * folder with model.onnx (an export without weights beside it).
  */
 async function unsupportedModel(model: string): Promise<string | undefined> {
   const info = await stat(model).catch(() => undefined);
   if (!info) return `${model}: no such ONNX file or folder`;
-  if (!info.isDirectory() || (await stat(path.join(model, "model.onnx")).catch(() => undefined))) return undefined;
+  if (!info.isDirectory() || (await buildsFromCheckpoint(model)) || (await stat(path.join(model, "model.onnx")).catch(() => undefined))) return undefined;
   const type = await modelTypeIn(model);
-  if (type !== undefined && ONNX_MODEL_TYPES.includes(type)) return undefined;
   return (
     `${model}: has no model.onnx, and ${type === undefined ? "no config.json model_type" : `model_type "${type}"`} has no ONNX graph builder ` +
     `(supported: ${ONNX_MODEL_TYPES.join(", ")})`
@@ -54,18 +64,37 @@ async function unsupportedModel(model: string): Promise<string | undefined> {
 }
 
 /**
- * The ONNX model for a model argument: a .onnx file, model.onnx inside a folder, or — for a Hugging
- * Face folder without one — the graph built from its checkpoint in memory (buildCheckpointGraph).
+ * Binds the adapter to the description of the checkpoint in a model folder with core, before any
+ * graph is built: an adapter that does not fit gets core's message, as on every backend.
+ */
+async function checkAdapterFits(dir: string, adapter: LoraAdapter): Promise<void> {
+  const checkpoint = await Checkpoint.open(dir);
+  try {
+    bindAdapter(adapter, describeModel(checkpoint.config, checkpoint.tensorInfo()), { label: "adapter" });
+  } finally {
+    await checkpoint.close();
+  }
+}
+
+/**
+ * The ONNX model for a model argument: the graph built in memory from a Hugging Face checkpoint
+ * folder (buildCheckpointGraph), model.onnx inside a folder without weights, or a .onnx file.
  * @throws LowrankError CHECKPOINT_INVALID when none of these applies.
  */
-async function onnxSourceOf(model: string): Promise<OnnxSource> {
+async function onnxSourceOf(model: string, adapter?: LoraAdapter): Promise<OnnxSource> {
   const reason = await unsupportedModel(model);
   if (reason) throw new LowrankError("CHECKPOINT_INVALID", reason);
-  if ((await stat(model)).isDirectory() && !(await stat(path.join(model, "model.onnx")).catch(() => undefined))) {
+  if (await buildsFromCheckpoint(model)) {
+    if (adapter) await checkAdapterFits(model, adapter);
     return { bytes: encodeModel(await buildCheckpointGraph(model)), label: model, dir: model };
   }
   const file = await onnxFileOf(model);
   return { bytes: await readFile(file), label: file, dir: path.dirname(file), file };
+}
+
+/** An error that says the ONNX trainer lacks something (an architecture, an adapter type), not that the input is bad. */
+function isTrainerGap(error: LowrankError): boolean {
+  return error.code === "TARGET_UNSUPPORTED" || /not supported by the onnx trainer/.test(error.message);
 }
 
 /** Why the ONNX trainer would not take this run (core's planning, no graph built), or undefined. */
@@ -76,8 +105,9 @@ async function onnxTrainingDeclineReason(train: TrainParams): Promise<string | u
     await planOnnxLoraTraining({ model: train.model, lora: train.lora, logger: silentLogger });
     return undefined;
   } catch (error) {
-    if (error instanceof LowrankError) return error.message;
-    throw error;
+    // What the ONNX trainer lacks is declined; bad input is left to fail the same way on any backend.
+    if (error instanceof LowrankError && isTrainerGap(error)) return error.message;
+    return undefined;
   }
 }
 
@@ -152,7 +182,7 @@ export class OnnxBackend implements LowrankBackend {
    * get an empty past and positions 0 … seq − 1, as transformers' forward without a cache.
    */
   async predict(params: PredictParams): Promise<PredictResult> {
-    const source = await onnxSourceOf(params.model);
+    const source = await onnxSourceOf(params.model, params.adapter);
     checkModelInput({ inputIds: params.inputIds, attentionMask: params.attentionMask, vocabSize: vocabSizeOf(source) });
     const { session, runAs } = await this.open(source, params.adapter, params.merge);
     try {
@@ -187,7 +217,7 @@ export class OnnxBackend implements LowrankBackend {
    *   a graph without cache inputs.
    */
   async generate(params: GenerateParams): Promise<GenerateResult> {
-    const source = await onnxSourceOf(params.model);
+    const source = await onnxSourceOf(params.model, params.adapter);
     const tokenizer = await loadTokenizer(source.dir);
     let prompt = params.promptIds;
     if (prompt === undefined) {

@@ -50,7 +50,9 @@ describe("the CLI's composition root (tsyringe)", () => {
     expect(pulled).toEqual(["org/adapter"]);
     expect(out[0]).toBe("/cache/org/adapter\n");
     expect(logger.infos).toContain("pulled  adapter_config.json (10 bytes)");
-    expect(JSON.parse(out[1]!)).toEqual([{ name: "fake", available: true, device: "cpu", capabilities: ["merge"], note: "a test double" }]);
+    expect(JSON.parse(out[1]!)).toEqual([
+      { name: "fake", available: true, device: "cpu", capabilities: ["merge"], default_for: ["merge"], note: "a test double" },
+    ]);
     expect(container.isRegistered(LOGGER, true)).toBe(false);
   });
 });

@@ -17,15 +17,21 @@ export interface AttentionSpec {
   /** Additive mask broadcastable to [batch, heads, seq, seq] (0 where allowed, float32 min where not). */
   mask: string;
   scale: number;
+  /** Gemma-2's attention-logit soft cap: scores → tanh(scores / cap)·cap before the mask. */
+  softcap?: number;
   rope?: HeadTransform;
 }
 
-/** Forward tensors the backward pass reads: q as [b, h, d, s], k as [b, h, s, d], vᵀ [b, h, d, s], the probabilities. */
+/**
+ * Forward tensors the backward pass reads: q as [b, h, d, s], k as [b, h, s, d], vᵀ [b, h, d, s],
+ * the probabilities, and with a soft cap tanh(scores / cap).
+ */
 export interface AttentionSaved {
   qT: string;
   k: string;
   vT: string;
   probs: string;
+  capped?: string;
 }
 
 /*
@@ -66,7 +72,8 @@ function sumGroups(g: GraphBuilder, spec: AttentionSpec, scope: string, dx: stri
 
 /**
  * Causal scaled dot-product attention from q [tokens, heads·d], k and v [tokens, kvHeads·d] to
- * [tokens, heads·d], as transformers' eager path computes it: softmax(q·kᵀ·scale + mask)·v.
+ * [tokens, heads·d], as transformers' eager path computes it: softmax(q·kᵀ·scale + mask)·v, the
+ * scaled scores soft-capped first when the spec has a cap.
  */
 export function attentionForward(g: GraphBuilder, spec: AttentionSpec, q: string, k: string, v: string): { y: string; saved: AttentionSaved } {
   const s = spec.scope;
@@ -82,8 +89,13 @@ export function attentionForward(g: GraphBuilder, spec: AttentionSpec, q: string
   const transpose = (x: string, perm: number[]) => g.one(s, "Transpose", [x], { perm });
   const kT = repeatKv(g, spec, s, transpose(k3, HEADS_T), [d, spec.seq]);
   const v4 = repeatKv(g, spec, s, transpose(v3, HEADS), [spec.seq, d]);
-  const scores = g.one(s, "Add", [g.one(s, "Mul", [g.one(s, "MatMul", [transpose(q3, HEADS), kT]), g.constFloat(spec.scale)]), spec.mask]);
-  const probs = g.one(s, "Softmax", [scores], { axis: -1 });
+  let scores = g.one(s, "Mul", [g.one(s, "MatMul", [transpose(q3, HEADS), kT]), g.constFloat(spec.scale)]);
+  let capped: string | undefined;
+  if (spec.softcap !== undefined) {
+    capped = g.one(s, "Tanh", [g.one(s, "Div", [scores, g.constFloat(spec.softcap)])]);
+    scores = g.one(s, "Mul", [capped, g.constFloat(spec.softcap)]);
+  }
+  const probs = g.one(s, "Softmax", [g.one(s, "Add", [scores, spec.mask])], { axis: -1 });
   const y = g.one(s, "Reshape", [transpose(g.one(s, "MatMul", [probs, v4]), HEADS), g.constInts([-1, spec.heads * spec.headDim])]);
   return {
     y,
@@ -92,6 +104,7 @@ export function attentionForward(g: GraphBuilder, spec: AttentionSpec, q: string
       k: repeatKv(g, spec, s, transpose(k3, HEADS), [spec.seq, d]),
       vT: repeatKv(g, spec, s, transpose(v3, HEADS_T), [d, spec.seq]),
       probs,
+      capped,
     },
   };
 }
@@ -104,9 +117,11 @@ export function attentionBackward(g: GraphBuilder, spec: AttentionSpec, saved: A
   const dy3 = g.one(s, "Reshape", [dy, shape(g, s, [spec.batch, spec.seq, [spec.heads, spec.headDim]])]);
   const dProbs = g.one(s, "MatMul", [transpose(dy3, HEADS), saved.vT]);
   const dvT = g.one(s, "MatMul", [transpose(dy3, HEADS_T), saved.probs]);
-  // Softmax backward: P·(dP − Σ_j dP·P), then the score scaling.
+  // Softmax backward: P·(dP − Σ_j dP·P), then the soft cap's (1 − tanh²) and the score scaling.
   const rowDot = g.one(s, "ReduceSum", [g.one(s, "Mul", [dProbs, saved.probs]), g.constInts([-1])], { keepdims: 1 });
-  const dScores = g.one(s, "Mul", [g.one(s, "Mul", [saved.probs, g.one(s, "Sub", [dProbs, rowDot])]), g.constFloat(spec.scale)]);
+  let dCapped = g.one(s, "Mul", [saved.probs, g.one(s, "Sub", [dProbs, rowDot])]);
+  if (saved.capped) dCapped = g.one(s, "Mul", [dCapped, g.one(s, "Sub", [g.constFloat(1), g.one(s, "Mul", [saved.capped, saved.capped])])]);
+  const dScores = g.one(s, "Mul", [dCapped, g.constFloat(spec.scale)]);
   let dq3 = transpose(g.one(s, "MatMul", [dScores, saved.k]), HEADS);
   let dk3 = transpose(sumGroups(g, spec, s, g.one(s, "MatMul", [saved.qT, dScores]), [d, spec.seq]), FROM_HEADS_T);
   const dv3 = transpose(sumGroups(g, spec, s, dvT, [d, spec.seq]), FROM_HEADS_T);

@@ -1,95 +1,110 @@
-import * as tf from "@tensorflow/tfjs";
-import { describe, expect, test } from "vitest";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createLoraConfig, type LoraConfigInput } from "@lowrank/core";
 import { SeededRandom, type TrainerOptions } from "@lowrank/core/internal";
 import { maxAbsDiff, requireFixture } from "@lowrank/core/testing";
 import { loadModel, selectEngine } from "@lowrank/backend-tfjs";
 import { createLoraTraining, Trainer } from "@lowrank/backend-tfjs/internal";
 import { createOnnxLoraTraining } from "./create-onnx-lora-training.js";
+import { fixtureVariant, leadingBlock } from "./fixture-variant.test-util.js";
 import { OnnxLoraTrainer } from "./onnx-trainer.js";
+import { tfjsLossAndGradients } from "./tfjs-gradients.test-util.js";
 import { runBatch } from "./training-session.js";
 
-const dir = requireFixture("llama-tiny");
-// The fixture adapter's shape: every projection, rsLoRA, a rank and an alpha pattern; B random so
-// that every gradient is non-trivial. llama-tiny has grouped-query attention (4 heads, 2 kv heads).
-const lora: LoraConfigInput = {
+const SEPARATE = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+const FUSED = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"];
+
+// Every supported projection, rsLoRA, a rank and an alpha pattern; B random so that every gradient is non-trivial.
+const loraOn = (modules: string[]): LoraConfigInput => ({
   r: 8,
   lora_alpha: 16,
   use_rslora: true,
   init_lora_weights: false,
   lora_dropout: 0,
-  target_modules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+  target_modules: modules,
   rank_pattern: { "layers.1.mlp.down_proj": 4 },
-  alpha_pattern: { "layers.0.self_attn.v_proj": 32 },
-};
+  alpha_pattern: { [`layers.0.self_attn.${modules[0] === "qkv_proj" ? "qkv_proj" : "v_proj"}`]: 32 },
+});
+
+let tmp: string;
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), "lowrank-onnx-decoders-"));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+/** Gemma-2 with head_dim 8 ≠ hidden / heads = 16: q, k, v keep their leading rows, o_proj its leading columns. */
+const gemma2HeadDim8 = () =>
+  fixtureVariant({
+    name: "gemma2-tiny",
+    dir: path.join(tmp, "gemma2-head-dim-8"),
+    config: { head_dim: 8 },
+    tensor: (name, t) => {
+      const [rows, cols] = t.shape as [number, number];
+      if (/self_attn\.[qkv]_proj\.weight$/.test(name)) return leadingBlock(t, rows / 2, cols);
+      if (name.endsWith("self_attn.o_proj.weight")) return leadingBlock(t, rows, cols / 2);
+      return t;
+    },
+  });
+
+// 13-token rows: longer than every window below, so the windows shape the gradients.
+const CASES: [string, string[], () => Promise<string>][] = [
+  ["llama-tiny (grouped-query attention, 4 heads on 2 kv heads)", SEPARATE, async () => requireFixture("llama-tiny")],
+  ["mistral-sw-tiny (sliding window 4)", SEPARATE, async () => requireFixture("mistral-sw-tiny")],
+  ["phi3-tiny (fused qkv_proj and gate_up_proj)", FUSED, async () => requireFixture("phi3-tiny")],
+  [
+    "phi3-tiny with sliding_window 4 (a window of 5)",
+    FUSED,
+    () => fixtureVariant({ name: "phi3-tiny", dir: path.join(tmp, "phi3-window"), config: { sliding_window: 4 } }),
+  ],
+  ["gemma-tiny (x·(1 + w) norms, scaled embeddings, GeGLU, one kv head)", SEPARATE, async () => requireFixture("gemma-tiny")],
+  ["gemma2-tiny (soft caps, sandwich norms, window 4 on even layers, query_pre_attn_scalar)", SEPARATE, async () => requireFixture("gemma2-tiny")],
+  ["gemma2-tiny with head_dim 8", SEPARATE, gemma2HeadDim8],
+];
+
 const rng = new SeededRandom(21);
 const lengths = [13, 9, 12];
 const ids = lengths.map((n) => Array.from({ length: 13 }, (_, t) => (t < n ? Math.floor(rng.next() * 512) : 0)));
 const labels = ids.map((row, b) => row.map((id, t) => (t < lengths[b]! ? id : -100)));
 
-describe("the ONNX training graph against the tfjs backend (LLaMA: RMSNorm, RoPE, GQA, SwiGLU)", () => {
-  // mistral-sw-tiny: a sliding window of 4 on 13-token rows, so the window shapes every gradient.
-  test.each(["llama-tiny", "mistral-sw-tiny"])("%s: same initial factors, same loss, and every A/B gradient within 1e-4 relative", async (fixture) => {
+describe("the ONNX training graph against the tfjs backend (the LLaMA family as core's decoderOptions describes it)", () => {
+  test.each(CASES)("%s: same initial factors, the loss within 1e-5 and every A/B gradient within 1e-4 relative", async (_, modules, model) => {
     await selectEngine();
-    const dir = requireFixture(fixture);
+    const dir = await model();
+    const lora = loraOn(modules);
     const training = await createOnnxLoraTraining({ model: dir, lora, seed: 7 });
     const onnx = await runBatch(training.session, { slots: training.slots, ids, labels, factors: training.params, gradients: true });
     await training.release();
-    const model = await loadModel(dir);
-    const tfjsTraining = createLoraTraining(model, createLoraConfig({ ...lora, task_type: "CAUSAL_LM" }), { seed: 7 });
+    expect(new Set(training.slots.map((slot) => slot.module.split(".").at(-1)))).toEqual(new Set(modules));
+    const tfjsModel = await loadModel(dir);
+    const tfjsTraining = createLoraTraining(tfjsModel, createLoraConfig({ ...lora, task_type: "CAUSAL_LM" }), { seed: 7 });
     try {
       expect([...tfjsTraining.variables.keys()].sort()).toEqual([...training.params.keys()].sort());
       for (const [key, variable] of tfjsTraining.variables) expect(maxAbsDiff(variable.dataSync() as Float32Array, training.params.get(key)!), key).toBe(0);
-      const names = new Map([...tfjsTraining.variables].map(([key, v]) => [v.name, key]));
-      const { value, grads } = tf.variableGrads(
-        () =>
-          tf.tidy(() => {
-            const out = model.forward(
-              { inputIds: tf.tensor2d(ids, undefined, "int32"), attentionMask: labels.map((r) => r.map((l) => (l < 0 ? 0 : 1))) },
-              { training: true, seed: 0, dropoutCalls: 0 },
-            );
-            const [b, s, vocab] = out.logits.shape as [number, number, number];
-            const logProbs = tf.logSoftmax(tf.slice(out.logits, [0, 0, 0], [b, s - 1, vocab]).reshape([-1, vocab]));
-            const next = labels.flatMap((row) => row.slice(1));
-            const weights = tf.tensor2d(
-              next.map((l) => (l < 0 ? 0 : 1)),
-              [next.length, 1],
-            );
-            const picked = tf.sum(
-              tf.mul(
-                logProbs,
-                tf.mul(
-                  tf
-                    .oneHot(
-                      next.map((l) => Math.max(l, 0)),
-                      vocab,
-                    )
-                    .toFloat(),
-                  weights,
-                ),
-              ),
-            );
-            return tf.neg(tf.div(picked, tf.sum(weights))) as tf.Scalar;
-          }),
-        [...tfjsTraining.variables.values()],
-      );
-      expect(Math.abs(value.dataSync()[0]! - onnx.loss)).toBeLessThanOrEqual(1e-5 * onnx.loss);
-      expect(Object.keys(grads)).toHaveLength(onnx.grads.size);
-      for (const [variableName, g] of Object.entries(grads)) {
-        const key = names.get(variableName)!;
-        const theirs = g.dataSync() as Float32Array;
-        const scale = theirs.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      const theirs = tfjsLossAndGradients(tfjsModel, tfjsTraining, ids, labels);
+      expect(Math.abs(theirs.loss - onnx.loss)).toBeLessThanOrEqual(1e-5);
+      expect(theirs.grads.size).toBe(onnx.grads.size);
+      for (const [key, grad] of theirs.grads) {
+        const scale = grad.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
         expect(scale, key).toBeGreaterThan(0);
-        expect(maxAbsDiff(onnx.grads.get(key)!, theirs), key).toBeLessThanOrEqual(1e-4 * scale);
+        expect(maxAbsDiff(onnx.grads.get(key)!, grad), key).toBeLessThanOrEqual(1e-4 * scale);
       }
-      tf.dispose([value, ...Object.values(grads)]);
     } finally {
-      model.store.dispose();
+      tfjsModel.store.dispose();
     }
   });
 
-  test("20 steps give the tfjs trainer's losses within 1e-3", async () => {
+  test.each([
+    ["llama-tiny", SEPARATE],
+    ["phi3-tiny", FUSED],
+    ["gemma-tiny", SEPARATE],
+    ["gemma2-tiny", SEPARATE],
+  ])("%s: 20 steps give the tfjs trainer's losses within 1e-3", async (fixture, modules) => {
     await selectEngine();
+    const dir = requireFixture(fixture);
     const data = new SeededRandom(4);
     const examples = Array.from({ length: 24 }, () => ({ ids: Array.from({ length: 6 + Math.floor(data.next() * 20) }, () => Math.floor(data.next() * 512)) }));
     const options: TrainerOptions = {
@@ -104,7 +119,7 @@ describe("the ONNX training graph against the tfjs backend (LLaMA: RMSNorm, RoPE
       maxGradNorm: 1,
       steps: 20,
     };
-    const plain = { ...lora, init_lora_weights: true };
+    const plain = { ...loraOn(modules), init_lora_weights: true };
     const training = await createOnnxLoraTraining({ model: dir, lora: plain, seed: 9 });
     const model = await loadModel(dir);
     const tfjs = new Trainer(model, createLoraTraining(model, createLoraConfig({ ...plain, task_type: "CAUSAL_LM" }), { seed: 9 }), examples, options);

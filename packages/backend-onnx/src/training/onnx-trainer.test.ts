@@ -9,6 +9,7 @@ import { captureLowrankRejection, requireFixture, sharedDir } from "@lowrank/cor
 import { loadModel, selectEngine } from "@lowrank/backend-tfjs";
 import { createLoraTraining, Trainer } from "@lowrank/backend-tfjs/internal";
 import { createOnnxLoraTraining } from "./create-onnx-lora-training.js";
+import { fixtureVariant } from "./fixture-variant.test-util.js";
 import { onnxStepper } from "./onnx-stepper.js";
 import { OnnxLoraTrainer } from "./onnx-trainer.js";
 
@@ -141,11 +142,15 @@ describe("LoRA training on ONNX Runtime", () => {
   });
 
   test("what the ONNX trainer cannot train is refused in one line naming it", async () => {
+    const relu = await fixtureVariant({ name: "gemma2-tiny", dir: path.join(tmp, "gemma2-relu"), config: { hidden_activation: "relu" } });
+    const longrope = await fixtureVariant({ name: "phi3-tiny", dir: path.join(tmp, "phi3-su"), config: { rope_scaling: { type: "su" } } });
     for (const [model, input, message] of [
+      [relu, lora, /gemma2-relu: config\.json `hidden_activation` "relu" is not supported by the onnx trainer \(supported: gelu_new, .*\)$/],
+      [longrope, lora, /phi3-su\/config\.json: Phi-3 `rope_scaling` type "su" is not supported by lowrank/],
       [
         requireFixture("roberta-tiny"),
         lora,
-        /roberta-tiny: model_type "roberta" is not supported by the onnx trainer \(supported: gpt2, llama, mistral, qwen2\); use --backend tfjs/,
+        /roberta-tiny: model_type "roberta" is not supported by the onnx trainer \(supported: gpt2, llama, mistral, qwen2, phi3, gemma, gemma2\); use --backend tfjs/,
       ],
       [dir, { ...lora, use_dora: true }, /gpt2-tiny: the onnx trainer does not support `use_dora` \(DoRA\) yet; use --backend tfjs/],
       [dir, { ...lora, target_modules: ["wte"] }, /gpt2-tiny: the onnx trainer does not support LoRA on `transformer.wte` \(target_modules\) yet/],

@@ -51,4 +51,24 @@ describe("the training graph", () => {
     await inline.session.release();
     await external.session.release();
   });
+
+  test.each([
+    ["mistral-sw-tiny", ["q_proj", "v_proj", "down_proj"], 1],
+    ["phi3-tiny", ["qkv_proj", "gate_up_proj"], 1],
+    // Gemma-2's even layers have the window, the odd ones none: two masks for three layers.
+    ["gemma2-tiny", ["q_proj", "v_proj", "down_proj"], 2],
+  ])("%s: standard operators only, no Transpose of a weight, one causal mask per distinct window", async (fixture, modules, masks) => {
+    const dir = requireFixture(fixture);
+    const cp = await Checkpoint.open(dir);
+    const architecture = trainingArchitecture(cp.config, dir);
+    const config = createLoraConfig({ r: 4, lora_alpha: 8, target_modules: modules });
+    const slots = planLoraSlots({ config, description: describeModel(cp.config, cp.tensorInfo()), supported: architecture.supports, label: dir });
+    const weights = new Set(cp.tensorInfo().keys());
+    await cp.close();
+    const { graph } = await buildTrainingGraph({ dir, architecture, slots, dropout: false, gradients: true });
+    expect(graph.node.every((n) => !n.domain)).toBe(true);
+    expect(graph.node.filter((n) => n.op_type === "Transpose" && n.input.some((i) => weights.has(i)))).toEqual([]);
+    expect(graph.node.filter((n) => n.name.startsWith("/mask/Expand"))).toHaveLength(masks);
+    expect(graph.output.map((o) => o.name)).toEqual(["loss", "tokens", ...slots.flatMap((s) => [gradientName(s.aKey), gradientName(s.bKey)])]);
+  });
 });

@@ -108,7 +108,7 @@ export async function trainCommand(ctx: CliContext, options: TrainOptions): Prom
   const parsed = trainParams(options);
   // The adapter records the model as the user named it (a Hub id stays a Hub id), as PEFT does.
   const params = { ...parsed, model: await ctx.local(options.model), lora: { base_model_name_or_path: options.model, ...parsed.lora } };
-  const { backend } = await (await ctx.registry()).resolveFor("train", options.backend, params.model, params);
+  const { backend, declined } = await (await ctx.registry()).resolveFor("train", options.backend, params.model, params);
   const partialLog = options.log ? `${options.log}.partial` : undefined;
   let logStream: WriteStream | undefined;
   if (partialLog) {
@@ -178,6 +178,8 @@ export async function trainCommand(ctx: CliContext, options: TrainOptions): Prom
   const result = {
     out: options.out,
     backend: backend.name,
+    // Why a backend of higher priority did not take the run (ONNX Runtime's trainer lacks DoRA, say).
+    ...(declined ? { declined: Object.fromEntries(declined.map((d) => [d.name, d.reason])) } : {}),
     steps: summary?.steps,
     final_loss: summary?.finalLoss,
     seconds: summary?.seconds,

@@ -163,7 +163,7 @@ describe("resolveFor", () => {
     expect((await registry.resolveFor("train")).backend.name).toBe("trainer");
   });
 
-  test("a backend that declines the job (for this model) is passed over with a note; named, it is used as asked", async () => {
+  test("a backend that declines the job (for this model) is passed over, the reason returned; named, it is used as asked", async () => {
     const logger = memoryLogger();
     const registry = new BackendRegistry({ logger });
     const picky = fake("picky");
@@ -176,12 +176,14 @@ describe("resolveFor", () => {
     registry.register("picky", () => backend, { priority: 9 });
     registry.register("other", fake("other").factory, { priority: 1 });
     expect((await registry.resolveFor("infer", undefined, "m.onnx")).backend.name).toBe("picky");
-    expect((await registry.resolveFor("infer", undefined, "m.bin")).backend.name).toBe("other");
+    const passedOver = await registry.resolveFor("infer", undefined, "m.bin");
+    expect(passedOver.backend.name).toBe("other");
+    expect(passedOver.declined).toEqual([{ name: "picky", reason: "no graph builder for this model" }]);
     expect(asked).toEqual([
       { capability: "infer", model: "m.onnx" },
       { capability: "infer", model: "m.bin" },
     ]);
-    expect(logger.infos).toEqual(['backend "picky" does not take this job (no graph builder for this model); trying the next']);
+    expect(logger.infos).toEqual([]);
     expect((await registry.resolveFor("infer", "picky", "m.bin")).backend.name).toBe("picky");
     expect((await registry.resolveFor("infer")).backend.name).toBe("picky");
     expect(asked.at(-1)).toEqual({ capability: "infer" });

@@ -14,6 +14,8 @@ interface Registration {
 export interface ResolvedBackend {
   backend: LowrankBackend;
   init: BackendInitResult;
+  /** Backends of higher priority that declined the job, with their reasons (resolveFor only). */
+  declined?: { name: string; reason: string }[];
 }
 
 /**
@@ -89,7 +91,8 @@ export class BackendRegistry {
    * The highest-priority backend that has `capability`, initialises and does not decline the job
    * (LowrankBackend.declineReason, asked with the `model` and a training run's parameters when
    * given), or the named one when `preferred` is given.
-   * Failures are logged as warnings, declines as notes, and the next backend is tried.
+   * Failures are logged as warnings; declines are returned with the backend that took the job
+   * (`declined`); either way the next backend is tried.
    * @throws LowrankError BACKEND_UNAVAILABLE listing every backend's reason.
    */
   async resolveFor(capability: BackendCapability, preferred?: string, model?: string, train?: TrainParams): Promise<ResolvedBackend> {
@@ -103,6 +106,7 @@ export class BackendRegistry {
       return resolved;
     }
     const reasons: string[] = [];
+    const declines: { name: string; reason: string }[] = [];
     for (const name of this.names()) {
       let resolved: ResolvedBackend;
       try {
@@ -117,8 +121,8 @@ export class BackendRegistry {
         continue;
       }
       const declined = await resolved.backend.declineReason?.({ capability, ...(model === undefined ? {} : { model }), ...(train ? { train } : {}) });
-      if (declined === undefined) return resolved;
-      this.logger.info(`backend "${name}" does not take this job (${declined}); trying the next`);
+      if (declined === undefined) return declines.length > 0 ? { ...resolved, declined: declines } : resolved;
+      declines.push({ name, reason: declined });
       reasons.push(`${name}: ${declined}`);
     }
     throw new LowrankError("BACKEND_UNAVAILABLE", `no backend can ${capability} here${reasons.length ? ` (${reasons.join("; ")})` : " (none registered)"}`);
