@@ -1,8 +1,8 @@
+import { activationOp } from "../training/activation-ops.js";
 import { LowrankError } from "@lowrank/core";
 import { moduleScope } from "../onnx/locate-weights.js";
 import { linearForward } from "../training/lora-linear-ops.js";
 import {
-  activation,
   checkEncoderActivation,
   detectPrefix,
   ENCODER_IDS,
@@ -209,7 +209,7 @@ async function convolve(ctx: EncoderContext, prefix: string, eps: number, input:
   const inputs = [channels, await ctx.weight(`${m}.conv.weight`), ...(ctx.has(`${m}.conv.bias`) ? [await ctx.weight(`${m}.conv.bias`)] : [])];
   const conv = g.one(s, "Conv", inputs, { group: c.number("conv_groups", 1), kernel_shape: [kernel], pads: [pad, pad], strides: [1], dilations: [1] });
   const out = g.one(s, "Mul", [g.one(s, "Reshape", [g.one(s, "Transpose", [conv], { perm: [0, 2, 1] }), g.constInts([-1, hidden])]), mask]);
-  const normed = await layerNorm(ctx, `${m}.LayerNorm`, g.one(moduleScope(m), "Add", [residual, activation(g, moduleScope(`${m}.conv_act`), act, out)]), eps);
+  const normed = await layerNorm(ctx, `${m}.LayerNorm`, g.one(moduleScope(m), "Add", [residual, activationOp(g, moduleScope(`${m}.conv_act`), act, out)]), eps);
   return g.one(moduleScope(m), "Mul", [normed, mask]);
 }
 
@@ -254,14 +254,14 @@ export async function debertaBody(ctx: EncoderContext): Promise<EncoderBody> {
     const b = `${prefix}encoder.layer.${i}`;
     const attended = await linear(ctx, `${b}.attention.output.dense`, await disentangledAttention(ctx, spec, b, h, keep));
     const a = await layerNorm(ctx, `${b}.attention.output.LayerNorm`, g.one(moduleScope(`${b}.attention.output`), "Add", [attended, h]), eps);
-    const inner = activation(g, moduleScope(`${b}.intermediate.intermediate_act_fn`), act, await linear(ctx, `${b}.intermediate.dense`, a));
+    const inner = activationOp(g, moduleScope(`${b}.intermediate.intermediate_act_fn`), act, await linear(ctx, `${b}.intermediate.dense`, a));
     h = await layerNorm(ctx, `${b}.output.LayerNorm`, g.one(moduleScope(`${b}.output`), "Add", [await linear(ctx, `${b}.output.dense`, inner), a]), eps);
     if (i === 0 && conv) h = await convolve(ctx, prefix, eps, embedded, h, mask, hidden);
   }
   if (!ctx.has("classifier.weight") || !ctx.has("pooler.dense.weight")) return { hidden: h, width: hidden };
   const poolerAct = c.string("pooler_hidden_act", "gelu");
   checkEncoderActivation(ctx, poolerAct, "pooler_hidden_act");
-  const pooled = activation(g, moduleScope("pooler.activation"), poolerAct, await linear(ctx, "pooler.dense", firstToken(ctx, h, hidden)));
+  const pooled = activationOp(g, moduleScope("pooler.activation"), poolerAct, await linear(ctx, "pooler.dense", firstToken(ctx, h, hidden)));
   const labels = ctx.shapeOf("classifier.weight")?.[0] ?? 0;
   return { hidden: h, width: hidden, head: { logits: await linear(ctx, "classifier", pooled), labels } };
 }

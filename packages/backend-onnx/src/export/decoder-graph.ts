@@ -2,7 +2,7 @@ import { LowrankError } from "@lowrank/core";
 import { decoderOptions, type DecoderOptions } from "@lowrank/core/internal";
 import { floatValueInfo, ONNX_INT64, type ModelProto } from "../onnx/onnx-codec.js";
 import { moduleScope } from "../onnx/locate-weights.js";
-import { activationForward, TRAINABLE_ACTIVATIONS } from "../training/activation-ops.js";
+import { activationOp, INFERENCE_ACTIVATIONS } from "../training/activation-ops.js";
 import { cachedAttention, cachedAttentionMask, type CachedAttentionSpec } from "../training/attention-ops.js";
 import { linearForward, type FrozenLinear } from "../training/lora-linear-ops.js";
 import { layerNormForward, rmsNormForward } from "../training/norm-ops.js";
@@ -52,10 +52,10 @@ function cacheNames(layer: number): Pick<CachedAttentionSpec, "pastKey" | "pastV
 }
 
 function checkActivation(act: string, key: string, label: string): void {
-  if (!(TRAINABLE_ACTIVATIONS as readonly string[]).includes(act))
+  if (!(INFERENCE_ACTIVATIONS as readonly string[]).includes(act))
     throw new LowrankError(
       "CHECKPOINT_INVALID",
-      `${label}: config.json \`${key}\` "${act}" is not supported by the onnx backend (supported: ${TRAINABLE_ACTIVATIONS.join(", ")})`,
+      `${label}: config.json \`${key}\` "${act}" is not supported by the onnx backend (supported: ${INFERENCE_ACTIVATIONS.join(", ")})`,
     );
 }
 
@@ -94,7 +94,7 @@ async function gpt2Body(ctx: DecoderContext): Promise<DecoderBody> {
     const attended = cachedAttention(g, spec, q!, k!, v!);
     h = g.one(moduleScope(b), "Add", [h, linearForward(g, await frozenLinear(ctx, `${b}.attn.c_proj`, "in_out"), attended).y]);
     const fc = linearForward(g, await frozenLinear(ctx, `${b}.mlp.c_fc`, "in_out"), await norm(`${b}.ln_2`, h)).y;
-    const activated = activationForward(g, moduleScope(`${b}.mlp.act`), act, fc).y;
+    const activated = activationOp(g, moduleScope(`${b}.mlp.act`), act, fc);
     h = g.one(moduleScope(b), "Add", [h, linearForward(g, await frozenLinear(ctx, `${b}.mlp.c_proj`, "in_out"), activated).y]);
   }
   const hidden = await norm(`${prefix}ln_f`, h);
@@ -148,7 +148,7 @@ async function llamaBody(ctx: DecoderContext, modelType: string): Promise<Decode
       const [gate, up] = o.fused
         ? g.op(moduleScope(`${b}.mlp.gate_up_proj`), "Split", [await apply(`${b}.mlp.gate_up_proj`, input), g.constInts([inter, inter])], { axis: 1 }, 2)
         : [await apply(`${b}.mlp.gate_proj`, input), await apply(`${b}.mlp.up_proj`, input)];
-      const activated = activationForward(g, moduleScope(`${b}.mlp.act_fn`), o.act, gate!).y;
+      const activated = activationOp(g, moduleScope(`${b}.mlp.act_fn`), o.act, gate!);
       return apply(`${b}.mlp.down_proj`, g.one(moduleScope(`${b}.mlp`), "Mul", [activated, up!]));
     };
     if (o.sandwichNorms) {

@@ -1,10 +1,9 @@
 import { LowrankError } from "@lowrank/core";
 import { moduleScope } from "../onnx/locate-weights.js";
-import { activationForward, TRAINABLE_ACTIVATIONS } from "../training/activation-ops.js";
+import { INFERENCE_ACTIVATIONS } from "../training/activation-ops.js";
 import { linearForward, type FrozenLinear } from "../training/lora-linear-ops.js";
 import { layerNormForward } from "../training/norm-ops.js";
 import type { CheckpointSource } from "./checkpoint-source.js";
-import type { GraphBuilder } from "./graph-builder.js";
 
 /** The graph inputs of an encoder graph. */
 export const ENCODER_IDS = "input_ids";
@@ -12,9 +11,6 @@ export const ENCODER_MASK = "attention_mask";
 
 /** float32's smallest value, which transformers adds to (BERT) or writes into (DeBERTa) masked scores. */
 export const FLOAT32_MIN = -3.4028234663852886e38;
-
-/** The activations an encoder graph builds, by config name: the trainer's, plus relu and tanh. */
-export const ENCODER_ACTIVATIONS = [...TRAINABLE_ACTIVATIONS, "relu", "tanh"] as const;
 
 /** What the encoder architectures share while they build. */
 export interface EncoderContext extends CheckpointSource {
@@ -63,18 +59,11 @@ export async function layerNorm(ctx: EncoderContext, module: string, x: string, 
 
 /** Checks a config activation up front, naming the field. */
 export function checkEncoderActivation(ctx: EncoderContext, name: string, key: string): void {
-  if (!(ENCODER_ACTIVATIONS as readonly string[]).includes(name))
+  if (!(INFERENCE_ACTIVATIONS as readonly string[]).includes(name))
     throw new LowrankError(
       "CHECKPOINT_INVALID",
-      `${ctx.label}: config.json \`${key}\` "${name}" is not supported by the onnx backend (supported: ${ENCODER_ACTIVATIONS.join(", ")})`,
+      `${ctx.label}: config.json \`${key}\` "${name}" is not supported by the onnx backend (supported: ${INFERENCE_ACTIVATIONS.join(", ")})`,
     );
-}
-
-/** transformers' ACT2FN[name] as ONNX ops (checked by checkEncoderActivation). */
-export function activation(g: GraphBuilder, scope: string, name: string, x: string): string {
-  if (name === "relu") return g.one(scope, "Relu", [x]);
-  if (name === "tanh") return g.one(scope, "Tanh", [x]);
-  return activationForward(g, scope, name, x).y;
 }
 
 /** hidden [tokens, width] → [batch, sequence, width]. */

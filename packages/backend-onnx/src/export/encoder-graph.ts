@@ -1,3 +1,4 @@
+import { activationOp } from "../training/activation-ops.js";
 import { LowrankError } from "@lowrank/core";
 import { floatValueInfo, ONNX_INT64, type ModelProto } from "../onnx/onnx-codec.js";
 import { moduleScope } from "../onnx/locate-weights.js";
@@ -5,7 +6,6 @@ import { attentionForward, type AttentionSpec } from "../training/attention-ops.
 import { fromCheckpoint, inferenceModel } from "./checkpoint-source.js";
 import { debertaBody } from "./deberta-ops.js";
 import {
-  activation,
   checkEncoderActivation,
   detectPrefix,
   ENCODER_IDS,
@@ -85,7 +85,7 @@ async function bertBody(ctx: EncoderContext, modelType: string): Promise<Encoder
     const [q, k, v] = [await linear(ctx, `${self}.query`, h), await linear(ctx, `${self}.key`, h), await linear(ctx, `${self}.value`, h)];
     const attended = await linear(ctx, `${b}.attention.output.dense`, attentionForward(g, spec, q, k, v).y);
     h = await layerNorm(ctx, `${b}.attention.output.LayerNorm`, g.one(moduleScope(`${b}.attention.output`), "Add", [attended, h]), eps);
-    const inner = activation(g, moduleScope(`${b}.intermediate.intermediate_act_fn`), act, await linear(ctx, `${b}.intermediate.dense`, h));
+    const inner = activationOp(g, moduleScope(`${b}.intermediate.intermediate_act_fn`), act, await linear(ctx, `${b}.intermediate.dense`, h));
     h = await layerNorm(ctx, `${b}.output.LayerNorm`, g.one(moduleScope(`${b}.output`), "Add", [await linear(ctx, `${b}.output.dense`, inner), h]), eps);
   }
   if (ctx.has("classifier.dense.weight")) {

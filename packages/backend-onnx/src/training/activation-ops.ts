@@ -55,3 +55,13 @@ export function activationForward(g: GraphBuilder, scope: string, name: string, 
     },
   };
 }
+
+/** The activations an inference graph builds, by config name (transformers' ACT2FN): the trainer's, plus relu and tanh. */
+export const INFERENCE_ACTIVATIONS = [...TRAINABLE_ACTIVATIONS, "relu", "tanh"] as const;
+
+/** An activation's forward pass only (inference graphs), for any of INFERENCE_ACTIVATIONS. */
+export function activationOp(g: GraphBuilder, scope: string, name: string, x: string): string {
+  if (name === "relu") return g.one(scope, "Relu", [x]);
+  if (name === "tanh") return g.one(scope, "Tanh", [x]);
+  return activationForward(g, scope, name, x).y;
+}
