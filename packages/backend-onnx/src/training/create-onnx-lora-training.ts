@@ -6,7 +6,7 @@ import type { ExecutionProvider } from "../session/ort-session.js";
 import { trainingArchitecture } from "./architectures.js";
 import { adapterOf, initialFactors, planLoraSlots, type TrainingSlot } from "./lora-plan.js";
 import { buildTrainingGraph } from "./training-graph.js";
-import { openGraphSession } from "./training-session.js";
+import { openStreamedGraphSession } from "./training-session.js";
 
 /** A LoRA adapter ready to train on ONNX Runtime: its factors, and the session of its graph. */
 export interface OnnxLoraTraining {
@@ -86,12 +86,11 @@ export async function createOnnxLoraTraining(params: CreateOnnxLoraTrainingParam
   const saved = { ...config, target_modules: expandTargetModules(config, description) };
   const factors = initialFactors(slots, config, params.seed);
   const dropout = config.lora_dropout > 0;
-  const model = await buildTrainingGraph({ dir: params.model, architecture, slots, dropout, gradients: true });
-  const { session, provider, reason } = await openGraphSession(model, {
-    executionProvider: params.executionProvider,
-    threads: params.threads,
-    logger: params.logger,
-  });
+  // The frozen weights go from the checkpoint to an external data file one by one: held once, by ONNX Runtime.
+  const { session, provider, reason } = await openStreamedGraphSession(
+    (external) => buildTrainingGraph({ dir: params.model, architecture, slots, dropout, gradients: true, external }),
+    { executionProvider: params.executionProvider, threads: params.threads, logger: params.logger },
+  );
   return {
     config,
     slots,

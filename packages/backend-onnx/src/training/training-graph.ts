@@ -6,6 +6,7 @@ import { ONNX_PROTO } from "../onnx/onnx-proto.js";
 import { LOSS_INPUTS, LOSS_OUTPUTS } from "./loss-ops.js";
 import { dropoutMaskName, gradientName, SCALINGS_INPUT, type TrainingSlot } from "./lora-plan.js";
 import { pruneGraph } from "./prune-graph.js";
+import type { ExternalWeights } from "../onnx/external-weights.js";
 
 const ModelProtoType = protobuf.parse(ONNX_PROTO, { keepCase: true }).root.lookupType("onnx.ModelProto");
 
@@ -64,6 +65,8 @@ export function causalMask(g: GraphBuilder, seq: string, window?: number): strin
  */
 export async function buildTrainingGraph(params: {
   dir: string;
+  /** Write the frozen weights to this folder's external data file as they are read (none held in JS). */
+  external?: ExternalWeights;
   architecture: TrainingArchitecture;
   slots: readonly TrainingSlot[];
   dropout: boolean;
@@ -94,7 +97,10 @@ export async function buildTrainingGraph(params: {
         if (known) return known;
         const t = info.get(name);
         if (!t) throw new LowrankError("CHECKPOINT_INVALID", `${params.dir}: missing tensor "${name}"`);
-        loaded.set(name, g.floatInit(name, await checkpoint.readFloat32(name), t.shape));
+        const values = await checkpoint.readFloat32(name);
+        if (params.external) g.initializers.push(params.external.add(name, values, t.shape));
+        else g.floatInit(name, values, t.shape);
+        loaded.set(name, name);
         return name;
       },
     };

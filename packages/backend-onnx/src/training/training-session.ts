@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
@@ -6,6 +6,7 @@ import type { Logger } from "@lowrank/core";
 import { causalTargets } from "@lowrank/core/internal";
 import { encodeModel, type ModelProto } from "../onnx/onnx-codec.js";
 import { EXTERNAL_DATA_THRESHOLD, writeOnnx } from "../onnx/write-onnx.js";
+import { ExternalWeights } from "../onnx/external-weights.js";
 import { createOrtSession, type CreatedSession, type ExecutionProvider } from "../session/ort-session.js";
 import { LOSS_INPUTS, LOSS_OUTPUTS } from "./loss-ops.js";
 import { dropoutMaskName, gradientName, SCALINGS_INPUT, type TrainingSlot } from "./lora-plan.js";
@@ -39,6 +40,29 @@ export async function openGraphSession(model: ModelProto, options: SessionOption
   try {
     const file = path.join(dir, "train.onnx");
     await writeOnnx(file, model, { sourceDir: dir, external: true });
+    return await createOrtSession(file, options);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Builds a training graph with its frozen weights streamed to an external data file in a temporary
+ * folder (each read from the checkpoint, written, dropped: the weights are never all in JS) and opens
+ * the session on that file; the folder is removed once ONNX Runtime has loaded it.
+ */
+export async function openStreamedGraphSession(build: (external: ExternalWeights) => Promise<ModelProto>, options: SessionOptions): Promise<CreatedSession> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "lowrank-train-graph-"));
+  try {
+    const external = new ExternalWeights(dir);
+    let model: ModelProto;
+    try {
+      model = await build(external);
+    } finally {
+      external.close();
+    }
+    const file = path.join(dir, "train.onnx");
+    await writeFile(file, encodeModel(model));
     return await createOrtSession(file, options);
   } finally {
     await rm(dir, { recursive: true, force: true });
