@@ -1,4 +1,4 @@
-import { createWriteStream, type WriteStream } from "node:fs";
+import type { WriteStream } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
 import cliProgress from "cli-progress";
 import { LowrankError, type LoraConfigInput, type TrainEvent, type TrainParams } from "@lowrank/core";
@@ -116,7 +116,8 @@ export async function trainCommand(ctx: CliContext, options: TrainOptions): Prom
     const handle = await open(partialLog, "w").catch((error: NodeJS.ErrnoException) => {
       throw new LowrankError("USAGE", `--log ${options.log}: cannot write (${error.code ?? error.message})`);
     });
-    logStream = createWriteStream("", { fd: handle.fd, autoClose: true });
+    // The stream owns the handle (closing it once): a bare fd would also be closed when the handle is collected.
+    logStream = handle.createWriteStream();
   }
   const tty = process.stderr.isTTY && !options.json;
   const bar = tty

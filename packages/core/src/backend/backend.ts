@@ -35,7 +35,11 @@ export interface PredictResult {
 /** A training run: LoRA (the `lora` config) or, with `full`, every parameter. */
 export interface TrainParams {
   model: string;
-  /** Text (one example a line) or JSONL with `text` or `input_ids` (and `label` for seq-cls). */
+  /**
+   * Text (one example a line) or JSONL whose lines hold `text`, `input_ids`, `prompt` + `completion`
+   * (loss on the completion) or `messages` (the model's chat template; loss on the assistant
+   * messages), and `label` for seq-cls. See core's readExamples.
+   */
   data: string;
   out: string;
   task?: "causal-lm" | "seq-cls";
@@ -60,6 +64,11 @@ export interface TrainParams {
   saveEvery?: number;
   /** A checkpoint folder to continue from. */
   resume?: string;
+  /**
+   * Pack short causal-LM examples into sequences of `seqLen`, attention kept within each example
+   * (core's packExamples). Not supported by the built-in backends yet: runTraining refuses it.
+   */
+  packing?: boolean;
 }
 
 /** Progress of a training run, in order: start, steps (with evals and checkpoints between), done. */

@@ -9,7 +9,19 @@ export interface TextTokenizer {
   decode(ids: number[]): string;
   eosTokenId?: number;
   padTokenId?: number;
+  /**
+   * The model's chat template, as transformers finds it: the folder's chat_template.jinja, else
+   * `chat_template` of tokenizer_config.json (a string, or the entry named "default" of a list).
+   */
+  chatTemplate?: string;
+  /** The special tokens' texts of tokenizer_config.json (`bos_token`, `eos_token`, …), which a chat template receives. */
+  specialTokens?: Readonly<Record<string, string | readonly string[]>>;
+  /** The folder the tokenizer was loaded from, for messages. */
+  source?: string;
 }
+
+/** The special-token keys transformers passes to a chat template (its `special_tokens_map`). */
+const SPECIAL_TOKEN_KEYS = ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"] as const;
 
 async function readJson(file: string): Promise<Record<string, unknown> | undefined> {
   if (!(await stat(file).catch(() => undefined))) return undefined;
@@ -20,23 +32,47 @@ async function readJson(file: string): Promise<Record<string, unknown> | undefin
   }
 }
 
+/** A token of tokenizer_config.json: a string, or an AddedToken object's `content`. */
+function tokenText(raw: unknown): string | undefined {
+  if (typeof raw === "string") return raw;
+  return raw && typeof raw === "object" && typeof (raw as { content?: unknown }).content === "string" ? (raw as { content: string }).content : undefined;
+}
+
 function tokenIdOf(tokenizer: Tokenizer, config: Record<string, unknown>, key: string): number | undefined {
-  const raw = config[key];
-  const text =
-    typeof raw === "string"
-      ? raw
-      : raw && typeof raw === "object" && typeof (raw as { content?: unknown }).content === "string"
-        ? (raw as { content: string }).content
-        : undefined;
+  const text = tokenText(config[key]);
   if (text === undefined) return undefined;
   const ids = tokenizer.encode(text, { add_special_tokens: false } as never).ids;
   return ids.length === 1 ? Number(ids[0]) : undefined;
 }
 
+function specialTokensOf(config: Record<string, unknown>): Record<string, string | string[]> {
+  const tokens: Record<string, string | string[]> = {};
+  for (const key of SPECIAL_TOKEN_KEYS) {
+    const text = tokenText(config[key]);
+    if (text !== undefined) tokens[key] = text;
+  }
+  const extra = config.additional_special_tokens;
+  if (Array.isArray(extra)) tokens.additional_special_tokens = extra.map(tokenText).filter((t): t is string => t !== undefined);
+  return tokens;
+}
+
+async function chatTemplateOf(modelDir: string, config: Record<string, unknown>): Promise<string | undefined> {
+  const file = await readFile(path.join(modelDir, "chat_template.jinja"), "utf8").catch(() => undefined);
+  if (file !== undefined) return file;
+  const raw = config.chat_template;
+  if (typeof raw === "string") return raw;
+  if (Array.isArray(raw)) {
+    const named = raw.find((t): t is { name: string; template: string } => t?.name === "default" && typeof t?.template === "string");
+    return named?.template;
+  }
+  return undefined;
+}
+
 /**
  * The model folder's tokenizer.json (+ tokenizer_config.json), through @huggingface/tokenizers, or
  * undefined when the folder has none. Encodes without special tokens; EOS/PAD come from the config
- * files (tokenizer_config.json, then config.json).
+ * files (tokenizer_config.json, then config.json); the chat template and special tokens' texts come
+ * with it, for `messages` training data.
  */
 export async function loadTokenizer(modelDir: string, modelConfig: Record<string, unknown> = {}): Promise<TextTokenizer | undefined> {
   const json = await readJson(path.join(modelDir, "tokenizer.json"));
@@ -51,5 +87,9 @@ export async function loadTokenizer(modelDir: string, modelConfig: Record<string
     decode: (ids) => tokenizer.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false } as never),
     eosTokenId: eos,
     padTokenId: pad,
+    chatTemplate: await chatTemplateOf(modelDir, config),
+    // Older folders keep their special tokens in special_tokens_map.json; tokenizer_config.json's win.
+    specialTokens: specialTokensOf({ ...(await readJson(path.join(modelDir, "special_tokens_map.json"))), ...config }),
+    source: modelDir,
   };
 }

@@ -1,12 +1,21 @@
+import { ensure } from "../errors/lowrank-error.js";
 import { SeededRandom } from "../math/random.js";
 
 /** One training or evaluation example: token ids, and a class label for sequence classification. */
 export interface TrainingExample {
   ids: number[];
+  /**
+   * Causal LM: the label of each token, aligned with `ids`; −100 where there is no loss (a prompt,
+   * a user turn). Absent: the ids (every token trained).
+   */
+  labels?: number[];
   label?: number;
 }
 
-/** A padded batch: ids and mask [b][s], labels −100 on padding (causal LM) or class ids (seq-cls). */
+/**
+ * A padded batch: ids and mask [b][s]; labels [b][s] are each example's `labels` (else its ids),
+ * −100 on padding (causal LM); classes are the class ids (seq-cls).
+ */
 export interface Batch {
   ids: number[][];
   mask: number[][];
@@ -27,7 +36,12 @@ export function makeBatch(examples: readonly TrainingExample[], padTokenId: numb
     const pad = width - e.ids.length;
     ids.push([...e.ids, ...new Array<number>(pad).fill(padTokenId)]);
     mask.push([...new Array<number>(e.ids.length).fill(1), ...new Array<number>(pad).fill(0)]);
-    labels.push([...e.ids, ...new Array<number>(pad).fill(-100)]);
+    ensure(
+      !e.labels || e.labels.length === e.ids.length,
+      "BACKEND_INVALID",
+      () => `makeBatch: an example has ${e.ids.length} ids but ${e.labels?.length} labels`,
+    );
+    labels.push([...(e.labels ?? e.ids), ...new Array<number>(pad).fill(-100)]);
     tokens += e.ids.length;
   }
   return { ids, mask, labels, classes: examples.map((e) => e.label ?? 0), tokens };
@@ -71,8 +85,8 @@ export class BatchOrder {
 
 /**
  * Causal-LM targets of a batch as flat [b·s] arrays: position t predicts label t+1; a position whose
- * next label is −100 (padding) or that is last in its row gets target 0 and weight 0, as the
- * shifted loss of transformers ignores it.
+ * next label is −100 (padding, a prompt token) or that is last in its row gets target 0 and weight 0,
+ * as the shifted loss of transformers ignores it.
  */
 export function causalTargets(labels: readonly (readonly number[])[]): { targets: number[]; weights: number[]; predicted: number } {
   const targets: number[] = [];

@@ -141,4 +141,13 @@ describe("runTraining", () => {
     expect([error.code, error.message]).toEqual(["BACKEND_INVALID", "the fake backend prepared a training run without reading its data (readData)"]);
     expect(released).toEqual(["released"]);
   });
+
+  test("packing is refused before anything is prepared (no backend keeps attention within packed examples yet)", async () => {
+    const released: string[] = [];
+    const error = await captureLowrankRejection(
+      drain(runTraining(fakeBackend({ totalSteps: 1, released }), { model: tmp, data, out: path.join(tmp, "packed"), packing: true }, { backend: "fake" })),
+    );
+    expect([error.code, error.message]).toEqual(["USAGE", "--packing: no backend can keep attention within packed examples yet; train without --packing"]);
+    expect(released).toEqual([]);
+  });
 });

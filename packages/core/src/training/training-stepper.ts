@@ -74,7 +74,7 @@ export interface TrainingStepper {
 export interface TrainingDataFormat {
   task: "causal-lm" | "seq-cls";
   vocabSize: number;
-  /** Appended to causal-LM text examples. */
+  /** Appended to causal-LM `text` and `completion` examples (unless they end with it). */
   eosTokenId?: number;
   /** The tokenizer for text lines of `file` (per file, so that its errors can name it); undefined: text is refused. */
   tokenizerFor?(file: string): ExampleTokenizer | undefined;
