@@ -195,6 +195,38 @@ describe("lowrank train --backend onnx", () => {
     ours!.forEach((e, i) => expect(Math.abs(e.loss! - theirs![i]!.loss!)).toBeLessThanOrEqual(1e-3));
   });
 
+  test("--full trains every parameter on ONNX Runtime by default, with tfjs's losses, and writes a checkpoint that predicts", () => {
+    const args = [
+      "train",
+      "--model",
+      requireFixture("gpt2-tiny"),
+      "--data",
+      data,
+      "--full",
+      "--lr",
+      "1e-3",
+      "--batch-size",
+      "4",
+      "--seed",
+      "2",
+      "--steps",
+      "5",
+    ];
+    const [onnxLog, tfjsLog] = [path.join(tmp, "full-onnx.jsonl"), path.join(tmp, "full-tfjs.jsonl")];
+    const onnxOut = path.join(tmp, "full-onnx");
+    const run = lowrank([...args, "--out", onnxOut, "--log", onnxLog, "--json"]);
+    expect(run.status, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout).backend).toBe("onnx");
+    expect(lowrank([...args, "--backend", "tfjs", "--out", path.join(tmp, "full-tfjs"), "--log", tfjsLog]).status).toBe(0);
+    const [ours, theirs] = [readLog(onnxLog), readLog(tfjsLog)].map((log) => log.filter((e) => e.loss !== undefined));
+    expect(ours!.map((e) => e.step)).toEqual([1, 2, 3, 4, 5]);
+    ours!.forEach((e, i) => expect(Math.abs(e.loss! - theirs![i]!.loss!)).toBeLessThanOrEqual(1e-3));
+    const ids = path.join(tmp, "full-ids.json");
+    writeFileSync(ids, "[[1, 2, 3, 4]]");
+    const predicted = lowrank(["predict", "--model", onnxOut, "--input-ids", ids, "--out", path.join(tmp, "full-logits.safetensors")]);
+    expect(predicted.status, predicted.stderr).toBe(0);
+  });
+
   test("what the ONNX trainer does not do is a one-line usage error that writes nothing", () => {
     const text = path.join(tmp, "text.txt");
     writeFileSync(text, "hello there\n");
@@ -204,7 +236,6 @@ describe("lowrank train --backend onnx", () => {
         ["--model", requireFixture("roberta-tiny"), "--data", data],
         /model_type "roberta" is not supported by the onnx trainer \(supported: gpt2, llama, mistral, qwen2[^)]*\); use --backend tfjs/,
       ],
-      [["--model", requireFixture("gpt2-tiny"), "--data", data, "--full"], /--full: the onnx backend trains LoRA adapters only; use --backend tfjs/],
       [["--model", requireFixture("gpt2-tiny"), "--data", data, "--use-dora"], /does not support `use_dora` \(DoRA\) yet/],
       [
         ["--model", requireFixture("gpt2-tiny"), "--data", text],

@@ -99,7 +99,6 @@ function isTrainerGap(error: LowrankError): boolean {
 
 /** Why the ONNX trainer would not take this run (core's planning, no graph built), or undefined. */
 async function onnxTrainingDeclineReason(train: TrainParams): Promise<string | undefined> {
-  if (train.full) return "full fine-tuning (--full) is trained by tfjs";
   if (train.task === "seq-cls") return "sequence classification is trained by tfjs";
   try {
     await planOnnxLoraTraining({ model: train.model, lora: train.lora, logger: silentLogger });

@@ -3,8 +3,8 @@ import type { GraphBuilder } from "../export/graph-builder.js";
 import { moduleScope } from "../onnx/locate-weights.js";
 import { activationForward } from "./activation-ops.js";
 import { attentionBackward, attentionForward, type AttentionSpec, type HeadTransform } from "./attention-ops.js";
-import { linearBackward, linearForward, type FrozenLinear } from "./lora-linear-ops.js";
-import { rmsNormBackward, rmsNormForward } from "./norm-ops.js";
+import { linearBackward, linearForward, linearParameterGradients, type FrozenLinear } from "./lora-linear-ops.js";
+import { rmsNormBackward, rmsNormForward, rmsNormWeightGradient } from "./norm-ops.js";
 
 /**
  * A forward output and the builder of its backward pass: dx for an output gradient dy. Each
@@ -31,6 +31,8 @@ export interface DecoderLayerContext {
   weight(name: string): Promise<string>;
   /** The frozen nn.Linear `module` with its LoRA inputs, if adapted. */
   linear(module: string): Promise<FrozenLinear>;
+  /** Full fine-tuning: takes one contribution to a parameter's gradient (by its checkpoint name). */
+  gradient?(name: string, value: string): void;
 }
 
 /** RMSNorm with the weight of `module`; Gemma's x·(1 + w) as one Add, whose output the backward uses too. */
@@ -40,13 +42,29 @@ export async function rmsNorm(ctx: DecoderLayerContext, module: string, x: strin
   const stored = await ctx.weight(`${module}.weight`);
   const weight = o.normOffset ? g.one(scope, "Add", [stored, g.constFloat(o.normOffset)]) : stored;
   const { y, saved } = rmsNormForward(g, scope, x, weight, o.eps);
-  return { y, backward: (dy) => rmsNormBackward(g, scope, saved, weight, dy) };
+  return {
+    y,
+    backward: (dy) => {
+      ctx.gradient?.(stored, rmsNormWeightGradient(g, scope, saved, dy));
+      return rmsNormBackward(g, scope, saved, weight, dy);
+    },
+  };
 }
 
 async function linear(ctx: DecoderLayerContext, module: string, x: string): Promise<Traced> {
   const layer = await ctx.linear(module);
   const { y, saved } = linearForward(ctx.g, layer, x);
-  return { y, backward: (dy) => linearBackward(ctx.g, layer, saved, dy) };
+  return {
+    y,
+    backward: (dy) => {
+      if (ctx.gradient) {
+        const grads = linearParameterGradients(ctx.g, layer, saved, dy);
+        ctx.gradient(layer.weight, grads.weight);
+        if (layer.bias && grads.bias) ctx.gradient(layer.bias, grads.bias);
+      }
+      return linearBackward(ctx.g, layer, saved, dy);
+    },
+  };
 }
 
 /**

@@ -2,10 +2,11 @@ import { LowrankError } from "@lowrank/core";
 import { moduleScope } from "../onnx/locate-weights.js";
 import { activationForward, TRAINABLE_ACTIVATIONS } from "./activation-ops.js";
 import { attentionBackward, attentionForward, type AttentionSaved, type AttentionSpec } from "./attention-ops.js";
-import { linearBackward, linearForward, type FrozenLinear, type LinearSaved } from "./lora-linear-ops.js";
+import { embeddingGradient, positionEmbeddingGradient } from "./embedding-ops.js";
+import { linearBackward, linearForward, linearParameterGradients, type FrozenLinear, type LinearSaved } from "./lora-linear-ops.js";
 import { loraInputs } from "./lora-plan.js";
 import { causalLmLoss } from "./loss-ops.js";
-import { layerNormBackward, layerNormForward, type NormSaved } from "./norm-ops.js";
+import { layerNormBackward, layerNormForward, layerNormParameterGradients, type NormSaved } from "./norm-ops.js";
 import { causalMask, IDS_INPUT, sequenceDims, type ArchitectureContext, type TrainingArchitecture } from "./training-graph.js";
 
 const LORA_MODULES = /(^|\.)h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)$/;
@@ -25,7 +26,8 @@ interface BlockSaved {
 /**
  * GPT-2 (transformers' GPT2LMHeadModel): learned positions, pre-LayerNorm blocks, fused q/k/v in a
  * Conv1D (weights stored [in, out]), gelu_new, output head tied to the token embedding. LoRA on any
- * of attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj.
+ * of attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj; with `ctx.full`, the gradient of every
+ * parameter (the tied head's added to the token embedding's).
  */
 export const GPT2_TRAINING: TrainingArchitecture = {
   supports: (module) => LORA_MODULES.test(module),
@@ -111,21 +113,44 @@ export const GPT2_TRAINING: TrainingArchitecture = {
     const loss = causalLmLoss(g, final.y, head);
     if (!ctx.gradients) return;
 
-    // Backward: activation gradients only through the frozen weights; LoRA gradients become outputs.
-    let dh = layerNormBackward(g, moduleScope(lnF), final.saved, await ctx.weight(`${lnF}.weight`), loss.dHidden());
+    // Backward: activation gradients through the weights; LoRA gradients (or, full, every parameter's) become outputs.
+    const full = ctx.full;
+    const linearBack = (l: SavedLinear, dy: string): string => {
+      if (full) {
+        const grads = linearParameterGradients(g, l.layer, l.saved, dy);
+        ctx.gradient(l.layer.weight, grads.weight);
+        if (l.layer.bias && grads.bias) ctx.gradient(l.layer.bias, grads.bias);
+      }
+      return linearBackward(g, l.layer, l.saved, dy);
+    };
+    const normBack = async (module: string, saved: NormSaved, dy: string): Promise<string> => {
+      if (full) {
+        const grads = layerNormParameterGradients(g, moduleScope(module), saved, dy);
+        ctx.gradient(`${module}.weight`, grads.weight);
+        ctx.gradient(`${module}.bias`, grads.bias);
+      }
+      return layerNormBackward(g, moduleScope(module), saved, await ctx.weight(`${module}.weight`), dy);
+    };
+    const dFinal = loss.dHidden();
+    if (full) ctx.gradient(head, loss.dHead());
+    let dh = await normBack(lnF, final.saved, dFinal);
     for (let i = layers - 1; i >= 0; i--) {
       const b = `${prefix}h.${i}`;
       const block = blocks[i]!;
       const [cAttn, attnProj, cFc, mlpProj] = block.linears;
-      const dAct = linearBackward(g, mlpProj.layer, mlpProj.saved, dh);
+      const dAct = linearBack(mlpProj, dh);
       const dFc = g.one(`/grad${moduleScope(`${b}.mlp.act`)}`, "Mul", [dAct, block.derivative()]);
-      const dLn2 = linearBackward(g, cFc.layer, cFc.saved, dFc);
-      dh = g.one(`/grad${moduleScope(b)}`, "Add", [dh, layerNormBackward(g, moduleScope(`${b}.ln_2`), block.ln2, await ctx.weight(`${b}.ln_2.weight`), dLn2)]);
-      const dAttn = linearBackward(g, attnProj.layer, attnProj.saved, dh);
+      const dLn2 = linearBack(cFc, dFc);
+      dh = g.one(`/grad${moduleScope(b)}`, "Add", [dh, await normBack(`${b}.ln_2`, block.ln2, dLn2)]);
+      const dAttn = linearBack(attnProj, dh);
       const { dq, dk, dv } = attentionBackward(g, block.spec, block.attention, dAttn);
       const dQkv = g.one(`/grad${cAttn.layer.scope}`, "Concat", [dq, dk, dv], { axis: 1 });
-      const dLn1 = linearBackward(g, cAttn.layer, cAttn.saved, dQkv);
-      dh = g.one(`/grad${moduleScope(b)}`, "Add", [dh, layerNormBackward(g, moduleScope(`${b}.ln_1`), block.ln1, await ctx.weight(`${b}.ln_1.weight`), dLn1)]);
+      const dLn1 = linearBack(cAttn, dQkv);
+      dh = g.one(`/grad${moduleScope(b)}`, "Add", [dh, await normBack(`${b}.ln_1`, block.ln1, dLn1)]);
+    }
+    if (full) {
+      ctx.gradient(wte, embeddingGradient(g, moduleScope(`${prefix}wte`), wte, IDS_INPUT, dh));
+      ctx.gradient(wpe, positionEmbeddingGradient(g, moduleScope(`${prefix}wpe`), { table: wpe, positions, seq, hidden: d }, dh));
     }
   },
 };

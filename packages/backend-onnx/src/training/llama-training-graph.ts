@@ -3,6 +3,7 @@ import { ConfigValues, decoderOptions } from "@lowrank/core/internal";
 import { moduleScope } from "../onnx/locate-weights.js";
 import { TRAINABLE_ACTIVATIONS } from "./activation-ops.js";
 import { decoderLayer, rmsNorm, type DecoderLayerContext, type Traced } from "./decoder-layer-ops.js";
+import { embeddingGradient } from "./embedding-ops.js";
 import { loraInputs } from "./lora-plan.js";
 import { causalLmLoss } from "./loss-ops.js";
 import { ropeTransform } from "./rope-ops.js";
@@ -18,7 +19,8 @@ const FUSED_LORA_MODULES = /(^|\.)layers\.\d+\.(self_attn\.(qkv|o)_proj|mlp\.(ga
  * scale, soft cap and per-layer sliding window, a gated MLP (SwiGLU, GeGLU), Gemma-2's sandwich
  * norms and final-logit soft cap, Gemma's scaled embeddings; q/k/v biases when the checkpoint has
  * them; nn.Linear weights stored [out, in]; tied or separate lm_head. LoRA on any of q/k/v/o_proj and
- * gate/up/down_proj, or Phi-3's fused qkv_proj, o_proj, gate_up_proj and down_proj.
+ * gate/up/down_proj, or Phi-3's fused qkv_proj, o_proj, gate_up_proj and down_proj. With `ctx.full`,
+ * the gradient of every parameter (a tied head's added to the token embedding's).
  * @throws LowrankError CHECKPOINT_INVALID for what decoderOptions refuses or an activation the trainer lacks.
  */
 export function llamaTraining(modelType: string, config: Record<string, unknown>, label: string): TrainingArchitecture {
@@ -60,6 +62,7 @@ export function llamaTraining(modelType: string, config: Record<string, unknown>
           layout: "out_in",
           lora: lora.get(module),
         }),
+        ...(ctx.full ? { gradient: (name: string, value: string) => ctx.gradient(name, value) } : {}),
       };
       const embed = await ctx.weight(`${prefix}embed_tokens.weight`);
       const tokens = g.one(moduleScope(`${prefix}embed_tokens`), "Gather", [embed, IDS_INPUT]);
@@ -74,8 +77,13 @@ export function llamaTraining(modelType: string, config: Record<string, unknown>
       const head = ctx.has("lm_head.weight") ? await ctx.weight("lm_head.weight") : embed;
       const loss = causalLmLoss(g, final.y, head, { softcap: o.finalSoftcap });
       if (!ctx.gradients) return;
-      // The embeddings are frozen (no embedding LoRA): the gradient stops at the lowest layer's input.
-      layers.reduceRight((dh, layer) => layer.backward(dh), final.backward(loss.dHidden()));
+      const dHidden = loss.dHidden();
+      if (ctx.full) ctx.gradient(head, loss.dHead());
+      const dEmbedded = layers.reduceRight((dh, layer) => layer.backward(dh), final.backward(dHidden));
+      // With LoRA the embeddings are frozen (no embedding LoRA): the gradient stops at the lowest layer's input.
+      if (!ctx.full) return;
+      const scaled = o.embedScale === undefined ? dEmbedded : g.one("/grad/embed", "Mul", [dEmbedded, g.constFloat(o.embedScale)]);
+      ctx.gradient(embed, embeddingGradient(g, moduleScope(`${prefix}embed_tokens`), embed, IDS_INPUT, scaled));
     },
   };
 }

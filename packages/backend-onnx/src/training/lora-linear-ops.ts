@@ -26,6 +26,8 @@ export interface FrozenLinear {
 
 /** What the backward pass of a linear needs from its forward pass. */
 export interface LinearSaved {
+  /** The input x (for the weight gradient of full fine-tuning). */
+  x?: string;
   /** The LoRA branch's input after dropout, and x·Aᵀ·scaling. */
   dropped?: string;
   scaledDown?: string;
@@ -40,12 +42,12 @@ export function linearForward(g: GraphBuilder, layer: FrozenLinear, x: string): 
   const s = layer.scope;
   const base = g.one(s, "Gemm", layer.bias ? [x, layer.weight, layer.bias] : [x, layer.weight], layer.layout === "out_in" ? { transB: 1 } : {});
   const lora = layer.lora;
-  if (!lora) return { y: base, saved: {} };
+  if (!lora) return { y: base, saved: { x } };
   const dropped = lora.dropoutMask ? g.one(`${s}/lora_dropout`, "Mul", [x, lora.dropoutMask]) : x;
   const down = g.one(`${s}/lora_A`, "Gemm", [dropped, lora.A], { transB: 1 });
   const scaledDown = g.one(`${s}/lora_A`, "Mul", [down, lora.scaling]);
   const y = g.one(`${s}/lora_B`, "Gemm", [scaledDown, lora.B, base], { transB: 1 });
-  return { y, saved: { dropped, scaledDown } };
+  return { y, saved: { x, dropped, scaledDown } };
 }
 
 /**
@@ -67,4 +69,18 @@ export function linearBackward(g: GraphBuilder, layer: FrozenLinear, saved: Line
   if (lora.dropoutMask)
     return g.one(`${s}/lora_A`, "Add", [base, g.one(`${s}/lora_dropout`, "Mul", [g.one(`${s}/lora_A`, "MatMul", [down, lora.A]), lora.dropoutMask])]);
   return g.one(`${s}/lora_A`, "Gemm", [down, lora.A, base]);
+}
+
+/**
+ * Full fine-tuning: the gradients of a linear's own weight and bias for an output gradient dy
+ * [tokens, out], in the stored layouts — one Gemm with transA each way, so no transposed copy of x
+ * or dy exists: dW = xᵀ·dy for GPT-2's Conv1D [in, out], dyᵀ·x for nn.Linear [out, in]; db = Σ_tokens dy.
+ * A sibling of `linearBackward`, which stays the activation (and LoRA) gradient.
+ */
+export function linearParameterGradients(g: GraphBuilder, layer: FrozenLinear, saved: LinearSaved, dy: string): { weight: string; bias?: string } {
+  const s = `/grad${layer.scope}/weight`;
+  if (!saved.x) throw new Error(`${layer.scope}: the linear's forward pass kept no input`);
+  const weight = layer.layout === "in_out" ? g.one(s, "Gemm", [saved.x, dy], { transA: 1 }) : g.one(s, "Gemm", [dy, saved.x], { transA: 1 });
+  if (!layer.bias) return { weight };
+  return { weight, bias: g.one(s, "ReduceSum", [dy, g.constInts([0])], { keepdims: 0 }) };
 }

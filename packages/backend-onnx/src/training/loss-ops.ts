@@ -18,13 +18,17 @@ export const LOSS_OUTPUTS = { loss: "loss", tokens: "tokens" } as const;
  * formed as w ⊙ (softmax·E − E[targets]): the one-hot term is a Gather of E's rows, not a
  * [tokens, vocab] tensor. The soft cap's slope s = 1 − tanh² makes it
  * w ⊙ ((softmax ⊙ s)·E − s[target]·E[targets]), s[target] one GatherElements.
+ *
+ * `dHead` (full fine-tuning) is the head weight's gradient [vocab, hidden], dlogitsᵀ·h, formed the
+ * same way from the same Softmax: (softmax ⊙ s)ᵀ·(w ⊙ h) − a ScatterND (reduction "add") of
+ * s[target]·w ⊙ h at the targets. For a tied head it is added to the token embedding's gradient.
  */
 export function causalLmLoss(
   g: GraphBuilder,
   hidden: string,
   head: string,
   options: { softcap?: number } = {},
-): { loss: string; tokens: string; dHidden: () => string } {
+): { loss: string; tokens: string; dHidden: () => string; dHead: () => string } {
   const s = "/loss";
   let logits = g.one("/lm_head", "Gemm", [hidden, head], { transB: 1 });
   let capped: string | undefined;
@@ -41,18 +45,37 @@ export function causalLmLoss(
   const picked = g.one(s, "GatherElements", [g.one(s, "LogSoftmax", [logits], { axis: 1 }), targets], { axis: 1 });
   const loss = g.renameOutput(g.one(s, "Neg", [g.one(s, "ReduceSum", [g.one(s, "Mul", [picked, weights])], { keepdims: 0 })]), LOSS_OUTPUTS.loss);
   const tokens = g.renameOutput(g.one(s, "Identity", [count]), LOSS_OUTPUTS.tokens);
+  // Shared by the hidden state's gradient and (full fine-tuning) the head's: softmax, with a soft cap ⊙ its slope.
+  const ds = "/grad/loss";
+  let slope: string | undefined;
+  let expectedWeights: string | undefined;
+  const softmaxTerm = (): string => {
+    if (expectedWeights) return expectedWeights;
+    const probs = g.one(ds, "Softmax", [logits], { axis: 1 });
+    if (capped === undefined) return (expectedWeights = probs);
+    slope = g.one(ds, "Sub", [g.constFloat(1), g.one(ds, "Mul", [capped, capped])]);
+    return (expectedWeights = g.one(ds, "Mul", [probs, slope]));
+  };
   return {
     loss,
     tokens,
     dHidden: () => {
-      const ds = "/grad/loss";
-      const probs = g.one(ds, "Softmax", [logits], { axis: 1 });
+      const probs = softmaxTerm();
       const targetRowsOfHead = g.one(ds, "Gather", [head, targetRows], { axis: 0 });
-      if (capped === undefined) return g.one(ds, "Mul", [g.one(ds, "Sub", [g.one(ds, "MatMul", [probs, head]), targetRowsOfHead]), weights]);
-      const slope = g.one(ds, "Sub", [g.constFloat(1), g.one(ds, "Mul", [capped, capped])]);
-      const expected = g.one(ds, "MatMul", [g.one(ds, "Mul", [probs, slope]), head]);
+      if (slope === undefined) return g.one(ds, "Mul", [g.one(ds, "Sub", [g.one(ds, "MatMul", [probs, head]), targetRowsOfHead]), weights]);
+      const expected = g.one(ds, "MatMul", [probs, head]);
       const oneHot = g.one(ds, "Mul", [targetRowsOfHead, g.one(ds, "GatherElements", [slope, targets], { axis: 1 })]);
       return g.one(ds, "Mul", [g.one(ds, "Sub", [expected, oneHot]), weights]);
+    },
+    dHead: () => {
+      // dHead = dlogitsᵀ·h = softmaxᵀ·(w ⊙ h) − the rows w ⊙ h scattered (added) at the targets: no one-hot [tokens, vocab] tensor.
+      const hs = "/grad/lm_head";
+      const probs = softmaxTerm();
+      const weighted = g.one(hs, "Mul", [hidden, weights]);
+      const expected = g.one(hs, "Gemm", [probs, weighted], { transA: 1 });
+      const picked = slope === undefined ? weighted : g.one(hs, "Mul", [weighted, g.one(hs, "GatherElements", [slope, targets], { axis: 1 })]);
+      const zeros = g.one(hs, "ConstantOfShape", [g.one(hs, "Shape", [head])]);
+      return g.one(hs, "Sub", [expected, g.one(hs, "ScatterND", [zeros, targets, picked], { reduction: "add" })]);
     },
   };
 }

@@ -46,3 +46,24 @@ export function rmsNormBackward(g: GraphBuilder, scope: string, saved: NormSaved
   const projection = g.one(s, "ReduceMean", [g.one(s, "Mul", [scaled, saved.normalized])], { axes: [-1], keepdims: 1 });
   return g.one(s, "Mul", [g.one(s, "Sub", [scaled, g.one(s, "Mul", [saved.normalized, projection])]), saved.invStd]);
 }
+
+/** Σ over the tokens of [tokens, hidden] → [hidden]. */
+const sumTokens = (g: GraphBuilder, s: string, x: string): string => g.one(s, "ReduceSum", [x, g.constInts([0])], { keepdims: 0 });
+
+/**
+ * Full fine-tuning: LayerNorm's weight and bias gradients for dy, dγ = Σ_tokens dy·x̂ and
+ * dβ = Σ_tokens dy (a sibling of `layerNormBackward`, which stays dx).
+ */
+export function layerNormParameterGradients(g: GraphBuilder, scope: string, saved: NormSaved, dy: string): { weight: string; bias: string } {
+  const s = `/grad${scope}/weight`;
+  return { weight: sumTokens(g, s, g.one(s, "Mul", [dy, saved.normalized])), bias: sumTokens(g, s, dy) };
+}
+
+/**
+ * Full fine-tuning: RMSNorm's weight gradient Σ_tokens dy·x̂ — also for Gemma's stored w in
+ * x̂·(1 + w), whose derivative by w is the same.
+ */
+export function rmsNormWeightGradient(g: GraphBuilder, scope: string, saved: NormSaved, dy: string): string {
+  const s = `/grad${scope}/weight`;
+  return sumTokens(g, s, g.one(s, "Mul", [dy, saved.normalized]));
+}

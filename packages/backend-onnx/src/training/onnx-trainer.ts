@@ -3,13 +3,15 @@ import { LowrankError } from "@lowrank/core";
 import { clipGradNorm, dropoutSeed, Float32AdamW, stepLearningRate, makeBatch, SeededRandom, TrainingBatches } from "@lowrank/core/internal";
 import type { BackendTrainer, EvalResult, StepLog, TrainerOptions, TrainerState, TrainingExample } from "@lowrank/core/internal";
 import type { TrainingSlot } from "./lora-plan.js";
+import type { TrainedParameter } from "./training-graph.js";
 import { runBatch } from "./training-session.js";
 
 /**
- * Trains LoRA factors held as Float32Arrays with one ONNX Runtime session of the loss-and-gradients
- * graph: the tfjs trainer's options and results (core's seeded batch order, warm-up + schedule,
- * gradient accumulation, global-norm clipping, AdamW with decoupled weight decay), the optimizer
- * step in plain TypeScript. Causal LM only.
+ * Trains LoRA factors (or, full fine-tuning, every parameter of the model) held as Float32Arrays
+ * with one ONNX Runtime session of the loss-and-gradients graph: the tfjs trainer's options and
+ * results (core's seeded batch order, warm-up + schedule, gradient accumulation, global-norm
+ * clipping, AdamW with decoupled weight decay on every trained parameter), the optimizer step in
+ * plain TypeScript. Causal LM only.
  */
 export class OnnxLoraTrainer implements BackendTrainer {
   readonly totalSteps: number;
@@ -21,6 +23,7 @@ export class OnnxLoraTrainer implements BackendTrainer {
   /**
    * @param params the trained factors by adapter key, updated in place.
    * @param dropout lora_dropout: masks are drawn per step from the seed when above 0.
+   * @param parameters full fine-tuning (no slots): every parameter with its shape; `params` holds the same arrays.
    */
   constructor(
     private readonly session: ort.InferenceSession,
@@ -29,6 +32,7 @@ export class OnnxLoraTrainer implements BackendTrainer {
     examples: readonly TrainingExample[],
     private readonly options: TrainerOptions,
     private readonly dropout = 0,
+    private readonly parameters?: ReadonlyMap<string, TrainedParameter>,
   ) {
     if (options.task !== "causal-lm")
       throw new LowrankError("USAGE", `--task ${options.task}: the onnx trainer trains causal language models only; use --backend tfjs`);
@@ -69,7 +73,15 @@ export class OnnxLoraTrainer implements BackendTrainer {
     const { batches, tokens, epoch } = this.batches.step(this.step);
     for (const { index, batch } of batches) {
       const masks = this.masks(batch.ids.length * batch.ids[0]!.length, dropoutSeed(this.options.seed, index));
-      const result = await runBatch(this.session, { slots: this.slots, ids: batch.ids, labels: batch.labels, factors: this.params, masks, gradients: true });
+      const result = await runBatch(this.session, {
+        slots: this.slots,
+        ids: batch.ids,
+        labels: batch.labels,
+        factors: this.params,
+        masks,
+        parameters: this.parameters,
+        gradients: true,
+      });
       // As the tfjs trainer: each micro-batch's loss (and so its gradient) divided by the accumulation.
       lossTotal += Math.fround(result.loss / this.accumulation);
       if (this.accumulation > 1) for (const g of result.grads.values()) for (let i = 0; i < g.length; i++) g[i]! /= this.accumulation;
@@ -99,7 +111,15 @@ export class OnnxLoraTrainer implements BackendTrainer {
     for (let start = 0; start < examples.length; start += batchSize) {
       const batch = makeBatch(examples.slice(start, start + batchSize), this.options.padTokenId);
       const masks = this.masks(batch.ids.length * batch.ids[0]!.length, undefined);
-      const result = await runBatch(this.session, { slots: this.slots, ids: batch.ids, labels: batch.labels, factors: this.params, masks, gradients: false });
+      const result = await runBatch(this.session, {
+        slots: this.slots,
+        ids: batch.ids,
+        labels: batch.labels,
+        factors: this.params,
+        masks,
+        parameters: this.parameters,
+        gradients: false,
+      });
       weighted += result.loss * result.predicted;
       weight += result.predicted;
     }

@@ -1,15 +1,15 @@
 /**
- * Test-only: the tfjs backend's causal-LM loss and LoRA gradients for a batch, the reference the
+ * Test-only: the tfjs backend's causal-LM loss and gradients (LoRA factors, or every parameter) for a batch, the reference the
  * ONNX training graph is checked against. Labels are the unshifted ids with -100 on padding; the
  * loss is the mean over predicted positions of −log p(next token), as both trainers compute it.
  */
 import * as tf from "@tensorflow/tfjs";
 import type { TfjsModel } from "@lowrank/backend-tfjs";
-import type { LoraTraining } from "@lowrank/backend-tfjs/internal";
+import type { TrainableSet } from "@lowrank/backend-tfjs/internal";
 
 export function tfjsLossAndGradients(
   model: TfjsModel,
-  training: LoraTraining,
+  training: TrainableSet,
   ids: number[][],
   labels: number[][],
 ): { loss: number; grads: Map<string, Float32Array> } {

@@ -23,8 +23,15 @@ export interface ArchitectureContext {
   dropout: boolean;
   /** False: forward and loss only (evaluation). */
   gradients: boolean;
-  /** Adds a checkpoint tensor as a float32 initializer (once) and returns its name. */
+  /**
+   * Full fine-tuning: every checkpoint tensor `weight` reads is a trained graph input, and the
+   * builder reports each one's gradient through `gradient`.
+   */
+  full: boolean;
+  /** Adds a checkpoint tensor as a float32 initializer (or, `full`, a graph input), once, and returns its name. */
   weight(name: string): Promise<string>;
+  /** Full fine-tuning: one contribution to the gradient of parameter `name` (contributions are summed). */
+  gradient(name: string, value: string): void;
   has(name: string): boolean;
   /** A config number, or the fallback; a LowrankError naming config.json's key when missing. */
   num(key: string, fallback?: number): number;
@@ -58,10 +65,20 @@ export function causalMask(g: GraphBuilder, seq: string, window?: number): strin
   return g.one(s, "Add", [future, g.one(s, "Trilu", [full, g.constInts([-window])], { upper: 0 })]);
 }
 
+/** A parameter of full fine-tuning: its values (float32, updated in place by the optimizer) and shape. */
+export interface TrainedParameter {
+  values: Float32Array;
+  shape: number[];
+}
+
 /**
  * Builds the one ONNX model (opset 17, standard operators only) that computes the causal-LM loss of
  * a batch and, with `gradients`, the gradient of every LoRA A and B. Frozen weights are initializers
  * written once; the factors, scalings and dropout masks are inputs fed every step.
+ *
+ * With `full` (full fine-tuning; no slots) every checkpoint tensor the graph reads is instead a graph
+ * input under its checkpoint name, and `full` is filled with their values (read once, as float32) for
+ * the trainer to feed and update in place; the outputs are `<name>.grad` for each of them.
  */
 export async function buildTrainingGraph(params: {
   dir: string;
@@ -71,6 +88,7 @@ export async function buildTrainingGraph(params: {
   slots: readonly TrainingSlot[];
   dropout: boolean;
   gradients: boolean;
+  full?: Map<string, TrainedParameter>;
 }): Promise<ModelProto> {
   const checkpoint = await Checkpoint.open(params.dir);
   try {
@@ -78,6 +96,8 @@ export async function buildTrainingGraph(params: {
     const loaded = new Map<string, string>();
     const info = checkpoint.tensorInfo();
     const config = checkpoint.config;
+    const full = params.full;
+    const contributions = new Map<string, string[]>();
     const ctx: ArchitectureContext = {
       g,
       config,
@@ -85,6 +105,7 @@ export async function buildTrainingGraph(params: {
       slots: params.slots,
       dropout: params.dropout,
       gradients: params.gradients,
+      full: full !== undefined,
       has: (name) => info.has(name),
       num: (key, fallback) => {
         const v = config[key];
@@ -98,14 +119,29 @@ export async function buildTrainingGraph(params: {
         const t = info.get(name);
         if (!t) throw new LowrankError("CHECKPOINT_INVALID", `${params.dir}: missing tensor "${name}"`);
         const values = await checkpoint.readFloat32(name);
-        if (params.external) g.initializers.push(params.external.add(name, values, t.shape));
+        if (full) full.set(name, { values, shape: [...t.shape] });
+        else if (params.external) g.initializers.push(params.external.add(name, values, t.shape));
         else g.floatInit(name, values, t.shape);
         loaded.set(name, name);
         return name;
       },
+      gradient: (name, value) => {
+        if (!full?.has(name)) throw new Error(`training graph: a gradient for "${name}", which is not a trained parameter`);
+        contributions.set(name, [...(contributions.get(name) ?? []), value]);
+      },
     };
     await params.architecture.build(ctx);
     const gradientOutputs = params.gradients ? params.slots.flatMap((s) => [gradientName(s.aKey), gradientName(s.bKey)]) : [];
+    if (full && params.gradients)
+      for (const name of full.keys()) {
+        const parts = contributions.get(name);
+        if (!parts) throw new Error(`training graph: ${params.dir}: no gradient was formed for "${name}"`);
+        g.renameOutput(
+          parts.reduce((sum, part) => g.one(`/grad/${name}`, "Add", [sum, part])),
+          gradientName(name),
+        );
+        gradientOutputs.push(gradientName(name));
+      }
     const outputs = [LOSS_OUTPUTS.loss, LOSS_OUTPUTS.tokens, ...gradientOutputs];
     const { nodes, initializers } = pruneGraph(g.nodes, g.initializers, outputs);
     const used = new Set(nodes.flatMap((n) => n.input));
@@ -116,6 +152,7 @@ export async function buildTrainingGraph(params: {
       ...params.slots.flatMap((s) => [floatValueInfo(s.aKey, [s.r, s.inFeatures]), floatValueInfo(s.bKey, [s.outFeatures, s.r])]),
       ...(params.slots.length > 0 ? [floatValueInfo(SCALINGS_INPUT, [params.slots.length])] : []),
       ...(params.dropout ? params.slots.map((s) => floatValueInfo(dropoutMaskName(s.module), ["tokens", s.inFeatures])) : []),
+      ...[...(full ?? [])].map(([name, p]) => floatValueInfo(name, p.shape)),
     ].filter((v) => used.has(v.name));
     const shapes = new Map(
       params.slots.flatMap(
@@ -126,8 +163,9 @@ export async function buildTrainingGraph(params: {
           ] as [string, number[]][],
       ),
     );
+    for (const [name, p] of full ?? []) shapes.set(gradientName(name), p.shape);
     const output = outputs.map((name) => floatValueInfo(name, shapes.get(name) ?? []));
-    const graph = { name: "lowrank_lora_training", node: nodes, initializer: initializers, input, output, value_info: [] };
+    const graph = { name: full ? "lowrank_full_training" : "lowrank_lora_training", node: nodes, initializer: initializers, input, output, value_info: [] };
     return ModelProtoType.fromObject({ ir_version: 8, producer_name: "lowrank", opset_import: [{ domain: "", version: 17 }], graph }) as unknown as ModelProto;
   } finally {
     await checkpoint.close();

@@ -10,9 +10,9 @@ import { ExternalWeights } from "../onnx/external-weights.js";
 import { createOrtSession, type CreatedSession, type ExecutionProvider } from "../session/ort-session.js";
 import { LOSS_INPUTS, LOSS_OUTPUTS } from "./loss-ops.js";
 import { dropoutMaskName, gradientName, SCALINGS_INPUT, type TrainingSlot } from "./lora-plan.js";
-import { IDS_INPUT } from "./training-graph.js";
+import { IDS_INPUT, type TrainedParameter } from "./training-graph.js";
 
-/** One batch's loss, predicted-token count and (for a training graph) the factors' gradients. */
+/** One batch's loss, predicted-token count and (for a training graph) the trained parameters' gradients. */
 export interface BatchResult {
   loss: number;
   /** Positions that were predicted (the mean's denominator). */
@@ -71,7 +71,10 @@ export async function openStreamedGraphSession(build: (external: ExternalWeights
 
 const int64 = (rows: readonly (readonly number[])[]): BigInt64Array => BigInt64Array.from(rows.flat(), (x) => BigInt(x));
 
-/** Runs one batch: builds the feeds (ids, shifted targets, factors, scalings, masks) and reads the outputs. */
+/**
+ * Runs one batch: builds the feeds (ids, shifted targets, factors, scalings, masks; with full
+ * fine-tuning the model's `parameters`, their Float32Arrays fed as they are) and reads the outputs.
+ */
 export async function runBatch(
   session: ort.InferenceSession,
   params: {
@@ -80,6 +83,8 @@ export async function runBatch(
     labels: number[][];
     factors: ReadonlyMap<string, Float32Array>;
     masks?: ReadonlyMap<string, Float32Array>;
+    /** Full fine-tuning: every parameter of the model by checkpoint name (no slots, no factors). */
+    parameters?: ReadonlyMap<string, TrainedParameter>;
     gradients: boolean;
   },
 ): Promise<BatchResult> {
@@ -104,6 +109,7 @@ export async function runBatch(
     const maskName = dropoutMaskName(slot.module);
     if (wanted.has(maskName)) feeds[maskName] = new ort.Tensor("float32", params.masks!.get(slot.module)!, [b * s, slot.inFeatures]);
   }
+  for (const [name, p] of params.parameters ?? []) if (wanted.has(name)) feeds[name] = new ort.Tensor("float32", p.values, p.shape);
   const fetches = params.gradients ? session.outputNames : [LOSS_OUTPUTS.loss, LOSS_OUTPUTS.tokens];
   const out = await session.run(feeds, fetches);
   const grads = new Map<string, Float32Array>();
@@ -111,6 +117,7 @@ export async function runBatch(
     for (const slot of params.slots) {
       for (const key of [slot.aKey, slot.bKey]) grads.set(key, out[gradientName(key)]!.data as Float32Array);
     }
+    for (const name of params.parameters?.keys() ?? []) grads.set(name, out[gradientName(name)]!.data as Float32Array);
   }
   return { loss: (out[LOSS_OUTPUTS.loss]!.data as Float32Array)[0]!, predicted, grads };
 }
