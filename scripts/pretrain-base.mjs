@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Reproduces the embedded base model models/gpt2-mini: a small GPT-2 pretrained from scratch with
-// lowrank itself (full fine-tuning on the tfjs backend) on DART (data/dart, MIT), written as a
-// Hugging Face folder. E2E, the demo's adaptation task, is not used.
+// lowrank itself (full fine-tuning on ONNX Runtime; `--backend tfjs` for the second backend) on DART
+// (data/dart, MIT), written as a Hugging Face folder. E2E, the demo's adaptation task, is not used.
 //
-//   node scripts/pretrain-base.mjs [--epochs N] [--out models/gpt2-mini]
+//   node scripts/pretrain-base.mjs [--epochs N] [--steps N] [--layers N] [--hidden N] [--heads N]
+//                                  [--backend onnx|tfjs] [--out models/gpt2-mini]
 //
 // Each DART example becomes "<subject> : <relation> : <object> | … || <text>", the same shape as
 // E2E's "<attribute> : <value> | … || <text>", so the model learns data-to-text in general.
@@ -13,21 +14,24 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { float32Tensor, writeSafetensors } from "@lowrank/core";
 import { SeededRandom } from "@lowrank/core/internal";
+import { OnnxBackend } from "@lowrank/backend-onnx";
 import { TfjsBackend } from "@lowrank/backend-tfjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
 const flag = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
 const epochs = Number(flag("--epochs", "1"));
+const steps = flag("--steps", undefined);
+const backendName = flag("--backend", "onnx");
 const out = path.resolve(flag("--out", path.join(root, "models", "gpt2-mini")));
 
 const CONFIG = {
   architectures: ["GPT2LMHeadModel"],
   model_type: "gpt2",
   activation_function: "gelu_new",
-  n_layer: 4,
-  n_head: 4,
-  n_embd: 192,
+  n_layer: Number(flag("--layers", "4")),
+  n_head: Number(flag("--heads", "4")),
+  n_embd: Number(flag("--hidden", "192")),
   n_positions: 256,
   n_ctx: 256,
   vocab_size: 4096,
@@ -100,8 +104,8 @@ try {
   const lines = dartLines();
   const data = path.join(work, "dart.txt");
   writeFileSync(data, lines.join("\n"));
-  console.log(`pretraining on ${lines.length} DART examples for ${epochs} epochs`);
-  const backend = new TfjsBackend();
+  console.log(`pretraining on ${lines.length} DART examples (${steps === undefined ? `${epochs} epochs` : `${steps} steps`}) on ${backendName}`);
+  const backend = backendName === "tfjs" ? new TfjsBackend() : new OnnxBackend();
   await backend.init({ logger: { warn: (m) => console.warn(m), info: () => {} } });
   const trained = path.join(work, "trained");
   let summary;
@@ -110,7 +114,7 @@ try {
     data,
     out: trained,
     full: true,
-    epochs,
+    ...(steps === undefined ? { epochs } : { steps: Number(steps) }),
     learningRate: 1.5e-3,
     warmupSteps: 100,
     schedule: "cosine",
