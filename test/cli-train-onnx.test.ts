@@ -236,7 +236,7 @@ describe("lowrank train --backend onnx", () => {
         ["--model", requireFixture("roberta-tiny"), "--data", data],
         /model_type "roberta" is not supported by the onnx trainer \(supported: gpt2, llama, mistral, qwen2[^)]*\); use --backend tfjs/,
       ],
-      [["--model", requireFixture("gpt2-tiny"), "--data", data, "--use-dora"], /does not support `use_dora` \(DoRA\) yet/],
+      [["--model", requireFixture("gpt2-tiny"), "--data", data, "--init", "loftq"], /does not support `init_lora_weights` "loftq" yet/],
       [
         ["--model", requireFixture("gpt2-tiny"), "--data", text],
         /text\.txt line 1: has text but the model folder has no tokenizer\.json; give `input_ids` instead/,

@@ -59,3 +59,4 @@ export { TokenDecoder, type DecodeOptions } from "./generation/token-decoder.js"
 export { ConfigValues } from "./model/config-values.js";
 export { decoderOptions, type DecoderOptions } from "./model/decoder-options.js";
 export { logBucketPosition, relativePosition, type RelativePositionParams } from "./math/relative-position.js";
+export { convertToPlainLora } from "./math/pissa-conversion.js";

@@ -1,19 +1,25 @@
 import { stat } from "node:fs/promises";
 import type * as ort from "onnxruntime-node";
 import { Checkpoint, createLoraConfig, describeModel, LowrankError, type LoraAdapter, type LoraConfig, type LoraConfigInput, type Logger } from "@lowrank/core";
-import { expandTargetModules } from "@lowrank/core/internal";
+import { convertToPlainLora, expandTargetModules } from "@lowrank/core/internal";
 import type { ExecutionProvider } from "../session/ort-session.js";
 import { trainingArchitecture } from "./architectures.js";
-import { adapterOf, initialFactors, planLoraSlots, type TrainingSlot } from "./lora-plan.js";
-import { buildTrainingGraph } from "./training-graph.js";
+import { adapterOf, initialFactors, planLoraSlots, type ResidualInit, type TrainingSlot } from "./lora-plan.js";
+import { trainedBiases } from "./trained-biases.js";
+import { buildTrainingGraph, type TrainedParameter } from "./training-graph.js";
 import { openStreamedGraphSession } from "./training-session.js";
 
 /** A LoRA adapter ready to train on ONNX Runtime: its factors, and the session of its graph. */
 export interface OnnxLoraTraining {
   config: LoraConfig;
   slots: TrainingSlot[];
-  /** The trained factors by adapter key (initialised as the tfjs backend initialises them). */
+  /**
+   * The trained values by adapter key, updated in place by the trainer: the factors (initialised as
+   * the tfjs backend initialises them) and the checkpoint tensors trained beside them (`parameters`).
+   */
   params: Map<string, Float32Array>;
+  /** PEFT's trained biases (`bias` "all" / "lora_only") by adapter key, with their shapes; the same arrays as in `params`. */
+  parameters: Map<string, TrainedParameter>;
   session: ort.InferenceSession;
   /** The execution provider the session runs on, and why (requested, or the CUDA failure). */
   provider: ExecutionProvider;
@@ -22,8 +28,11 @@ export interface OnnxLoraTraining {
   modelConfig: Record<string, unknown>;
   trainableParameters: number;
   totalParameters: number;
-  /** The adapter with the current factor values, for writeAdapter. */
-  adapter(): LoraAdapter;
+  /**
+   * The adapter with the current values, for writeAdapter. PiSSA / OLoRA adapters are converted to
+   * fit the original base (convertToPlainLora) unless `raw` (training checkpoints keep them as trained).
+   */
+  adapter(options?: { raw?: boolean }): LoraAdapter;
   release(): Promise<void>;
 }
 
@@ -54,8 +63,10 @@ export async function planOnnxLoraTraining(params: { model: string; lora?: LoraC
   const checkpoint = await Checkpoint.open(params.model);
   let description;
   let totalParameters = 0;
+  let tensorNames: string[];
   try {
     const info = checkpoint.tensorInfo();
+    tensorNames = [...info.keys()];
     description = describeModel(checkpoint.config, info);
     for (const t of info.values()) if (["F32", "F16", "BF16", "F64"].includes(t.dtype)) totalParameters += t.shape.reduce((a, b) => a * b, 1);
   } finally {
@@ -71,7 +82,8 @@ export async function planOnnxLoraTraining(params: { model: string; lora?: LoraC
     ...params.lora,
   });
   const slots = planLoraSlots({ config, description, supported: architecture.supports, label: params.model, logger: params.logger });
-  return { config, slots, description, modelConfig, architecture, totalParameters };
+  const biases = trainedBiases(config, slots, tensorNames);
+  return { config, slots, biases, description, modelConfig, architecture, totalParameters };
 }
 
 /**
@@ -81,27 +93,57 @@ export async function planOnnxLoraTraining(params: { model: string; lora?: LoraC
  * @throws LowrankError CHECKPOINT_INVALID / TARGET_UNSUPPORTED naming what the ONNX trainer cannot train.
  */
 export async function createOnnxLoraTraining(params: CreateOnnxLoraTrainingParams): Promise<OnnxLoraTraining> {
-  const { config, slots, description, modelConfig, architecture, totalParameters } = await planOnnxLoraTraining(params);
+  const { config, slots, biases, description, modelConfig, architecture, totalParameters } = await planOnnxLoraTraining(params);
   // Saved as PEFT saves it: the resolved module list, never null or "all-linear".
   const saved = { ...config, target_modules: expandTargetModules(config, description) };
-  const factors = initialFactors(slots, config, params.seed);
+  const residual: ResidualInit = { residuals: new Map(), initial: new Map() };
+  const factors = initialFactors(slots, config, params.seed, { baseWeight: await baseWeights(params.model, config, slots), residual });
   const dropout = config.lora_dropout > 0;
-  // The frozen weights go from the checkpoint to an external data file one by one: held once, by ONNX Runtime.
+  const trained = { names: biases, parameters: new Map<string, TrainedParameter>() };
+  // The frozen weights go from the checkpoint to an external data file one by one: held once, by ONNX
+  // Runtime (PiSSA / OLoRA's residual weights replace their checkpoint tensors there).
   const { session, provider, reason } = await openStreamedGraphSession(
-    (external) => buildTrainingGraph({ dir: params.model, architecture, slots, dropout, gradients: true, external }),
+    (external) => buildTrainingGraph({ dir: params.model, architecture, slots, dropout, gradients: true, external, trained, overrides: residual.residuals }),
     { executionProvider: params.executionProvider, threads: params.threads, logger: params.logger },
   );
+  residual.residuals.clear();
+  const values = new Map(factors);
+  for (const [key, p] of trained.parameters) values.set(key, p.values);
+  const shapes = new Map([...trained.parameters].map(([key, p]) => [key, p.shape]));
   return {
     config,
     slots,
-    params: factors,
+    params: values,
+    parameters: trained.parameters,
     session,
     provider,
     reason,
     modelConfig,
     totalParameters,
-    trainableParameters: slots.reduce((n, s) => n + s.r * (s.inFeatures + s.outFeatures), 0),
-    adapter: () => adapterOf(slots, saved, factors),
+    trainableParameters:
+      slots.reduce((n, s) => n + s.r * (s.inFeatures + s.outFeatures) + (s.magnitudeKey ? s.outFeatures : 0), 0) +
+      [...trained.parameters.values()].reduce((n, p) => n + p.values.length, 0),
+    adapter: (options = {}) => {
+      const adapter = adapterOf(slots, saved, values, shapes);
+      return options.raw ? adapter : convertToPlainLora(adapter, residual.initial);
+    },
     release: () => session.release(),
   };
+}
+
+/**
+ * PiSSA / OLoRA and DoRA: the adapted modules' base weights (stored layout, float32), read before the
+ * graph is built, for core's initLoraFactors and DoRA's initial magnitude; undefined otherwise.
+ */
+async function baseWeights(model: string, config: LoraConfig, slots: readonly TrainingSlot[]): Promise<((slot: TrainingSlot) => Float32Array) | undefined> {
+  const init = config.init_lora_weights;
+  if (!config.use_dora && (typeof init !== "string" || init === "gaussian")) return undefined;
+  const weights = new Map<string, Float32Array>();
+  const checkpoint = await Checkpoint.open(model);
+  try {
+    for (const slot of slots) if (slot.kind !== "embedding") weights.set(slot.module, await checkpoint.readFloat32(`${slot.module}.weight`));
+  } finally {
+    await checkpoint.close();
+  }
+  return (slot) => weights.get(slot.module)!;
 }

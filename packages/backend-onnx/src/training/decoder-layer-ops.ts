@@ -31,8 +31,10 @@ export interface DecoderLayerContext {
   weight(name: string): Promise<string>;
   /** The frozen nn.Linear `module` with its LoRA inputs, if adapted. */
   linear(module: string): Promise<FrozenLinear>;
-  /** Full fine-tuning: takes one contribution to a parameter's gradient (by its checkpoint name). */
-  gradient?(name: string, value: string): void;
+  /** Whether a parameter (checkpoint or graph name) is trained: every one with full fine-tuning, else PEFT's trained biases. */
+  trains(name: string): boolean;
+  /** Takes one contribution to a trained parameter's gradient. */
+  gradient(name: string, value: string): void;
 }
 
 /** RMSNorm with the weight of `module`; Gemma's x·(1 + w) as one Add, whose output the backward uses too. */
@@ -45,7 +47,7 @@ export async function rmsNorm(ctx: DecoderLayerContext, module: string, x: strin
   return {
     y,
     backward: (dy) => {
-      ctx.gradient?.(stored, rmsNormWeightGradient(g, scope, saved, dy));
+      if (ctx.trains(stored)) ctx.gradient(stored, rmsNormWeightGradient(g, scope, saved, dy));
       return rmsNormBackward(g, scope, saved, weight, dy);
     },
   };
@@ -57,10 +59,10 @@ async function linear(ctx: DecoderLayerContext, module: string, x: string): Prom
   return {
     y,
     backward: (dy) => {
-      if (ctx.gradient) {
+      if (ctx.trains(layer.weight) || (layer.bias && ctx.trains(layer.bias))) {
         const grads = linearParameterGradients(ctx.g, layer, saved, dy);
-        ctx.gradient(layer.weight, grads.weight);
-        if (layer.bias && grads.bias) ctx.gradient(layer.bias, grads.bias);
+        if (ctx.trains(layer.weight)) ctx.gradient(layer.weight, grads.weight);
+        if (layer.bias && grads.bias && ctx.trains(layer.bias)) ctx.gradient(layer.bias, grads.bias);
       }
       return linearBackward(ctx.g, layer, saved, dy);
     },

@@ -3,13 +3,14 @@ import { moduleScope } from "../onnx/locate-weights.js";
 import { activationForward, TRAINABLE_ACTIVATIONS } from "./activation-ops.js";
 import { attentionBackward, attentionForward, type AttentionSaved, type AttentionSpec } from "./attention-ops.js";
 import { embeddingGradient, positionEmbeddingGradient } from "./embedding-ops.js";
+import { tokenEmbeddingLora } from "./lora-embedding-ops.js";
 import { linearBackward, linearForward, linearParameterGradients, type FrozenLinear, type LinearSaved } from "./lora-linear-ops.js";
 import { loraInputs } from "./lora-plan.js";
 import { causalLmLoss } from "./loss-ops.js";
 import { layerNormBackward, layerNormForward, layerNormParameterGradients, type NormSaved } from "./norm-ops.js";
 import { causalMask, IDS_INPUT, sequenceDims, type ArchitectureContext, type TrainingArchitecture } from "./training-graph.js";
 
-const LORA_MODULES = /(^|\.)h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)$/;
+const LORA_MODULES = /(^|\.)(h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)|wte)$/;
 
 type SavedLinear = { layer: FrozenLinear; saved: LinearSaved };
 
@@ -25,9 +26,10 @@ interface BlockSaved {
 
 /**
  * GPT-2 (transformers' GPT2LMHeadModel): learned positions, pre-LayerNorm blocks, fused q/k/v in a
- * Conv1D (weights stored [in, out]), gelu_new, output head tied to the token embedding. LoRA on any
- * of attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj; with `ctx.full`, the gradient of every
- * parameter (the tied head's added to the token embedding's).
+ * Conv1D (weights stored [in, out]), gelu_new, output head tied to the token embedding. LoRA (or
+ * DoRA) on any of attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj, and LoRA on wte (the tied head
+ * stays the base table, as in PEFT); the gradients of the trained biases (`ctx.trains`); with
+ * `ctx.full`, the gradient of every parameter (the tied head's added to the token embedding's).
  */
 export const GPT2_TRAINING: TrainingArchitecture = {
   supports: (module) => LORA_MODULES.test(module),
@@ -57,6 +59,8 @@ export const GPT2_TRAINING: TrainingArchitecture = {
     ]);
     const embedded = g.one("/embed", "Add", [g.one("/wte", "Gather", [wte, IDS_INPUT]), g.one("/wpe", "Gather", [wpe, positions])]);
     let h = g.one("/embed", "Reshape", [embedded, g.constInts([-1, d])]);
+    const wteLora = tokenEmbeddingLora(g, { module: `${prefix}wte`, scope: moduleScope(`${prefix}wte`), slots: ctx.slots, lora, ids: IDS_INPUT });
+    if (wteLora) h = g.one("/embed", "Add", [h, wteLora.y]);
 
     const linear = async (module: string): Promise<FrozenLinear> => ({
       scope: moduleScope(module),
@@ -113,23 +117,26 @@ export const GPT2_TRAINING: TrainingArchitecture = {
     const loss = causalLmLoss(g, final.y, head);
     if (!ctx.gradients) return;
 
-    // Backward: activation gradients through the weights; LoRA gradients (or, full, every parameter's) become outputs.
+    // Backward: activation gradients through the weights; LoRA gradients and those of the trained
+    // parameters (full: every one; LoRA: PEFT's trained biases) become outputs. Unused nodes are pruned.
     const full = ctx.full;
     const linearBack = (l: SavedLinear, dy: string): string => {
-      if (full) {
+      if (ctx.trains(l.layer.weight) || (l.layer.bias && ctx.trains(l.layer.bias))) {
         const grads = linearParameterGradients(g, l.layer, l.saved, dy);
-        ctx.gradient(l.layer.weight, grads.weight);
-        if (l.layer.bias && grads.bias) ctx.gradient(l.layer.bias, grads.bias);
+        if (ctx.trains(l.layer.weight)) ctx.gradient(l.layer.weight, grads.weight);
+        if (l.layer.bias && grads.bias && ctx.trains(l.layer.bias)) ctx.gradient(l.layer.bias, grads.bias);
       }
       return linearBackward(g, l.layer, l.saved, dy);
     };
     const normBack = async (module: string, saved: NormSaved, dy: string): Promise<string> => {
-      if (full) {
+      const weight = `${module}.weight`;
+      const bias = `${module}.bias`;
+      if (ctx.trains(weight) || ctx.trains(bias)) {
         const grads = layerNormParameterGradients(g, moduleScope(module), saved, dy);
-        ctx.gradient(`${module}.weight`, grads.weight);
-        ctx.gradient(`${module}.bias`, grads.bias);
+        if (ctx.trains(weight)) ctx.gradient(weight, grads.weight);
+        if (ctx.trains(bias)) ctx.gradient(bias, grads.bias);
       }
-      return layerNormBackward(g, moduleScope(module), saved, await ctx.weight(`${module}.weight`), dy);
+      return layerNormBackward(g, moduleScope(module), saved, await ctx.weight(weight), dy);
     };
     const dFinal = loss.dHidden();
     if (full) ctx.gradient(head, loss.dHead());
@@ -148,6 +155,7 @@ export const GPT2_TRAINING: TrainingArchitecture = {
       const dLn1 = linearBack(cAttn, dQkv);
       dh = g.one(`/grad${moduleScope(b)}`, "Add", [dh, await normBack(`${b}.ln_1`, block.ln1, dLn1)]);
     }
+    wteLora?.backward(dh);
     if (full) {
       ctx.gradient(wte, embeddingGradient(g, moduleScope(`${prefix}wte`), wte, IDS_INPUT, dh));
       ctx.gradient(wpe, positionEmbeddingGradient(g, moduleScope(`${prefix}wpe`), { table: wpe, positions, seq, hidden: d }, dh));

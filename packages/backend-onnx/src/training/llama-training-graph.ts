@@ -4,13 +4,14 @@ import { moduleScope } from "../onnx/locate-weights.js";
 import { TRAINABLE_ACTIVATIONS } from "./activation-ops.js";
 import { decoderLayer, rmsNorm, type DecoderLayerContext, type Traced } from "./decoder-layer-ops.js";
 import { embeddingGradient } from "./embedding-ops.js";
+import { tokenEmbeddingLora } from "./lora-embedding-ops.js";
 import { loraInputs } from "./lora-plan.js";
 import { causalLmLoss } from "./loss-ops.js";
 import { ropeTransform } from "./rope-ops.js";
 import { causalMask, IDS_INPUT, sequenceDims, type ArchitectureContext, type TrainingArchitecture } from "./training-graph.js";
 
-const LORA_MODULES = /(^|\.)layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)$/;
-const FUSED_LORA_MODULES = /(^|\.)layers\.\d+\.(self_attn\.(qkv|o)_proj|mlp\.(gate_up|down)_proj)$/;
+const LORA_MODULES = /(^|\.)(layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)|embed_tokens)$/;
+const FUSED_LORA_MODULES = /(^|\.)(layers\.\d+\.(self_attn\.(qkv|o)_proj|mlp\.(gate_up|down)_proj)|embed_tokens)$/;
 
 /**
  * The LLaMA family and its relatives (llama, mistral, qwen2, phi3, gemma, gemma2) as core's
@@ -18,8 +19,9 @@ const FUSED_LORA_MODULES = /(^|\.)layers\.\d+\.(self_attn\.(qkv|o)_proj|mlp\.(ga
  * backend follow: RMSNorm (Gemma: x·(1 + w)), rotary positions, grouped-query attention with its
  * scale, soft cap and per-layer sliding window, a gated MLP (SwiGLU, GeGLU), Gemma-2's sandwich
  * norms and final-logit soft cap, Gemma's scaled embeddings; q/k/v biases when the checkpoint has
- * them; nn.Linear weights stored [out, in]; tied or separate lm_head. LoRA on any of q/k/v/o_proj and
- * gate/up/down_proj, or Phi-3's fused qkv_proj, o_proj, gate_up_proj and down_proj. With `ctx.full`,
+ * them; nn.Linear weights stored [out, in]; tied or separate lm_head. LoRA (or DoRA) on any of
+ * q/k/v/o_proj and gate/up/down_proj, or Phi-3's fused qkv_proj, o_proj, gate_up_proj and down_proj,
+ * and LoRA on embed_tokens (before Gemma's scale, as the table's rows). With `ctx.full`,
  * the gradient of every parameter (a tied head's added to the token embedding's).
  * @throws LowrankError CHECKPOINT_INVALID for what decoderOptions refuses or an activation the trainer lacks.
  */
@@ -62,11 +64,15 @@ export function llamaTraining(modelType: string, config: Record<string, unknown>
           layout: "out_in",
           lora: lora.get(module),
         }),
-        ...(ctx.full ? { gradient: (name: string, value: string) => ctx.gradient(name, value) } : {}),
+        trains: (name) => ctx.trains(name),
+        gradient: (name, value) => ctx.gradient(name, value),
       };
       const embed = await ctx.weight(`${prefix}embed_tokens.weight`);
       const tokens = g.one(moduleScope(`${prefix}embed_tokens`), "Gather", [embed, IDS_INPUT]);
       let h = g.one("/embed", "Reshape", [tokens, g.constInts([-1, c.number("hidden_size")])]);
+      const embedScope = moduleScope(`${prefix}embed_tokens`);
+      const embedLora = tokenEmbeddingLora(g, { module: `${prefix}embed_tokens`, scope: embedScope, slots: ctx.slots, lora, ids: IDS_INPUT });
+      if (embedLora) h = g.one("/embed", "Add", [h, embedLora.y]);
       if (o.embedScale !== undefined) h = g.one("/embed", "Mul", [h, g.constFloat(o.embedScale)]);
       const layers: Traced[] = [];
       for (let i = 0; i < c.number("num_hidden_layers"); i++) {
@@ -80,10 +86,11 @@ export function llamaTraining(modelType: string, config: Record<string, unknown>
       const dHidden = loss.dHidden();
       if (ctx.full) ctx.gradient(head, loss.dHead());
       const dEmbedded = layers.reduceRight((dh, layer) => layer.backward(dh), final.backward(dHidden));
-      // With LoRA the embeddings are frozen (no embedding LoRA): the gradient stops at the lowest layer's input.
-      if (!ctx.full) return;
+      // With LoRA and no LoRA on embed_tokens, the gradient stops at the lowest layer's input.
+      if (!ctx.full && !embedLora) return;
       const scaled = o.embedScale === undefined ? dEmbedded : g.one("/grad/embed", "Mul", [dEmbedded, g.constFloat(o.embedScale)]);
-      ctx.gradient(embed, embeddingGradient(g, moduleScope(`${prefix}embed_tokens`), embed, IDS_INPUT, scaled));
+      embedLora?.backward(scaled);
+      if (ctx.full) ctx.gradient(embed, embeddingGradient(g, embedScope, embed, IDS_INPUT, scaled));
     },
   };
 }

@@ -12,6 +12,9 @@ export interface LoraInputs {
   /** Graph output names of the gradients. */
   gradA: string;
   gradB: string;
+  /** DoRA: the graph input of lora_magnitude_vector [out] and its gradient's output name. */
+  magnitude?: string;
+  gradMagnitude?: string;
 }
 
 /** A frozen linear map whose weight is an initializer, with LoRA on it or not. */
@@ -31,6 +34,8 @@ export interface LinearSaved {
   /** The LoRA branch's input after dropout, and x·Aᵀ·scaling. */
   dropped?: string;
   scaledDown?: string;
+  /** DoRA: the factor m/‖W + scaling·B·A‖ [out], and x·W on the dropped input plus the scaled LoRA product (m's gradient is Σ dy ⊙ it / ‖…‖). */
+  dora?: { factor: string; norm: string; directional: string };
 }
 
 /**
@@ -46,8 +51,42 @@ export function linearForward(g: GraphBuilder, layer: FrozenLinear, x: string): 
   const dropped = lora.dropoutMask ? g.one(`${s}/lora_dropout`, "Mul", [x, lora.dropoutMask]) : x;
   const down = g.one(`${s}/lora_A`, "Gemm", [dropped, lora.A], { transB: 1 });
   const scaledDown = g.one(`${s}/lora_A`, "Mul", [down, lora.scaling]);
+  if (lora.magnitude) return doraForward(g, layer, lora, { x, dropped, scaledDown, base });
   const y = g.one(`${s}/lora_B`, "Gemm", [scaledDown, lora.B, base], { transB: 1 });
   return { y, saved: { x, dropped, scaledDown } };
+}
+
+/**
+ * DoRA as PEFT computes it (and the tfjs trainer): with the factor f = m / ‖W + scaling·B·A‖ per
+ * output feature, the norm detached (no gradient through it, as PEFT's `weight_norm.detach()`),
+ * y = x·W + b + (f − 1)·(dropout(x)·W) + f·scaling·dropout(x)·Aᵀ·Bᵀ — without dropout f·(x·W + ΔW x) + b.
+ * The norm is taken of W + scaling·B·A formed in the stored layout (an out × in product per module
+ * and step, as PEFT forms it).
+ */
+function doraForward(
+  g: GraphBuilder,
+  layer: FrozenLinear,
+  lora: LoraInputs,
+  p: { x: string; dropped: string; scaledDown: string; base: string },
+): { y: string; saved: LinearSaved } {
+  const s = `${layer.scope}/dora`;
+  const outIn = layer.layout === "out_in";
+  const delta = outIn ? g.one(s, "Gemm", [lora.B, lora.A]) : g.one(s, "Gemm", [lora.A, lora.B], { transA: 1, transB: 1 });
+  const combined = g.one(s, "Add", [layer.weight, g.one(s, "Mul", [delta, lora.scaling])]);
+  const norm = g.one(s, "ReduceL2", [combined], { axes: [outIn ? 1 : 0], keepdims: 0 });
+  const factor = g.one(s, "Div", [lora.magnitude!, norm]);
+  const loraOut = g.one(`${layer.scope}/lora_B`, "Gemm", [p.scaledDown, lora.B], { transB: 1 });
+  // x·W without the bias, on the dropped input (the same as the base product without dropout).
+  const product = g.one(s, "Gemm", [p.dropped, layer.weight], outIn ? { transB: 1 } : {});
+  const directional = g.one(s, "Add", [product, loraOut]);
+  const y =
+    p.dropped === p.x && !layer.bias
+      ? g.one(s, "Mul", [directional, factor])
+      : g.one(s, "Add", [
+          g.one(s, "Add", [p.base, g.one(s, "Mul", [product, g.one(s, "Sub", [factor, g.constFloat(1)])])]),
+          g.one(s, "Mul", [loraOut, factor]),
+        ]);
+  return { y, saved: { x: p.x, dropped: p.dropped, scaledDown: p.scaledDown, dora: { factor, norm, directional } } };
 }
 
 /**
@@ -57,6 +96,7 @@ export function linearForward(g: GraphBuilder, layer: FrozenLinear, x: string): 
  * a Gemm with transB on the stored [in, out] weight, or a MatMul on the stored [out, in] one.
  */
 export function linearBackward(g: GraphBuilder, layer: FrozenLinear, saved: LinearSaved, dy: string): string {
+  if (saved.dora) return doraBackward(g, layer, saved, dy);
   const s = `/grad${layer.scope}`;
   const base = layer.layout === "in_out" ? g.one(s, "Gemm", [dy, layer.weight], { transB: 1 }) : g.one(s, "MatMul", [dy, layer.weight]);
   const lora = layer.lora;
@@ -69,6 +109,27 @@ export function linearBackward(g: GraphBuilder, layer: FrozenLinear, saved: Line
   if (lora.dropoutMask)
     return g.one(`${s}/lora_A`, "Add", [base, g.one(`${s}/lora_dropout`, "Mul", [g.one(`${s}/lora_A`, "MatMul", [down, lora.A]), lora.dropoutMask])]);
   return g.one(`${s}/lora_A`, "Gemm", [down, lora.A, base]);
+}
+
+/**
+ * The backward pass of DoRA's forward for dy [tokens, out], the norm held constant: dm = Σ_tokens dy ⊙
+ * (dropout(x)·W + scaling·dropout(x)·Aᵀ·Bᵀ) / ‖W + scaling·B·A‖; A and B take plain LoRA's gradients
+ * for dy ⊙ f; dx = dy·Wᵀ + dropout'((f − 1)·dy·Wᵀ) + the LoRA path for dy ⊙ f — without dropout
+ * (dy ⊙ f)·Wᵀ + the LoRA path, i.e. linearBackward of dy ⊙ f.
+ */
+function doraBackward(g: GraphBuilder, layer: FrozenLinear, saved: LinearSaved, dy: string): string {
+  const s = `/grad${layer.scope}/dora`;
+  const lora = layer.lora!;
+  const dora = saved.dora!;
+  const summed = g.one(s, "ReduceSum", [g.one(s, "Mul", [dy, dora.directional]), g.constInts([0])], { keepdims: 0 });
+  g.renameOutput(g.one(s, "Div", [summed, dora.norm]), lora.gradMagnitude!);
+  const scaled = g.one(s, "Mul", [dy, dora.factor]);
+  const dx = linearBackward(g, layer, { ...saved, dora: undefined }, scaled);
+  if (!lora.dropoutMask) return dx;
+  // With dropout the base product outside the factor saw x, not dropout(x): dx += (1 − mask) ⊙ ((dy − dy ⊙ f)·Wᵀ).
+  const rest = g.one(s, "Sub", [dy, scaled]);
+  const back = layer.layout === "in_out" ? g.one(s, "Gemm", [rest, layer.weight], { transB: 1 }) : g.one(s, "MatMul", [rest, layer.weight]);
+  return g.one(s, "Add", [dx, g.one(s, "Sub", [back, g.one(s, "Mul", [back, lora.dropoutMask])])]);
 }
 
 /**

@@ -18,7 +18,8 @@ export function onnxStepper(training: OnnxLoraTraining, trainer: OnnxLoraTrainer
     restoreWeights: (checkpoint) => {
       for (const [name, values] of trainer.params) values.set(savedParameter(checkpoint, name, values.length));
     },
-    weights: () => ({ kind: "lora", adapter: training.adapter() }),
+    // Checkpoints keep PiSSA / OLoRA adapters as trained (to resume); the final adapter fits the original base.
+    weights: ({ checkpoint }) => ({ kind: "lora", adapter: training.adapter({ raw: checkpoint }) }),
     release: () => training.release(),
   };
 }

@@ -152,9 +152,15 @@ describe("LoRA training on ONNX Runtime", () => {
         lora,
         /roberta-tiny: model_type "roberta" is not supported by the onnx trainer \(supported: gpt2, llama, mistral, qwen2, phi3, gemma, gemma2\); use --backend tfjs/,
       ],
-      [dir, { ...lora, use_dora: true }, /gpt2-tiny: the onnx trainer does not support `use_dora` \(DoRA\) yet; use --backend tfjs/],
-      [dir, { ...lora, target_modules: ["wte"] }, /gpt2-tiny: the onnx trainer does not support LoRA on `transformer.wte` \(target_modules\) yet/],
-      [dir, { ...lora, init_lora_weights: "pissa" }, /`init_lora_weights` "pissa"/],
+      [
+        dir,
+        { ...lora, use_dora: true, target_modules: ["wte"] },
+        /`use_dora` is true but "transformer.wte" is an embedding; PEFT does not support DoRA on embeddings/,
+      ],
+      [dir, { ...lora, target_modules: ["wpe"] }, /gpt2-tiny: the onnx trainer does not support LoRA on `transformer.wpe` \(target_modules\) yet/],
+      [dir, { ...lora, init_lora_weights: "loftq" }, /gpt2-tiny: the onnx trainer does not support `init_lora_weights` "loftq" yet/],
+      [dir, { ...lora, lora_bias: true }, /gpt2-tiny: the onnx trainer does not support `lora_bias` yet/],
+      [dir, { ...lora, modules_to_save: ["ln_f"] }, /gpt2-tiny: the onnx trainer does not support `modules_to_save` \(transformer.ln_f\) yet/],
       [requireFixture("gpt2-tiny", "model.onnx"), lora, /not an ONNX file/],
     ] as const) {
       const error = await captureLowrankRejection(createOnnxLoraTraining({ model, lora: input as LoraConfigInput, seed: 1 }));

@@ -23,7 +23,8 @@ export class OnnxLoraTrainer implements BackendTrainer {
   /**
    * @param params the trained factors by adapter key, updated in place.
    * @param dropout lora_dropout: masks are drawn per step from the seed when above 0.
-   * @param parameters full fine-tuning (no slots): every parameter with its shape; `params` holds the same arrays.
+   * @param parameters checkpoint tensors trained as graph inputs, with their shapes — full fine-tuning (no
+   *   slots): every parameter; LoRA: PEFT's trained biases. `params` holds the same arrays.
    */
   constructor(
     private readonly session: ort.InferenceSession,
@@ -54,6 +55,7 @@ export class OnnxLoraTrainer implements BackendTrainer {
     const masks = new Map<string, Float32Array>();
     const keep = 1 / (1 - this.dropout);
     this.slots.forEach((slot, i) => {
+      if (slot.kind === "embedding") return; // no dropout on an embedding's LoRA path (PEFT)
       const mask = new Float32Array(tokens * slot.inFeatures);
       if (seed === undefined) mask.fill(1);
       else {

@@ -49,7 +49,7 @@ export function prepareOnnxTraining(options: OnnxTrainingOptions): PrepareTraini
         return onnxFullStepper(full, new OnnxLoraTrainer(full.session, [], full.params, examples, trainerOptions, 0, full.parameters));
       }
       const lora = training.run;
-      return onnxStepper(lora, new OnnxLoraTrainer(lora.session, lora.slots, lora.params, examples, trainerOptions, lora.config.lora_dropout));
+      return onnxStepper(lora, new OnnxLoraTrainer(lora.session, lora.slots, lora.params, examples, trainerOptions, lora.config.lora_dropout, lora.parameters));
     } catch (error) {
       await training.run.release();
       throw error;

@@ -4,7 +4,7 @@ import { GraphBuilder } from "../export/graph-builder.js";
 import { floatValueInfo, ONNX_INT64, type ModelProto } from "../onnx/onnx-codec.js";
 import { ONNX_PROTO } from "../onnx/onnx-proto.js";
 import { LOSS_INPUTS, LOSS_OUTPUTS } from "./loss-ops.js";
-import { dropoutMaskName, gradientName, SCALINGS_INPUT, type TrainingSlot } from "./lora-plan.js";
+import { dropoutMaskName, gradientName, SCALINGS_INPUT, slotTensors, type TrainingSlot } from "./lora-plan.js";
 import { pruneGraph } from "./prune-graph.js";
 import type { ExternalWeights } from "../onnx/external-weights.js";
 
@@ -28,9 +28,14 @@ export interface ArchitectureContext {
    * builder reports each one's gradient through `gradient`.
    */
   full: boolean;
+  /**
+   * Whether the checkpoint tensor `name` (or the graph name `weight` returned for it) is trained:
+   * every one with `full`, else the tensors a LoRA run trains beside its factors (PEFT's `bias`).
+   */
+  trains(name: string): boolean;
   /** Adds a checkpoint tensor as a float32 initializer (or, `full`, a graph input), once, and returns its name. */
   weight(name: string): Promise<string>;
-  /** Full fine-tuning: one contribution to the gradient of parameter `name` (contributions are summed). */
+  /** One contribution to the gradient of trained parameter `name` (checkpoint or graph name; contributions are summed). */
   gradient(name: string, value: string): void;
   has(name: string): boolean;
   /** A config number, or the fallback; a LowrankError naming config.json's key when missing. */
@@ -89,6 +94,14 @@ export async function buildTrainingGraph(params: {
   dropout: boolean;
   gradients: boolean;
   full?: Map<string, TrainedParameter>;
+  /**
+   * A LoRA run's checkpoint tensors trained beside the factors (PEFT's `bias` "all" / "lora_only"):
+   * checkpoint name → graph input name (the adapter key). Like `full`'s, they become graph inputs
+   * with a `<input name>.grad` output, their float32 values put in `parameters` under the input name.
+   */
+  trained?: { names: ReadonlyMap<string, string>; parameters: Map<string, TrainedParameter> };
+  /** Values that replace checkpoint tensors (PiSSA / OLoRA's residual base weights), stored layout, by checkpoint name. */
+  overrides?: ReadonlyMap<string, Float32Array>;
 }): Promise<ModelProto> {
   const checkpoint = await Checkpoint.open(params.dir);
   try {
@@ -97,6 +110,11 @@ export async function buildTrainingGraph(params: {
     const info = checkpoint.tensorInfo();
     const config = checkpoint.config;
     const full = params.full;
+    const trainedNames = params.trained?.names ?? new Map<string, string>();
+    const trainedInputs = new Set(trainedNames.values());
+    // Trained parameters by graph input name: every tensor with `full`, else the trained ones.
+    const parameters = full ?? params.trained?.parameters;
+    const trains = (name: string) => full !== undefined || trainedNames.has(name) || trainedInputs.has(name);
     const contributions = new Map<string, string[]>();
     const ctx: ArchitectureContext = {
       g,
@@ -106,6 +124,7 @@ export async function buildTrainingGraph(params: {
       dropout: params.dropout,
       gradients: params.gradients,
       full: full !== undefined,
+      trains,
       has: (name) => info.has(name),
       num: (key, fallback) => {
         const v = config[key];
@@ -118,22 +137,27 @@ export async function buildTrainingGraph(params: {
         if (known) return known;
         const t = info.get(name);
         if (!t) throw new LowrankError("CHECKPOINT_INVALID", `${params.dir}: missing tensor "${name}"`);
-        const values = await checkpoint.readFloat32(name);
-        if (full) full.set(name, { values, shape: [...t.shape] });
+        const values = params.overrides?.get(name) ?? (await checkpoint.readFloat32(name));
+        const input = full ? name : trainedNames.get(name);
+        if (input !== undefined) parameters!.set(input, { values, shape: [...t.shape] });
         else if (params.external) g.initializers.push(params.external.add(name, values, t.shape));
         else g.floatInit(name, values, t.shape);
-        loaded.set(name, name);
-        return name;
+        loaded.set(name, input ?? name);
+        return input ?? name;
       },
       gradient: (name, value) => {
-        if (!full?.has(name)) throw new Error(`training graph: a gradient for "${name}", which is not a trained parameter`);
-        contributions.set(name, [...(contributions.get(name) ?? []), value]);
+        const input = loaded.get(name) ?? name;
+        if (!parameters?.has(input)) throw new Error(`training graph: a gradient for "${name}", which is not a trained parameter`);
+        contributions.set(input, [...(contributions.get(input) ?? []), value]);
       },
     };
     await params.architecture.build(ctx);
-    const gradientOutputs = params.gradients ? params.slots.flatMap((s) => [gradientName(s.aKey), gradientName(s.bKey)]) : [];
-    if (full && params.gradients)
-      for (const name of full.keys()) {
+    for (const [name, input] of trainedNames)
+      if (!parameters?.has(input))
+        throw new LowrankError("TARGET_UNSUPPORTED", `${params.dir}: the onnx trainer's graph does not use "${name}", which the adapter trains`);
+    const gradientOutputs = params.gradients ? params.slots.flatMap((s) => slotTensors(s).map((t) => gradientName(t.key))) : [];
+    if (parameters && params.gradients)
+      for (const name of parameters.keys()) {
         const parts = contributions.get(name);
         if (!parts) throw new Error(`training graph: ${params.dir}: no gradient was formed for "${name}"`);
         g.renameOutput(
@@ -149,21 +173,13 @@ export async function buildTrainingGraph(params: {
       floatValueInfo(IDS_INPUT, ["batch", "sequence"], ONNX_INT64),
       floatValueInfo(LOSS_INPUTS.targets, ["batch", "sequence"], ONNX_INT64),
       floatValueInfo(LOSS_INPUTS.targetMask, ["batch", "sequence"]),
-      ...params.slots.flatMap((s) => [floatValueInfo(s.aKey, [s.r, s.inFeatures]), floatValueInfo(s.bKey, [s.outFeatures, s.r])]),
+      ...params.slots.flatMap((s) => slotTensors(s).map((t) => floatValueInfo(t.key, t.shape))),
       ...(params.slots.length > 0 ? [floatValueInfo(SCALINGS_INPUT, [params.slots.length])] : []),
       ...(params.dropout ? params.slots.map((s) => floatValueInfo(dropoutMaskName(s.module), ["tokens", s.inFeatures])) : []),
-      ...[...(full ?? [])].map(([name, p]) => floatValueInfo(name, p.shape)),
+      ...[...(parameters ?? [])].map(([name, p]) => floatValueInfo(name, p.shape)),
     ].filter((v) => used.has(v.name));
-    const shapes = new Map(
-      params.slots.flatMap(
-        (s) =>
-          [
-            [gradientName(s.aKey), [s.r, s.inFeatures]],
-            [gradientName(s.bKey), [s.outFeatures, s.r]],
-          ] as [string, number[]][],
-      ),
-    );
-    for (const [name, p] of full ?? []) shapes.set(gradientName(name), p.shape);
+    const shapes = new Map(params.slots.flatMap((s) => slotTensors(s).map((t): [string, number[]] => [gradientName(t.key), t.shape])));
+    for (const [name, p] of parameters ?? []) shapes.set(gradientName(name), p.shape);
     const output = outputs.map((name) => floatValueInfo(name, shapes.get(name) ?? []));
     const graph = { name: full ? "lowrank_full_training" : "lowrank_lora_training", node: nodes, initializer: initializers, input, output, value_info: [] };
     return ModelProtoType.fromObject({ ir_version: 8, producer_name: "lowrank", opset_import: [{ domain: "", version: 17 }], graph }) as unknown as ModelProto;

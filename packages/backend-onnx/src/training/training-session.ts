@@ -9,7 +9,7 @@ import { EXTERNAL_DATA_THRESHOLD, writeOnnx } from "../onnx/write-onnx.js";
 import { ExternalWeights } from "../onnx/external-weights.js";
 import { createOrtSession, type CreatedSession, type ExecutionProvider } from "../session/ort-session.js";
 import { LOSS_INPUTS, LOSS_OUTPUTS } from "./loss-ops.js";
-import { dropoutMaskName, gradientName, SCALINGS_INPUT, type TrainingSlot } from "./lora-plan.js";
+import { dropoutMaskName, gradientName, SCALINGS_INPUT, slotTensors, type TrainingSlot } from "./lora-plan.js";
 import { IDS_INPUT, type TrainedParameter } from "./training-graph.js";
 
 /** One batch's loss, predicted-token count and (for a training graph) the trained parameters' gradients. */
@@ -104,8 +104,7 @@ export async function runBatch(
   if (wanted.has(SCALINGS_INPUT))
     feeds[SCALINGS_INPUT] = new ort.Tensor("float32", Float32Array.from(params.slots.map((x) => x.scaling)), [params.slots.length]);
   for (const slot of params.slots) {
-    if (wanted.has(slot.aKey)) feeds[slot.aKey] = new ort.Tensor("float32", params.factors.get(slot.aKey)!, [slot.r, slot.inFeatures]);
-    if (wanted.has(slot.bKey)) feeds[slot.bKey] = new ort.Tensor("float32", params.factors.get(slot.bKey)!, [slot.outFeatures, slot.r]);
+    for (const { key, shape } of slotTensors(slot)) if (wanted.has(key)) feeds[key] = new ort.Tensor("float32", params.factors.get(key)!, shape);
     const maskName = dropoutMaskName(slot.module);
     if (wanted.has(maskName)) feeds[maskName] = new ort.Tensor("float32", params.masks!.get(slot.module)!, [b * s, slot.inFeatures]);
   }
@@ -115,7 +114,7 @@ export async function runBatch(
   const grads = new Map<string, Float32Array>();
   if (params.gradients) {
     for (const slot of params.slots) {
-      for (const key of [slot.aKey, slot.bKey]) grads.set(key, out[gradientName(key)]!.data as Float32Array);
+      for (const { key } of slotTensors(slot)) grads.set(key, out[gradientName(key)]!.data as Float32Array);
     }
     for (const name of params.parameters?.keys() ?? []) grads.set(name, out[gradientName(name)]!.data as Float32Array);
   }

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
-import { float32Tensor, mergeLora, resolveTargets, toFloat32, type LoraAdapter, type LoraConfig, type Logger, type Tensor } from "@lowrank/core";
-import { adapterKey, initLoraFactors, loraInitSeed, outputNorms, parseAdapterKey, PEFT_PREFIX } from "@lowrank/core/internal";
+import { float32Tensor, mergeLora, resolveTargets, type LoraAdapter, type LoraConfig, type Logger, type Tensor } from "@lowrank/core";
+import { adapterKey, convertToPlainLora, initLoraFactors, loraInitSeed, outputNorms, parseAdapterKey, PEFT_PREFIX } from "@lowrank/core/internal";
 import { attachAdapter, type AttachedAdapter } from "../lora/attach-adapter.js";
 import type { TfjsModel } from "../models/model.js";
 
@@ -98,52 +98,6 @@ export function createLoraTraining(model: TfjsModel, config: LoraConfig, options
   const adapter: LoraAdapter = { config: { ...config, target_modules: report.targetModules }, tensors };
   const attached = attachAdapter(model, adapter, { trainable: true, logger: options.logger });
   return loraTrainingFrom(model, attached, initial);
-}
-
-/**
- * PiSSA / OLoRA start from the base weight's own directions and train against the residual base.
- * Saved like that, the adapter would only fit the residual; like PEFT's
- * path_initial_model_for_weight_conversion, it is rewritten to fit the original base:
- * A′ = [A; A₀], B′ = [B, −B₀] (rank doubled, alpha doubled — ×√2 with rsLoRA — so the scaling holds).
- */
-function convertToPlainLora(adapter: LoraAdapter, initial: ReadonlyMap<string, { A: Float32Array; B: Float32Array }>): LoraAdapter {
-  if (initial.size === 0) return adapter;
-  const tensors = new Map(adapter.tensors);
-  for (const [module, start] of initial) {
-    const aKey = adapterKey(module, "lora_A");
-    const bKey = adapterKey(module, "lora_B");
-    const A = toFloat32(tensors.get(aKey)!);
-    const B = toFloat32(tensors.get(bKey)!);
-    // lora_A is [r, in] and lora_B [out, r]: the trainer made them.
-    const [r, inn] = tensors.get(aKey)!.shape as [number, number];
-    const out = tensors.get(bKey)!.shape[0]!;
-    const a2 = new Float32Array(2 * r * inn);
-    a2.set(A);
-    a2.set(start.A, r * inn);
-    const b2 = new Float32Array(out * 2 * r);
-    for (let o = 0; o < out; o++) {
-      for (let k = 0; k < r; k++) {
-        b2[o * 2 * r + k] = B[o * r + k]!;
-        b2[o * 2 * r + r + k] = -start.B[o * r + k]!;
-      }
-    }
-    tensors.set(aKey, float32Tensor(a2, [2 * r, inn]));
-    tensors.set(bKey, float32Tensor(b2, [out, 2 * r]));
-  }
-  const c = adapter.config;
-  const alphaFactor = c.use_rslora ? Math.SQRT2 : 2;
-  const double = (p: Record<string, number>, f: number) => Object.fromEntries(Object.entries(p).map(([k, v]) => [k, v * f]));
-  return {
-    config: {
-      ...c,
-      r: 2 * c.r,
-      lora_alpha: c.lora_alpha * alphaFactor,
-      rank_pattern: double(c.rank_pattern, 2),
-      alpha_pattern: double(c.alpha_pattern, alphaFactor),
-      init_lora_weights: true,
-    },
-    tensors,
-  };
 }
 
 /** Training state over an adapter already attached with `trainable: true` (e.g. a resumed one). */
