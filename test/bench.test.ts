@@ -16,6 +16,7 @@ const REQUIRED_RATIOS = [
   "merge_over_copy_bandwidth",
   "lora_over_full_eval_loss",
   "tfjs_over_onnx_lora_step_time",
+  "tfjs_over_onnx_generation_time",
 ];
 
 // `pnpm bench --quick` (bench/run.mjs → lowrank bench --quick) as CI runs it. The figures are
@@ -74,6 +75,12 @@ test("pnpm bench --quick measures every claim and writes the JSON and the report
   for (const row of results.latency)
     for (const k of ["ort_base", "ort_merged", "ort_unmerged", "tfjs_base", "tfjs_merged", "tfjs_unmerged"]) expect(row[k].median, k).toBeGreaterThan(0);
   expect(results.latency.map((r: { batch: number }) => r.batch)).toEqual([1, 8]);
+  // Issue 17: batched generation on both runtimes, and batch-1 decoding beside its floor.
+  expect(results.generation).toMatchObject({ prompts: 8, tfjs_batched: false });
+  expect(results.ratios.tfjs_over_onnx_generation_time).toBeCloseTo(results.generation.tfjs_seconds.median / results.generation.onnx_seconds.median, 12);
+  expect(results.decode.onnx_decode_tokens_per_second).toBeGreaterThan(0);
+  expect(results.decode.decode_floor_tokens_per_second).toBeGreaterThan(0);
+  expect(results.ratios.decode_over_floor).toBeCloseTo(results.decode.onnx_decode_tokens_per_second / results.decode.decode_floor_tokens_per_second, 12);
   expect(results.merge.file.merge_gb_per_s).toBeGreaterThan(0);
   // Bounded memory (issue 8): merging streams tensor by tensor, so the merging process never holds
   // the checkpoint — a whole-file merge would need more than the checkpoint's size.
@@ -92,6 +99,8 @@ test("pnpm bench --quick measures every claim and writes the JSON and the report
   const report = readFileSync(path.join(tmp, "benchmarks.md"), "utf8");
   expect(report).toContain("## The paper's claims, measured");
   expect(report).toContain("| full fine-tuning | 124,439,808 | 100% |");
+  expect(report).toContain("## 3b. Generation with an unmerged adapter");
+  expect(report).toContain("PyTorch 1.13 + PEFT");
   for (const chart of ["latency.svg", "training.svg", "quality.svg"]) {
     const svg = readFileSync(path.join(tmp, "benchmarks", chart), "utf8");
     expect(svg.startsWith("<svg"), chart).toBe(true);

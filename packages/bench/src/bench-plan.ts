@@ -16,6 +16,8 @@ export interface BenchPlan {
   /** LoRA on ONNX Runtime against the tfjs LoRA row of the same model (issue 10's ratio). */
   onnxTraining: { model: BenchModel; batchSize: number; seqLen: number; warmup: number; steps: number };
   latency: { model: BenchModel; batches: number[]; seqLen: number; rounds: number; ortRounds?: number; warmup: number }[];
+  /** Batched greedy generation, ONNX Runtime against tfjs, and batch-1 decoding on ONNX Runtime (issue 17). */
+  generation: { model: BenchModel; prompts: number; promptTokens: number; newTokens: number; rounds: number; warmup: number; decodeRepeats: number };
   quality: { steps: number; batchSize: number; evalMrs: number; maxNewTokens: number; loraLearningRate: number; fullLearningRate: number };
 }
 
@@ -32,6 +34,7 @@ export function benchPlan(quick: boolean): BenchPlan {
       training: [{ model: "embedded", batchSize: 4, gradientAccumulation: 1, seqLen: 64, warmup: 1, steps: 3 }],
       onnxTraining: { model: "embedded", batchSize: 4, seqLen: 64, warmup: 1, steps: 3 },
       latency: [{ model: "embedded", batches: [1, 8], seqLen: 32, rounds: 12, warmup: 3 }],
+      generation: { model: "embedded", prompts: 8, promptTokens: 16, newTokens: 8, rounds: 3, warmup: 1, decodeRepeats: 3 },
       quality: { steps: 12, batchSize: 8, evalMrs: 6, maxNewTokens: 24, loraLearningRate: 4e-3, fullLearningRate: 4e-4 },
     };
   }
@@ -58,6 +61,8 @@ export function benchPlan(quick: boolean): BenchPlan {
       { model: "embedded", batches: [1, 8], seqLen: 32, rounds: 50, warmup: 5 },
       { model: "large", batches: [1, 8], seqLen: 32, rounds: 12, ortRounds: 60, warmup: 3 },
     ],
+    // Issue 17: 8 prompts of 128 tokens + 32 new tokens each, greedy, r=8 on c_attn unmerged.
+    generation: { model: "large", prompts: 8, promptTokens: 128, newTokens: 32, rounds: 5, warmup: 1, decodeRepeats: 5 },
     // Learning rates: the best of a sweep at 100 steps (LoRA 2e-3 → 1.165, 4e-3 → 1.110 eval loss;
     // full fine-tuning 1e-4 → 0.944, 2e-4 → 0.855, 4e-4 → 0.784).
     quality: { steps: 100, batchSize: 16, evalMrs: 40, maxNewTokens: 48, loraLearningRate: 4e-3, fullLearningRate: 4e-4 },

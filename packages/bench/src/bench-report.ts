@@ -4,17 +4,8 @@ import { writeFileAtomic } from "@lowrank/core/internal";
 import { barChartSvg } from "./report/svg-chart.js";
 import { QUALITY_METHOD_LABELS } from "./e2e-quality.js";
 import type { BenchResults } from "./bench-results.js";
-import type { Spread } from "./stats.js";
-
-const n = (x: number): string => x.toLocaleString("en-US");
-const mb = (bytes: number): string => (bytes >= 1e8 ? `${(bytes / 1e6).toFixed(0)} MB` : `${(bytes / 1e6).toFixed(2)} MB`);
-const s3 = (s: Spread): string => `${s.median.toFixed(3)} (${s.min.toFixed(3)}–${s.max.toFixed(3)})`;
-const ms = (s: Spread): string => `${s.median.toFixed(s.median < 10 ? 2 : 1)} (${s.min.toFixed(s.min < 10 ? 2 : 1)}–${s.max.toFixed(s.max < 10 ? 2 : 1)})`;
-const table = (head: string[], rows: string[][]): string[] => [
-  `| ${head.join(" | ")} |`,
-  `|${head.map(() => "---").join("|")}|`,
-  ...rows.map((r) => `| ${r.join(" | ")} |`),
-];
+import { generationSection } from "./report/generation-section.js";
+import { mb, ms, n, s3, table } from "./report/markdown.js";
 
 /** Why a target can be missed on this kind of machine, printed beside a missed target. */
 const WHY_MISSED: Record<string, string> = {
@@ -36,6 +27,10 @@ const WHY_MISSED: Record<string, string> = {
     "the embedded base is tiny (2.6 M parameters, pretrained for one epoch on DART), so a rank-4 update of 0.5% of its parameters cannot match moving " +
     "all of them within the same 100 steps; the paper's parity is for large pretrained models (GPT-2 M/L, GPT-3), whose updates have a low " +
     "intrinsic rank — the all-linear row shows the gap narrowing with more adapted layers",
+  tfjs_over_onnx_generation_time:
+    "ONNX Runtime runs its batch on every core while TensorFlow.js (wasm) runs on one, so any other load on the machine slows ONNX Runtime far " +
+    "more (see the spread of its row in the generation table: its fastest round is the one to compare); on the quick run's tiny model both " +
+    "runtimes also spend their time in per-operation overhead rather than in matrix products",
   tfjs_over_onnx_lora_step_time:
     "on a small model both runtimes spend their time in per-operation overhead rather than in matrix products, where ONNX Runtime's advantage lies; " +
     "the ratio grows with the model (see the GPT-2-small row of a full run)",
@@ -213,6 +208,7 @@ export function renderBenchMarkdown(results: BenchResults, chartDir: string): st
     "",
     "![latency](benchmarks/latency.svg)",
     "",
+    ...generationSection(results),
     `## 4. Merge throughput: ${results.merge.model}, ${results.merge.adapter}`,
     "",
     ...table(

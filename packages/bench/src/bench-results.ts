@@ -2,6 +2,7 @@
 // report (bench-report.ts); kept apart so that none of them imports another for its types.
 import type { QualityResult } from "./e2e-quality.js";
 import type { FootprintRow } from "./footprint.js";
+import type { DecodeRow, GenerationRow } from "./generation-speed.js";
 import type { LatencyRow } from "./inference-latency.js";
 import type { MergeMemory } from "./merge-memory.js";
 import type { MergeThroughput } from "./merge-throughput.js";
@@ -39,6 +40,13 @@ export interface BenchResults {
   /** LoRA on ONNX Runtime, one pass per step, against the tfjs LoRA row of the same model. */
   onnx_training: { model: string; batch_size: number; seq_len: number; onnx: TrainingStep; tfjs: TrainingStep };
   latency: LatencyRow[];
+  /** Batched greedy generation with an unmerged adapter: ONNX Runtime (one batch) against tfjs. */
+  generation: GenerationRow;
+  /**
+   * Decoding at batch 1 on ONNX Runtime, beside its physical floor: one step reads every weight, so
+   * no more tokens per second than the copy bandwidth (from merge.kernel, read + written bytes) over the weight bytes.
+   */
+  decode: DecodeRow & { copy_bandwidth_gb_per_s: number; decode_floor_tokens_per_second: number };
   merge: MergeThroughput;
   merge_memory: MergeMemory;
   quality: { model: string; data: string; results: QualityResult[] };

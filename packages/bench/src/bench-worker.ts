@@ -1,5 +1,6 @@
 import type { LoraConfigInput } from "@lowrank/core";
 import type { QualityParams } from "./e2e-quality.js";
+import type { GenerationParams } from "./generation-speed.js";
 import type { LatencyParams } from "./inference-latency.js";
 import { randomAdapter } from "./synthetic-model.js";
 import type { TrainingStepParams } from "./training-step.js";
@@ -8,6 +9,7 @@ import type { TrainingStepParams } from "./training-step.js";
 export type WorkerJob =
   | { part: "training-step"; params: TrainingStepParams }
   | { part: "latency"; params: Omit<LatencyParams, "adapter"> & { adapter: LoraConfigInput } }
+  | { part: "generation"; params: Omit<GenerationParams, "adapter"> & { adapter: LoraConfigInput } }
   | { part: "merge"; params: { baseDir: string; workDir: string; repeats: number; model: string; adapter: LoraConfigInput; adapterLabel: string } }
   | { part: "merge-memory"; params: { baseDir: string; outDir: string; model: string; adapter: LoraConfigInput; adapterLabel: string } }
   | { part: "quality"; params: QualityParams };
@@ -22,6 +24,11 @@ export async function runWorkerJob(job: WorkerJob): Promise<unknown> {
       return (await import("./training-step.js")).measureTrainingStep(job.params);
     case "latency":
       return (await import("./inference-latency.js")).measureInferenceLatency({
+        ...job.params,
+        adapter: await randomAdapter(job.params.modelDir, job.params.adapter),
+      });
+    case "generation":
+      return (await import("./generation-speed.js")).measureGenerationSpeed({
         ...job.params,
         adapter: await randomAdapter(job.params.modelDir, job.params.adapter),
       });

@@ -8,7 +8,9 @@ import { benchPlan, type BenchPlan } from "./bench-plan.js";
 import type { BenchResults } from "./bench-results.js";
 import type { WorkerJob } from "./bench-worker.js";
 import { QUALITY_METHOD_LABELS, type QualityMethod, type QualityResult } from "./e2e-quality.js";
+import { copyBandwidthGbPerS, decodeFloorTokensPerSecond } from "./decode-floor.js";
 import { measureFootprint, ADAPTER_VARIANTS } from "./footprint.js";
+import type { DecodeRow, GenerationRow } from "./generation-speed.js";
 import type { LatencyRow } from "./inference-latency.js";
 import type { MergeMemory } from "./merge-memory.js";
 import type { MergeThroughput } from "./merge-throughput.js";
@@ -67,7 +69,7 @@ async function writeTokenData(file: string, vocab: number, rows: number, seqLen:
 }
 
 /** The suite's phases in the order they run; progress lines are numbered from this list. */
-const PHASES = ["footprint", "training", "onnx-training", "latency", "merge", "quality"] as const;
+const PHASES = ["footprint", "training", "onnx-training", "latency", "generation", "merge", "quality"] as const;
 const phase = (name: (typeof PHASES)[number]): string => `${PHASES.indexOf(name) + 1}/${PHASES.length}`;
 
 /** Runs every measurement of the plan and computes the ratios; the caller writes JSON and the report. */
@@ -173,6 +175,23 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
       );
     }
 
+    const g = plan.generation;
+    log(`${phase("generation")} generation: ${labels[g.model]}, ${g.prompts} prompts × ${g.promptTokens} tokens + ${g.newTokens} new, and decoding at batch 1`);
+    const speed = await worker<{ generation: GenerationRow; decode: DecodeRow }>({
+      part: "generation",
+      params: {
+        modelDir: dirs[g.model],
+        model: labels[g.model],
+        adapter: ADAPTER_VARIANTS[1]!.config,
+        prompts: g.prompts,
+        promptTokens: g.promptTokens,
+        newTokens: g.newTokens,
+        rounds: g.rounds,
+        warmup: g.warmup,
+        decodeRepeats: g.decodeRepeats,
+      },
+    });
+
     log(`${phase("merge")} merge throughput: ${labels.large}, ${ADAPTER_VARIANTS[2]!.label}`);
     const merge = await worker<MergeThroughput>({
       part: "merge",
@@ -224,11 +243,18 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
       );
     }
 
+    const bandwidth = copyBandwidthGbPerS(merge.kernel.copy_gb_per_s);
     const partial = {
       parameters,
       training,
       onnx_training: onnxTraining,
       latency,
+      generation: speed.generation,
+      decode: {
+        ...speed.decode,
+        copy_bandwidth_gb_per_s: bandwidth,
+        decode_floor_tokens_per_second: decodeFloorTokensPerSecond(speed.decode.weight_bytes, bandwidth),
+      },
       merge,
       merge_memory: mergeMemory,
       quality: { model: labels.embedded, data: path.basename(options.e2eFile), results: quality },

@@ -53,7 +53,7 @@ export async function benchCommand(ctx: CliContext, options: BenchOptions): Prom
   ctx.out(`lowrank bench${options.quick ? " --quick" : ""}: ${results.seconds.toFixed(0)} s`);
   for (const t of results.targets)
     ctx.out(
-      `  ${t.ratio.padEnd(28)} ${t.value === null ? "not measured" : t.value.toFixed(3).padStart(8)}  target ${t.target.padEnd(7)} ${t.met ? "met" : "MISSED"}`,
+      `  ${t.ratio.padEnd(32)} ${t.value === null ? "not measured" : t.value.toFixed(3).padStart(8)}  target ${t.target.padEnd(7)} ${t.met ? "met" : "MISSED"}`,
     );
   if (options.json) {
     await writeJsonResults(options.json, results);
