@@ -233,8 +233,8 @@ describe("lowrank train --backend onnx", () => {
     const out = path.join(tmp, "never");
     for (const [args, message] of [
       [
-        ["--model", requireFixture("roberta-tiny"), "--data", data],
-        /model_type "roberta" is not supported by the onnx trainer \(supported: gpt2, llama, mistral, qwen2[^)]*\); use --backend tfjs/,
+        ["--model", requireFixture("deberta-v2-tiny"), "--data", data],
+        /model_type "deberta-v2" is not supported by the onnx trainer \(supported: gpt2, llama, mistral, qwen2[^)]*\); use --backend tfjs/,
       ],
       [["--model", requireFixture("gpt2-tiny"), "--data", data, "--init", "loftq"], /does not support `init_lora_weights` "loftq" yet/],
       [
@@ -248,5 +248,42 @@ describe("lowrank train --backend onnx", () => {
       expect(run.stderr).toMatch(message);
       expect(existsSync(out)).toBe(false);
     }
+  });
+});
+
+describe("lowrank train --task seq-cls on an encoder", () => {
+  test("runs on ONNX Runtime by default; predict with its adapter gives the tfjs backend's logits", async () => {
+    // roberta-tiny has no tokenizer: ids (bos, 2–9 ids, eos) with a label, the first id's residue mod 3.
+    const lines = Array.from({ length: 24 }, (_, i) => {
+      const inner = Array.from({ length: 2 + (i % 8) }, (_, t) => 3 + ((i * 37 + t * 101) % 509));
+      return JSON.stringify({ input_ids: [0, ...inner, 2], label: inner[0]! % 3 });
+    });
+    const data = path.join(tmp, "classes.jsonl");
+    writeFileSync(data, `${lines.join("\n")}\n`);
+    const out = path.join(tmp, "seq-cls");
+    const args = ["--model", requireFixture("roberta-tiny"), "--data", data, "--rank", "4", "--target-modules", "query,value", "--lr", "1e-2"];
+    const run = lowrank(["train", ...args, "--task", "seq-cls", "--batch-size", "4", "--steps", "8", "--seed", "2", "--out", out, "--json"]);
+    expect(run.status, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ backend: "onnx", steps: 8 });
+    const adapter = await readAdapter(out);
+    expect(adapter.config).toMatchObject({ task_type: "SEQ_CLS", modules_to_save: ["classifier", "score"], r: 4 });
+    expect(adapter.tensors.get("base_model.model.classifier.out_proj.weight")!.shape).toEqual([3, 64]);
+    expect(adapter.tensors.get("base_model.model.roberta.encoder.layer.1.attention.self.value.lora_B.weight")!.shape).toEqual([64, 4]);
+
+    const ids = path.join(tmp, "cls-ids.json");
+    writeFileSync(ids, "[[0, 17, 250, 31, 2]]");
+    const predict = ["predict", "--model", requireFixture("roberta-tiny"), "--adapter", out, "--input-ids", ids];
+    const logits = async (backend: string) => {
+      const file = path.join(tmp, `cls-${backend}.safetensors`);
+      const predicted = lowrank([...predict, "--backend", backend, "--output", file]);
+      expect(predicted.status, predicted.stderr).toBe(0);
+      return toFloat32((await readSafetensors(file)).tensors.get("logits")!);
+    };
+    const [onnx, tfjs] = [await logits("onnx"), await logits("tfjs")];
+    expect(onnx.length).toBe(3);
+    let worst = 0;
+    onnx.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - tfjs[i]!))));
+    console.log(`roberta-tiny seq-cls adapter: predict logits on onnx and tfjs differ by ${worst.toExponential(2)} at most`);
+    expect(worst).toBeLessThanOrEqual(1e-4);
   });
 });

@@ -99,9 +99,8 @@ function isTrainerGap(error: LowrankError): boolean {
 
 /** Why the ONNX trainer would not take this run (core's planning, no graph built), or undefined. */
 async function onnxTrainingDeclineReason(train: TrainParams): Promise<string | undefined> {
-  if (train.task === "seq-cls") return "sequence classification is trained by tfjs";
   try {
-    await planOnnxLoraTraining({ model: train.model, lora: train.lora, logger: silentLogger });
+    await planOnnxLoraTraining({ model: train.model, lora: train.lora, task: train.task, logger: silentLogger });
     return undefined;
   } catch (error) {
     // What the ONNX trainer lacks is declined; bad input is left to fail the same way on any backend.
@@ -115,8 +114,9 @@ function vocabSizeOf(source: OnnxSource): number | undefined {
 }
 
 /**
- * The ONNX Runtime backend: inference with adapters merged offline or fed per run, and LoRA training
- * of Hugging Face GPT-2 and LLaMA-family checkpoints through one loss-and-gradients graph, on the
+ * The ONNX Runtime backend: inference with adapters merged offline or fed per run, and LoRA (or full)
+ * training of Hugging Face GPT-2 and LLaMA-family checkpoints, and sequence classification on BERT /
+ * RoBERTa / XLM-R, through one loss-and-gradients graph, on the
  * CUDA execution provider when asked and available, else the CPU.
  */
 export class OnnxBackend implements LowrankBackend {
@@ -143,9 +143,9 @@ export class OnnxBackend implements LowrankBackend {
   }
 
   /**
-   * Declines a model it has no graph for, and a training run its trainer does not cover (full
-   * fine-tuning, sequence classification, DoRA, embedding LoRA, trained biases, modules_to_save,
-   * PiSSA/OLoRA, other architectures): the reason is the error the run would meet here.
+   * Declines a model it has no graph for, and a training run its trainer does not cover (other
+   * architectures such as DeBERTa-v2, sequence classification on a decoder, lora_bias, LoftQ,
+   * modules_to_save on a causal LM): the reason is the error the run would meet here.
    */
   async declineReason(job: BackendJob): Promise<string | undefined> {
     if (job.capability === "merge") return undefined;

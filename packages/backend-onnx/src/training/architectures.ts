@@ -1,4 +1,5 @@
 import { LowrankError } from "@lowrank/core";
+import { ENCODER_TRAINING_MODEL_TYPES, encoderTraining } from "./encoder-training-graph.js";
 import { GPT2_TRAINING } from "./gpt2-training-graph.js";
 import { llamaTraining } from "./llama-training-graph.js";
 import type { TrainingArchitecture } from "./training-graph.js";
@@ -15,6 +16,9 @@ const ARCHITECTURES: Readonly<Record<string, ArchitectureFactory>> = {
   phi3: llamaTraining,
   gemma: llamaTraining,
   gemma2: llamaTraining,
+  bert: encoderTraining,
+  roberta: encoderTraining,
+  "xlm-roberta": encoderTraining,
 };
 
 export const ONNX_TRAINABLE_MODEL_TYPES = Object.keys(ARCHITECTURES);
@@ -34,4 +38,26 @@ export function trainingArchitecture(config: Record<string, unknown>, label: str
         `--backend tfjs`,
     );
   return found(type, config, label);
+}
+
+/** The task a model trains: the encoders sequence classification, the decoders causal language modelling. */
+export type TrainingTask = "causal-lm" | "seq-cls";
+
+/**
+ * The task of a run on a checkpoint: `requested` (`--task`) or, without it, the model type's.
+ * @throws LowrankError USAGE when `--task causal-lm` is asked of an encoder (no LM head), TARGET_UNSUPPORTED
+ *   when `--task seq-cls` is asked of a decoder (the tfjs backend trains those).
+ */
+export function trainingTask(config: Record<string, unknown>, requested: TrainingTask | undefined, label: string): TrainingTask {
+  const type = typeof config.model_type === "string" ? config.model_type : "";
+  const encoder = (ENCODER_TRAINING_MODEL_TYPES as readonly string[]).includes(type);
+  const task = requested ?? (encoder ? "seq-cls" : "causal-lm");
+  if (task === "causal-lm" && encoder)
+    throw new LowrankError("USAGE", `--task causal-lm does not fit ${label}, a ${type} sequence classifier; use --task seq-cls`);
+  if (task === "seq-cls" && !encoder)
+    throw new LowrankError(
+      "TARGET_UNSUPPORTED",
+      `${label}: the onnx trainer does not support --task seq-cls on model_type ${JSON.stringify(type)} yet (only on ${ENCODER_TRAINING_MODEL_TYPES.join(", ")}); use --backend tfjs`,
+    );
+  return task;
 }

@@ -2,12 +2,14 @@ import { stat } from "node:fs/promises";
 import type * as ort from "onnxruntime-node";
 import { Checkpoint, float32Tensor, LowrankError, type Logger, type Tensor } from "@lowrank/core";
 import type { ExecutionProvider } from "../session/ort-session.js";
-import { trainingArchitecture } from "./architectures.js";
+import { trainingArchitecture, trainingTask, type TrainingTask } from "./architectures.js";
 import { buildTrainingGraph, type TrainedParameter, type TrainingArchitecture } from "./training-graph.js";
 import { openGraphSession } from "./training-session.js";
 
 /** Every parameter of a model ready to train on ONNX Runtime (full fine-tuning), and the session of its graph. */
 export interface OnnxFullTraining {
+  /** What the graph's loss is: causal LM, or (encoders) sequence classification. */
+  task: TrainingTask;
   /** The parameters by checkpoint name: float32 values (updated in place by the trainer) and shapes. */
   parameters: Map<string, TrainedParameter>;
   /** The same values by name, as the optimizer takes them. */
@@ -26,13 +28,15 @@ export interface OnnxFullTraining {
 }
 
 /**
- * What a full fine-tuning run on ONNX Runtime would train, without building anything: the
- * architecture of the checkpoint's model type and its parameter count.
- * @throws LowrankError USAGE for an ONNX file, CHECKPOINT_INVALID naming what the ONNX trainer cannot train.
+ * What a full fine-tuning run on ONNX Runtime would train, without building anything: the task
+ * (`task`, else the model type's), the architecture of the checkpoint's model type and its parameter count.
+ * @throws LowrankError USAGE for an ONNX file or a task the model does not fit, CHECKPOINT_INVALID /
+ *   TARGET_UNSUPPORTED naming what the ONNX trainer cannot train.
  */
 export async function planOnnxFullTraining(params: {
   model: string;
-}): Promise<{ architecture: TrainingArchitecture; modelConfig: Record<string, unknown>; totalParameters: number }> {
+  task?: TrainingTask;
+}): Promise<{ task: TrainingTask; architecture: TrainingArchitecture; modelConfig: Record<string, unknown>; totalParameters: number }> {
   if ((await stat(params.model).catch(() => undefined))?.isFile()) {
     throw new LowrankError(
       "USAGE",
@@ -48,7 +52,8 @@ export async function planOnnxFullTraining(params: {
     await checkpoint.close();
   }
   const modelConfig = checkpoint.config;
-  return { architecture: trainingArchitecture(modelConfig, params.model), modelConfig, totalParameters };
+  const architecture = trainingArchitecture(modelConfig, params.model);
+  return { task: trainingTask(modelConfig, params.task, params.model), architecture, modelConfig, totalParameters };
 }
 
 /**
@@ -60,11 +65,13 @@ export async function planOnnxFullTraining(params: {
  */
 export async function createOnnxFullTraining(params: {
   model: string;
+  /** `--task`; without it, the model type's. */
+  task?: TrainingTask;
   executionProvider?: ExecutionProvider;
   threads?: number;
   logger?: Logger;
 }): Promise<OnnxFullTraining> {
-  const { architecture, modelConfig, totalParameters } = await planOnnxFullTraining(params);
+  const { task, architecture, modelConfig, totalParameters } = await planOnnxFullTraining(params);
   const parameters = new Map<string, TrainedParameter>();
   const model = await buildTrainingGraph({ dir: params.model, architecture, slots: [], dropout: false, gradients: true, full: parameters });
   const { session, provider, reason } = await openGraphSession(model, {
@@ -73,6 +80,7 @@ export async function createOnnxFullTraining(params: {
     logger: params.logger,
   });
   return {
+    task,
     parameters,
     params: new Map([...parameters].map(([name, p]) => [name, p.values])),
     session,

@@ -3,14 +3,17 @@ import type * as ort from "onnxruntime-node";
 import { Checkpoint, createLoraConfig, describeModel, LowrankError, type LoraAdapter, type LoraConfig, type LoraConfigInput, type Logger } from "@lowrank/core";
 import { convertToPlainLora, expandTargetModules } from "@lowrank/core/internal";
 import type { ExecutionProvider } from "../session/ort-session.js";
-import { trainingArchitecture } from "./architectures.js";
+import { trainingArchitecture, trainingTask, type TrainingTask } from "./architectures.js";
 import { adapterOf, initialFactors, planLoraSlots, type ResidualInit, type TrainingSlot } from "./lora-plan.js";
+import { savedModuleTensors } from "./saved-modules.js";
 import { trainedBiases } from "./trained-biases.js";
 import { buildTrainingGraph, type TrainedParameter } from "./training-graph.js";
 import { openStreamedGraphSession } from "./training-session.js";
 
 /** A LoRA adapter ready to train on ONNX Runtime: its factors, and the session of its graph. */
 export interface OnnxLoraTraining {
+  /** What the graph's loss is: causal LM, or (encoders) sequence classification. */
+  task: TrainingTask;
   config: LoraConfig;
   slots: TrainingSlot[];
   /**
@@ -18,7 +21,10 @@ export interface OnnxLoraTraining {
    * the tfjs backend initialises them) and the checkpoint tensors trained beside them (`parameters`).
    */
   params: Map<string, Float32Array>;
-  /** PEFT's trained biases (`bias` "all" / "lora_only") by adapter key, with their shapes; the same arrays as in `params`. */
+  /**
+   * The checkpoint tensors trained whole by adapter key, with their shapes (the same arrays as in
+   * `params`): PEFT's trained biases (`bias` "all" / "lora_only") and modules_to_save (a classifier).
+   */
   parameters: Map<string, TrainedParameter>;
   session: ort.InferenceSession;
   /** The execution provider the session runs on, and why (requested, or the CUDA failure). */
@@ -39,8 +45,10 @@ export interface OnnxLoraTraining {
 export interface CreateOnnxLoraTrainingParams {
   /** A Hugging Face model folder (config.json + safetensors). */
   model: string;
-  /** The adapter to create (PEFT's fields); fan_in_fan_out and task_type are filled in. */
+  /** The adapter to create (PEFT's fields); fan_in_fan_out, task_type and (seq-cls) modules_to_save are filled in. */
   lora?: LoraConfigInput;
+  /** `--task`; without it, the model type's (trainingTask). */
+  task?: TrainingTask;
   seed: number;
   executionProvider?: ExecutionProvider;
   threads?: number;
@@ -48,12 +56,14 @@ export interface CreateOnnxLoraTrainingParams {
 }
 
 /**
- * What a LoRA run on ONNX Runtime would train, without building anything: the adapter's config and
- * slots (core's targeting), the architecture, and the checkpoint's parameter count.
- * @throws LowrankError USAGE for an ONNX file, CHECKPOINT_INVALID / TARGET_UNSUPPORTED naming what
- *   the ONNX trainer cannot train.
+ * What a LoRA run on ONNX Runtime would train, without building anything: the task, the adapter's
+ * config and slots (core's targeting), the checkpoint tensors trained whole (trained biases; for
+ * sequence classification PEFT's modules_to_save, by default the classifier as the tfjs trainer sets
+ * it), the architecture, and the checkpoint's parameter count.
+ * @throws LowrankError USAGE for an ONNX file or a task the model does not fit, CHECKPOINT_INVALID /
+ *   TARGET_UNSUPPORTED naming what the ONNX trainer cannot train.
  */
-export async function planOnnxLoraTraining(params: { model: string; lora?: LoraConfigInput; logger?: Logger }) {
+export async function planOnnxLoraTraining(params: { model: string; lora?: LoraConfigInput; task?: TrainingTask; logger?: Logger }) {
   if ((await stat(params.model).catch(() => undefined))?.isFile()) {
     throw new LowrankError(
       "USAGE",
@@ -74,16 +84,25 @@ export async function planOnnxLoraTraining(params: { model: string; lora?: LoraC
   }
   const modelConfig = checkpoint.config;
   const architecture = trainingArchitecture(modelConfig, params.model);
+  const task = trainingTask(modelConfig, params.task, params.model);
   const config = createLoraConfig({
-    task_type: "CAUSAL_LM",
+    task_type: task === "seq-cls" ? "SEQ_CLS" : "CAUSAL_LM",
     base_model_name_or_path: params.model,
     // GPT-2-style Conv1D weights are stored input by output: say so, as PEFT users must.
     fan_in_fan_out: description.modules.some((m) => m.kind === "conv1d"),
+    // As the tfjs trainer (and PEFT's SEQ_CLS task): the classification head is trained whole.
+    ...(task === "seq-cls" ? { modules_to_save: ["classifier", "score"] } : {}),
     ...params.lora,
   });
-  const slots = planLoraSlots({ config, description, supported: architecture.supports, label: params.model, logger: params.logger });
-  const biases = trainedBiases(config, slots, tensorNames);
-  return { config, slots, biases, description, modelConfig, architecture, totalParameters };
+  const { slots, modulesToSave } = planLoraSlots({ config, description, supported: architecture.supports, label: params.model, logger: params.logger });
+  if (task === "causal-lm" && modulesToSave.length > 0)
+    throw new LowrankError(
+      "TARGET_UNSUPPORTED",
+      `${params.model}: the onnx trainer does not support \`modules_to_save\` (${modulesToSave.join(", ")}) yet on causal language models; use --backend tfjs`,
+    );
+  // Checkpoint name → adapter key of every tensor trained whole: the biases PEFT's `bias` trains, the saved modules' tensors.
+  const trained = new Map([...trainedBiases(config, slots, tensorNames), ...savedModuleTensors(modulesToSave, tensorNames)]);
+  return { task, config, slots, trained, description, modelConfig, architecture, totalParameters };
 }
 
 /**
@@ -93,13 +112,13 @@ export async function planOnnxLoraTraining(params: { model: string; lora?: LoraC
  * @throws LowrankError CHECKPOINT_INVALID / TARGET_UNSUPPORTED naming what the ONNX trainer cannot train.
  */
 export async function createOnnxLoraTraining(params: CreateOnnxLoraTrainingParams): Promise<OnnxLoraTraining> {
-  const { config, slots, biases, description, modelConfig, architecture, totalParameters } = await planOnnxLoraTraining(params);
+  const { task, config, slots, trained: trainedNames, description, modelConfig, architecture, totalParameters } = await planOnnxLoraTraining(params);
   // Saved as PEFT saves it: the resolved module list, never null or "all-linear".
   const saved = { ...config, target_modules: expandTargetModules(config, description) };
   const residual: ResidualInit = { residuals: new Map(), initial: new Map() };
   const factors = initialFactors(slots, config, params.seed, { baseWeight: await baseWeights(params.model, config, slots), residual });
   const dropout = config.lora_dropout > 0;
-  const trained = { names: biases, parameters: new Map<string, TrainedParameter>() };
+  const trained = { names: trainedNames, parameters: new Map<string, TrainedParameter>() };
   // The frozen weights go from the checkpoint to an external data file one by one: held once, by ONNX
   // Runtime (PiSSA / OLoRA's residual weights replace their checkpoint tensors there).
   const { session, provider, reason } = await openStreamedGraphSession(
@@ -111,6 +130,7 @@ export async function createOnnxLoraTraining(params: CreateOnnxLoraTrainingParam
   for (const [key, p] of trained.parameters) values.set(key, p.values);
   const shapes = new Map([...trained.parameters].map(([key, p]) => [key, p.shape]));
   return {
+    task,
     config,
     slots,
     params: values,

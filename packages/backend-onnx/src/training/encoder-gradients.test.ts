@@ -20,10 +20,10 @@ import { loadModel, selectEngine, type TfjsModel } from "@lowrank/backend-tfjs";
 import { createFullTraining, createLoraTraining, type TrainableSet } from "@lowrank/backend-tfjs/internal";
 import { fixtureVariant } from "./fixture-variant.test-util.js";
 import { correctRows, runClassificationBatch } from "./classification-batch.js";
-import { buildEncoderTrainingGraph, encoderTraining } from "./encoder-training-graph.js";
+import { encoderTraining } from "./encoder-training-graph.js";
 import { gradientName, initialFactors, planLoraSlots } from "./lora-plan.js";
 import { savedModuleTensors } from "./saved-modules.js";
-import type { TrainedParameter } from "./training-graph.js";
+import { buildTrainingGraph, type TrainedParameter } from "./training-graph.js";
 import { openGraphSession } from "./training-session.js";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "lowrank-onnx-encoders-"));
@@ -157,17 +157,12 @@ describe("the ONNX encoder classification graph against the tfjs backend (sequen
     await checkpoint.close();
     const description = describeModel(modelConfig, info);
     const architecture = encoderTraining(String(modelConfig.model_type), modelConfig, dir);
-    // planLoraSlots still refuses modules_to_save: plan without them, then keep the targets PEFT keeps (none inside a saved
-    // module), at their places in its report (the initialisation seeds follow them).
-    const report = resolveTargets(config, description);
-    const { modulesToSave } = report;
-    const slots = planLoraSlots({ config: { ...config, modules_to_save: null }, description, supported: architecture.supports, label: dir })
-      .filter((slot) => report.targets.some((t) => t.name === slot.module))
-      .map((slot) => ({ ...slot, index: report.targets.findIndex((t) => t.name === slot.module) }));
+    const { slots, modulesToSave } = planLoraSlots({ config, description, supported: architecture.supports, label: dir });
+    expect(slots.map((slot) => slot.module)).toEqual(resolveTargets(config, description).targets.map((t) => t.name));
     expect(modulesToSave).toEqual(saved.includes("pooler") ? ["bert.pooler", "classifier"] : ["classifier"]);
     const trained = { names: savedModuleTensors(modulesToSave, info.keys()), parameters: new Map<string, TrainedParameter>() };
     const factors = initialFactors(slots, config, 7);
-    const model = await buildEncoderTrainingGraph({ dir, architecture, slots, dropout: false, gradients: true, trained });
+    const model = await buildTrainingGraph({ dir, architecture, slots, dropout: false, gradients: true, trained });
     expect(model.graph.input.slice(0, 3).map((i) => i.name)).toEqual(["input_ids", "attention_mask", "labels"]);
     expect(model.graph.output.slice(0, 3).map((o) => o.name)).toEqual(["loss", "tokens", "logits"]);
     expect(
@@ -224,7 +219,7 @@ describe("the ONNX encoder classification graph against the tfjs backend (sequen
     await checkpoint.close();
     const config = createLoraConfig({ r: 4, lora_alpha: 8, init_lora_weights: false, lora_dropout: 0.1, target_modules: ["dense"], task_type: "SEQ_CLS" });
     const architecture = encoderTraining("bert", modelConfig, dir);
-    const slots = planLoraSlots({ config, description: describeModel(modelConfig, info), supported: architecture.supports, label: dir });
+    const { slots } = planLoraSlots({ config, description: describeModel(modelConfig, info), supported: architecture.supports, label: dir });
     expect(slots.map((slot) => slot.module)).toContain("bert.pooler.dense");
     const factors = initialFactors(slots, config, 3);
     const { ids, mask } = batchOf(LENGTHS, 30, 0, 8);
@@ -232,7 +227,7 @@ describe("the ONNX encoder classification graph against the tfjs backend (sequen
     const masks = new Map(slots.map((slot) => [slot.module, new Float32Array(tokens * slot.inFeatures).fill(1)]));
     const results = [];
     for (const dropout of [false, true]) {
-      const model = await buildEncoderTrainingGraph({ dir, architecture, slots, dropout, gradients: true });
+      const model = await buildTrainingGraph({ dir, architecture, slots, dropout, gradients: true });
       const { session } = await openGraphSession(model, {});
       try {
         results.push(await runClassificationBatch(session, { slots, ids, mask, classes: CLASSES, factors, masks, gradients: true }));
@@ -266,7 +261,7 @@ describe("the ONNX encoder classification graph against the tfjs backend (sequen
     await checkpoint.close();
     const parameters = new Map<string, TrainedParameter>();
     const architecture = encoderTraining(String(modelConfig.model_type), modelConfig, dir);
-    const model = await buildEncoderTrainingGraph({ dir, architecture, slots: [], dropout: false, gradients: true, full: parameters });
+    const model = await buildTrainingGraph({ dir, architecture, slots: [], dropout: false, gradients: true, full: parameters });
     expect([...parameters.keys()].sort()).toEqual(names.sort());
     expect(model.graph.initializer.filter((t) => parameters.has(t.name))).toEqual([]);
     expect(model.graph.node.every((n) => !n.domain)).toBe(true);

@@ -1,7 +1,7 @@
 import { LowrankError } from "@lowrank/core";
 import { ENCODER_MASK, FLOAT32_MIN } from "../export/encoder-context.js";
 import type { GraphBuilder } from "../export/graph-builder.js";
-import { floatValueInfo, ONNX_INT64, type ModelProto } from "../onnx/onnx-codec.js";
+import { floatValueInfo, ONNX_INT64 } from "../onnx/onnx-codec.js";
 import { moduleScope } from "../onnx/locate-weights.js";
 import { activationForward, TRAINABLE_ACTIVATIONS } from "./activation-ops.js";
 import { attentionBackward, attentionForward, type AttentionSaved, type AttentionSpec } from "./attention-ops.js";
@@ -11,7 +11,7 @@ import { tokenEmbeddingLora } from "./lora-embedding-ops.js";
 import { linearBackward, linearForward, linearParameterGradients, type FrozenLinear, type LinearSaved } from "./lora-linear-ops.js";
 import { loraInputs } from "./lora-plan.js";
 import { layerNormBackward, layerNormForward, layerNormParameterGradients, type NormSaved } from "./norm-ops.js";
-import { buildTrainingGraph, IDS_INPUT, sequenceDims, type ArchitectureContext, type TrainingArchitecture } from "./training-graph.js";
+import { IDS_INPUT, sequenceDims, type ArchitectureContext, type TrainingArchitecture } from "./training-graph.js";
 
 /** The encoder model types the ONNX trainer trains for sequence classification. */
 export const ENCODER_TRAINING_MODEL_TYPES = ["bert", "roberta", "xlm-roberta"] as const;
@@ -68,6 +68,10 @@ function robertaPositions(g: GraphBuilder, scope: string, padId: number): string
  * `attention_mask`, then RoBERTa's classifier.dense → tanh → classifier.out_proj on the first token
  * or BERT's pooler → classifier; the mean cross-entropy against `labels` (classificationLoss).
  *
+ * The graph's inputs are `input_ids`, `attention_mask` (int64 [batch, sequence]) and `labels` (int64
+ * [batch]) besides the LoRA ones; its outputs `loss`, `tokens` (the rows), `logits` [batch, labels]
+ * and the gradients.
+ *
  * LoRA on any block linear, the pooler, the head's linears and the token embedding. Every checkpoint
  * tensor the run trains (`ctx.trains`: PEFT's modules_to_save — the classifier, and the pooler when
  * listed — trained biases, or every tensor with `full`) gets its gradient through `ctx.gradient`.
@@ -87,7 +91,12 @@ export function encoderTraining(modelType: string, config: Record<string, unknow
       "CHECKPOINT_INVALID",
       `${label}: config.json \`position_embedding_type\` "${positionType}" is not supported by the onnx trainer (only "absolute")`,
     );
-  return { supports: (module) => LORA_MODULES.test(module), build: (ctx) => buildEncoder(ctx, modelType, act) };
+  return {
+    supports: (module) => LORA_MODULES.test(module),
+    build: (ctx) => buildEncoder(ctx, modelType, act),
+    inputs: [floatValueInfo(ATTENTION_MASK_INPUT, ["batch", "sequence"], ONNX_INT64), floatValueInfo(CLASSIFICATION_INPUTS.labels, ["batch"], ONNX_INT64)],
+    outputs: [floatValueInfo(CLASSIFICATION_OUTPUTS.logits, ["batch", "labels"])],
+  };
 }
 
 async function buildEncoder(ctx: ArchitectureContext, modelType: string, act: string): Promise<void> {
@@ -263,26 +272,4 @@ async function buildEncoder(ctx: ArchitectureContext, modelType: string, act: st
     const summed = g.one(`/grad${scope}`, "ReduceSum", [dEmbedded, g.constInts([0])], { keepdims: 1 });
     ctx.gradient(tokenType, embeddingGradient(g, scope, tokenType, g.constInts([0]), summed));
   }
-}
-
-/**
- * The loss-and-gradients graph of an encoder for sequence classification: buildTrainingGraph with
- * `encoderTraining`, whose inputs are `input_ids`, `attention_mask` (int64 [batch, sequence]) and
- * `labels` (int64 [batch]) besides the factors, and whose outputs are `loss`, `tokens` (the rows),
- * `logits` [batch, labels] and the gradients.
- */
-export async function buildEncoderTrainingGraph(params: Parameters<typeof buildTrainingGraph>[0]): Promise<ModelProto> {
-  const model = await buildTrainingGraph(params);
-  const { graph } = model;
-  const used = new Set(graph.node.flatMap((n) => n.input));
-  const extra = [
-    floatValueInfo(ATTENTION_MASK_INPUT, ["batch", "sequence"], ONNX_INT64),
-    floatValueInfo(CLASSIFICATION_INPUTS.labels, ["batch"], ONNX_INT64),
-  ].filter((v) => used.has(v.name));
-  graph.input.splice(1, 0, ...extra);
-  const labels = graph.node.find(
-    (n) => n.op_type === "Gemm" && n.output.length === 1 && graph.node.some((m) => m.output[0] === CLASSIFICATION_OUTPUTS.logits && m.input[0] === n.output[0]),
-  );
-  graph.output.splice(2, 0, floatValueInfo(CLASSIFICATION_OUTPUTS.logits, ["batch", labels ? "labels" : "labels"]));
-  return model;
 }

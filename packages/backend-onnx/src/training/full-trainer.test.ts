@@ -38,7 +38,7 @@ const options: TrainerOptions = {
 
 async function onnxRun(dir: string, steps: number) {
   const training = await createOnnxFullTraining({ model: dir });
-  const trainer = new OnnxLoraTrainer(training.session, [], training.params, examples(4, 48), { ...options, steps }, 0, training.parameters);
+  const trainer = new OnnxLoraTrainer(training.session, [], training.params, examples(4, 48), { ...options, steps }, { parameters: training.parameters });
   return { training, trainer, stepper: onnxFullStepper(training, trainer) };
 }
 

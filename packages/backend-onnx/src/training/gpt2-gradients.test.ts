@@ -42,7 +42,7 @@ const masks = new Map<string, Float32Array>();
 beforeAll(async () => {
   const cp = await Checkpoint.open(dir);
   const architecture = trainingArchitecture(cp.config, dir);
-  slots = planLoraSlots({ config, description: describeModel(cp.config, cp.tensorInfo()), supported: architecture.supports, label: dir });
+  ({ slots } = planLoraSlots({ config, description: describeModel(cp.config, cp.tensorInfo()), supported: architecture.supports, label: dir }));
   await cp.close();
   const { session } = await openGraphSession(await buildTrainingGraph({ dir, architecture, slots, dropout: false, gradients: true }), {});
   factors = initialFactors(slots, config, seed);

@@ -60,7 +60,7 @@ export function planLoraSlots(params: {
   supported: (module: string) => boolean;
   label: string;
   logger?: Logger;
-}): TrainingSlot[] {
+}): { slots: TrainingSlot[]; modulesToSave: string[] } {
   const { config, label } = params;
   const refuse = (what: string) => new LowrankError("TARGET_UNSUPPORTED", `${label}: the onnx trainer does not support ${what} yet; use --backend tfjs`);
   if (config.lora_bias) throw refuse("`lora_bias`");
@@ -68,8 +68,7 @@ export function planLoraSlots(params: {
   if (typeof init === "string" && !["gaussian", "pissa", "olora"].includes(init) && !/^pissa_niter_\d+$/.test(init))
     throw refuse(`\`init_lora_weights\` "${init}"`);
   const report = resolveTargets(config, params.description, { logger: params.logger });
-  if (report.modulesToSave.length > 0) throw refuse(`\`modules_to_save\` (${report.modulesToSave.join(", ")})`);
-  return report.targets.map((plan, index) => {
+  const slots = report.targets.map((plan, index): TrainingSlot => {
     if (!params.supported(plan.name)) throw refuse(`LoRA on \`${plan.name}\` (target_modules)`);
     const embedding = plan.kind === "embedding";
     return {
@@ -85,6 +84,7 @@ export function planLoraSlots(params: {
       index,
     };
   });
+  return { slots, modulesToSave: [...report.modulesToSave] };
 }
 
 /** The stored layout of an adapted module's weight: GPT-2's Conv1D [in, out], nn.Linear [out, in]. */

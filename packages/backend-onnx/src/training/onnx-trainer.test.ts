@@ -3,9 +3,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { createLoraConfig, memoryLogger, readAdapter, type LoraConfigInput } from "@lowrank/core";
-import { restoreTrainingCheckpoint, saveTrainingCheckpoint, type TrainerOptions, type TrainingExample } from "@lowrank/core/internal";
-import { captureLowrankRejection, requireFixture, sharedDir } from "@lowrank/core/testing";
+import { createLoraConfig, memoryLogger, readAdapter, toFloat32, writeAdapter, type LoraConfigInput } from "@lowrank/core";
+import { restoreTrainingCheckpoint, saveTrainingCheckpoint, SeededRandom, type TrainerOptions, type TrainingExample } from "@lowrank/core/internal";
+import { captureLowrankRejection, maxAbsDiff, requireFixture, sharedDir } from "@lowrank/core/testing";
 import { loadModel, selectEngine } from "@lowrank/backend-tfjs";
 import { createLoraTraining, Trainer } from "@lowrank/backend-tfjs/internal";
 import { createOnnxLoraTraining } from "./create-onnx-lora-training.js";
@@ -114,7 +114,7 @@ describe("LoRA training on ONNX Runtime", () => {
         training.params,
         e2eExamples(16, 32),
         { ...options, steps: 3 },
-        training.config.lora_dropout,
+        { dropout: training.config.lora_dropout },
       );
       const losses = [];
       for (let i = 0; i < 3; i++) losses.push((await trainer.trainStep()).loss);
@@ -148,9 +148,9 @@ describe("LoRA training on ONNX Runtime", () => {
       [relu, lora, /gemma2-relu: config\.json `hidden_activation` "relu" is not supported by the onnx trainer \(supported: gelu_new, .*\)$/],
       [longrope, lora, /phi3-su\/config\.json: Phi-3 `rope_scaling` type "su" is not supported by lowrank/],
       [
-        requireFixture("roberta-tiny"),
+        requireFixture("deberta-v2-tiny"),
         lora,
-        /roberta-tiny: model_type "roberta" is not supported by the onnx trainer \(supported: gpt2, llama, mistral, qwen2, phi3, gemma, gemma2\); use --backend tfjs/,
+        /deberta-v2-tiny: model_type "deberta-v2" is not supported by the onnx trainer \(supported: gpt2, llama, mistral, qwen2, phi3, gemma, gemma2, bert, roberta, xlm-roberta\); use --backend tfjs/,
       ],
       [
         dir,
@@ -167,5 +167,91 @@ describe("LoRA training on ONNX Runtime", () => {
       expect(error.message).toMatch(message);
       expect(error.message).not.toContain("\n");
     }
+  });
+});
+
+/** Classification examples for roberta-tiny: bos, 2–10 random ids, eos; the label is the first id's residue mod 3 (learnable). */
+function classificationExamples(count: number, seed: number): TrainingExample[] {
+  const rng = new SeededRandom(seed);
+  return Array.from({ length: count }, () => {
+    const inner = Array.from({ length: 2 + Math.floor(rng.next() * 9) }, () => 3 + Math.floor(rng.next() * 509));
+    return { ids: [0, ...inner, 2], label: inner[0]! % 3 };
+  });
+}
+
+describe("sequence classification on ONNX Runtime (roberta-tiny)", () => {
+  const roberta = requireFixture("roberta-tiny");
+  const clsLora: LoraConfigInput = { r: 4, lora_alpha: 8, target_modules: ["query", "value"], lora_dropout: 0 };
+  const clsOptions: TrainerOptions = { ...options, task: "seq-cls", padTokenId: 1, learningRate: 1e-2, steps: 20 };
+
+  test("20 steps (LoRA on query, value + the classifier) give the tfjs trainer's losses within 1e-3, the same accuracy and adapter", async () => {
+    await selectEngine();
+    const train = classificationExamples(48, 3);
+    const evalSet = classificationExamples(20, 4);
+    const training = await createOnnxLoraTraining({ model: roberta, lora: clsLora, seed: 5 });
+    expect(training.task).toBe("seq-cls");
+    expect(training.config).toMatchObject({ task_type: "SEQ_CLS", modules_to_save: ["classifier", "score"] });
+    const model = await loadModel(roberta);
+    const tfjsTraining = createLoraTraining(
+      model,
+      createLoraConfig({ ...clsLora, task_type: "SEQ_CLS", modules_to_save: ["classifier", "score"], base_model_name_or_path: roberta }),
+      { seed: 5 },
+    );
+    const tfjs = new Trainer(model, tfjsTraining, train, clsOptions);
+    const trainer = new OnnxLoraTrainer(training.session, training.slots, training.params, train, clsOptions, {
+      parameters: training.parameters,
+      numLabels: 3,
+    });
+    try {
+      const diffs: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const theirs = tfjs.trainStep();
+        const ours = await trainer.trainStep();
+        expect(ours).toMatchObject({ step: theirs.step, epoch: theirs.epoch, tokens: theirs.tokens, learningRate: theirs.learningRate });
+        diffs.push(Math.abs(ours.loss - theirs.loss));
+      }
+      const [ours, theirs] = [await trainer.evaluate(evalSet), tfjs.evaluate(evalSet)];
+      console.log(
+        `roberta-tiny seq-cls: worst loss difference ${Math.max(...diffs).toExponential(2)} over 20 steps; eval loss ${ours.loss} (tfjs ${theirs.loss}), ` +
+          `accuracy ${ours.accuracy} (tfjs ${theirs.accuracy})`,
+      );
+      expect(Math.max(...diffs)).toBeLessThanOrEqual(1e-3);
+      expect(Math.abs(ours.loss - theirs.loss)).toBeLessThanOrEqual(1e-3);
+      expect(ours.accuracy).toBe(theirs.accuracy);
+      expect(ours.examples).toBe(20);
+      const folder = (who: string) => path.join(tmp, `seq-cls-${who}`);
+      await writeAdapter(folder("onnx"), training.adapter());
+      await writeAdapter(folder("tfjs"), tfjsTraining.exportAdapter());
+      const [a, b] = [await readAdapter(folder("onnx")), await readAdapter(folder("tfjs"))];
+      const shapes = (x: typeof a) => Object.fromEntries([...x.tensors].map(([k, t]) => [k, t.shape]));
+      expect(shapes(a)).toEqual(shapes(b));
+      expect(shapes(a)).toMatchObject({ "base_model.model.classifier.out_proj.weight": [3, 64], "base_model.model.classifier.dense.bias": [64] });
+      expect(a.config).toEqual(b.config);
+      for (const [key, t] of b.tensors) {
+        const want = toFloat32(t);
+        const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        expect(maxAbsDiff(toFloat32(a.tensors.get(key)!), want), key).toBeLessThanOrEqual(1e-3 * scale);
+      }
+    } finally {
+      tfjs.dispose();
+      model.store.dispose();
+      await training.release();
+    }
+  });
+
+  test("a label the classifier lacks is one USAGE error naming it; causal LM on an encoder is refused", async () => {
+    const training = await createOnnxLoraTraining({ model: roberta, lora: clsLora, seed: 5 });
+    try {
+      const examples = [...classificationExamples(4, 3), { ids: [0, 5, 2], label: 3 }];
+      const error = await captureLowrankRejection(
+        (async () => new OnnxLoraTrainer(training.session, training.slots, training.params, examples, clsOptions, { numLabels: 3 }))(),
+      );
+      expect(error.code).toBe("USAGE");
+      expect(error.message).toMatch(/^training example 5: `label` 3 is out of range: the model classifies into 3 labels \(0 to 2/);
+    } finally {
+      await training.release();
+    }
+    const error = await captureLowrankRejection(createOnnxLoraTraining({ model: roberta, lora: clsLora, task: "causal-lm", seed: 5 }));
+    expect(error.message).toMatch(/--task causal-lm does not fit .*roberta-tiny, a roberta sequence classifier/);
   });
 });

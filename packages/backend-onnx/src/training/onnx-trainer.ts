@@ -1,17 +1,43 @@
 import type * as ort from "onnxruntime-node";
 import { LowrankError } from "@lowrank/core";
 import { clipGradNorm, dropoutSeed, Float32AdamW, stepLearningRate, makeBatch, SeededRandom, TrainingBatches } from "@lowrank/core/internal";
-import type { BackendTrainer, EvalResult, StepLog, TrainerOptions, TrainerState, TrainingExample } from "@lowrank/core/internal";
+import type { Batch, BackendTrainer, EvalResult, StepLog, TrainerOptions, TrainerState, TrainingExample } from "@lowrank/core/internal";
 import type { TrainingSlot } from "./lora-plan.js";
 import type { TrainedParameter } from "./training-graph.js";
+import { runClassificationBatch } from "./classification-batch.js";
 import { runBatch } from "./training-session.js";
+
+/** What a trainer trains beside the slots' factors, and how. */
+export interface OnnxTrainerExtras {
+  /** lora_dropout: masks are drawn per step from the seed when above 0. */
+  dropout?: number;
+  /**
+   * Checkpoint tensors trained as graph inputs, with their shapes — full fine-tuning (no slots):
+   * every parameter; LoRA: PEFT's trained biases and modules_to_save. `params` holds the same arrays.
+   */
+  parameters?: ReadonlyMap<string, TrainedParameter>;
+  /** Sequence classification: the classifier's label count (every example's `label` is checked against it). */
+  numLabels?: number;
+}
+
+/** Every example's class within [0, labels): one LowrankError USAGE naming the first that is not. */
+function checkLabels(examples: readonly TrainingExample[], labels: number | undefined, what: string): void {
+  if (labels === undefined) return;
+  const bad = examples.findIndex((e) => (e.label ?? 0) >= labels);
+  if (bad >= 0)
+    throw new LowrankError(
+      "USAGE",
+      `${what} example ${bad + 1}: \`label\` ${examples[bad]!.label} is out of range: the model classifies into ${labels} labels (0 to ${labels - 1}, config.json \`id2label\`)`,
+    );
+}
 
 /**
  * Trains LoRA factors (or, full fine-tuning, every parameter of the model) held as Float32Arrays
  * with one ONNX Runtime session of the loss-and-gradients graph: the tfjs trainer's options and
  * results (core's seeded batch order, warm-up + schedule, gradient accumulation, global-norm
  * clipping, AdamW with decoupled weight decay on every trained parameter), the optimizer step in
- * plain TypeScript. Causal LM only.
+ * plain TypeScript. Causal LM (mean loss per predicted token) or, on an encoder's graph, sequence
+ * classification (mean loss per example, accuracy in evaluation).
  */
 export class OnnxLoraTrainer implements BackendTrainer {
   readonly totalSteps: number;
@@ -20,11 +46,14 @@ export class OnnxLoraTrainer implements BackendTrainer {
   private readonly accumulation: number;
   private step = 0;
 
+  private readonly dropout: number;
+  private readonly parameters?: ReadonlyMap<string, TrainedParameter>;
+  private readonly numLabels?: number;
+
   /**
-   * @param params the trained factors by adapter key, updated in place.
-   * @param dropout lora_dropout: masks are drawn per step from the seed when above 0.
-   * @param parameters checkpoint tensors trained as graph inputs, with their shapes — full fine-tuning (no
-   *   slots): every parameter; LoRA: PEFT's trained biases. `params` holds the same arrays.
+   * @param params the trained values by adapter key (or checkpoint name), updated in place.
+   * @param options `task` must be the graph's (an encoder's graph computes the classification loss).
+   * @throws LowrankError USAGE for an example whose `label` the classifier lacks, or nothing to train.
    */
   constructor(
     private readonly session: ort.InferenceSession,
@@ -32,11 +61,12 @@ export class OnnxLoraTrainer implements BackendTrainer {
     readonly params: Map<string, Float32Array>,
     examples: readonly TrainingExample[],
     private readonly options: TrainerOptions,
-    private readonly dropout = 0,
-    private readonly parameters?: ReadonlyMap<string, TrainedParameter>,
+    extras: OnnxTrainerExtras = {},
   ) {
-    if (options.task !== "causal-lm")
-      throw new LowrankError("USAGE", `--task ${options.task}: the onnx trainer trains causal language models only; use --backend tfjs`);
+    this.dropout = extras.dropout ?? 0;
+    this.parameters = extras.parameters;
+    this.numLabels = options.task === "seq-cls" ? extras.numLabels : undefined;
+    checkLabels(examples, this.numLabels, "training");
     if (params.size === 0) throw new LowrankError("USAGE", "nothing to train: the adapter has no trainable parameters");
     if (!(options.batchSize >= 1)) throw new LowrankError("USAGE", `--batch-size must be at least 1, got ${options.batchSize}`);
     this.batches = new TrainingBatches(examples, options);
@@ -67,6 +97,17 @@ export class OnnxLoraTrainer implements BackendTrainer {
     return masks;
   }
 
+  /** One batch through the graph: its mean loss, the loss's denominator (predicted tokens, or rows), correct rows and gradients. */
+  private async run(batch: Batch, masks: Map<string, Float32Array> | undefined, gradients: boolean) {
+    const feeds = { slots: this.slots, ids: batch.ids, factors: this.params, masks, parameters: this.parameters, gradients };
+    if (this.options.task === "seq-cls") {
+      const r = await runClassificationBatch(this.session, { ...feeds, mask: batch.mask, classes: batch.classes });
+      return { loss: r.loss, weight: r.rows, correct: r.correct, grads: r.grads };
+    }
+    const r = await runBatch(this.session, { ...feeds, labels: batch.labels });
+    return { loss: r.loss, weight: r.predicted, correct: 0, grads: r.grads };
+  }
+
   /** Runs one optimizer step (all its micro-batches) and returns its log. */
   async trainStep(): Promise<StepLog> {
     const started = performance.now();
@@ -75,15 +116,7 @@ export class OnnxLoraTrainer implements BackendTrainer {
     const { batches, tokens, epoch } = this.batches.step(this.step);
     for (const { index, batch } of batches) {
       const masks = this.masks(batch.ids.length * batch.ids[0]!.length, dropoutSeed(this.options.seed, index));
-      const result = await runBatch(this.session, {
-        slots: this.slots,
-        ids: batch.ids,
-        labels: batch.labels,
-        factors: this.params,
-        masks,
-        parameters: this.parameters,
-        gradients: true,
-      });
+      const result = await this.run(batch, masks, true);
       // As the tfjs trainer: each micro-batch's loss (and so its gradient) divided by the accumulation.
       lossTotal += Math.fround(result.loss / this.accumulation);
       if (this.accumulation > 1) for (const g of result.grads.values()) for (let i = 0; i < g.length; i++) g[i]! /= this.accumulation;
@@ -104,29 +137,31 @@ export class OnnxLoraTrainer implements BackendTrainer {
   }
 
   /**
-   * Mean loss per predicted token and perplexity. ONNX Runtime runs a graph whole, so this uses the
-   * training session (its gradients are dropped) rather than a second copy of the weights.
+   * Mean loss per predicted token (per example for classification, with the accuracy) and perplexity.
+   * ONNX Runtime runs a graph whole, so this uses the training session (its gradients are dropped)
+   * rather than a second copy of the weights.
+   * @throws LowrankError USAGE for an example whose `label` the classifier lacks.
    */
   async evaluate(examples: readonly TrainingExample[], batchSize = this.options.batchSize): Promise<EvalResult> {
+    checkLabels(examples, this.numLabels, "evaluation");
     let weighted = 0;
     let weight = 0;
+    let correct = 0;
     for (let start = 0; start < examples.length; start += batchSize) {
       const batch = makeBatch(examples.slice(start, start + batchSize), this.options.padTokenId);
       const masks = this.masks(batch.ids.length * batch.ids[0]!.length, undefined);
-      const result = await runBatch(this.session, {
-        slots: this.slots,
-        ids: batch.ids,
-        labels: batch.labels,
-        factors: this.params,
-        masks,
-        parameters: this.parameters,
-        gradients: false,
-      });
-      weighted += result.loss * result.predicted;
-      weight += result.predicted;
+      const result = await this.run(batch, masks, false);
+      weighted += result.loss * result.weight;
+      weight += result.weight;
+      correct += result.correct;
     }
     const loss = weight > 0 ? weighted / weight : NaN;
-    return { loss, perplexity: Math.exp(loss), examples: examples.length };
+    return {
+      loss,
+      perplexity: Math.exp(loss),
+      examples: examples.length,
+      ...(this.options.task === "seq-cls" ? { accuracy: correct / Math.max(1, examples.length) } : {}),
+    };
   }
 
   getState(): TrainerState {

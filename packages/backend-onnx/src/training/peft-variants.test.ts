@@ -129,7 +129,7 @@ describe("PEFT's adapter variants on the ONNX trainer, against the tfjs backend"
       { seed: 9 },
     );
     const tfjs = new Trainer(model, tfjsTraining, examples, options);
-    const trainer = new OnnxLoraTrainer(training.session, training.slots, training.params, examples, options, 0, training.parameters);
+    const trainer = new OnnxLoraTrainer(training.session, training.slots, training.params, examples, options, { parameters: training.parameters });
     try {
       for (let i = 0; i < 12; i++) {
         const theirs = tfjs.trainStep();
@@ -171,7 +171,14 @@ describe("PEFT's adapter variants on the ONNX trainer, against the tfjs backend"
         seed: 4,
       });
       expect(training.session.inputNames.filter((n) => n.startsWith("lora_dropout_mask.")).map((n) => n.split(".").at(-1))).toEqual(["q_proj", "q_proj"]);
-      const trainer = new OnnxLoraTrainer(training.session, training.slots, training.params, examples, { ...options, steps: 2 }, 0.1, training.parameters);
+      const trainer = new OnnxLoraTrainer(
+        training.session,
+        training.slots,
+        training.params,
+        examples,
+        { ...options, steps: 2 },
+        { dropout: 0.1, parameters: training.parameters },
+      );
       const losses = [(await trainer.trainStep()).loss, (await trainer.trainStep()).loss];
       await training.release();
       return losses;
@@ -186,7 +193,14 @@ describe("PEFT's adapter variants on the ONNX trainer, against the tfjs backend"
     const lora = base(GPT2, { init_lora_weights: "pissa", bias: "all", use_dora: true });
     const start = async () => {
       const training = await createOnnxLoraTraining({ model: dir, lora, seed: 6 });
-      const trainer = new OnnxLoraTrainer(training.session, training.slots, training.params, examples, { ...options, steps: 6 }, 0, training.parameters);
+      const trainer = new OnnxLoraTrainer(
+        training.session,
+        training.slots,
+        training.params,
+        examples,
+        { ...options, steps: 6 },
+        { parameters: training.parameters },
+      );
       return { training, trainer };
     };
     const straight = await start();

@@ -15,22 +15,30 @@ export interface OnnxTrainingOptions {
 const intOf = (v: unknown): number | undefined =>
   typeof v === "number" && Number.isInteger(v) ? v : Array.isArray(v) && Number.isInteger(v[0]) ? (v[0] as number) : undefined;
 
+/** A classifier's label count as transformers reads config.json: `num_labels`, else `id2label`'s size, else 2. */
+function labelCount(config: Record<string, unknown>): number {
+  if (typeof config.num_labels === "number") return config.num_labels;
+  const names = config.id2label;
+  return names && typeof names === "object" ? Object.keys(names).length : 2;
+}
+
 /**
  * How ONNX Runtime prepares a training run for core's runTraining: builds the loss-and-gradients
  * graph of the Hugging Face model in `params.model` with the new adapter's factors (or, with `full`,
  * every parameter of the model), opens its session, reads the data (text through the folder's
- * tokenizer) and creates the trainer.
- * @returns the preparation; it throws LowrankError USAGE for `seq-cls` runs (use the tfjs backend),
- * CHECKPOINT_INVALID when config.json has no `vocab_size`, and what createOnnxLoraTraining /
+ * tokenizer) and creates the trainer. The task is `--task`, else the model type's: sequence
+ * classification on BERT / RoBERTa / XLM-R (the classifier trained whole, as on the tfjs backend),
+ * causal LM on the decoders.
+ * @returns the preparation; it throws LowrankError CHECKPOINT_INVALID when config.json has no
+ * `vocab_size`, USAGE for a label the classifier lacks, and what createOnnxLoraTraining /
  * createOnnxFullTraining throw.
  */
 export function prepareOnnxTraining(options: OnnxTrainingOptions): PrepareTrainingStepper {
   return async ({ params, seed, readData }) => {
-    if (params.task === "seq-cls") throw new LowrankError("USAGE", "--task seq-cls: the onnx trainer trains causal language models only; use --backend tfjs");
     const session = { executionProvider: options.executionProvider, threads: options.threads, logger: options.logger };
     const training = params.full
-      ? { kind: "full" as const, run: await createOnnxFullTraining({ model: params.model, ...session }) }
-      : { kind: "lora" as const, run: await createOnnxLoraTraining({ model: params.model, lora: params.lora, seed, ...session }) };
+      ? { kind: "full" as const, run: await createOnnxFullTraining({ model: params.model, task: params.task, ...session }) }
+      : { kind: "lora" as const, run: await createOnnxLoraTraining({ model: params.model, lora: params.lora, task: params.task, seed, ...session }) };
     try {
       const config = training.run.modelConfig;
       const vocabSize = intOf(config.vocab_size);
@@ -38,18 +46,22 @@ export function prepareOnnxTraining(options: OnnxTrainingOptions): PrepareTraini
       // Text goes through the model folder's tokenizer, core's, as on the tfjs backend.
       const tokenizer = await loadTokenizer(params.model, config);
       const eos = tokenizer?.eosTokenId ?? intOf(config.eos_token_id);
-      const examples = await readData({ task: "causal-lm", tokenizerFor: () => tokenizer, vocabSize, eosTokenId: eos });
+      const task = training.run.task;
+      const examples = await readData({ task, tokenizerFor: () => tokenizer, vocabSize, eosTokenId: eos });
       const trainerOptions = trainerOptionsFor(params, {
-        task: "causal-lm",
+        task,
         seed,
-        padTokenId: tokenizer?.padTokenId ?? intOf(config.pad_token_id) ?? eos ?? 0,
+        // As the tfjs trainer: a classifier pads with config.json's pad token (the mask hides it).
+        padTokenId: task === "seq-cls" ? (intOf(config.pad_token_id) ?? 0) : (tokenizer?.padTokenId ?? intOf(config.pad_token_id) ?? eos ?? 0),
       });
+      const numLabels = task === "seq-cls" ? labelCount(config) : undefined;
       if (training.kind === "full") {
         const full = training.run;
-        return onnxFullStepper(full, new OnnxLoraTrainer(full.session, [], full.params, examples, trainerOptions, 0, full.parameters));
+        return onnxFullStepper(full, new OnnxLoraTrainer(full.session, [], full.params, examples, trainerOptions, { parameters: full.parameters, numLabels }));
       }
       const lora = training.run;
-      return onnxStepper(lora, new OnnxLoraTrainer(lora.session, lora.slots, lora.params, examples, trainerOptions, lora.config.lora_dropout, lora.parameters));
+      const extras = { dropout: lora.config.lora_dropout, parameters: lora.parameters, numLabels };
+      return onnxStepper(lora, new OnnxLoraTrainer(lora.session, lora.slots, lora.params, examples, trainerOptions, extras));
     } catch (error) {
       await training.run.release();
       throw error;

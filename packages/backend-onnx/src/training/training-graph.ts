@@ -1,7 +1,7 @@
 import protobuf from "protobufjs";
 import { Checkpoint, LowrankError } from "@lowrank/core";
 import { GraphBuilder } from "../export/graph-builder.js";
-import { floatValueInfo, ONNX_INT64, type ModelProto } from "../onnx/onnx-codec.js";
+import { floatValueInfo, ONNX_INT64, type ModelProto, type ValueInfoProto } from "../onnx/onnx-codec.js";
 import { ONNX_PROTO } from "../onnx/onnx-proto.js";
 import { LOSS_INPUTS, LOSS_OUTPUTS } from "./loss-ops.js";
 import { dropoutMaskName, gradientName, SCALINGS_INPUT, slotTensors, type TrainingSlot } from "./lora-plan.js";
@@ -46,6 +46,10 @@ export interface ArchitectureContext {
 export interface TrainingArchitecture {
   supports(module: string): boolean;
   build(ctx: ArchitectureContext): Promise<void>;
+  /** Graph inputs the builder reads besides the ids, the loss's and the LoRA ones (an encoder's `attention_mask`, `labels`), declared after `input_ids` when used. */
+  inputs?: readonly ValueInfoProto[];
+  /** Graph outputs besides `loss` and `tokens` (a classifier's `logits`), declared after them. */
+  outputs?: readonly ValueInfoProto[];
 }
 
 /** Batch and sequence length as 1-D int64 tensors, the sequence length also as a scalar. */
@@ -77,8 +81,9 @@ export interface TrainedParameter {
 }
 
 /**
- * Builds the one ONNX model (opset 17, standard operators only) that computes the causal-LM loss of
- * a batch and, with `gradients`, the gradient of every LoRA A and B. Frozen weights are initializers
+ * Builds the one ONNX model (opset 17, standard operators only) that computes the loss of a batch
+ * (the causal-LM loss, or the architecture's: an encoder's classification loss, with its extra inputs
+ * and outputs) and, with `gradients`, the gradient of every LoRA A and B. Frozen weights are initializers
  * written once; the factors, scalings and dropout masks are inputs fed every step.
  *
  * With `full` (full fine-tuning; no slots) every checkpoint tensor the graph reads is instead a graph
@@ -166,11 +171,13 @@ export async function buildTrainingGraph(params: {
         );
         gradientOutputs.push(gradientName(name));
       }
-    const outputs = [LOSS_OUTPUTS.loss, LOSS_OUTPUTS.tokens, ...gradientOutputs];
+    const extraOutputs = params.architecture.outputs ?? [];
+    const outputs = [LOSS_OUTPUTS.loss, LOSS_OUTPUTS.tokens, ...extraOutputs.map((o) => o.name), ...gradientOutputs];
     const { nodes, initializers } = pruneGraph(g.nodes, g.initializers, outputs);
     const used = new Set(nodes.flatMap((n) => n.input));
     const input = [
       floatValueInfo(IDS_INPUT, ["batch", "sequence"], ONNX_INT64),
+      ...(params.architecture.inputs ?? []),
       floatValueInfo(LOSS_INPUTS.targets, ["batch", "sequence"], ONNX_INT64),
       floatValueInfo(LOSS_INPUTS.targetMask, ["batch", "sequence"]),
       ...params.slots.flatMap((s) => slotTensors(s).map((t) => floatValueInfo(t.key, t.shape))),
@@ -180,7 +187,7 @@ export async function buildTrainingGraph(params: {
     ].filter((v) => used.has(v.name));
     const shapes = new Map(params.slots.flatMap((s) => slotTensors(s).map((t): [string, number[]] => [gradientName(t.key), t.shape])));
     for (const [name, p] of parameters ?? []) shapes.set(gradientName(name), p.shape);
-    const output = outputs.map((name) => floatValueInfo(name, shapes.get(name) ?? []));
+    const output = outputs.map((name) => extraOutputs.find((o) => o.name === name) ?? floatValueInfo(name, shapes.get(name) ?? []));
     const graph = { name: full ? "lowrank_full_training" : "lowrank_lora_training", node: nodes, initializer: initializers, input, output, value_info: [] };
     return ModelProtoType.fromObject({ ir_version: 8, producer_name: "lowrank", opset_import: [{ domain: "", version: 17 }], graph }) as unknown as ModelProto;
   } finally {

@@ -12,7 +12,7 @@ describe("the training graph", () => {
     const cp = await Checkpoint.open(dir);
     const architecture = trainingArchitecture(cp.config, dir);
     const config = createLoraConfig({ r: 4, lora_alpha: 8, target_modules: ["c_attn", "c_proj", "c_fc"], init_lora_weights: false });
-    const slots = planLoraSlots({ config, description: describeModel(cp.config, cp.tensorInfo()), supported: architecture.supports, label: dir });
+    const { slots } = planLoraSlots({ config, description: describeModel(cp.config, cp.tensorInfo()), supported: architecture.supports, label: dir });
     const weights = new Set(cp.tensorInfo().keys());
     await cp.close();
     const model = await buildTrainingGraph({ dir, architecture, slots, dropout: false, gradients: true });
@@ -62,7 +62,7 @@ describe("the training graph", () => {
     const cp = await Checkpoint.open(dir);
     const architecture = trainingArchitecture(cp.config, dir);
     const config = createLoraConfig({ r: 4, lora_alpha: 8, target_modules: modules });
-    const slots = planLoraSlots({ config, description: describeModel(cp.config, cp.tensorInfo()), supported: architecture.supports, label: dir });
+    const { slots } = planLoraSlots({ config, description: describeModel(cp.config, cp.tensorInfo()), supported: architecture.supports, label: dir });
     const weights = new Set(cp.tensorInfo().keys());
     await cp.close();
     const { graph } = await buildTrainingGraph({ dir, architecture, slots, dropout: false, gradients: true });

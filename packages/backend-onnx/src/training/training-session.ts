@@ -69,38 +69,29 @@ export async function openStreamedGraphSession(build: (external: ExternalWeights
   }
 }
 
-const int64 = (rows: readonly (readonly number[])[]): BigInt64Array => BigInt64Array.from(rows.flat(), (x) => BigInt(x));
+/** Int64 data of ids / labels for an ort.Tensor. */
+export const int64 = (values: readonly number[]): BigInt64Array => BigInt64Array.from(values, (x) => BigInt(x));
+
+/** What every training graph is fed besides its loss's inputs. */
+export interface GraphFeeds {
+  slots: readonly TrainingSlot[];
+  ids: number[][];
+  factors: ReadonlyMap<string, Float32Array>;
+  /** Dropout masks [tokens, in] by module. */
+  masks?: ReadonlyMap<string, Float32Array>;
+  /** The checkpoint tensors trained as graph inputs (full fine-tuning: every one), fed as they are. */
+  parameters?: ReadonlyMap<string, TrainedParameter>;
+}
 
 /**
- * Runs one batch: builds the feeds (ids, shifted targets, factors, scalings, masks; with full
- * fine-tuning the model's `parameters`, their Float32Arrays fed as they are) and reads the outputs.
+ * The feeds every training graph shares, those the session takes: the ids, each slot's factors, the
+ * scalings, the dropout masks and the trained parameters.
  */
-export async function runBatch(
-  session: ort.InferenceSession,
-  params: {
-    slots: readonly TrainingSlot[];
-    ids: number[][];
-    labels: number[][];
-    factors: ReadonlyMap<string, Float32Array>;
-    masks?: ReadonlyMap<string, Float32Array>;
-    /** Full fine-tuning: every parameter of the model by checkpoint name (no slots, no factors). */
-    parameters?: ReadonlyMap<string, TrainedParameter>;
-    gradients: boolean;
-  },
-): Promise<BatchResult> {
+export function commonFeeds(session: ort.InferenceSession, params: GraphFeeds): Record<string, ort.Tensor> {
   const b = params.ids.length;
   const s = params.ids[0]!.length;
-  const { targets, weights, predicted } = causalTargets(params.labels);
   const wanted = new Set(session.inputNames);
-  const feeds: Record<string, ort.Tensor> = {
-    [IDS_INPUT]: new ort.Tensor("int64", int64(params.ids), [b, s]),
-    [LOSS_INPUTS.targets]: new ort.Tensor(
-      "int64",
-      BigInt64Array.from(targets, (x) => BigInt(x)),
-      [b, s],
-    ),
-    [LOSS_INPUTS.targetMask]: new ort.Tensor("float32", Float32Array.from(weights), [b, s]),
-  };
+  const feeds: Record<string, ort.Tensor> = { [IDS_INPUT]: new ort.Tensor("int64", int64(params.ids.flat()), [b, s]) };
   if (wanted.has(SCALINGS_INPUT))
     feeds[SCALINGS_INPUT] = new ort.Tensor("float32", Float32Array.from(params.slots.map((x) => x.scaling)), [params.slots.length]);
   for (const slot of params.slots) {
@@ -109,14 +100,36 @@ export async function runBatch(
     if (wanted.has(maskName)) feeds[maskName] = new ort.Tensor("float32", params.masks!.get(slot.module)!, [b * s, slot.inFeatures]);
   }
   for (const [name, p] of params.parameters ?? []) if (wanted.has(name)) feeds[name] = new ort.Tensor("float32", p.values, p.shape);
+  return feeds;
+}
+
+/** The gradients a training graph's run gave for every factor and trained parameter, by graph input name. */
+export function readGradients(out: ort.InferenceSession.OnnxValueMapType, params: Pick<GraphFeeds, "slots" | "parameters">): Map<string, Float32Array> {
+  const grads = new Map<string, Float32Array>();
+  for (const slot of params.slots) for (const { key } of slotTensors(slot)) grads.set(key, out[gradientName(key)]!.data as Float32Array);
+  for (const name of params.parameters?.keys() ?? []) grads.set(name, out[gradientName(name)]!.data as Float32Array);
+  return grads;
+}
+
+/**
+ * Runs one causal-LM batch: the common feeds (commonFeeds; with full fine-tuning the model's
+ * `parameters`) and the shifted targets, and reads the outputs.
+ */
+export async function runBatch(
+  session: ort.InferenceSession,
+  params: GraphFeeds & {
+    labels: number[][];
+    gradients: boolean;
+  },
+): Promise<BatchResult> {
+  const b = params.ids.length;
+  const s = params.ids[0]!.length;
+  const { targets, weights, predicted } = causalTargets(params.labels);
+  const feeds = commonFeeds(session, params);
+  feeds[LOSS_INPUTS.targets] = new ort.Tensor("int64", int64(targets), [b, s]);
+  feeds[LOSS_INPUTS.targetMask] = new ort.Tensor("float32", Float32Array.from(weights), [b, s]);
   const fetches = params.gradients ? session.outputNames : [LOSS_OUTPUTS.loss, LOSS_OUTPUTS.tokens];
   const out = await session.run(feeds, fetches);
-  const grads = new Map<string, Float32Array>();
-  if (params.gradients) {
-    for (const slot of params.slots) {
-      for (const { key } of slotTensors(slot)) grads.set(key, out[gradientName(key)]!.data as Float32Array);
-    }
-    for (const name of params.parameters?.keys() ?? []) grads.set(name, out[gradientName(name)]!.data as Float32Array);
-  }
+  const grads = params.gradients ? readGradients(out, params) : new Map<string, Float32Array>();
   return { loss: (out[LOSS_OUTPUTS.loss]!.data as Float32Array)[0]!, predicted, grads };
 }
