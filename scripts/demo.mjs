@@ -59,7 +59,7 @@ const trainer = new OnnxLoraTrainer(
     { model: modelDir, data: "", out, steps, learningRate: 2e-3, batchSize: 16, warmupSteps: 8, schedule: "linear", weightDecay: 0.01, maxGradNorm: 1 },
     { task: "causal-lm", seed: 7, padTokenId: eos },
   ),
-  training.config.lora_dropout,
+  { dropout: training.config.lora_dropout },
 );
 
 // Generation runs on ONNX Runtime: the base's graph built from its checkpoint, with a key/value
