@@ -76,7 +76,7 @@ export function e2eByteData(dir: string, name: string, from: number, count: numb
 }
 
 /** A training log (--log file.jsonl), one object per line. */
-export function readTrainingLog(file: string): { step?: number; loss?: number; seconds?: number; eval_loss?: number }[] {
+export function readTrainingLog(file: string): { step?: number; loss?: number; seconds?: number; tokens?: number; eval_loss?: number }[] {
   return readFileSync(file, "utf8")
     .trim()
     .split("\n")

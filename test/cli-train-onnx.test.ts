@@ -11,6 +11,14 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const e2eData = (name: string, from: number, count: number): string => e2eByteData(tmp, name, from, count);
 const readLog = readTrainingLog;
+/** `lowrank train` on the embedded GPT-2 (it has a tokenizer) and the example E2E text data. */
+const trainOnEmbeddedModel = [
+  "train",
+  "--model",
+  path.join(repoRoot, "models", "gpt2-mini"),
+  "--data",
+  path.join(repoRoot, "examples", "data", "e2e-restaurants.jsonl"),
+];
 
 describe("lowrank train --backend onnx", () => {
   const data = e2eData("train.jsonl", 0, 48);
@@ -167,25 +175,7 @@ describe("lowrank train --backend onnx", () => {
   });
 
   test("text data goes through the model folder's tokenizer (core's), with tfjs's losses", () => {
-    const args = [
-      "train",
-      "--model",
-      path.join(repoRoot, "models", "gpt2-mini"),
-      "--data",
-      path.join(repoRoot, "examples", "data", "e2e-restaurants.jsonl"),
-      "--rank",
-      "4",
-      "--target-modules",
-      "c_attn",
-      "--batch-size",
-      "4",
-      "--seq-len",
-      "48",
-      "--seed",
-      "5",
-      "--steps",
-      "4",
-    ];
+    const args = [...trainOnEmbeddedModel, "--rank", "4", "--target-modules", "c_attn", "--batch-size", "4", "--seq-len", "48", "--seed", "5", "--steps", "4"];
     const [onnxLog, tfjsLog] = [path.join(tmp, "text-onnx.jsonl"), path.join(tmp, "text-tfjs.jsonl")];
     const run = lowrank([...args, "--backend", "onnx", "--out", path.join(tmp, "text-onnx"), "--log", onnxLog]);
     expect(run.status, run.stderr).toBe(0);
@@ -225,6 +215,37 @@ describe("lowrank train --backend onnx", () => {
     writeFileSync(ids, "[[1, 2, 3, 4]]");
     const predicted = lowrank(["predict", "--model", onnxOut, "--input-ids", ids, "--out", path.join(tmp, "full-logits.safetensors")]);
     expect(predicted.status, predicted.stderr).toBe(0);
+  });
+
+  test("--packing packs short examples (attention within each) on both backends, with the same losses", () => {
+    const args = [
+      ...trainOnEmbeddedModel,
+      "--packing",
+      "--eval-data",
+      path.join(repoRoot, "examples", "data", "e2e-restaurants-more.jsonl"),
+      "--seq-len",
+      "96",
+      "--batch-size",
+      "2",
+      "--seed",
+      "4",
+      "--steps",
+      "3",
+    ];
+    const [onnxLog, tfjsLog] = [path.join(tmp, "packed-onnx.jsonl"), path.join(tmp, "packed-tfjs.jsonl")];
+    const run = lowrank([...args, "--out", path.join(tmp, "packed-onnx"), "--log", onnxLog, "--json"]);
+    expect(run.status, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout).backend).toBe("onnx");
+    expect(lowrank([...args, "--backend", "tfjs", "--out", path.join(tmp, "packed-tfjs"), "--log", tfjsLog]).status).toBe(0);
+    const [ours, theirs] = [readLog(onnxLog), readLog(tfjsLog)].map((log) => log.filter((e) => e.loss !== undefined));
+    expect(ours!.map((e) => e.step)).toEqual([1, 2, 3]);
+    // Packed rows are full: a batch of 2 holds far more tokens than 2 examples would.
+    expect(ours![0]!.tokens).toBeGreaterThan(120);
+    ours!.forEach((e, i) => expect(Math.abs(e.loss! - theirs![i]!.loss!)).toBeLessThanOrEqual(1e-3));
+    // The evaluation data is read unpacked, and the packed graph evaluates it too.
+    const [ourEval, theirEval] = [readLog(onnxLog), readLog(tfjsLog)].map((log) => log.filter((e) => e.eval_loss !== undefined));
+    expect(ourEval!.length).toBeGreaterThan(0);
+    expect(Math.abs(ourEval!.at(-1)!.eval_loss! - theirEval!.at(-1)!.eval_loss!)).toBeLessThanOrEqual(1e-3);
   });
 
   test("what the ONNX trainer does not do is a one-line usage error that writes nothing", () => {

@@ -172,6 +172,7 @@ export function buildProgram(container?: DependencyContainer): Command {
     .option("--batch-size <n>", "examples per micro-batch (default 8)")
     .option("--grad-accum <n>", "micro-batches per optimizer step (default 1)")
     .option("--seq-len <n>", "longest example in tokens (default 128)")
+    .option("--packing", "pack short examples into sequences of --seq-len tokens, attention kept within each (causal LM)")
     .option("--warmup <n>", "warm-up steps (default 0)")
     .option("--schedule <s>", "constant, linear or cosine (default linear)")
     .option("--weight-decay <x>", "AdamW's decoupled weight decay (default 0)")

@@ -67,13 +67,23 @@ export async function createOnnxFullTraining(params: {
   model: string;
   /** `--task`; without it, the model type's. */
   task?: TrainingTask;
+  /** Train on packed sequences (core's packExamples). */
+  packed?: boolean;
   executionProvider?: ExecutionProvider;
   threads?: number;
   logger?: Logger;
 }): Promise<OnnxFullTraining> {
   const { task, architecture, modelConfig, totalParameters } = await planOnnxFullTraining(params);
   const parameters = new Map<string, TrainedParameter>();
-  const model = await buildTrainingGraph({ dir: params.model, architecture, slots: [], dropout: false, gradients: true, full: parameters });
+  const model = await buildTrainingGraph({
+    dir: params.model,
+    architecture,
+    slots: [],
+    dropout: false,
+    gradients: true,
+    packed: params.packed,
+    full: parameters,
+  });
   const { session, provider, reason } = await openGraphSession(model, {
     executionProvider: params.executionProvider,
     threads: params.threads,

@@ -50,6 +50,8 @@ export interface CreateOnnxLoraTrainingParams {
   /** `--task`; without it, the model type's (trainingTask). */
   task?: TrainingTask;
   seed: number;
+  /** Train on packed sequences (core's packExamples): the graph takes segments and positions. */
+  packed?: boolean;
   executionProvider?: ExecutionProvider;
   threads?: number;
   logger?: Logger;
@@ -122,7 +124,18 @@ export async function createOnnxLoraTraining(params: CreateOnnxLoraTrainingParam
   // The frozen weights go from the checkpoint to an external data file one by one: held once, by ONNX
   // Runtime (PiSSA / OLoRA's residual weights replace their checkpoint tensors there).
   const { session, provider, reason } = await openStreamedGraphSession(
-    (external) => buildTrainingGraph({ dir: params.model, architecture, slots, dropout, gradients: true, external, trained, overrides: residual.residuals }),
+    (external) =>
+      buildTrainingGraph({
+        dir: params.model,
+        architecture,
+        slots,
+        dropout,
+        gradients: true,
+        packed: params.packed,
+        external,
+        trained,
+        overrides: residual.residuals,
+      }),
     { executionProvider: params.executionProvider, threads: params.threads, logger: params.logger },
   );
   residual.residuals.clear();

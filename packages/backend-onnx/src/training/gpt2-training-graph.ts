@@ -8,7 +8,7 @@ import { linearBackward, linearForward, linearParameterGradients, type FrozenLin
 import { loraInputs } from "./lora-plan.js";
 import { causalLmLoss } from "./loss-ops.js";
 import { layerNormBackward, layerNormForward, layerNormParameterGradients, type NormSaved } from "./norm-ops.js";
-import { causalMask, IDS_INPUT, sequenceDims, type ArchitectureContext, type TrainingArchitecture } from "./training-graph.js";
+import { IDS_INPUT, sequenceDims, tokenPositions, trainingMask, type ArchitectureContext, type TrainingArchitecture } from "./training-graph.js";
 
 const LORA_MODULES = /(^|\.)(h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)|wte)$/;
 
@@ -51,12 +51,8 @@ export const GPT2_TRAINING: TrainingArchitecture = {
     const wte = await ctx.weight(`${prefix}wte.weight`);
     const wpe = await ctx.weight(`${prefix}wpe.weight`);
     const { batch, seq, seqScalar } = sequenceDims(g);
-    const mask = causalMask(g, seq);
-    const positions = g.one("/wpe", "Range", [
-      g.one("/wpe", "Squeeze", [g.constInts([0]), g.constInts([0])]),
-      seqScalar,
-      g.one("/wpe", "Squeeze", [g.constInts([1]), g.constInts([0])]),
-    ]);
+    const mask = trainingMask(g, ctx, seq);
+    const positions = tokenPositions(g, ctx, seqScalar);
     const embedded = g.one("/embed", "Add", [g.one("/wte", "Gather", [wte, IDS_INPUT]), g.one("/wpe", "Gather", [wpe, positions])]);
     let h = g.one("/embed", "Reshape", [embedded, g.constInts([-1, d])]);
     const wteLora = tokenEmbeddingLora(g, { module: `${prefix}wte`, scope: moduleScope(`${prefix}wte`), slots: ctx.slots, lora, ids: IDS_INPUT });
@@ -158,7 +154,12 @@ export const GPT2_TRAINING: TrainingArchitecture = {
     wteLora?.backward(dh);
     if (full) {
       ctx.gradient(wte, embeddingGradient(g, moduleScope(`${prefix}wte`), wte, IDS_INPUT, dh));
-      ctx.gradient(wpe, positionEmbeddingGradient(g, moduleScope(`${prefix}wpe`), { table: wpe, positions, seq, hidden: d }, dh));
+      // Packed rows read their own positions: scatter each token's gradient at its position.
+      const wpeScope = moduleScope(`${prefix}wpe`);
+      ctx.gradient(
+        wpe,
+        ctx.packed ? embeddingGradient(g, wpeScope, wpe, positions, dh) : positionEmbeddingGradient(g, wpeScope, { table: wpe, positions, seq, hidden: d }, dh),
+      );
     }
   },
 };

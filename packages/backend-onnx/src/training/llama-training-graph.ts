@@ -7,8 +7,8 @@ import { embeddingGradient } from "./embedding-ops.js";
 import { tokenEmbeddingLora } from "./lora-embedding-ops.js";
 import { loraInputs } from "./lora-plan.js";
 import { causalLmLoss } from "./loss-ops.js";
-import { ropeTransform } from "./rope-ops.js";
-import { causalMask, IDS_INPUT, sequenceDims, type ArchitectureContext, type TrainingArchitecture } from "./training-graph.js";
+import { ropeTables, rotary } from "./rope-ops.js";
+import { IDS_INPUT, sequenceDims, tokenPositions, trainingMask, type ArchitectureContext, type TrainingArchitecture } from "./training-graph.js";
 
 const LORA_MODULES = /(^|\.)(layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)|embed_tokens)$/;
 const FUSED_LORA_MODULES = /(^|\.)(layers\.\d+\.(self_attn\.(qkv|o)_proj|mlp\.(gate_up|down)_proj)|embed_tokens)$/;
@@ -50,10 +50,19 @@ export function llamaTraining(modelType: string, config: Record<string, unknown>
         intermediate: c.number("intermediate_size"),
         batch,
         seq,
-        rope: ropeTransform(g, { headDim: o.headDim, theta: c.number("rope_theta", 10000), scaling: o.ropeScaling, seqScalar, label }),
+        rope: rotary(
+          ropeTables(g, {
+            headDim: o.headDim,
+            theta: c.number("rope_theta", 10000),
+            scaling: o.ropeScaling,
+            positions: g.one("/rope", "Cast", [tokenPositions(g, ctx, seqScalar)], { to: 1 }),
+            label,
+          }),
+          o.headDim,
+        ),
         maskFor: (window) => {
           let mask = masks.get(window);
-          if (!mask) masks.set(window, (mask = causalMask(g, seq, window)));
+          if (!mask) masks.set(window, (mask = trainingMask(g, ctx, seq, window)));
           return mask;
         },
         weight: (name) => ctx.weight(name),

@@ -99,7 +99,16 @@ export class OnnxLoraTrainer implements BackendTrainer {
 
   /** One batch through the graph: its mean loss, the loss's denominator (predicted tokens, or rows), correct rows and gradients. */
   private async run(batch: Batch, masks: Map<string, Float32Array> | undefined, gradients: boolean) {
-    const feeds = { slots: this.slots, ids: batch.ids, factors: this.params, masks, parameters: this.parameters, gradients };
+    const feeds = {
+      slots: this.slots,
+      ids: batch.ids,
+      factors: this.params,
+      masks,
+      parameters: this.parameters,
+      segments: batch.segments,
+      positions: batch.positions,
+      gradients,
+    };
     if (this.options.task === "seq-cls") {
       const r = await runClassificationBatch(this.session, { ...feeds, mask: batch.mask, classes: batch.classes });
       return { loss: r.loss, weight: r.rows, correct: r.correct, grads: r.grads };

@@ -37,8 +37,11 @@ export function prepareOnnxTraining(options: OnnxTrainingOptions): PrepareTraini
   return async ({ params, seed, readData }) => {
     const session = { executionProvider: options.executionProvider, threads: options.threads, logger: options.logger };
     const training = params.full
-      ? { kind: "full" as const, run: await createOnnxFullTraining({ model: params.model, task: params.task, ...session }) }
-      : { kind: "lora" as const, run: await createOnnxLoraTraining({ model: params.model, lora: params.lora, task: params.task, seed, ...session }) };
+      ? { kind: "full" as const, run: await createOnnxFullTraining({ model: params.model, task: params.task, packed: params.packing, ...session }) }
+      : {
+          kind: "lora" as const,
+          run: await createOnnxLoraTraining({ model: params.model, lora: params.lora, task: params.task, seed, packed: params.packing, ...session }),
+        };
     try {
       const config = training.run.modelConfig;
       const vocabSize = intOf(config.vocab_size);

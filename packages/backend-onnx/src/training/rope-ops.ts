@@ -48,12 +48,3 @@ export function rotary(tables: RopeTables, headDim: number): HeadTransform {
     },
   };
 }
-
-/** The rotary transform of a training graph: positions 0 … seq − 1 ([seq, 1, d] tables). */
-export function ropeTransform(g: GraphBuilder, params: { headDim: number; theta: number; scaling: unknown; seqScalar: string; label: string }): HeadTransform {
-  const s = "/rope";
-  const zero = g.one(s, "Squeeze", [g.constInts([0]), g.constInts([0])]);
-  const one = g.one(s, "Squeeze", [g.constInts([1]), g.constInts([0])]);
-  const positions = g.one(s, "Cast", [g.one(s, "Range", [zero, params.seqScalar, one])], { to: 1 });
-  return rotary(ropeTables(g, { ...params, positions }), params.headDim);
-}

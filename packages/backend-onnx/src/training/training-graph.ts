@@ -13,6 +13,9 @@ const ModelProtoType = protobuf.parse(ONNX_PROTO, { keepCase: true }).root.looku
 /** The graph input of the token ids. */
 export const IDS_INPUT = "input_ids";
 
+/** The graph inputs of packed sequences (core's packExamples): each token's example and position in it, int64 [batch, sequence]. */
+export const PACKED_INPUTS = { segments: "segment_ids", positions: "position_ids" } as const;
+
 /** What an architecture's graph builder gets. */
 export interface ArchitectureContext {
   g: GraphBuilder;
@@ -23,6 +26,8 @@ export interface ArchitectureContext {
   dropout: boolean;
   /** False: forward and loss only (evaluation). */
   gradients: boolean;
+  /** Packed sequences: attention within each segment, positions from PACKED_INPUTS.positions. */
+  packed: boolean;
   /**
    * Full fine-tuning: every checkpoint tensor `weight` reads is a trained graph input, and the
    * builder reports each one's gradient through `gradient`.
@@ -74,6 +79,38 @@ export function causalMask(g: GraphBuilder, seq: string, window?: number): strin
   return g.one(s, "Add", [future, g.one(s, "Trilu", [full, g.constInts([-window])], { upper: 0 })]);
 }
 
+/**
+ * The additive attention mask of a causal LM's training graph: causalMask [seq, seq], or for packed
+ * sequences [batch, 1, seq, seq] — a query sees the keys at or before it (and within `window`) that
+ * belong to its own segment (PACKED_INPUTS.segments), as transformers' padding-free training does.
+ */
+export function trainingMask(g: GraphBuilder, ctx: Pick<ArchitectureContext, "packed">, seq: string, window?: number): string {
+  if (!ctx.packed) return causalMask(g, seq, window);
+  const s = `/mask_packed${window === undefined ? "" : `_window_${window}`}`;
+  const scalar = (x: string) => g.one(s, "Squeeze", [x, g.constInts([0])]);
+  const index = g.one(s, "Range", [scalar(g.constInts([0])), scalar(seq), scalar(g.constInts([1]))]);
+  const distance = g.one(s, "Sub", [g.one(s, "Unsqueeze", [index, g.constInts([1])]), g.one(s, "Unsqueeze", [index, g.constInts([0])])]);
+  let allowed = g.one(s, "GreaterOrEqual", [distance, g.constInts([0])]);
+  if (window !== undefined) allowed = g.one(s, "And", [allowed, g.one(s, "Less", [distance, g.constInts([window])])]);
+  const segments = PACKED_INPUTS.segments;
+  const same = g.one(s, "Equal", [g.one(s, "Unsqueeze", [segments, g.constInts([2])]), g.one(s, "Unsqueeze", [segments, g.constInts([1])])]);
+  const mask = g.one(s, "Where", [g.one(s, "And", [allowed, same]), g.constFloat(0), g.constFloat(-3.4028234663852886e38)]);
+  return g.one(s, "Unsqueeze", [mask, g.constInts([1])]);
+}
+
+/**
+ * Each token's position as int64: 0 … seq − 1 ([seq], the same for every row), or for packed
+ * sequences the PACKED_INPUTS.positions input ([batch, seq]).
+ */
+export function tokenPositions(g: GraphBuilder, ctx: Pick<ArchitectureContext, "packed">, seqScalar: string): string {
+  if (ctx.packed) return PACKED_INPUTS.positions;
+  return g.one("/positions", "Range", [
+    g.one("/positions", "Squeeze", [g.constInts([0]), g.constInts([0])]),
+    seqScalar,
+    g.one("/positions", "Squeeze", [g.constInts([1]), g.constInts([0])]),
+  ]);
+}
+
 /** A parameter of full fine-tuning: its values (float32, updated in place by the optimizer) and shape. */
 export interface TrainedParameter {
   values: Float32Array;
@@ -98,6 +135,8 @@ export async function buildTrainingGraph(params: {
   slots: readonly TrainingSlot[];
   dropout: boolean;
   gradients: boolean;
+  /** Packed sequences (core's packExamples): the segment and position inputs. */
+  packed?: boolean;
   full?: Map<string, TrainedParameter>;
   /**
    * A LoRA run's checkpoint tensors trained beside the factors (PEFT's `bias` "all" / "lora_only"):
@@ -128,6 +167,7 @@ export async function buildTrainingGraph(params: {
       slots: params.slots,
       dropout: params.dropout,
       gradients: params.gradients,
+      packed: params.packed === true,
       full: full !== undefined,
       trains,
       has: (name) => info.has(name),
@@ -177,6 +217,7 @@ export async function buildTrainingGraph(params: {
     const used = new Set(nodes.flatMap((n) => n.input));
     const input = [
       floatValueInfo(IDS_INPUT, ["batch", "sequence"], ONNX_INT64),
+      ...Object.values(PACKED_INPUTS).map((name) => floatValueInfo(name, ["batch", "sequence"], ONNX_INT64)),
       ...(params.architecture.inputs ?? []),
       floatValueInfo(LOSS_INPUTS.targets, ["batch", "sequence"], ONNX_INT64),
       floatValueInfo(LOSS_INPUTS.targetMask, ["batch", "sequence"]),

@@ -10,7 +10,7 @@ import { ExternalWeights } from "../onnx/external-weights.js";
 import { createOrtSession, type CreatedSession, type ExecutionProvider } from "../session/ort-session.js";
 import { LOSS_INPUTS, LOSS_OUTPUTS } from "./loss-ops.js";
 import { dropoutMaskName, gradientName, SCALINGS_INPUT, slotTensors, type TrainingSlot } from "./lora-plan.js";
-import { IDS_INPUT, type TrainedParameter } from "./training-graph.js";
+import { IDS_INPUT, PACKED_INPUTS, type TrainedParameter } from "./training-graph.js";
 
 /** One batch's loss, predicted-token count and (for a training graph) the trained parameters' gradients. */
 export interface BatchResult {
@@ -81,6 +81,9 @@ export interface GraphFeeds {
   masks?: ReadonlyMap<string, Float32Array>;
   /** The checkpoint tensors trained as graph inputs (full fine-tuning: every one), fed as they are. */
   parameters?: ReadonlyMap<string, TrainedParameter>;
+  /** Packed sequences: each token's segment and position [b][s] (core's makeBatch). */
+  segments?: number[][];
+  positions?: number[][];
 }
 
 /**
@@ -100,6 +103,11 @@ export function commonFeeds(session: ort.InferenceSession, params: GraphFeeds): 
     if (wanted.has(maskName)) feeds[maskName] = new ort.Tensor("float32", params.masks!.get(slot.module)!, [b * s, slot.inFeatures]);
   }
   for (const [name, p] of params.parameters ?? []) if (wanted.has(name)) feeds[name] = new ort.Tensor("float32", p.values, p.shape);
+  // A packed graph given an unpacked batch (evaluation data is not packed): one segment a row, positions from 0.
+  const segments = params.segments ?? params.ids.map((row) => row.map(() => 0));
+  const positions = params.positions ?? params.ids.map((row) => row.map((_, i) => i));
+  if (wanted.has(PACKED_INPUTS.segments)) feeds[PACKED_INPUTS.segments] = new ort.Tensor("int64", int64(segments.flat()), [b, s]);
+  if (wanted.has(PACKED_INPUTS.positions)) feeds[PACKED_INPUTS.positions] = new ort.Tensor("int64", int64(positions.flat()), [b, s]);
   return feeds;
 }
 

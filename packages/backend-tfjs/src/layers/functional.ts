@@ -80,6 +80,8 @@ export function attentionBias(params: {
   offset?: number;
   mask?: number[][];
   window?: number;
+  /** Packed sequences: a query sees only keys of its own segment (queries and keys the same tokens, no cache). */
+  segments?: number[][];
 }): tf.Tensor4D {
   const { batch, queries, keys, causal } = params;
   const offset = params.offset ?? keys - queries;
@@ -88,7 +90,8 @@ export function attentionBias(params: {
     for (let i = 0; i < queries; i++) {
       for (let j = 0; j < keys; j++) {
         const outsideWindow = params.window !== undefined && j <= offset + i - params.window;
-        const blocked = (causal && j > offset + i) || outsideWindow || (params.mask !== undefined && params.mask[b]![j] === 0);
+        const otherSegment = params.segments !== undefined && params.segments[b]![j] !== params.segments[b]![offset + i];
+        const blocked = (causal && j > offset + i) || outsideWindow || otherSegment || (params.mask !== undefined && params.mask[b]![j] === 0);
         if (blocked) data[(b * queries + i) * keys + j] = MASK_VALUE;
       }
     }

@@ -77,12 +77,14 @@ export class Gpt2Model implements TfjsModel {
     const past = cache?.length ?? 0;
     const p = this.prefix;
     const headDim = this.hidden / this.heads;
-    const positions = tf.range(past, past + seq, 1, "int32").reshape([1, seq]) as tf.Tensor2D;
+    const positions = input.positionIds
+      ? tf.tensor2d(input.positionIds, [batch, seq], "int32")
+      : (tf.range(past, past + seq, 1, "int32").reshape([1, seq]) as tf.Tensor2D);
     let h: tf.Tensor = tf.add(
       requireLayer(this.embeddings, `${p}wte`, "gpt2").apply(inputIds, ctx),
       requireLayer(this.embeddings, `${p}wpe`, "gpt2").apply(positions, ctx),
     );
-    const bias = attentionBias({ batch, queries: seq, keys: past + seq, causal: true, mask: attentionMask });
+    const bias = attentionBias({ batch, queries: seq, keys: past + seq, causal: true, mask: attentionMask, segments: input.segments });
     const nextCache: KvCache | undefined = cache ? { keys: [], values: [], length: past + seq } : undefined;
     this.blocks.forEach((block, layer) => {
       const a = layerNorm(h, this.store.get(`${block.ln1}.weight`), this.store.get(`${block.ln1}.bias`), this.eps);

@@ -9,7 +9,7 @@ import type { ParamStore } from "../layers/param-store.js";
 import { buildLayers, detectPrefix, requireLayer } from "./build-layers.js";
 import { buildDecoderBlock, type DecoderBlock } from "./decoder-block.js";
 import type { ForwardInput, ForwardOutput, KvCache, TfjsModel } from "./model.js";
-import { applyRope, ropeTables } from "./rope.js";
+import { applyRope, ropeTables, ropeTablesAt } from "./rope.js";
 import { softCap, softCappedAttention } from "./soft-cap.js";
 
 /** [b, kvHeads, t, d] → [b, kvHeads·rep, t, d], each key/value head repeated for its query group. */
@@ -91,12 +91,14 @@ export class LlamaModel implements TfjsModel {
     const biasFor = (window: number | undefined): tf.Tensor4D => {
       let bias = biases.get(window);
       if (!bias) {
-        bias = attentionBias({ batch, queries: seq, keys: past + seq, causal: true, mask: attentionMask, window });
+        bias = attentionBias({ batch, queries: seq, keys: past + seq, causal: true, mask: attentionMask, window, segments: input.segments });
         biases.set(window, bias);
       }
       return bias;
     };
-    const { cos, sin } = ropeTables(this.inv, past, seq, this.positionScale);
+    const { cos, sin } = input.positionIds
+      ? ropeTablesAt(this.inv, input.positionIds, this.positionScale)
+      : ropeTables(this.inv, past, seq, this.positionScale);
     const rep = o.heads / o.kvHeads;
     const nextCache: KvCache | undefined = cache ? { keys: [], values: [], length: past + seq } : undefined;
     this.blocks.forEach((block, layer) => {

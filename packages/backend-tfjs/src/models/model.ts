@@ -22,6 +22,12 @@ export interface ForwardInput {
   /** Key padding mask (1 = real token) over cached + new tokens, as plain rows; undefined = all ones. */
   attentionMask?: number[][];
   cache?: KvCache;
+  /**
+   * Packed sequences (core's packExamples; training only, no cache): each token's example and its
+   * position in it [b][s]. Attention stays within an example and positions restart in each.
+   */
+  segments?: number[][];
+  positionIds?: number[][];
 }
 
 export interface ForwardOutput {

@@ -4,7 +4,7 @@ import { dropoutSeed, TrainingBatches } from "@lowrank/core/internal";
 import type { BackendTrainer, EvalResult, StepLog, TrainerOptions, TrainerState } from "@lowrank/core/internal";
 import type { Example } from "../data/read-examples.js";
 import type { ForwardContext } from "../layers/lora-branch.js";
-import type { TfjsModel } from "../models/model.js";
+import type { ForwardInput, TfjsModel } from "../models/model.js";
 import { AdamW } from "./adamw.js";
 import { makeBatch, type Batch } from "./batches.js";
 import { causalLmLoss, classificationLoss } from "./loss.js";
@@ -45,7 +45,7 @@ export class Trainer implements BackendTrainer {
   }
 
   private lossOf(batch: Batch, ctx: ForwardContext): tf.Scalar {
-    const out = this.model.forward({ inputIds: tf.tensor2d(batch.ids, undefined, "int32"), attentionMask: batch.mask }, ctx);
+    const out = this.model.forward(forwardInput(batch), ctx);
     return this.options.task === "causal-lm" ? causalLmLoss(out.logits, batch.labels) : classificationLoss(out.logits, batch.classes);
   }
 
@@ -102,7 +102,7 @@ export class Trainer implements BackendTrainer {
       const batch = makeBatch(examples.slice(start, start + batchSize), this.options.padTokenId);
       tf.tidy(() => {
         const ctx: ForwardContext = { training: false, seed: 0, dropoutCalls: 0 };
-        const out = this.model.forward({ inputIds: tf.tensor2d(batch.ids, undefined, "int32"), attentionMask: batch.mask }, ctx);
+        const out = this.model.forward(forwardInput(batch), ctx);
         if (this.options.task === "causal-lm") {
           const predicted = batch.labels.reduce((n, row) => n + row.slice(1).filter((l) => l >= 0).length, 0);
           weighted += causalLmLoss(out.logits, batch.labels).dataSync()[0]! * predicted;
@@ -137,4 +137,13 @@ export class Trainer implements BackendTrainer {
   dispose(): void {
     this.optimizer.dispose();
   }
+}
+
+/** A batch as the model's input: ids, padding mask and, for packed sequences, segments and positions. */
+function forwardInput(batch: Batch): ForwardInput {
+  return {
+    inputIds: tf.tensor2d(batch.ids, undefined, "int32"),
+    attentionMask: batch.mask,
+    ...(batch.segments ? { segments: batch.segments, positionIds: batch.positions } : {}),
+  };
 }

@@ -23,6 +23,7 @@ export interface TrainOptions {
   batchSize?: string;
   gradAccum?: string;
   seqLen?: string;
+  packing?: boolean;
   warmup?: string;
   schedule?: string;
   weightDecay?: string;
@@ -71,6 +72,7 @@ export function trainParams(o: TrainOptions): TrainParams {
     batchSize: numberFlag("--batch-size", o.batchSize, { integer: true, min: 1 }),
     gradientAccumulation: numberFlag("--grad-accum", o.gradAccum, { integer: true, min: 1 }),
     seqLen: numberFlag("--seq-len", o.seqLen, { integer: true, min: 2 }),
+    ...(o.packing ? { packing: true } : {}),
     warmupSteps: numberFlag("--warmup", o.warmup, { integer: true, min: 0 }),
     schedule: choiceFlag("--schedule", o.schedule, ["constant", "linear", "cosine"] as const),
     weightDecay: numberFlag("--weight-decay", o.weightDecay, { min: 0 }),

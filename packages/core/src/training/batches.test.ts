@@ -29,3 +29,16 @@ describe("makeBatch and causalTargets: per-token labels", () => {
     expect(captureLowrankError(() => makeBatch([{ ids: [1, 2], labels: [1] }], 0)).message).toBe("makeBatch: an example has 2 ids but 1 labels");
   });
 });
+
+test("packed examples keep their segments and positions in the batch: −1 and 0 on padding; an unpacked one is one segment", () => {
+  const batch = makeBatch([{ ids: [1, 2, 3, 4], labels: [-100, 2, -100, 4], segments: [0, 0, 1, 1], positions: [0, 1, 0, 1] }, { ids: [5, 6] }], 0);
+  expect(batch.segments).toEqual([
+    [0, 0, 1, 1],
+    [0, 0, -1, -1],
+  ]);
+  expect(batch.positions).toEqual([
+    [0, 1, 0, 1],
+    [0, 1, 0, 0],
+  ]);
+  expect(makeBatch([{ ids: [5, 6] }], 0).segments).toBeUndefined();
+});

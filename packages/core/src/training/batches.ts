@@ -10,6 +10,12 @@ export interface TrainingExample {
    */
   labels?: number[];
   label?: number;
+  /**
+   * A packed sequence (packExamples): the example each token belongs to, and its position within
+   * that example. Attention stays within a segment and positions restart at 0 in each.
+   */
+  segments?: number[];
+  positions?: number[];
 }
 
 /**
@@ -23,6 +29,9 @@ export interface Batch {
   classes: number[];
   /** Real (non-padding) tokens in the batch. */
   tokens: number;
+  /** For packed examples: segments (−1 on padding) and positions (0 on padding), [b][s]. */
+  segments?: number[][];
+  positions?: number[][];
 }
 
 /** Right-pads examples to the longest one. */
@@ -31,6 +40,9 @@ export function makeBatch(examples: readonly TrainingExample[], padTokenId: numb
   const ids: number[][] = [];
   const mask: number[][] = [];
   const labels: number[][] = [];
+  const packed = examples.some((e) => e.segments !== undefined);
+  const segments: number[][] = [];
+  const positions: number[][] = [];
   let tokens = 0;
   for (const e of examples) {
     const pad = width - e.ids.length;
@@ -42,9 +54,15 @@ export function makeBatch(examples: readonly TrainingExample[], padTokenId: numb
       () => `makeBatch: an example has ${e.ids.length} ids but ${e.labels?.length} labels`,
     );
     labels.push([...(e.labels ?? e.ids), ...new Array<number>(pad).fill(-100)]);
+    if (packed) {
+      // An unpacked example in a packed batch is one segment from position 0.
+      segments.push([...(e.segments ?? e.ids.map(() => 0)), ...new Array<number>(pad).fill(-1)]);
+      positions.push([...(e.positions ?? e.ids.map((_, i) => i)), ...new Array<number>(pad).fill(0)]);
+    }
     tokens += e.ids.length;
   }
-  return { ids, mask, labels, classes: examples.map((e) => e.label ?? 0), tokens };
+  const batch: Batch = { ids, mask, labels, classes: examples.map((e) => e.label ?? 0), tokens };
+  return packed ? { ...batch, segments, positions } : batch;
 }
 
 /**

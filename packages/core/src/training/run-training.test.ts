@@ -10,6 +10,7 @@ import { float32Tensor, toFloat32 } from "../formats/safetensors/dtype.js";
 import { captureLowrankRejection } from "../testing/capture-error.js";
 import { runTraining } from "./run-training.js";
 import type { StepLog } from "./trainer-types.js";
+import type { TrainingExample } from "./batches.js";
 import type { PrepareTrainingStepper } from "./training-stepper.js";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "lowrank-run-training-"));
@@ -142,12 +143,25 @@ describe("runTraining", () => {
     expect(released).toEqual(["released"]);
   });
 
-  test("packing is refused before anything is prepared (no backend keeps attention within packed examples yet)", async () => {
-    const released: string[] = [];
-    const error = await captureLowrankRejection(
-      drain(runTraining(fakeBackend({ totalSteps: 1, released }), { model: tmp, data, out: path.join(tmp, "packed"), packing: true }, { backend: "fake" })),
-    );
-    expect([error.code, error.message]).toEqual(["USAGE", "--packing: no backend can keep attention within packed examples yet; train without --packing"]);
-    expect(released).toEqual([]);
+  test("with packing, the training data reaches the backend packed (segments, positions) and the evaluation data as it is", async () => {
+    let seen: TrainingExample[] = [];
+    const prepare: PrepareTrainingStepper = async (args) => {
+      const stepper = await fakeBackend({ totalSteps: 1 })({
+        ...args,
+        readData: async (format) => {
+          seen = await args.readData(format);
+          return seen;
+        },
+      });
+      return stepper;
+    };
+    await drain(runTraining(prepare, { model: tmp, data, out: path.join(tmp, "packed"), packing: true, seqLen: 64 }, { backend: "fake" }));
+    expect(seen.length).toBeGreaterThan(0);
+    for (const e of seen) {
+      expect(e.segments).toHaveLength(e.ids.length);
+      expect(e.positions).toHaveLength(e.ids.length);
+      expect(e.ids.length).toBeLessThanOrEqual(64);
+    }
+    expect(seen.some((e) => new Set(e.segments).size > 1)).toBe(true);
   });
 });

@@ -39,15 +39,12 @@ async function evaluate(trainer: BackendTrainer, examples: readonly TrainingExam
  * when there is eval data; done. The stepper is released at the end, whether the run ends or fails.
  * @param options.backend the backend's name, recorded in training_summary.json.
  * @returns the events, as an async generator the caller drains.
- * @throws LowrankError USAGE for `params.packing` (no backend takes packed sequences yet);
- * TRAINING_DIVERGED when a step's loss or gradient norm is not finite (nothing is
+ * @throws LowrankError TRAINING_DIVERGED when a step's loss or gradient norm is not finite (nothing is
  * written for that step; earlier checkpoints stay), and what `prepare` and the stepper throw.
  * @example
  * for await (const event of runTraining(prepareMyBackend(), { model, data, out, steps: 100 }, { backend: "mine" })) log(event);
  */
 export async function* runTraining(prepare: PrepareTrainingStepper, params: TrainParams, options: { backend: string }): AsyncGenerator<TrainEvent> {
-  // packExamples gives the segments and positions; no backend's forward takes them yet.
-  if (params.packing) throw new LowrankError("USAGE", "--packing: no backend can keep attention within packed examples yet; train without --packing");
   const started = performance.now();
   const seconds = () => (performance.now() - started) / 1000;
   const seed = params.seed ?? 42;
@@ -61,6 +58,8 @@ export async function* runTraining(prepare: PrepareTrainingStepper, params: Trai
         seqLen: params.seqLen ?? 128,
         vocabSize: format.vocabSize,
         eosTokenId: format.eosTokenId,
+        // Training data is packed when asked; evaluation data is read as it is.
+        packing: params.packing === true && file === params.data,
       });
     examples = await read(params.data);
     evalExamples = params.evalData ? await read(params.evalData) : undefined;
