@@ -35,12 +35,12 @@ export interface SessionOptions {
  */
 export async function openGraphSession(model: ModelProto, options: SessionOptions): Promise<CreatedSession> {
   const bytes = model.graph.initializer.reduce((n, t) => n + (t.raw_data?.byteLength ?? 0), 0);
-  if (bytes <= EXTERNAL_DATA_THRESHOLD && !options.external) return createOrtSession(encodeModel(model), options);
+  if (bytes <= EXTERNAL_DATA_THRESHOLD && !options.external) return createOrtSession(encodeModel(model), { ...options, memoryPattern: false });
   const dir = await mkdtemp(path.join(os.tmpdir(), "lowrank-train-graph-"));
   try {
     const file = path.join(dir, "train.onnx");
     await writeOnnx(file, model, { sourceDir: dir, external: true });
-    return await createOrtSession(file, options);
+    return await createOrtSession(file, { ...options, memoryPattern: false });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -63,7 +63,7 @@ export async function openStreamedGraphSession(build: (external: ExternalWeights
     }
     const file = path.join(dir, "train.onnx");
     await writeFile(file, encodeModel(model));
-    return await createOrtSession(file, options);
+    return await createOrtSession(file, { ...options, memoryPattern: false });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
