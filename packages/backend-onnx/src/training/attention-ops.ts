@@ -133,20 +133,8 @@ export function attentionBackward(g: GraphBuilder, spec: AttentionSpec, saved: A
   return { dq: flat(dq3, spec.heads), dk: flat(dk3, spec.kvHeads), dv: flat(dv3, spec.kvHeads) };
 }
 
-/** What cached attention needs besides q, k and v: AttentionSpec without the training-only parts. */
-export interface CachedAttentionSpec {
-  scope: string;
-  heads: number;
-  kvHeads: number;
-  headDim: number;
-  batch: string;
-  seq: string;
-  /** Additive mask [batch, 1, seq, past + seq] (cachedAttentionMask). */
-  mask: string;
-  scale: number;
-  /** Gemma-2's attention-logit soft cap: scores → tanh(scores / cap)·cap before the mask. */
-  softcap?: number;
-  rope?: HeadTransform;
+/** What cached attention needs: AttentionSpec (its mask [batch, 1, seq, past + seq], cachedAttentionMask) and the layer's cache. */
+export interface CachedAttentionSpec extends AttentionSpec {
   /** This layer's cache: past_key_values.N.key and .value [batch, kvHeads, past, headDim]. */
   pastKey: string;
   pastValue: string;

@@ -1,4 +1,3 @@
-import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, test } from "vitest";
 import { Checkpoint, createLoraConfig, describeModel, readAdapter, readSafetensors, toFloat32, type LoraConfig } from "@lowrank/core";
 import { SeededRandom } from "@lowrank/core/internal";
@@ -8,6 +7,7 @@ import { createLoraTraining } from "@lowrank/backend-tfjs/internal";
 import { trainingArchitecture } from "./architectures.js";
 import { loadReferenceGpt2, referenceLoss, type ReferenceGpt2, type ReferenceLora } from "./gpt2-float64-reference.test-util.js";
 import { initialFactors, planLoraSlots, type TrainingSlot } from "./lora-plan.js";
+import { tfjsLossAndGradients } from "./tfjs-gradients.test-util.js";
 import { buildTrainingGraph } from "./training-graph.js";
 import { openGraphSession, runBatch, type BatchResult } from "./training-session.js";
 
@@ -132,48 +132,13 @@ describe("the ONNX training graph against the tfjs backend (GPT-2)", () => {
     try {
       expect([...training.variables.keys()].sort()).toEqual([...factors.keys()].sort());
       for (const [key, variable] of training.variables) expect(maxAbsDiff(variable.dataSync() as Float32Array, factors.get(key)!), key).toBe(0);
-      const names = [...training.variables.keys()];
-      const { value, grads } = tf.variableGrads(
-        () =>
-          tf.tidy(() => {
-            const out = model.forward(
-              { inputIds: tf.tensor2d(ids, undefined, "int32"), attentionMask: labels.map((r) => r.map((l) => (l < 0 ? 0 : 1))) },
-              { training: true, seed: 0, dropoutCalls: 0 },
-            );
-            const [b, s, vocab] = out.logits.shape as [number, number, number];
-            const logProbs = tf.logSoftmax(tf.slice(out.logits, [0, 0, 0], [b, s - 1, vocab]).reshape([-1, vocab]));
-            const next = labels.flatMap((row) => row.slice(1));
-            const weights = tf.tensor2d(
-              next.map((l) => (l < 0 ? 0 : 1)),
-              [next.length, 1],
-            );
-            const picked = tf.sum(
-              tf.mul(
-                logProbs,
-                tf.mul(
-                  tf
-                    .oneHot(
-                      next.map((l) => Math.max(l, 0)),
-                      vocab,
-                    )
-                    .toFloat(),
-                  weights,
-                ),
-              ),
-            );
-            return tf.neg(tf.div(picked, tf.sum(weights))) as tf.Scalar;
-          }),
-        [...training.variables.values()],
-      );
-      expect(Math.abs(value.dataSync()[0]! - onnx.loss)).toBeLessThanOrEqual(1e-5 * onnx.loss);
-      const byVariable = new Map(names.map((n) => [training.variables.get(n)!.name, n]));
-      for (const [variableName, g] of Object.entries(grads)) {
-        const key = byVariable.get(variableName)!;
-        const theirs = g.dataSync() as Float32Array;
-        const scale = theirs.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-        expect(maxAbsDiff(onnx.grads.get(key)!, theirs), key).toBeLessThanOrEqual(1e-4 * scale);
+      const theirs = tfjsLossAndGradients(model, training, ids, labels);
+      expect(Math.abs(theirs.loss - onnx.loss)).toBeLessThanOrEqual(1e-5 * onnx.loss);
+      expect([...theirs.grads.keys()].sort()).toEqual([...training.variables.keys()].sort());
+      for (const [key, grad] of theirs.grads) {
+        const scale = grad.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        expect(maxAbsDiff(onnx.grads.get(key)!, grad), key).toBeLessThanOrEqual(1e-4 * scale);
       }
-      tf.dispose([value, ...Object.values(grads)]);
     } finally {
       model.store.dispose();
     }
