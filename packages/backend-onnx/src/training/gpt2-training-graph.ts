@@ -6,7 +6,7 @@ import { embeddingGradient, positionEmbeddingGradient } from "./embedding-ops.js
 import { tokenEmbeddingLora } from "./lora-embedding-ops.js";
 import { linearBackward, linearForward, linearParameterGradients, type FrozenLinear, type LinearSaved } from "./lora-linear-ops.js";
 import { loraInputs } from "./lora-plan.js";
-import { causalLmLoss } from "./loss-ops.js";
+import { causalLmLoss, lossChunks } from "./loss-ops.js";
 import { layerNormBackward, layerNormForward, layerNormParameterGradients, type NormSaved } from "./norm-ops.js";
 import { IDS_INPUT, sequenceDims, tokenPositions, trainingMask, type ArchitectureContext, type TrainingArchitecture } from "./training-graph.js";
 
@@ -110,7 +110,7 @@ export const GPT2_TRAINING: TrainingArchitecture = {
     const lnF = `${prefix}ln_f`;
     const final = layerNormForward(g, moduleScope(lnF), h, await ctx.weight(`${lnF}.weight`), await ctx.weight(`${lnF}.bias`), eps);
     const head = ctx.has("lm_head.weight") ? await ctx.weight("lm_head.weight") : wte;
-    const loss = causalLmLoss(g, final.y, head);
+    const loss = causalLmLoss(g, final.y, head, { chunks: lossChunks(ctx.num("vocab_size")) });
     if (!ctx.gradients) return;
 
     // Backward: activation gradients through the weights; LoRA gradients and those of the trained

@@ -6,7 +6,7 @@ import { decoderLayer, rmsNorm, type DecoderLayerContext, type Traced } from "./
 import { embeddingGradient } from "./embedding-ops.js";
 import { tokenEmbeddingLora } from "./lora-embedding-ops.js";
 import { loraInputs } from "./lora-plan.js";
-import { causalLmLoss } from "./loss-ops.js";
+import { causalLmLoss, lossChunks } from "./loss-ops.js";
 import { ropeTables, rotary } from "./rope-ops.js";
 import { IDS_INPUT, sequenceDims, tokenPositions, trainingMask, type ArchitectureContext, type TrainingArchitecture } from "./training-graph.js";
 
@@ -90,7 +90,7 @@ export function llamaTraining(modelType: string, config: Record<string, unknown>
       }
       const final = await rmsNorm(layerCtx, `${prefix}norm`, h);
       const head = ctx.has("lm_head.weight") ? await ctx.weight("lm_head.weight") : embed;
-      const loss = causalLmLoss(g, final.y, head, { softcap: o.finalSoftcap });
+      const loss = causalLmLoss(g, final.y, head, { softcap: o.finalSoftcap, chunks: lossChunks(ctx.num("vocab_size")) });
       if (!ctx.gradients) return;
       const dHidden = loss.dHidden();
       if (ctx.full) ctx.gradient(head, loss.dHead());

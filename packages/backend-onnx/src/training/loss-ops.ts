@@ -5,6 +5,14 @@ export const LOSS_INPUTS = { targets: "targets", targetMask: "target_mask" } as 
 export const LOSS_OUTPUTS = { loss: "loss", tokens: "tokens" } as const;
 
 /**
+ * How many row chunks the loss runs the output head in: one for small vocabularies, eight from 16k
+ * tokens up (GPT-2's 50,257: at 4 × 128 each chunk's [64, vocab] logits are 13 MB instead of 100 MB).
+ */
+export function lossChunks(vocab: number): number {
+  return vocab >= 16384 ? 8 : 1;
+}
+
+/**
  * The causal-LM loss of the head h·Eᵀ (h [tokens, hidden], E the stored [vocab, hidden] head
  * weight) and the gradient for h, as the tfjs trainer computes it: mean over the positions whose
  * mask is 1 of logsumexp(logits) − logits[target]. Inputs `targets` (int64 [batch, seq], the next
@@ -12,70 +20,96 @@ export const LOSS_OUTPUTS = { loss: "loss", tokens: "tokens" } as const;
  * made by the trainer. Outputs `loss` and `tokens` (Σ mask). With `softcap` (Gemma-2's
  * final_logit_softcapping) the logits are tanh(h·Eᵀ / cap)·cap.
  *
- * The [tokens, vocab] tensors are the largest of the step (100 MB at 4 × 128 on GPT-2's vocabulary),
- * so they are made as few times as possible: one Gemm (transB: no transposed copy of E), one
- * LogSoftmax for the loss, one Softmax for the gradient. The gradient (softmax − one-hot)·w·E is
- * formed as w ⊙ (softmax·E − E[targets]): the one-hot term is a Gather of E's rows, not a
- * [tokens, vocab] tensor. The soft cap's slope s = 1 − tanh² makes it
- * w ⊙ ((softmax ⊙ s)·E − s[target]·E[targets]), s[target] one GatherElements.
+ * The [tokens, vocab] tensors are the largest of the step, so the head is fused with the loss: the
+ * rows run in `chunks` slices (lossChunks), each slice's logits, log-probabilities and probabilities
+ * made, used for its loss term and its gradients, and freed before the next slice — never all
+ * rows' at once. Per slice: one Gemm (transB: no transposed copy of E), one LogSoftmax, and its Exp
+ * for the gradient. The gradient (softmax − one-hot)·w·E is formed as w ⊙ (softmax·E − E[targets]):
+ * the one-hot term is a Gather of E's rows, not a [tokens, vocab] tensor. The soft cap's slope
+ * s = 1 − tanh² makes it w ⊙ ((softmax ⊙ s)·E − s[target]·E[targets]), s[target] one GatherElements.
  *
  * `dHead` (full fine-tuning) is the head weight's gradient [vocab, hidden], dlogitsᵀ·h, formed the
- * same way from the same Softmax: (softmax ⊙ s)ᵀ·(w ⊙ h) − a ScatterND (reduction "add") of
+ * same way: Σ over slices of (softmax ⊙ s)ᵀ·(w ⊙ h) − a ScatterND (reduction "add") of
  * s[target]·w ⊙ h at the targets. For a tied head it is added to the token embedding's gradient.
+ * Nodes nobody reads (the gradients, in an evaluation graph) are pruned with the graph.
  */
 export function causalLmLoss(
   g: GraphBuilder,
   hidden: string,
   head: string,
-  options: { softcap?: number } = {},
+  options: { softcap?: number; chunks?: number } = {},
 ): { loss: string; tokens: string; dHidden: () => string; dHead: () => string } {
   const s = "/loss";
-  let logits = g.one("/lm_head", "Gemm", [hidden, head], { transB: 1 });
-  let capped: string | undefined;
-  if (options.softcap !== undefined) {
-    capped = g.one("/softcap", "Tanh", [g.one("/softcap", "Div", [logits, g.constFloat(options.softcap)])]);
-    logits = g.one("/softcap", "Mul", [capped, g.constFloat(options.softcap)]);
-  }
-  const targetRows = g.one(s, "Reshape", [LOSS_INPUTS.targets, g.constInts([-1])]);
+  const chunks = Math.max(1, Math.floor(options.chunks ?? 1));
   const targets = g.one(s, "Reshape", [LOSS_INPUTS.targets, g.constInts([-1, 1])]);
   const mask = g.one(s, "Reshape", [LOSS_INPUTS.targetMask, g.constInts([-1, 1])]);
   const count = g.one(s, "ReduceSum", [LOSS_INPUTS.targetMask], { keepdims: 0 });
   const weights = g.one(s, "Div", [mask, g.one(s, "Max", [count, g.constFloat(1)])]);
-  // logits[target] − logsumexp(logits), read off one LogSoftmax pass (ReduceLogSumExp is ~7× slower).
-  const picked = g.one(s, "GatherElements", [g.one(s, "LogSoftmax", [logits], { axis: 1 }), targets], { axis: 1 });
-  const loss = g.renameOutput(g.one(s, "Neg", [g.one(s, "ReduceSum", [g.one(s, "Mul", [picked, weights])], { keepdims: 0 })]), LOSS_OUTPUTS.loss);
+  const split = rowSlices(g, hidden, chunks);
+  const slice = (x: string): string[] => (chunks === 1 ? [x] : g.op(s, "Split", [x, split!], { axis: 0 }, chunks));
+  const [hs, ts, ws] = [slice(hidden), slice(targets), slice(weights)];
+  const lossParts: string[] = [];
+  const dHiddenParts: string[] = [];
+  const dHeadParts: string[] = [];
+  const slopesAtTargets: string[] = [];
+  for (let c = 0; c < chunks; c++) {
+    const [h, t, w] = [hs[c]!, ts[c]!, ws[c]!];
+    const cs = chunks === 1 ? "" : `/chunk_${c}`;
+    let logits = g.one(`/lm_head${cs}`, "Gemm", [h, head], { transB: 1 });
+    let capped: string | undefined;
+    if (options.softcap !== undefined) {
+      capped = g.one(`/softcap${cs}`, "Tanh", [g.one(`/softcap${cs}`, "Div", [logits, g.constFloat(options.softcap)])]);
+      logits = g.one(`/softcap${cs}`, "Mul", [capped, g.constFloat(options.softcap)]);
+    }
+    // logits[target] − logsumexp(logits), read off one LogSoftmax pass (ReduceLogSumExp is ~7× slower).
+    const logProbs = g.one(`${s}${cs}`, "LogSoftmax", [logits], { axis: 1 });
+    const picked = g.one(`${s}${cs}`, "GatherElements", [logProbs, t], { axis: 1 });
+    lossParts.push(g.one(`${s}${cs}`, "ReduceSum", [g.one(`${s}${cs}`, "Mul", [picked, w])], { keepdims: 0 }));
+    // The gradients' softmax (⊙ the soft cap's slope) from the same log-probabilities.
+    const ds = `/grad/loss${cs}`;
+    let probs = g.one(ds, "Exp", [logProbs]);
+    let slopeAtTarget: string | undefined;
+    if (capped !== undefined) {
+      const slope = g.one(ds, "Sub", [g.constFloat(1), g.one(ds, "Mul", [capped, capped])]);
+      probs = g.one(ds, "Mul", [probs, slope]);
+      slopeAtTarget = g.one(ds, "GatherElements", [slope, t], { axis: 1 });
+      slopesAtTargets.push(slopeAtTarget);
+    }
+    let targetRowsOfHead = g.one(ds, "Gather", [head, g.one(ds, "Reshape", [t, g.constInts([-1])])], { axis: 0 });
+    if (slopeAtTarget !== undefined) targetRowsOfHead = g.one(ds, "Mul", [targetRowsOfHead, slopeAtTarget]);
+    dHiddenParts.push(g.one(ds, "Mul", [g.one(ds, "Sub", [g.one(ds, "MatMul", [probs, head]), targetRowsOfHead]), w]));
+    // dHead's expected term, Σ over slices of probsᵀ·(w ⊙ h): no one-hot [tokens, vocab] tensor.
+    dHeadParts.push(g.one(`/grad/lm_head${cs}`, "Gemm", [probs, g.one(`/grad/lm_head${cs}`, "Mul", [h, w])], { transA: 1 }));
+  }
+  const sum = (scope: string, parts: string[]): string => parts.reduce((a, b) => g.one(scope, "Add", [a, b]));
+  const loss = g.renameOutput(g.one(s, "Neg", [sum(s, lossParts)]), LOSS_OUTPUTS.loss);
   const tokens = g.renameOutput(g.one(s, "Identity", [count]), LOSS_OUTPUTS.tokens);
-  // Shared by the hidden state's gradient and (full fine-tuning) the head's: softmax, with a soft cap ⊙ its slope.
-  const ds = "/grad/loss";
-  let slope: string | undefined;
-  let expectedWeights: string | undefined;
-  const softmaxTerm = (): string => {
-    if (expectedWeights) return expectedWeights;
-    const probs = g.one(ds, "Softmax", [logits], { axis: 1 });
-    if (capped === undefined) return (expectedWeights = probs);
-    slope = g.one(ds, "Sub", [g.constFloat(1), g.one(ds, "Mul", [capped, capped])]);
-    return (expectedWeights = g.one(ds, "Mul", [probs, slope]));
-  };
+  const join = (scope: string, parts: string[]): string => (parts.length === 1 ? parts[0]! : g.one(scope, "Concat", parts, { axis: 0 }));
   return {
     loss,
     tokens,
-    dHidden: () => {
-      const probs = softmaxTerm();
-      const targetRowsOfHead = g.one(ds, "Gather", [head, targetRows], { axis: 0 });
-      if (slope === undefined) return g.one(ds, "Mul", [g.one(ds, "Sub", [g.one(ds, "MatMul", [probs, head]), targetRowsOfHead]), weights]);
-      const expected = g.one(ds, "MatMul", [probs, head]);
-      const oneHot = g.one(ds, "Mul", [targetRowsOfHead, g.one(ds, "GatherElements", [slope, targets], { axis: 1 })]);
-      return g.one(ds, "Mul", [g.one(ds, "Sub", [expected, oneHot]), weights]);
-    },
+    dHidden: () => join("/grad/loss", dHiddenParts),
     dHead: () => {
-      // dHead = dlogitsᵀ·h = softmaxᵀ·(w ⊙ h) − the rows w ⊙ h scattered (added) at the targets: no one-hot [tokens, vocab] tensor.
+      // − the rows s[target]·w ⊙ h scattered (added) at the targets.
       const hs = "/grad/lm_head";
-      const probs = softmaxTerm();
-      const weighted = g.one(hs, "Mul", [hidden, weights]);
-      const expected = g.one(hs, "Gemm", [probs, weighted], { transA: 1 });
-      const picked = slope === undefined ? weighted : g.one(hs, "Mul", [weighted, g.one(hs, "GatherElements", [slope, targets], { axis: 1 })]);
+      let picked = g.one(hs, "Mul", [hidden, weights]);
+      if (slopesAtTargets.length > 0) picked = g.one(hs, "Mul", [picked, join(hs, slopesAtTargets)]);
       const zeros = g.one(hs, "ConstantOfShape", [g.one(hs, "Shape", [head])]);
-      return g.one(hs, "Sub", [expected, g.one(hs, "ScatterND", [zeros, targets, picked], { reduction: "add" })]);
+      return g.one(hs, "Sub", [sum(hs, dHeadParts), g.one(hs, "ScatterND", [zeros, targets, picked], { reduction: "add" })]);
     },
   };
+}
+
+/**
+ * The sizes of `chunks` row slices of x [rows, …] for Split (int64 [chunks]): ⌈rows / chunks⌉ each,
+ * the last ones shorter or empty. Undefined for one chunk.
+ */
+function rowSlices(g: GraphBuilder, x: string, chunks: number): string | undefined {
+  if (chunks === 1) return undefined;
+  const s = "/loss/slices";
+  const rows = g.one(s, "Slice", [g.one(s, "Shape", [x]), g.constInts([0]), g.constInts([1])]);
+  const size = g.one(s, "Div", [g.one(s, "Add", [rows, g.constInts([chunks - 1])]), g.constInts([chunks])]);
+  const starts = g.one(s, "Mul", [size, g.constInts(Array.from({ length: chunks }, (_, i) => i))]);
+  const left = g.one(s, "Max", [g.one(s, "Sub", [rows, starts]), g.constInts([0])]);
+  return g.one(s, "Min", [left, size]);
 }

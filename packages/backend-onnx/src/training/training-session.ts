@@ -28,6 +28,9 @@ export interface SessionOptions {
   external?: boolean;
 }
 
+/** Training sessions plan tensors one by one and keep one copy of each frozen weight (see SessionOptions). */
+const TRAINING_SESSION = { memoryPattern: false, prepacking: false } as const;
+
 /**
  * An ONNX Runtime session on a training (or evaluation) graph, created once per run through
  * createOrtSession (CUDA when asked and present, else the CPU with the reason). Models whose
@@ -35,12 +38,12 @@ export interface SessionOptions {
  */
 export async function openGraphSession(model: ModelProto, options: SessionOptions): Promise<CreatedSession> {
   const bytes = model.graph.initializer.reduce((n, t) => n + (t.raw_data?.byteLength ?? 0), 0);
-  if (bytes <= EXTERNAL_DATA_THRESHOLD && !options.external) return createOrtSession(encodeModel(model), { ...options, memoryPattern: false });
+  if (bytes <= EXTERNAL_DATA_THRESHOLD && !options.external) return createOrtSession(encodeModel(model), { ...options, ...TRAINING_SESSION });
   const dir = await mkdtemp(path.join(os.tmpdir(), "lowrank-train-graph-"));
   try {
     const file = path.join(dir, "train.onnx");
     await writeOnnx(file, model, { sourceDir: dir, external: true });
-    return await createOrtSession(file, { ...options, memoryPattern: false });
+    return await createOrtSession(file, { ...options, ...TRAINING_SESSION });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -63,7 +66,7 @@ export async function openStreamedGraphSession(build: (external: ExternalWeights
     }
     const file = path.join(dir, "train.onnx");
     await writeFile(file, encodeModel(model));
-    return await createOrtSession(file, { ...options, memoryPattern: false });
+    return await createOrtSession(file, { ...options, ...TRAINING_SESSION });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -77,7 +80,7 @@ export interface GraphFeeds {
   slots: readonly TrainingSlot[];
   ids: number[][];
   factors: ReadonlyMap<string, Float32Array>;
-  /** Dropout masks [tokens, in] by module. */
+  /** Dropout masks [tokens (+ the slot's extraRows), in] by module. */
   masks?: ReadonlyMap<string, Float32Array>;
   /** The checkpoint tensors trained as graph inputs (full fine-tuning: every one), fed as they are. */
   parameters?: ReadonlyMap<string, TrainedParameter>;
@@ -100,7 +103,7 @@ export function commonFeeds(session: ort.InferenceSession, params: GraphFeeds): 
   for (const slot of params.slots) {
     for (const { key, shape } of slotTensors(slot)) if (wanted.has(key)) feeds[key] = new ort.Tensor("float32", params.factors.get(key)!, shape);
     const maskName = dropoutMaskName(slot.module);
-    if (wanted.has(maskName)) feeds[maskName] = new ort.Tensor("float32", params.masks!.get(slot.module)!, [b * s, slot.inFeatures]);
+    if (wanted.has(maskName)) feeds[maskName] = new ort.Tensor("float32", params.masks!.get(slot.module)!, [b * s + (slot.extraRows ?? 0), slot.inFeatures]);
   }
   for (const [name, p] of params.parameters ?? []) if (wanted.has(name)) feeds[name] = new ort.Tensor("float32", p.values, p.shape);
   // A packed graph given an unpacked batch (evaluation data is not packed): one segment a row, positions from 0.

@@ -1,0 +1,110 @@
+import protobuf from "protobufjs";
+import * as ort from "onnxruntime-node";
+import { describe, expect, test } from "vitest";
+import { SeededRandom } from "@lowrank/core/internal";
+import { maxAbsDiff } from "@lowrank/core/testing";
+import { GraphBuilder } from "../export/graph-builder.js";
+import { encodeModel, floatValueInfo, ONNX_INT64, type ModelProto } from "../onnx/onnx-codec.js";
+import { ONNX_PROTO } from "../onnx/onnx-proto.js";
+import { causalLmLoss, LOSS_INPUTS, lossChunks } from "./loss-ops.js";
+
+const ModelProtoType = protobuf.parse(ONNX_PROTO, { keepCase: true }).root.lookupType("onnx.ModelProto");
+
+const [BATCH, SEQ, HIDDEN, VOCAB] = [2, 7, 5, 11];
+const TOKENS = BATCH * SEQ;
+
+/** The masked mean cross-entropy of h·Eᵀ (soft-capped when `cap`), in float64. */
+function referenceLoss(h: number[], e: number[], targets: number[], mask: number[], cap?: number): number {
+  const count = Math.max(
+    1,
+    mask.reduce((a, b) => a + b, 0),
+  );
+  let total = 0;
+  for (let t = 0; t < TOKENS; t++) {
+    const logits = Array.from({ length: VOCAB }, (_, v) => {
+      const z = Array.from({ length: HIDDEN }, (_, k) => h[t * HIDDEN + k]! * e[v * HIDDEN + k]!).reduce((a, b) => a + b, 0);
+      return cap === undefined ? z : Math.tanh(z / cap) * cap;
+    });
+    const max = Math.max(...logits);
+    const lse = max + Math.log(logits.reduce((s, z) => s + Math.exp(z - max), 0));
+    total += mask[t]! * (lse - logits[targets[t]!]!);
+  }
+  return total / count;
+}
+
+async function runLoss(chunks: number, cap: number | undefined, values: { h: number[]; e: number[]; targets: number[]; mask: number[] }) {
+  const g = new GraphBuilder();
+  const loss = causalLmLoss(g, "h", "E", { chunks, ...(cap === undefined ? {} : { softcap: cap }) });
+  g.renameOutput(loss.dHidden(), "dh");
+  g.renameOutput(loss.dHead(), "dE");
+  const graph = {
+    name: "loss",
+    node: g.nodes,
+    initializer: g.initializers,
+    input: [
+      floatValueInfo("h", [TOKENS, HIDDEN]),
+      floatValueInfo("E", [VOCAB, HIDDEN]),
+      floatValueInfo(LOSS_INPUTS.targets, [BATCH, SEQ], ONNX_INT64),
+      floatValueInfo(LOSS_INPUTS.targetMask, [BATCH, SEQ]),
+    ],
+    output: [floatValueInfo("loss", []), floatValueInfo("tokens", []), floatValueInfo("dh", [TOKENS, HIDDEN]), floatValueInfo("dE", [VOCAB, HIDDEN])],
+    value_info: [],
+  };
+  const model = ModelProtoType.fromObject({ ir_version: 8, opset_import: [{ domain: "", version: 17 }], graph }) as unknown as ModelProto;
+  const session = await ort.InferenceSession.create(encodeModel(model));
+  try {
+    const out = await session.run({
+      h: new ort.Tensor("float32", Float32Array.from(values.h), [TOKENS, HIDDEN]),
+      E: new ort.Tensor("float32", Float32Array.from(values.e), [VOCAB, HIDDEN]),
+      [LOSS_INPUTS.targets]: new ort.Tensor("int64", BigInt64Array.from(values.targets.map(BigInt)), [BATCH, SEQ]),
+      [LOSS_INPUTS.targetMask]: new ort.Tensor("float32", Float32Array.from(values.mask), [BATCH, SEQ]),
+    });
+    return {
+      loss: (out.loss!.data as Float32Array)[0]!,
+      tokens: (out.tokens!.data as Float32Array)[0]!,
+      dh: out.dh!.data as Float32Array,
+      dE: out.dE!.data as Float32Array,
+    };
+  } finally {
+    await session.release();
+  }
+}
+
+describe("causalLmLoss: the head fused with the loss, in row chunks", () => {
+  test("one chunk for small vocabularies, eight from 16k up", () => {
+    expect(lossChunks(4096)).toBe(1);
+    expect(lossChunks(50257)).toBe(8);
+  });
+
+  test.each([
+    [1, undefined],
+    [3, undefined],
+    [4, undefined],
+    // More chunks than rows: the last slices are empty.
+    [20, undefined],
+    [1, 2.5],
+    [3, 2.5],
+  ])("%i chunk(s), soft cap %s: loss and the gradients of h and E equal a float64 reference's central differences", async (chunks, cap) => {
+    const rng = new SeededRandom(chunks * 31 + (cap ? 7 : 0));
+    const values = {
+      h: Array.from({ length: TOKENS * HIDDEN }, () => rng.normal()),
+      e: Array.from({ length: VOCAB * HIDDEN }, () => rng.normal() * 0.7),
+      targets: Array.from({ length: TOKENS }, () => Math.floor(rng.next() * VOCAB)),
+      // Some positions ignored (padding, prompts).
+      mask: Array.from({ length: TOKENS }, (_, t) => (t % 5 === 3 ? 0 : 1)),
+    };
+    const out = await runLoss(chunks, cap, values);
+    expect(out.tokens).toBe(values.mask.reduce((a, b) => a + b, 0));
+    expect(Math.abs(out.loss - referenceLoss(values.h, values.e, values.targets, values.mask, cap))).toBeLessThan(1e-5);
+    const central = (key: "h" | "e") =>
+      values[key].map((v, i) => {
+        const at = (delta: number) => {
+          const moved = { ...values, [key]: values[key].map((u, j) => (j === i ? v + delta : u)) };
+          return referenceLoss(moved.h, moved.e, moved.targets, moved.mask, cap);
+        };
+        return (at(1e-6) - at(-1e-6)) / 2e-6;
+      });
+    expect(maxAbsDiff(out.dh, central("h"))).toBeLessThan(1e-5);
+    expect(maxAbsDiff(out.dE, central("e"))).toBeLessThan(1e-5);
+  });
+});
