@@ -116,7 +116,7 @@ function vocabSizeOf(source: OnnxSource): number | undefined {
 /**
  * The ONNX Runtime backend: inference with adapters merged offline or fed per run, and LoRA (or full)
  * training of Hugging Face GPT-2 and LLaMA-family checkpoints, and sequence classification on BERT /
- * RoBERTa / XLM-R, through one loss-and-gradients graph, on the
+ * RoBERTa / XLM-R / DeBERTa-v2 and v3, through one loss-and-gradients graph, on the
  * CUDA execution provider when asked and available, else the CPU.
  */
 export class OnnxBackend implements LowrankBackend {
@@ -144,8 +144,8 @@ export class OnnxBackend implements LowrankBackend {
 
   /**
    * Declines a model it has no graph for, and a training run its trainer does not cover (other
-   * architectures such as DeBERTa-v2, sequence classification on a decoder, lora_bias, LoftQ,
-   * modules_to_save on a causal LM): the reason is the error the run would meet here.
+   * architectures, DeBERTa-v2's convolution layer, sequence classification on a decoder, lora_bias,
+   * LoftQ): the reason is the error the run would meet here.
    */
   async declineReason(job: BackendJob): Promise<string | undefined> {
     if (job.capability === "merge") return undefined;

@@ -1,4 +1,5 @@
 import { LowrankError } from "@lowrank/core";
+import { DEBERTA_TRAINING_MODEL_TYPES, debertaTraining } from "./deberta-training-graph.js";
 import { ENCODER_TRAINING_MODEL_TYPES, encoderTraining } from "./encoder-training-graph.js";
 import { GPT2_TRAINING } from "./gpt2-training-graph.js";
 import { llamaTraining } from "./llama-training-graph.js";
@@ -19,7 +20,11 @@ const ARCHITECTURES: Readonly<Record<string, ArchitectureFactory>> = {
   bert: encoderTraining,
   roberta: encoderTraining,
   "xlm-roberta": encoderTraining,
+  "deberta-v2": debertaTraining,
 };
+
+/** The model types the ONNX trainer trains for sequence classification (the encoders). */
+const SEQ_CLS_MODEL_TYPES: readonly string[] = [...ENCODER_TRAINING_MODEL_TYPES, ...DEBERTA_TRAINING_MODEL_TYPES];
 
 export const ONNX_TRAINABLE_MODEL_TYPES = Object.keys(ARCHITECTURES);
 
@@ -50,14 +55,15 @@ export type TrainingTask = "causal-lm" | "seq-cls";
  */
 export function trainingTask(config: Record<string, unknown>, requested: TrainingTask | undefined, label: string): TrainingTask {
   const type = typeof config.model_type === "string" ? config.model_type : "";
-  const encoder = (ENCODER_TRAINING_MODEL_TYPES as readonly string[]).includes(type);
+  const encoder = SEQ_CLS_MODEL_TYPES.includes(type);
   const task = requested ?? (encoder ? "seq-cls" : "causal-lm");
   if (task === "causal-lm" && encoder)
     throw new LowrankError("USAGE", `--task causal-lm does not fit ${label}, a ${type} sequence classifier; use --task seq-cls`);
   if (task === "seq-cls" && !encoder)
     throw new LowrankError(
       "TARGET_UNSUPPORTED",
-      `${label}: the onnx trainer does not support --task seq-cls on model_type ${JSON.stringify(type)} yet (only on ${ENCODER_TRAINING_MODEL_TYPES.join(", ")}); use --backend tfjs`,
+      `${label}: the onnx trainer does not support --task seq-cls on model_type ${JSON.stringify(type)} yet ` +
+        `(only on ${SEQ_CLS_MODEL_TYPES.join(", ")}); use --backend tfjs`,
     );
   return task;
 }

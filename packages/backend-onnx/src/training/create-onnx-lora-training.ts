@@ -23,7 +23,7 @@ export interface OnnxLoraTraining {
   params: Map<string, Float32Array>;
   /**
    * The checkpoint tensors trained whole by adapter key, with their shapes (the same arrays as in
-   * `params`): PEFT's trained biases (`bias` "all" / "lora_only") and modules_to_save (a classifier).
+   * `params`): PEFT's trained biases (`bias` "all" / "lora_only") and modules_to_save (a classifier, an lm_head, a norm).
    */
   parameters: Map<string, TrainedParameter>;
   session: ort.InferenceSession;
@@ -59,9 +59,9 @@ export interface CreateOnnxLoraTrainingParams {
 
 /**
  * What a LoRA run on ONNX Runtime would train, without building anything: the task, the adapter's
- * config and slots (core's targeting), the checkpoint tensors trained whole (trained biases; for
- * sequence classification PEFT's modules_to_save, by default the classifier as the tfjs trainer sets
- * it), the architecture, and the checkpoint's parameter count.
+ * config and slots (core's targeting), the checkpoint tensors trained whole (trained biases and
+ * PEFT's modules_to_save — for sequence classification by default the classifier, as the tfjs trainer
+ * sets it), the architecture, and the checkpoint's parameter count.
  * @throws LowrankError USAGE for an ONNX file or a task the model does not fit, CHECKPOINT_INVALID /
  *   TARGET_UNSUPPORTED naming what the ONNX trainer cannot train.
  */
@@ -96,12 +96,14 @@ export async function planOnnxLoraTraining(params: { model: string; lora?: LoraC
     ...(task === "seq-cls" ? { modules_to_save: ["classifier", "score"] } : {}),
     ...params.lora,
   });
-  const { slots, modulesToSave } = planLoraSlots({ config, description, supported: architecture.supports, label: params.model, logger: params.logger });
-  if (task === "causal-lm" && modulesToSave.length > 0)
-    throw new LowrankError(
-      "TARGET_UNSUPPORTED",
-      `${params.model}: the onnx trainer does not support \`modules_to_save\` (${modulesToSave.join(", ")}) yet on causal language models; use --backend tfjs`,
-    );
+  const { slots, modulesToSave } = planLoraSlots({
+    config,
+    description,
+    supported: architecture.supports,
+    extraRows: architecture.extraInputRows,
+    label: params.model,
+    logger: params.logger,
+  });
   // Checkpoint name → adapter key of every tensor trained whole: the biases PEFT's `bias` trains, the saved modules' tensors.
   const trained = new Map([...trainedBiases(config, slots, tensorNames), ...savedModuleTensors(modulesToSave, tensorNames)]);
   return { task, config, slots, trained, description, modelConfig, architecture, totalParameters };

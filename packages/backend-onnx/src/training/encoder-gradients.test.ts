@@ -1,23 +1,12 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, test } from "vitest";
-import {
-  Checkpoint,
-  createLoraConfig,
-  describeModel,
-  float32Tensor,
-  resolveTargets,
-  toFloat32,
-  writeSafetensors,
-  type LoraConfigInput,
-  type Tensor,
-} from "@lowrank/core";
-import { SeededRandom } from "@lowrank/core/internal";
+import { Checkpoint, createLoraConfig, describeModel, float32Tensor, resolveTargets, toFloat32, type LoraConfigInput } from "@lowrank/core";
 import { maxAbsDiff, requireFixture } from "@lowrank/core/testing";
-import { loadModel, selectEngine, type TfjsModel } from "@lowrank/backend-tfjs";
-import { createFullTraining, createLoraTraining, type TrainableSet } from "@lowrank/backend-tfjs/internal";
+import { loadModel, selectEngine } from "@lowrank/backend-tfjs";
+import { createFullTraining, createLoraTraining } from "@lowrank/backend-tfjs/internal";
+import { batchOf, expectGradients, randomCheckpoint, tfjsClassification } from "./classification-reference.test-util.js";
 import { fixtureVariant } from "./fixture-variant.test-util.js";
 import { correctRows, runClassificationBatch } from "./classification-batch.js";
 import { encoderTraining } from "./encoder-training-graph.js";
@@ -31,8 +20,6 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** A random BERT for sequence classification (pooler + classifier, 3 labels), LayerNorm weights around 1. */
 async function randomBert(): Promise<string> {
-  const dir = path.join(tmp, "bert");
-  mkdirSync(dir, { recursive: true });
   const config = {
     model_type: "bert",
     architectures: ["BertForSequenceClassification"],
@@ -46,7 +33,6 @@ async function randomBert(): Promise<string> {
     hidden_act: "gelu",
     pad_token_id: 0,
   };
-  writeFileSync(path.join(dir, "config.json"), JSON.stringify(config));
   const shapes: Record<string, number[]> = {
     "bert.embeddings.word_embeddings.weight": [30, 16],
     "bert.embeddings.position_embeddings.weight": [20, 16],
@@ -71,64 +57,7 @@ async function randomBert(): Promise<string> {
     for (const [name, out, inn] of linears) Object.assign(shapes, { [`${b}.${name}.weight`]: [out, inn], [`${b}.${name}.bias`]: [out] });
     for (const n of ["attention.output.LayerNorm", "output.LayerNorm"]) Object.assign(shapes, { [`${b}.${n}.weight`]: [16], [`${b}.${n}.bias`]: [16] });
   }
-  const rng = new SeededRandom(11);
-  const tensors = new Map<string, Tensor>();
-  for (const [key, shape] of Object.entries(shapes)) {
-    const values = Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (key.includes("LayerNorm.weight") ? 1 : 0) + rng.normal() * 0.2);
-    tensors.set(key, float32Tensor(values, shape));
-  }
-  await writeSafetensors(path.join(dir, "model.safetensors"), tensors, { format: "pt" });
-  return dir;
-}
-
-/** Rows of `lengths` real tokens (bos first, eos last, random ids between), right-padded with `pad`; the padding mask. */
-function batchOf(lengths: number[], vocab: number, pad: number, seed: number): { ids: number[][]; mask: number[][] } {
-  const rng = new SeededRandom(seed);
-  const width = Math.max(...lengths);
-  const ids = lengths.map((n) =>
-    Array.from({ length: width }, (_, t) => (t >= n ? pad : t === 0 ? 0 : t === n - 1 ? 2 : 3 + Math.floor(rng.next() * (vocab - 3)))),
-  );
-  return { ids, mask: lengths.map((n) => Array.from({ length: width }, (_, t) => (t < n ? 1 : 0))) };
-}
-
-/** The tfjs backend's classification loss (its trainer's: mean cross-entropy over the rows) and the gradients of a trainable set. */
-function tfjsClassification(model: TfjsModel, training: TrainableSet, ids: number[][], mask: number[][], classes: number[]) {
-  const names = new Map([...training.variables].map(([key, v]) => [v.name, key]));
-  let logits: Float32Array = new Float32Array();
-  const { value, grads } = tf.variableGrads(
-    () =>
-      tf.tidy(() => {
-        const out = model.forward({ inputIds: tf.tensor2d(ids, undefined, "int32"), attentionMask: mask }, { training: true, seed: 0, dropoutCalls: 0 });
-        const x = out.logits as tf.Tensor2D;
-        logits = x.dataSync() as Float32Array;
-        const picked = tf.sum(tf.mul(x, tf.oneHot(classes, x.shape[1]).toFloat()), 1);
-        return tf.mean(tf.sub(tf.logSumExp(x, 1), picked)) as tf.Scalar;
-      }),
-    [...training.variables.values()],
-  );
-  const loss = value.dataSync()[0]!;
-  const byKey = new Map(Object.entries(grads).map(([name, g]) => [names.get(name)!, g.dataSync() as Float32Array]));
-  tf.dispose([value, ...Object.values(grads)]);
-  return { loss, logits, grads: byKey };
-}
-
-/** Each gradient within 1e-4 of its tensor's largest |value|, none all zero, the same keys on both sides. */
-function expectGradients(ours: ReadonlyMap<string, Float32Array>, theirs: ReadonlyMap<string, Float32Array>): number {
-  expect([...ours.keys()].sort()).toEqual([...theirs.keys()].sort());
-  let worst = 0;
-  for (const [key, grad] of theirs) {
-    // A key bias shifts each query's scores by a constant, which the softmax removes: its gradient is 0 up to rounding.
-    if (key.endsWith("attention.self.key.bias")) {
-      expect(maxAbsDiff(ours.get(key)!, grad), key).toBeLessThanOrEqual(1e-6);
-      continue;
-    }
-    const scale = grad.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-    expect(scale, key).toBeGreaterThan(0);
-    const diff = maxAbsDiff(ours.get(key)!, grad);
-    expect(diff, key).toBeLessThanOrEqual(1e-4 * scale);
-    worst = Math.max(worst, diff / scale);
-  }
-  return worst;
+  return randomCheckpoint(path.join(tmp, "bert"), config, shapes);
 }
 
 const ROBERTA = { fixture: "roberta-tiny", vocab: 512, pad: 1 };

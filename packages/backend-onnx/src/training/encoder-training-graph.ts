@@ -8,9 +8,10 @@ import { attentionBackward, attentionForward, type AttentionSaved, type Attentio
 import { CLASSIFICATION_INPUTS, CLASSIFICATION_OUTPUTS, classificationLoss } from "./classification-loss-ops.js";
 import { embeddingGradient, positionEmbeddingGradient } from "./embedding-ops.js";
 import { tokenEmbeddingLora } from "./lora-embedding-ops.js";
-import { linearBackward, linearForward, linearParameterGradients, type FrozenLinear, type LinearSaved } from "./lora-linear-ops.js";
+import { encoderLayers, firstRows, firstRowsBackward, type SavedLinear } from "./encoder-layers.js";
+import { linearForward } from "./lora-linear-ops.js";
 import { loraInputs } from "./lora-plan.js";
-import { layerNormBackward, layerNormForward, layerNormParameterGradients, type NormSaved } from "./norm-ops.js";
+import type { NormSaved } from "./norm-ops.js";
 import { IDS_INPUT, sequenceDims, type ArchitectureContext, type TrainingArchitecture } from "./training-graph.js";
 
 /** The encoder model types the ONNX trainer trains for sequence classification. */
@@ -23,8 +24,6 @@ export const ATTENTION_MASK_INPUT = ENCODER_MASK;
 const LORA_MODULES =
   /(^|\.)(encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)|pooler\.dense|classifier(\.dense|\.out_proj)?|embeddings\.word_embeddings)$/;
 
-type SavedLinear = { layer: FrozenLinear; saved: LinearSaved };
-
 interface BlockSaved {
   spec: AttentionSpec;
   attention: AttentionSaved;
@@ -33,21 +32,6 @@ interface BlockSaved {
   attnNorm: NormSaved;
   outNorm: NormSaved;
   derivative: () => string;
-}
-
-/** x [batch·seq, width] → the first token's rows [batch, width] (transformers' hidden_states[:, 0]). */
-function firstRows(g: GraphBuilder, dims: { batch: string; seq: string }, x: string, width: number): string {
-  const s = "/first_token";
-  const rows = g.one(s, "Reshape", [x, g.one(s, "Concat", [dims.batch, dims.seq, g.constInts([width])], { axis: 0 })]);
-  return g.one(s, "Reshape", [g.one(s, "Slice", [rows, g.constInts([0]), g.constInts([1]), g.constInts([1])]), g.constInts([-1, width])]);
-}
-
-/** The backward of firstRows: dy [batch, width] in the first row of each sequence, zeros elsewhere, as [batch·seq, width]. */
-function firstRowsBackward(g: GraphBuilder, dims: { seq: string }, dy: string, width: number): string {
-  const s = "/grad/first_token";
-  const pads = g.one(s, "Concat", [g.constInts([0, 0, 0, 0]), g.one(s, "Sub", [dims.seq, g.constInts([1])]), g.constInts([0])], { axis: 0 });
-  const padded = g.one(s, "Pad", [g.one(s, "Unsqueeze", [dy, g.constInts([1])]), pads]);
-  return g.one(s, "Reshape", [padded, g.constInts([-1, width])]);
 }
 
 /**
@@ -143,11 +127,7 @@ async function buildEncoder(ctx: ArchitectureContext, modelType: string, act: st
   });
   if (wordLora) flat = g.one(es, "Add", [flat, wordLora.y]);
   const embedNorm = `${e}.LayerNorm`;
-  const normWeights = async (module: string) => ({ weight: await ctx.weight(`${module}.weight`), bias: await ctx.weight(`${module}.bias`) });
-  const layerNorm = async (module: string, x: string) => {
-    const w = await normWeights(module);
-    return layerNormForward(g, moduleScope(module), x, w.weight, w.bias, eps);
-  };
+  const { linear, layerNorm, linearBack, normBack } = encoderLayers(ctx, { lora, dims, eps });
   const embeddings = await layerNorm(embedNorm, flat);
   let h = embeddings.y;
 
@@ -155,21 +135,6 @@ async function buildEncoder(ctx: ArchitectureContext, modelType: string, act: st
   const real = g.one("/mask", "Cast", [g.one("/mask", "Unsqueeze", [ATTENTION_MASK_INPUT, g.constInts([1, 2])])], { to: 1 });
   const mask = g.one("/mask", "Mul", [g.one("/mask", "Sub", [g.constFloat(1), real]), g.constFloat(FLOAT32_MIN)]);
 
-  const linear = async (module: string, firstTokenOnly = false): Promise<FrozenLinear> => {
-    let adapter = lora.get(module);
-    // The head sees one row per sequence: its dropout mask is the first token's rows of the [tokens, in] mask fed for it.
-    if (adapter?.dropoutMask && firstTokenOnly) {
-      const width = ctx.slots.find((slot) => slot.module === module)!.inFeatures;
-      adapter = { ...adapter, dropoutMask: firstRows(g, dims, adapter.dropoutMask, width) };
-    }
-    return {
-      scope: moduleScope(module),
-      weight: await ctx.weight(`${module}.weight`),
-      bias: ctx.has(`${module}.bias`) ? await ctx.weight(`${module}.bias`) : undefined,
-      layout: "out_in",
-      lora: adapter,
-    };
-  };
   const headDim = hidden / heads;
   const blocks: BlockSaved[] = [];
   for (let i = 0; i < layers; i++) {
@@ -211,8 +176,8 @@ async function buildEncoder(ctx: ArchitectureContext, modelType: string, act: st
 
   // The head on the first token: RoBERTa's dense → tanh → out_proj, or BERT's pooler (dense → tanh) → classifier.
   const [dense, project] = robertaHead
-    ? [await linear("classifier.dense", true), await linear("classifier.out_proj", true)]
-    : [await linear(`${prefix}pooler.dense`, true), await linear("classifier", true)];
+    ? [await linear("classifier.dense", { firstTokenOnly: true }), await linear("classifier.out_proj", { firstTokenOnly: true })]
+    : [await linear(`${prefix}pooler.dense`, { firstTokenOnly: true }), await linear("classifier", { firstTokenOnly: true })];
   const first = firstRows(g, dims, h, hidden);
   const pooled = linearForward(g, dense, first);
   const tanh = g.one(robertaHead ? moduleScope("classifier") : moduleScope(`${prefix}pooler.activation`), "Tanh", [pooled.y]);
@@ -222,23 +187,6 @@ async function buildEncoder(ctx: ArchitectureContext, modelType: string, act: st
 
   // Backward: activation gradients through the frozen weights; LoRA gradients, and those of the
   // trained checkpoint tensors, become outputs. Unused nodes are pruned.
-  const linearBack = (l: SavedLinear, dy: string): string => {
-    if (ctx.trains(l.layer.weight) || (l.layer.bias && ctx.trains(l.layer.bias))) {
-      const grads = linearParameterGradients(g, l.layer, l.saved, dy);
-      if (ctx.trains(l.layer.weight)) ctx.gradient(l.layer.weight, grads.weight);
-      if (l.layer.bias && grads.bias && ctx.trains(l.layer.bias)) ctx.gradient(l.layer.bias, grads.bias);
-    }
-    return linearBackward(g, l.layer, l.saved, dy);
-  };
-  const normBack = async (module: string, saved: NormSaved, dy: string): Promise<string> => {
-    const { weight, bias } = await normWeights(module);
-    if (ctx.trains(weight) || ctx.trains(bias)) {
-      const grads = layerNormParameterGradients(g, moduleScope(module), saved, dy);
-      if (ctx.trains(weight)) ctx.gradient(weight, grads.weight);
-      if (ctx.trains(bias)) ctx.gradient(bias, grads.bias);
-    }
-    return layerNormBackward(g, moduleScope(module), saved, weight, dy);
-  };
   const dTanh = linearBack({ layer: project, saved: projected.saved }, loss.dLogits());
   const ts = `/grad${robertaHead ? moduleScope("classifier") : moduleScope(`${prefix}pooler.activation`)}`;
   const dPooled = g.one(ts, "Mul", [dTanh, g.one(ts, "Sub", [g.constFloat(1), g.one(ts, "Mul", [tanh, tanh])])]);

@@ -28,8 +28,8 @@ interface BlockSaved {
  * GPT-2 (transformers' GPT2LMHeadModel): learned positions, pre-LayerNorm blocks, fused q/k/v in a
  * Conv1D (weights stored [in, out]), gelu_new, output head tied to the token embedding. LoRA (or
  * DoRA) on any of attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj, and LoRA on wte (the tied head
- * stays the base table, as in PEFT); the gradients of the trained biases (`ctx.trains`); with
- * `ctx.full`, the gradient of every parameter (the tied head's added to the token embedding's).
+ * stays the base table, as in PEFT); the gradient of every trained parameter (`ctx.trains`: biases
+ * and modules_to_save, or with `ctx.full` every one; the tied head's added to the token embedding's).
  */
 export const GPT2_TRAINING: TrainingArchitecture = {
   supports: (module) => LORA_MODULES.test(module),
@@ -114,8 +114,8 @@ export const GPT2_TRAINING: TrainingArchitecture = {
     if (!ctx.gradients) return;
 
     // Backward: activation gradients through the weights; LoRA gradients and those of the trained
-    // parameters (full: every one; LoRA: PEFT's trained biases) become outputs. Unused nodes are pruned.
-    const full = ctx.full;
+    // parameters (full: every one; LoRA: PEFT's trained biases and modules_to_save) become outputs.
+    // Unused nodes are pruned.
     const linearBack = (l: SavedLinear, dy: string): string => {
       if (ctx.trains(l.layer.weight) || (l.layer.bias && ctx.trains(l.layer.bias))) {
         const grads = linearParameterGradients(g, l.layer, l.saved, dy);
@@ -135,7 +135,7 @@ export const GPT2_TRAINING: TrainingArchitecture = {
       return layerNormBackward(g, moduleScope(module), saved, await ctx.weight(weight), dy);
     };
     const dFinal = loss.dHidden();
-    if (full) ctx.gradient(head, loss.dHead());
+    if (ctx.trains(head)) ctx.gradient(head, loss.dHead());
     let dh = await normBack(lnF, final.saved, dFinal);
     for (let i = layers - 1; i >= 0; i--) {
       const b = `${prefix}h.${i}`;
@@ -152,8 +152,8 @@ export const GPT2_TRAINING: TrainingArchitecture = {
       dh = g.one(`/grad${moduleScope(b)}`, "Add", [dh, await normBack(`${b}.ln_1`, block.ln1, dLn1)]);
     }
     wteLora?.backward(dh);
-    if (full) {
-      ctx.gradient(wte, embeddingGradient(g, moduleScope(`${prefix}wte`), wte, IDS_INPUT, dh));
+    if (ctx.trains(wte)) ctx.gradient(wte, embeddingGradient(g, moduleScope(`${prefix}wte`), wte, IDS_INPUT, dh));
+    if (ctx.trains(wpe)) {
       // Packed rows read their own positions: scatter each token's gradient at its position.
       const wpeScope = moduleScope(`${prefix}wpe`);
       ctx.gradient(

@@ -21,8 +21,9 @@ const FUSED_LORA_MODULES = /(^|\.)(layers\.\d+\.(self_attn\.(qkv|o)_proj|mlp\.(g
  * norms and final-logit soft cap, Gemma's scaled embeddings; q/k/v biases when the checkpoint has
  * them; nn.Linear weights stored [out, in]; tied or separate lm_head. LoRA (or DoRA) on any of
  * q/k/v/o_proj and gate/up/down_proj, or Phi-3's fused qkv_proj, o_proj, gate_up_proj and down_proj,
- * and LoRA on embed_tokens (before Gemma's scale, as the table's rows). With `ctx.full`,
- * the gradient of every parameter (a tied head's added to the token embedding's).
+ * and LoRA on embed_tokens (before Gemma's scale, as the table's rows). The gradient of every
+ * trained parameter (`ctx.trains`: biases and modules_to_save — lm_head, a norm, embed_tokens —
+ * or with `ctx.full` every one; a tied head's added to the token embedding's).
  * @throws LowrankError CHECKPOINT_INVALID for what decoderOptions refuses or an activation the trainer lacks.
  */
 export function llamaTraining(modelType: string, config: Record<string, unknown>, label: string): TrainingArchitecture {
@@ -93,13 +94,13 @@ export function llamaTraining(modelType: string, config: Record<string, unknown>
       const loss = causalLmLoss(g, final.y, head, { softcap: o.finalSoftcap, chunks: lossChunks(ctx.num("vocab_size")) });
       if (!ctx.gradients) return;
       const dHidden = loss.dHidden();
-      if (ctx.full) ctx.gradient(head, loss.dHead());
+      if (ctx.trains(head)) ctx.gradient(head, loss.dHead());
       const dEmbedded = layers.reduceRight((dh, layer) => layer.backward(dh), final.backward(dHidden));
-      // With LoRA and no LoRA on embed_tokens, the gradient stops at the lowest layer's input.
-      if (!ctx.full && !embedLora) return;
+      // With LoRA and neither LoRA on embed_tokens nor the table trained, the gradient stops at the lowest layer's input.
+      if (!ctx.trains(embed) && !embedLora) return;
       const scaled = o.embedScale === undefined ? dEmbedded : g.one("/grad/embed", "Mul", [dEmbedded, g.constFloat(o.embedScale)]);
       embedLora?.backward(scaled);
-      if (ctx.full) ctx.gradient(embed, embeddingGradient(g, embedScope, embed, IDS_INPUT, scaled));
+      if (ctx.trains(embed)) ctx.gradient(embed, embeddingGradient(g, embedScope, embed, IDS_INPUT, scaled));
     },
   };
 }

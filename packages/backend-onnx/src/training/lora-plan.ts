@@ -29,6 +29,11 @@ export interface TrainingSlot {
   scaling: number;
   /** Position in core's target report (the order the initialisation seeds follow). */
   index: number;
+  /**
+   * Rows the module reads each step beyond the batch's tokens (DeBERTa's relative-position table
+   * through a shared query_proj / key_proj): its dropout mask is [tokens + extraRows, in].
+   */
+  extraRows?: number;
 }
 
 /** A slot's trained tensors (A, B and DoRA's magnitude) with their shapes: graph inputs, gradient outputs, adapter tensors. */
@@ -51,13 +56,16 @@ export const SCALINGS_INPUT = "lora_scalings";
  * The modules a LoRA config adapts on a model, checked against what the ONNX trainer implements:
  * LoRA (any r, alpha, rsLoRA, rank/alpha patterns, dropout; init true, false, "gaussian", "pissa",
  * "pissa_niter_N", "olora"; `bias` "all" / "lora_only", see trainedBiases) on the projections and
- * token embeddings `supported` accepts, DoRA on the projections. lora_bias, modules_to_save and LoftQ
- * are refused with a LowrankError naming the field (DoRA on an embedding by core's targeting).
+ * token embeddings `supported` accepts, DoRA on the projections; PEFT's modules_to_save are returned
+ * as core resolves them (see savedModuleTensors). lora_bias and LoftQ are refused with a LowrankError
+ * naming the field (DoRA on an embedding by core's targeting).
  */
 export function planLoraSlots(params: {
   config: LoraConfig;
   description: ModelDescription;
   supported: (module: string) => boolean;
+  /** The architecture's rows beyond the tokens that a module reads (TrainingArchitecture.extraInputRows). */
+  extraRows?: (module: string) => number;
   label: string;
   logger?: Logger;
 }): { slots: TrainingSlot[]; modulesToSave: string[] } {
@@ -71,6 +79,7 @@ export function planLoraSlots(params: {
   const slots = report.targets.map((plan, index): TrainingSlot => {
     if (!params.supported(plan.name)) throw refuse(`LoRA on \`${plan.name}\` (target_modules)`);
     const embedding = plan.kind === "embedding";
+    const extraRows = params.extraRows?.(plan.name) ?? 0;
     return {
       module: plan.name,
       kind: plan.kind,
@@ -82,6 +91,7 @@ export function planLoraSlots(params: {
       outFeatures: plan.outFeatures,
       scaling: plan.scaling,
       index,
+      ...(extraRows > 0 ? { extraRows } : {}),
     };
   });
   return { slots, modulesToSave: [...report.modulesToSave] };

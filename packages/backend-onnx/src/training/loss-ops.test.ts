@@ -91,7 +91,7 @@ describe("causalLmLoss: the head fused with the loss, in row chunks", () => {
       e: Array.from({ length: VOCAB * HIDDEN }, () => rng.normal() * 0.7),
       targets: Array.from({ length: TOKENS }, () => Math.floor(rng.next() * VOCAB)),
       // Some positions ignored (padding, prompts).
-      mask: Array.from({ length: TOKENS }, (_, t) => (t % 5 === 3 ? 0 : 1)),
+      mask: Array.from({ length: TOKENS }, (_, t): number => (t % 5 === 3 ? 0 : 1)),
     };
     const out = await runLoss(chunks, cap, values);
     expect(out.tokens).toBe(values.mask.reduce((a, b) => a + b, 0));

@@ -144,13 +144,19 @@ describe("LoRA training on ONNX Runtime", () => {
   test("what the ONNX trainer cannot train is refused in one line naming it", async () => {
     const relu = await fixtureVariant({ name: "gemma2-tiny", dir: path.join(tmp, "gemma2-relu"), config: { hidden_activation: "relu" } });
     const longrope = await fixtureVariant({ name: "phi3-tiny", dir: path.join(tmp, "phi3-su"), config: { rope_scaling: { type: "su" } } });
+    const conv = await fixtureVariant({ name: "deberta-v2-tiny", dir: path.join(tmp, "deberta-conv"), config: { conv_kernel_size: 3 } });
     for (const [model, input, message] of [
       [relu, lora, /gemma2-relu: config\.json `hidden_activation` "relu" is not supported by the onnx trainer \(supported: gelu_new, .*\)$/],
       [longrope, lora, /phi3-su\/config\.json: Phi-3 `rope_scaling` type "su" is not supported by lowrank/],
       [
+        conv,
+        { ...lora, target_modules: ["query_proj"] },
+        /deberta-conv: config.json `conv_kernel_size` 3 \(DeBERTa-v2's convolution layer\) is not supported by the onnx trainer; use --backend tfjs$/,
+      ],
+      [
         requireFixture("deberta-v2-tiny"),
-        lora,
-        /deberta-v2-tiny: model_type "deberta-v2" is not supported by the onnx trainer \(supported: gpt2, llama, mistral, qwen2, phi3, gemma, gemma2, bert, roberta, xlm-roberta\); use --backend tfjs/,
+        { ...lora, target_modules: ["rel_embeddings"] },
+        /deberta-v2-tiny: the onnx trainer does not support LoRA on `deberta.encoder.rel_embeddings` \(target_modules\) yet/,
       ],
       [
         dir,
@@ -160,7 +166,6 @@ describe("LoRA training on ONNX Runtime", () => {
       [dir, { ...lora, target_modules: ["wpe"] }, /gpt2-tiny: the onnx trainer does not support LoRA on `transformer.wpe` \(target_modules\) yet/],
       [dir, { ...lora, init_lora_weights: "loftq" }, /gpt2-tiny: the onnx trainer does not support `init_lora_weights` "loftq" yet/],
       [dir, { ...lora, lora_bias: true }, /gpt2-tiny: the onnx trainer does not support `lora_bias` yet/],
-      [dir, { ...lora, modules_to_save: ["ln_f"] }, /gpt2-tiny: the onnx trainer does not support `modules_to_save` \(transformer.ln_f\) yet/],
       [requireFixture("gpt2-tiny", "model.onnx"), lora, /not an ONNX file/],
     ] as const) {
       const error = await captureLowrankRejection(createOnnxLoraTraining({ model, lora: input as LoraConfigInput, seed: 1 }));
@@ -170,35 +175,60 @@ describe("LoRA training on ONNX Runtime", () => {
   });
 });
 
-/** Classification examples for roberta-tiny: bos, 2–10 random ids, eos; the label is the first id's residue mod 3 (learnable). */
-function classificationExamples(count: number, seed: number): TrainingExample[] {
+/** Classification examples for the tiny encoders: bos, 2–10 random ids, eos; the label is the first id's residue mod 3 (learnable). */
+function classificationExamples(count: number, seed: number, bos = 0): TrainingExample[] {
   const rng = new SeededRandom(seed);
   return Array.from({ length: count }, () => {
     const inner = Array.from({ length: 2 + Math.floor(rng.next() * 9) }, () => 3 + Math.floor(rng.next() * 509));
-    return { ids: [0, ...inner, 2], label: inner[0]! % 3 };
+    return { ids: [bos, ...inner, 2], label: inner[0]! % 3 };
   });
 }
 
-describe("sequence classification on ONNX Runtime (roberta-tiny)", () => {
+describe("sequence classification on ONNX Runtime (roberta-tiny, deberta-v2-tiny)", () => {
   const roberta = requireFixture("roberta-tiny");
   const clsLora: LoraConfigInput = { r: 4, lora_alpha: 8, target_modules: ["query", "value"], lora_dropout: 0 };
   const clsOptions: TrainerOptions = { ...options, task: "seq-cls", padTokenId: 1, learningRate: 1e-2, steps: 20 };
+  const cases = [
+    {
+      name: "roberta-tiny",
+      what: "LoRA on query, value + the classifier",
+      lora: clsLora,
+      bos: 0,
+      padTokenId: 1,
+      saved: { "base_model.model.classifier.out_proj.weight": [3, 64], "base_model.model.classifier.dense.bias": [64] },
+    },
+    {
+      name: "deberta-v2-tiny",
+      // PEFT's default targets for deberta-v2: query_proj and value_proj (query_proj also projects the position table).
+      what: "LoRA on PEFT's default targets + the classifier",
+      lora: { r: 4, lora_alpha: 8, lora_dropout: 0 },
+      bos: 1,
+      padTokenId: 0,
+      saved: {
+        "base_model.model.classifier.weight": [3, 64],
+        "base_model.model.deberta.encoder.layer.1.attention.self.query_proj.lora_A.weight": [4, 64],
+        "base_model.model.deberta.encoder.layer.1.attention.self.value_proj.lora_B.weight": [64, 4],
+      },
+    },
+  ];
 
-  test("20 steps (LoRA on query, value + the classifier) give the tfjs trainer's losses within 1e-3, the same accuracy and adapter", async () => {
+  test.each(cases)("$name: 20 steps ($what) give the tfjs trainer's losses within 1e-3, the same accuracy and adapter", async (c) => {
     await selectEngine();
-    const train = classificationExamples(48, 3);
-    const evalSet = classificationExamples(20, 4);
-    const training = await createOnnxLoraTraining({ model: roberta, lora: clsLora, seed: 5 });
+    const dir = requireFixture(c.name);
+    const train = classificationExamples(48, 3, c.bos);
+    const evalSet = classificationExamples(20, 4, c.bos);
+    const opts = { ...clsOptions, padTokenId: c.padTokenId };
+    const training = await createOnnxLoraTraining({ model: dir, lora: c.lora, seed: 5 });
     expect(training.task).toBe("seq-cls");
     expect(training.config).toMatchObject({ task_type: "SEQ_CLS", modules_to_save: ["classifier", "score"] });
-    const model = await loadModel(roberta);
+    const model = await loadModel(dir);
     const tfjsTraining = createLoraTraining(
       model,
-      createLoraConfig({ ...clsLora, task_type: "SEQ_CLS", modules_to_save: ["classifier", "score"], base_model_name_or_path: roberta }),
+      createLoraConfig({ ...c.lora, task_type: "SEQ_CLS", modules_to_save: ["classifier", "score"], base_model_name_or_path: dir }),
       { seed: 5 },
     );
-    const tfjs = new Trainer(model, tfjsTraining, train, clsOptions);
-    const trainer = new OnnxLoraTrainer(training.session, training.slots, training.params, train, clsOptions, {
+    const tfjs = new Trainer(model, tfjsTraining, train, opts);
+    const trainer = new OnnxLoraTrainer(training.session, training.slots, training.params, train, opts, {
       parameters: training.parameters,
       numLabels: 3,
     });
@@ -212,20 +242,20 @@ describe("sequence classification on ONNX Runtime (roberta-tiny)", () => {
       }
       const [ours, theirs] = [await trainer.evaluate(evalSet), tfjs.evaluate(evalSet)];
       console.log(
-        `roberta-tiny seq-cls: worst loss difference ${Math.max(...diffs).toExponential(2)} over 20 steps; eval loss ${ours.loss} (tfjs ${theirs.loss}), ` +
+        `${c.name} seq-cls: worst loss difference ${Math.max(...diffs).toExponential(2)} over 20 steps; eval loss ${ours.loss} (tfjs ${theirs.loss}), ` +
           `accuracy ${ours.accuracy} (tfjs ${theirs.accuracy})`,
       );
       expect(Math.max(...diffs)).toBeLessThanOrEqual(1e-3);
       expect(Math.abs(ours.loss - theirs.loss)).toBeLessThanOrEqual(1e-3);
       expect(ours.accuracy).toBe(theirs.accuracy);
       expect(ours.examples).toBe(20);
-      const folder = (who: string) => path.join(tmp, `seq-cls-${who}`);
+      const folder = (who: string) => path.join(tmp, `seq-cls-${c.name}-${who}`);
       await writeAdapter(folder("onnx"), training.adapter());
       await writeAdapter(folder("tfjs"), tfjsTraining.exportAdapter());
       const [a, b] = [await readAdapter(folder("onnx")), await readAdapter(folder("tfjs"))];
       const shapes = (x: typeof a) => Object.fromEntries([...x.tensors].map(([k, t]) => [k, t.shape]));
       expect(shapes(a)).toEqual(shapes(b));
-      expect(shapes(a)).toMatchObject({ "base_model.model.classifier.out_proj.weight": [3, 64], "base_model.model.classifier.dense.bias": [64] });
+      expect(shapes(a)).toMatchObject(c.saved);
       expect(a.config).toEqual(b.config);
       for (const [key, t] of b.tensors) {
         const want = toFloat32(t);

@@ -79,14 +79,14 @@ export class OnnxLoraTrainer implements BackendTrainer {
     return this.step;
   }
 
-  /** Inverted-dropout masks [tokens, in] per module (0 or 1/(1−p)), seeded by the micro-batch; all ones to evaluate. */
+  /** Inverted-dropout masks [tokens (+ the slot's extra rows), in] per module (0 or 1/(1−p)), seeded by the micro-batch; all ones to evaluate. */
   private masks(tokens: number, seed: number | undefined): Map<string, Float32Array> | undefined {
     if (this.dropout <= 0) return undefined;
     const masks = new Map<string, Float32Array>();
     const keep = 1 / (1 - this.dropout);
     this.slots.forEach((slot, i) => {
       if (slot.kind === "embedding") return; // no dropout on an embedding's LoRA path (PEFT)
-      const mask = new Float32Array(tokens * slot.inFeatures);
+      const mask = new Float32Array((tokens + (slot.extraRows ?? 0)) * slot.inFeatures);
       if (seed === undefined) mask.fill(1);
       else {
         const rng = new SeededRandom((seed * 1_000_003 + i + 1) % 2_147_483_647);

@@ -51,6 +51,10 @@ const CASES: [string, string, LoraConfigInput][] = [
   ["DoRA on nn.Linear weights, rsLoRA and an alpha pattern", "llama-tiny", base(LLAMA, { use_dora: true, use_rslora: true, alpha_pattern: { o_proj: 2 } })],
   ["DoRA on Phi-3's fused projections", "phi3-tiny", base(["qkv_proj", "gate_up_proj"], { use_dora: true })],
   ["DoRA from OLoRA's start", "llama-tiny", base(["q_proj", "up_proj"], { use_dora: true, init_lora_weights: "olora" })],
+  ["modules_to_save: the final LayerNorm ln_f", "gpt2-tiny", base(GPT2, { modules_to_save: ["ln_f"] })],
+  ["modules_to_save: the position table wpe", "gpt2-tiny", base(["c_attn"], { modules_to_save: ["wpe"] })],
+  ["modules_to_save: the (untied) lm_head and the final norm", "llama-tiny", base(LLAMA, { modules_to_save: ["lm_head", "model.norm"] })],
+  ["modules_to_save: embed_tokens (untied from lm_head)", "llama-tiny", base(["q_proj"], { modules_to_save: ["embed_tokens"] })],
 ];
 
 const rng = new SeededRandom(31);
@@ -118,6 +122,8 @@ describe("PEFT's adapter variants on the ONNX trainer, against the tfjs backend"
     ["LoRA on wte", "gpt2-tiny", base(["wte", "c_fc"], { init_lora_weights: true })],
     ["DoRA", "gpt2-tiny", base(GPT2, { init_lora_weights: true, use_dora: true })],
     ["DoRA", "gemma2-tiny", base(LLAMA, { init_lora_weights: true, use_dora: true })],
+    ["modules_to_save ln_f", "gpt2-tiny", base(GPT2, { init_lora_weights: true, modules_to_save: ["ln_f"] })],
+    ["modules_to_save lm_head", "llama-tiny", base(LLAMA, { init_lora_weights: true, modules_to_save: ["lm_head", "model.norm"] })],
   ])("%s on %s: 12 steps give the tfjs trainer's losses within 1e-3; the adapter file has tfjs's keys, shapes and config", async (name, fixture, lora) => {
     await selectEngine();
     const dir = requireFixture(fixture);

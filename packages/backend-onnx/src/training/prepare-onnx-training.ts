@@ -27,7 +27,7 @@ function labelCount(config: Record<string, unknown>): number {
  * graph of the Hugging Face model in `params.model` with the new adapter's factors (or, with `full`,
  * every parameter of the model), opens its session, reads the data (text through the folder's
  * tokenizer) and creates the trainer. The task is `--task`, else the model type's: sequence
- * classification on BERT / RoBERTa / XLM-R (the classifier trained whole, as on the tfjs backend),
+ * classification on BERT / RoBERTa / XLM-R / DeBERTa-v2 (the classifier trained whole, as on the tfjs backend),
  * causal LM on the decoders.
  * @returns the preparation; it throws LowrankError CHECKPOINT_INVALID when config.json has no
  * `vocab_size`, USAGE for a label the classifier lacks, and what createOnnxLoraTraining /

@@ -43,6 +43,8 @@ export interface ArchitectureContext {
   /** One contribution to the gradient of trained parameter `name` (checkpoint or graph name; contributions are summed). */
   gradient(name: string, value: string): void;
   has(name: string): boolean;
+  /** A checkpoint tensor's shape, or undefined when it has none of that name. */
+  shapeOf(name: string): readonly number[] | undefined;
   /** A config number, or the fallback; a LowrankError naming config.json's key when missing. */
   num(key: string, fallback?: number): number;
 }
@@ -50,6 +52,8 @@ export interface ArchitectureContext {
 /** An architecture: which modules take LoRA, and the builder of its loss-and-gradients graph. */
 export interface TrainingArchitecture {
   supports(module: string): boolean;
+  /** Rows a module reads beyond the batch's tokens (TrainingSlot.extraRows); 0 or absent for most. */
+  extraInputRows?(module: string): number;
   build(ctx: ArchitectureContext): Promise<void>;
   /** Graph inputs the builder reads besides the ids, the loss's and the LoRA ones (an encoder's `attention_mask`, `labels`), declared after `input_ids` when used. */
   inputs?: readonly ValueInfoProto[];
@@ -171,6 +175,7 @@ export async function buildTrainingGraph(params: {
       full: full !== undefined,
       trains,
       has: (name) => info.has(name),
+      shapeOf: (name) => info.get(name)?.shape,
       num: (key, fallback) => {
         const v = config[key];
         if (typeof v === "number") return v;
@@ -223,7 +228,9 @@ export async function buildTrainingGraph(params: {
       floatValueInfo(LOSS_INPUTS.targetMask, ["batch", "sequence"]),
       ...params.slots.flatMap((s) => slotTensors(s).map((t) => floatValueInfo(t.key, t.shape))),
       ...(params.slots.length > 0 ? [floatValueInfo(SCALINGS_INPUT, [params.slots.length])] : []),
-      ...(params.dropout ? params.slots.map((s) => floatValueInfo(dropoutMaskName(s.module), ["tokens", s.inFeatures])) : []),
+      ...(params.dropout
+        ? params.slots.map((s) => floatValueInfo(dropoutMaskName(s.module), [s.extraRows ? "tokens_and_extra_rows" : "tokens", s.inFeatures]))
+        : []),
       ...[...(parameters ?? [])].map(([name, p]) => floatValueInfo(name, p.shape)),
     ].filter((v) => used.has(v.name));
     const shapes = new Map(params.slots.flatMap((s) => slotTensors(s).map((t): [string, number[]] => [gradientName(t.key), t.shape])));
