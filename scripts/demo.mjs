@@ -13,16 +13,16 @@ import * as tf from "@tensorflow/tfjs";
 import { loadTokenizer, mergeCheckpoint, writeAdapter } from "@lowrank/core";
 import { attachAdapter, loadModel, selectEngine } from "@lowrank/backend-tfjs";
 import { inferenceContext } from "@lowrank/backend-tfjs/internal";
-import { buildDecoderGraph, encodeModel, OnnxBackend, OnnxLoraSession } from "@lowrank/backend-onnx";
-import { createOnnxLoraTraining, generateBatchWithKvCache, kvLayoutOf, OnnxLoraTrainer } from "@lowrank/backend-onnx/internal";
+import { buildDecoderGraph, encodeModel, OnnxBackend } from "@lowrank/backend-onnx";
+import { createOnnxLoraTraining, OnnxLoraTrainer } from "@lowrank/backend-onnx/internal";
 import { trainerOptionsFor } from "@lowrank/core/internal";
-import { corpusBleu, e2eExample as example, e2ePrompt as prompt, lineChartSvg, loadE2e, splitE2e } from "@lowrank/bench";
+import { corpusBleu, e2eExample as example, e2ePrompt as prompt, generateGreedy, lineChartSvg, loadE2e, splitE2e } from "@lowrank/bench";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
 const flag = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
 const out = path.resolve(flag("--out", path.join(root, "demo-output")));
-const steps = Number(flag("--steps", "80"));
+const steps = Number(flag("--steps", "200"));
 const evalMrs = Number(flag("--eval-mrs", "40"));
 const modelDir = path.resolve(flag("--model", path.join(root, "models", "gpt2-mini")));
 const started = performance.now();
@@ -56,7 +56,7 @@ const trainer = new OnnxLoraTrainer(
   training.params,
   trainExamples,
   trainerOptionsFor(
-    { model: modelDir, data: "", out, steps, learningRate: 2e-3, batchSize: 16, warmupSteps: 8, schedule: "linear", weightDecay: 0.01, maxGradNorm: 1 },
+    { model: modelDir, data: "", out, steps, learningRate: 4e-3, batchSize: 16, warmupSteps: 8, schedule: "linear", weightDecay: 0.01, maxGradNorm: 1 },
     { task: "causal-lm", seed: 7, padTokenId: eos },
   ),
   { dropout: training.config.lora_dropout },
@@ -64,25 +64,12 @@ const trainer = new OnnxLoraTrainer(
 
 // Generation runs on ONNX Runtime: the base's graph built from its checkpoint, with a key/value
 // cache, the adapter (once trained) fed at run time; prompts in batches of 8, greedy.
-const graph = encodeModel(await buildDecoderGraph(modelDir));
 async function generations(adapter) {
   const b = bar("generating (BLEU)", heldOut.length);
-  const session = await OnnxLoraSession.create(graph, { label: modelDir, modelDir, adapters: adapter ? { demo: adapter } : {} });
-  const layout = kvLayoutOf(session.session, modelDir);
-  const texts = [];
-  for (let i = 0; i < heldOut.length; i += 8) {
-    const prompts = heldOut.slice(i, i + 8).map((g) => tokenizer.encode(prompt(g.mr)));
-    const rows = await generateBatchWithKvCache(session, layout, prompts, {
-      maxNewTokens: 48,
-      eosTokenId: eos,
-      adapters: prompts.map(() => (adapter ? "demo" : null)),
-    });
-    for (const ids of rows) texts.push(tokenizer.decode(ids.filter((id) => id !== eos)).trim());
-    b.increment(prompts.length);
-  }
-  await session.release();
+  const prompts = heldOut.map((g) => tokenizer.encode(prompt(g.mr)));
+  const rows = await generateGreedy(modelDir, prompts, { adapter, maxNewTokens: 48, eosTokenId: eos, onBatch: (done) => b.update(done) });
   b.stop();
-  return texts;
+  return rows.map((ids) => tokenizer.decode(ids.filter((id) => id !== eos)).trim());
 }
 
 async function measure(label, adapter) {

@@ -20,7 +20,7 @@ import { TfjsBackend } from "@lowrank/backend-tfjs";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
 const flag = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
-const epochs = Number(flag("--epochs", "1"));
+const epochs = Number(flag("--epochs", "3"));
 const steps = flag("--steps", undefined);
 const backendName = flag("--backend", "onnx");
 const out = path.resolve(flag("--out", path.join(root, "models", "gpt2-mini")));
@@ -29,9 +29,9 @@ const CONFIG = {
   architectures: ["GPT2LMHeadModel"],
   model_type: "gpt2",
   activation_function: "gelu_new",
-  n_layer: Number(flag("--layers", "4")),
-  n_head: Number(flag("--heads", "4")),
-  n_embd: Number(flag("--hidden", "192")),
+  n_layer: Number(flag("--layers", "6")),
+  n_head: Number(flag("--heads", "6")),
+  n_embd: Number(flag("--hidden", "384")),
   n_positions: 256,
   n_ctx: 256,
   vocab_size: 4096,

@@ -26,7 +26,7 @@ export interface BenchResults {
   versions: Record<string, unknown>;
   models: { embedded: string; large: string };
   parameters: FootprintRow[];
-  /** LoRA vs full fine-tuning on tfjs; `full` is null (with the reason) where it did not fit. */
+  /** LoRA vs full fine-tuning on ONNX Runtime; `full` is null (with the reason) where it failed. */
   training: {
     model: string;
     batch_size: number;
@@ -37,7 +37,7 @@ export interface BenchResults {
     full: TrainingStep | null;
     full_error?: string;
   }[];
-  /** LoRA on ONNX Runtime, one pass per step, against the tfjs LoRA row of the same model. */
+  /** The ONNX Runtime LoRA row of a model against the same step on tfjs (as micro-batches). */
   onnx_training: { model: string; batch_size: number; seq_len: number; onnx: TrainingStep; tfjs: TrainingStep };
   latency: LatencyRow[];
   /** Batched greedy generation with an unmerged adapter: ONNX Runtime (one batch) against tfjs. */

@@ -1,6 +1,9 @@
-import { createLoraConfig, loadTokenizer } from "@lowrank/core";
-import { generate, loadModel, selectEngine } from "@lowrank/backend-tfjs";
-import { createFullTraining, createLoraTraining, Trainer } from "@lowrank/backend-tfjs/internal";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { loadTokenizer, readAdapter, silentLogger, type LoraAdapter, type LoraConfigInput, type TrainParams } from "@lowrank/core";
+import { buildDecoderGraph, encodeModel, OnnxBackend, OnnxLoraSession } from "@lowrank/backend-onnx";
+import { generateBatchWithKvCache, kvLayoutOf } from "@lowrank/backend-onnx/internal";
 import { checkpointParameterCount } from "./footprint.js";
 import { corpusBleu } from "./metrics/bleu.js";
 import { e2eExample, e2ePrompt, loadE2e, splitE2e } from "./tasks/e2e.js";
@@ -31,6 +34,8 @@ export interface QualityParams {
 
 export interface QualityResult {
   method: QualityMethod;
+  /** The engine that trained, evaluated and generated. */
+  backend: "onnx";
   trainable_parameters: number;
   total_parameters: number;
   steps: number;
@@ -48,75 +53,134 @@ export interface QualityResult {
  * LoRA r=4, alpha 32 on GPT-2's attention projection, as in the demo (the paper's GPT-2 setting is
  * r=4 on q and v; GPT-2 fuses q, k, v into c_attn); and r=8 on every linear layer, for comparison.
  */
-const QUALITY_LORA = {
-  lora: { r: 4, lora_alpha: 32, target_modules: ["c_attn"], lora_dropout: 0.1, fan_in_fan_out: true },
-  "lora-all-linear": { r: 8, lora_alpha: 32, target_modules: "all-linear", lora_dropout: 0.1, fan_in_fan_out: true },
-} as const;
+const QUALITY_LORA: Record<"lora" | "lora-all-linear", LoraConfigInput> = {
+  lora: { r: 4, lora_alpha: 32, target_modules: ["c_attn"], lora_dropout: 0.1 },
+  "lora-all-linear": { r: 8, lora_alpha: 32, target_modules: "all-linear", lora_dropout: 0.1 },
+};
 
-/**
- * The paper's Table 3 at small scale: the embedded base on E2E with no adaptation, with LoRA, or
- * fully fine-tuned, on the same examples in the same order for the same number of steps.
- */
-export async function measureE2eQuality(params: QualityParams): Promise<QualityResult> {
-  await selectEngine();
-  const model = await loadModel(params.modelDir);
-  const tokenizer = await loadTokenizer(params.modelDir, model.config);
+/** The E2E split as token ids: "<mr> || <ref>" + end-of-text, at most 128 tokens. */
+async function e2eData(params: QualityParams) {
+  const config = JSON.parse(await readFile(path.join(params.modelDir, "config.json"), "utf8"));
+  const tokenizer = await loadTokenizer(params.modelDir, config);
   if (!tokenizer || tokenizer.eosTokenId === undefined)
     throw new Error(`${params.modelDir}: the quality benchmark needs tokenizer.json with an end-of-text token`);
   const eos = tokenizer.eosTokenId;
   const { train, held } = splitE2e(loadE2e(params.e2eFile));
   const encode = (text: string): number[] => [...tokenizer.encode(text), eos].slice(0, 128);
-  const trainExamples = train.flatMap((g) => g.refs.map((r) => ({ ids: encode(e2eExample(g.mr, r)) })));
   const heldOut = held.slice(0, params.evalMrs);
-  const evalExamples = heldOut.flatMap((g) => g.refs.slice(0, 3).map((r) => ({ ids: encode(e2eExample(g.mr, r)) })));
-  const lora = QUALITY_LORA[params.method === "lora-all-linear" ? "lora-all-linear" : "lora"];
-  const training =
-    params.method === "full"
-      ? createFullTraining(model)
-      : createLoraTraining(
-          model,
-          createLoraConfig({
-            ...lora,
-            target_modules: typeof lora.target_modules === "string" ? lora.target_modules : [...lora.target_modules],
-            task_type: "CAUSAL_LM",
-          }),
-          { seed: params.seed },
-        );
-  const trainer = new Trainer(model, training, trainExamples, {
-    task: "causal-lm",
-    steps: params.steps,
-    learningRate: params.learningRate,
-    batchSize: params.batchSize,
-    warmupSteps: Math.min(8, Math.floor(params.steps / 10)),
-    schedule: "linear",
-    weightDecay: 0.01,
-    maxGradNorm: 1,
-    seed: params.seed,
-    padTokenId: eos,
-  });
-  const losses: number[] = [];
-  const start = performance.now();
-  if (params.method !== "none") for (let i = 0; i < params.steps; i++) losses.push(trainer.trainStep().loss);
-  const trainSeconds = (performance.now() - start) / 1000;
-  const evaluation = trainer.evaluate(evalExamples, 16);
-  const outputs = heldOut.map((g) => {
-    const ids = generate(model, tokenizer.encode(e2ePrompt(g.mr)), { maxNewTokens: params.maxNewTokens, eosTokenId: eos });
-    return tokenizer.decode(ids.filter((id) => id !== eos)).trim();
-  });
   return {
-    method: params.method,
-    trainable_parameters: params.method === "none" ? 0 : training.parameterCount,
-    total_parameters: await checkpointParameterCount(params.modelDir),
-    steps: params.method === "none" ? 0 : params.steps,
-    learning_rate: params.learningRate,
-    eval_loss: evaluation.loss,
-    perplexity: evaluation.perplexity,
-    bleu: corpusBleu(
-      outputs,
-      heldOut.map((g) => g.refs),
-    ),
-    train_seconds: trainSeconds,
-    losses,
-    samples: heldOut.slice(0, 3).map((g, i) => ({ mr: g.mr, output: outputs[i]! })),
+    tokenizer,
+    eos,
+    heldOut,
+    train: train.flatMap((g) => g.refs.map((r) => encode(e2eExample(g.mr, r)))),
+    eval: heldOut.flatMap((g) => g.refs.slice(0, 3).map((r) => encode(e2eExample(g.mr, r)))),
   };
+}
+
+const jsonl = (rows: readonly number[][]): string => `${rows.map((ids) => JSON.stringify({ input_ids: ids })).join("\n")}\n`;
+
+/**
+ * Greedy generations on ONNX Runtime for a list of prompts: the model folder's graph with a
+ * key/value cache, an adapter (when given) fed at run time, prompts in batches of 8.
+ */
+export async function generateGreedy(
+  modelDir: string,
+  prompts: readonly number[][],
+  options: { adapter?: LoraAdapter; maxNewTokens: number; eosTokenId: number; onBatch?: (done: number) => void },
+): Promise<number[][]> {
+  const graph = encodeModel(await buildDecoderGraph(modelDir));
+  const adapters: Record<string, LoraAdapter> = options.adapter ? { adapter: options.adapter } : {};
+  const session = await OnnxLoraSession.create(graph, { label: modelDir, modelDir, adapters });
+  try {
+    const layout = kvLayoutOf(session.session, modelDir);
+    if (!layout) throw new Error(`bench: ${modelDir}: the decoder graph has no key/value cache`);
+    const rows: number[][] = [];
+    for (let i = 0; i < prompts.length; i += 8) {
+      const batch = prompts.slice(i, i + 8);
+      const names = batch.map(() => (options.adapter ? "adapter" : null));
+      rows.push(
+        ...(await generateBatchWithKvCache(session, layout, batch, { maxNewTokens: options.maxNewTokens, eosTokenId: options.eosTokenId, adapters: names })),
+      );
+      options.onBatch?.(rows.length);
+    }
+    return rows;
+  } finally {
+    await session.release();
+  }
+}
+
+/**
+ * The paper's Table 3 at small scale, on ONNX Runtime: the embedded base on E2E with no adaptation,
+ * with LoRA, or fully fine-tuned — each a `train` run through core's training loop on the same
+ * examples in the same order for the same number of steps, its final evaluation the eval loss —
+ * then BLEU of greedy generations for held-out meaning representations.
+ */
+export async function measureE2eQuality(params: QualityParams): Promise<QualityResult> {
+  const data = await e2eData(params);
+  const work = await mkdtemp(path.join(os.tmpdir(), `lowrank-quality-${params.method}-`));
+  try {
+    await writeFile(path.join(work, "train.jsonl"), jsonl(data.train));
+    await writeFile(path.join(work, "eval.jsonl"), jsonl(data.eval));
+    const backend = new OnnxBackend();
+    await backend.init({ logger: silentLogger });
+    const out = path.join(work, "out");
+    // No adaptation: one step at learning rate 0 leaves LoRA's B at zero, so the evaluation is the base's.
+    const none = params.method === "none";
+    const run: TrainParams = {
+      model: params.modelDir,
+      data: path.join(work, "train.jsonl"),
+      evalData: path.join(work, "eval.jsonl"),
+      out,
+      full: params.method === "full",
+      lora: QUALITY_LORA[params.method === "lora-all-linear" ? "lora-all-linear" : "lora"],
+      steps: none ? 1 : params.steps,
+      learningRate: none ? 0 : params.learningRate,
+      batchSize: params.batchSize,
+      seqLen: 128,
+      warmupSteps: Math.min(8, Math.floor(params.steps / 10)),
+      schedule: "linear",
+      weightDecay: 0.01,
+      maxGradNorm: 1,
+      seed: params.seed,
+    };
+    const losses: number[] = [];
+    let evaluation: { loss: number; perplexity: number } | undefined;
+    let trainable = 0;
+    let trainSeconds = 0;
+    for await (const e of backend.train(run)) {
+      if (e.type === "start") trainable = e.trainableParameters;
+      if (e.type === "step") {
+        losses.push(e.loss);
+        trainSeconds += e.seconds;
+      }
+      if (e.type === "eval") evaluation = e;
+    }
+    if (!evaluation) throw new Error(`bench: the ${params.method} run on ${params.modelDir} reported no evaluation`);
+    const prompts = data.heldOut.map((g) => data.tokenizer.encode(e2ePrompt(g.mr)));
+    const generated = await generateGreedy(params.method === "full" ? out : params.modelDir, prompts, {
+      adapter: params.method === "full" || none ? undefined : await readAdapter(out),
+      maxNewTokens: params.maxNewTokens,
+      eosTokenId: data.eos,
+    });
+    const outputs = generated.map((ids) => data.tokenizer.decode(ids.filter((id) => id !== data.eos)).trim());
+    return {
+      method: params.method,
+      backend: "onnx",
+      trainable_parameters: none ? 0 : trainable,
+      total_parameters: await checkpointParameterCount(params.modelDir),
+      steps: none ? 0 : params.steps,
+      learning_rate: params.learningRate,
+      eval_loss: evaluation.loss,
+      perplexity: evaluation.perplexity,
+      bleu: corpusBleu(
+        outputs,
+        data.heldOut.map((g) => g.refs),
+      ),
+      train_seconds: none ? 0 : trainSeconds,
+      losses: none ? [] : losses,
+      samples: data.heldOut.slice(0, 3).map((g, i) => ({ mr: g.mr, output: outputs[i]! })),
+    };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
 }

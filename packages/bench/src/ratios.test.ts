@@ -70,7 +70,8 @@ const measured = {
     model: "e",
     data: "d",
     results: [
-      { method: "lora" as const, eval_loss: 1.1, bleu: 0.3 },
+      { method: "lora" as const, eval_loss: 1.2, bleu: 0.3 },
+      { method: "lora-all-linear" as const, eval_loss: 1.1, bleu: 0.36 },
       { method: "full" as const, eval_loss: 1.0, bleu: 0.4 },
     ] as never,
   },
@@ -110,6 +111,8 @@ describe("benchmark ratios", () => {
     expect(r.lora_over_full_peak_memory).toBeCloseTo(0.25, 12);
     expect(r.merge_over_copy_bandwidth).toBeCloseTo(0.75, 12);
     expect(r.lora_over_full_eval_loss).toBeCloseTo(1.1, 12);
+    expect(r.lora_over_full_bleu).toBeCloseTo(0.9, 12);
+    expect(r.lora_attention_over_full_eval_loss).toBeCloseTo(1.2, 12);
     expect(r.full_over_lora_trainable_parameters).toBe(100);
     expect(r.full_over_lora_file_size).toBe(80);
   });
