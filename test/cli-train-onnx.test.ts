@@ -220,22 +220,11 @@ describe("lowrank train --backend onnx", () => {
   test("--packing packs short examples (attention within each) on both backends, with the same losses", () => {
     // 24 evaluation examples: enough to compare, few enough for tfjs on the embedded base.
     const evalData = path.join(tmp, "packing-eval.jsonl");
-    const evalLines = readFileSync(path.join(repoRoot, "examples", "data", "e2e-restaurants-more.jsonl"), "utf8").split("\n").slice(0, 24);
+    const evalLines = readFileSync(path.join(repoRoot, "examples", "data", "e2e-restaurants-more.jsonl"), "utf8")
+      .split("\n")
+      .slice(0, 24);
     writeFileSync(evalData, `${evalLines.join("\n")}\n`);
-    const args = [
-      ...trainOnEmbeddedModel,
-      "--packing",
-      "--eval-data",
-      evalData,
-      "--seq-len",
-      "96",
-      "--batch-size",
-      "2",
-      "--seed",
-      "4",
-      "--steps",
-      "3",
-    ];
+    const args = [...trainOnEmbeddedModel, "--packing", "--eval-data", evalData, "--seq-len", "96", "--batch-size", "2", "--seed", "4", "--steps", "3"];
     const [onnxLog, tfjsLog] = [path.join(tmp, "packed-onnx.jsonl"), path.join(tmp, "packed-tfjs.jsonl")];
     const run = lowrank([...args, "--out", path.join(tmp, "packed-onnx"), "--log", onnxLog, "--json"]);
     expect(run.status, run.stderr).toBe(0);
