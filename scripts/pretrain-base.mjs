@@ -4,7 +4,10 @@
 // (data/dart, MIT), written as a Hugging Face folder. E2E, the demo's adaptation task, is not used.
 //
 //   node scripts/pretrain-base.mjs [--epochs N] [--steps N] [--layers N] [--hidden N] [--heads N]
-//                                  [--backend onnx|tfjs] [--out models/gpt2-mini]
+//                                  [--backend onnx|tfjs] [--bf16] [--out models/gpt2-mini]
+//
+// `--bf16` stores the trained weights as bfloat16 (half the bytes: twice the parameters fit the
+// repository's 50 MB budget); training itself runs in float32.
 //
 // Each DART example becomes "<subject> : <relation> : <object> | … || <text>", the same shape as
 // E2E's "<attribute> : <value> | … || <text>", so the model learns data-to-text in general.
@@ -12,8 +15,8 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync, rmSync, mkdtempSy
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { float32Tensor, writeSafetensors } from "@lowrank/core";
-import { SeededRandom } from "@lowrank/core/internal";
+import { float32Tensor, readSafetensors, toFloat32, writeSafetensors } from "@lowrank/core";
+import { fromFloat32, SeededRandom } from "@lowrank/core/internal";
 import { OnnxBackend } from "@lowrank/backend-onnx";
 import { TfjsBackend } from "@lowrank/backend-tfjs";
 
@@ -23,6 +26,7 @@ const flag = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) 
 const epochs = Number(flag("--epochs", "3"));
 const steps = flag("--steps", undefined);
 const backendName = flag("--backend", "onnx");
+const bf16 = args.includes("--bf16");
 const out = path.resolve(flag("--out", path.join(root, "models", "gpt2-mini")));
 
 const CONFIG = {
@@ -128,8 +132,14 @@ try {
       console.log(`step ${e.step}  loss ${e.loss.toFixed(3)}  ${Math.round(e.tokensPerSecond)} tok/s`);
     if (e.type === "done") summary = e;
   }
-  copyFileSync(path.join(trained, "model.safetensors"), path.join(out, "model.safetensors"));
-  writeFileSync(path.join(out, "config.json"), `${JSON.stringify(CONFIG, null, 2)}\n`);
+  if (bf16) {
+    const { tensors } = await readSafetensors(path.join(trained, "model.safetensors"));
+    const halved = new Map([...tensors].map(([name, t]) => [name, { dtype: "BF16", shape: t.shape, data: fromFloat32(toFloat32(t, name), "BF16", name) }]));
+    await writeSafetensors(path.join(out, "model.safetensors"), halved, { format: "pt" });
+  } else {
+    copyFileSync(path.join(trained, "model.safetensors"), path.join(out, "model.safetensors"));
+  }
+  writeFileSync(path.join(out, "config.json"), `${JSON.stringify({ ...CONFIG, torch_dtype: bf16 ? "bfloat16" : "float32" }, null, 2)}\n`);
   writeFileSync(path.join(out, "generation_config.json"), `${JSON.stringify({ bos_token_id: 4095, eos_token_id: 4095 }, null, 2)}\n`);
   writeFileSync(path.join(out, "training_summary.json"), readFileSync(path.join(trained, "training_summary.json")));
   console.log(`done: ${summary.steps} steps in ${summary.seconds.toFixed(0)} s, final loss ${summary.finalLoss.toFixed(3)}; wrote ${out}`);
