@@ -6,6 +6,9 @@ import { afterAll, expect, test } from "vitest";
 import { lowrank, repoRoot } from "./cli-helpers.js";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "lowrank-bench-test-"));
+// The embedded base's shape: LoRA on c_attn adapts n_embd → 3·n_embd in each of n_layer blocks.
+const base = JSON.parse(readFileSync(path.join(repoRoot, "models", "gpt2-mini", "config.json"), "utf8"));
+const cAttnLora = (r: number) => base.n_layer * r * (base.n_embd + 3 * base.n_embd);
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const REQUIRED_RATIOS = [
@@ -56,9 +59,14 @@ test("pnpm bench --quick measures every claim and writes the JSON and the report
   expect(r4.file_bytes).toBeLessThan(4 * r4.trainable_parameters + 20_000);
   expect(results.ratios.full_over_lora_trainable_parameters).toBeCloseTo(124_439_808 / (12 * 4 * 3072), 6);
 
-  // LoRA against full fine-tuning on ONNX Runtime: r=8 on c_attn (384 → 1152) in the embedded base's 6 layers.
-  const [training] = results.training;
-  expect(training.lora.trainable_parameters).toBe(6 * 8 * (384 + 1152));
+  // LoRA against full fine-tuning on ONNX Runtime: r=8 on c_attn in the embedded base's layers;
+  // the same with activations recomputed (gradient checkpointing), compared with the holding row.
+  const [training, recomputed] = results.training;
+  expect(training.gradient_checkpointing).toBe(false);
+  expect(recomputed.gradient_checkpointing).toBe(true);
+  expect(training.lora.trainable_parameters).toBe(cAttnLora(8));
+  expect(recomputed.lora.trainable_parameters).toBe(cAttnLora(8));
+  expect(results.ratios.recomputed_over_held_lora_peak_memory).toBeCloseTo(recomputed.lora.peak_rss_bytes / training.lora.peak_rss_bytes, 12);
   expect(training.full.trainable_parameters).toBe(training.full.total_parameters);
   for (const mode of [training.lora, training.full]) {
     expect(mode.backend).toBe("onnx");
@@ -93,7 +101,7 @@ test("pnpm bench --quick measures every claim and writes the JSON and the report
 
   const quality = Object.fromEntries(results.quality.results.map((q: { method: string }) => [q.method, q]));
   expect(quality.none.trainable_parameters).toBe(0);
-  expect(quality.lora.trainable_parameters).toBe(6 * 4 * (384 + 1152));
+  expect(quality.lora.trainable_parameters).toBe(cAttnLora(4));
   expect(quality.lora.eval_loss).toBeLessThan(quality.none.eval_loss);
   expect(quality.full.eval_loss).toBeLessThan(quality.none.eval_loss);
   expect(results.ratios.lora_over_full_eval_loss).toBeCloseTo(quality["lora-all-linear"].eval_loss / quality.full.eval_loss, 12);

@@ -217,6 +217,20 @@ describe("lowrank train --backend onnx", () => {
     expect(predicted.status, predicted.stderr).toBe(0);
   });
 
+  test("--gradient-checkpointing recomputes activations with the same losses; tfjs says it holds them", () => {
+    const runs = [[], ["--gradient-checkpointing"]].map((flag, i) => {
+      const log = path.join(tmp, `checkpointing-${i}.jsonl`);
+      const run = lowrank(["train", ...common, ...flag, "--steps", "4", "--dropout", "0.1", "--out", path.join(tmp, `checkpointing-${i}`), "--log", log]);
+      expect(run.status, run.stderr).toBe(0);
+      return readLog(log).filter((e) => e.loss !== undefined);
+    });
+    expect(runs[1]!.map((e) => e.step)).toEqual([1, 2, 3, 4]);
+    runs[1]!.forEach((e, i) => expect(Math.abs(e.loss! - runs[0]![i]!.loss!)).toBeLessThanOrEqual(1e-5));
+    const tfjs = lowrank(["train", ...common, "--steps", "1", "--backend", "tfjs", "--gradient-checkpointing", "--out", path.join(tmp, "checkpointing-tfjs")]);
+    expect(tfjs.status, tfjs.stderr).toBe(0);
+    expect(tfjs.stderr).toContain("gradient checkpointing: the tfjs backend holds every activation");
+  });
+
   test("--packing packs short examples (attention within each) on both backends, with the same losses", () => {
     // 24 evaluation examples: enough to compare, few enough for tfjs on the embedded base.
     const evalData = path.join(tmp, "packing-eval.jsonl");

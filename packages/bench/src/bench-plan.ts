@@ -10,8 +10,11 @@ export interface BenchPlan {
   merge: { repeats: number };
   /** The checkpoint whose merge must stay in bounded memory (issue 8: 3 GB under 1 GB of RSS). */
   memory: { label: string; shape: Gpt2Shape };
-  /** LoRA against full fine-tuning on ONNX Runtime (the training engine), one pass per step. */
-  training: { model: BenchModel; batchSize: number; seqLen: number; warmup: number; steps: number }[];
+  /**
+   * LoRA against full fine-tuning on ONNX Runtime (the training engine), one pass per step; rows with
+   * `gradientCheckpointing` recompute activations in the backward pass (the others hold them).
+   */
+  training: { model: BenchModel; batchSize: number; seqLen: number; warmup: number; steps: number; gradientCheckpointing?: boolean }[];
   /**
    * LoRA on TensorFlow.js against the ONNX Runtime LoRA row of the same model (issue 10's ratio):
    * tfjs keeps every intermediate of a step for its gradients, so it runs the batch as micro-batches.
@@ -31,7 +34,10 @@ export function benchPlan(quick: boolean): BenchPlan {
       large,
       merge: { repeats: 3 },
       memory: { label: "GPT-2-shaped 6 × 1024, vocab 8192 (random weights)", shape: { layers: 6, hidden: 1024, heads: 16, vocab: 8192, positions: 1024 } },
-      training: [{ model: "embedded", batchSize: 4, seqLen: 64, warmup: 1, steps: 3 }],
+      training: [
+        { model: "embedded", batchSize: 4, seqLen: 64, warmup: 1, steps: 3 },
+        { model: "embedded", batchSize: 4, seqLen: 64, warmup: 1, steps: 3, gradientCheckpointing: true },
+      ],
       tfjsTraining: { model: "embedded", batchSize: 4, gradientAccumulation: 1, seqLen: 64, warmup: 1, steps: 3 },
       latency: [{ model: "embedded", batches: [1, 8], seqLen: 32, rounds: 12, warmup: 3 }],
       generation: { model: "embedded", prompts: 8, promptTokens: 16, newTokens: 8, rounds: 3, warmup: 1, decodeRepeats: 3 },
@@ -50,6 +56,7 @@ export function benchPlan(quick: boolean): BenchPlan {
     training: [
       { model: "embedded", batchSize: 8, seqLen: 128, warmup: 2, steps: 10 },
       { model: "large", batchSize: 4, seqLen: 128, warmup: 2, steps: 5 },
+      { model: "large", batchSize: 4, seqLen: 128, warmup: 2, steps: 5, gradientCheckpointing: true },
     ],
     tfjsTraining: { model: "large", batchSize: 1, gradientAccumulation: 4, seqLen: 128, warmup: 1, steps: 3 },
     latency: [

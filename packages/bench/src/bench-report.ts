@@ -51,7 +51,7 @@ function charts(results: BenchResults): Record<string, string> {
       width: 720,
     });
   }
-  const both = results.training.flatMap((t) => (t.full ? [{ ...t, full: t.full }] : []));
+  const both = results.training.flatMap((t) => (t.full && !t.gradient_checkpointing ? [{ ...t, full: t.full }] : []));
   if (both.length > 0) {
     out["training.svg"] = barChartSvg({
       title: "Training step, LoRA vs full fine-tuning (relative to full)",
@@ -131,17 +131,18 @@ export function renderBenchMarkdown(results: BenchResults, chartDir: string): st
       ["model", "batch", "method", "s/step", "tokens/s", "peak RSS training", "peak RSS with loading", "trainable"],
       results.training.flatMap((t) => {
         const batch = `${t.batch_size} × ${t.seq_len}`;
+        const recomputed = t.gradient_checkpointing ? ", activations recomputed" : "";
         const row = (x: typeof t.lora) => [
           t.model,
           batch,
-          x.mode === "lora" ? "LoRA" : "full",
+          `${x.mode === "lora" ? "LoRA" : "full"}${recomputed}`,
           s3(x.step_seconds),
           n(Math.round(x.tokens_per_second)),
           mb(x.peak_rss_bytes),
           mb(x.process_peak_rss_bytes),
           n(x.trainable_parameters),
         ];
-        return [row(t.lora), t.full ? row(t.full) : [t.model, batch, "full", "**failed**", "–", "–", "–", n(t.lora.total_parameters)]];
+        return [row(t.lora), t.full ? row(t.full) : [t.model, batch, `full${recomputed}`, "**failed**", "–", "–", "–", n(t.lora.total_parameters)]];
       }),
     ),
     "",
@@ -150,6 +151,13 @@ export function renderBenchMarkdown(results: BenchResults, chartDir: string): st
     "Both modes run the same loss-and-gradients graph builder: LoRA feeds the factors and keeps the frozen weights in ONNX Runtime (streamed to " +
       "external data, held once); full fine-tuning makes every parameter a graph input with its gradient, and keeps the weights and AdamW's two " +
       "moments in JavaScript.",
+    "",
+    "Activations recomputed (gradient checkpointing, `--gradient-checkpointing`): the backward pass runs each block's forward again from the " +
+      "block's input instead of reading the activations of the first pass, which ONNX Runtime then frees as soon as the next block has read them" +
+      (r.recomputed_over_held_lora_peak_memory === undefined
+        ? "."
+        : `: LoRA's peak RSS ×${r.recomputed_over_held_lora_peak_memory.toFixed(2)} for ×${(r.recomputed_over_held_lora_step_time ?? NaN).toFixed(2)} ` +
+          `its step time at this batch (the activations are a small share of the peak at 4 × 128; their share, and the saving, grows with batch × length).`),
     "",
     `### LoRA on ONNX Runtime vs TensorFlow.js (${results.onnx_training.model})`,
     "",

@@ -33,6 +33,8 @@ export interface BenchResults {
     gradient_accumulation: number;
     seq_len: number;
     steps_timed: number;
+    /** Activations recomputed in the backward pass (gradient checkpointing) rather than held. */
+    gradient_checkpointing: boolean;
     lora: TrainingStep;
     full: TrainingStep | null;
     full_error?: string;

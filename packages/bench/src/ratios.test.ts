@@ -43,6 +43,7 @@ const measured = {
       gradient_accumulation: 1,
       seq_len: 1,
       steps_timed: 1,
+      gradient_checkpointing: false,
       lora: step("lora", 1, 100),
       full: step("full", 4, 400) as ReturnType<typeof step> | null,
     },
@@ -52,8 +53,19 @@ const measured = {
       gradient_accumulation: 1,
       seq_len: 1,
       steps_timed: 1,
+      gradient_checkpointing: false,
       lora: step("lora", 3, 200),
       full: step("full", 5, 800) as ReturnType<typeof step> | null,
+    },
+    {
+      model: "GPT-2 small",
+      batch_size: 1,
+      gradient_accumulation: 1,
+      seq_len: 1,
+      steps_timed: 1,
+      gradient_checkpointing: true,
+      lora: step("lora", 4, 150),
+      full: step("full", 6, 700) as ReturnType<typeof step> | null,
     },
   ],
   latency: [latency("embedded", 1, 1, 5, 5), latency("GPT-2 small", 1, 10, 10.05, 11), latency("GPT-2 small", 8, 40, 40, 48)],
@@ -109,6 +121,10 @@ describe("benchmark ratios", () => {
     expect(r.unmerged_over_base_latency_batch8).toBeCloseTo(1.2, 12);
     expect(r.lora_over_full_step_time).toBeCloseTo(0.6, 12);
     expect(r.lora_over_full_peak_memory).toBeCloseTo(0.25, 12);
+    // The recomputing row is compared with the holding row of the same model, never with full fine-tuning.
+    expect(r.recomputed_over_held_lora_peak_memory).toBeCloseTo(0.75, 12);
+    expect(r.recomputed_over_held_lora_step_time).toBeCloseTo(4 / 3, 12);
+    expect(r.recomputed_over_held_full_peak_memory).toBeCloseTo(0.875, 12);
     expect(r.merge_over_copy_bandwidth).toBeCloseTo(0.75, 12);
     expect(r.lora_over_full_eval_loss).toBeCloseTo(1.1, 12);
     expect(r.lora_over_full_bleu).toBeCloseTo(0.9, 12);
@@ -118,7 +134,7 @@ describe("benchmark ratios", () => {
   });
 
   test("training ratios come from the largest model where full fine-tuning ran", () => {
-    const r = computeRatios({ ...measured, training: [measured.training[0]!, { ...measured.training[1]!, full: null }] });
+    const r = computeRatios({ ...measured, training: [measured.training[0]!, { ...measured.training[1]!, full: null }, measured.training[2]!] });
     expect(r.lora_over_full_step_time).toBe(0.25);
     const withOnnx = computeRatios({
       ...measured,

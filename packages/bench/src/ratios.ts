@@ -14,7 +14,8 @@ export function computeRatios(m: Measured): Record<string, number> {
   const b1 = latencyAt(1);
   const b8 = latencyAt(8);
   // Training ratios need both modes: the largest model where full fine-tuning ran.
-  const train = [...m.training].reverse().find((t) => t.full !== null) as
+  const held = m.training.filter((t) => !t.gradient_checkpointing);
+  const train = [...held].reverse().find((t) => t.full !== null) as
     | (Measured["training"][number] & { full: NonNullable<Measured["training"][number]["full"]> })
     | undefined;
   const params = headline(m.parameters);
@@ -36,6 +37,11 @@ export function computeRatios(m: Measured): Record<string, number> {
   put("decode_over_floor", m.decode && m.decode.onnx_decode_tokens_per_second / m.decode.decode_floor_tokens_per_second);
   put("lora_over_full_step_time", train && train.lora.step_seconds.median / train.full.step_seconds.median);
   put("lora_over_full_peak_memory", train && train.lora.peak_rss_bytes / train.full.peak_rss_bytes);
+  // Gradient checkpointing: the recomputing row against the holding one of the same model and batch.
+  const recomputed = m.training.find((t) => t.gradient_checkpointing && train && t.model === train.model && t.batch_size === train.batch_size);
+  put("recomputed_over_held_lora_peak_memory", recomputed && train && recomputed.lora.peak_rss_bytes / train.lora.peak_rss_bytes);
+  put("recomputed_over_held_lora_step_time", recomputed && train && recomputed.lora.step_seconds.median / train.lora.step_seconds.median);
+  put("recomputed_over_held_full_peak_memory", recomputed?.full && train ? recomputed.full.peak_rss_bytes / train.full.peak_rss_bytes : undefined);
   put("lora_over_full_peak_tensor_bytes", train && train.lora.peak_tensor_bytes / train.full.peak_tensor_bytes);
   put("tfjs_over_onnx_lora_step_time", m.onnx_training && m.onnx_training.tfjs.step_seconds.median / m.onnx_training.onnx.step_seconds.median);
   put("merge_over_copy_bandwidth", m.merge.file.merge_gb_per_s / m.merge.file.copy_gb_per_s);

@@ -97,7 +97,11 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
     // LoRA against full fine-tuning on ONNX Runtime, each mode in a process of its own.
     const training: BenchResults["training"] = [];
     for (const t of plan.training) {
-      log(`${phase("training")} training steps on ONNX Runtime, LoRA vs full: ${labels[t.model]}, batch ${t.batchSize} × ${t.seqLen}`);
+      const recompute = t.gradientCheckpointing === true;
+      log(
+        `${phase("training")} training steps on ONNX Runtime, LoRA vs full: ${labels[t.model]}, batch ${t.batchSize} × ${t.seqLen}` +
+          (recompute ? ", activations recomputed" : ""),
+      );
       const data = path.join(work, `train-${t.model}.jsonl`);
       await writeTokenData(data, vocab[t.model], t.batchSize * (t.warmup + t.steps), t.seqLen);
       const params = {
@@ -108,6 +112,7 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
         seqLen: t.seqLen,
         warmup: t.warmup,
         steps: t.steps,
+        gradientCheckpointing: recompute,
       };
       const lora = await worker<TrainingStep>({ part: "training-step", params: { ...params, mode: "lora", backend: "onnx" } });
       let full: TrainingStep | null = null;
@@ -124,6 +129,7 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
         gradient_accumulation: 1,
         seq_len: t.seqLen,
         steps_timed: t.steps,
+        gradient_checkpointing: recompute,
         lora,
         full,
         ...(fullError ? { full_error: fullError } : {}),
@@ -150,7 +156,7 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
         backend: "tfjs",
       },
     });
-    const onnxRow = training.find((t) => t.model === labels[o.model]);
+    const onnxRow = training.find((t) => t.model === labels[o.model] && !t.gradient_checkpointing);
     if (!onnxRow) throw new Error(`bench: the plan has no ONNX Runtime training row for ${labels[o.model]} to compare TensorFlow.js with`);
     const onnxTraining = { model: labels[o.model], batch_size: onnxRow.batch_size, seq_len: o.seqLen, onnx: onnxRow.lora, tfjs: tfjsStep };
 

@@ -15,6 +15,8 @@ export interface TrainingStepParams {
   /** Micro-batches per optimizer step (tfjs at sizes its 4 GB wasm heap cannot take in one pass). */
   gradientAccumulation?: number;
   seqLen: number;
+  /** Recompute activations in the backward pass (false: hold them; the backend never decides here). */
+  gradientCheckpointing?: boolean;
   /** The training backend: tfjs (default) or onnx. */
   backend?: "tfjs" | "onnx";
   warmup: number;
@@ -69,6 +71,7 @@ export async function measureTrainingStep(params: TrainingStepParams): Promise<T
         lora: params.lora,
         seed: 1,
         maxGradNorm: 1,
+        gradientCheckpointing: params.gradientCheckpointing ?? false,
       })) {
         if (event.type === "start") {
           start = event;

@@ -173,6 +173,8 @@ export function buildProgram(container?: DependencyContainer): Command {
     .option("--grad-accum <n>", "micro-batches per optimizer step (default 1)")
     .option("--seq-len <n>", "longest example in tokens (default 128)")
     .option("--packing", "pack short examples into sequences of --seq-len tokens, attention kept within each (causal LM)")
+    .option("--gradient-checkpointing", "recompute each block's activations in the backward pass: less memory, ~1/3 more compute (onnx)")
+    .option("--no-gradient-checkpointing", "hold every activation (default: onnx recomputes only when memory is short)")
     .option("--warmup <n>", "warm-up steps (default 0)")
     .option("--schedule <s>", "constant, linear or cosine (default linear)")
     .option("--weight-decay <x>", "AdamW's decoupled weight decay (default 0)")

@@ -69,6 +69,8 @@ export async function createOnnxFullTraining(params: {
   task?: TrainingTask;
   /** Train on packed sequences (core's packExamples). */
   packed?: boolean;
+  /** Recompute each block's activations in the backward pass (gradient checkpointing). */
+  recompute?: boolean;
   executionProvider?: ExecutionProvider;
   threads?: number;
   logger?: Logger;
@@ -82,6 +84,7 @@ export async function createOnnxFullTraining(params: {
     dropout: false,
     gradients: true,
     packed: params.packed,
+    recompute: params.recompute,
     full: parameters,
   });
   const { session, provider, reason } = await openGraphSession(model, {

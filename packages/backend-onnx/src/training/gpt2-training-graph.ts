@@ -8,7 +8,15 @@ import { linearBackward, linearForward, linearParameterGradients, type FrozenLin
 import { loraInputs } from "./lora-plan.js";
 import { causalLmLoss, lossChunks } from "./loss-ops.js";
 import { layerNormBackward, layerNormForward, layerNormParameterGradients, type NormSaved } from "./norm-ops.js";
-import { IDS_INPUT, sequenceDims, tokenPositions, trainingMask, type ArchitectureContext, type TrainingArchitecture } from "./training-graph.js";
+import {
+  IDS_INPUT,
+  recomputedInput,
+  sequenceDims,
+  tokenPositions,
+  trainingMask,
+  type ArchitectureContext,
+  type TrainingArchitecture,
+} from "./training-graph.js";
 
 const LORA_MODULES = /(^|\.)(h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)|wte)$/;
 
@@ -65,14 +73,14 @@ export const GPT2_TRAINING: TrainingArchitecture = {
       layout: "in_out",
       lora: lora.get(module),
     });
-    const blocks: BlockSaved[] = [];
-    for (let i = 0; i < layers; i++) {
+    /** Block i's forward from its input `x`, with what its backward reads. */
+    const forwardBlock = async (i: number, x: string): Promise<{ y: string; saved: BlockSaved }> => {
       const b = `${prefix}h.${i}`;
       const cAttn = await linear(`${b}.attn.c_attn`);
       const attnProj = await linear(`${b}.attn.c_proj`);
       const cFc = await linear(`${b}.mlp.c_fc`);
       const mlpProj = await linear(`${b}.mlp.c_proj`);
-      const ln1 = layerNormForward(g, moduleScope(`${b}.ln_1`), h, await ctx.weight(`${b}.ln_1.weight`), await ctx.weight(`${b}.ln_1.bias`), eps);
+      const ln1 = layerNormForward(g, moduleScope(`${b}.ln_1`), x, await ctx.weight(`${b}.ln_1.weight`), await ctx.weight(`${b}.ln_1.bias`), eps);
       const qkv = linearForward(g, cAttn, ln1.y);
       const [q, k, v] = g.op(cAttn.scope, "Split", [qkv.y, g.constInts([d, d, d])], { axis: 1 }, 3);
       const spec: AttentionSpec = {
@@ -87,13 +95,12 @@ export const GPT2_TRAINING: TrainingArchitecture = {
       };
       const attention = attentionForward(g, spec, q!, k!, v!);
       const proj = linearForward(g, attnProj, attention.y);
-      h = g.one(moduleScope(b), "Add", [h, proj.y]);
-      const ln2 = layerNormForward(g, moduleScope(`${b}.ln_2`), h, await ctx.weight(`${b}.ln_2.weight`), await ctx.weight(`${b}.ln_2.bias`), eps);
+      const mid = g.one(moduleScope(b), "Add", [x, proj.y]);
+      const ln2 = layerNormForward(g, moduleScope(`${b}.ln_2`), mid, await ctx.weight(`${b}.ln_2.weight`), await ctx.weight(`${b}.ln_2.bias`), eps);
       const fc = linearForward(g, cFc, ln2.y);
       const activation = activationForward(g, moduleScope(`${b}.mlp.act`), act, fc.y);
       const out = linearForward(g, mlpProj, activation.y);
-      h = g.one(moduleScope(b), "Add", [h, out.y]);
-      blocks.push({
+      const saved: BlockSaved = {
         ln1: ln1.saved,
         ln2: ln2.saved,
         attention: attention.saved,
@@ -105,7 +112,16 @@ export const GPT2_TRAINING: TrainingArchitecture = {
           { layer: cFc, saved: fc.saved },
           { layer: mlpProj, saved: out.saved },
         ],
-      });
+      };
+      return { y: g.one(moduleScope(b), "Add", [mid, out.y]), saved };
+    };
+    const inputs: string[] = [];
+    const blocks: BlockSaved[] = [];
+    for (let i = 0; i < layers; i++) {
+      inputs.push(h);
+      const block = await forwardBlock(i, h);
+      blocks.push(block.saved);
+      h = block.y;
     }
     const lnF = `${prefix}ln_f`;
     const final = layerNormForward(g, moduleScope(lnF), h, await ctx.weight(`${lnF}.weight`), await ctx.weight(`${lnF}.bias`), eps);
@@ -139,7 +155,8 @@ export const GPT2_TRAINING: TrainingArchitecture = {
     let dh = await normBack(lnF, final.saved, dFinal);
     for (let i = layers - 1; i >= 0; i--) {
       const b = `${prefix}h.${i}`;
-      const block = blocks[i]!;
+      // Recomputation: the block's forward again, from its input, once its output gradient exists.
+      const block = ctx.recompute ? (await forwardBlock(i, recomputedInput(g, inputs[i]!, dh))).saved : blocks[i]!;
       const [cAttn, attnProj, cFc, mlpProj] = block.linears;
       const dAct = linearBack(mlpProj, dh);
       const dFc = g.one(`/grad${moduleScope(`${b}.mlp.act`)}`, "Mul", [dAct, block.derivative()]);

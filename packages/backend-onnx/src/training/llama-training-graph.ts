@@ -8,7 +8,15 @@ import { tokenEmbeddingLora } from "./lora-embedding-ops.js";
 import { loraInputs } from "./lora-plan.js";
 import { causalLmLoss, lossChunks } from "./loss-ops.js";
 import { ropeTables, rotary } from "./rope-ops.js";
-import { IDS_INPUT, sequenceDims, tokenPositions, trainingMask, type ArchitectureContext, type TrainingArchitecture } from "./training-graph.js";
+import {
+  IDS_INPUT,
+  recomputedInput,
+  sequenceDims,
+  tokenPositions,
+  trainingMask,
+  type ArchitectureContext,
+  type TrainingArchitecture,
+} from "./training-graph.js";
 
 const LORA_MODULES = /(^|\.)(layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)|embed_tokens)$/;
 const FUSED_LORA_MODULES = /(^|\.)(layers\.\d+\.(self_attn\.(qkv|o)_proj|mlp\.(gate_up|down)_proj)|embed_tokens)$/;
@@ -85,7 +93,9 @@ export function llamaTraining(modelType: string, config: Record<string, unknown>
       if (embedLora) h = g.one("/embed", "Add", [h, embedLora.y]);
       if (o.embedScale !== undefined) h = g.one("/embed", "Mul", [h, g.constFloat(o.embedScale)]);
       const layers: Traced[] = [];
+      const inputs: string[] = [];
       for (let i = 0; i < c.number("num_hidden_layers"); i++) {
+        inputs.push(h);
         layers.push(await decoderLayer(layerCtx, i, h));
         h = layers[i]!.y;
       }
@@ -95,7 +105,12 @@ export function llamaTraining(modelType: string, config: Record<string, unknown>
       if (!ctx.gradients) return;
       const dHidden = loss.dHidden();
       if (ctx.trains(head)) ctx.gradient(head, loss.dHead());
-      const dEmbedded = layers.reduceRight((dh, layer) => layer.backward(dh), final.backward(dHidden));
+      let dEmbedded = final.backward(dHidden);
+      for (let i = layers.length - 1; i >= 0; i--) {
+        // Recomputation: the layer's forward again, from its input, once its output gradient exists.
+        const layer = ctx.recompute ? await decoderLayer(layerCtx, i, recomputedInput(g, inputs[i]!, dEmbedded)) : layers[i]!;
+        dEmbedded = layer.backward(dEmbedded);
+      }
       // With LoRA and neither LoRA on embed_tokens nor the table trained, the gradient stops at the lowest layer's input.
       if (!ctx.trains(embed) && !embedLora) return;
       const scaled = o.embedScale === undefined ? dEmbedded : g.one("/grad/embed", "Mul", [dEmbedded, g.constFloat(o.embedScale)]);

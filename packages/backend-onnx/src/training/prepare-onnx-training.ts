@@ -1,3 +1,5 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
 import { loadTokenizer, LowrankError, type Logger } from "@lowrank/core";
 import { trainerOptionsFor, type PrepareTrainingStepper } from "@lowrank/core/internal";
 import type { ExecutionProvider } from "../session/ort-session.js";
@@ -5,6 +7,7 @@ import { createOnnxFullTraining } from "./create-onnx-full-training.js";
 import { createOnnxLoraTraining } from "./create-onnx-lora-training.js";
 import { onnxFullStepper, onnxStepper } from "./onnx-stepper.js";
 import { OnnxLoraTrainer } from "./onnx-trainer.js";
+import { chooseRecompute } from "./recompute-choice.js";
 
 export interface OnnxTrainingOptions {
   logger: Logger;
@@ -36,12 +39,20 @@ function labelCount(config: Record<string, unknown>): number {
 export function prepareOnnxTraining(options: OnnxTrainingOptions): PrepareTrainingStepper {
   return async ({ params, seed, readData }) => {
     const session = { executionProvider: options.executionProvider, threads: options.threads, logger: options.logger };
+    // config.json's block shape decides recomputation when the run does not say (an unreadable one is the builders' to report).
+    const modelConfig: unknown = await readFile(path.join(params.model, "config.json"), "utf8")
+      .then((text) => JSON.parse(text))
+      .catch(() => undefined);
+    const recompute = chooseRecompute(params.gradientCheckpointing, {
+      config: modelConfig && typeof modelConfig === "object" ? (modelConfig as Record<string, unknown>) : {},
+      batch: params.batchSize ?? 8,
+      seq: params.seqLen ?? 128,
+      logger: options.logger,
+    });
+    const graph = { model: params.model, task: params.task, packed: params.packing, recompute, ...session };
     const training = params.full
-      ? { kind: "full" as const, run: await createOnnxFullTraining({ model: params.model, task: params.task, packed: params.packing, ...session }) }
-      : {
-          kind: "lora" as const,
-          run: await createOnnxLoraTraining({ model: params.model, lora: params.lora, task: params.task, seed, packed: params.packing, ...session }),
-        };
+      ? { kind: "full" as const, run: await createOnnxFullTraining(graph) }
+      : { kind: "lora" as const, run: await createOnnxLoraTraining({ ...graph, lora: params.lora, seed }) };
     try {
       const config = training.run.modelConfig;
       const vocabSize = intOf(config.vocab_size);

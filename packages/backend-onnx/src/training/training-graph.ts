@@ -29,6 +29,12 @@ export interface ArchitectureContext {
   /** Packed sequences: attention within each segment, positions from PACKED_INPUTS.positions. */
   packed: boolean;
   /**
+   * Activation recomputation (gradient checkpointing): the backward pass recomputes each block's
+   * forward from the block's input (recomputedInput) instead of reading the activations of the first
+   * forward pass, so only the blocks' inputs stay alive between the passes. Builders without blocks ignore it.
+   */
+  recompute: boolean;
+  /**
    * Full fine-tuning: every checkpoint tensor `weight` reads is a trained graph input, and the
    * builder reports each one's gradient through `gradient`.
    */
@@ -68,6 +74,16 @@ export function sequenceDims(g: GraphBuilder): { batch: string; seq: string; seq
   const batch = g.one(s, "Slice", [shape, g.constInts([0]), g.constInts([1])]);
   const seq = g.one(s, "Slice", [shape, g.constInts([1]), g.constInts([2])]);
   return { batch, seq, seqScalar: g.one(s, "Squeeze", [seq, g.constInts([0])]) };
+}
+
+/**
+ * Block input `x` for a recomputed forward pass, read only once `after` (the block's output gradient,
+ * the same shape) exists: Reshape to after's shape makes the recomputation wait for the backward pass
+ * to reach the block (so its activations live only while that block's gradients are formed) without
+ * changing a value. ONNX Runtime frees the first pass's activations once the next block has read them.
+ */
+export function recomputedInput(g: GraphBuilder, x: string, after: string): string {
+  return g.one("/recompute", "Reshape", [x, g.one("/recompute", "Shape", [after])]);
 }
 
 /**
@@ -141,6 +157,8 @@ export async function buildTrainingGraph(params: {
   gradients: boolean;
   /** Packed sequences (core's packExamples): the segment and position inputs. */
   packed?: boolean;
+  /** Recompute each block's activations in the backward pass (ArchitectureContext.recompute). */
+  recompute?: boolean;
   full?: Map<string, TrainedParameter>;
   /**
    * A LoRA run's checkpoint tensors trained beside the factors (PEFT's `bias` "all" / "lora_only"):
@@ -172,6 +190,7 @@ export async function buildTrainingGraph(params: {
       dropout: params.dropout,
       gradients: params.gradients,
       packed: params.packed === true,
+      recompute: params.recompute === true,
       full: full !== undefined,
       trains,
       has: (name) => info.has(name),

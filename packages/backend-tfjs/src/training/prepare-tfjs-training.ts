@@ -25,6 +25,8 @@ function padTokenFor(model: TfjsModel, task: "causal-lm" | "seq-cls", tokenizerP
  */
 export function prepareTfjsTraining(options: { logger: Logger; device: string }): PrepareTrainingStepper {
   return async ({ params, seed, readData }) => {
+    if (params.gradientCheckpointing)
+      options.logger.warn("gradient checkpointing: the tfjs backend holds every activation (its autodiff records them); --backend onnx recomputes them");
     const model = await loadModel(params.model);
     try {
       const task = params.task ?? model.task;

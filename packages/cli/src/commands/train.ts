@@ -24,6 +24,7 @@ export interface TrainOptions {
   gradAccum?: string;
   seqLen?: string;
   packing?: boolean;
+  gradientCheckpointing?: boolean;
   warmup?: string;
   schedule?: string;
   weightDecay?: string;
@@ -73,6 +74,7 @@ export function trainParams(o: TrainOptions): TrainParams {
     gradientAccumulation: numberFlag("--grad-accum", o.gradAccum, { integer: true, min: 1 }),
     seqLen: numberFlag("--seq-len", o.seqLen, { integer: true, min: 2 }),
     ...(o.packing ? { packing: true } : {}),
+    ...(o.gradientCheckpointing === undefined ? {} : { gradientCheckpointing: o.gradientCheckpointing }),
     warmupSteps: numberFlag("--warmup", o.warmup, { integer: true, min: 0 }),
     schedule: choiceFlag("--schedule", o.schedule, ["constant", "linear", "cosine"] as const),
     weightDecay: numberFlag("--weight-decay", o.weightDecay, { min: 0 }),

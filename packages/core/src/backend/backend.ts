@@ -66,9 +66,16 @@ export interface TrainParams {
   resume?: string;
   /**
    * Pack short causal-LM examples into sequences of `seqLen`, attention kept within each example
-   * (core's packExamples). Not supported by the built-in backends yet: runTraining refuses it.
+   * (core's packExamples).
    */
   packing?: boolean;
+  /**
+   * Gradient checkpointing (transformers' `gradient_checkpointing`): recompute each block's
+   * activations in the backward pass instead of holding them from the forward pass — less memory
+   * for about a third more compute. Undefined: the backend decides (ONNX Runtime turns it on when the
+   * activations would not fit in half the free memory; tfjs holds them always).
+   */
+  gradientCheckpointing?: boolean;
 }
 
 /** Progress of a training run, in order: start, steps (with evals and checkpoints between), done. */
