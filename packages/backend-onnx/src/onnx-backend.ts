@@ -144,7 +144,7 @@ export class OnnxBackend implements LowrankBackend {
 
   /**
    * Declines a model it has no graph for, and a training run its trainer does not cover (other
-   * architectures, DeBERTa-v2's convolution layer, sequence classification on a decoder, lora_bias,
+   * architectures, DeBERTa-v2's convolution layer, sequence classification on a decoder,
    * LoftQ): the reason is the error the run would meet here.
    */
   async declineReason(job: BackendJob): Promise<string | undefined> {

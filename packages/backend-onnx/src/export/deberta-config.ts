@@ -93,13 +93,16 @@ export function relativeTable(
 }
 
 /**
- * The rows beyond a batch's tokens that `module` projects: the relative-position table, which the
- * layer's own query_proj (p2c) and key_proj (c2p) project with share_att_key; 0 for any other module.
+ * The relative-position table's rows that `module` projects, and whether it projects the batch's
+ * tokens too: with share_att_key the layer's own query_proj (p2c) and key_proj (c2p) project both;
+ * without it pos_query_proj (p2c) and pos_key_proj (c2p) project the table alone. Undefined for a
+ * module that reads no table row (every other, and a position projection the attention does not use).
  */
-export function tableRowsThrough(settings: DebertaSettings, module: string): number {
+export function tableRowsThrough(settings: DebertaSettings, module: string): { rows: number; tokens: boolean } | undefined {
   const rows = settings.relative?.rows;
-  if (rows === undefined || !settings.shareKey) return 0;
-  if (settings.p2c && module.endsWith(".attention.self.query_proj")) return rows;
-  if (settings.c2p && module.endsWith(".attention.self.key_proj")) return rows;
-  return 0;
+  if (rows === undefined) return undefined;
+  const self = ".attention.self.";
+  const [query, key] = settings.shareKey ? ["query_proj", "key_proj"] : ["pos_query_proj", "pos_key_proj"];
+  if ((settings.p2c && module.endsWith(self + query)) || (settings.c2p && module.endsWith(self + key))) return { rows, tokens: settings.shareKey };
+  return undefined;
 }

@@ -11,14 +11,15 @@ export interface ActivationResult {
 }
 
 /** The transformers activations the ONNX trainer supports, by config name. */
-export const TRAINABLE_ACTIVATIONS = ["gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu", "silu", "swish"] as const;
+export const TRAINABLE_ACTIVATIONS = ["gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu", "silu", "swish", "relu", "tanh"] as const;
 
 /**
  * An activation and its derivative as plain ONNX ops:
  * - gelu_new / gelu_pytorch_tanh / gelu_fast: y = ½x(1 + t), t = tanh(√(2/π)(x + 0.044715x³));
  *   y′ = (1 + t)·(½ + ½x(1 − t)·√(2/π)(1 + 3·0.044715x²));
  * - gelu (exact): y = ½x(1 + erf(x/√2)); y′ = ½(1 + erf(x/√2)) + x·e^(−x²/2)/√(2π);
- * - silu / swish: y = x·σ(x); y′ = σ(x)(1 + x(1 − σ(x))).
+ * - silu / swish: y = x·σ(x); y′ = σ(x)(1 + x(1 − σ(x)));
+ * - relu: y′ = 1 where x > 0, else 0; tanh: y′ = 1 − y².
  */
 export function activationForward(g: GraphBuilder, scope: string, name: string, x: string): ActivationResult {
   const c = (v: number) => g.constFloat(v);
@@ -33,6 +34,14 @@ export function activationForward(g: GraphBuilder, scope: string, name: string, 
         return g.one(ds, "Add", [g.one(ds, "Mul", [onePlusErf, c(0.5)]), g.one(ds, "Mul", [g.one(ds, "Mul", [x, gauss]), c(1 / Math.sqrt(2 * Math.PI))])]);
       },
     };
+  }
+  if (name === "relu") {
+    const y = g.one(scope, "Relu", [x]);
+    return { y, derivative: () => g.one(ds, "Cast", [g.one(ds, "Greater", [x, c(0)])], { to: 1 }) };
+  }
+  if (name === "tanh") {
+    const y = g.one(scope, "Tanh", [x]);
+    return { y, derivative: () => g.one(ds, "Sub", [c(1), g.one(ds, "Mul", [y, y])]) };
   }
   if (name === "silu" || name === "swish") {
     const sigmoid = g.one(scope, "Sigmoid", [x]);
@@ -56,12 +65,10 @@ export function activationForward(g: GraphBuilder, scope: string, name: string, 
   };
 }
 
-/** The activations an inference graph builds, by config name (transformers' ACT2FN): the trainer's, plus relu and tanh. */
-export const INFERENCE_ACTIVATIONS = [...TRAINABLE_ACTIVATIONS, "relu", "tanh"] as const;
+/** The activations an inference graph builds, by config name (transformers' ACT2FN): the trainer's. */
+export const INFERENCE_ACTIVATIONS = TRAINABLE_ACTIVATIONS;
 
 /** An activation's forward pass only (inference graphs), for any of INFERENCE_ACTIVATIONS. */
 export function activationOp(g: GraphBuilder, scope: string, name: string, x: string): string {
-  if (name === "relu") return g.one(scope, "Relu", [x]);
-  if (name === "tanh") return g.one(scope, "Tanh", [x]);
   return activationForward(g, scope, name, x).y;
 }

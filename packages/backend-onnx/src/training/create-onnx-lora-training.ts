@@ -4,7 +4,7 @@ import { Checkpoint, createLoraConfig, describeModel, LowrankError, type LoraAda
 import { convertToPlainLora, expandTargetModules } from "@lowrank/core/internal";
 import type { ExecutionProvider } from "../session/ort-session.js";
 import { trainingArchitecture, trainingTask, type TrainingTask } from "./architectures.js";
-import { adapterOf, initialFactors, planLoraSlots, type ResidualInit, type TrainingSlot } from "./lora-plan.js";
+import { adapterOf, initialFactors, planLoraSlots, slotTensors, type ResidualInit, type TrainingSlot } from "./lora-plan.js";
 import { savedModuleTensors } from "./saved-modules.js";
 import { trainedBiases } from "./trained-biases.js";
 import { buildTrainingGraph, type TrainedParameter } from "./training-graph.js";
@@ -102,7 +102,7 @@ export async function planOnnxLoraTraining(params: { model: string; lora?: LoraC
     config,
     description,
     supported: architecture.supports,
-    extraRows: architecture.extraInputRows,
+    inputRows: architecture.inputRows?.bind(architecture),
     label: params.model,
     logger: params.logger,
   });
@@ -159,7 +159,7 @@ export async function createOnnxLoraTraining(params: CreateOnnxLoraTrainingParam
     modelConfig,
     totalParameters,
     trainableParameters:
-      slots.reduce((n, s) => n + s.r * (s.inFeatures + s.outFeatures) + (s.magnitudeKey ? s.outFeatures : 0), 0) +
+      slots.reduce((n, s) => n + slotTensors(s).reduce((m, t) => m + t.shape.reduce((a, b) => a * b, 1), 0), 0) +
       [...trained.parameters.values()].reduce((n, p) => n + p.values.length, 0),
     adapter: (options = {}) => {
       const adapter = adapterOf(slots, saved, values, shapes);

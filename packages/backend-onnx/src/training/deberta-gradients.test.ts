@@ -11,7 +11,7 @@ import { correctRows, runClassificationBatch } from "./classification-batch.js";
 import { batchOf, expectGradients, randomCheckpoint, tfjsClassification } from "./classification-reference.test-util.js";
 import { createOnnxFullTraining } from "./create-onnx-full-training.js";
 import { createOnnxLoraTraining, planOnnxLoraTraining } from "./create-onnx-lora-training.js";
-import { dropoutMaskName } from "./lora-plan.js";
+import { dropoutMaskName, maskRows } from "./lora-plan.js";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "lowrank-onnx-deberta-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -64,6 +64,14 @@ async function randomDeberta(overrides: Record<string, unknown> = {}): Promise<s
     "classifier.weight": [3, 16],
     "classifier.bias": [3],
     ...(config.norm_rel_ebd === "layer_norm" ? { "deberta.encoder.LayerNorm.weight": [16], "deberta.encoder.LayerNorm.bias": [16] } : {}),
+    ...(typeof overrides.conv_kernel_size === "number"
+      ? {
+          "deberta.encoder.conv.conv.weight": [16, 16, overrides.conv_kernel_size],
+          "deberta.encoder.conv.conv.bias": [16],
+          "deberta.encoder.conv.LayerNorm.weight": [16],
+          "deberta.encoder.conv.LayerNorm.bias": [16],
+        }
+      : {}),
   };
   const linears: [string, number, number][] = [
     ...["query_proj", "key_proj", "value_proj", "pos_key_proj", "pos_query_proj"].map((p): [string, number, number] => [`attention.self.${p}`, 16, 16]),
@@ -105,9 +113,30 @@ describe("the ONNX DeBERTa-v2 classification graph against the tfjs backend (pad
       { target_modules: ["query_proj", "key_proj", "value_proj", "dense", "embed_proj", "classifier"], modules_to_save: [] },
     ],
     [
+      "a random DeBERTa: LoRA on its own pos_query_proj / pos_key_proj, which project the position table alone",
+      {},
+      { target_modules: ["pos_query_proj", "pos_key_proj", "value_proj"] },
+    ],
+    [
+      // Not on pos_key_proj: a bias on every key of c2p shifts each query's scores by one constant, which softmax cancels (a zero gradient).
+      "a random DeBERTa: lora_bias on pos_query_proj, value_proj and the dense layers",
+      {},
+      { target_modules: ["pos_query_proj", "value_proj", "dense"], lora_bias: true },
+    ],
+    [
       "a random DeBERTa with c2p only through its shared key_proj, a LayerNorm'd table: LoRA on query_proj, key_proj",
       { pos_att_type: ["c2p"], share_att_key: true, norm_rel_ebd: "layer_norm" },
       { target_modules: ["query_proj", "key_proj"] },
+    ],
+    [
+      'a random DeBERTa-v2 with the convolution layer (kernel 3, tanh) after the first layer: LoRA on query_proj and dense, bias "all" (the conv\'s too)',
+      { conv_kernel_size: 3, conv_act: "tanh" },
+      { target_modules: ["query_proj", "dense"], bias: "all" },
+    ],
+    [
+      "a random DeBERTa-v2 with a kernel-5 relu convolution: LoRA on value_proj, the conv layer saved whole (modules_to_save)",
+      { conv_kernel_size: 5, conv_act: "relu" },
+      { target_modules: ["value_proj"], modules_to_save: ["classifier", "encoder.conv"] },
     ],
     [
       "a random DeBERTa without relative attention (the scale still counts both terms): LoRA on value_proj",
@@ -163,39 +192,42 @@ describe("the ONNX DeBERTa-v2 classification graph against the tfjs backend (pad
     },
   );
 
-  test.each(["tiny", "random"])("%s, full fine-tuning: every parameter's gradient (the position table's too) within 1e-4 relative of tfjs's", async (kind) => {
-    await selectEngine();
-    const dir = kind === "tiny" ? TINY : await randomDeberta();
-    const checkpoint = await Checkpoint.open(dir);
-    const names = [...checkpoint.tensorInfo().keys()];
-    await checkpoint.close();
-    const full = await createOnnxFullTraining({ model: dir });
-    const { ids, mask } = batchFor(dir, 6);
-    let ours;
-    try {
-      expect([...full.parameters.keys()].sort()).toEqual(names.sort());
-      ours = await runClassificationBatch(full.session, {
-        slots: [],
-        ids,
-        mask,
-        classes: CLASSES,
-        factors: new Map(),
-        parameters: full.parameters,
-        gradients: true,
-      });
-    } finally {
-      await full.release();
-    }
-    const model = await loadModel(dir);
-    try {
-      const theirs = tfjsClassification(model, createFullTraining(model), ids, mask, CLASSES);
-      expect(Math.abs(theirs.loss - ours.loss)).toBeLessThanOrEqual(1e-5);
-      const worst = expectGradients(ours.grads, theirs.grads);
-      console.log(`${kind} full: worst relative gradient difference ${worst.toExponential(2)}`);
-    } finally {
-      model.store.dispose();
-    }
-  });
+  test.each(["tiny", "random", "random with the convolution layer"])(
+    "%s, full fine-tuning: every parameter's gradient (the position table's too) within 1e-4 relative of tfjs's",
+    async (kind) => {
+      await selectEngine();
+      const dir = kind === "tiny" ? TINY : await randomDeberta(kind === "random" ? {} : { conv_kernel_size: 3, conv_act: "gelu" });
+      const checkpoint = await Checkpoint.open(dir);
+      const names = [...checkpoint.tensorInfo().keys()];
+      await checkpoint.close();
+      const full = await createOnnxFullTraining({ model: dir });
+      const { ids, mask } = batchFor(dir, 6);
+      let ours;
+      try {
+        expect([...full.parameters.keys()].sort()).toEqual(names.sort());
+        ours = await runClassificationBatch(full.session, {
+          slots: [],
+          ids,
+          mask,
+          classes: CLASSES,
+          factors: new Map(),
+          parameters: full.parameters,
+          gradients: true,
+        });
+      } finally {
+        await full.release();
+      }
+      const model = await loadModel(dir);
+      try {
+        const theirs = tfjsClassification(model, createFullTraining(model), ids, mask, CLASSES);
+        expect(Math.abs(theirs.loss - ours.loss)).toBeLessThanOrEqual(1e-5);
+        const worst = expectGradients(ours.grads, theirs.grads);
+        console.log(`${kind} full: worst relative gradient difference ${worst.toExponential(2)}`);
+      } finally {
+        model.store.dispose();
+      }
+    },
+  );
 
   test("lora_dropout: query_proj's mask covers the tokens and the table rows it projects; all-ones masks give the gradients without dropout", async () => {
     const lora: LoraConfigInput = { r: 4, lora_alpha: 8, init_lora_weights: false, target_modules: ["query_proj", "key_proj", "value_proj"] };
@@ -223,6 +255,30 @@ describe("the ONNX DeBERTa-v2 classification graph against the tfjs backend (pad
     const tokensOnly = await run(0.1, (rows, width, extra) => Float32Array.from({ length: (rows + extra) * width }, (_, i) => (i < rows * width ? 1 : 0)));
     const key = "base_model.model.deberta.encoder.layer.0.attention.self.query_proj.lora_A.weight";
     expect(maxAbsDiff(tokensOnly.grads.get(key)!, plain.grads.get(key)!)).toBeGreaterThan(1e-6);
+  });
+
+  test("lora_dropout on pos_query_proj / pos_key_proj: masks over the table's rows alone; all-ones masks give the gradients without dropout", async () => {
+    const dir = await randomDeberta({});
+    const lora: LoraConfigInput = { r: 2, lora_alpha: 4, init_lora_weights: false, target_modules: ["pos_query_proj", "pos_key_proj"] };
+    const { ids, mask } = batchFor(dir, 4);
+    const run = async (dropout: number) => {
+      const training = await createOnnxLoraTraining({ model: dir, lora: { ...lora, lora_dropout: dropout }, seed: 3 });
+      try {
+        const rows = training.slots[0]!.extraRows!;
+        for (const s of training.slots) expect([s.extraRows, s.tokens, maskRows(s, 1000)]).toEqual([rows, false, rows]);
+        const masks = dropout > 0 ? new Map(training.slots.map((s) => [s.module, new Float32Array(rows * s.inFeatures).fill(1)])) : undefined;
+        const feeds = { slots: training.slots, factors: training.params, parameters: training.parameters, masks };
+        return await runClassificationBatch(training.session, { ...feeds, ids, mask, classes: CLASSES, gradients: true });
+      } finally {
+        await training.release();
+      }
+    };
+    const plain = await run(0);
+    const ones = await run(0.1);
+    expect(ones.loss).toBeCloseTo(plain.loss, 6);
+    // A and B of 2 modules in 2 layers, and the classifier's weight and bias (modules_to_save).
+    expect(plain.grads.size).toBe(10);
+    for (const [key, grad] of plain.grads) expect(maxAbsDiff(ones.grads.get(key)!, grad), key).toBeLessThanOrEqual(1e-6);
   });
 });
 

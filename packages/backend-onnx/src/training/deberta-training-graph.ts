@@ -3,6 +3,7 @@ import { debertaSettings, relativeTable, tableRowsThrough, type DebertaSettings 
 import { moduleScope } from "../onnx/locate-weights.js";
 import { floatValueInfo, ONNX_INT64 } from "../onnx/onnx-codec.js";
 import { activationForward, TRAINABLE_ACTIVATIONS } from "./activation-ops.js";
+import { convLayer } from "./conv-layer-ops.js";
 import { CLASSIFICATION_INPUTS, CLASSIFICATION_OUTPUTS, classificationLoss } from "./classification-loss-ops.js";
 import {
   disentangledBackward,
@@ -27,8 +28,8 @@ import { IDS_INPUT, sequenceDims, type ArchitectureContext, type TrainingArchite
 /** The model types debertaTraining trains for sequence classification (DeBERTa-v3 checkpoints are "deberta-v2" too). */
 export const DEBERTA_TRAINING_MODEL_TYPES = ["deberta-v2"] as const;
 
-/** The blocks' linears but pos_*_proj. */
-const BLOCK_LINEARS = String.raw`encoder\.layer\.\d+\.(attention\.self\.(query|key|value)_proj|attention\.output\.dense|intermediate\.dense|output\.dense)`;
+/** The blocks' linears (pos_*_proj: only where the attention uses them, see tableRowsThrough). */
+const BLOCK_LINEARS = String.raw`encoder\.layer\.\d+\.(attention\.self\.(query|key|value|pos_query|pos_key)_proj|attention\.output\.dense|intermediate\.dense|output\.dense)`;
 /** The modules the trainer puts LoRA on: the blocks' linears, embed_proj, the pooler, the classifier, the token embedding. */
 const LORA_MODULES = new RegExp(String.raw`(^|\.)(${BLOCK_LINEARS}|embeddings\.(embed_proj|word_embeddings)|pooler\.dense|classifier)$`);
 
@@ -71,31 +72,27 @@ interface BlockSaved {
  * or every tensor with `full`, the relative-position table and its LayerNorm included) gets its
  * gradient through `ctx.gradient`.
  * @throws LowrankError CHECKPOINT_INVALID naming the config.json field the trainer cannot train
- * (an activation it lacks, the convolution layer of `conv_kernel_size`).
+ * (an activation it lacks).
  */
 export function debertaTraining(modelType: string, config: Record<string, unknown>, label: string): TrainingArchitecture {
   if (!(DEBERTA_TRAINING_MODEL_TYPES as readonly string[]).includes(modelType))
     throw new LowrankError("CHECKPOINT_INVALID", `${label}: model_type ${JSON.stringify(modelType)} is not a DeBERTa the onnx trainer trains`);
   const settings = debertaSettings(config, label);
+  const convAct = typeof config.conv_act === "string" ? config.conv_act : "tanh";
   for (const [key, act] of [
     ["hidden_act", settings.act],
     ["pooler_hidden_act", settings.poolerAct],
+    ...(settings.convKernel > 0 ? [["conv_act", convAct] as const] : []),
   ] as const)
     if (!(TRAINABLE_ACTIVATIONS as readonly string[]).includes(act))
       throw new LowrankError(
         "CHECKPOINT_INVALID",
         `${label}: config.json \`${key}\` "${act}" is not supported by the onnx trainer (supported: ${TRAINABLE_ACTIVATIONS.join(", ")})`,
       );
-  if (settings.convKernel > 0)
-    throw new LowrankError(
-      "CHECKPOINT_INVALID",
-      `${label}: config.json \`conv_kernel_size\` ${settings.convKernel} (DeBERTa-v2's convolution layer) is not supported by the onnx trainer; ` +
-        "use --backend tfjs",
-    );
   return {
-    supports: (module) => LORA_MODULES.test(module),
-    extraInputRows: (module) => tableRowsThrough(settings, module),
-    build: (ctx) => buildDeberta(ctx, settings),
+    supports: (module) => LORA_MODULES.test(module) && (!/\.pos_(query|key)_proj$/.test(module) || tableRowsThrough(settings, module) !== undefined),
+    inputRows: (module) => tableRowsThrough(settings, module),
+    build: (ctx) => buildDeberta(ctx, settings, convAct),
     inputs: [floatValueInfo(ATTENTION_MASK_INPUT, ["batch", "sequence"], ONNX_INT64), floatValueInfo(CLASSIFICATION_INPUTS.labels, ["batch"], ONNX_INT64)],
     outputs: [floatValueInfo(CLASSIFICATION_OUTPUTS.logits, ["batch", "labels"])],
   };
@@ -130,7 +127,7 @@ async function relativeTableOf(ctx: ArchitectureContext, settings: DebertaSettin
   return { weight, stored: found.stored, rows, table, norm };
 }
 
-async function buildDeberta(ctx: ArchitectureContext, settings: DebertaSettings): Promise<void> {
+async function buildDeberta(ctx: ArchitectureContext, settings: DebertaSettings, convAct: string): Promise<void> {
   const { g, label } = ctx;
   const prefix = ["deberta.", ""].find((p) => ctx.has(`${p}embeddings.word_embeddings.weight`));
   if (prefix === undefined)
@@ -197,6 +194,8 @@ async function buildDeberta(ctx: ArchitectureContext, settings: DebertaSettings)
   };
 
   const blocks: BlockSaved[] = [];
+  const blockInput = h;
+  let conv: Awaited<ReturnType<typeof convLayer>> | undefined;
   for (let i = 0; i < settings.layers; i++) {
     const b = `${prefix}encoder.layer.${i}`;
     const a = `${b}.attention.self`;
@@ -218,6 +217,21 @@ async function buildDeberta(ctx: ArchitectureContext, settings: DebertaSettings)
     const out = linearForward(g, output, activation.y);
     const outNorm = await layers.layerNorm(`${b}.output.LayerNorm`, g.one(moduleScope(`${b}.output`), "Add", [out.y, attnNorm.y]));
     h = outNorm.y;
+    // transformers' ConvLayer after the first layer: over the first layer's input, its output the residual.
+    if (i === 0 && settings.convKernel > 0) {
+      const spec = {
+        module: `${prefix}encoder.conv`,
+        kernel: settings.convKernel,
+        groups: typeof ctx.config.conv_groups === "number" ? ctx.config.conv_groups : 1,
+        act: convAct,
+        hidden,
+        batch,
+        seq,
+        maskColumn,
+      };
+      conv = await convLayer(ctx, layers, spec, blockInput, h);
+      h = conv.y;
+    }
     blocks.push({
       spec,
       attention: attention.saved,
@@ -265,9 +279,15 @@ async function buildDeberta(ctx: ArchitectureContext, settings: DebertaSettings)
     dTable.push(both.pos);
     return both.x;
   };
+  let dConvInput: string | undefined;
   for (let i = settings.layers - 1; i >= 0; i--) {
     const b = `${prefix}encoder.layer.${i}`;
     const block = blocks[i]!;
+    if (i === 0 && conv) {
+      const d = await conv.backward(dh);
+      dh = d.dResidual;
+      dConvInput = d.dInput;
+    }
     const [value, attnOut, intermediate, output] = block.linears;
     const dOut = await normBack(`${b}.output.LayerNorm`, block.outNorm, dh);
     const dInner = g.one(`/grad${moduleScope(`${b}.intermediate.intermediate_act_fn`)}`, "Mul", [linearBack(output, dOut), block.derivative()]);
@@ -279,6 +299,7 @@ async function buildDeberta(ctx: ArchitectureContext, settings: DebertaSettings)
     const dk = projectionBack(block.key, d.dk, d.dPosK);
     dh = g.one(s, "Add", [g.one(s, "Add", [g.one(s, "Add", [dAttended, dq]), dk]), linearBack(value, d.dv)]);
   }
+  if (dConvInput) dh = g.one(`/grad${moduleScope(`${prefix}encoder.conv`)}`, "Add", [dh, dConvInput]);
 
   if (table && dTable.length > 0) {
     const s = "/grad/relative_position";

@@ -15,6 +15,9 @@ export interface LoraInputs {
   /** DoRA: the graph input of lora_magnitude_vector [out] and its gradient's output name. */
   magnitude?: string;
   gradMagnitude?: string;
+  /** PEFT's lora_bias: the graph input of lora_B.bias [out] (added before the scaling) and its gradient's output name. */
+  bias?: string;
+  gradBias?: string;
 }
 
 /** A frozen linear map whose weight is an initializer, with LoRA on it or not. */
@@ -39,7 +42,7 @@ export interface LinearSaved {
 }
 
 /**
- * y = x·W (+ b) + scaling·(dropout(x)·Aᵀ)·Bᵀ on 2-D activations [tokens, in]. The frozen product is
+ * y = x·W (+ b) + scaling·(dropout(x)·Aᵀ·Bᵀ (+ b_B, PEFT's lora_bias)) on 2-D activations [tokens, in]. The frozen product is
  * one Gemm against the stored layout (transB for nn.Linear), so no transposed copy of the weight
  * exists; the LoRA product is added through Gemm's C input.
  */
@@ -52,7 +55,9 @@ export function linearForward(g: GraphBuilder, layer: FrozenLinear, x: string): 
   const down = g.one(`${s}/lora_A`, "Gemm", [dropped, lora.A], { transB: 1 });
   const scaledDown = g.one(`${s}/lora_A`, "Mul", [down, lora.scaling]);
   if (lora.magnitude) return doraForward(g, layer, lora, { x, dropped, scaledDown, base });
-  const y = g.one(`${s}/lora_B`, "Gemm", [scaledDown, lora.B, base], { transB: 1 });
+  // lora_bias: lora_B is an nn.Linear with a bias, so scaling·(x·Aᵀ·Bᵀ + b_B).
+  const c = lora.bias ? g.one(`${s}/lora_B`, "Add", [base, g.one(`${s}/lora_B`, "Mul", [lora.bias, lora.scaling])]) : base;
+  const y = g.one(`${s}/lora_B`, "Gemm", [scaledDown, lora.B, c], { transB: 1 });
   return { y, saved: { x, dropped, scaledDown } };
 }
 
@@ -91,7 +96,8 @@ function doraForward(
 
 /**
  * The backward pass of `linearForward` for an output gradient dy [tokens, out]: adds the graph
- * outputs dA = (scaling·(dy·B))ᵀ·dropout(x) and dB = dyᵀ·(x·Aᵀ·scaling) when the layer has LoRA, and
+ * outputs dA = (scaling·(dy·B))ᵀ·dropout(x) and dB = dyᵀ·(x·Aᵀ·scaling) when the layer has LoRA
+ * (and d b_B = scaling·Σ_tokens dy with lora_bias), and
  * returns dx = dy·Wᵀ (+ the LoRA path). No gradient is formed for W or b: they are frozen. dy·Wᵀ is
  * a Gemm with transB on the stored [in, out] weight, or a MatMul on the stored [out, in] one.
  */
@@ -106,6 +112,8 @@ export function linearBackward(g: GraphBuilder, layer: FrozenLinear, saved: Line
   const gradA = g.one(`${s}/lora_A`, "Gemm", [down, saved.dropped], { transA: 1 });
   g.renameOutput(gradB, lora.gradB);
   g.renameOutput(gradA, lora.gradA);
+  if (lora.bias && lora.gradBias)
+    g.renameOutput(g.one(`${s}/lora_B`, "Mul", [g.one(`${s}/lora_B`, "ReduceSum", [dy, g.constInts([0])], { keepdims: 0 }), lora.scaling]), lora.gradBias);
   if (lora.dropoutMask)
     return g.one(`${s}/lora_A`, "Add", [base, g.one(`${s}/lora_dropout`, "Mul", [g.one(`${s}/lora_A`, "MatMul", [down, lora.A]), lora.dropoutMask])]);
   return g.one(`${s}/lora_A`, "Gemm", [down, lora.A, base]);

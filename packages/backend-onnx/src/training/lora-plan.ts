@@ -23,6 +23,8 @@ export interface TrainingSlot {
   bKey: string;
   /** DoRA (`use_dora`): the adapter key and graph input of lora_magnitude_vector [out]. */
   magnitudeKey?: string;
+  /** PEFT's `lora_bias`: the adapter key and graph input of lora_B.bias [out]. */
+  biasKey?: string;
   r: number;
   inFeatures: number;
   outFeatures: number;
@@ -34,16 +36,22 @@ export interface TrainingSlot {
    * through a shared query_proj / key_proj): its dropout mask is [tokens + extraRows, in].
    */
   extraRows?: number;
+  /** False when the module reads its extraRows alone, no token (DeBERTa's pos_*_proj): mask [extraRows, in]. */
+  tokens?: false;
 }
 
-/** A slot's trained tensors (A, B and DoRA's magnitude) with their shapes: graph inputs, gradient outputs, adapter tensors. */
+/** A slot's trained tensors (A, B, DoRA's magnitude, lora_B's bias) with their shapes: graph inputs, gradient outputs, adapter tensors. */
 export function slotTensors(slot: TrainingSlot): { key: string; shape: number[] }[] {
   return [
     { key: slot.aKey, shape: [slot.r, slot.inFeatures] },
     { key: slot.bKey, shape: [slot.outFeatures, slot.r] },
     ...(slot.magnitudeKey ? [{ key: slot.magnitudeKey, shape: [slot.outFeatures] }] : []),
+    ...(slot.biasKey ? [{ key: slot.biasKey, shape: [slot.outFeatures] }] : []),
   ];
 }
+
+/** The rows of a slot's dropout mask for a batch of `tokens`: the tokens (unless it reads none) and its extraRows. */
+export const maskRows = (slot: TrainingSlot, tokens: number): number => (slot.tokens === false ? 0 : tokens) + (slot.extraRows ?? 0);
 
 /** The graph output name of a factor's gradient. */
 export const gradientName = (key: string): string => `${key}.grad`;
@@ -56,22 +64,21 @@ export const SCALINGS_INPUT = "lora_scalings";
  * The modules a LoRA config adapts on a model, checked against what the ONNX trainer implements:
  * LoRA (any r, alpha, rsLoRA, rank/alpha patterns, dropout; init true, false, "gaussian", "pissa",
  * "pissa_niter_N", "olora"; `bias` "all" / "lora_only", see trainedBiases) on the projections and
- * token embeddings `supported` accepts, DoRA on the projections; PEFT's modules_to_save are returned
- * as core resolves them (see savedModuleTensors). lora_bias and LoftQ are refused with a LowrankError
- * naming the field (DoRA on an embedding by core's targeting).
+ * token embeddings `supported` accepts, DoRA and `lora_bias` (a trained lora_B.bias) on the
+ * projections; PEFT's modules_to_save are returned as core resolves them (see savedModuleTensors).
+ * LoftQ is refused with a LowrankError naming the field (DoRA on an embedding by core's targeting).
  */
 export function planLoraSlots(params: {
   config: LoraConfig;
   description: ModelDescription;
   supported: (module: string) => boolean;
-  /** The architecture's rows beyond the tokens that a module reads (TrainingArchitecture.extraInputRows). */
-  extraRows?: (module: string) => number;
+  /** The architecture's rows beyond the tokens that a module reads (TrainingArchitecture.inputRows). */
+  inputRows?: (module: string) => { rows: number; tokens: boolean } | undefined;
   label: string;
   logger?: Logger;
 }): { slots: TrainingSlot[]; modulesToSave: string[] } {
   const { config, label } = params;
   const refuse = (what: string) => new LowrankError("TARGET_UNSUPPORTED", `${label}: the onnx trainer does not support ${what} yet; use --backend tfjs`);
-  if (config.lora_bias) throw refuse("`lora_bias`");
   const init = config.init_lora_weights;
   if (typeof init === "string" && !["gaussian", "pissa", "olora"].includes(init) && !/^pissa_niter_\d+$/.test(init))
     throw refuse(`\`init_lora_weights\` "${init}"`);
@@ -79,19 +86,21 @@ export function planLoraSlots(params: {
   const slots = report.targets.map((plan, index): TrainingSlot => {
     if (!params.supported(plan.name)) throw refuse(`LoRA on \`${plan.name}\` (target_modules)`);
     const embedding = plan.kind === "embedding";
-    const extraRows = params.extraRows?.(plan.name) ?? 0;
+    const rows = params.inputRows?.(plan.name);
     return {
       module: plan.name,
       kind: plan.kind,
       aKey: adapterKey(plan.name, embedding ? "lora_embedding_A" : "lora_A"),
       bKey: adapterKey(plan.name, embedding ? "lora_embedding_B" : "lora_B"),
       ...(config.use_dora && !embedding ? { magnitudeKey: adapterKey(plan.name, "magnitude") } : {}),
+      ...(config.lora_bias && !embedding ? { biasKey: adapterKey(plan.name, "lora_B_bias") } : {}),
       r: plan.r,
       inFeatures: plan.inFeatures,
       outFeatures: plan.outFeatures,
       scaling: plan.scaling,
       index,
-      ...(extraRows > 0 ? { extraRows } : {}),
+      ...(rows && rows.rows > 0 ? { extraRows: rows.rows } : {}),
+      ...(rows && !rows.tokens ? { tokens: false as const } : {}),
     };
   });
   return { slots, modulesToSave: [...report.modulesToSave] };
@@ -156,6 +165,8 @@ export function initialFactors(
     }
     params.set(slot.aKey, init.A);
     params.set(slot.bKey, init.B);
+    // lora_B.bias starts at zero, as PEFT's reset and the tfjs trainer start it.
+    if (slot.biasKey) params.set(slot.biasKey, new Float32Array(slot.outFeatures));
   }
   return params;
 }
@@ -186,6 +197,7 @@ export function loraInputs(g: GraphBuilder, slots: readonly TrainingSlot[], opti
       gradA: gradientName(slot.aKey),
       gradB: gradientName(slot.bKey),
       ...(slot.magnitudeKey ? { magnitude: slot.magnitudeKey, gradMagnitude: gradientName(slot.magnitudeKey) } : {}),
+      ...(slot.biasKey ? { bias: slot.biasKey, gradBias: gradientName(slot.biasKey) } : {}),
       scaling: g.one("/lora", "Gather", [SCALINGS_INPUT, g.constInts([i])], { axis: 0 }),
       // PEFT applies no dropout on an embedding's LoRA path.
       ...(options.dropout && slot.kind !== "embedding" ? { dropoutMask: dropoutMaskName(slot.module) } : {}),

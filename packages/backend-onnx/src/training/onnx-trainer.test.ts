@@ -142,16 +142,20 @@ describe("LoRA training on ONNX Runtime", () => {
   });
 
   test("what the ONNX trainer cannot train is refused in one line naming it", async () => {
-    const relu = await fixtureVariant({ name: "gemma2-tiny", dir: path.join(tmp, "gemma2-relu"), config: { hidden_activation: "relu" } });
+    const quickGelu = await fixtureVariant({ name: "gemma2-tiny", dir: path.join(tmp, "gemma2-quick"), config: { hidden_activation: "quick_gelu" } });
     const longrope = await fixtureVariant({ name: "phi3-tiny", dir: path.join(tmp, "phi3-su"), config: { rope_scaling: { type: "su" } } });
-    const conv = await fixtureVariant({ name: "deberta-v2-tiny", dir: path.join(tmp, "deberta-conv"), config: { conv_kernel_size: 3 } });
+    const conv = await fixtureVariant({
+      name: "deberta-v2-tiny",
+      dir: path.join(tmp, "deberta-conv"),
+      config: { conv_kernel_size: 3, conv_act: "quick_gelu" },
+    });
     for (const [model, input, message] of [
-      [relu, lora, /gemma2-relu: config\.json `hidden_activation` "relu" is not supported by the onnx trainer \(supported: gelu_new, .*\)$/],
+      [quickGelu, lora, /gemma2-quick: config\.json `hidden_activation` "quick_gelu" is not supported by the onnx trainer \(supported: gelu_new, .*\)$/],
       [longrope, lora, /phi3-su\/config\.json: Phi-3 `rope_scaling` type "su" is not supported by lowrank/],
       [
         conv,
         { ...lora, target_modules: ["query_proj"] },
-        /deberta-conv: config.json `conv_kernel_size` 3 \(DeBERTa-v2's convolution layer\) is not supported by the onnx trainer; use --backend tfjs$/,
+        /deberta-conv: config.json `conv_act` "quick_gelu" is not supported by the onnx trainer \(supported: gelu_new, .*\)$/,
       ],
       [
         requireFixture("deberta-v2-tiny"),
@@ -165,7 +169,6 @@ describe("LoRA training on ONNX Runtime", () => {
       ],
       [dir, { ...lora, target_modules: ["wpe"] }, /gpt2-tiny: the onnx trainer does not support LoRA on `transformer.wpe` \(target_modules\) yet/],
       [dir, { ...lora, init_lora_weights: "loftq" }, /gpt2-tiny: the onnx trainer does not support `init_lora_weights` "loftq" yet/],
-      [dir, { ...lora, lora_bias: true }, /gpt2-tiny: the onnx trainer does not support `lora_bias` yet/],
       [requireFixture("gpt2-tiny", "model.onnx"), lora, /not an ONNX file/],
     ] as const) {
       const error = await captureLowrankRejection(createOnnxLoraTraining({ model, lora: input as LoraConfigInput, seed: 1 }));

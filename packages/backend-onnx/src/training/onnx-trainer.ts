@@ -2,7 +2,7 @@ import type * as ort from "onnxruntime-node";
 import { LowrankError } from "@lowrank/core";
 import { clipGradNorm, dropoutSeed, Float32AdamW, stepLearningRate, makeBatch, SeededRandom, TrainingBatches } from "@lowrank/core/internal";
 import type { Batch, BackendTrainer, EvalResult, StepLog, TrainerOptions, TrainerState, TrainingExample } from "@lowrank/core/internal";
-import type { TrainingSlot } from "./lora-plan.js";
+import { maskRows, type TrainingSlot } from "./lora-plan.js";
 import type { TrainedParameter } from "./training-graph.js";
 import { runClassificationBatch } from "./classification-batch.js";
 import { runBatch } from "./training-session.js";
@@ -86,7 +86,7 @@ export class OnnxLoraTrainer implements BackendTrainer {
     const keep = 1 / (1 - this.dropout);
     this.slots.forEach((slot, i) => {
       if (slot.kind === "embedding") return; // no dropout on an embedding's LoRA path (PEFT)
-      const mask = new Float32Array((tokens + (slot.extraRows ?? 0)) * slot.inFeatures);
+      const mask = new Float32Array(maskRows(slot, tokens) * slot.inFeatures);
       if (seed === undefined) mask.fill(1);
       else {
         const rng = new SeededRandom((seed * 1_000_003 + i + 1) % 2_147_483_647);

@@ -36,6 +36,8 @@ const base = (modules: string[], extra: LoraConfigInput): LoraConfigInput => ({
 const CASES: [string, string, LoraConfigInput][] = [
   ['bias "all" (every linear and LayerNorm bias)', "gpt2-tiny", base(GPT2, { bias: "all" })],
   ['bias "lora_only" (the adapted modules\' biases)', "gpt2-tiny", base(GPT2, { bias: "lora_only" })],
+  ["lora_bias (lora_B.bias, scaled with the product) on Conv1D weights", "gpt2-tiny", base(GPT2, { lora_bias: true, use_rslora: true })],
+  ['lora_bias on nn.Linear weights beside an embedding\'s LoRA, bias "all"', "llama-tiny", base([...LLAMA, "embed_tokens"], { lora_bias: true, bias: "all" })],
   ["PiSSA on Conv1D weights", "gpt2-tiny", base(GPT2, { init_lora_weights: "pissa" })],
   [
     "pissa_niter_4 with rsLoRA and a rank pattern",
@@ -118,6 +120,7 @@ describe("PEFT's adapter variants on the ONNX trainer, against the tfjs backend"
   test.each([
     ['bias "all"', "gpt2-tiny", base(GPT2, { bias: "all", init_lora_weights: true })],
     ["PiSSA", "gpt2-tiny", base(GPT2, { init_lora_weights: "pissa" })],
+    ["lora_bias", "llama-tiny", base(LLAMA, { init_lora_weights: true, lora_bias: true, lora_dropout: 0 })],
     ["OLoRA", "llama-tiny", base(LLAMA, { init_lora_weights: "olora", bias: "lora_only" })],
     ["LoRA on wte", "gpt2-tiny", base(["wte", "c_fc"], { init_lora_weights: true })],
     ["DoRA", "gpt2-tiny", base(GPT2, { init_lora_weights: true, use_dora: true })],

@@ -10,6 +10,9 @@ import type { ExternalWeights } from "../onnx/external-weights.js";
 
 const ModelProtoType = protobuf.parse(ONNX_PROTO, { keepCase: true }).root.lookupType("onnx.ModelProto");
 
+/** The symbolic first dimension of a slot's dropout mask input. */
+const maskRowsName = (s: TrainingSlot): string | number => (s.tokens === false ? (s.extraRows ?? 0) : s.extraRows ? "tokens_and_extra_rows" : "tokens");
+
 /** The graph input of the token ids. */
 export const IDS_INPUT = "input_ids";
 
@@ -58,8 +61,8 @@ export interface ArchitectureContext {
 /** An architecture: which modules take LoRA, and the builder of its loss-and-gradients graph. */
 export interface TrainingArchitecture {
   supports(module: string): boolean;
-  /** Rows a module reads beyond the batch's tokens (TrainingSlot.extraRows); 0 or absent for most. */
-  extraInputRows?(module: string): number;
+  /** Rows a module reads beyond the batch's tokens, and whether it reads the tokens (TrainingSlot.extraRows, tokens); undefined for most. */
+  inputRows?(module: string): { rows: number; tokens: boolean } | undefined;
   build(ctx: ArchitectureContext): Promise<void>;
   /** Graph inputs the builder reads besides the ids, the loss's and the LoRA ones (an encoder's `attention_mask`, `labels`), declared after `input_ids` when used. */
   inputs?: readonly ValueInfoProto[];
@@ -247,9 +250,7 @@ export async function buildTrainingGraph(params: {
       floatValueInfo(LOSS_INPUTS.targetMask, ["batch", "sequence"]),
       ...params.slots.flatMap((s) => slotTensors(s).map((t) => floatValueInfo(t.key, t.shape))),
       ...(params.slots.length > 0 ? [floatValueInfo(SCALINGS_INPUT, [params.slots.length])] : []),
-      ...(params.dropout
-        ? params.slots.map((s) => floatValueInfo(dropoutMaskName(s.module), [s.extraRows ? "tokens_and_extra_rows" : "tokens", s.inFeatures]))
-        : []),
+      ...(params.dropout ? params.slots.map((s) => floatValueInfo(dropoutMaskName(s.module), [maskRowsName(s), s.inFeatures])) : []),
       ...[...(parameters ?? [])].map(([name, p]) => floatValueInfo(name, p.shape)),
     ].filter((v) => used.has(v.name));
     const shapes = new Map(params.slots.flatMap((s) => slotTensors(s).map((t): [string, number[]] => [gradientName(t.key), t.shape])));

@@ -9,7 +9,7 @@ import { EXTERNAL_DATA_THRESHOLD, writeOnnx } from "../onnx/write-onnx.js";
 import { ExternalWeights } from "../onnx/external-weights.js";
 import { createOrtSession, type CreatedSession, type ExecutionProvider } from "../session/ort-session.js";
 import { LOSS_INPUTS, LOSS_OUTPUTS } from "./loss-ops.js";
-import { dropoutMaskName, gradientName, SCALINGS_INPUT, slotTensors, type TrainingSlot } from "./lora-plan.js";
+import { dropoutMaskName, gradientName, maskRows, SCALINGS_INPUT, slotTensors, type TrainingSlot } from "./lora-plan.js";
 import { IDS_INPUT, PACKED_INPUTS, type TrainedParameter } from "./training-graph.js";
 
 /** One batch's loss, predicted-token count and (for a training graph) the trained parameters' gradients. */
@@ -80,7 +80,7 @@ export interface GraphFeeds {
   slots: readonly TrainingSlot[];
   ids: number[][];
   factors: ReadonlyMap<string, Float32Array>;
-  /** Dropout masks [tokens (+ the slot's extraRows), in] by module. */
+  /** Dropout masks [maskRows(slot, tokens), in] by module. */
   masks?: ReadonlyMap<string, Float32Array>;
   /** The checkpoint tensors trained as graph inputs (full fine-tuning: every one), fed as they are. */
   parameters?: ReadonlyMap<string, TrainedParameter>;
@@ -103,7 +103,7 @@ export function commonFeeds(session: ort.InferenceSession, params: GraphFeeds): 
   for (const slot of params.slots) {
     for (const { key, shape } of slotTensors(slot)) if (wanted.has(key)) feeds[key] = new ort.Tensor("float32", params.factors.get(key)!, shape);
     const maskName = dropoutMaskName(slot.module);
-    if (wanted.has(maskName)) feeds[maskName] = new ort.Tensor("float32", params.masks!.get(slot.module)!, [b * s + (slot.extraRows ?? 0), slot.inFeatures]);
+    if (wanted.has(maskName)) feeds[maskName] = new ort.Tensor("float32", params.masks!.get(slot.module)!, [maskRows(slot, b * s), slot.inFeatures]);
   }
   for (const [name, p] of params.parameters ?? []) if (wanted.has(name)) feeds[name] = new ort.Tensor("float32", p.values, p.shape);
   // A packed graph given an unpacked batch (evaluation data is not packed): one segment a row, positions from 0.
