@@ -56,10 +56,13 @@ describe("several adapters on one ONNX Runtime session", () => {
     }
   });
 
-  test("a mixed batch gives each row what it gives alone with its adapter", async () => {
+  test.each([
+    ["grouped by adapter", false],
+    ["in one run, each row masking the others' rank columns (rowMixing)", true],
+  ])("a mixed batch gives each row what it gives alone with its adapter (%s)", async (_, rowMixing) => {
     const a = await readAdapter(requireFixture("llama-tiny-lora"));
     const b = await readAdapter(requireFixture("llama-tiny-embed-lora"));
-    const session = await OnnxLoraSession.create(requireFixture("llama-tiny", "model.onnx"), { adapters: { a, b } });
+    const session = await OnnxLoraSession.create(requireFixture("llama-tiny", "model.onnx"), { adapters: { a, b }, rowMixing });
     try {
       const ids = [
         [5, 9, 200, 31, 7, 88],
@@ -75,6 +78,8 @@ describe("several adapters on one ONNX Runtime session", () => {
         expect(maxAbsDiff(rowOf(mixed.data as Float32Array, r, 4), alone), `row ${r}`).toBeLessThanOrEqual(1e-5);
       }
       expect(maxAbsDiff(rowOf(mixed.data as Float32Array, 0, 4), rowOf(mixed.data as Float32Array, 3, 4))).toBeGreaterThan(1e-2);
+      // rowMixing: every slot has a row mask input (none without it).
+      expect(session.session.inputNames.filter((n) => n.endsWith(".row_mask")).length > 0).toBe(rowMixing);
       expect((await captureLowrankRejection(session.runMixed({ input_ids: idsTensor(ids) }, ["a"]))).message).toBe(
         "adapterNames has 1 entries for a batch of 4 rows",
       );

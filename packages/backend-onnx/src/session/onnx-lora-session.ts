@@ -28,6 +28,11 @@ export interface OnnxLoraSessionOptions extends SessionOptions {
   /** For a model given as bytes: a name for messages, and the folder its external data and config.json are in. */
   label?: string;
   modelDir?: string;
+  /**
+   * Give every slot a per-row rank mask (LoraSlot.rowMask), so `runMixed` runs rows with different
+   * adapters as one batch (their factors side by side along r) instead of one run per adapter.
+   */
+  rowMixing?: boolean;
 }
 
 /**
@@ -52,6 +57,8 @@ export class OnnxLoraSession {
   private readonly doraAdapters = new Set<string>();
   /** Per adapter, the whole tensors it replaces. */
   private readonly replacedBy = new Map<string, string[]>();
+  /** Concatenated factors of the adapter lists mixed batches used lately (rowMixing), by list. */
+  private readonly mixedFeeds = new Map<string, { feeds: Feeds; offsets: Map<string, number[]> }>();
 
   private constructor(
     readonly session: ort.InferenceSession,
@@ -107,7 +114,7 @@ export class OnnxLoraSession {
       for (const key of bindRuntimeAdapter(name, fullDescriber(adapter)).replacements.keys()) replaceable.add(key);
     }
     const rewritten = decodeModel(bytes, label);
-    const slots = addLoraSlots(rewritten, [...wanted.values()], label);
+    const slots = addLoraSlots(rewritten, [...wanted.values()], label, { rowMasks: options.rowMixing === true });
     const stored = initializersAsInputs(rewritten.graph, [...replaceable], modelDir, label);
     const created = await createSessionForModel(rewritten, modelDir, options);
     // ONNX Runtime holds the weights now; the slots keep their nodes and initializers for names only.
@@ -188,6 +195,7 @@ export class OnnxLoraSession {
       [feeds[slot.inputA], feeds[slot.inputB]] = slotTensors(slot, factors.A, factors.B, factors.r, factors.scaling);
     }
     this.adapters.set(name, feeds);
+    this.mixedFeeds.clear();
     this.replacedBy.set(name, [...bound.replacements.keys()]);
     this.loaded.set(name, adapter);
   }
@@ -199,6 +207,7 @@ export class OnnxLoraSession {
     this.loaded.delete(name);
     this.replacedBy.delete(name);
     this.doraAdapters.delete(name);
+    this.mixedFeeds.clear();
     return this.adapters.delete(name);
   }
 
@@ -231,23 +240,70 @@ export class OnnxLoraSession {
     const merged = names.length === 1 ? this.mergedSessions.get(names[0]!) : undefined;
     if (merged) return merged.run(feeds);
     const loras = names.length === 0 ? this.base : names.length === 1 ? this.feedsOf(names[0]!) : this.summedFeeds(names);
-    return this.session.run({ ...feeds, ...loras });
+    return this.session.run({ ...feeds, ...loras, ...this.rowMasks(loras, batchOf(feeds), () => 1) });
+  }
+
+  /** Every slot's row mask for a batch (none without rowMixing): `value(row, column)` over its rank columns. */
+  private rowMasks(loras: Feeds, batch: number, value: (row: number, column: number, slot: LoraSlot) => number): Feeds {
+    const masks: Feeds = {};
+    for (const slot of this.slots.values()) {
+      if (!slot.rowMask) continue;
+      const r = loras[slot.inputA]!.dims[1]!;
+      const data = new Float32Array(batch * r);
+      for (let row = 0; row < batch; row++) for (let k = 0; k < r; k++) data[row * r + k] = value(row, k, slot);
+      masks[slot.rowMask] = new ort.Tensor("float32", data, [batch, r]);
+    }
+    return masks;
+  }
+
+  /**
+   * One run of a batch whose rows use different adapters (rowMixing): the adapters' factors side by
+   * side along r, each row's mask keeping its own adapter's columns (none for the base model).
+   */
+  private async runRows(feeds: Feeds, rowNames: readonly (string | null)[]): Promise<Record<string, ort.Tensor>> {
+    const names = [...new Set(rowNames.filter((n): n is string => n !== null))];
+    if (names.length === 0) return (await this.run(feeds, { adapter: null })) as Record<string, ort.Tensor>;
+    const key = names.join("\u0000");
+    let mixed = this.mixedFeeds.get(key);
+    if (!mixed) {
+      const each = names.map((n) => this.feedsOf(n));
+      const offsets = new Map<string, number[]>();
+      for (const slot of this.slots.values()) {
+        let offset = 0;
+        offsets.set(slot.module, each.map((f) => (offset += f[slot.inputA]!.dims[1]!) - f[slot.inputA]!.dims[1]!).concat(offset));
+      }
+      mixed = { feeds: { ...this.base, ...concatSlotFeeds(this.slots.values(), each) }, offsets };
+      // A few recent adapter lists: a running batch keeps its list for many steps.
+      if (this.mixedFeeds.size >= 8) this.mixedFeeds.delete(this.mixedFeeds.keys().next().value!);
+      this.mixedFeeds.set(key, mixed);
+    }
+    const { offsets } = mixed;
+    const rowIndex = rowNames.map((n) => (n === null ? -1 : names.indexOf(n)));
+    const masks = this.rowMasks(mixed.feeds, rowNames.length, (row, column, slot) => {
+      const j = rowIndex[row]!;
+      if (j < 0) return 0;
+      const bounds = offsets.get(slot.module)!;
+      return column >= bounds[j]! && column < bounds[j + 1]! ? 1 : 0;
+    });
+    return (await this.session.run({ ...feeds, ...mixed.feeds, ...masks })) as Record<string, ort.Tensor>;
   }
 
   /**
    * A mixed batch (PEFT's adapter_names): row i runs with adapterNames[i], or the base model for null
-   * or "__base__". Rows are grouped by adapter, each group runs once, and the outputs are put back
-   * in row order — row by row the same as running it alone.
+   * or "__base__". With rowMixing the batch runs once (see runRows) unless a row's adapter is DoRA,
+   * merged or replaces whole tensors; otherwise rows are grouped by adapter, each group runs once,
+   * and the outputs are put back in row order — row by row the same as running it alone.
    */
   async runMixed(feeds: Feeds, adapterNames: readonly (string | null)[]): Promise<Record<string, ort.Tensor>> {
     const batch = Object.values(feeds)[0]?.dims[0];
     if (adapterNames.length !== batch) throw new LowrankError("USAGE", `adapterNames has ${adapterNames.length} entries for a batch of ${batch} rows`);
     const groups = new Map<string | null, number[]>();
-    adapterNames.forEach((n, row) => {
-      const key = n === "__base__" ? null : n;
-      if (key !== null) this.feedsOf(key);
-      groups.set(key, [...(groups.get(key) ?? []), row]);
-    });
+    const rowNames = adapterNames.map((n) => (n === "__base__" ? null : n));
+    for (const n of rowNames) if (n !== null) this.feedsOf(n);
+    const oneRun = (n: string | null) =>
+      n === null || (!this.doraAdapters.has(n) && !this.mergedSessions.has(n) && (this.replacedBy.get(n) ?? []).length === 0);
+    if ([...this.slots.values()].some((s) => s.rowMask) && rowNames.every(oneRun)) return this.runRows(feeds, rowNames);
+    rowNames.forEach((key, row) => groups.set(key, [...(groups.get(key) ?? []), row]));
     const results = [];
     for (const [name, rows] of groups) {
       const sub = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, takeRows(t, rows)]));
@@ -317,6 +373,12 @@ export class OnnxLoraSession {
   toString(): string {
     return `OnnxLoraSession(${this.graphLabel}, ${this.slots.size} slots, ${this.provider})`;
   }
+}
+
+/** The batch size of a run's feeds: the first dimension of input_ids (else of its first input). */
+function batchOf(feeds: Feeds): number {
+  const first = feeds.input_ids ?? Object.values(feeds)[0];
+  return first?.dims[0] ?? 1;
 }
 
 /**
