@@ -1,7 +1,6 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { Checkpoint, createLoraConfig, describeModel, float32Tensor, resolveTargets, type LoraAdapter, type LoraConfigInput, type Tensor } from "@lowrank/core";
-import { adapterKey, SafetensorsWriter, SeededRandom } from "@lowrank/core/internal";
+import { SafetensorsWriter, SeededRandom } from "@lowrank/core/internal";
 
 /** A GPT-2 shape: layers, width, heads, vocabulary and context. */
 export interface Gpt2Shape {
@@ -96,30 +95,5 @@ export async function writeRandomGpt2(dir: string, shape: Gpt2Shape, seed = 1): 
   }
 }
 
-/**
- * An adapter for the model in `modelDir` with random (non-zero) A and B, so that an unmerged
- * adapter does real work and a merge changes every targeted weight.
- */
-export async function randomAdapter(modelDir: string, input: LoraConfigInput, seed = 2): Promise<LoraAdapter> {
-  const checkpoint = await Checkpoint.open(modelDir);
-  try {
-    const config = createLoraConfig(input);
-    const report = resolveTargets(config, describeModel(checkpoint.config, checkpoint.tensorInfo()));
-    const rng = new SeededRandom(seed);
-    const tensors = new Map<string, Tensor>();
-    for (const plan of report.targets) {
-      const embedding = plan.kind === "embedding";
-      tensors.set(
-        adapterKey(plan.name, embedding ? "lora_embedding_A" : "lora_A"),
-        float32Tensor(randomValues(plan.r * plan.inFeatures, rng, 0.05), [plan.r, plan.inFeatures]),
-      );
-      tensors.set(
-        adapterKey(plan.name, embedding ? "lora_embedding_B" : "lora_B"),
-        float32Tensor(randomValues(plan.outFeatures * plan.r, rng, 0.05), [plan.outFeatures, plan.r]),
-      );
-    }
-    return { config, tensors };
-  } finally {
-    await checkpoint.close();
-  }
-}
+/** A random adapter for a model folder (core's testing helper, shared with the benchmarks). */
+export { randomAdapter } from "@lowrank/core/testing";

@@ -14,6 +14,7 @@ import { trainCommand } from "./commands/train.js";
 import { generateCommand } from "./commands/generate.js";
 import { onnxExportCommand, onnxMergeCommand } from "./commands/onnx-merge.js";
 import { hubServeCommand, pullCommand, pushCommand } from "./commands/hub-commands.js";
+import { serveCommand } from "./commands/serve.js";
 import { benchCommand } from "./commands/bench.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { choiceFlag } from "./commands/parse-flags.js";
@@ -74,7 +75,7 @@ export function buildProgram(container?: DependencyContainer): Command {
     .option("--plugin <module>", "load a backend plugin module (repeatable)", collect)
     .option("--hub-url <url>", "the Hub's address (default HF_ENDPOINT or https://huggingface.co)")
     .option("--device <device>", "ONNX Runtime's execution provider: cpu (default) or cuda (falls back to the CPU with a warning when CUDA is missing)")
-    .option("--token <token>", "Hub token (default HF_TOKEN); for `hub serve`, an accepted token (repeatable)", collect)
+    .option("--token <token>", "Hub token (default HF_TOKEN); for `hub serve` and `serve`, the bearer token clients must send (repeatable)", collect)
     .version(LOWRANK_VERSION, "--version", "print the version")
     .showHelpAfterError(false)
     .showSuggestionAfterError(true)
@@ -283,6 +284,26 @@ export function buildProgram(container?: DependencyContainer): Command {
       "\nExamples:\n  $ lowrank hub serve --dir ./hub-data --port 8080\n  $ lowrank --token secret hub serve --dir ./hub-data --port 8080 --host 0.0.0.0",
     )
     .action((options) => hubServeCommand(ctx, { ...options, token: program.opts<GlobalOptions>().token }));
+
+  program
+    .command("serve")
+    .description("an OpenAI-compatible server: one base model, many LoRA adapters, mixed-adapter batches (ONNX Runtime)")
+    .requiredOption("--model <model>", "a Hugging Face decoder folder or Hub id (or a decoder .onnx exported with a key/value cache)")
+    .option("--adapter <NAME=adapter>", "an adapter folder or Hub id served as model NAME (repeatable)", collect)
+    .option("--port <port>", "port (default 8000; 0 = any free port)")
+    .option("--host <host>", "address to listen on (default 127.0.0.1)")
+    .option("--served-model-name <name>", "the base model's name in requests (default: --model as given)")
+    .option("--max-batch <n>", "rows decoded together (default 8)")
+    .option("--max-adapters <n>", "adapters held at once, least recently used unloaded first (default 16)")
+    .option("--max-tokens <n>", "largest max_tokens a request may ask (default 4096, capped by the context)")
+    .option("--max-body-bytes <n>", "largest request body (default 1 MB; larger gets 413)")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ lowrank serve --model models/gpt2-mini --adapter e2e=./adapter --port 8000\n" +
+        "  $ lowrank --token secret serve --model ./llama --adapter sql=you/sql-lora --adapter chat=./chat-lora\n" +
+        '  $ curl -H \'Authorization: Bearer secret\' localhost:8000/v1/completions -d \'{"model": "sql", "prompt": "…", "max_tokens": 32}\'',
+    )
+    .action((options) => serveCommand(ctx, { ...options, token: program.opts<GlobalOptions>().token?.at(-1), hubUrl: program.opts<GlobalOptions>().hubUrl }));
 
   const imports = program.command("import").description("turn other LoRA formats into PEFT adapters");
   const loralib = imports

@@ -7,3 +7,4 @@ export { fixturesDir, sharedDir, requireFixture, maxAbsDiff, idRows } from "./te
 export { FIXTURE_PAIRS } from "./testing/fixture-pairs.js";
 export { captureLowrankError, captureLowrankRejection } from "./testing/capture-error.js";
 export { perturbedAdapter } from "./testing/perturbed-adapter.js";
+export { randomAdapter } from "./testing/random-adapter.js";

@@ -55,6 +55,11 @@ export class AdapterPool {
     return this.known.has(name);
   }
 
+  /** Where a known adapter came from (its folder or Hub id, as given). */
+  sourceOf(name: string): AdapterSource | undefined {
+    return this.known.get(name)?.source;
+  }
+
   /**
    * Makes an adapter known under `name` and loads it (checking it binds to the model).
    * @throws ServeError 400 for a name taken, a location that does not resolve or an adapter that does not bind.

@@ -2,3 +2,4 @@
 export { ServeEngine, type ServeEngineOptions, type GenerationRequest, type Generation, type GeneratedToken, type FinishReason } from "./serve-engine.js";
 export { AdapterPool, type AdapterSource } from "./adapter-pool.js";
 export { ServeError } from "./serve-error.js";
+export { startServeServer, type ServeServer, type ServeServerOptions } from "./serve-server.js";

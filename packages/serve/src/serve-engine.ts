@@ -1,4 +1,4 @@
-import { stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import type * as ort from "onnxruntime-node";
 import { buildCheckpointGraph, encodeModel, OnnxLoraSession, type ExecutionProvider } from "@lowrank/backend-onnx";
@@ -41,6 +41,8 @@ export interface Generation {
 export interface ServeEngineOptions {
   /** A Hugging Face decoder folder (its graph built with a key/value cache) or an Optimum-style decoder .onnx with one. */
   model: string;
+  /** The base model's name in requests and /v1/models (default: `model` as given, as vLLM names it). */
+  servedModelName?: string;
   /** Adapters known from the start, by name. */
   adapters?: Record<string, AdapterSource>;
   /** Rows decoded together (default 8); more requests wait. */
@@ -88,7 +90,12 @@ export class ServeEngine {
     private readonly options: { maxBatch: number; maxWaiting: number; logger: Logger },
     readonly modelName: string,
     readonly modelDir: string,
+    /** The vocabulary size and the longest sequence (prompt + completion) the model takes, from config.json. */
+    readonly vocabSize: number,
+    readonly contextLength: number,
   ) {}
+
+  readonly startedAt = Date.now();
 
   /**
    * @throws LowrankError USAGE for a model without a key/value cache, attention_mask or position_ids,
@@ -124,7 +131,15 @@ export class ServeEngine {
       const tokenizer = await loadTokenizer(modelDir);
       const stopTokens = readStopTokens(modelDir, tokenizer?.eosTokenId) ?? [];
       const settings = { maxBatch: options.maxBatch ?? 8, maxWaiting: options.maxWaiting ?? 256, logger };
-      return new ServeEngine(session, layout, tokenizer, stopTokens, pool, new KvBatch(layout), settings, path.basename(path.resolve(options.model)), modelDir);
+      const config = await readFile(path.join(modelDir, "config.json"), "utf8")
+        .then((text) => JSON.parse(text) as Record<string, unknown>)
+        .catch(() => ({}) as Record<string, unknown>);
+      const num = (...keys: string[]) => keys.map((k) => config[k]).find((v): v is number => typeof v === "number");
+      const outputDims = session.session.outputMetadata.find((m) => m.name === "logits");
+      const vocab = num("vocab_size") ?? (outputDims?.isTensor && typeof outputDims.shape[2] === "number" ? outputDims.shape[2] : Number.MAX_SAFE_INTEGER);
+      const context = num("n_positions", "max_position_embeddings") ?? 2048;
+      const name = options.servedModelName ?? options.model;
+      return new ServeEngine(session, layout, tokenizer, stopTokens, pool, new KvBatch(layout), settings, name, modelDir, vocab, context);
     } catch (error) {
       await session.release();
       throw error;
