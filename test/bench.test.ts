@@ -20,6 +20,8 @@ const REQUIRED_RATIOS = [
   "lora_over_full_eval_loss",
   "tfjs_over_onnx_lora_step_time",
   "tfjs_over_onnx_generation_time",
+  "mixed_over_single_adapter_batch_time",
+  "serving_throughput_concurrent_over_single",
 ];
 
 // `pnpm bench --quick` (bench/run.mjs → lowrank bench --quick) as CI runs it. The figures are
@@ -84,6 +86,11 @@ test("pnpm bench --quick measures every claim and writes the JSON and the report
     12,
   );
 
+  // Serving (issue 19): the mixed-adapter step on 8 adapters, and lowrank serve by concurrency with every request answered in full.
+  expect(results.serving.mixed).toMatchObject({ batch: 8, adapters: 8, rank: 8 });
+  expect(results.serving.serving.map((s: { clients: number }) => s.clients)).toEqual([1, 4]);
+  for (const s of results.serving.serving) expect(s.latency_p95_seconds).toBeGreaterThanOrEqual(s.latency_p50_seconds);
+
   for (const row of results.latency)
     for (const k of ["ort_base", "ort_merged", "ort_unmerged", "tfjs_base", "tfjs_merged", "tfjs_unmerged"]) expect(row[k].median, k).toBeGreaterThan(0);
   expect(results.latency.map((r: { batch: number }) => r.batch)).toEqual([1, 8]);
@@ -113,6 +120,7 @@ test("pnpm bench --quick measures every claim and writes the JSON and the report
   expect(report).toContain("## The paper's claims, measured");
   expect(report).toContain("| full fine-tuning | 124,439,808 | 100% |");
   expect(report).toContain("## 3b. Generation with an unmerged adapter");
+  expect(report).toContain("## 3c. Serving many adapters");
   expect(report).toContain("PyTorch 1.13 + PEFT");
   for (const chart of ["latency.svg", "training.svg", "quality.svg"]) {
     const svg = readFileSync(path.join(tmp, "benchmarks", chart), "utf8");

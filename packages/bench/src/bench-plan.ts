@@ -24,6 +24,19 @@ export interface BenchPlan {
   /** Batched greedy generation, ONNX Runtime against tfjs, and batch-1 decoding on ONNX Runtime (issue 17). */
   generation: { model: BenchModel; prompts: number; promptTokens: number; newTokens: number; rounds: number; warmup: number; decodeRepeats: number };
   quality: { steps: number; batchSize: number; evalMrs: number; maxNewTokens: number; loraLearningRate: number; fullLearningRate: number };
+  /** Issue 19: the mixed-adapter decoding step (batch × adapters of rank r, after pastTokens) and serving by concurrency. */
+  serving: {
+    model: BenchModel;
+    adapters: number;
+    rank: number;
+    batch: number;
+    pastTokens: number;
+    rounds: number;
+    warmup: number;
+    clients: { clients: number; requestsEach: number }[];
+    promptTokens: number;
+    newTokens: number;
+  };
 }
 
 export function benchPlan(quick: boolean): BenchPlan {
@@ -42,6 +55,21 @@ export function benchPlan(quick: boolean): BenchPlan {
       latency: [{ model: "embedded", batches: [1, 8], seqLen: 32, rounds: 12, warmup: 3 }],
       generation: { model: "embedded", prompts: 8, promptTokens: 16, newTokens: 8, rounds: 3, warmup: 1, decodeRepeats: 3 },
       quality: { steps: 12, batchSize: 8, evalMrs: 6, maxNewTokens: 24, loraLearningRate: 4e-3, fullLearningRate: 4e-4 },
+      serving: {
+        model: "embedded",
+        adapters: 8,
+        rank: 8,
+        batch: 8,
+        pastTokens: 32,
+        rounds: 10,
+        warmup: 2,
+        clients: [
+          { clients: 1, requestsEach: 2 },
+          { clients: 4, requestsEach: 1 },
+        ],
+        promptTokens: 16,
+        newTokens: 8,
+      },
     };
   }
   return {
@@ -67,5 +95,22 @@ export function benchPlan(quick: boolean): BenchPlan {
     generation: { model: "large", prompts: 8, promptTokens: 128, newTokens: 32, rounds: 5, warmup: 1, decodeRepeats: 5 },
     // Learning rates: the best of a sweep on the embedded base at 300 steps (see the report's quality section).
     quality: { steps: 300, batchSize: 16, evalMrs: 40, maxNewTokens: 48, loraLearningRate: 4e-3, fullLearningRate: 8e-4 },
+    // Issue 19: 8 rows on 8 different r=8 adapters (c_attn) after 128 tokens; serving 64-token prompts + 32 new tokens.
+    serving: {
+      model: "large",
+      adapters: 8,
+      rank: 8,
+      batch: 8,
+      pastTokens: 128,
+      rounds: 30,
+      warmup: 5,
+      clients: [
+        { clients: 1, requestsEach: 8 },
+        { clients: 4, requestsEach: 4 },
+        { clients: 16, requestsEach: 2 },
+      ],
+      promptTokens: 64,
+      newTokens: 32,
+    },
   };
 }

@@ -5,6 +5,7 @@ import { barChartSvg } from "./report/svg-chart.js";
 import { QUALITY_METHOD_LABELS } from "./e2e-quality.js";
 import type { BenchResults } from "./bench-results.js";
 import { generationSection } from "./report/generation-section.js";
+import { servingSection } from "./report/serving-section.js";
 import { mb, ms, n, s3, table } from "./report/markdown.js";
 
 /** Why a target can be missed on this kind of machine, printed beside a missed target. */
@@ -30,6 +31,9 @@ const WHY_MISSED: Record<string, string> = {
     "ONNX Runtime runs its batch on every core while TensorFlow.js (wasm) runs on one, so any other load on the machine slows ONNX Runtime far " +
     "more (see the spread of its row in the generation table: its fastest round is the one to compare); on the quick run's tiny model both " +
     "runtimes also spend their time in per-operation overhead rather than in matrix products",
+  mixed_over_single_adapter_batch_time:
+    "the mixed batch multiplies each row's input by every adapter's A (r × adapters columns) before masking; at a small batch that product " +
+    "is a visible share of a step whose base weights are few",
   tfjs_over_onnx_lora_step_time:
     "on a small model both runtimes spend their time in per-operation overhead rather than in matrix products, where ONNX Runtime's advantage lies; " +
     "the ratio grows with the model (see the GPT-2-small row of a full run)",
@@ -213,6 +217,7 @@ export function renderBenchMarkdown(results: BenchResults, chartDir: string): st
     "![latency](benchmarks/latency.svg)",
     "",
     ...generationSection(results),
+    ...(results.serving ? servingSection(results) : []),
     `## 4. Merge throughput: ${results.merge.model}, ${results.merge.adapter}`,
     "",
     ...table(

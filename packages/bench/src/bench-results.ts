@@ -7,6 +7,7 @@ import type { LatencyRow } from "./inference-latency.js";
 import type { MergeMemory } from "./merge-memory.js";
 import type { MergeThroughput } from "./merge-throughput.js";
 import type { TrainingStep } from "./training-step.js";
+import type { MixedStepRow, ServingRow } from "./serving-speed.js";
 
 /** One of the issue's targets checked against the measured ratio (`value` null when not measured). */
 export interface TargetCheck {
@@ -49,6 +50,8 @@ export interface BenchResults {
    * no more tokens per second than the copy bandwidth (from merge.kernel, read + written bytes) over the weight bytes.
    */
   decode: DecodeRow & { copy_bandwidth_gb_per_s: number; decode_floor_tokens_per_second: number };
+  /** Issue 19: a decoding step with a different adapter per row against one adapter, and `lowrank serve` under 1 … 16 clients. */
+  serving: { mixed: MixedStepRow; serving: ServingRow[] };
   merge: MergeThroughput;
   merge_memory: MergeMemory;
   quality: { model: string; data: string; results: QualityResult[] };

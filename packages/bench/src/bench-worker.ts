@@ -4,6 +4,7 @@ import type { GenerationParams } from "./generation-speed.js";
 import type { LatencyParams } from "./inference-latency.js";
 import { randomAdapter } from "./synthetic-model.js";
 import type { TrainingStepParams } from "./training-step.js";
+import type { ServingParams } from "./serving-speed.js";
 
 /** One measurement, run in a process of its own so that memory and warm caches do not mix. */
 export type WorkerJob =
@@ -12,7 +13,8 @@ export type WorkerJob =
   | { part: "generation"; params: Omit<GenerationParams, "adapter"> & { adapter: LoraConfigInput } }
   | { part: "merge"; params: { baseDir: string; workDir: string; repeats: number; model: string; adapter: LoraConfigInput; adapterLabel: string } }
   | { part: "merge-memory"; params: { baseDir: string; outDir: string; model: string; adapter: LoraConfigInput; adapterLabel: string } }
-  | { part: "quality"; params: QualityParams };
+  | { part: "quality"; params: QualityParams }
+  | { part: "serving"; params: ServingParams };
 
 /**
  * Runs a job and returns its JSON-ready result. Each part loads only its own modules, so that a
@@ -41,5 +43,7 @@ export async function runWorkerJob(job: WorkerJob): Promise<unknown> {
       return (await import("./merge-memory.js")).measureMergeMemory({ ...job.params, adapter: await randomAdapter(job.params.baseDir, job.params.adapter) });
     case "quality":
       return (await import("./e2e-quality.js")).measureE2eQuality(job.params);
+    case "serving":
+      return (await import("./serving-speed.js")).measureServing(job.params);
   }
 }

@@ -1,7 +1,7 @@
 import type { BenchResults, TargetCheck } from "./bench-results.js";
 
 type Measured = Pick<BenchResults, "parameters" | "training" | "latency" | "merge" | "quality"> &
-  Partial<Pick<BenchResults, "merge_memory" | "onnx_training" | "generation" | "decode">>;
+  Partial<Pick<BenchResults, "merge_memory" | "onnx_training" | "generation" | "decode" | "serving">>;
 
 /** The paper's claims as ratios of figures measured in the same run (each target says whether lower or higher is better). */
 export function computeRatios(m: Measured): Record<string, number> {
@@ -56,6 +56,11 @@ export function computeRatios(m: Measured): Record<string, number> {
   put("lora_over_full_eval_loss", lora && fullFt && lora.eval_loss / fullFt.eval_loss);
   put("lora_over_full_bleu", lora && fullFt && lora.bleu / fullFt.bleu);
   put("lora_attention_over_full_eval_loss", attention && fullFt && attention.eval_loss / fullFt.eval_loss);
+  // Serving (issue 19): the mixed-adapter step, and the most concurrent clients' throughput over one client's.
+  const serving = m.serving;
+  put("mixed_over_single_adapter_batch_time", serving && serving.mixed.mixed_ms.median / serving.mixed.single_ms.median);
+  const [alone, busiest] = [serving?.serving[0], serving?.serving.at(-1)];
+  put("serving_throughput_concurrent_over_single", alone && busiest && busiest.tokens_per_second / alone.tokens_per_second);
   return ratios;
 }
 
@@ -83,6 +88,7 @@ export const TARGETS = [
   target("merge_over_copy_bandwidth", "merging runs near copy speed", ">=", 0.5),
   target("lora_over_full_eval_loss", "quality on par with full fine-tuning (eval loss within 5%; LoRA r=8, all-linear)", "<=", 1.05),
   target("tfjs_over_onnx_lora_step_time", "LoRA training on ONNX Runtime at least 5× faster than on TensorFlow.js (issue 10)", ">=", 5),
+  target("mixed_over_single_adapter_batch_time", "a batch whose 8 rows use 8 different adapters decodes nearly as fast as one adapter (issue 19)", "<=", 1.3),
   target(
     "tfjs_over_onnx_generation_time",
     "batched generation with an unmerged adapter on ONNX Runtime at least 3× faster than on TensorFlow.js (issue 17)",

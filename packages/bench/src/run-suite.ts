@@ -69,7 +69,7 @@ async function writeTokenData(file: string, vocab: number, rows: number, seqLen:
 }
 
 /** The suite's phases in the order they run; progress lines are numbered from this list. */
-const PHASES = ["footprint", "training", "tfjs-training", "latency", "generation", "merge", "quality"] as const;
+const PHASES = ["footprint", "training", "tfjs-training", "latency", "generation", "serving", "merge", "quality"] as const;
 const phase = (name: (typeof PHASES)[number]): string => `${PHASES.indexOf(name) + 1}/${PHASES.length}`;
 
 /** Runs every measurement of the plan and computes the ratios; the caller writes JSON and the report. */
@@ -197,6 +197,15 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
       },
     });
 
+    const sv = plan.serving;
+    log(
+      `${phase("serving")} serving: ${labels[sv.model]}, a decoding step on ${sv.adapters} adapters at once, and lowrank serve under ${sv.clients.map((c) => c.clients).join(", ")} clients`,
+    );
+    const serving = await worker<BenchResults["serving"]>({
+      part: "serving",
+      params: { ...sv, modelDir: dirs[sv.model], model: labels[sv.model], vocab: vocab[sv.model] },
+    });
+
     log(`${phase("merge")} merge throughput: ${labels.large}, ${ADAPTER_VARIANTS[2]!.label}`);
     const merge = await worker<MergeThroughput>({
       part: "merge",
@@ -260,6 +269,7 @@ export async function runBenchSuite(options: SuiteOptions): Promise<BenchResults
         copy_bandwidth_gb_per_s: bandwidth,
         decode_floor_tokens_per_second: decodeFloorTokensPerSecond(speed.decode.weight_bytes, bandwidth),
       },
+      serving,
       merge,
       merge_memory: mergeMemory,
       quality: { model: labels.embedded, data: path.basename(options.e2eFile), results: quality },
