@@ -21,8 +21,9 @@ const ALLOWED: Record<string, string[]> = {
   "backend-onnx": ["core"],
   hub: ["core"],
   "hub-server": ["core", "hub"],
-  cli: ["core", "backend-tfjs", "backend-onnx", "hub", "hub-server", "bench"],
-  bench: ["core", "backend-tfjs", "backend-onnx"],
+  serve: ["core", "backend-onnx"],
+  cli: ["core", "backend-tfjs", "backend-onnx", "hub", "hub-server", "serve", "bench"],
+  bench: ["core", "backend-tfjs", "backend-onnx", "serve"],
 };
 
 describe("the package layering", () => {
