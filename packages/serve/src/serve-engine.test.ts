@@ -71,3 +71,19 @@ describe("ServeEngine: continuous batching of mixed-adapter requests", () => {
     await expect(engine.generate({ adapter: "nope", promptIds: [1], maxTokens: 1 })).rejects.toMatchObject({ status: 404 });
   });
 });
+
+describe("ServeEngine limits and shutdown", () => {
+  test("a full queue refuses with 429; close({ cancel }) ends the running and waiting requests at once", async () => {
+    const engine = await ServeEngine.create({ model: MODEL, adapters: { plain: ADAPTERS.plain }, maxBatch: 1, maxWaiting: 1 });
+    const running = await engine.generate({ adapter: "plain", promptIds: PROMPTS[0]!, maxTokens: 100 });
+    const waiting = await engine.generate({ adapter: null, promptIds: PROMPTS[1]!, maxTokens: 100 });
+    await expect(engine.generate({ adapter: null, promptIds: PROMPTS[2]!, maxTokens: 5 })).rejects.toMatchObject({ status: 429, code: "overloaded" });
+    // Closing once the first request has produced a token: both end now, not after 100 tokens each.
+    await running.tokens[Symbol.asyncIterator]().next();
+    await engine.close({ cancel: true });
+    expect((await running.done).finishReason).toBe("cancelled");
+    expect((await running.done).completionTokens).toBeLessThan(100);
+    expect((await waiting.done)).toMatchObject({ finishReason: "cancelled", completionTokens: 0 });
+    await expect(engine.generate({ adapter: null, promptIds: [1], maxTokens: 1 })).rejects.toMatchObject({ status: 429 });
+  });
+});
