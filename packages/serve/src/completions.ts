@@ -145,6 +145,8 @@ function jobOf(
   const longest = Math.max(...prompts.map((p) => p.length));
   // Chat without a limit: as long as the context allows.
   const tokens = fitToContext ? Math.min(limits.maxTokens, limits.contextLength - longest) : maxTokens;
+  if (longest >= limits.contextLength)
+    throw badRequest(`This model's maximum context length is ${limits.contextLength} tokens; the prompt has ${longest}.`, "context_length_exceeded");
   if (tokens > limits.maxTokens) throw badRequest(`\`max_tokens\`: ${tokens} is more than this server allows (${limits.maxTokens})`);
   if (longest + tokens > limits.contextLength)
     throw badRequest(
