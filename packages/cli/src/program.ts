@@ -15,6 +15,7 @@ import { generateCommand } from "./commands/generate.js";
 import { onnxExportCommand, onnxMergeCommand } from "./commands/onnx-merge.js";
 import { hubServeCommand, pullCommand, pushCommand } from "./commands/hub-commands.js";
 import { serveCommand } from "./commands/serve.js";
+import { convertCommand } from "./commands/convert.js";
 import { benchCommand } from "./commands/bench.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { choiceFlag } from "./commands/parse-flags.js";
@@ -284,6 +285,22 @@ export function buildProgram(container?: DependencyContainer): Command {
       "\nExamples:\n  $ lowrank hub serve --dir ./hub-data --port 8080\n  $ lowrank --token secret hub serve --dir ./hub-data --port 8080 --host 0.0.0.0",
     )
     .action((options) => hubServeCommand(ctx, { ...options, token: program.opts<GlobalOptions>().token }));
+
+  program
+    .command("convert")
+    .description("convert an adapter between PEFT and llama.cpp's GGUF (the input format is detected)")
+    .requiredOption("--to <format>", "peft or gguf")
+    .requiredOption("--adapter <adapter>", "the adapter: a PEFT folder or Hub id, or a .gguf file")
+    .requiredOption("--base <model>", "its base model folder or Hub id (names, architecture, head counts)")
+    .requiredOption("--out <path>", "the converted adapter (a folder for peft, a file for gguf)")
+    .option("--outtype <type>", "GGUF data: f32 (default), f16, bf16 or q8_0")
+    .option("--json", "print a JSON summary")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ lowrank convert --to gguf --adapter ./my-adapter --base ./llama --out my-adapter.gguf   # then: llama-cli -m base.gguf --lora my-adapter.gguf\n" +
+        "  $ lowrank convert --to peft --adapter other.gguf --base ./llama --out other-adapter",
+    )
+    .action((options) => convertCommand(ctx, options));
 
   program
     .command("serve")

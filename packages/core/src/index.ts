@@ -48,3 +48,5 @@ export type {
 } from "./backend/backend.js";
 export { BackendRegistry, type ResolvedBackend } from "./backend/backend-registry.js";
 export { loadBackendPlugin, type RegisterPlugin } from "./backend/load-plugin.js";
+export { ADAPTER_FORMATS, conversionBase, detectAdapterFormat, readAdapterAs, writeAdapterAs, type AdapterFormat } from "./convert/convert-adapter.js";
+export { peftToGguf, ggufToPeft } from "./convert/gguf-lora.js";

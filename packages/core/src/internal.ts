@@ -60,3 +60,5 @@ export { ConfigValues } from "./model/config-values.js";
 export { decoderOptions, type DecoderOptions } from "./model/decoder-options.js";
 export { logBucketPosition, relativePosition, type RelativePositionParams } from "./math/relative-position.js";
 export { convertToPlainLora } from "./math/pissa-conversion.js";
+export { encodeGguf, readGguf, GGML_TYPE, type GgufTensor, type GgufValue, type GgmlTypeName } from "./convert/gguf-file.js";
+export { ggufTensorName, permuteRows, type ConversionBase } from "./convert/gguf-lora.js";

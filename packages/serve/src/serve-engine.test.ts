@@ -83,7 +83,7 @@ describe("ServeEngine limits and shutdown", () => {
     await engine.close({ cancel: true });
     expect((await running.done).finishReason).toBe("cancelled");
     expect((await running.done).completionTokens).toBeLessThan(100);
-    expect((await waiting.done)).toMatchObject({ finishReason: "cancelled", completionTokens: 0 });
+    expect(await waiting.done).toMatchObject({ finishReason: "cancelled", completionTokens: 0 });
     await expect(engine.generate({ adapter: null, promptIds: [1], maxTokens: 1 })).rejects.toMatchObject({ status: 429 });
   });
 });

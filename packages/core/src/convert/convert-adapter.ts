@@ -1,0 +1,99 @@
+import { open, stat } from "node:fs/promises";
+import path from "node:path";
+import { parseAdapterKey } from "../adapter/adapter-keys.js";
+import type { LoraAdapter } from "../adapter/lora-adapter.js";
+import { collectLoraModules } from "../adapter/lora-modules.js";
+import { readAdapter } from "../adapter/read-adapter.js";
+import { writeAdapter } from "../adapter/write-adapter.js";
+import { LowrankError } from "../errors/lowrank-error.js";
+import { writeFileAtomic } from "../formats/atomic-write.js";
+import { Checkpoint } from "../formats/checkpoint.js";
+import { toFloat32 } from "../formats/safetensors/dtype.js";
+import { describeModel } from "../model/describe-model.js";
+import type { GgmlTypeName } from "./gguf-file.js";
+import { readGguf } from "./gguf-file.js";
+import { ggufToPeft, peftToGguf, type ConversionBase } from "./gguf-lora.js";
+
+/** The adapter formats lowrank converts between. */
+export const ADAPTER_FORMATS = ["peft", "gguf"] as const;
+export type AdapterFormat = (typeof ADAPTER_FORMATS)[number];
+
+/** A base model folder read for conversion: its config.json and module description (no weights read). */
+export async function conversionBase(dir: string): Promise<ConversionBase> {
+  const checkpoint = await Checkpoint.open(dir);
+  try {
+    return { config: checkpoint.config, description: describeModel(checkpoint.config, checkpoint.tensorInfo()), label: dir };
+  } finally {
+    await checkpoint.close();
+  }
+}
+
+/**
+ * What an adapter path holds: a GGUF file (its magic), or a PEFT adapter folder (adapter_config.json).
+ * @throws LowrankError USAGE when it is neither.
+ */
+export async function detectAdapterFormat(location: string): Promise<AdapterFormat> {
+  const info = await stat(location).catch(() => undefined);
+  if (!info) throw new LowrankError("USAGE", `${location}: no such file or folder`);
+  if (info.isFile()) {
+    const handle = await open(location, "r");
+    try {
+      const magic = Buffer.alloc(4);
+      await handle.read(magic, 0, 4, 0);
+      if (magic.toString("latin1") === "GGUF") return "gguf";
+    } finally {
+      await handle.close();
+    }
+    throw new LowrankError("USAGE", `${location}: not an adapter lowrank converts (a GGUF file, or a PEFT adapter folder)`);
+  }
+  if (await stat(path.join(location, "adapter_config.json")).catch(() => undefined)) return "peft";
+  throw new LowrankError("USAGE", `${location}: a folder without adapter_config.json (PEFT)`);
+}
+
+/** Reads an adapter of any supported format as PEFT's, against `base`. */
+export async function readAdapterAs(location: string, base: ConversionBase): Promise<{ format: AdapterFormat; adapter: LoraAdapter }> {
+  const format = await detectAdapterFormat(location);
+  if (format === "gguf") return { format, adapter: ggufToPeft(await readGguf(location), base, location) };
+  return { format, adapter: await readAdapter(location) };
+}
+
+/**
+ * The adapter without the whole tensors it saves unchanged from the base (PEFT saves the embedding
+ * table beside embedding LoRA, `save_embedding_layers`): those change nothing, and formats made of
+ * factors cannot hold them. Tensors that differ from the base are kept (and refused by such formats).
+ */
+export async function withoutUnchangedBaseTensors(adapter: LoraAdapter, baseDir: string): Promise<LoraAdapter> {
+  if (collectLoraModules(adapter).replacements.size === 0) return adapter;
+  const checkpoint = await Checkpoint.open(baseDir);
+  try {
+    const tensors = new Map(adapter.tensors);
+    for (const [key, tensor] of adapter.tensors) {
+      const parsed = parseAdapterKey(key);
+      if (parsed?.role !== "replacement" || !checkpoint.tensorInfo().has(parsed.baseKey)) continue;
+      const [stored, saved] = [await checkpoint.readFloat32(parsed.baseKey), toFloat32(tensor, key)];
+      if (stored.length === saved.length && stored.every((v, i) => v === saved[i])) tensors.delete(key);
+    }
+    return { ...adapter, tensors };
+  } finally {
+    await checkpoint.close();
+  }
+}
+
+/**
+ * Writes `adapter` in `format` at `out` (a folder for PEFT, a file for GGUF), atomically.
+ * @throws LowrankError USAGE for what the format cannot hold.
+ */
+export async function writeAdapterAs(
+  adapter: LoraAdapter,
+  format: AdapterFormat,
+  out: string,
+  base: ConversionBase,
+  options: { ggufType?: GgmlTypeName; name?: string } = {},
+): Promise<void> {
+  if (format === "gguf") {
+    const factors = await withoutUnchangedBaseTensors(adapter, base.label);
+    await writeFileAtomic(out, peftToGguf(factors, base, { type: options.ggufType, name: options.name }));
+    return;
+  }
+  await writeAdapter(out, adapter);
+}
