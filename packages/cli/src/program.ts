@@ -288,16 +288,17 @@ export function buildProgram(container?: DependencyContainer): Command {
 
   program
     .command("convert")
-    .description("convert an adapter between PEFT and llama.cpp's GGUF (the input format is detected)")
-    .requiredOption("--to <format>", "peft or gguf")
-    .requiredOption("--adapter <adapter>", "the adapter: a PEFT folder or Hub id, or a .gguf file")
+    .description("convert an adapter between PEFT, llama.cpp's GGUF and mlx-lm's format (the input format is detected)")
+    .requiredOption("--to <format>", "peft, gguf or mlx")
+    .requiredOption("--adapter <adapter>", "the adapter: a PEFT folder or Hub id, a .gguf file, or an mlx-lm adapter folder")
     .requiredOption("--base <model>", "its base model folder or Hub id (names, architecture, head counts)")
-    .requiredOption("--out <path>", "the converted adapter (a folder for peft, a file for gguf)")
+    .requiredOption("--out <path>", "the converted adapter (a folder for peft and mlx, a file for gguf)")
     .option("--outtype <type>", "GGUF data: f32 (default), f16, bf16 or q8_0")
     .option("--json", "print a JSON summary")
     .addHelpText(
       "after",
       "\nExamples:\n  $ lowrank convert --to gguf --adapter ./my-adapter --base ./llama --out my-adapter.gguf   # then: llama-cli -m base.gguf --lora my-adapter.gguf\n" +
+        "  $ lowrank convert --to mlx --adapter ./my-adapter --base ./llama --out mlx-adapter   # then: mlx_lm.generate --model <base> --adapter-path mlx-adapter\n" +
         "  $ lowrank convert --to peft --adapter other.gguf --base ./llama --out other-adapter",
     )
     .action((options) => convertCommand(ctx, options));

@@ -50,3 +50,4 @@ export { BackendRegistry, type ResolvedBackend } from "./backend/backend-registr
 export { loadBackendPlugin, type RegisterPlugin } from "./backend/load-plugin.js";
 export { ADAPTER_FORMATS, conversionBase, detectAdapterFormat, readAdapterAs, writeAdapterAs, type AdapterFormat } from "./convert/convert-adapter.js";
 export { peftToGguf, ggufToPeft } from "./convert/gguf-lora.js";
+export { peftToMlx, mlxToPeft, type MlxAdapter } from "./convert/mlx-lora.js";

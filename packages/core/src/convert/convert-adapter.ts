@@ -1,4 +1,4 @@
-import { open, stat } from "node:fs/promises";
+import { open, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parseAdapterKey } from "../adapter/adapter-keys.js";
 import type { LoraAdapter } from "../adapter/lora-adapter.js";
@@ -6,16 +6,22 @@ import { collectLoraModules } from "../adapter/lora-modules.js";
 import { readAdapter } from "../adapter/read-adapter.js";
 import { writeAdapter } from "../adapter/write-adapter.js";
 import { LowrankError } from "../errors/lowrank-error.js";
-import { writeFileAtomic } from "../formats/atomic-write.js";
+import { writeDirectoryAtomic, writeFileAtomic } from "../formats/atomic-write.js";
+import { readSafetensors } from "../formats/safetensors/safetensors-file.js";
+import { writeSafetensors } from "../formats/safetensors/write-safetensors.js";
 import { Checkpoint } from "../formats/checkpoint.js";
 import { toFloat32 } from "../formats/safetensors/dtype.js";
 import { describeModel } from "../model/describe-model.js";
 import type { GgmlTypeName } from "./gguf-file.js";
 import { readGguf } from "./gguf-file.js";
 import { ggufToPeft, peftToGguf, type ConversionBase } from "./gguf-lora.js";
+import { mlxToPeft, peftToMlx } from "./mlx-lora.js";
+
+/** mlx-lm's adapter weights file. */
+const MLX_WEIGHTS = "adapters.safetensors";
 
 /** The adapter formats lowrank converts between. */
-export const ADAPTER_FORMATS = ["peft", "gguf"] as const;
+export const ADAPTER_FORMATS = ["peft", "gguf", "mlx"] as const;
 export type AdapterFormat = (typeof ADAPTER_FORMATS)[number];
 
 /** A base model folder read for conversion: its config.json and module description (no weights read). */
@@ -29,7 +35,8 @@ export async function conversionBase(dir: string): Promise<ConversionBase> {
 }
 
 /**
- * What an adapter path holds: a GGUF file (its magic), or a PEFT adapter folder (adapter_config.json).
+ * What an adapter path holds: a GGUF file (its magic), an mlx-lm adapter folder (adapters.safetensors),
+ * or a PEFT adapter folder (adapter_config.json).
  * @throws LowrankError USAGE when it is neither.
  */
 export async function detectAdapterFormat(location: string): Promise<AdapterFormat> {
@@ -46,14 +53,24 @@ export async function detectAdapterFormat(location: string): Promise<AdapterForm
     }
     throw new LowrankError("USAGE", `${location}: not an adapter lowrank converts (a GGUF file, or a PEFT adapter folder)`);
   }
+  if (await stat(path.join(location, MLX_WEIGHTS)).catch(() => undefined)) return "mlx";
   if (await stat(path.join(location, "adapter_config.json")).catch(() => undefined)) return "peft";
-  throw new LowrankError("USAGE", `${location}: a folder without adapter_config.json (PEFT)`);
+  throw new LowrankError("USAGE", `${location}: a folder with neither adapter_config.json (PEFT) nor ${MLX_WEIGHTS} (mlx-lm)`);
 }
 
 /** Reads an adapter of any supported format as PEFT's, against `base`. */
 export async function readAdapterAs(location: string, base: ConversionBase): Promise<{ format: AdapterFormat; adapter: LoraAdapter }> {
   const format = await detectAdapterFormat(location);
   if (format === "gguf") return { format, adapter: ggufToPeft(await readGguf(location), base, location) };
+  if (format === "mlx") {
+    const configFile = path.join(location, "adapter_config.json");
+    const config = await readFile(configFile, "utf8")
+      .then((text) => JSON.parse(text) as Record<string, unknown>)
+      .catch((error: Error) => {
+        throw new LowrankError("CHECKPOINT_INVALID", `${configFile}: ${error.message.split("\n")[0]}`);
+      });
+    return { format, adapter: mlxToPeft({ config, tensors: (await readSafetensors(path.join(location, MLX_WEIGHTS))).tensors }, base, location) };
+  }
   return { format, adapter: await readAdapter(location) };
 }
 
@@ -80,7 +97,7 @@ export async function withoutUnchangedBaseTensors(adapter: LoraAdapter, baseDir:
 }
 
 /**
- * Writes `adapter` in `format` at `out` (a folder for PEFT, a file for GGUF), atomically.
+ * Writes `adapter` in `format` at `out` (a folder for PEFT and mlx-lm, a file for GGUF), atomically.
  * @throws LowrankError USAGE for what the format cannot hold.
  */
 export async function writeAdapterAs(
@@ -93,6 +110,14 @@ export async function writeAdapterAs(
   if (format === "gguf") {
     const factors = await withoutUnchangedBaseTensors(adapter, base.label);
     await writeFileAtomic(out, peftToGguf(factors, base, { type: options.ggufType, name: options.name }));
+    return;
+  }
+  if (format === "mlx") {
+    const mlx = peftToMlx(await withoutUnchangedBaseTensors(adapter, base.label), base, options.name);
+    await writeDirectoryAtomic(out, async (temp) => {
+      await writeSafetensors(path.join(temp, MLX_WEIGHTS), mlx.tensors, { format: "mlx" });
+      await writeFile(path.join(temp, "adapter_config.json"), `${JSON.stringify(mlx.config, null, 2)}\n`);
+    });
     return;
   }
   await writeAdapter(out, adapter);

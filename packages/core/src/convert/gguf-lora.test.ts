@@ -3,41 +3,16 @@ import os from "node:os";
 import path from "node:path";
 import { gguf } from "@huggingface/gguf";
 import { afterAll, describe, expect, test } from "vitest";
-import type { LoraAdapter } from "../adapter/lora-adapter.js";
 import { collectLoraModules } from "../adapter/lora-modules.js";
 import { readAdapter } from "../adapter/read-adapter.js";
 import { maxAbsDiff, requireFixture } from "../testing/fixtures.js";
+import { expectSameUpdates } from "./round-trip.test-util.js";
 import { conversionBase, readAdapterAs, writeAdapterAs } from "./convert-adapter.js";
 import { readGguf } from "./gguf-file.js";
 import { ggufToPeft, permuteRows, peftToGguf } from "./gguf-lora.js";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "lowrank-gguf-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-/** Each module's update scaling·B·A ([out, in], or [dim, vocab] for an embedding), by module. */
-function updates(adapter: LoraAdapter): Map<string, Float32Array> {
-  const out = new Map<string, Float32Array>();
-  for (const m of collectLoraModules(adapter).modules.values()) {
-    const u = new Float32Array(m.outFeatures * m.inFeatures);
-    for (let o = 0; o < m.outFeatures; o++)
-      for (let k = 0; k < m.r; k++) {
-        const b = m.scaling * m.B[o * m.r + k]!;
-        for (let i = 0; i < m.inFeatures; i++) u[o * m.inFeatures + i]! += b * m.A[k * m.inFeatures + i]!;
-      }
-    out.set(m.name, u);
-  }
-  return out;
-}
-
-function expectSameUpdates(ours: LoraAdapter, theirs: LoraAdapter, tolerance: number): void {
-  const [a, b] = [updates(ours), updates(theirs)];
-  expect([...a.keys()].sort()).toEqual([...b.keys()].sort());
-  for (const [name, u] of b) {
-    const scale = u.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-    expect(scale, name).toBeGreaterThan(0);
-    expect(maxAbsDiff(a.get(name)!, u), name).toBeLessThanOrEqual(tolerance * Math.max(1, scale));
-  }
-}
 
 const CASES: [string, string, Record<string, { gguf: string; a: number[]; b: number[] }>][] = [
   ["gpt2-tiny-lora", "gpt2-tiny", { "transformer.h.0.attn.c_attn": { gguf: "blk.0.attn_qkv.weight", a: [4, 64], b: [192, 4] } }],
