@@ -288,12 +288,13 @@ export function buildProgram(container?: DependencyContainer): Command {
 
   program
     .command("convert")
-    .description("convert an adapter between PEFT, llama.cpp's GGUF and mlx-lm's format (the input format is detected)")
-    .requiredOption("--to <format>", "peft, gguf or mlx")
-    .requiredOption("--adapter <adapter>", "the adapter: a PEFT folder or Hub id, a .gguf file, or an mlx-lm adapter folder")
+    .description("convert an adapter between PEFT, llama.cpp's GGUF, mlx-lm and ONNX Runtime's .onnx_adapter (the input format is detected)")
+    .requiredOption("--to <format>", "peft, gguf, mlx or onnx-adapter")
+    .requiredOption("--adapter <adapter>", "the adapter: a PEFT folder or Hub id, a .gguf or .onnx_adapter file, or an mlx-lm adapter folder")
     .requiredOption("--base <model>", "its base model folder or Hub id (names, architecture, head counts)")
-    .requiredOption("--out <path>", "the converted adapter (a folder for peft and mlx, a file for gguf)")
+    .requiredOption("--out <path>", "the converted adapter (a folder for peft and mlx, a file for gguf and onnx-adapter)")
     .option("--outtype <type>", "GGUF data: f32 (default), f16, bf16 or q8_0")
+    .option("--input-names <naming>", "onnx-adapter inputs: olive (default; Olive / ONNX Runtime GenAI models) or lowrank (backend-onnx's slots)")
     .option("--json", "print a JSON summary")
     .addHelpText(
       "after",

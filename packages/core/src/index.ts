@@ -51,3 +51,4 @@ export { loadBackendPlugin, type RegisterPlugin } from "./backend/load-plugin.js
 export { ADAPTER_FORMATS, conversionBase, detectAdapterFormat, readAdapterAs, writeAdapterAs, type AdapterFormat } from "./convert/convert-adapter.js";
 export { peftToGguf, ggufToPeft } from "./convert/gguf-lora.js";
 export { peftToMlx, mlxToPeft, type MlxAdapter } from "./convert/mlx-lora.js";
+export { peftToOnnxAdapter, onnxAdapterToPeft, type OnnxAdapterNaming } from "./convert/onnx-adapter-lora.js";

@@ -62,3 +62,4 @@ export { logBucketPosition, relativePosition, type RelativePositionParams } from
 export { convertToPlainLora } from "./math/pissa-conversion.js";
 export { encodeGguf, readGguf, GGML_TYPE, type GgufTensor, type GgufValue, type GgmlTypeName } from "./convert/gguf-file.js";
 export { ggufTensorName, permuteRows, type ConversionBase } from "./convert/gguf-lora.js";
+export { encodeOnnxAdapter, decodeOnnxAdapter, type OnnxAdapterParameter } from "./convert/onnx-adapter-file.js";

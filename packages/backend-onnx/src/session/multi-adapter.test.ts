@@ -1,6 +1,7 @@
 import { describe, expect, test } from "vitest";
 import type * as ort from "onnxruntime-node";
-import { readAdapter, readSafetensors, toFloat32 } from "@lowrank/core";
+import { collectLoraModules, peftToOnnxAdapter, readAdapter, readSafetensors, toFloat32 } from "@lowrank/core";
+import { encodeOnnxAdapter } from "@lowrank/core/internal";
 import { captureLowrankRejection, idRows, maxAbsDiff, perturbedAdapter, requireFixture } from "@lowrank/core/testing";
 import { decodeModel, encodeModel } from "../onnx/onnx-codec.js";
 import { mergeIntoOnnxModel } from "../onnx/merge-onnx.js";
@@ -90,4 +91,25 @@ describe("several adapters on one ONNX Runtime session", () => {
       await session.release();
     }
   });
+
+  test.each([
+    ["gpt2-tiny", "olive"],
+    ["llama-tiny", "lowrank"],
+  ] as const)("an .onnx_adapter file (%s, %s names) loads and gives PEFT's adapted logits", async (model, naming) => {
+    const cases = (await readSafetensors(requireFixture("cases", `${model}-lora.safetensors`))).tensors;
+    const feeds = { input_ids: idsTensor(idRows(cases.get("input_ids")!)) };
+    const adapter = await readAdapter(requireFixture(`${model}-lora`));
+    const session = await OnnxLoraSession.create(requireFixture(model, "model.onnx"), { slots: adapterSlots(adapter) });
+    try {
+      session.loadOnnxAdapter("file", encodeOnnxAdapter(peftToOnnxAdapter(adapter, naming)));
+      expect(maxAbsDiff(await logitsOf(session.run(feeds, { adapter: "file" })), toFloat32(cases.get("adapted_logits")!))).toBeLessThanOrEqual(1e-4);
+    } finally {
+      await session.release();
+    }
+  });
 });
+
+/** Slots for every module an adapter adapts (so a file of the same modules loads later). */
+function adapterSlots(adapter: Awaited<ReturnType<typeof readAdapter>>) {
+  return [...collectLoraModules(adapter).modules.values()].map((m) => ({ name: m.name, inFeatures: m.inFeatures, outFeatures: m.outFeatures }));
+}

@@ -1,7 +1,8 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
-import { LowrankError, silentLogger, type LoraAdapter, type Logger } from "@lowrank/core";
+import { LowrankError, onnxAdapterToPeft, silentLogger, type LoraAdapter, type Logger } from "@lowrank/core";
+import { decodeOnnxAdapter } from "@lowrank/core/internal";
 import { addLoraSlots, type LoraSlot } from "../onnx/add-lora-slots.js";
 import { decodeModel, encodeModel } from "../onnx/onnx-codec.js";
 import { initializersAsInputs } from "../onnx/initializers-as-inputs.js";
@@ -198,6 +199,16 @@ export class OnnxLoraSession {
     this.mixedFeeds.clear();
     this.replacedBy.set(name, [...bound.replacements.keys()]);
     this.loaded.set(name, adapter);
+  }
+
+  /**
+   * Loads an ONNX Runtime adapter file (`.onnx_adapter`, onnxruntime's AdapterFormat: LoRA inputs
+   * named as Olive names them or as this session's slots, Aᵀ and scaling·Bᵀ) as adapter `name`.
+   * @throws LowrankError CHECKPOINT_INVALID for a damaged file, and what loadAdapter throws.
+   */
+  loadOnnxAdapter(name: string, bytes: Uint8Array, label = `${name}.onnx_adapter`): void {
+    const { parameters } = decodeOnnxAdapter(bytes, label);
+    this.loadAdapter(name, onnxAdapterToPeft(parameters, { label }));
   }
 
   /** Removes an adapter (and its merged session, and its activation). */

@@ -16,12 +16,14 @@ import type { GgmlTypeName } from "./gguf-file.js";
 import { readGguf } from "./gguf-file.js";
 import { ggufToPeft, peftToGguf, type ConversionBase } from "./gguf-lora.js";
 import { mlxToPeft, peftToMlx } from "./mlx-lora.js";
+import { decodeOnnxAdapter, encodeOnnxAdapter } from "./onnx-adapter-file.js";
+import { onnxAdapterToPeft, peftToOnnxAdapter, type OnnxAdapterNaming } from "./onnx-adapter-lora.js";
 
 /** mlx-lm's adapter weights file. */
 const MLX_WEIGHTS = "adapters.safetensors";
 
 /** The adapter formats lowrank converts between. */
-export const ADAPTER_FORMATS = ["peft", "gguf", "mlx"] as const;
+export const ADAPTER_FORMATS = ["peft", "gguf", "mlx", "onnx-adapter"] as const;
 export type AdapterFormat = (typeof ADAPTER_FORMATS)[number];
 
 /** A base model folder read for conversion: its config.json and module description (no weights read). */
@@ -35,7 +37,8 @@ export async function conversionBase(dir: string): Promise<ConversionBase> {
 }
 
 /**
- * What an adapter path holds: a GGUF file (its magic), an mlx-lm adapter folder (adapters.safetensors),
+ * What an adapter path holds: a GGUF file (its magic), an ONNX Runtime adapter (the "TORT" identifier),
+ * an mlx-lm adapter folder (adapters.safetensors),
  * or a PEFT adapter folder (adapter_config.json).
  * @throws LowrankError USAGE when it is neither.
  */
@@ -45,13 +48,15 @@ export async function detectAdapterFormat(location: string): Promise<AdapterForm
   if (info.isFile()) {
     const handle = await open(location, "r");
     try {
-      const magic = Buffer.alloc(4);
+      const [magic, identifier] = [Buffer.alloc(4), Buffer.alloc(4)];
       await handle.read(magic, 0, 4, 0);
+      await handle.read(identifier, 0, 4, 4);
       if (magic.toString("latin1") === "GGUF") return "gguf";
+      if (identifier.toString("latin1") === "TORT") return "onnx-adapter";
     } finally {
       await handle.close();
     }
-    throw new LowrankError("USAGE", `${location}: not an adapter lowrank converts (a GGUF file, or a PEFT adapter folder)`);
+    throw new LowrankError("USAGE", `${location}: not an adapter lowrank converts (a GGUF or .onnx_adapter file, or a PEFT or mlx-lm adapter folder)`);
   }
   if (await stat(path.join(location, MLX_WEIGHTS)).catch(() => undefined)) return "mlx";
   if (await stat(path.join(location, "adapter_config.json")).catch(() => undefined)) return "peft";
@@ -62,6 +67,13 @@ export async function detectAdapterFormat(location: string): Promise<AdapterForm
 export async function readAdapterAs(location: string, base: ConversionBase): Promise<{ format: AdapterFormat; adapter: LoraAdapter }> {
   const format = await detectAdapterFormat(location);
   if (format === "gguf") return { format, adapter: ggufToPeft(await readGguf(location), base, location) };
+  if (format === "onnx-adapter") {
+    const { parameters } = decodeOnnxAdapter(await readFile(location), location);
+    const adapter = onnxAdapterToPeft(parameters, { label: location, fanInFanOut: base.config.model_type === "gpt2", baseModel: base.label });
+    const unknown = [...collectLoraModules(adapter).modules.keys()].find((m) => !base.description.byName.has(m));
+    if (unknown !== undefined) throw new LowrankError("CHECKPOINT_INVALID", `${location}: "${unknown}" is no module of ${base.label}`);
+    return { format, adapter };
+  }
   if (format === "mlx") {
     const configFile = path.join(location, "adapter_config.json");
     const config = await readFile(configFile, "utf8")
@@ -97,7 +109,8 @@ export async function withoutUnchangedBaseTensors(adapter: LoraAdapter, baseDir:
 }
 
 /**
- * Writes `adapter` in `format` at `out` (a folder for PEFT and mlx-lm, a file for GGUF), atomically.
+ * Writes `adapter` in `format` at `out` (a folder for PEFT and mlx-lm, a file for GGUF and ONNX
+ * Runtime's .onnx_adapter, whose inputs are named for Olive's models or backend-onnx's slots), atomically.
  * @throws LowrankError USAGE for what the format cannot hold.
  */
 export async function writeAdapterAs(
@@ -105,11 +118,16 @@ export async function writeAdapterAs(
   format: AdapterFormat,
   out: string,
   base: ConversionBase,
-  options: { ggufType?: GgmlTypeName; name?: string } = {},
+  options: { ggufType?: GgmlTypeName; onnxNaming?: OnnxAdapterNaming; name?: string } = {},
 ): Promise<void> {
   if (format === "gguf") {
     const factors = await withoutUnchangedBaseTensors(adapter, base.label);
     await writeFileAtomic(out, peftToGguf(factors, base, { type: options.ggufType, name: options.name }));
+    return;
+  }
+  if (format === "onnx-adapter") {
+    const factors = await withoutUnchangedBaseTensors(adapter, base.label);
+    await writeFileAtomic(out, encodeOnnxAdapter(peftToOnnxAdapter(factors, options.onnxNaming, options.name)));
     return;
   }
   if (format === "mlx") {
