@@ -30,6 +30,20 @@ test("lowrank convert: PEFT → GGUF → PEFT gives an adapter with the original
   expect(maxAbsDiff(await logits(back, "back.safetensors"), await logits(requireFixture("llama-tiny-lora"), "original.safetensors"))).toBeLessThanOrEqual(1e-4);
 });
 
+test("lowrank convert: mlx-lm folders and .onnx_adapter files round-trip through the CLI too (formats detected)", () => {
+  const base = requireFixture("phi3-tiny");
+  for (const [to, out] of [
+    ["mlx", path.join(tmp, "phi3-mlx")],
+    ["onnx-adapter", path.join(tmp, "phi3.onnx_adapter")],
+  ] as const) {
+    const there = lowrank(["convert", "--to", to, "--adapter", requireFixture("phi3-tiny-lora"), "--base", base, "--out", out, "--json"]);
+    expect(there.status, there.stderr).toBe(0);
+    const back = lowrank(["convert", "--to", "peft", "--adapter", out, "--base", base, "--out", `${out}-peft`, "--json"]);
+    expect(back.status, back.stderr).toBe(0);
+    expect(JSON.parse(back.stdout)).toMatchObject({ from: to, to: "peft", modules: 4 });
+  }
+});
+
 test("lowrank convert: what GGUF cannot hold, and a wrong --to, are one-line usage errors that write nothing", () => {
   const out = path.join(tmp, "dora.gguf");
   const dora = lowrank(["convert", "--to", "gguf", "--adapter", requireFixture("gpt2-tiny-dora"), "--base", requireFixture("gpt2-tiny"), "--out", out]);
