@@ -115,7 +115,17 @@ test("pnpm bench --quick measures every claim and writes the JSON and the report
   expect(results.ratios.lora_attention_over_full_eval_loss).toBeCloseTo(quality.lora.eval_loss / quality.full.eval_loss, 12);
   for (const q of results.quality.results) expect(q.bleu).toBeGreaterThanOrEqual(0);
 
-  expect(results.targets.map((t: { ratio: string }) => t.ratio)).toEqual(REQUIRED_RATIOS);
+  expect(results.targets.map((t: { ratio: string }) => t.ratio)).toEqual([
+    "merged_over_base_latency",
+    "unmerged_over_base_latency",
+    "lora_over_full_step_time",
+    "lora_over_full_peak_memory",
+    "merge_over_copy_bandwidth",
+    "lora_over_full_eval_loss",
+    "tfjs_over_onnx_lora_step_time",
+    "mixed_over_single_adapter_batch_time",
+    "tfjs_over_onnx_generation_time",
+  ]);
   const report = readFileSync(path.join(tmp, "benchmarks.md"), "utf8");
   expect(report).toContain("## The paper's claims, measured");
   expect(report).toContain("| full fine-tuning | 124,439,808 | 100% |");

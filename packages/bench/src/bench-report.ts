@@ -25,8 +25,9 @@ const WHY_MISSED: Record<string, string> = {
     "merging must also read the adapter and compute s·B·A for every adapted matrix before writing; on a disk-bound copy this is extra work on the same bytes",
   lora_over_full_eval_loss:
     "on the 12.3 M-parameter embedded base, 300 steps (1.3 epochs of the training split) take full fine-tuning further than LoRA; rank is not " +
-    "the limit (all-linear r=16 reaches 0.628 against r=8's 0.632, full fine-tuning 0.593), the pace of a low-rank update from a small " +
-    "pretrained base is; the paper's parity is for GPT-2 M/L trained for 5 epochs",
+    "the limit (all-linear r=16 reaches 0.628 against r=8's 0.632, full fine-tuning 0.593), nor is length (600 steps: 0.610 against 0.568), " +
+    "and a larger base pretrained in the same hour did not help (8 × 480, 24 M parameters in bfloat16, 2 epochs of DART: 0.689 against " +
+    "0.639, ratio 1.078); the paper's parity is for GPT-2 M/L (355–774 M parameters) trained for 5 epochs",
   tfjs_over_onnx_generation_time:
     "ONNX Runtime runs its batch on every core while TensorFlow.js (wasm) runs on one, so any other load on the machine slows ONNX Runtime far " +
     "more (see the spread of its row in the generation table: its fastest round is the one to compare); on the quick run's tiny model both " +
