@@ -181,7 +181,23 @@ describe("benchmark ratios", () => {
   });
 
   test("targets say met or missed against the issue's bounds, and unmeasured ratios are missed", () => {
-    const checks = TARGETS.map((t) => t.check(computeRatios({ ...measured, generation })));
+    const serving = {
+      mixed: { model: "GPT-2 small", batch: 8, adapters: 8, rank: 8, past_tokens: 128, single_ms: s(50), mixed_ms: s(55) },
+      serving: [1, 16].map((clients) => ({
+        clients,
+        requests: 8,
+        prompt_tokens: 64,
+        new_tokens: 32,
+        tokens_per_second: 30 * Math.sqrt(clients),
+        latency_p50_seconds: 1,
+        latency_p95_seconds: 2,
+        wall_seconds: 8,
+      })),
+    };
+    const ratios = computeRatios({ ...measured, generation, serving });
+    expect(ratios.mixed_over_single_adapter_batch_time).toBeCloseTo(1.1, 12);
+    expect(ratios.serving_throughput_concurrent_over_single).toBeCloseTo(4, 12);
+    const checks = TARGETS.map((t) => t.check(ratios));
     expect(Object.fromEntries(checks.map((c) => [c.ratio, c.met]))).toEqual({
       merged_over_base_latency: true,
       // 1.1 at batch 1: over issue 17's bound of 1.05.
@@ -191,7 +207,12 @@ describe("benchmark ratios", () => {
       merge_over_copy_bandwidth: true,
       lora_over_full_eval_loss: false,
       tfjs_over_onnx_lora_step_time: false,
+      mixed_over_single_adapter_batch_time: true,
       tfjs_over_onnx_generation_time: true,
+    });
+    expect(TARGETS.find((t) => t.ratio === "mixed_over_single_adapter_batch_time")!.check(computeRatios({ ...measured, generation }))).toMatchObject({
+      met: false,
+      value: null,
     });
     const slow = TARGETS.find((t) => t.ratio === "tfjs_over_onnx_generation_time")!.check(
       computeRatios({ ...measured, generation: { ...generation, tfjs_seconds: s(10) } }),
