@@ -1,3 +1,4 @@
+import type { ServingParams } from "./serving-speed.js";
 import { GPT2_SMALL, type Gpt2Shape } from "./synthetic-model.js";
 
 export type BenchModel = "embedded" | "large";
@@ -25,18 +26,7 @@ export interface BenchPlan {
   generation: { model: BenchModel; prompts: number; promptTokens: number; newTokens: number; rounds: number; warmup: number; decodeRepeats: number };
   quality: { steps: number; batchSize: number; evalMrs: number; maxNewTokens: number; loraLearningRate: number; fullLearningRate: number };
   /** Issue 19: the mixed-adapter decoding step (batch × adapters of rank r, after pastTokens) and serving by concurrency. */
-  serving: {
-    model: BenchModel;
-    adapters: number;
-    rank: number;
-    batch: number;
-    pastTokens: number;
-    rounds: number;
-    warmup: number;
-    clients: { clients: number; requestsEach: number }[];
-    promptTokens: number;
-    newTokens: number;
-  };
+  serving: Omit<ServingParams, "modelDir" | "model" | "vocab"> & { model: BenchModel };
 }
 
 export function benchPlan(quick: boolean): BenchPlan {

@@ -90,11 +90,12 @@ export function permuteRows(B: Float32Array, out: number, r: number, heads: numb
   return result;
 }
 
-const transpose = (x: Float32Array, rows: number, cols: number): Float32Array => {
+/** x [rows, cols] as [cols, rows]. */
+export function transpose(x: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(x.length);
   for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = x[i * cols + j]!;
   return out;
-};
+}
 
 /**
  * A PEFT adapter as a llama.cpp LoRA GGUF (convert_lora_to_gguf.py's file): general.architecture of

@@ -4,7 +4,7 @@ import { collectLoraModules } from "../adapter/lora-modules.js";
 import { createLoraConfig } from "../config/lora-config.js";
 import { LowrankError } from "../errors/lowrank-error.js";
 import { float32Tensor, toFloat32, type Tensor } from "../formats/safetensors/dtype.js";
-import type { ConversionBase } from "./gguf-lora.js";
+import { transpose, type ConversionBase } from "./gguf-lora.js";
 
 /** mlx-lm's adapter folder: adapters.safetensors and adapter_config.json. */
 export interface MlxAdapter {
@@ -13,12 +13,6 @@ export interface MlxAdapter {
 }
 
 const BLOCK = /^(?:(.*)\.)?(layers|h)\.(\d+)\.(.+)$/;
-
-const transpose = (x: Float32Array, rows: number, cols: number): Float32Array => {
-  const out = new Float32Array(x.length);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = x[i * cols + j]!;
-  return out;
-};
 
 /** mlx-lm's path of a Hugging Face module: GPT-2's `transformer.` is mlx-lm's `model.`; the LLaMA family's names are the same. */
 function mlxPath(module: string): string {

@@ -4,6 +4,7 @@ import { collectLoraModules } from "../adapter/lora-modules.js";
 import { createLoraConfig } from "../config/lora-config.js";
 import { LowrankError } from "../errors/lowrank-error.js";
 import { float32Tensor, type Tensor } from "../formats/safetensors/dtype.js";
+import { transpose } from "./gguf-lora.js";
 import type { OnnxAdapterParameter } from "./onnx-adapter-file.js";
 
 /**
@@ -12,12 +13,6 @@ import type { OnnxAdapterParameter } from "./onnx-adapter-file.js";
  * (`lowrank.lora.<module>.A` / `.B`). Both feed Aᵀ [in, r] and scaling·Bᵀ [r, out].
  */
 export type OnnxAdapterNaming = "olive" | "lowrank";
-
-const transpose = (x: Float32Array, rows: number, cols: number): Float32Array => {
-  const out = new Float32Array(x.length);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = x[i * cols + j]!;
-  return out;
-};
 
 function inputNames(module: string, naming: OnnxAdapterNaming, embedding: boolean): [string, string] {
   if (naming === "lowrank") return [`lowrank.lora.${module}.A`, `lowrank.lora.${module}.B`];
