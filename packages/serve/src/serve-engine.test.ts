@@ -87,3 +87,23 @@ describe("ServeEngine limits and shutdown", () => {
     await expect(engine.generate({ adapter: null, promptIds: [1], maxTokens: 1 })).rejects.toMatchObject({ status: 429 });
   });
 });
+
+describe("ServeEngine on an exported decoder", () => {
+  test("an Optimum-style .onnx with a key/value cache serves mixed batches with the onnx backend's greedy answers", async () => {
+    const file = requireFixture("llama-tiny", "model.kv.onnx");
+    const engine = await ServeEngine.create({ model: file, adapters: { plain: ADAPTERS.plain }, maxBatch: 4 });
+    try {
+      const backend = new OnnxBackend();
+      await backend.init({ logger: silentLogger });
+      const adapter = await readAdapter(ADAPTERS.plain);
+      const jobs = PROMPTS.slice(0, 4).map((prompt, i) => ({ prompt, adapter: i % 2 === 0 ? ("plain" as const) : null, maxTokens: 4 + i }));
+      const results = await Promise.all(jobs.map((j) => collect(engine, { adapter: j.adapter, promptIds: j.prompt, maxTokens: j.maxTokens })));
+      for (const [i, j] of jobs.entries()) {
+        const alone = await backend.generate({ model: file, promptIds: j.prompt, maxNewTokens: j.maxTokens, ...(j.adapter ? { adapter } : {}) });
+        expect(results[i]!.tokens, `request ${i}`).toEqual(alone.ids);
+      }
+    } finally {
+      await engine.close();
+    }
+  });
+});
