@@ -7,6 +7,9 @@ import type { TextTokenizer } from "@lowrank/core";
  */
 export class TextStream {
   private readonly ids: number[] = [];
+  /** Decoding in windows (as TGI does): text of ids[prefix, read) is already in `text`; only ids from `prefix` are decoded again. */
+  private prefix = 0;
+  private read = 0;
   private released = 0;
   private text = "";
   stopped = false;
@@ -20,20 +23,32 @@ export class TextStream {
   push(token: number): string {
     if (this.stopped || !this.tokenizer) return "";
     this.ids.push(token);
-    this.text = this.tokenizer.decode(this.ids);
-    const at = this.stops.map((s) => this.text.indexOf(s)).filter((i) => i >= 0);
+    // A character still being spelled (U+FFFD at the end) waits for its next token.
+    this.decodeNew(false);
+    const at = this.stops.map((s) => this.text.indexOf(s, this.released)).filter((i) => i >= 0);
     if (at.length > 0) {
       this.stopped = true;
       return this.take(Math.min(...at));
     }
-    let end = this.text.endsWith("\uFFFD") ? this.text.length - 1 : this.text.length;
-    end -= this.stopPrefixAt(end);
-    return this.take(Math.max(end, this.released));
+    return this.take(Math.max(this.text.length - this.stopPrefixAt(this.text.length), this.released));
   }
 
   /** The text held back, at the end of generation (none after a stop string). */
   finish(): string {
-    return this.stopped ? "" : this.take(this.text.length);
+    if (this.stopped) return "";
+    this.decodeNew(true);
+    return this.take(this.text.length);
+  }
+
+  /** Appends the text of the tokens since `read`, decoded with those since `prefix` (so word boundaries come out as in one decode). */
+  private decodeNew(final: boolean): void {
+    const decode = (ids: number[]) => (ids.length === 0 ? "" : this.tokenizer!.decode(ids));
+    const before = decode(this.ids.slice(this.prefix, this.read));
+    const after = decode(this.ids.slice(this.prefix));
+    if (after.length <= before.length || (!final && after.endsWith("\uFFFD"))) return;
+    this.text += after.slice(before.length);
+    this.prefix = this.read;
+    this.read = this.ids.length;
   }
 
   private take(end: number): string {
