@@ -2,7 +2,8 @@
 export { OnnxBackend, register, onnxFileOf } from "./onnx-backend.js";
 export { OnnxLoraSession, type OnnxLoraSessionOptions } from "./session/onnx-lora-session.js";
 export { createOrtSession, idsTensor, type ExecutionProvider, type SessionOptions } from "./session/ort-session.js";
-export { mergeOnnxFile, mergeIntoOnnxModel, type MergedOnnx } from "./onnx/merge-onnx.js";
+export { mergeIntoOnnxModel, type MergedOnnx } from "./onnx/merge-onnx.js";
+export { mergeOnnxFile } from "./onnx/merge-onnx-file.js";
 export { decodeModel, encodeModel, type ModelProto } from "./onnx/onnx-codec.js";
 export { writeOnnx } from "./onnx/write-onnx.js";
 export { buildDecoderGraph, ONNX_DECODER_MODEL_TYPES } from "./export/decoder-graph.js";

@@ -8,7 +8,8 @@ import { decodeModel, encodeModel } from "./onnx/onnx-codec.js";
 import { buildCheckpointGraph, modelTypeIn, ONNX_MODEL_TYPES } from "./export/checkpoint-graph.js";
 import { onnxVocabSize } from "./onnx/onnx-vocab-size.js";
 import { emptyPast, generateWithKvCache, kvLayoutOf, kvStepFeeds } from "./session/kv-cache.js";
-import { mergeIntoOnnxModel, mergeOnnxFile } from "./onnx/merge-onnx.js";
+import { mergeIntoOnnxModel } from "./onnx/merge-onnx.js";
+import { mergeOnnxFile } from "./onnx/merge-onnx-file.js";
 import { idsTensor, type ExecutionProvider } from "./session/ort-session.js";
 import { OnnxLoraSession } from "./session/onnx-lora-session.js";
 import { prepareOnnxTraining } from "./training/prepare-onnx-training.js";
@@ -28,7 +29,7 @@ export async function onnxFileOf(model: string): Promise<string> {
 }
 
 /** An ONNX model to run: its bytes, a label for messages and the folder its side files live in. */
-interface OnnxSource {
+export interface OnnxSource {
   /** Emptied once a session holds the model (see OnnxBackend.open). */
   bytes: Uint8Array;
   label: string;
@@ -81,7 +82,7 @@ async function checkAdapterFits(dir: string, adapter: LoraAdapter): Promise<void
  * folder (buildCheckpointGraph), model.onnx inside a folder without weights, or a .onnx file.
  * @throws LowrankError CHECKPOINT_INVALID when none of these applies.
  */
-async function onnxSourceOf(model: string, adapter?: LoraAdapter): Promise<OnnxSource> {
+export async function onnxSourceOf(model: string, adapter?: LoraAdapter): Promise<OnnxSource> {
   const reason = await unsupportedModel(model);
   if (reason) throw new LowrankError("CHECKPOINT_INVALID", reason);
   if (await buildsFromCheckpoint(model)) {

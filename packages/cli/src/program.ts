@@ -15,6 +15,7 @@ import { generateCommand } from "./commands/generate.js";
 import { onnxExportCommand, onnxMergeCommand } from "./commands/onnx-merge.js";
 import { hubServeCommand, pullCommand, pushCommand } from "./commands/hub-commands.js";
 import { serveCommand } from "./commands/serve.js";
+import { webCommand } from "./commands/web.js";
 import { convertCommand } from "./commands/convert.js";
 import { benchCommand } from "./commands/bench.js";
 import { doctorCommand } from "./commands/doctor.js";
@@ -323,6 +324,22 @@ export function buildProgram(container?: DependencyContainer): Command {
         '  $ curl -H \'Authorization: Bearer secret\' localhost:8000/v1/completions -d \'{"model": "sql", "prompt": "…", "max_tokens": 32}\'',
     )
     .action((options) => serveCommand(ctx, { ...options, token: program.opts<GlobalOptions>().token?.at(-1), hubUrl: program.opts<GlobalOptions>().hubUrl }));
+
+  program
+    .command("web")
+    .description("serve the browser example page: a model and adapters run in the browser by onnxruntime-web (static files only)")
+    .requiredOption("--model <model>", "a Hugging Face decoder folder or Hub id (its graph built with a key/value cache), or a decoder .onnx exported with one")
+    .option("--adapter <NAME=adapter>", "an adapter folder or Hub id the page offers as NAME (repeatable)", collect)
+    .option("--port <port>", "port (default 8080; 0 = any free port)")
+    .option("--host <host>", "address to listen on (default 127.0.0.1)")
+    .option("--log-requests", "print each path the browser fetches")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ lowrank web --model models/gpt2-mini --adapter e2e=./adapter --port 8080   # then open http://127.0.0.1:8080/\n" +
+        "  $ lowrank web --model ./llama/model.kv.onnx --adapter a=./lora-a --adapter b=./lora-b --log-requests\n" +
+        '  # automation: http://127.0.0.1:8080/?adapter=e2e&prompt_ids=1,2,3&max_new_tokens=16 writes the new ids into <pre id="result">',
+    )
+    .action((options) => webCommand(ctx, { ...options, hubUrl: program.opts<GlobalOptions>().hubUrl }));
 
   const imports = program.command("import").description("turn other LoRA formats into PEFT adapters");
   const loralib = imports

@@ -5,7 +5,8 @@ import "reflect-metadata";
 export { LowrankError, type LowrankErrorCode } from "./errors/lowrank-error.js";
 export { stderrLogger, silentLogger, memoryLogger, type Logger } from "./logger.js";
 export { createLoraConfig, TASK_TYPES, type LoraConfig, type LoraConfigInput } from "./config/lora-config.js";
-export { parseLoraConfig, parseLoraConfigJson, readLoraConfig } from "./config/read-lora-config.js";
+export { parseLoraConfig, parseLoraConfigJson } from "./config/parse-lora-config.js";
+export { readLoraConfig } from "./config/read-lora-config.js";
 export { serializeLoraConfig, writeLoraConfig } from "./config/write-lora-config.js";
 export type { ModelDescription, ModuleInfo, ModuleKind, TensorInfo, WeightLayout } from "./model/model-description.js";
 export { describeModel } from "./model/describe-model.js";
@@ -29,8 +30,14 @@ export { bindAdapter, type BoundAdapter, type BoundModule } from "./adapter/bind
 export { collectLoraModules, type AdapterModules, type LoraModule } from "./adapter/lora-modules.js";
 export { mergeCheckpoint, type MergeCheckpointParams, type MergeCheckpointResult } from "./merge/merge-checkpoint.js";
 export { importLoralib, type ImportLoralibParams } from "./import/import-loralib.js";
-export { loadTokenizer, type TextTokenizer } from "./text/tokenizer.js";
+export { loadTokenizerFrom, type TextTokenizer } from "./text/tokenizer.js";
+export { loadTokenizer } from "./text/load-tokenizer.js";
 export { readStopTokens } from "./text/stop-tokens.js";
+export { stopTokensOf } from "./text/stop-tokens-of.js";
+export { urlSource, hubSource, fileListSource, opfsSource, type FileSource, type UrlSourceOptions, type HubSourceOptions } from "./files/file-source.js";
+export { folderSource } from "./files/folder-source.js";
+export { readAdapterFrom } from "./adapter/read-adapter-from.js";
+export { parseSafetensors } from "./formats/safetensors/parse-safetensors.js";
 export type {
   LowrankBackend,
   BackendCapability,

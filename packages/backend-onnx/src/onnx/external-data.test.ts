@@ -9,7 +9,7 @@ import { maxAbsDiff, requireFixture } from "@lowrank/core/testing";
 import { createOrtSession, idsTensor } from "../session/ort-session.js";
 import { OnnxLoraSession } from "../session/onnx-lora-session.js";
 import { decodeModel, EXTERNAL_LOCATION } from "./onnx-codec.js";
-import { mergeOnnxFile } from "./merge-onnx.js";
+import { mergeOnnxFile } from "./merge-onnx-file.js";
 import { writeOnnx } from "./write-onnx.js";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "lowrank-onnx-external-"));

@@ -1,10 +1,7 @@
-import { readFile } from "node:fs/promises";
-import path from "node:path";
 import { bindAdapter, LowrankError, mergeLora, toFloat32, type LoraAdapter, type Logger } from "@lowrank/core";
-import { decodeModel, type ModelProto } from "./onnx-codec.js";
+import type { ModelProto } from "./onnx-codec.js";
 import { describeOnnxForAdapter } from "./onnx-model-description.js";
 import { readFloatTensor, writeFloatTensor } from "./tensor-data.js";
-import { writeOnnx } from "./write-onnx.js";
 
 export interface MergedOnnx {
   model: ModelProto;
@@ -40,27 +37,4 @@ export function mergeIntoOnnxModel(
     writeFloatTensor(init, values);
   }
   return { model, mergedModules: bound.modules.map((m) => m.plan.name), replacedTensors: [...bound.replacements.keys()] };
-}
-
-/** `lowrank onnx merge`: reads an ONNX file, merges the adapter, writes the result atomically. */
-export async function mergeOnnxFile(params: {
-  model: string;
-  adapter: LoraAdapter;
-  out: string;
-  safe?: boolean;
-  logger?: Logger;
-}): Promise<MergedOnnx & { bytes: number }> {
-  if (path.resolve(params.out) === path.resolve(params.model))
-    throw new LowrankError("USAGE", "--out must differ from --model (the base model is never overwritten)");
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(params.model);
-  } catch (error) {
-    throw new LowrankError("CHECKPOINT_INVALID", `${params.model}: cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-  }
-  const model = decodeModel(bytes, params.model);
-  const modelDir = path.dirname(params.model);
-  const merged = mergeIntoOnnxModel(model, params.adapter, { modelDir, safe: params.safe, logger: params.logger, label: params.model });
-  const written = await writeOnnx(params.out, merged.model, { sourceDir: modelDir });
-  return { ...merged, bytes: written.bytes };
 }

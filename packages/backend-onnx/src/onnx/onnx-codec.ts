@@ -99,21 +99,29 @@ export function decodeModel(bytes: Uint8Array, label: string, options: { checkRo
   }
   if (options.checkRoundTrip ?? true) {
     const again = encodeModel(model);
-    if (again.byteLength !== bytes.byteLength || Buffer.compare(Buffer.from(again), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) !== 0) {
+    if (!sameBytes(again, bytes)) {
       throw new LowrankError("CHECKPOINT_INVALID", `${label}: uses ONNX fields newer than the vendored onnx.proto (1.12); re-encoding would lose them`);
     }
   }
   return model;
 }
 
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Names the format of files often mistaken for ONNX models (renamed or misplaced), else undefined. */
 function otherFormat(bytes: Uint8Array): string | undefined {
-  const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 16));
-  if (head.byteLength >= 10 && head[8] === 0x7b && head.readBigUInt64LE(0) <= BigInt(bytes.byteLength - 8)) return "a safetensors file";
-  if (head.subarray(0, 4).equals(Buffer.from("PK\x03\x04", "latin1"))) return "a zip archive (a torch .bin / .pt checkpoint?)";
+  const head = bytes.subarray(0, 16);
+  const text = String.fromCharCode(...head.subarray(0, 4));
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  if (head.byteLength >= 10 && head[8] === 0x7b && view.getBigUint64(0, true) <= BigInt(bytes.byteLength - 8)) return "a safetensors file";
+  if (text === "PK\x03\x04") return "a zip archive (a torch .bin / .pt checkpoint?)";
   const pickleProtocol = head[1];
   if (head[0] === 0x80 && pickleProtocol !== undefined && pickleProtocol >= 2 && pickleProtocol <= 5) return "a Python pickle";
-  if (head.subarray(0, 4).toString("latin1") === "GGUF") return "a GGUF file";
+  if (text === "GGUF") return "a GGUF file";
   return undefined;
 }
 

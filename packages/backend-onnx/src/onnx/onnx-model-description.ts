@@ -1,6 +1,5 @@
-import { readFileSync } from "node:fs";
-import path from "node:path";
 import { collectLoraModules, type LoraAdapter, type ModelDescription, type ModuleInfo, type TensorInfo } from "@lowrank/core";
+import { readJsonIfPresent } from "../platform/files.js";
 import type { GraphProto } from "./onnx-codec.js";
 import { locateWeights, type WeightLocation } from "./locate-weights.js";
 import { tensorDims } from "./tensor-data.js";
@@ -18,12 +17,8 @@ export function adapterModules(adapter: LoraAdapter): { name: string; inFeatures
 /** The model type of an ONNX export from the config.json beside it (Optimum's layout), if any. */
 export function onnxModelType(modelDir: string | undefined): string | undefined {
   if (modelDir === undefined) return undefined;
-  try {
-    const config = JSON.parse(readFileSync(path.join(modelDir, "config.json"), "utf8")) as { model_type?: unknown };
-    return typeof config.model_type === "string" ? config.model_type : undefined;
-  } catch {
-    return undefined;
-  }
+  const config = readJsonIfPresent(modelDir, "config.json") as { model_type?: unknown } | undefined;
+  return typeof config?.model_type === "string" ? config.model_type : undefined;
 }
 
 /**

@@ -1,6 +1,5 @@
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-import path from "node:path";
 import { LowrankError } from "@lowrank/core";
+import { isAbsolutePath, joinPath, readFileRange } from "../platform/files.js";
 import { EXTERNAL_LOCATION, ONNX_FLOAT, toNumber, type TensorProto } from "./onnx-codec.js";
 
 export function tensorDims(t: TensorProto): number[] {
@@ -27,7 +26,7 @@ export function readTensorBytes(t: TensorProto, modelDir: string): Uint8Array {
     throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}" has no raw data`);
   }
   const location = externalEntry(t, "location");
-  if (!location || path.isAbsolute(location) || location.split(/[\\/]/).includes("..")) {
+  if (!location || isAbsolutePath(location) || location.split(/[\\/]/).includes("..")) {
     throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}": external data location ${JSON.stringify(location)} must be a file beside the model`);
   }
   const offset = Number(externalEntry(t, "offset") ?? 0);
@@ -35,26 +34,7 @@ export function readTensorBytes(t: TensorProto, modelDir: string): Uint8Array {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || (size !== undefined && length !== count * size)) {
     throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}": external data offset ${offset} / length ${length} do not fit its shape`);
   }
-  const file = path.join(modelDir, location);
-  let fd: number | undefined;
-  try {
-    fd = openSync(file, "r");
-    if (offset + length > fstatSync(fd).size)
-      throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}": external data range [${offset}, ${offset + length}) is beyond the end of ${file}`);
-    const bytes = new Uint8Array(length);
-    let done = 0;
-    while (done < length) {
-      const n = readSync(fd, bytes, done, length - done, offset + done);
-      if (n === 0) throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}": ${file} ended early`);
-      done += n;
-    }
-    return bytes;
-  } catch (error) {
-    if (error instanceof LowrankError) throw error;
-    throw new LowrankError("CHECKPOINT_INVALID", `initializer "${t.name}": cannot read external data ${file} (${(error as NodeJS.ErrnoException).code})`);
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
+  return readFileRange(joinPath(modelDir, location), offset, length, `initializer "${t.name}"`);
 }
 
 /**

@@ -1,8 +1,7 @@
-import { readFile } from "node:fs/promises";
-import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { LowrankError, onnxAdapterToPeft, silentLogger, type LoraAdapter, type Logger } from "@lowrank/core";
 import { decodeOnnxAdapter } from "@lowrank/core/internal";
+import { defaultModelDir, dirname, readModelBytes } from "../platform/files.js";
 import { addLoraSlots, type LoraSlot } from "../onnx/add-lora-slots.js";
 import { decodeModel, encodeModel } from "../onnx/onnx-codec.js";
 import { initializersAsInputs } from "../onnx/initializers-as-inputs.js";
@@ -91,23 +90,14 @@ export class OnnxLoraSession {
    */
   static async create(model: string | Uint8Array, options: OnnxLoraSessionOptions = {}): Promise<OnnxLoraSession> {
     const label = typeof model === "string" ? model : (options.label ?? "model.onnx");
-    let bytes: Uint8Array;
-    if (typeof model === "string") {
-      try {
-        bytes = await readFile(model);
-      } catch (error) {
-        throw new LowrankError("CHECKPOINT_INVALID", `${model}: cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-      }
-    } else {
-      bytes = model;
-    }
+    const bytes = typeof model === "string" ? await readModelBytes(model) : model;
     const wanted = new Map<string, { name: string; inFeatures: number; outFeatures: number; dora?: boolean }>();
     // A module gets DoRA inputs when any adapter (or the `slots` option) needs them.
     const want = (m: { name: string; inFeatures: number; outFeatures: number; dora?: boolean }) =>
       wanted.set(m.name, { ...m, dora: Boolean(m.dora || wanted.get(m.name)?.dora) });
     for (const adapter of Object.values(options.adapters ?? {})) for (const m of adapterModules(adapter)) want(m);
     for (const m of options.slots ?? []) want(m);
-    const modelDir = typeof model === "string" ? path.dirname(model) : (options.modelDir ?? process.cwd());
+    const modelDir = typeof model === "string" ? dirname(model) : (options.modelDir ?? defaultModelDir());
     const describeDir = typeof model === "string" || options.modelDir !== undefined ? modelDir : undefined;
     const fullDescriber = graphDescriber({ bytes }, label, modelDir, describeDir);
     const replaceable = new Set(options.replaceable ?? []);
@@ -131,7 +121,7 @@ export class OnnxLoraSession {
       if (slot.dora.bias !== undefined) keep.add(slot.dora.bias);
     }
     const describeFor = graphDescriber(withoutWeightValues(bytes, label, keep), label, modelDir, describeDir);
-    const reload = typeof model === "string" ? () => readFile(model) : (options.reloadModel ?? keptBytes(bytes));
+    const reload = typeof model === "string" ? () => readModelBytes(model) : (options.reloadModel ?? keptBytes(bytes));
     const session = new OnnxLoraSession(
       created.session,
       created.provider,

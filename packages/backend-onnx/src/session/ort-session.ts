@@ -1,18 +1,20 @@
-import { readFile, rm, writeFile } from "node:fs/promises";
-import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { LowrankError, silentLogger, type Logger } from "@lowrank/core";
+import { readModelBytes, withTempModelFile } from "../platform/files.js";
 import { decodeModel, encodeModel, EXTERNAL_LOCATION, type ModelProto } from "../onnx/onnx-codec.js";
 
 // ONNX Runtime's native logger writes colour-coded lines to stderr (e.g. when the CUDA provider is
 // missing). Every failure also reaches us as an exception, which lowrank reports in one line.
 ort.env.logLevel = "fatal";
 
-/** Execution providers lowrank asks ONNX Runtime for, best first. */
-export type ExecutionProvider = "cuda" | "cpu";
+/**
+ * Execution providers lowrank asks ONNX Runtime for: "cuda" (onnxruntime-node) or "webgpu"
+ * (onnxruntime-web) when asked for and available, else "cpu" (WebAssembly in the browser).
+ */
+export type ExecutionProvider = "cuda" | "webgpu" | "cpu";
 
 export interface SessionOptions {
-  /** "cuda" tries the CUDA provider and falls back to CPU with the reason reported. Default "cpu". */
+  /** "cuda" / "webgpu" try that provider and fall back to the CPU with the reason reported. Default "cpu". */
   executionProvider?: ExecutionProvider;
   /** Threads for one operator (default 2, the best measured on 2 cores). */
   threads?: number;
@@ -58,11 +60,12 @@ export async function createOrtSession(model: string | Uint8Array, options: Sess
     typeof model === "string"
       ? ort.InferenceSession.create(model, { ...base, executionProviders: providers })
       : ort.InferenceSession.create(model, { ...base, executionProviders: providers });
-  if ((options.executionProvider ?? "cpu") === "cuda") {
+  const wanted = options.executionProvider ?? "cpu";
+  if (wanted !== "cpu") {
     try {
-      return { session: await open(["cuda"]), provider: "cuda", reason: "requested" };
+      return { session: await open([wanted]), provider: wanted, reason: "requested" };
     } catch (error) {
-      const reason = `CUDA unavailable (${(error as Error).message.split("\n")[0]})`;
+      const reason = `${wanted === "cuda" ? "CUDA" : "WebGPU"} unavailable (${(error as Error).message.split("\n")[0]})`;
       logger.warn(`ONNX Runtime: ${reason}; using the CPU`);
       try {
         return { session: await open(["cpu"]), provider: "cpu", reason };
@@ -86,11 +89,10 @@ async function loadFailure(model: string | Uint8Array, error: unknown): Promise<
   const label = typeof model === "string" ? model : "model.onnx";
   const ortLine = (error as Error).message.split("\n")[0];
   try {
-    const bytes = typeof model === "string" ? await readFile(model) : model;
+    const bytes = typeof model === "string" ? await readModelBytes(model) : model;
     decodeModel(bytes, label, { checkRoundTrip: false });
   } catch (diagnosis) {
     if (diagnosis instanceof LowrankError) return diagnosis;
-    if ((diagnosis as NodeJS.ErrnoException).code === "ENOENT") return new LowrankError("CHECKPOINT_INVALID", `${label}: no such file`);
   }
   return new LowrankError("CHECKPOINT_INVALID", `${label}: ONNX Runtime cannot load the model: ${ortLine}`);
 }
@@ -114,11 +116,5 @@ export function idsTensor(rows: number[][]): ort.Tensor {
 export async function createSessionForModel(model: ModelProto, modelDir: string, options: SessionOptions = {}): Promise<CreatedSession> {
   const bytes = encodeModel(model);
   if (!model.graph.initializer.some((t) => t.data_location === EXTERNAL_LOCATION)) return createOrtSession(bytes, options);
-  const temp = path.join(modelDir, `.lowrank-session-${process.pid}-${Date.now()}.onnx`);
-  await writeFile(temp, bytes);
-  try {
-    return await createOrtSession(temp, options);
-  } finally {
-    await rm(temp, { force: true });
-  }
+  return withTempModelFile(modelDir, bytes, (file) => createOrtSession(file, options));
 }

@@ -7,10 +7,9 @@ import { readSafetensors } from "../formats/safetensors/safetensors-file.js";
 import { readTorchStateDict } from "../formats/torch/read-torch-state-dict.js";
 import type { Logger } from "../logger.js";
 import type { LoraAdapter } from "./lora-adapter.js";
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LEGACY_ADAPTER_WEIGHTS_FILE } from "./read-adapter-from.js";
 
-export const ADAPTER_CONFIG_FILE = "adapter_config.json";
-export const ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors";
-export const LEGACY_ADAPTER_WEIGHTS_FILE = "adapter_model.bin";
+export { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LEGACY_ADAPTER_WEIGHTS_FILE } from "./read-adapter-from.js";
 
 const exists = async (p: string): Promise<boolean> => Boolean(await stat(p).catch(() => undefined));
 

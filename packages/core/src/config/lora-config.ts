@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /** PEFT's task types. Others are kept as written. */
 export const TASK_TYPES = ["CAUSAL_LM", "SEQ_CLS", "SEQ_2_SEQ_LM", "TOKEN_CLS", "QUESTION_ANS", "FEATURE_EXTRACTION"] as const;

@@ -7,7 +7,7 @@ import { FIXTURE_PAIRS } from "../testing/fixture-pairs.js";
 import { requireFixture } from "../testing/fixtures.js";
 import { checkTargetModule, patternKeyFor } from "../targeting/check-target-module.js";
 import { createLoraConfig, type LoraConfig } from "./lora-config.js";
-import { parseLoraConfig, parseLoraConfigJson } from "./read-lora-config.js";
+import { parseLoraConfig, parseLoraConfigJson } from "./parse-lora-config.js";
 import { serializeLoraConfig } from "./write-lora-config.js";
 
 const base = JSON.parse(readFileSync(requireFixture("gpt2-tiny-lora", "adapter_config.json"), "utf8")) as Record<string, unknown>;

@@ -6,6 +6,7 @@ import { LowrankError } from "../errors/lowrank-error.js";
 import { float32Tensor, type Tensor } from "../formats/safetensors/dtype.js";
 import type { ModelDescription } from "../model/model-description.js";
 import { encodeGguf, type GgmlTypeName, type GgufTensor, type GgufValue } from "./gguf-file.js";
+import { transpose } from "../math/low-rank-update.js";
 
 /** llama.cpp's architecture name for each model type it converts LoRA for. */
 const GGUF_ARCHITECTURES: Record<string, string> = {
@@ -88,13 +89,6 @@ export function permuteRows(B: Float32Array, out: number, r: number, heads: numb
       result.set(B.subarray(src * r, (src + 1) * r), dst * r);
     }
   return result;
-}
-
-/** x [rows, cols] as [cols, rows]. */
-export function transpose(x: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = x[i * cols + j]!;
-  return out;
 }
 
 /**

@@ -4,7 +4,8 @@ import { collectLoraModules } from "../adapter/lora-modules.js";
 import { createLoraConfig } from "../config/lora-config.js";
 import { LowrankError } from "../errors/lowrank-error.js";
 import { float32Tensor, toFloat32, type Tensor } from "../formats/safetensors/dtype.js";
-import { transpose, type ConversionBase } from "./gguf-lora.js";
+import { transpose } from "../math/low-rank-update.js";
+import type { ConversionBase } from "./gguf-lora.js";
 
 /** mlx-lm's adapter folder: adapters.safetensors and adapter_config.json. */
 export interface MlxAdapter {

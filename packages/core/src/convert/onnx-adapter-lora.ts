@@ -4,7 +4,7 @@ import { collectLoraModules } from "../adapter/lora-modules.js";
 import { createLoraConfig } from "../config/lora-config.js";
 import { LowrankError } from "../errors/lowrank-error.js";
 import { float32Tensor, type Tensor } from "../formats/safetensors/dtype.js";
-import { transpose } from "./gguf-lora.js";
+import { transpose } from "../math/low-rank-update.js";
 import type { OnnxAdapterParameter } from "./onnx-adapter-file.js";
 
 /**

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { stopTokensOf } from "./stop-tokens-of.js";
 
 /**
  * A model's stop tokens, as transformers' generate takes them: `eos_token_id` (a number or a
@@ -7,14 +8,12 @@ import path from "node:path";
  * undefined when none says.
  */
 export function readStopTokens(modelDir: string, tokenizerEos?: number): number[] | undefined {
-  for (const file of ["generation_config.json", "config.json"]) {
+  const read = (file: string): unknown => {
     try {
-      const eos = (JSON.parse(readFileSync(path.join(modelDir, file), "utf8")) as { eos_token_id?: unknown }).eos_token_id;
-      const ids = typeof eos === "number" ? [eos] : Array.isArray(eos) ? eos.filter((x): x is number => Number.isInteger(x)) : [];
-      if (ids.length > 0) return ids;
+      return JSON.parse(readFileSync(path.join(modelDir, file), "utf8"));
     } catch {
-      // absent or unreadable: try the next file
+      return undefined; // absent or unreadable: the next file says
     }
-  }
-  return tokenizerEos === undefined ? undefined : [tokenizerEos];
+  };
+  return stopTokensOf([read("generation_config.json"), read("config.json")], tokenizerEos);
 }

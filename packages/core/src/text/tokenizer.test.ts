@@ -2,7 +2,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "nod
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
-import { loadTokenizer } from "./tokenizer.js";
+import { loadTokenizer } from "./load-tokenizer.js";
 
 const GPT2_MINI = path.resolve(import.meta.dirname, "../../../../models/gpt2-mini");
 const tmp = mkdtempSync(path.join(os.tmpdir(), "lowrank-tokenizer-"));

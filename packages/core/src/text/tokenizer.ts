@@ -1,7 +1,7 @@
-import { readFile, stat } from "node:fs/promises";
-import path from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { LowrankError } from "../errors/lowrank-error.js";
+import { fileLabel } from "../adapter/read-adapter-from.js";
+import type { FileSource } from "../files/file-source.js";
 
 /** The few tokenizer operations training and generation need. */
 export interface TextTokenizer {
@@ -23,12 +23,18 @@ export interface TextTokenizer {
 /** The special-token keys transformers passes to a chat template (its `special_tokens_map`). */
 const SPECIAL_TOKEN_KEYS = ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"] as const;
 
-async function readJson(file: string): Promise<Record<string, unknown> | undefined> {
-  if (!(await stat(file).catch(() => undefined))) return undefined;
+async function readText(source: FileSource, name: string): Promise<string | undefined> {
+  const bytes = await source.read(name);
+  return bytes && new TextDecoder().decode(bytes);
+}
+
+async function readJson(source: FileSource, name: string): Promise<Record<string, unknown> | undefined> {
+  const text = await readText(source, name);
+  if (text === undefined) return undefined;
   try {
-    return JSON.parse(await readFile(file, "utf8")) as Record<string, unknown>;
+    return JSON.parse(text) as Record<string, unknown>;
   } catch (error) {
-    throw new LowrankError("CHECKPOINT_INVALID", `${file}: not valid JSON (${(error as Error).message.split("\n")[0]})`);
+    throw new LowrankError("CHECKPOINT_INVALID", `${fileLabel(source, name)}: not valid JSON (${(error as Error).message.split("\n")[0]})`);
   }
 }
 
@@ -56,8 +62,8 @@ function specialTokensOf(config: Record<string, unknown>): Record<string, string
   return tokens;
 }
 
-async function chatTemplateOf(modelDir: string, config: Record<string, unknown>): Promise<string | undefined> {
-  const file = await readFile(path.join(modelDir, "chat_template.jinja"), "utf8").catch(() => undefined);
+async function chatTemplateOf(source: FileSource, config: Record<string, unknown>): Promise<string | undefined> {
+  const file = await readText(source, "chat_template.jinja");
   if (file !== undefined) return file;
   const raw = config.chat_template;
   if (typeof raw === "string") return raw;
@@ -69,15 +75,16 @@ async function chatTemplateOf(modelDir: string, config: Record<string, unknown>)
 }
 
 /**
- * The model folder's tokenizer.json (+ tokenizer_config.json), through @huggingface/tokenizers, or
- * undefined when the folder has none. Encodes without special tokens; EOS/PAD come from the config
+ * A model's tokenizer.json (+ tokenizer_config.json) from any file source (a folder: loadTokenizer;
+ * a URL or dropped files in the browser), through @huggingface/tokenizers, or undefined when the
+ * source has none. Encodes without special tokens; EOS/PAD come from the config
  * files (tokenizer_config.json, then config.json); the chat template and special tokens' texts come
  * with it, for `messages` training data.
  */
-export async function loadTokenizer(modelDir: string, modelConfig: Record<string, unknown> = {}): Promise<TextTokenizer | undefined> {
-  const json = await readJson(path.join(modelDir, "tokenizer.json"));
+export async function loadTokenizerFrom(source: FileSource, modelConfig: Record<string, unknown> = {}): Promise<TextTokenizer | undefined> {
+  const json = await readJson(source, "tokenizer.json");
   if (!json) return undefined;
-  const config = (await readJson(path.join(modelDir, "tokenizer_config.json"))) ?? {};
+  const config = (await readJson(source, "tokenizer_config.json")) ?? {};
   const tokenizer = new Tokenizer(json, config);
   const configId = (key: string): number | undefined => (typeof modelConfig[key] === "number" ? (modelConfig[key] as number) : undefined);
   const eos = tokenIdOf(tokenizer, config, "eos_token") ?? configId("eos_token_id");
@@ -87,9 +94,9 @@ export async function loadTokenizer(modelDir: string, modelConfig: Record<string
     decode: (ids) => tokenizer.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false } as never),
     eosTokenId: eos,
     padTokenId: pad,
-    chatTemplate: await chatTemplateOf(modelDir, config),
+    chatTemplate: await chatTemplateOf(source, config),
     // Older folders keep their special tokens in special_tokens_map.json; tokenizer_config.json's win.
-    specialTokens: specialTokensOf({ ...(await readJson(path.join(modelDir, "special_tokens_map.json"))), ...config }),
-    source: modelDir,
+    specialTokens: specialTokensOf({ ...(await readJson(source, "special_tokens_map.json")), ...config }),
+    source: source.label,
   };
 }

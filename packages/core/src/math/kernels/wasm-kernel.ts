@@ -11,7 +11,7 @@ let kernel: KernelExports | null | undefined;
 export function wasmKernel(): KernelExports | null {
   if (kernel !== undefined) return kernel;
   try {
-    const module = new WebAssembly.Module(Buffer.from(WASM_BASE64, "base64"));
+    const module = new WebAssembly.Module(base64Bytes(WASM_BASE64));
     kernel = new WebAssembly.Instance(module, {}).exports as unknown as KernelExports;
   } catch {
     kernel = null;
@@ -54,4 +54,12 @@ export function addLowRankProductWasm(
     k.addLowRankProduct(targetAt, n, cols, rank, leftAt, rightAt, scale, scratch);
     target.set(heap.subarray(targetAt / 4, targetAt / 4 + n * cols), start * cols);
   }
+}
+
+/** Base64 text as bytes (atob: in browsers and Node alike). */
+function base64Bytes(text: string): Uint8Array<ArrayBuffer> {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
 }
