@@ -6,7 +6,7 @@ import { buildDecoderGraph, encodeModel, OnnxBackend, OnnxLoraSession } from "@l
 import { generateBatchWithKvCache, kvLayoutOf } from "@lowrank/backend-onnx/internal";
 import { checkpointParameterCount } from "./footprint.js";
 import { corpusBleu } from "./metrics/bleu.js";
-import { e2ePrompt, loadE2e, splitE2e } from "./tasks/e2e.js";
+import { e2eExample, e2ePrompt, loadE2e, splitE2e } from "./tasks/e2e.js";
 
 export type QualityMethod = "none" | "lora" | "lora-all-linear" | "full";
 
@@ -58,29 +58,26 @@ const QUALITY_LORA: Record<"lora" | "lora-all-linear", LoraConfigInput> = {
   "lora-all-linear": { r: 8, lora_alpha: 32, target_modules: "all-linear", lora_dropout: 0.1 },
 };
 
-/**
- * The E2E split as prompt/completion lines: "<mr> ||" then " <ref>" (+ end-of-text), the loss on the
- * reference only — the paper's conditional setting (its NLG code masks the meaning representation out
- * of the loss), in training and in the eval loss.
- */
+/** The E2E split as token ids: "<mr> || <ref>" + end-of-text, at most 128 tokens. */
 async function e2eData(params: QualityParams) {
   const config = JSON.parse(await readFile(path.join(params.modelDir, "config.json"), "utf8"));
   const tokenizer = await loadTokenizer(params.modelDir, config);
   if (!tokenizer || tokenizer.eosTokenId === undefined)
     throw new Error(`${params.modelDir}: the quality benchmark needs tokenizer.json with an end-of-text token`);
+  const eos = tokenizer.eosTokenId;
   const { train, held } = splitE2e(loadE2e(params.e2eFile));
-  const line = (mr: string, ref: string) => ({ prompt: e2ePrompt(mr), completion: ` ${ref}` });
+  const encode = (text: string): number[] => [...tokenizer.encode(text), eos].slice(0, 128);
   const heldOut = held.slice(0, params.evalMrs);
   return {
     tokenizer,
-    eos: tokenizer.eosTokenId,
+    eos,
     heldOut,
-    train: train.flatMap((g) => g.refs.map((r) => line(g.mr, r))),
-    eval: heldOut.flatMap((g) => g.refs.slice(0, 3).map((r) => line(g.mr, r))),
+    train: train.flatMap((g) => g.refs.map((r) => encode(e2eExample(g.mr, r)))),
+    eval: heldOut.flatMap((g) => g.refs.slice(0, 3).map((r) => encode(e2eExample(g.mr, r)))),
   };
 }
 
-const jsonl = (rows: readonly object[]): string => `${rows.map((row) => JSON.stringify(row)).join("\n")}\n`;
+const jsonl = (rows: readonly number[][]): string => `${rows.map((ids) => JSON.stringify({ input_ids: ids })).join("\n")}\n`;
 
 /**
  * Greedy generations on ONNX Runtime for a list of prompts: the model folder's graph with a
