@@ -13,13 +13,17 @@ export function launchChromium(): Promise<Browser> {
   return puppeteer.launch({ executablePath: chromiumPath(), headless: true, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
 }
 
-/** What a page reported: uncaught errors, and console errors other than expected 404s and ONNX Runtime's log lines. */
+/**
+ * What a page reported: uncaught errors, and console errors other than failed loads (HTTP errors the
+ * page reports itself, like an absent tokenizer.json) and ONNX Runtime's log lines.
+ */
 export function pageProblems(page: Page): string[] {
   const problems: string[] = [];
   page.on("pageerror", (error) => problems.push(`pageerror: ${(error as Error).message}`));
   page.on("console", (message) => {
     const text = message.text();
-    if (message.type() === "error" && !/status of 404|\[W:onnxruntime/.test(text)) problems.push(`console: ${text}`);
+    if (message.type() === "error" && !/^Failed to load resource: the server responded with a status of \d+|\[W:onnxruntime/.test(text))
+      problems.push(`console: ${text}`);
   });
   return problems;
 }

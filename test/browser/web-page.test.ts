@@ -6,7 +6,7 @@ import type { Browser, Page } from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { writeAdapter } from "@lowrank/core";
 import { randomAdapter, requireFixture } from "@lowrank/core/testing";
-import { lowrank, repoRoot } from "../cli-helpers.js";
+import { lowrank, repoRoot, startHubServeProcess } from "../cli-helpers.js";
 import { launchChromium, pageOutcome, pageProblems } from "./chromium.js";
 
 const bin = path.join(repoRoot, "packages", "cli", "dist", "bin.js");
@@ -14,8 +14,11 @@ const PROMPT = [5, 17, 42, 8];
 const NEW_TOKENS = 12;
 
 /** `lowrank web` in a process of its own, with --log-requests: its URL and the paths fetched so far. */
-async function startWeb(args: string[]) {
-  const child = spawn(process.execPath, [bin, "web", ...args, "--port", "0", "--log-requests"], { stdio: ["ignore", "pipe", "pipe"] });
+async function startWeb(args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [bin, "web", ...args, "--port", "0", "--log-requests"], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
+  });
   let stderr = "";
   child.stderr.on("data", (d) => {
     stderr += d;
@@ -153,5 +156,78 @@ test("a corrupt adapter shows a readable error on the page, and the other adapte
   } finally {
     await page.close();
     server.stop();
+  }
+}, 180_000);
+
+test("files dropped on the page: a PEFT adapter's two files, and an .onnx model with its config files, then generated with, as Node generates", async () => {
+  const server = await startWeb(["--model", requireFixture("gpt2-tiny")]);
+  const page = await browser.newPage();
+  try {
+    const problems = pageProblems(page);
+    await page.goto(server.url);
+    await page.waitForFunction(() => document.querySelector("#status")?.textContent?.startsWith("Ready:"), { timeout: 60_000 });
+    await page.$eval("#prompt", (e, ids) => ((e as HTMLTextAreaElement).value = ids), PROMPT.join(","));
+    await page.$eval("#max-new-tokens", (e, n) => ((e as HTMLInputElement).value = n), String(NEW_TOKENS));
+
+    const adapterDir = requireFixture("gpt2-tiny-lora");
+    const input = (await page.$("#adapter-files"))!;
+    await input.uploadFile(path.join(adapterDir, "adapter_config.json"), path.join(adapterDir, "adapter_model.safetensors"));
+    await page.type("#adapter-name", "dropped");
+    await page.click("#add-adapter");
+    await page.waitForFunction(() => document.querySelector("#status")?.textContent?.includes("1 adapter(s)"), { timeout: 60_000 });
+    const dropped = await generateIn(page, "dropped");
+    expect(dropped.error).toBe("");
+    expect(JSON.parse(dropped.result)).toEqual(nodeTokens(requireFixture("gpt2-tiny"), adapterDir));
+
+    // Another base model from a file: its session replaces the first (the dropped adapter does not fit it and is set aside).
+    const llama = path.join(requireFixture("llama-tiny"), "model.kv.onnx");
+    const side = ["config.json", "generation_config.json"].map((f) => path.join(requireFixture("llama-tiny"), f));
+    await (await page.$("#model-file"))!.uploadFile(llama, ...side);
+    await page.waitForFunction(() => document.querySelector("#model")?.textContent?.startsWith("model.kv.onnx"), { timeout: 60_000 });
+    await page.waitForFunction(() => document.querySelector("#status")?.textContent?.startsWith("Ready: model.kv.onnx"), { timeout: 60_000 });
+    const base = await generateIn(page, "");
+    expect(base.error).toBe("");
+    expect(JSON.parse(base.result)).toEqual(nodeTokens(llama));
+    expect(await page.$eval("#adapters", (e) => e.textContent)).toMatch(/dropped: cannot be used \(/);
+    expect(problems).toEqual([]);
+  } finally {
+    await page.close();
+    server.stop();
+  }
+}, 180_000);
+
+test("an adapter from a private Hub repository, read in the page through resolve URLs with the token the user typed", async () => {
+  const token = "hf_lowrank_web_token_7a1";
+  const hub = await startHubServeProcess(path.join(work, "hub"), token);
+  const server = await startWeb(["--model", requireFixture("gpt2-tiny")], { HF_ENDPOINT: hub.url });
+  const page = await browser.newPage();
+  try {
+    const push = lowrank(["--token", token, "push", requireFixture("gpt2-tiny-lora"), "--repo", "team/web-lora", "--private"], {
+      HF_ENDPOINT: hub.url,
+      HF_HUB_CACHE: path.join(work, "hub-cache"),
+    });
+    expect(push.status, push.stderr).toBe(0);
+    const problems = pageProblems(page);
+    await page.goto(`${server.url}?prompt_ids=${PROMPT.join(",")}&max_new_tokens=${NEW_TOKENS}`);
+    await pageOutcome(page);
+    // Without the token the private repository cannot be read: the page says so.
+    await page.type("#hub-repo", "team/web-lora");
+    await page.type("#adapter-name", "hubbed");
+    await page.click("#add-adapter");
+    await page.waitForFunction(() => document.querySelector("#error")?.textContent, { timeout: 60_000 });
+    expect(await page.$eval("#error", (e) => e.textContent)).toMatch(
+      /^adapter hubbed: http:\/\/127\.0\.0\.1:\d+\/team\/web-lora\/resolve\/main\/adapter_config\.json: HTTP 401 \(a token is needed\)$/,
+    );
+    await page.type("#hub-token", token);
+    await page.click("#add-adapter");
+    await page.waitForFunction(() => document.querySelector("#status")?.textContent?.includes("1 adapter(s)"), { timeout: 60_000 });
+    const hubbed = await generateIn(page, "hubbed");
+    expect(hubbed.error).toBe("");
+    expect(JSON.parse(hubbed.result)).toEqual(nodeTokens(requireFixture("gpt2-tiny"), requireFixture("gpt2-tiny-lora")));
+    expect(problems).toEqual([]);
+  } finally {
+    await page.close();
+    server.stop();
+    await hub.stop();
   }
 }, 180_000);

@@ -20,6 +20,8 @@ import { configureWebRuntime, generateWithKvCache, kvLayoutOf, OnnxLoraSession, 
 interface Manifest {
   model?: { name: string; url: string; files: string };
   adapters?: Record<string, string>;
+  /** The Hub repositories are read from (default https://huggingface.co). */
+  hub?: string;
 }
 
 interface Model {
@@ -43,6 +45,7 @@ const adapterErrors = new Map<string, string>();
 let session: OnnxLoraSession | undefined;
 let layout: KvLayout | undefined;
 let provider: ExecutionProvider = "cpu";
+let hubEndpoint: string | undefined;
 
 async function fetchBytes(url: string): Promise<Uint8Array> {
   const response = await fetch(url);
@@ -156,6 +159,7 @@ async function start(): Promise<void> {
   element("runtime").textContent = `onnxruntime-web: ${runtime.threads} thread(s)${runtime.webgpu ? ", WebGPU available (add ?webgpu=1)" : ""}.`;
   const response = await fetch("lowrank.json");
   const manifest: Manifest = response.ok ? await response.json() : {};
+  hubEndpoint = manifest.hub;
   for (const [name, url] of Object.entries(manifest.adapters ?? {})) await addAdapter(name, urlSource(new URL(url, location.href)));
   listAdapters();
   if (manifest.model) {
@@ -192,9 +196,12 @@ element("generate").addEventListener(
 element("model-file").addEventListener(
   "change",
   guarded(async () => {
-    const file = element<HTMLInputElement>("model-file").files?.[0];
-    if (!file) return;
-    await loadModel(file.name, new Uint8Array(await file.arrayBuffer()));
+    // The .onnx file, and the JSON files that came with it (config.json, generation_config.json, tokenizer.json).
+    const files = Array.from(element<HTMLInputElement>("model-file").files ?? []);
+    const onnx = files.find((f) => f.name.endsWith(".onnx"));
+    if (!onnx) throw new Error("pick an .onnx file (with its config.json, generation_config.json and tokenizer.json, if any)");
+    const sideFiles = files.filter((f) => f !== onnx);
+    await loadModel(onnx.name, new Uint8Array(await onnx.arrayBuffer()), sideFiles.length > 0 ? fileListSource(sideFiles, "model files") : undefined);
     await openSession();
   }),
 );
@@ -205,7 +212,7 @@ element("add-adapter").addEventListener(
     const files = element<HTMLInputElement>("adapter-files").files;
     const repo = element<HTMLInputElement>("hub-repo").value.trim();
     const token = element<HTMLInputElement>("hub-token").value.trim() || undefined;
-    const source = files && files.length > 0 ? fileListSource(Array.from(files)) : repo ? hubSource(repo, { token }) : undefined;
+    const source = files && files.length > 0 ? fileListSource(Array.from(files)) : repo ? hubSource(repo, { token, endpoint: hubEndpoint }) : undefined;
     if (!source) throw new Error("pick an adapter's files or name a Hub repository");
     const name = element<HTMLInputElement>("adapter-name").value.trim() || `adapter${adapters.size + adapterErrors.size + 1}`;
     await addAdapter(name, source);

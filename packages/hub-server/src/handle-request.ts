@@ -87,6 +87,29 @@ async function dispatch(hr: HubRequest, route: Route): Promise<void> {
   }
 }
 
+/** Headers a web page reading files (resolve URLs) from another origin needs, as the Hugging Face Hub sends them. */
+const CORS_HEADERS = {
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Expose-Headers": "ETag, X-Repo-Commit, X-Linked-Etag, X-Linked-Size, X-Error-Code, X-Error-Message, Content-Length, Content-Range",
+};
+
+/**
+ * A CORS preflight (OPTIONS with Access-Control-Request-Method): answered for reads, so pages may
+ * send `Authorization` (a token) and `Range` with GET / HEAD from any origin.
+ */
+function answerPreflight(req: IncomingMessage, res: ServerResponse): boolean {
+  if (req.method !== "OPTIONS" || req.headers["access-control-request-method"] === undefined) return false;
+  res
+    .writeHead(204, {
+      ...CORS_HEADERS,
+      "Access-Control-Allow-Methods": "GET, HEAD",
+      "Access-Control-Allow-Headers": "Authorization, Range, Content-Type",
+      "Access-Control-Max-Age": "600",
+    })
+    .end();
+  return true;
+}
+
 /**
  * The server's request listener: identifies the caller, routes, and turns every failure into a
  * JSON error (`{ error }` + `X-Error-Code`/`X-Error-Message`). Unexpected failures are logged
@@ -94,6 +117,8 @@ async function dispatch(hr: HubRequest, route: Route): Promise<void> {
  */
 export function createRequestHandler(ctx: HubContext): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
+    if (answerPreflight(req, res)) return;
+    for (const [name, value] of Object.entries(CORS_HEADERS)) res.setHeader(name, value);
     void (async () => {
       const caller = await ctx.auth.identify(req);
       const hr = new HubRequest(req, res, ctx, caller);

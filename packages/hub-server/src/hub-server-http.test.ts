@@ -93,6 +93,25 @@ describe("hub server over plain HTTP (as huggingface_hub sends it)", () => {
     expect(head.sha).toBe(info.sha);
   });
 
+  it("answers web pages from other origins (CORS): a preflight for GET with Authorization, then the file with its headers exposed", async () => {
+    const preflight = await fetch(`${url}/org/adapter/resolve/main/adapter_config.json`, {
+      method: "OPTIONS",
+      headers: { Origin: "http://page.test", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization" },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-origin")).toBe("*");
+    expect(preflight.headers.get("access-control-allow-methods")).toBe("GET, HEAD");
+    expect(preflight.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("authorization");
+    const res = await api("/org/adapter/resolve/main/adapter_config.json", { headers: { Origin: "http://page.test" } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("access-control-allow-origin")).toBe("*");
+    expect(res.headers.get("access-control-expose-headers")).toContain("X-Repo-Commit");
+    expect(await res.text()).toBe(text);
+    // An OPTIONS without Access-Control-Request-Method is no preflight: an ordinary request, refused (405).
+    const write = await fetch(`${url}/api/repos/create`, { method: "OPTIONS", headers: { Origin: "http://page.test" } });
+    expect(write.status).toBe(405);
+  });
+
   it("HEAD resolve returns X-Repo-Commit, ETag, Content-Length and no body", async () => {
     const info = await (await api("/api/models/org/adapter")).json();
     const res = await api("/org/adapter/resolve/main/adapter_config.json", { method: "HEAD", headers: { "Accept-Encoding": "identity" } });

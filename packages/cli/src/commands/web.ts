@@ -36,7 +36,13 @@ export async function webCommand(ctx: CliContext, o: WebOptions): Promise<void> 
     adapters[name] = dir;
   }
   const server = await startWebServer(
-    { pageDir, model: { name: o.model, bytes: model.bytes, dir: model.dir }, adapters, onRequest: o.logRequests ? (line) => ctx.out(line) : undefined },
+    {
+      pageDir,
+      model: { name: o.model, bytes: model.bytes, dir: model.dir },
+      adapters,
+      hubUrl: hubConfig.hubUrl,
+      onRequest: o.logRequests ? (line) => ctx.out(line) : undefined,
+    },
     { port: numberFlag("--port", o.port, { integer: true, min: 0, max: 65535 }) ?? 8080, host: o.host ?? "127.0.0.1" },
   );
   ctx.out(`lowrank web: ${o.model} (+ ${Object.keys(adapters).length} adapters) at ${server.url}`);

@@ -21,6 +21,8 @@ export interface WebSite {
   model: { name: string; bytes: Uint8Array; dir: string };
   /** Adapter folders by name. */
   adapters: Record<string, string>;
+  /** The Hub the page reads repositories from (its resolve URLs; the user gives the token on the page). */
+  hubUrl?: string;
   /** Called with each request's method, path and status (--log-requests). */
   onRequest?: (line: string) => void;
 }
@@ -40,6 +42,7 @@ export async function startWebServer(site: WebSite, options: { port: number; hos
   const manifest = JSON.stringify({
     model: { name: site.model.name, url: "model/model.onnx", files: "model/" },
     adapters: Object.fromEntries(Object.keys(site.adapters).map((name) => [name, `adapters/${encodeURIComponent(name)}/`])),
+    ...(site.hubUrl ? { hub: site.hubUrl } : {}),
   });
   const server = createServer((request, response) => {
     void serve(site, manifest, request, response).then(
