@@ -22,7 +22,8 @@ const ALLOWED: Record<string, string[]> = {
   hub: ["core"],
   "hub-server": ["core", "hub"],
   serve: ["core", "backend-onnx"],
-  cli: ["core", "backend-tfjs", "backend-onnx", "hub", "hub-server", "serve", "bench"],
+  // browser-example: the page `lowrank web` serves (examples/browser, built with the workspace).
+  cli: ["core", "backend-tfjs", "backend-onnx", "hub", "hub-server", "serve", "bench", "browser-example"],
   bench: ["core", "backend-tfjs", "backend-onnx", "serve"],
 };
 

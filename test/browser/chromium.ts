@@ -8,9 +8,13 @@ export function chromiumPath(): string {
   return path;
 }
 
-/** Headless Chromium (no sandbox: CI runs as root). Fails, never skips, when it cannot start. */
-export function launchChromium(): Promise<Browser> {
-  return puppeteer.launch({ executablePath: chromiumPath(), headless: true, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
+/**
+ * Headless Chromium (no sandbox: CI runs as root). Fails, never skips, when it cannot start. With
+ * `webgpu`, WebGPU on SwiftShader (a CPU implementation of Vulkan), so the WebGPU path runs without a GPU.
+ */
+export function launchChromium(options: { webgpu?: boolean } = {}): Promise<Browser> {
+  const webgpu = options.webgpu ? ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-angle=swiftshader", "--use-webgpu-adapter=swiftshader"] : [];
+  return puppeteer.launch({ executablePath: chromiumPath(), headless: true, args: ["--no-sandbox", "--disable-dev-shm-usage", ...webgpu] });
 }
 
 /**

@@ -170,7 +170,7 @@ test("files dropped on the page: a PEFT adapter's two files, and an .onnx model 
     await page.$eval("#max-new-tokens", (e, n) => ((e as HTMLInputElement).value = n), String(NEW_TOKENS));
 
     const adapterDir = requireFixture("gpt2-tiny-lora");
-    const input = (await page.$("#adapter-files"))!;
+    const input = (await page.$("input#adapter-files"))!;
     await input.uploadFile(path.join(adapterDir, "adapter_config.json"), path.join(adapterDir, "adapter_model.safetensors"));
     await page.type("#adapter-name", "dropped");
     await page.click("#add-adapter");
@@ -182,7 +182,7 @@ test("files dropped on the page: a PEFT adapter's two files, and an .onnx model 
     // Another base model from a file: its session replaces the first (the dropped adapter does not fit it and is set aside).
     const llama = path.join(requireFixture("llama-tiny"), "model.kv.onnx");
     const side = ["config.json", "generation_config.json"].map((f) => path.join(requireFixture("llama-tiny"), f));
-    await (await page.$("#model-file"))!.uploadFile(llama, ...side);
+    await (await page.$("input#model-file"))!.uploadFile(llama, ...side);
     await page.waitForFunction(() => document.querySelector("#model")?.textContent?.startsWith("model.kv.onnx"), { timeout: 60_000 });
     await page.waitForFunction(() => document.querySelector("#status")?.textContent?.startsWith("Ready: model.kv.onnx"), { timeout: 60_000 });
     const base = await generateIn(page, "");
@@ -229,5 +229,22 @@ test("an adapter from a private Hub repository, read in the page through resolve
     await page.close();
     server.stop();
     await hub.stop();
+  }
+}, 180_000);
+
+test("WebGPU, chosen like any execution provider (?webgpu=1 where the browser has an adapter): the same tokens", async () => {
+  const gpuBrowser = await launchChromium({ webgpu: true });
+  const server = await startWeb(["--model", requireFixture("gpt2-tiny"), "--adapter", `lora=${requireFixture("gpt2-tiny-lora")}`]);
+  try {
+    const page = await gpuBrowser.newPage();
+    await page.goto(`${server.url}?adapter=lora&prompt_ids=${PROMPT.join(",")}&max_new_tokens=${NEW_TOKENS}&webgpu=1`);
+    const outcome = await pageOutcome(page, 120_000);
+    expect(outcome.error).toBe("");
+    expect(await page.$eval("#runtime", (e) => e.textContent)).toContain("WebGPU available");
+    expect(await page.$eval("#status", (e) => e.textContent)).toBe("Done: lora on webgpu.");
+    expect(JSON.parse(outcome.result)).toEqual(nodeTokens(requireFixture("gpt2-tiny"), requireFixture("gpt2-tiny-lora")));
+  } finally {
+    server.stop();
+    await gpuBrowser.close();
   }
 }, 180_000);

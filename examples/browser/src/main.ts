@@ -150,7 +150,7 @@ async function generate(adapterName: string, ids: number[], maxNewTokens: number
   element("speed").textContent = `${produced.length} tokens in ${seconds.toFixed(2)} s (${(produced.length / seconds).toFixed(1)} tokens/s)`;
   element("output").textContent = model.tokenizer ? model.tokenizer.decode(produced) : "";
   element("result").textContent = JSON.stringify(produced);
-  status(`Done: ${adapterName || "base model"}.`);
+  status(`Done: ${adapterName || "base model"} on ${session.provider}.`);
 }
 
 async function start(): Promise<void> {
