@@ -55,7 +55,7 @@ export interface QualityResult {
  */
 const QUALITY_LORA: Record<"lora" | "lora-all-linear", LoraConfigInput> = {
   lora: { r: 4, lora_alpha: 32, target_modules: ["c_attn"], lora_dropout: 0.1 },
-  "lora-all-linear": { r: 8, lora_alpha: 32, target_modules: "all-linear", lora_dropout: 0 },
+  "lora-all-linear": { r: 8, lora_alpha: 32, target_modules: "all-linear", lora_dropout: 0.1 },
 };
 
 /** The E2E split as token ids: "<mr> || <ref>" + end-of-text, at most 128 tokens. */
