@@ -1,7 +1,9 @@
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { cp, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { createRepo, uploadFiles } from "@huggingface/hub";
 import type { Browser, Page } from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { writeAdapter } from "@lowrank/core";
@@ -196,7 +198,7 @@ test("files dropped on the page: a PEFT adapter's two files, and an .onnx model 
   }
 }, 180_000);
 
-test("an adapter from a private Hub repository, read in the page through resolve URLs with the token the user typed", async () => {
+test("a model and an adapter from private Hub repositories, read in the page through resolve URLs with the token the user typed", async () => {
   const token = "hf_lowrank_web_token_7a1";
   const hub = await startHubServeProcess(path.join(work, "hub"), token);
   const server = await startWeb(["--model", requireFixture("gpt2-tiny")], { HF_ENDPOINT: hub.url });
@@ -224,6 +226,24 @@ test("an adapter from a private Hub repository, read in the page through resolve
     const hubbed = await generateIn(page, "hubbed");
     expect(hubbed.error).toBe("");
     expect(JSON.parse(hubbed.result)).toEqual(nodeTokens(requireFixture("gpt2-tiny"), requireFixture("gpt2-tiny-lora")));
+
+    // A model in Optimum's layout (onnx/model.onnx, config files at the top) from a private repository.
+    const llama = requireFixture("llama-tiny");
+    await createRepo({ repo: "team/llama-kv", accessToken: token, hubUrl: hub.url, private: true });
+    const upload = (name: string, file: string) => ({ path: name, content: new Blob([readFileSync(path.join(llama, file))]) });
+    await uploadFiles({
+      repo: "team/llama-kv",
+      accessToken: token,
+      hubUrl: hub.url,
+      useXet: false,
+      files: [upload("onnx/model.onnx", "model.kv.onnx"), upload("config.json", "config.json"), upload("generation_config.json", "generation_config.json")],
+    } as Parameters<typeof uploadFiles>[0]);
+    await page.type("#model-repo", "team/llama-kv");
+    await page.click("#load-model");
+    await page.waitForFunction(() => document.querySelector("#status")?.textContent?.startsWith("Ready: team/llama-kv/onnx/model.onnx"), { timeout: 60_000 });
+    const base = await generateIn(page, "");
+    expect(base.error).toBe("");
+    expect(JSON.parse(base.result)).toEqual(nodeTokens(path.join(llama, "model.kv.onnx")));
     expect(problems).toEqual([]);
   } finally {
     await page.close();

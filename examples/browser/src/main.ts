@@ -205,14 +205,30 @@ element("model-file").addEventListener(
     await openSession();
   }),
 );
-element("adapter-form").addEventListener("submit", (event) => event.preventDefault());
+for (const form of ["adapter-form", "model-form", "token-form"]) element(form).addEventListener("submit", (event) => event.preventDefault());
+const hubToken = () => element<HTMLInputElement>("hub-token").value.trim() || undefined;
+element("load-model").addEventListener(
+  "click",
+  guarded(async () => {
+    // An Optimum-style repository: the .onnx under onnx/, config.json and the tokenizer at the top.
+    const repo = element<HTMLInputElement>("model-repo").value.trim();
+    const file = element<HTMLInputElement>("model-path").value.trim();
+    if (!repo || !file) throw new Error("name a Hub repository and the .onnx file in it");
+    const source = hubSource(repo, { token: hubToken(), endpoint: hubEndpoint });
+    status(`Fetching ${repo}/${file}…`);
+    const bytes = await source.read(file);
+    if (!bytes) throw new Error(`${source.label}: has no ${file}`);
+    await loadModel(`${repo}/${file}`, bytes, source);
+    await openSession();
+  }),
+);
 element("add-adapter").addEventListener(
   "click",
   guarded(async () => {
     const files = element<HTMLInputElement>("adapter-files").files;
     const repo = element<HTMLInputElement>("hub-repo").value.trim();
-    const token = element<HTMLInputElement>("hub-token").value.trim() || undefined;
-    const source = files && files.length > 0 ? fileListSource(Array.from(files)) : repo ? hubSource(repo, { token, endpoint: hubEndpoint }) : undefined;
+    const source =
+      files && files.length > 0 ? fileListSource(Array.from(files)) : repo ? hubSource(repo, { token: hubToken(), endpoint: hubEndpoint }) : undefined;
     if (!source) throw new Error("pick an adapter's files or name a Hub repository");
     const name = element<HTMLInputElement>("adapter-name").value.trim() || `adapter${adapters.size + adapterErrors.size + 1}`;
     await addAdapter(name, source);
