@@ -12,4 +12,3 @@ export interface BundleSize {
 }
 export declare function measureBundle(name: string): Promise<BundleSize>;
 export declare const BROWSER_PACKAGES: string[];
-export declare function ortWasmFile(): string;

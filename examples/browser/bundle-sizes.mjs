@@ -2,14 +2,12 @@
 // @lowrank/backend-onnx (with everything they import, onnxruntime-web's JavaScript included, its
 // .wasm not) bundled alone by esbuild for the browser, minified, then gzipped. Also what each bundle
 // reached: Node built-ins (none allowed) and TensorFlow.js (none unless asked for).
-import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { build } from "esbuild";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(import.meta.url);
 
 /** @returns {Promise<{ name: string, bytes: number, gzip: number, nodeBuiltins: string[], tfjs: string[], globals: string[] }>} */
 export async function measureBundle(name) {
@@ -57,8 +55,3 @@ export async function measureBundle(name) {
 }
 
 export const BROWSER_PACKAGES = ["@lowrank/core", "@lowrank/backend-onnx"];
-
-/** The onnxruntime-web WebAssembly files the page serves, with their sizes. */
-export function ortWasmFile() {
-  return require.resolve("onnxruntime-web/ort-wasm-simd-threaded.jsep.wasm");
-}
