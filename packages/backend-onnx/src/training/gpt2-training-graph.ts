@@ -18,7 +18,7 @@ import {
   type TrainingArchitecture,
 } from "./training-graph.js";
 
-const LORA_MODULES = /(^|\.)(h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)|wte)$/;
+const LORA_MODULES = /(^|\.)(h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)|wte)$|^lm_head$/;
 
 type SavedLinear = { layer: FrozenLinear; saved: LinearSaved };
 
@@ -35,8 +35,8 @@ interface BlockSaved {
 /**
  * GPT-2 (transformers' GPT2LMHeadModel): learned positions, pre-LayerNorm blocks, fused q/k/v in a
  * Conv1D (weights stored [in, out]), gelu_new, output head tied to the token embedding. LoRA (or
- * DoRA) on any of attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj, and LoRA on wte (the tied head
- * stays the base table, as in PEFT); the gradient of every trained parameter (`ctx.trains`: biases
+ * DoRA) on any of attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj, LoRA on wte (the tied head
+ * stays the base table, as in PEFT) and on lm_head (the output head only); the gradient of every trained parameter (`ctx.trains`: biases
  * and modules_to_save, or with `ctx.full` every one; the tied head's added to the token embedding's).
  */
 export const GPT2_TRAINING: TrainingArchitecture = {
@@ -126,7 +126,7 @@ export const GPT2_TRAINING: TrainingArchitecture = {
     const lnF = `${prefix}ln_f`;
     const final = layerNormForward(g, moduleScope(lnF), h, await ctx.weight(`${lnF}.weight`), await ctx.weight(`${lnF}.bias`), eps);
     const head = ctx.has("lm_head.weight") ? await ctx.weight("lm_head.weight") : wte;
-    const loss = causalLmLoss(g, final.y, head, { chunks: lossChunks(ctx.num("vocab_size")) });
+    const loss = causalLmLoss(g, final.y, head, { chunks: lossChunks(ctx.num("vocab_size")), lora: lora.get("lm_head") });
     if (!ctx.gradients) return;
 
     // Backward: activation gradients through the weights; LoRA gradients and those of the trained

@@ -18,8 +18,8 @@ import {
   type TrainingArchitecture,
 } from "./training-graph.js";
 
-const LORA_MODULES = /(^|\.)(layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)|embed_tokens)$/;
-const FUSED_LORA_MODULES = /(^|\.)(layers\.\d+\.(self_attn\.(qkv|o)_proj|mlp\.(gate_up|down)_proj)|embed_tokens)$/;
+const LORA_MODULES = /(^|\.)(layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)|embed_tokens)$|^lm_head$/;
+const FUSED_LORA_MODULES = /(^|\.)(layers\.\d+\.(self_attn\.(qkv|o)_proj|mlp\.(gate_up|down)_proj)|embed_tokens)$|^lm_head$/;
 
 /**
  * The LLaMA family and its relatives (llama, mistral, qwen2, phi3, gemma, gemma2) as core's
@@ -29,7 +29,7 @@ const FUSED_LORA_MODULES = /(^|\.)(layers\.\d+\.(self_attn\.(qkv|o)_proj|mlp\.(g
  * norms and final-logit soft cap, Gemma's scaled embeddings; q/k/v biases when the checkpoint has
  * them; nn.Linear weights stored [out, in]; tied or separate lm_head. LoRA (or DoRA) on any of
  * q/k/v/o_proj and gate/up/down_proj, or Phi-3's fused qkv_proj, o_proj, gate_up_proj and down_proj,
- * and LoRA on embed_tokens (before Gemma's scale, as the table's rows). The gradient of every
+ * LoRA on embed_tokens (before Gemma's scale, as the table's rows) and on lm_head (the output head only, soft cap after it). The gradient of every
  * trained parameter (`ctx.trains`: biases and modules_to_save — lm_head, a norm, embed_tokens —
  * or with `ctx.full` every one; a tied head's added to the token embedding's).
  * @throws LowrankError CHECKPOINT_INVALID for what decoderOptions refuses or an activation the trainer lacks.
@@ -101,7 +101,7 @@ export function llamaTraining(modelType: string, config: Record<string, unknown>
       }
       const final = await rmsNorm(layerCtx, `${prefix}norm`, h);
       const head = ctx.has("lm_head.weight") ? await ctx.weight("lm_head.weight") : embed;
-      const loss = causalLmLoss(g, final.y, head, { softcap: o.finalSoftcap, chunks: lossChunks(ctx.num("vocab_size")) });
+      const loss = causalLmLoss(g, final.y, head, { softcap: o.finalSoftcap, chunks: lossChunks(ctx.num("vocab_size")), lora: lora.get("lm_head") });
       if (!ctx.gradients) return;
       const dHidden = loss.dHidden();
       if (ctx.trains(head)) ctx.gradient(head, loss.dHead());

@@ -108,3 +108,95 @@ describe("causalLmLoss: the head fused with the loss, in row chunks", () => {
     expect(maxAbsDiff(out.dE, central("e"))).toBeLessThan(1e-5);
   });
 });
+
+const RANK = 3;
+
+/** Loss of logits h·Eᵀ + s·((h ⊙ m)·Aᵀ)·Bᵀ (LoRA on the head with a dropout mask m), soft-capped when `cap`, in float64. */
+function referenceLoraLoss(v: { h: number[]; e: number[]; a: number[]; b: number[]; m: number[]; targets: number[]; mask: number[] }, s: number, cap?: number) {
+  const count = Math.max(
+    1,
+    v.mask.reduce((x, y) => x + y, 0),
+  );
+  let total = 0;
+  for (let t = 0; t < TOKENS; t++) {
+    const down = Array.from({ length: RANK }, (_, j) =>
+      Array.from({ length: HIDDEN }, (_, k) => v.h[t * HIDDEN + k]! * v.m[t * HIDDEN + k]! * v.a[j * HIDDEN + k]!).reduce((x, y) => x + y, 0),
+    );
+    const logits = Array.from({ length: VOCAB }, (_, w) => {
+      const base = Array.from({ length: HIDDEN }, (_, k) => v.h[t * HIDDEN + k]! * v.e[w * HIDDEN + k]!).reduce((x, y) => x + y, 0);
+      const z = base + s * down.reduce((acc, d, j) => acc + d * v.b[w * RANK + j]!, 0);
+      return cap === undefined ? z : Math.tanh(z / cap) * cap;
+    });
+    const max = Math.max(...logits);
+    const lse = max + Math.log(logits.reduce((acc, z) => acc + Math.exp(z - max), 0));
+    total += v.mask[t]! * (lse - logits[v.targets[t]!]!);
+  }
+  return total / count;
+}
+
+describe("causalLmLoss with LoRA on the head (PEFT's LoRA on lm_head)", () => {
+  test.each([
+    [1, undefined],
+    [4, undefined],
+    [3, 2.5],
+  ])(
+    "%i chunk(s), soft cap %s, a dropout mask: the loss and the gradients of h, A and B equal a float64 reference's central differences",
+    async (chunks, cap) => {
+      const rng = new SeededRandom(chunks * 17 + (cap ? 5 : 0));
+      const s = 1.7;
+      const values = {
+        h: Array.from({ length: TOKENS * HIDDEN }, () => rng.normal()),
+        e: Array.from({ length: VOCAB * HIDDEN }, () => rng.normal() * 0.7),
+        a: Array.from({ length: RANK * HIDDEN }, () => rng.normal() * 0.5),
+        b: Array.from({ length: VOCAB * RANK }, () => rng.normal() * 0.5),
+        m: Array.from({ length: TOKENS * HIDDEN }, () => (rng.next() < 0.2 ? 0 : 1.25)),
+        targets: Array.from({ length: TOKENS }, () => Math.floor(rng.next() * VOCAB)),
+        mask: Array.from({ length: TOKENS }, (_, t): number => (t % 5 === 3 ? 0 : 1)),
+      };
+      const g = new GraphBuilder();
+      const lora = { A: "A", B: "B", scaling: "s", dropoutMask: "m", gradA: "dA", gradB: "dB" };
+      const loss = causalLmLoss(g, "h", "E", { chunks, lora, ...(cap === undefined ? {} : { softcap: cap }) });
+      g.renameOutput(loss.dHidden(), "dh");
+      const graph = {
+        name: "loss",
+        node: g.nodes,
+        initializer: g.initializers,
+        input: [
+          floatValueInfo("h", [TOKENS, HIDDEN]),
+          floatValueInfo("E", [VOCAB, HIDDEN]),
+          floatValueInfo("A", [RANK, HIDDEN]),
+          floatValueInfo("B", [VOCAB, RANK]),
+          floatValueInfo("s", []),
+          floatValueInfo("m", [TOKENS, HIDDEN]),
+          floatValueInfo(LOSS_INPUTS.targets, [BATCH, SEQ], ONNX_INT64),
+          floatValueInfo(LOSS_INPUTS.targetMask, [BATCH, SEQ]),
+        ],
+        output: [floatValueInfo("loss", []), floatValueInfo("dh", [TOKENS, HIDDEN]), floatValueInfo("dA", [RANK, HIDDEN]), floatValueInfo("dB", [VOCAB, RANK])],
+        value_info: [],
+      };
+      const model = ModelProtoType.fromObject({ ir_version: 8, opset_import: [{ domain: "", version: 17 }], graph }) as unknown as ModelProto;
+      const session = await ort.InferenceSession.create(encodeModel(model));
+      const f32 = (x: number[], dims: number[]) => new ort.Tensor("float32", Float32Array.from(x), dims);
+      const out = await session.run({
+        h: f32(values.h, [TOKENS, HIDDEN]),
+        E: f32(values.e, [VOCAB, HIDDEN]),
+        A: f32(values.a, [RANK, HIDDEN]),
+        B: f32(values.b, [VOCAB, RANK]),
+        s: f32([s], []),
+        m: f32(values.m, [TOKENS, HIDDEN]),
+        [LOSS_INPUTS.targets]: new ort.Tensor("int64", BigInt64Array.from(values.targets.map(BigInt)), [BATCH, SEQ]),
+        [LOSS_INPUTS.targetMask]: f32(values.mask, [BATCH, SEQ]),
+      });
+      await session.release();
+      expect(Math.abs((out.loss!.data as Float32Array)[0]! - referenceLoraLoss(values, s, cap))).toBeLessThan(1e-5);
+      const central = (key: "h" | "a" | "b") =>
+        values[key].map((v, i) => {
+          const at = (delta: number) => referenceLoraLoss({ ...values, [key]: values[key].map((u, j) => (j === i ? v + delta : u)) }, s, cap);
+          return (at(1e-6) - at(-1e-6)) / 2e-6;
+        });
+      expect(maxAbsDiff(out.dh!.data as Float32Array, central("h"))).toBeLessThan(1e-5);
+      expect(maxAbsDiff(out.dA!.data as Float32Array, central("a"))).toBeLessThan(1e-5);
+      expect(maxAbsDiff(out.dB!.data as Float32Array, central("b"))).toBeLessThan(1e-5);
+    },
+  );
+});

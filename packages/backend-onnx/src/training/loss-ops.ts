@@ -1,4 +1,6 @@
+import { LowrankError } from "@lowrank/core";
 import type { GraphBuilder } from "../export/graph-builder.js";
+import type { LoraInputs } from "./lora-linear-ops.js";
 
 /** Graph input and output names of the causal-LM loss. */
 export const LOSS_INPUTS = { targets: "targets", targetMask: "target_mask" } as const;
@@ -32,12 +34,17 @@ export function lossChunks(vocab: number): number {
  * same way: Σ over slices of (softmax ⊙ s)ᵀ·(w ⊙ h) − a ScatterND (reduction "add") of
  * s[target]·w ⊙ h at the targets. For a tied head it is added to the token embedding's gradient.
  * Nodes nobody reads (the gradients, in an evaluation graph) are pruned with the graph.
+ *
+ * `lora` (PEFT's LoRA on lm_head) adds s·dropout(h)·Aᵀ·Bᵀ to the logits, through each slice's Gemm
+ * C input. Its gradients come with `dHidden()` (graph outputs gradA, gradB) the same way as the head's:
+ * with u = s·dropout(h)·Aᵀ, dB = dlogitsᵀ·u (dHead's form with u for h) and du = dlogits·B (dHidden's
+ * form with B for E), dA = s·duᵀ·dropout(h), and dHidden gains s·du·A (⊙ the dropout mask).
  */
 export function causalLmLoss(
   g: GraphBuilder,
   hidden: string,
   head: string,
-  options: { softcap?: number; chunks?: number } = {},
+  options: { softcap?: number; chunks?: number; lora?: LoraInputs } = {},
 ): { loss: string; tokens: string; dHidden: () => string; dHead: () => string } {
   const s = "/loss";
   const chunks = Math.max(1, Math.floor(options.chunks ?? 1));
@@ -48,14 +55,20 @@ export function causalLmLoss(
   const split = rowSlices(g, hidden, chunks);
   const slice = (x: string): string[] => (chunks === 1 ? [x] : g.op(s, "Split", [x, split!], { axis: 0 }, chunks));
   const [hs, ts, ws] = [slice(hidden), slice(targets), slice(weights)];
+  const lora = options.lora;
+  if (lora && (lora.magnitude || lora.bias))
+    throw new LowrankError("TARGET_UNSUPPORTED", "the onnx trainer does not support DoRA or lora_bias on `lm_head` yet; use --backend tfjs");
+  const dropped = lora?.dropoutMask ? g.one("/lm_head/lora_dropout", "Mul", [hidden, lora.dropoutMask]) : hidden;
+  const scaledDown = lora ? g.one("/lm_head/lora_A", "Mul", [g.one("/lm_head/lora_A", "Gemm", [dropped, lora.A], { transB: 1 }), lora.scaling]) : undefined;
+  const us = scaledDown ? slice(scaledDown) : [];
   const lossParts: string[] = [];
-  const dHiddenParts: string[] = [];
-  const dHeadParts: string[] = [];
+  const probsParts: string[] = [];
   const slopesAtTargets: string[] = [];
   for (let c = 0; c < chunks; c++) {
     const [h, t, w] = [hs[c]!, ts[c]!, ws[c]!];
     const cs = chunks === 1 ? "" : `/chunk_${c}`;
     let logits = g.one(`/lm_head${cs}`, "Gemm", [h, head], { transB: 1 });
+    if (lora) logits = g.one(`/lm_head/lora_B${cs}`, "Gemm", [us[c]!, lora.B, logits], { transB: 1 });
     let capped: string | undefined;
     if (options.softcap !== undefined) {
       capped = g.one(`/softcap${cs}`, "Tanh", [g.one(`/softcap${cs}`, "Div", [logits, g.constFloat(options.softcap)])]);
@@ -75,28 +88,53 @@ export function causalLmLoss(
       slopeAtTarget = g.one(ds, "GatherElements", [slope, t], { axis: 1 });
       slopesAtTargets.push(slopeAtTarget);
     }
-    let targetRowsOfHead = g.one(ds, "Gather", [head, g.one(ds, "Reshape", [t, g.constInts([-1])])], { axis: 0 });
-    if (slopeAtTarget !== undefined) targetRowsOfHead = g.one(ds, "Mul", [targetRowsOfHead, slopeAtTarget]);
-    dHiddenParts.push(g.one(ds, "Mul", [g.one(ds, "Sub", [g.one(ds, "MatMul", [probs, head]), targetRowsOfHead]), w]));
-    // dHead's expected term, Σ over slices of probsᵀ·(w ⊙ h): no one-hot [tokens, vocab] tensor.
-    dHeadParts.push(g.one(`/grad/lm_head${cs}`, "Gemm", [probs, g.one(`/grad/lm_head${cs}`, "Mul", [h, w])], { transA: 1 }));
+    probsParts.push(probs);
   }
   const sum = (scope: string, parts: string[]): string => parts.reduce((a, b) => g.one(scope, "Add", [a, b]));
   const loss = g.renameOutput(g.one(s, "Neg", [sum(s, lossParts)]), LOSS_OUTPUTS.loss);
   const tokens = g.renameOutput(g.one(s, "Identity", [count]), LOSS_OUTPUTS.tokens);
   const join = (scope: string, parts: string[]): string => (parts.length === 1 ? parts[0]! : g.one(scope, "Concat", parts, { axis: 0 }));
+  /** dlogits·M for logits = x·Mᵀ (M: the head E, or LoRA's B), per slice w ⊙ ((softmax ⊙ s)·M − s[target]·M[targets]). */
+  const dRows = (scope: string, matrix: string): string =>
+    join(
+      scope,
+      probsParts.map((probs, c) => {
+        let targetRows = g.one(scope, "Gather", [matrix, g.one(scope, "Reshape", [ts[c]!, g.constInts([-1])])], { axis: 0 });
+        if (slopesAtTargets[c] !== undefined) targetRows = g.one(scope, "Mul", [targetRows, slopesAtTargets[c]!]);
+        return g.one(scope, "Mul", [g.one(scope, "Sub", [g.one(scope, "MatMul", [probs, matrix]), targetRows]), ws[c]!]);
+      }),
+    );
+  /**
+   * dlogitsᵀ·x for logits = x·Mᵀ ([vocab, cols of x]): Σ over slices of (softmax ⊙ s)ᵀ·(w ⊙ x) — no
+   * one-hot [tokens, vocab] tensor — minus the rows s[target]·w ⊙ x scattered (added) at the targets.
+   */
+  const dMatrix = (scope: string, x: string, xs: string[]): string => {
+    const expected = sum(
+      scope,
+      probsParts.map((probs, c) => g.one(scope, "Gemm", [probs, g.one(scope, "Mul", [xs[c]!, ws[c]!])], { transA: 1 })),
+    );
+    let picked = g.one(scope, "Mul", [x, weights]);
+    if (slopesAtTargets.length > 0) picked = g.one(scope, "Mul", [picked, join(scope, slopesAtTargets)]);
+    const rows = g.one(scope, "Slice", [g.one(scope, "Shape", [head]), g.constInts([0]), g.constInts([1])]);
+    const cols = g.one(scope, "Slice", [g.one(scope, "Shape", [x]), g.constInts([1]), g.constInts([2])]);
+    const zeros = g.one(scope, "ConstantOfShape", [g.one(scope, "Concat", [rows, cols], { axis: 0 })]);
+    return g.one(scope, "Sub", [expected, g.one(scope, "ScatterND", [zeros, targets, picked], { reduction: "add" })]);
+  };
   return {
     loss,
     tokens,
-    dHidden: () => join("/grad/loss", dHiddenParts),
-    dHead: () => {
-      // − the rows s[target]·w ⊙ h scattered (added) at the targets.
-      const hs = "/grad/lm_head";
-      let picked = g.one(hs, "Mul", [hidden, weights]);
-      if (slopesAtTargets.length > 0) picked = g.one(hs, "Mul", [picked, join(hs, slopesAtTargets)]);
-      const zeros = g.one(hs, "ConstantOfShape", [g.one(hs, "Shape", [head])]);
-      return g.one(hs, "Sub", [sum(hs, dHeadParts), g.one(hs, "ScatterND", [zeros, targets, picked], { reduction: "add" })]);
+    dHidden: () => {
+      const dh = dRows("/grad/loss", head);
+      if (!lora || !scaledDown) return dh;
+      const ls = "/grad/lm_head/lora";
+      g.renameOutput(dMatrix(`${ls}_B`, scaledDown, us), lora.gradB);
+      const down = g.one(`${ls}_A`, "Mul", [dRows(`${ls}_B`, lora.B), lora.scaling]);
+      g.renameOutput(g.one(`${ls}_A`, "Gemm", [down, dropped], { transA: 1 }), lora.gradA);
+      let viaLora = g.one(`${ls}_A`, "MatMul", [down, lora.A]);
+      if (lora.dropoutMask) viaLora = g.one(`${ls}_dropout`, "Mul", [viaLora, lora.dropoutMask]);
+      return g.one(ls, "Add", [dh, viaLora]);
     },
+    dHead: () => dMatrix("/grad/lm_head", hidden, hs),
   };
 }
 
