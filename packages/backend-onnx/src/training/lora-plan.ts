@@ -82,7 +82,7 @@ export function planLoraSlots(params: {
   const init = config.init_lora_weights;
   if (typeof init === "string" && !["gaussian", "pissa", "olora"].includes(init) && !/^pissa_niter_\d+$/.test(init))
     throw refuse(`\`init_lora_weights\` "${init}"`);
-  const report = resolveTargets(config, params.description, { logger: params.logger });
+  const report = resolveTargets(config, params.description, { logger: params.logger, training: true });
   const slots = report.targets.map((plan, index): TrainingSlot => {
     if (!params.supported(plan.name)) throw refuse(`LoRA on \`${plan.name}\` (target_modules)`);
     const embedding = plan.kind === "embedding";

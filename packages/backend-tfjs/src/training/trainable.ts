@@ -42,7 +42,7 @@ function count(variables: Map<string, tf.Variable>): number {
  * bias "all" / "lora_only". Only these become variables; the base stays frozen tensors.
  */
 export function createLoraTraining(model: TfjsModel, config: LoraConfig, options: { seed: number; logger?: Logger }): LoraTraining {
-  const report = resolveTargets(config, model.description, { logger: options.logger });
+  const report = resolveTargets(config, model.description, { logger: options.logger, training: true });
   const tensors = new Map<string, Tensor>();
   const initial = new Map<string, { A: Float32Array; B: Float32Array }>();
   report.targets.forEach((plan, index) => {

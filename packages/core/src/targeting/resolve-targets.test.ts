@@ -219,3 +219,24 @@ describe("checkTargetModule", () => {
     expect(checkTargetModule({ ...base, target_modules: ["q"], layers_to_transform: [0] }, "m.blocks.0.q")).toBe("targeted");
   });
 });
+
+describe("modules_to_save on a tied head", () => {
+  const config = createLoraConfig({ r: 4, target_modules: ["c_attn"], modules_to_save: ["lm_head"] });
+  test("is listed when binding an adapter, and refused for training (PEFT trains an untied copy; lowrank would train nothing)", () => {
+    expect(resolveTargets(config, gpt2()).modulesToSave).toEqual(["lm_head"]);
+    let error: unknown;
+    try {
+      resolveTargets(config, gpt2(), { training: true });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(LowrankError);
+    expect((error as LowrankError).code).toBe("TARGET_UNSUPPORTED");
+    expect((error as LowrankError).message).toMatch(
+      /^modules_to_save `lm_head`: it is tied to `transformer\.wte` .*; adapt it with LoRA \(target_modules `lm_head`\) or save `transformer\.wte`/,
+    );
+    // An untied head trains as before.
+    const untied = resolveTargets(createLoraConfig({ r: 4, target_modules: ["q_proj"], modules_to_save: ["lm_head"] }), llama(), { training: true });
+    expect(untied.modulesToSave).toEqual(["lm_head"]);
+  });
+});

@@ -86,11 +86,17 @@ function sampleNames(model: ModelDescription): string {
  * adapts, and each one's r, alpha and scaling. Modules inside a modules_to_save module are never
  * targeted. Mirrors PEFT's BaseTuner.inject_adapter + LoraModel._create_and_replace.
  * `layoutFromStorage`: the description's layouts come from how weights are stored (an ONNX graph),
- * not from the layer type, so fan_in_fan_out is not compared with them.
+ * not from the layer type, so fan_in_fan_out is not compared with them. `training`: the report is
+ * for a trainer, which refuses a tied module (GPT-2's lm_head) in modules_to_save.
  * @throws LowrankError TARGET_NOT_FOUND when nothing matched (or all was excluded),
- *   TARGET_UNSUPPORTED when a match is not a linear, Conv1D or embedding layer.
+ *   TARGET_UNSUPPORTED when a match is not a linear, Conv1D or embedding layer (or, training, a
+ *   modules_to_save module tied to another).
  */
-export function resolveTargets(config: LoraConfig, model: ModelDescription, options: { logger?: Logger; layoutFromStorage?: boolean } = {}): TargetReport {
+export function resolveTargets(
+  config: LoraConfig,
+  model: ModelDescription,
+  options: { logger?: Logger; layoutFromStorage?: boolean; training?: boolean } = {},
+): TargetReport {
   const targetModules = expandTargetModules(config, model);
   const effective = { ...config, target_modules: targetModules };
   const saveNames = config.modules_to_save ?? [];
@@ -103,6 +109,13 @@ export function resolveTargets(config: LoraConfig, model: ModelDescription, opti
     const insideSaved = modulesToSave.some((s) => module.name.startsWith(`${s}.`));
     if (insideSaved) continue;
     if (saveNames.some((s) => module.name.endsWith(s))) {
+      // PEFT would train an untied copy of a tied head; lowrank's trainers would train nothing.
+      if (options.training && module.tiedTo !== undefined)
+        throw new LowrankError(
+          "TARGET_UNSUPPORTED",
+          `modules_to_save \`${module.name}\`: it is tied to \`${module.tiedTo}\` (the checkpoint has no weight of its own) and training an untied copy is not supported; ` +
+            `adapt it with LoRA (target_modules \`${module.name}\`) or save \`${module.tiedTo}\` (trains the shared table)`,
+        );
       modulesToSave.push(module.name);
       continue;
     }
