@@ -84,6 +84,11 @@ describe.each([
     adapters: async () => ({ lora: requireFixture("gpt2-tiny-lora"), dora: requireFixture("gpt2-tiny-dora") }),
   },
   {
+    name: "GPT-2 (the fixtures' model.onnx, exported without a cache)",
+    model: () => path.join(requireFixture("gpt2-tiny"), "model.onnx"),
+    adapters: async () => ({ lora: requireFixture("gpt2-tiny-lora"), dora: requireFixture("gpt2-tiny-dora") }),
+  },
+  {
     name: "LLaMA (Optimum-style model.kv.onnx)",
     model: () => path.join(requireFixture("llama-tiny"), "model.kv.onnx"),
     adapters: async () => {

@@ -14,7 +14,15 @@ import {
   type LoraAdapter,
   type TextTokenizer,
 } from "@lowrank/core";
-import { configureWebRuntime, generateWithKvCache, kvLayoutOf, OnnxLoraSession, type ExecutionProvider, type KvLayout } from "@lowrank/backend-onnx";
+import {
+  configureWebRuntime,
+  generateWithKvCache,
+  generateWithoutCache,
+  kvLayoutOf,
+  OnnxLoraSession,
+  type ExecutionProvider,
+  type KvLayout,
+} from "@lowrank/backend-onnx";
 
 /** What `lowrank web` serves at /lowrank.json. */
 interface Manifest {
@@ -92,13 +100,10 @@ async function openSession(): Promise<void> {
     listAdapters();
     session = await create(adapters);
   }
+  // A decoder exported without a key/value cache runs the whole sequence for each new token.
   layout = kvLayoutOf(session.session, model.name);
-  if (!layout)
-    throw new Error(
-      `${model.name}: has no key/value cache inputs (past_key_values.N.key); export the decoder with a cache (Optimum, or \`lowrank web\` on a checkpoint folder)`,
-    );
   element<HTMLButtonElement>("generate").disabled = false;
-  status(`Ready: ${model.name}, ${adapters.size} adapter(s), ${session.provider}.`);
+  status(`Ready: ${model.name}, ${adapters.size} adapter(s), ${session.provider}${layout ? "" : ", no key/value cache"}.`);
 }
 
 function listAdapters(): void {
@@ -142,10 +147,11 @@ async function generate(adapterName: string, ids: number[], maxNewTokens: number
   if (adapterErrors.has(adapterName)) throw new Error(`adapter ${adapterName}: ${adapterErrors.get(adapterName)}`);
   if (adapterName !== "" && !adapters.has(adapterName))
     throw new Error(`no adapter named "${adapterName}" (loaded: ${[...adapters.keys()].join(", ") || "none"})`);
-  if (!session || !layout || !model) throw new Error("no model loaded");
+  if (!session || !model) throw new Error("no model loaded");
   status(`Generating with ${adapterName || "the base model"}…`);
   const started = performance.now();
-  const produced = await generateWithKvCache(session, layout, ids, { maxNewTokens, eosTokenId: model.stopTokens, adapter: adapterName || null });
+  const decode = { maxNewTokens, eosTokenId: model.stopTokens, adapter: adapterName || null };
+  const produced = layout ? await generateWithKvCache(session, layout, ids, decode) : await generateWithoutCache(session, ids, decode);
   const seconds = (performance.now() - started) / 1000;
   element("speed").textContent = `${produced.length} tokens in ${seconds.toFixed(2)} s (${(produced.length / seconds).toFixed(1)} tokens/s)`;
   element("output").textContent = model.tokenizer ? model.tokenizer.decode(produced) : "";

@@ -11,5 +11,14 @@ export { buildTrainingGraph, type TrainingArchitecture } from "./training/traini
 export { trainingArchitecture, ONNX_TRAINABLE_MODEL_TYPES } from "./training/architectures.js";
 export { planLoraSlots, initialFactors, gradientName, type TrainingSlot } from "./training/lora-plan.js";
 export { runBatch, openGraphSession, type BatchResult } from "./training/training-session.js";
-export { emptyPast, generateBatchWithKvCache, generateWithKvCache, kvLayoutOf, kvStepFeeds, presentAsPast, type KvLayout } from "./session/kv-cache.js";
+export {
+  emptyPast,
+  generateBatchWithKvCache,
+  generateWithKvCache,
+  generateWithoutCache,
+  kvLayoutOf,
+  kvStepFeeds,
+  presentAsPast,
+  type KvLayout,
+} from "./session/kv-cache.js";
 export { onnxSourceOf, type OnnxSource } from "./onnx-backend.js";

@@ -7,7 +7,7 @@ import { checkModelInput, runTraining } from "@lowrank/core/internal";
 import { decodeModel, encodeModel } from "./onnx/onnx-codec.js";
 import { buildCheckpointGraph, modelTypeIn, ONNX_MODEL_TYPES } from "./export/checkpoint-graph.js";
 import { onnxVocabSize } from "./onnx/onnx-vocab-size.js";
-import { emptyPast, generateWithKvCache, kvLayoutOf, kvStepFeeds } from "./session/kv-cache.js";
+import { emptyPast, generateWithKvCache, generateWithoutCache, kvLayoutOf, kvStepFeeds } from "./session/kv-cache.js";
 import { mergeIntoOnnxModel } from "./onnx/merge-onnx.js";
 import { mergeOnnxFile } from "./onnx/merge-onnx-file.js";
 import { idsTensor, type ExecutionProvider } from "./session/ort-session.js";
@@ -210,11 +210,11 @@ export class OnnxBackend implements LowrankBackend {
    * Generates with a key/value cache — from a decoder checkpoint folder (its graph built in memory)
    * or a decoder exported with a cache (Optimum's layout: past_key_values.N.* in, present.N.* out):
    * the prompt once, then one token per step, with the adapter fed at run time or merged (`merge`).
+   * A decoder exported without a cache (input_ids → logits) runs the whole sequence per token.
    * Text prompts go through the model folder's tokenizer.json. Tokens are chosen by core's
    * TokenDecoder, so they equal the tfjs backend's for the same logits and seed; stop tokens as
    * core's readStopTokens reads them.
-   * @throws LowrankError USAGE for a text prompt without a tokenizer, ids outside the vocabulary, or
-   *   a graph without cache inputs.
+   * @throws LowrankError USAGE for a text prompt without a tokenizer or ids outside the vocabulary.
    */
   async generate(params: GenerateParams): Promise<GenerateResult> {
     const source = await onnxSourceOf(params.model, params.adapter);
@@ -229,14 +229,7 @@ export class OnnxBackend implements LowrankBackend {
     const { session, runAs } = await this.open(source, params.adapter, params.merge);
     try {
       const layout = kvLayoutOf(session.session, source.label);
-      if (!layout) {
-        throw new LowrankError(
-          "USAGE",
-          `${source.label}: has no key/value cache inputs (past_key_values.N.key); the onnx backend generates with decoders exported with a cache, ` +
-            "as Optimum exports them, or built from a checkpoint folder — or use --backend tfjs",
-        );
-      }
-      const ids = await generateWithKvCache(session, layout, prompt, {
+      const decode = {
         maxNewTokens: params.maxNewTokens,
         temperature: params.temperature,
         topK: params.topK,
@@ -244,7 +237,9 @@ export class OnnxBackend implements LowrankBackend {
         seed: params.seed,
         eosTokenId: readStopTokens(source.dir, tokenizer?.eosTokenId),
         adapter: runAs,
-      });
+      };
+      // A decoder exported without a cache runs the whole sequence for each new token.
+      const ids = layout ? await generateWithKvCache(session, layout, prompt, decode) : await generateWithoutCache(session, prompt, decode);
       return { ids, ...(tokenizer ? { text: tokenizer.decode(ids) } : {}) };
     } finally {
       await session.release();

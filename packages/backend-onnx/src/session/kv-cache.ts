@@ -112,6 +112,34 @@ export async function generateWithKvCache(
 }
 
 /**
+ * Generates with a decoder exported without a cache (input_ids → logits, e.g. torch.onnx.export with
+ * use_cache off): each step runs the whole sequence so far and takes the last position's logits —
+ * the same tokens as with a cache, one full forward per token. attention_mask (ones) and
+ * position_ids (0 … n − 1) are fed when the graph takes them. `adapter` as in generateWithKvCache.
+ */
+export async function generateWithoutCache(
+  session: OnnxLoraSession,
+  prompt: readonly number[],
+  options: DecodeOptions & { adapter?: string | null },
+): Promise<number[]> {
+  const decoder = new TokenDecoder(prompt, options);
+  const inputs = session.modelInputs();
+  const sequence = [...prompt];
+  while (!decoder.done) {
+    const feeds: Record<string, ort.Tensor> = { input_ids: int64([sequence]) };
+    if (inputs.includes("attention_mask")) feeds.attention_mask = int64([sequence.map(() => 1)]);
+    if (inputs.includes("position_ids")) feeds.position_ids = int64([sequence.map((_, i) => i)]);
+    const outputs = await session.run(feeds, { adapter: options.adapter });
+    const logits = (outputs.logits ?? Object.values(outputs)[0]) as ort.Tensor | undefined;
+    if (logits?.dims.length !== 3) throw new LowrankError("CHECKPOINT_INVALID", "the decoder has no logits output [batch, seq, vocab]");
+    const vocab = logits.dims[2]!;
+    const data = logits.data as Float32Array;
+    sequence.push(decoder.next(data.subarray(data.length - vocab)));
+  }
+  return decoder.produced;
+}
+
+/**
  * Generates for several prompts of different lengths in one batch, as transformers batches them:
  * prompts left-padded (pad positions masked out of attention, position ids counted over real tokens
  * only), then one token per row per step. Each row has its own TokenDecoder seeded with `seed`, so a
