@@ -15,6 +15,9 @@ describe("lowrank generate --backend onnx", () => {
     ["an adapter at run time", ["--adapter", requireFixture("llama-tiny-lora")]],
     ["an adapter merged", ["--adapter", requireFixture("llama-tiny-lora"), "--merge"]],
     ["sampling with a seed", ["--adapter", requireFixture("llama-tiny-lora"), "--temperature", "0.8", "--top-p", "0.9", "--seed", "4"]],
+    // Its saved embed_tokens copy is named model.embed_tokens.weight; the export's is m.model.embed_tokens.weight (a wrapper module).
+    ["LoRA on embed_tokens at run time", ["--adapter", requireFixture("llama-tiny-embed-lora")]],
+    ["LoRA on embed_tokens merged", ["--adapter", requireFixture("llama-tiny-embed-lora"), "--merge"]],
   ])("%s: the same tokens as tfjs on the checkpoint; --json names the backend", (_, flags) => {
     const onnx = ids(["--backend", "onnx", "--model", requireFixture("llama-tiny", "model.kv.onnx"), ...flags]);
     const tfjs = ids(["--backend", "tfjs", "--model", requireFixture("llama-tiny"), ...flags]);

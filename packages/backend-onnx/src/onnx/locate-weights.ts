@@ -19,6 +19,18 @@ export interface WeightLocation {
 }
 
 /**
+ * The initializer holding a checkpoint tensor `key` (a whole tensor an adapter replaces): the one of
+ * that name, else the only one named `<prefix>.<key>` — an export of a wrapper module keeps the
+ * wrapper's attribute in front (`m.model.embed_tokens.weight`). Undefined when neither exists.
+ */
+export function initializerForKey(graph: GraphProto, key: string): TensorProto | undefined {
+  const exact = graph.initializer.find((t) => t.name === key);
+  if (exact) return exact;
+  const prefixed = graph.initializer.filter((t) => t.name.endsWith(`.${key}`));
+  return prefixed.length === 1 ? prefixed[0] : undefined;
+}
+
+/**
  * torch.onnx's scope for a module: dots become slashes, but a layer index stays joined to its
  * container ("model.layers.0.self_attn.q_proj" → "/model/layers.0/self_attn/q_proj").
  */

@@ -1,5 +1,6 @@
 import { bindAdapter, LowrankError, mergeLora, toFloat32, type LoraAdapter, type Logger } from "@lowrank/core";
 import type { ModelProto } from "./onnx-codec.js";
+import { initializerForKey } from "./locate-weights.js";
 import { describeOnnxForAdapter } from "./onnx-model-description.js";
 import { readFloatTensor, writeFloatTensor } from "./tensor-data.js";
 
@@ -26,7 +27,7 @@ export function mergeIntoOnnxModel(
   const byName = new Map(model.graph.initializer.map((t) => [t.name, t]));
   // Replacements first (a saved base_layer copy of an embedding is replaced, then its LoRA merged on top).
   for (const [key, tensor] of bound.replacements) {
-    const init = byName.get(key);
+    const init = initializerForKey(model.graph, key);
     if (!init) throw new LowrankError("ADAPTER_INVALID", `adapter: "${key}" has no initializer of that name in ${label}`);
     writeFloatTensor(init, toFloat32(tensor, key));
   }
