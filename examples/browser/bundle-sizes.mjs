@@ -11,18 +11,17 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 /** @returns {Promise<{ name: string, bytes: number, gzip: number, nodeBuiltins: string[], tfjs: string[], globals: string[] }>} */
 export async function measureBundle(name) {
-  const result = await build({
+  // One package's browser entry as an app imports it (not the root tsconfig's paths to sources).
+  const entry = {
     stdin: { contents: `export * from "${name}";`, resolveDir: here, loader: "js" },
     bundle: true,
     write: false,
     format: "esm",
     platform: "browser",
-    target: "es2022",
-    minify: true,
-    metafile: true,
     logLevel: "silent",
     tsconfigRaw: { compilerOptions: {} },
-  });
+  };
+  const result = await build({ ...entry, target: "es2022", minify: true, metafile: true });
   const code = result.outputFiles[0].contents;
   const inputs = Object.keys(result.metafile.inputs);
   // lowrank's own browser code alone (its dependencies, which guard their Node paths, left out).
@@ -32,16 +31,7 @@ export async function measureBundle(name) {
       b.onResolve({ filter: /^[^./]/ }, (args) => (args.path.startsWith("@lowrank/") ? undefined : { path: args.path, external: true }));
     },
   };
-  const own = await build({
-    stdin: { contents: `export * from "${name}";`, resolveDir: here, loader: "js" },
-    bundle: true,
-    write: false,
-    format: "esm",
-    platform: "browser",
-    plugins: [others],
-    logLevel: "silent",
-    tsconfigRaw: { compilerOptions: {} },
-  });
+  const own = await build({ ...entry, plugins: [others] });
   const text = own.outputFiles.map((f) => f.text).join("\n");
   return {
     name,

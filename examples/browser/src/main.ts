@@ -8,6 +8,7 @@ import {
   fileListSource,
   loadTokenizerFrom,
   readAdapterFrom,
+  readJsonFrom,
   stopTokensOf,
   urlSource,
   type FileSource,
@@ -61,16 +62,11 @@ async function fetchBytes(url: string): Promise<Uint8Array> {
   return new Uint8Array(await response.arrayBuffer());
 }
 
-async function readJson(source: FileSource, name: string): Promise<unknown> {
-  const bytes = await source.read(name);
-  return bytes && JSON.parse(new TextDecoder().decode(bytes));
-}
-
 /** A model's bytes, plus its tokenizer and stop tokens when the files beside it are given. */
 async function loadModel(name: string, bytes: Uint8Array, files?: FileSource): Promise<void> {
-  const config = files ? ((await readJson(files, "config.json")) as Record<string, unknown> | undefined) : undefined;
+  const config = files ? await readJsonFrom(files, "config.json") : undefined;
   const tokenizer = files ? await loadTokenizerFrom(files, config ?? {}) : undefined;
-  const generation = files ? await readJson(files, "generation_config.json") : undefined;
+  const generation = files ? await readJsonFrom(files, "generation_config.json") : undefined;
   model = { name, bytes, tokenizer, stopTokens: stopTokensOf([generation, config], tokenizer?.eosTokenId) };
   element("model").textContent = `${name} (${(bytes.byteLength / 1e6).toFixed(1)} MB${tokenizer ? ", with its tokenizer" : ""})`;
 }

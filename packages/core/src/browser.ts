@@ -4,7 +4,16 @@ export { LowrankError, type LowrankErrorCode } from "./errors/lowrank-error.js";
 export { silentLogger, memoryLogger, type Logger } from "./logger.js";
 export { createLoraConfig, TASK_TYPES, type LoraConfig, type LoraConfigInput } from "./config/lora-config.js";
 export { parseLoraConfig, parseLoraConfigJson } from "./config/parse-lora-config.js";
-export { urlSource, hubSource, fileListSource, opfsSource, type FileSource, type UrlSourceOptions, type HubSourceOptions } from "./files/file-source.js";
+export {
+  urlSource,
+  hubSource,
+  fileListSource,
+  opfsSource,
+  readJsonFrom,
+  type FileSource,
+  type UrlSourceOptions,
+  type HubSourceOptions,
+} from "./files/file-source.js";
 export type { LoraAdapter } from "./adapter/lora-adapter.js";
 export { readAdapterFrom, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from "./adapter/read-adapter-from.js";
 export { parseSafetensors } from "./formats/safetensors/parse-safetensors.js";

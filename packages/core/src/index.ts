@@ -34,7 +34,16 @@ export { loadTokenizerFrom, type TextTokenizer } from "./text/tokenizer.js";
 export { loadTokenizer } from "./text/load-tokenizer.js";
 export { readStopTokens } from "./text/stop-tokens.js";
 export { stopTokensOf } from "./text/stop-tokens-of.js";
-export { urlSource, hubSource, fileListSource, opfsSource, type FileSource, type UrlSourceOptions, type HubSourceOptions } from "./files/file-source.js";
+export {
+  urlSource,
+  hubSource,
+  fileListSource,
+  opfsSource,
+  readJsonFrom,
+  type FileSource,
+  type UrlSourceOptions,
+  type HubSourceOptions,
+} from "./files/file-source.js";
 export { folderSource } from "./files/folder-source.js";
 export { readAdapterFrom } from "./adapter/read-adapter-from.js";
 export { parseSafetensors } from "./formats/safetensors/parse-safetensors.js";

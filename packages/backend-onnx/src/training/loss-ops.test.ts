@@ -32,42 +32,45 @@ function referenceLoss(h: number[], e: number[], targets: number[], mask: number
   return total / count;
 }
 
-async function runLoss(chunks: number, cap: number | undefined, values: { h: number[]; e: number[]; targets: number[]; mask: number[] }) {
-  const g = new GraphBuilder();
-  const loss = causalLmLoss(g, "h", "E", { chunks, ...(cap === undefined ? {} : { softcap: cap }) });
-  g.renameOutput(loss.dHidden(), "dh");
-  g.renameOutput(loss.dHead(), "dE");
+/** Runs the loss graph `g` built: `feeds` as its inputs (targets int64, the rest float32), the named outputs read back. */
+async function runGraph(g: GraphBuilder, feeds: Record<string, { data: number[]; dims: number[] }>, outputs: Record<string, number[]>) {
+  const isInt64 = (name: string) => name === LOSS_INPUTS.targets;
   const graph = {
     name: "loss",
     node: g.nodes,
     initializer: g.initializers,
-    input: [
-      floatValueInfo("h", [TOKENS, HIDDEN]),
-      floatValueInfo("E", [VOCAB, HIDDEN]),
-      floatValueInfo(LOSS_INPUTS.targets, [BATCH, SEQ], ONNX_INT64),
-      floatValueInfo(LOSS_INPUTS.targetMask, [BATCH, SEQ]),
-    ],
-    output: [floatValueInfo("loss", []), floatValueInfo("tokens", []), floatValueInfo("dh", [TOKENS, HIDDEN]), floatValueInfo("dE", [VOCAB, HIDDEN])],
+    input: Object.entries(feeds).map(([name, f]) => floatValueInfo(name, f.dims, isInt64(name) ? ONNX_INT64 : undefined)),
+    output: Object.entries(outputs).map(([name, dims]) => floatValueInfo(name, dims)),
     value_info: [],
   };
   const model = ModelProtoType.fromObject({ ir_version: 8, opset_import: [{ domain: "", version: 17 }], graph }) as unknown as ModelProto;
   const session = await ort.InferenceSession.create(encodeModel(model));
   try {
-    const out = await session.run({
-      h: new ort.Tensor("float32", Float32Array.from(values.h), [TOKENS, HIDDEN]),
-      E: new ort.Tensor("float32", Float32Array.from(values.e), [VOCAB, HIDDEN]),
-      [LOSS_INPUTS.targets]: new ort.Tensor("int64", BigInt64Array.from(values.targets.map(BigInt)), [BATCH, SEQ]),
-      [LOSS_INPUTS.targetMask]: new ort.Tensor("float32", Float32Array.from(values.mask), [BATCH, SEQ]),
-    });
-    return {
-      loss: (out.loss!.data as Float32Array)[0]!,
-      tokens: (out.tokens!.data as Float32Array)[0]!,
-      dh: out.dh!.data as Float32Array,
-      dE: out.dE!.data as Float32Array,
-    };
+    const tensor = (name: string, f: { data: number[]; dims: number[] }) =>
+      isInt64(name) ? new ort.Tensor("int64", BigInt64Array.from(f.data.map(BigInt)), f.dims) : new ort.Tensor("float32", Float32Array.from(f.data), f.dims);
+    const out = await session.run(Object.fromEntries(Object.entries(feeds).map(([name, f]) => [name, tensor(name, f)])));
+    return Object.fromEntries(Object.keys(outputs).map((name) => [name, out[name]!.data as Float32Array]));
   } finally {
     await session.release();
   }
+}
+
+async function runLoss(chunks: number, cap: number | undefined, values: { h: number[]; e: number[]; targets: number[]; mask: number[] }) {
+  const g = new GraphBuilder();
+  const loss = causalLmLoss(g, "h", "E", { chunks, ...(cap === undefined ? {} : { softcap: cap }) });
+  g.renameOutput(loss.dHidden(), "dh");
+  g.renameOutput(loss.dHead(), "dE");
+  const out = await runGraph(
+    g,
+    {
+      h: { data: values.h, dims: [TOKENS, HIDDEN] },
+      E: { data: values.e, dims: [VOCAB, HIDDEN] },
+      [LOSS_INPUTS.targets]: { data: values.targets, dims: [BATCH, SEQ] },
+      [LOSS_INPUTS.targetMask]: { data: values.mask, dims: [BATCH, SEQ] },
+    },
+    { loss: [], tokens: [], dh: [TOKENS, HIDDEN], dE: [VOCAB, HIDDEN] },
+  );
+  return { loss: out.loss![0]!, tokens: out.tokens![0]!, dh: out.dh!, dE: out.dE! };
 }
 
 describe("causalLmLoss: the head fused with the loss, in row chunks", () => {
@@ -157,46 +160,29 @@ describe("causalLmLoss with LoRA on the head (PEFT's LoRA on lm_head)", () => {
       const lora = { A: "A", B: "B", scaling: "s", dropoutMask: "m", gradA: "dA", gradB: "dB" };
       const loss = causalLmLoss(g, "h", "E", { chunks, lora, ...(cap === undefined ? {} : { softcap: cap }) });
       g.renameOutput(loss.dHidden(), "dh");
-      const graph = {
-        name: "loss",
-        node: g.nodes,
-        initializer: g.initializers,
-        input: [
-          floatValueInfo("h", [TOKENS, HIDDEN]),
-          floatValueInfo("E", [VOCAB, HIDDEN]),
-          floatValueInfo("A", [RANK, HIDDEN]),
-          floatValueInfo("B", [VOCAB, RANK]),
-          floatValueInfo("s", []),
-          floatValueInfo("m", [TOKENS, HIDDEN]),
-          floatValueInfo(LOSS_INPUTS.targets, [BATCH, SEQ], ONNX_INT64),
-          floatValueInfo(LOSS_INPUTS.targetMask, [BATCH, SEQ]),
-        ],
-        output: [floatValueInfo("loss", []), floatValueInfo("dh", [TOKENS, HIDDEN]), floatValueInfo("dA", [RANK, HIDDEN]), floatValueInfo("dB", [VOCAB, RANK])],
-        value_info: [],
-      };
-      const model = ModelProtoType.fromObject({ ir_version: 8, opset_import: [{ domain: "", version: 17 }], graph }) as unknown as ModelProto;
-      const session = await ort.InferenceSession.create(encodeModel(model));
-      const f32 = (x: number[], dims: number[]) => new ort.Tensor("float32", Float32Array.from(x), dims);
-      const out = await session.run({
-        h: f32(values.h, [TOKENS, HIDDEN]),
-        E: f32(values.e, [VOCAB, HIDDEN]),
-        A: f32(values.a, [RANK, HIDDEN]),
-        B: f32(values.b, [VOCAB, RANK]),
-        s: f32([s], []),
-        m: f32(values.m, [TOKENS, HIDDEN]),
-        [LOSS_INPUTS.targets]: new ort.Tensor("int64", BigInt64Array.from(values.targets.map(BigInt)), [BATCH, SEQ]),
-        [LOSS_INPUTS.targetMask]: f32(values.mask, [BATCH, SEQ]),
-      });
-      await session.release();
-      expect(Math.abs((out.loss!.data as Float32Array)[0]! - referenceLoraLoss(values, s, cap))).toBeLessThan(1e-5);
+      const out = await runGraph(
+        g,
+        {
+          h: { data: values.h, dims: [TOKENS, HIDDEN] },
+          E: { data: values.e, dims: [VOCAB, HIDDEN] },
+          A: { data: values.a, dims: [RANK, HIDDEN] },
+          B: { data: values.b, dims: [VOCAB, RANK] },
+          s: { data: [s], dims: [] },
+          m: { data: values.m, dims: [TOKENS, HIDDEN] },
+          [LOSS_INPUTS.targets]: { data: values.targets, dims: [BATCH, SEQ] },
+          [LOSS_INPUTS.targetMask]: { data: values.mask, dims: [BATCH, SEQ] },
+        },
+        { loss: [], dh: [TOKENS, HIDDEN], dA: [RANK, HIDDEN], dB: [VOCAB, RANK] },
+      );
+      expect(Math.abs(out.loss![0]! - referenceLoraLoss(values, s, cap))).toBeLessThan(1e-5);
       const central = (key: "h" | "a" | "b") =>
         values[key].map((v, i) => {
           const at = (delta: number) => referenceLoraLoss({ ...values, [key]: values[key].map((u, j) => (j === i ? v + delta : u)) }, s, cap);
           return (at(1e-6) - at(-1e-6)) / 2e-6;
         });
-      expect(maxAbsDiff(out.dh!.data as Float32Array, central("h"))).toBeLessThan(1e-5);
-      expect(maxAbsDiff(out.dA!.data as Float32Array, central("a"))).toBeLessThan(1e-5);
-      expect(maxAbsDiff(out.dB!.data as Float32Array, central("b"))).toBeLessThan(1e-5);
+      expect(maxAbsDiff(out.dh!, central("h"))).toBeLessThan(1e-5);
+      expect(maxAbsDiff(out.dA!, central("a"))).toBeLessThan(1e-5);
+      expect(maxAbsDiff(out.dB!, central("b"))).toBeLessThan(1e-5);
     },
   );
 });

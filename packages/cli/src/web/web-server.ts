@@ -1,5 +1,5 @@
 import { createReadStream } from "node:fs";
-import { readdir, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
@@ -74,13 +74,15 @@ function contentType(file: string): string {
   return CONTENT_TYPES[path.extname(file)] ?? "application/octet-stream";
 }
 
-/** A plain file directly in `dir` (no sub-paths, no dot files), or undefined. */
-async function fileIn(dir: string, name: string): Promise<string | undefined> {
+/**
+ * A plain file directly in `dir` with its size, or undefined. The name can hold no separator and no
+ * leading dot, so the path stays inside `dir`.
+ */
+async function fileIn(dir: string, name: string): Promise<{ path: string; size: number } | undefined> {
   if (!name || name.startsWith(".") || name.includes("/") || name.includes("\\")) return undefined;
-  const names = await readdir(dir).catch(() => [] as string[]);
-  if (!names.includes(name)) return undefined;
   const file = path.join(dir, name);
-  return (await stat(file)).isFile() ? file : undefined;
+  const info = await stat(file).catch(() => undefined);
+  return info?.isFile() ? { path: file, size: info.size } : undefined;
 }
 
 async function serve(site: WebSite, manifest: string, request: IncomingMessage, response: ServerResponse): Promise<number> {
@@ -95,25 +97,22 @@ async function serve(site: WebSite, manifest: string, request: IncomingMessage, 
     response.end(request.method === "HEAD" ? undefined : body);
     return status;
   };
-  const sendFile = (file: string) => {
-    return new Promise<number>((resolve, reject) => {
-      stat(file).then((info) => {
-        response.writeHead(200, { ...ISOLATION, "content-type": contentType(file), "content-length": info.size });
-        if (request.method === "HEAD") return void response.end(() => resolve(200));
-        createReadStream(file)
-          .on("error", reject)
-          .pipe(response)
-          .on("finish", () => resolve(200));
-      }, reject);
+  const sendFile = (file: { path: string; size: number }) =>
+    new Promise<number>((resolve, reject) => {
+      response.writeHead(200, { ...ISOLATION, "content-type": contentType(file.path), "content-length": file.size });
+      if (request.method === "HEAD") return void response.end(() => resolve(200));
+      createReadStream(file.path)
+        .on("error", reject)
+        .pipe(response)
+        .on("finish", () => resolve(200));
     });
-  };
   const [first, second, third] = parts;
   if (url.pathname === "/lowrank.json") return send(200, manifest, CONTENT_TYPES[".json"]!);
   if (first === "model" && parts.length === 2) {
     if (second === "model.onnx") return send(200, site.model.bytes, "application/octet-stream");
     const file = second === undefined ? undefined : await fileIn(site.model.dir, second);
     // Only the side files a page reads (configs, tokenizer); never the checkpoint's weights.
-    if (file && /\.(json|jinja)$/.test(file)) return sendFile(file);
+    if (file && /\.(json|jinja)$/.test(file.path)) return sendFile(file);
   } else if (first === "adapters" && parts.length === 3 && second !== undefined && Object.hasOwn(site.adapters, second)) {
     const file = third === undefined ? undefined : await fileIn(site.adapters[second]!, third);
     if (file) return sendFile(file);

@@ -1,6 +1,6 @@
 import { parseLoraConfigJson } from "../config/parse-lora-config.js";
 import { LowrankError } from "../errors/lowrank-error.js";
-import type { FileSource } from "../files/file-source.js";
+import { fileLabel, type FileSource } from "../files/file-source.js";
 import { parseSafetensors } from "../formats/safetensors/parse-safetensors.js";
 import type { Logger } from "../logger.js";
 import type { LoraAdapter } from "./lora-adapter.js";
@@ -8,9 +8,6 @@ import type { LoraAdapter } from "./lora-adapter.js";
 export const ADAPTER_CONFIG_FILE = "adapter_config.json";
 export const ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors";
 export const LEGACY_ADAPTER_WEIGHTS_FILE = "adapter_model.bin";
-
-/** How a file of a source is named in messages. */
-export const fileLabel = (source: FileSource, name: string): string => (source.label.endsWith("/") ? `${source.label}${name}` : `${source.label}/${name}`);
 
 /**
  * Reads a PEFT adapter from any file source (a URL, a Hub repository, dropped files, OPFS):

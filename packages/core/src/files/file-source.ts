@@ -15,6 +15,9 @@ export interface FileSource {
   read(name: string): Promise<Uint8Array | undefined>;
 }
 
+/** How a file of a source is named in messages. */
+export const fileLabel = (source: FileSource, name: string): string => (source.label.endsWith("/") ? `${source.label}${name}` : `${source.label}/${name}`);
+
 /** What fileListSource needs of a File (a browser File, or anything with a name and bytes). */
 export interface NamedBlob {
   readonly name: string;
@@ -97,4 +100,24 @@ export function opfsSource(directory: DirectoryHandle): FileSource {
       }
     },
   };
+}
+
+/** A file of a source as UTF-8 text, or undefined when absent. */
+export async function readTextFrom(source: FileSource, name: string): Promise<string | undefined> {
+  const bytes = await source.read(name);
+  return bytes && new TextDecoder().decode(bytes);
+}
+
+/**
+ * A JSON object file of a source (config.json, tokenizer.json …), or undefined when absent.
+ * @throws LowrankError CHECKPOINT_INVALID naming the file when it is not valid JSON.
+ */
+export async function readJsonFrom(source: FileSource, name: string): Promise<Record<string, unknown> | undefined> {
+  const text = await readTextFrom(source, name);
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch (error) {
+    throw new LowrankError("CHECKPOINT_INVALID", `${fileLabel(source, name)}: not valid JSON (${(error as Error).message.split("\n")[0]})`);
+  }
 }

@@ -1,7 +1,5 @@
 import { Tokenizer } from "@huggingface/tokenizers";
-import { LowrankError } from "../errors/lowrank-error.js";
-import { fileLabel } from "../adapter/read-adapter-from.js";
-import type { FileSource } from "../files/file-source.js";
+import { readJsonFrom, readTextFrom, type FileSource } from "../files/file-source.js";
 
 /** The few tokenizer operations training and generation need. */
 export interface TextTokenizer {
@@ -22,21 +20,6 @@ export interface TextTokenizer {
 
 /** The special-token keys transformers passes to a chat template (its `special_tokens_map`). */
 const SPECIAL_TOKEN_KEYS = ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"] as const;
-
-async function readText(source: FileSource, name: string): Promise<string | undefined> {
-  const bytes = await source.read(name);
-  return bytes && new TextDecoder().decode(bytes);
-}
-
-async function readJson(source: FileSource, name: string): Promise<Record<string, unknown> | undefined> {
-  const text = await readText(source, name);
-  if (text === undefined) return undefined;
-  try {
-    return JSON.parse(text) as Record<string, unknown>;
-  } catch (error) {
-    throw new LowrankError("CHECKPOINT_INVALID", `${fileLabel(source, name)}: not valid JSON (${(error as Error).message.split("\n")[0]})`);
-  }
-}
 
 /** A token of tokenizer_config.json: a string, or an AddedToken object's `content`. */
 function tokenText(raw: unknown): string | undefined {
@@ -63,7 +46,7 @@ function specialTokensOf(config: Record<string, unknown>): Record<string, string
 }
 
 async function chatTemplateOf(source: FileSource, config: Record<string, unknown>): Promise<string | undefined> {
-  const file = await readText(source, "chat_template.jinja");
+  const file = await readTextFrom(source, "chat_template.jinja");
   if (file !== undefined) return file;
   const raw = config.chat_template;
   if (typeof raw === "string") return raw;
@@ -82,9 +65,9 @@ async function chatTemplateOf(source: FileSource, config: Record<string, unknown
  * with it, for `messages` training data.
  */
 export async function loadTokenizerFrom(source: FileSource, modelConfig: Record<string, unknown> = {}): Promise<TextTokenizer | undefined> {
-  const json = await readJson(source, "tokenizer.json");
+  const json = await readJsonFrom(source, "tokenizer.json");
   if (!json) return undefined;
-  const config = (await readJson(source, "tokenizer_config.json")) ?? {};
+  const config = (await readJsonFrom(source, "tokenizer_config.json")) ?? {};
   const tokenizer = new Tokenizer(json, config);
   const configId = (key: string): number | undefined => (typeof modelConfig[key] === "number" ? (modelConfig[key] as number) : undefined);
   const eos = tokenIdOf(tokenizer, config, "eos_token") ?? configId("eos_token_id");
@@ -96,7 +79,7 @@ export async function loadTokenizerFrom(source: FileSource, modelConfig: Record<
     padTokenId: pad,
     chatTemplate: await chatTemplateOf(source, config),
     // Older folders keep their special tokens in special_tokens_map.json; tokenizer_config.json's win.
-    specialTokens: specialTokensOf({ ...(await readJson(source, "special_tokens_map.json")), ...config }),
+    specialTokens: specialTokensOf({ ...(await readJsonFrom(source, "special_tokens_map.json")), ...config }),
     source: source.label,
   };
 }
